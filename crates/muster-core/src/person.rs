@@ -1,0 +1,391 @@
+//! Person records: what a source says about a person ([`Incoming`]), what is
+//! stored ([`PersonState`]), how the one is applied to the other, and the
+//! field-level diff that audit entries and change events carry.
+use crate::ids::ExternalId;
+use crate::policy::WritePolicy;
+use crate::schema::ROLES;
+use crate::value::{AttrValue, Attributes};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What one row, API call or login says about one person. An attribute
+/// mapped to `None` is cleared (the source says it has no value); an
+/// attribute absent from `attrs` is left as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    pub external_id: ExternalId,
+    pub attrs: BTreeMap<String, Option<AttrValue>>,
+    /// `None`: the source says nothing of roles.
+    pub roles: Option<BTreeSet<String>>,
+}
+
+impl Incoming {
+    pub fn new(external_id: ExternalId) -> Self {
+        Self {
+            external_id,
+            attrs: BTreeMap::new(),
+            roles: None,
+        }
+    }
+
+    /// The part of a fingerprint that depends on who writes: computed once
+    /// per batch, not per record.
+    pub fn fingerprint_key(writer: &str, policy: &WritePolicy) -> FingerprintKey {
+        let mut h = Sha256::new();
+        h.update(writer.as_bytes());
+        h.update([0]);
+        h.update(policy.fingerprint().as_bytes());
+        h.update([0]);
+        FingerprintKey(h)
+    }
+
+    /// A digest of this record as written by `writer` under `policy`.
+    ///
+    /// Applying the same record with the same policy twice gives the same
+    /// state, so a store that remembers the fingerprint of the write that
+    /// produced a person's current state can skip an identical record
+    /// without decoding what it stored.
+    pub fn fingerprint(&self, writer: &str, policy: &WritePolicy) -> [u8; 16] {
+        self.fingerprint_with(&Self::fingerprint_key(writer, policy))
+    }
+
+    pub fn fingerprint_with(&self, key: &FingerprintKey) -> [u8; 16] {
+        let mut h = key.0.clone();
+        let mut bytes = |tag: u8, b: &[u8]| {
+            h.update([tag]);
+            h.update((b.len() as u32).to_be_bytes());
+            h.update(b);
+        };
+        bytes(b'k', self.external_id.as_str().as_bytes());
+        for (k, v) in &self.attrs {
+            bytes(b'a', k.as_bytes());
+            match v.as_ref().map(AttrValue::expose) {
+                None => bytes(b'n', b""),
+                Some(serde_json::Value::String(s)) => bytes(b's', s.as_bytes()),
+                Some(other) => bytes(b'j', other.to_string().as_bytes()),
+            }
+        }
+        if let Some(roles) = &self.roles {
+            bytes(b'r', b"");
+            for r in roles {
+                bytes(b'o', r.as_bytes());
+            }
+        }
+        let full = h.finalize();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
+}
+
+/// See [`Incoming::fingerprint_key`].
+#[derive(Clone)]
+pub struct FingerprintKey(Sha256);
+
+/// A stored person's attributes and roles.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PersonState {
+    pub attrs: Attributes,
+    pub roles: BTreeSet<String>,
+}
+
+/// The state after applying `incoming` to `stored`. The policy must already
+/// have been checked ([`WritePolicy::violations`] empty); it matters here
+/// only for roles: a client changes membership of the roles it may grant,
+/// and roles outside its policy stay as they were.
+pub fn apply(
+    stored: Option<&PersonState>,
+    incoming: &Incoming,
+    policy: &WritePolicy,
+) -> PersonState {
+    let mut next = stored.cloned().unwrap_or_default();
+    for (k, v) in &incoming.attrs {
+        match v {
+            Some(v) => {
+                next.attrs.insert(k.clone(), v.clone());
+            }
+            None => {
+                next.attrs.remove(k);
+            }
+        }
+    }
+    if let Some(roles) = &incoming.roles {
+        if policy.all_roles() {
+            next.roles = roles.clone();
+        } else {
+            next.roles.retain(|r| !policy.may_grant(r));
+            next.roles.extend(roles.iter().cloned());
+        }
+    }
+    next
+}
+
+/// One attribute's change; `roles` appears as a sorted array.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub attribute: String,
+    pub before: Option<AttrValue>,
+    pub after: Option<AttrValue>,
+}
+
+pub fn diff(before: Option<&PersonState>, after: &PersonState) -> Vec<FieldChange> {
+    let empty = PersonState::default();
+    let before = before.unwrap_or(&empty);
+    let mut out = Vec::new();
+    let names: BTreeSet<&String> = before.attrs.keys().chain(after.attrs.keys()).collect();
+    for name in names {
+        let b = before.attrs.get(name);
+        let a = after.attrs.get(name);
+        if b != a {
+            out.push(FieldChange {
+                attribute: name.clone(),
+                before: b.cloned(),
+                after: a.cloned(),
+            });
+        }
+    }
+    if before.roles != after.roles {
+        let arr = |s: &BTreeSet<String>| {
+            if s.is_empty() {
+                None
+            } else {
+                Some(AttrValue::from_json(serde_json::Value::from(
+                    s.iter().cloned().collect::<Vec<_>>(),
+                )))
+            }
+        };
+        out.push(FieldChange {
+            attribute: ROLES.into(),
+            before: arr(&before.roles),
+            after: arr(&after.roles),
+        });
+    }
+    out
+}
+
+/// A value in a change record: an attribute's value or the role set.
+#[derive(Clone, Copy)]
+enum ValRef<'a> {
+    Attr(&'a AttrValue),
+    Roles(&'a BTreeSet<String>),
+}
+
+impl Serialize for ValRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ValRef::Attr(v) => v.serialize(s),
+            ValRef::Roles(r) => s.collect_seq(r.iter()),
+        }
+    }
+}
+
+fn roles_ref(r: &BTreeSet<String>) -> Option<ValRef<'_>> {
+    (!r.is_empty()).then_some(ValRef::Roles(r))
+}
+
+/// Field order is alphabetical, so this text is what a JSON value with
+/// sorted keys would print: one canonical form.
+#[derive(Serialize)]
+struct ChangeRef<'a> {
+    after: Option<ValRef<'a>>,
+    attribute: &'a str,
+    before: Option<ValRef<'a>>,
+}
+
+#[derive(Serialize)]
+struct DetailRef<'a> {
+    changes: Vec<ChangeRef<'a>>,
+    version: i64,
+}
+
+/// The audit detail of a change, as canonical JSON text:
+/// `{"changes":[{"after":..,"attribute":..,"before":..}],"version":N}`.
+/// Written straight from the two states, without copying their values.
+pub fn change_detail_json(
+    before: Option<&PersonState>,
+    after: &PersonState,
+    version: i64,
+) -> String {
+    let empty = PersonState::default();
+    let b = before.unwrap_or(&empty);
+    let mut changes = Vec::new();
+    let names: BTreeSet<&String> = b.attrs.keys().chain(after.attrs.keys()).collect();
+    for name in names {
+        let (x, y) = (b.attrs.get(name), after.attrs.get(name));
+        if x != y {
+            changes.push(ChangeRef {
+                after: y.map(ValRef::Attr),
+                attribute: name,
+                before: x.map(ValRef::Attr),
+            });
+        }
+    }
+    if b.roles != after.roles {
+        changes.push(ChangeRef {
+            after: roles_ref(&after.roles),
+            attribute: ROLES,
+            before: roles_ref(&b.roles),
+        });
+    }
+    serde_json::to_string(&DetailRef { changes, version }).unwrap_or_default()
+}
+
+/// What kind of change a write is, for counts and events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Created,
+    Updated,
+    Deactivated,
+    Reactivated,
+    Unchanged,
+}
+
+impl ChangeKind {
+    /// The audit action and event name: `person.created`, ...
+    pub fn event_name(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "person.created",
+            ChangeKind::Updated => "person.updated",
+            ChangeKind::Deactivated => "person.deactivated",
+            ChangeKind::Reactivated => "person.reactivated",
+            ChangeKind::Unchanged => "person.unchanged",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "created",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Deactivated => "deactivated",
+            ChangeKind::Reactivated => "reactivated",
+            ChangeKind::Unchanged => "unchanged",
+        }
+    }
+}
+
+pub fn is_terminated(s: &PersonState) -> bool {
+    s.attrs
+        .get("employment_status")
+        .and_then(|v| v.as_str())
+        .is_some_and(|v| v == "terminated")
+}
+
+pub fn classify(before: Option<&PersonState>, after: &PersonState) -> ChangeKind {
+    match before {
+        None => ChangeKind::Created,
+        Some(b) if b == after => ChangeKind::Unchanged,
+        Some(b) => match (is_terminated(b), is_terminated(after)) {
+            (false, true) => ChangeKind::Deactivated,
+            (true, false) => ChangeKind::Reactivated,
+            _ => ChangeKind::Updated,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inc(pairs: &[(&str, Option<&str>)]) -> Incoming {
+        let mut i = Incoming::new(ExternalId::parse("E1").unwrap());
+        for (k, v) in pairs {
+            i.attrs.insert(k.to_string(), v.map(AttrValue::string));
+        }
+        i
+    }
+
+    #[test]
+    fn applying_sets_clears_and_keeps_unmentioned_attributes() {
+        let all = WritePolicy::allow_all();
+        let s1 = apply(
+            None,
+            &inc(&[("given_name", Some("Ada")), ("location", Some("HQ"))]),
+            &all,
+        );
+        let s2 = apply(
+            Some(&s1),
+            &inc(&[("location", None), ("department", Some("R&D"))]),
+            &all,
+        );
+        assert_eq!(s2.attrs.len(), 2);
+        assert!(s2.attrs.contains_key("given_name") && !s2.attrs.contains_key("location"));
+        let d = diff(Some(&s1), &s2);
+        assert_eq!(
+            d.iter().map(|c| c.attribute.as_str()).collect::<Vec<_>>(),
+            ["department", "location"]
+        );
+        assert_eq!(classify(Some(&s2), &s2.clone()), ChangeKind::Unchanged);
+    }
+
+    #[test]
+    fn a_limited_policy_leaves_roles_outside_it_alone() {
+        let stored = PersonState {
+            roles: ["admin".to_string(), "staff".to_string()].into(),
+            ..Default::default()
+        };
+        let p = WritePolicy {
+            attributes: vec![],
+            roles: vec!["staff".into(), "vpn".into()],
+        };
+        let mut i = inc(&[]);
+        i.roles = Some(["vpn".to_string()].into());
+        let next = apply(Some(&stored), &i, &p);
+        assert_eq!(next.roles, ["admin".to_string(), "vpn".to_string()].into());
+    }
+
+    #[test]
+    fn termination_is_a_deactivation() {
+        let all = WritePolicy::allow_all();
+        let a = apply(None, &inc(&[("employment_status", Some("active"))]), &all);
+        let t = apply(
+            Some(&a),
+            &inc(&[("employment_status", Some("terminated"))]),
+            &all,
+        );
+        assert_eq!(classify(Some(&a), &t), ChangeKind::Deactivated);
+        assert_eq!(classify(Some(&t), &a), ChangeKind::Reactivated);
+        assert_eq!(classify(None, &a), ChangeKind::Created);
+    }
+
+    #[test]
+    fn the_change_detail_is_canonical_json_of_the_diff() {
+        let all = WritePolicy::allow_all();
+        let a = apply(
+            None,
+            &inc(&[("given_name", Some("Ada")), ("location", Some("HQ"))]),
+            &all,
+        );
+        let mut i = inc(&[("location", None), ("department", Some("R&D"))]);
+        i.roles = Some(["staff".to_string()].into());
+        let b = apply(Some(&a), &i, &all);
+        let text = change_detail_json(Some(&a), &b, 2);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v.to_string(), text, "sorted keys, compact: canonical");
+        assert_eq!(v["version"], 2);
+        let attrs: Vec<&str> = v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["attribute"].as_str().unwrap())
+            .collect();
+        let expected: Vec<String> = diff(Some(&a), &b)
+            .into_iter()
+            .map(|c| c.attribute)
+            .collect();
+        assert_eq!(attrs, expected);
+        assert_eq!(v["changes"][2]["after"], serde_json::json!(["staff"]));
+        assert!(v["changes"][1]["after"].is_null());
+    }
+
+    #[test]
+    fn fingerprints_depend_on_writer_policy_and_content() {
+        let all = WritePolicy::allow_all();
+        let a = inc(&[("given_name", Some("Ada"))]);
+        let b = inc(&[("given_name", Some("Bob"))]);
+        assert_eq!(a.fingerprint("c1", &all), a.clone().fingerprint("c1", &all));
+        assert_ne!(a.fingerprint("c1", &all), b.fingerprint("c1", &all));
+        assert_ne!(a.fingerprint("c1", &all), a.fingerprint("c2", &all));
+    }
+}

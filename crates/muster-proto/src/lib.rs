@@ -1,0 +1,385 @@
+//! Wire types of Muster's HTTP API, shared by the server and the client SDK
+//! so that both sides agree on every field. No logic lives here.
+#![forbid(unsafe_code)]
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// An RFC 9457 problem document: the body of every API error outside the
+/// OAuth endpoints. `code` is stable and meant for programs.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: String,
+    /// Field-level problems, when the request had several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<RowErrorInfo>,
+}
+
+/// RFC 6749 section 5.1.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub scope: String,
+}
+
+/// RFC 6749 section 5.2.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OAuthError {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+/// RFC 8414 authorization server metadata (the fields Muster serves).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServerMetadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub revocation_endpoint: String,
+    pub grant_types_supported: Vec<String>,
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    pub scopes_supported: Vec<String>,
+    pub response_types_supported: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenPolicy {
+    /// The token is consumed by the first request that presents it.
+    OneTime,
+    /// Reusable until it expires.
+    Ttl,
+}
+
+impl TokenPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPolicy::OneTime => "one_time",
+            TokenPolicy::Ttl => "ttl",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "one_time" => Some(Self::OneTime),
+            "ttl" => Some(Self::Ttl),
+            _ => None,
+        }
+    }
+}
+
+/// Attributes a client may set and roles it may grant; `*` means all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WritePolicyInfo {
+    #[serde(default)]
+    pub attributes: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSpec {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TenantInfo {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A new tenant and its first admin's API token, shown once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TenantCreated {
+    pub tenant: TenantInfo,
+    pub admin_token: String,
+}
+
+/// What an admin sends to register an integration client.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSpec {
+    /// Chosen by the gateway when absent.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A built-in role: importer, syncer, reader, auditor, admin.
+    pub role: String,
+    #[serde(default = "default_policy")]
+    pub token_policy: TokenPolicy,
+    /// Lifetime of access tokens; default 900 (15 minutes).
+    #[serde(default)]
+    pub token_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    pub write_policy: WritePolicyInfo,
+}
+
+fn default_policy() -> TokenPolicy {
+    TokenPolicy::Ttl
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SecretInfo {
+    pub created_at: DateTime<Utc>,
+    /// Set while an old secret is in its rotation overlap.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClientInfo {
+    pub client_id: String,
+    pub name: String,
+    pub role: String,
+    pub permissions: Vec<String>,
+    pub token_policy: TokenPolicy,
+    pub token_ttl_seconds: u64,
+    pub write_policy: WritePolicyInfo,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub secrets: Vec<SecretInfo>,
+}
+
+/// A new client and its secret, shown once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClientCreated {
+    pub client: ClientInfo,
+    pub client_secret: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecretRequest {
+    /// How long the previous secret keeps working; default 86400 (one day), 0 ends it now.
+    #[serde(default)]
+    pub overlap_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SecretRotated {
+    pub client_id: String,
+    pub client_secret: String,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MappingInfo {
+    pub name: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    /// Attributes the mapping writes.
+    pub attributes: Vec<String>,
+    /// The document, in its canonical JSON form.
+    pub document: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportState {
+    Received,
+    Decrypting,
+    Parsing,
+    Applying,
+    Succeeded,
+    SucceededWithErrors,
+    Failed,
+    Rejected,
+}
+
+impl ImportState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportState::Received => "received",
+            ImportState::Decrypting => "decrypting",
+            ImportState::Parsing => "parsing",
+            ImportState::Applying => "applying",
+            ImportState::Succeeded => "succeeded",
+            ImportState::SucceededWithErrors => "succeeded_with_errors",
+            ImportState::Failed => "failed",
+            ImportState::Rejected => "rejected",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "received" => Self::Received,
+            "decrypting" => Self::Decrypting,
+            "parsing" => Self::Parsing,
+            "applying" => Self::Applying,
+            "succeeded" => Self::Succeeded,
+            "succeeded_with_errors" => Self::SucceededWithErrors,
+            "failed" => Self::Failed,
+            "rejected" => Self::Rejected,
+            _ => return None,
+        })
+    }
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Succeeded | Self::SucceededWithErrors | Self::Failed | Self::Rejected
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImportCounts {
+    pub rows_total: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub deactivated: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportFailure {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportLinks {
+    #[serde(rename = "self")]
+    pub self_: String,
+    pub errors: String,
+    pub events: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportInfo {
+    pub id: String,
+    pub state: ImportState,
+    pub client_id: String,
+    pub on_behalf_of: Option<String>,
+    pub mapping: String,
+    pub mapping_version: i64,
+    pub mode: String,
+    pub dry_run: bool,
+    pub format: String,
+    pub bytes: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub counts: ImportCounts,
+    pub error: Option<ImportFailure>,
+    pub links: ImportLinks,
+}
+
+/// One row's problem. Never quotes the cell's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RowErrorInfo {
+    pub row: u64,
+    pub column: Option<String>,
+    pub attribute: Option<String>,
+    pub code: String,
+    pub message: String,
+}
+
+/// A page of a listing; pass `next_cursor` as `after` for the next one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Progress of an import, the data of its Server-Sent Events.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImportProgress {
+    pub state: ImportState,
+    pub rows_processed: u64,
+    pub counts: ImportCounts,
+}
+
+/// A person as written through the API. Values are JSON strings, booleans,
+/// integers, or null to clear the attribute.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonInput {
+    #[serde(default)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncItem {
+    pub external_id: String,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    pub people: Vec<SyncItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SyncResult {
+    pub external_id: String,
+    /// created, updated, unchanged, deactivated, reactivated, or error.
+    pub status: String,
+    pub version: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<RowErrorInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SyncResponse {
+    pub results: Vec<SyncResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PersonInfo {
+    pub external_id: String,
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    pub roles: Vec<String>,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+    pub on_behalf_of: Option<String>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntryInfo {
+    pub seq: i64,
+    pub at: String,
+    pub principal: String,
+    pub on_behalf_of: Option<String>,
+    pub source: String,
+    pub action: String,
+    pub person: Option<String>,
+    pub detail: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditVerification {
+    pub ok: bool,
+    pub entries_verified: u64,
+    /// The first broken entry, when not ok.
+    pub first_bad_seq: Option<i64>,
+    pub problem: Option<String>,
+}
+
+/// Body of `POST /api/v1/imports` answers (202) and `GET /api/v1/imports/{id}`.
+pub type ImportAccepted = ImportInfo;
