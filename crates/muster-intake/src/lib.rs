@@ -1,0 +1,7 @@
+//! Streaming readers for uploads: [`seal`] keeps an upload encrypted at rest
+//! while it waits, and [`records`] turns CSV or JSON-lines bytes into raw
+//! records and row problems, one at a time, with bounded memory.
+#![forbid(unsafe_code)]
+
+pub mod records;
+pub mod seal;
