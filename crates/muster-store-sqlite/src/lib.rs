@@ -1,0 +1,1421 @@
+//! The embedded SQLite backend: one writer thread (see [`writer`]) and a
+//! small pool of read connections, WAL mode.
+//!
+//! Durability: `synchronous=NORMAL` in WAL mode. Every commit is atomic and
+//! survives a crash of the process (SIGKILL included); a power loss may lose
+//! the last transactions but never corrupts the database or the audit chain.
+//! That is the usual choice for WAL and what lets imports reach their
+//! throughput; `MUSTER_SQLITE_SYNCHRONOUS=FULL` trades speed for surviving
+//! power loss too.
+#![forbid(unsafe_code)]
+
+mod writer;
+
+use chrono::{DateTime, TimeZone, Utc};
+use muster_core::audit::{AuditEntry, AuditFields, GENESIS};
+use muster_core::person::{apply, change_detail_json, classify, ChangeKind, Incoming, PersonState};
+use muster_core::policy::WritePolicy;
+use muster_core::secret::SecretDigest;
+use muster_core::{Attributes, ExternalId, TenantId};
+use muster_store::*;
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use writer::Writer;
+
+const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA_VERSION: i64 = 1;
+const READERS_KEPT: usize = 8;
+
+pub(crate) fn be(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_us(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(v).single().unwrap_or_default()
+}
+
+fn json_err(e: serde_json::Error) -> StoreError {
+    StoreError::Backend(format!("stored JSON does not decode: {e}"))
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    let sync = match std::env::var("MUSTER_SQLITE_SYNCHRONOUS").as_deref() {
+        Ok("FULL") | Ok("full") => "FULL",
+        _ => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=10000; \
+         PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=ON;"
+    ))
+    .map_err(be)
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating when needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(be)?;
+        configure(&conn)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(be)?;
+        if version == 0 {
+            conn.execute_batch(&format!(
+                "BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(be)?;
+        } else if version > SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "the database has schema version {version}, newer than this build ({SCHEMA_VERSION})"
+            )));
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            writer: Writer::start(conn)?,
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let conn = {
+            let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            pool.pop()
+        };
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(be)?;
+                c.execute_batch("PRAGMA busy_timeout=10000; PRAGMA cache_size=-2048;")
+                    .map_err(be)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < READERS_KEPT {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+// ---- row decoding -------------------------------------------------------
+
+fn tenant_row(r: &Row) -> rusqlite::Result<(String, String, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+fn to_tenant((id, name, at): (String, String, i64)) -> Result<TenantRow> {
+    Ok(TenantRow {
+        id: TenantId::parse(&id).map_err(|e| StoreError::Backend(e.to_string()))?,
+        name,
+        created_at: from_us(at),
+    })
+}
+
+const PRINCIPAL_COLS: &str = "id, tenant_id, kind, client_id, name, role, token_policy, \
+     token_ttl_seconds, write_policy, disabled, created_at";
+
+fn load_principal(conn: &Connection, where_: &str, arg: &str) -> Result<Option<ClientRow>> {
+    let sql = format!("SELECT {PRINCIPAL_COLS} FROM principals WHERE {where_}");
+    let mut stmt = conn.prepare_cached(&sql).map_err(be)?;
+    let row = stmt
+        .query_row([arg], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, bool>(9)?,
+                r.get::<_, i64>(10)?,
+            ))
+        })
+        .optional()
+        .map_err(be)?;
+    let Some((id, tenant, kind, client_id, name, role, policy, ttl, wp, disabled, created)) = row
+    else {
+        return Ok(None);
+    };
+    let mut secrets = Vec::new();
+    let mut s = conn
+        .prepare_cached(
+            "SELECT digest, created_at, expires_at FROM client_secrets \
+             WHERE principal_id = ?1 ORDER BY created_at",
+        )
+        .map_err(be)?;
+    let rows = s
+        .query_map([&id], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        })
+        .map_err(be)?;
+    for row in rows {
+        let (d, c, e) = row.map_err(be)?;
+        let digest: SecretDigest = d
+            .try_into()
+            .map_err(|_| StoreError::Backend("a stored secret digest is malformed".into()))?;
+        secrets.push(SecretRow {
+            digest,
+            created_at: from_us(c),
+            expires_at: e.map(from_us),
+        });
+    }
+    Ok(Some(ClientRow {
+        id,
+        tenant: TenantId::parse(&tenant).map_err(|e| StoreError::Backend(e.to_string()))?,
+        kind: if kind == "admin" {
+            PrincipalKind::Admin
+        } else {
+            PrincipalKind::Client
+        },
+        client_id,
+        name,
+        role,
+        token_policy: policy,
+        token_ttl_seconds: ttl.max(0) as u64,
+        write_policy: serde_json::from_str(&wp).map_err(json_err)?,
+        disabled,
+        created_at: from_us(created),
+        secrets,
+    }))
+}
+
+fn mapping_from_row(r: &Row) -> rusqlite::Result<(String, String, i64, String, i64, String)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn to_mapping(t: (String, String, i64, String, i64, String)) -> Result<MappingRow> {
+    Ok(MappingRow {
+        tenant: TenantId::parse(&t.0).map_err(|e| StoreError::Backend(e.to_string()))?,
+        name: t.1,
+        version: t.2,
+        document: serde_json::from_str(&t.3).map_err(json_err)?,
+        created_at: from_us(t.4),
+        created_by: t.5,
+    })
+}
+
+const IMPORT_COLS: &str = "id, tenant_id, principal_id, client_id, on_behalf_of, idempotency_key, \
+     mapping, mapping_version, mode, dry_run, format, options, bytes, state, rows_total, created, \
+     updated, unchanged, deactivated, failed, checkpoint_row, error_code, error_message, \
+     created_at, updated_at, finished_at";
+
+fn import_from_row(r: &Row) -> rusqlite::Result<ImportRowRaw> {
+    Ok(ImportRowRaw {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        principal_id: r.get(2)?,
+        client_id: r.get(3)?,
+        on_behalf_of: r.get(4)?,
+        idempotency_key: r.get(5)?,
+        mapping: r.get(6)?,
+        mapping_version: r.get(7)?,
+        mode: r.get(8)?,
+        dry_run: r.get(9)?,
+        format: r.get(10)?,
+        options: r.get(11)?,
+        bytes: r.get(12)?,
+        state: r.get(13)?,
+        counts: [
+            r.get(14)?,
+            r.get(15)?,
+            r.get(16)?,
+            r.get(17)?,
+            r.get(18)?,
+            r.get(19)?,
+        ],
+        checkpoint_row: r.get(20)?,
+        error_code: r.get(21)?,
+        error_message: r.get(22)?,
+        created_at: r.get(23)?,
+        updated_at: r.get(24)?,
+        finished_at: r.get(25)?,
+    })
+}
+
+struct ImportRowRaw {
+    id: String,
+    tenant: String,
+    principal_id: String,
+    client_id: String,
+    on_behalf_of: Option<String>,
+    idempotency_key: Option<String>,
+    mapping: String,
+    mapping_version: i64,
+    mode: String,
+    dry_run: bool,
+    format: String,
+    options: String,
+    bytes: i64,
+    state: String,
+    counts: [i64; 6],
+    checkpoint_row: i64,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    finished_at: Option<i64>,
+}
+
+impl ImportRowRaw {
+    fn decode(self) -> Result<ImportRow> {
+        let c = self.counts.map(|v| v.max(0) as u64);
+        Ok(ImportRow {
+            id: self.id,
+            tenant: TenantId::parse(&self.tenant)
+                .map_err(|e| StoreError::Backend(e.to_string()))?,
+            principal_id: self.principal_id,
+            client_id: self.client_id,
+            on_behalf_of: self.on_behalf_of,
+            idempotency_key: self.idempotency_key,
+            mapping: self.mapping,
+            mapping_version: self.mapping_version,
+            mode: self.mode,
+            dry_run: self.dry_run,
+            format: self.format,
+            options: serde_json::from_str(&self.options).map_err(json_err)?,
+            bytes: self.bytes.max(0) as u64,
+            state: self.state,
+            counts: Counts {
+                rows_total: c[0],
+                created: c[1],
+                updated: c[2],
+                unchanged: c[3],
+                deactivated: c[4],
+                failed: c[5],
+            },
+            checkpoint_row: self.checkpoint_row.max(0) as u64,
+            error_code: self.error_code,
+            error_message: self.error_message,
+            created_at: from_us(self.created_at),
+            updated_at: from_us(self.updated_at),
+            finished_at: self.finished_at.map(from_us),
+        })
+    }
+}
+
+fn get_import(conn: &Connection, id: &str) -> Result<Option<ImportRow>> {
+    let sql = format!("SELECT {IMPORT_COLS} FROM imports WHERE id = ?1");
+    conn.prepare_cached(&sql)
+        .map_err(be)?
+        .query_row([id], import_from_row)
+        .optional()
+        .map_err(be)?
+        .map(ImportRowRaw::decode)
+        .transpose()
+}
+
+/// Columns of `people p JOIN person_data d ON d.id = p.data_id`.
+const PERSON_COLS: &str =
+    "p.external_id, d.attrs, d.roles, p.version, p.updated_at, p.updated_by, p.on_behalf_of, p.source";
+
+fn person_from_row(r: &Row) -> rusqlite::Result<PersonRaw> {
+    Ok(PersonRaw {
+        external_id: r.get(0)?,
+        attrs: r.get(1)?,
+        roles: r.get(2)?,
+        version: r.get(3)?,
+        updated_at: r.get(4)?,
+        updated_by: r.get(5)?,
+        on_behalf_of: r.get(6)?,
+        source: r.get(7)?,
+    })
+}
+
+struct PersonRaw {
+    external_id: String,
+    attrs: String,
+    roles: String,
+    version: i64,
+    updated_at: i64,
+    updated_by: String,
+    on_behalf_of: Option<String>,
+    source: String,
+}
+
+fn decode_state(attrs: &str, roles: &str) -> Result<PersonState> {
+    Ok(PersonState {
+        attrs: serde_json::from_str::<Attributes>(attrs).map_err(json_err)?,
+        roles: serde_json::from_str::<BTreeSet<String>>(roles).map_err(json_err)?,
+    })
+}
+
+impl PersonRaw {
+    fn decode(self) -> Result<PersonRow> {
+        Ok(PersonRow {
+            external_id: ExternalId::parse(&self.external_id)
+                .map_err(|e| StoreError::Backend(e.to_string()))?,
+            state: decode_state(&self.attrs, &self.roles)?,
+            version: self.version,
+            updated_at: from_us(self.updated_at),
+            updated_by: self.updated_by,
+            on_behalf_of: self.on_behalf_of,
+            source: self.source,
+        })
+    }
+}
+
+fn audit_from_row(r: &Row) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        entry: AuditEntry {
+            tenant: r.get(0)?,
+            seq: r.get(1)?,
+            at: r.get(2)?,
+            principal: r.get(3)?,
+            on_behalf_of: r.get(4)?,
+            source: r.get(5)?,
+            action: r.get(6)?,
+            person: r.get(7)?,
+            detail: r.get(8)?,
+            prev_hash: r.get(9)?,
+        },
+        hash: r.get(10)?,
+    })
+}
+
+const AUDIT_COLS: &str =
+    "tenant_id, seq, at, principal, on_behalf_of, source, action, person, detail, prev_hash, hash";
+
+/// The chain's head for a tenant: the last seq and hash.
+fn audit_head(conn: &Connection, tenant: &str) -> Result<(i64, String)> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT seq, hash FROM audit WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT 1",
+        )
+        .map_err(be)?
+        .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(be)?
+        .unwrap_or((0, GENESIS.to_owned())))
+}
+
+/// Appends one entry after `head` and moves `head` to it.
+fn audit_insert(conn: &Connection, head: &mut (i64, String), d: &AuditDraft) -> Result<()> {
+    let at = audit_time(d.at);
+    let detail = serde_json::to_string(&d.detail).map_err(json_err)?;
+    audit_insert_fields(
+        conn,
+        head,
+        AuditFields {
+            prev_hash: "",
+            tenant: d.tenant.as_str(),
+            seq: 0,
+            at: &at,
+            principal: &d.principal,
+            on_behalf_of: d.on_behalf_of.as_deref(),
+            source: &d.source,
+            action: &d.action,
+            person: d.person.as_deref(),
+            detail: &detail,
+        },
+    )
+}
+
+/// The one place entries are written: `seq` and `prev_hash` come from
+/// `head`, whatever `f` says.
+fn audit_insert_fields(
+    conn: &Connection,
+    head: &mut (i64, String),
+    f: AuditFields<'_>,
+) -> Result<()> {
+    let f = AuditFields {
+        prev_hash: &head.1,
+        seq: head.0 + 1,
+        ..f
+    };
+    let hash = f.hash();
+    conn.prepare_cached(
+        "INSERT INTO audit (tenant_id, seq, at, principal, on_behalf_of, source, action, person, \
+         detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .map_err(be)?
+    .execute(params![
+        f.tenant,
+        f.seq,
+        f.at,
+        f.principal,
+        f.on_behalf_of,
+        f.source,
+        f.action,
+        f.person,
+        f.detail,
+        f.prev_hash,
+        hash
+    ])
+    .map_err(be)?;
+    *head = (f.seq, hash);
+    Ok(())
+}
+
+fn insert_principal(conn: &Connection, c: &NewClient, now: DateTime<Utc>) -> Result<String> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let wp = serde_json::to_string(&c.write_policy).map_err(json_err)?;
+    let res = conn.execute(
+        "INSERT INTO principals (id, tenant_id, kind, client_id, name, role, token_policy, \
+         token_ttl_seconds, write_policy, disabled, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10)",
+        params![
+            id,
+            c.tenant.as_str(),
+            match c.kind {
+                PrincipalKind::Admin => "admin",
+                PrincipalKind::Client => "client",
+            },
+            c.client_id,
+            c.name,
+            c.role,
+            c.token_policy,
+            c.token_ttl_seconds as i64,
+            wp,
+            us(now)
+        ],
+    );
+    match res {
+        Ok(_) => {}
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            return Err(StoreError::Conflict(format!(
+                "a principal with the id '{}' exists already",
+                c.client_id
+            )))
+        }
+        Err(e) => return Err(be(e)),
+    }
+    if let Some(d) = c.secret {
+        conn.execute(
+            "INSERT INTO client_secrets (principal_id, digest, created_at) VALUES (?1, ?2, ?3)",
+            params![id, d.to_vec(), us(now)],
+        )
+        .map_err(be)?;
+    }
+    Ok(id)
+}
+
+impl Store for SqliteStore {
+    fn bootstrap(&self, admin_token: SecretDigest, now: DateTime<Utc>) -> Result<bool> {
+        self.writer.write(move |conn| {
+            let n: i64 = conn
+                .query_row("SELECT count(*) FROM tenants", [], |r| r.get(0))
+                .map_err(be)?;
+            if n > 0 {
+                return Ok(false);
+            }
+            let tenant = TenantId::default_tenant();
+            conn.execute(
+                "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![tenant.as_str(), "Default", us(now)],
+            )
+            .map_err(be)?;
+            let pid = insert_principal(
+                conn,
+                &NewClient {
+                    tenant: tenant.clone(),
+                    kind: PrincipalKind::Admin,
+                    client_id: "admin".into(),
+                    name: "Initial administrator".into(),
+                    role: "admin".into(),
+                    token_policy: "ttl".into(),
+                    token_ttl_seconds: 0,
+                    write_policy: WritePolicy::allow_all(),
+                    secret: None,
+                },
+                now,
+            )?;
+            insert_token(
+                conn,
+                &NewToken {
+                    digest: admin_token,
+                    principal_id: pid,
+                    scope: "*".into(),
+                    one_time: false,
+                    created_at: now,
+                    expires_at: None,
+                },
+            )?;
+            let mut head = audit_head(conn, tenant.as_str())?;
+            audit_insert(
+                conn,
+                &mut head,
+                &AuditDraft {
+                    tenant,
+                    at: now,
+                    principal: "system".into(),
+                    on_behalf_of: None,
+                    source: "bootstrap".into(),
+                    action: "tenant.created".into(),
+                    person: None,
+                    detail: serde_json::json!({"admin": "admin"}),
+                },
+            )?;
+            Ok(true)
+        })
+    }
+
+    fn tenant_create(&self, id: &TenantId, name: &str, now: DateTime<Utc>) -> Result<TenantRow> {
+        let (id, name) = (id.clone(), name.to_owned());
+        self.writer.write(move |conn| {
+            let res = conn.execute(
+                "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![id.as_str(), name, us(now)],
+            );
+            match res {
+                Ok(_) => {}
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "tenant '{id}' exists already"
+                    )))
+                }
+                Err(e) => return Err(be(e)),
+            }
+            Ok(TenantRow {
+                id,
+                name,
+                created_at: from_us(us(now)),
+            })
+        })
+    }
+
+    fn tenant_list(&self) -> Result<Vec<TenantRow>> {
+        self.read(|conn| {
+            let mut s = conn
+                .prepare_cached("SELECT id, name, created_at FROM tenants ORDER BY id")
+                .map_err(be)?;
+            let rows = s.query_map([], tenant_row).map_err(be)?;
+            rows.map(|r| to_tenant(r.map_err(be)?)).collect()
+        })
+    }
+
+    fn client_create(&self, c: NewClient, now: DateTime<Utc>) -> Result<ClientRow> {
+        self.writer.write(move |conn| {
+            let exists: bool = conn
+                .query_row(
+                    "SELECT 1 FROM tenants WHERE id = ?1",
+                    [c.tenant.as_str()],
+                    |_| Ok(true),
+                )
+                .optional()
+                .map_err(be)?
+                .unwrap_or(false);
+            if !exists {
+                return Err(StoreError::NotFound { what: "tenant" });
+            }
+            let id = insert_principal(conn, &c, now)?;
+            load_principal(conn, "id = ?1", &id)?.ok_or(StoreError::NotFound { what: "client" })
+        })
+    }
+
+    fn client_get(&self, client_id: &str) -> Result<ClientRow> {
+        self.read(|conn| load_principal(conn, "client_id = ?1", client_id))?
+            .ok_or(StoreError::NotFound { what: "client" })
+    }
+
+    fn client_list(&self, tenant: &TenantId) -> Result<Vec<ClientRow>> {
+        self.read(|conn| {
+            let ids: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT id FROM principals WHERE tenant_id = ?1 AND kind = 'client' \
+                     ORDER BY client_id",
+                )
+                .map_err(be)?
+                .query_map([tenant.as_str()], |r| r.get(0))
+                .map_err(be)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(be)?;
+            ids.iter()
+                .filter_map(|id| load_principal(conn, "id = ?1", id).transpose())
+                .collect()
+        })
+    }
+
+    fn client_set_disabled(&self, client_id: &str, disabled: bool) -> Result<ClientRow> {
+        let client_id = client_id.to_owned();
+        self.writer.write(move |conn| {
+            let p = load_principal(conn, "client_id = ?1", &client_id)?
+                .ok_or(StoreError::NotFound { what: "client" })?;
+            conn.execute(
+                "UPDATE principals SET disabled = ?1 WHERE id = ?2",
+                params![disabled, p.id],
+            )
+            .map_err(be)?;
+            if disabled {
+                conn.execute("DELETE FROM tokens WHERE principal_id = ?1", params![p.id])
+                    .map_err(be)?;
+            }
+            load_principal(conn, "id = ?1", &p.id)?.ok_or(StoreError::NotFound { what: "client" })
+        })
+    }
+
+    fn client_rotate_secret(
+        &self,
+        client_id: &str,
+        new_secret: SecretDigest,
+        old_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<ClientRow> {
+        let client_id = client_id.to_owned();
+        self.writer.write(move |conn| {
+            let p = load_principal(conn, "client_id = ?1", &client_id)?
+                .ok_or(StoreError::NotFound { what: "client" })?;
+            conn.execute(
+                "UPDATE client_secrets SET expires_at = ?1 \
+                 WHERE principal_id = ?2 AND (expires_at IS NULL OR expires_at > ?1)",
+                params![us(old_until), p.id],
+            )
+            .map_err(be)?;
+            // Secrets that expired long ago serve no purpose.
+            conn.execute(
+                "DELETE FROM client_secrets WHERE principal_id = ?1 AND expires_at <= ?2",
+                params![p.id, us(now)],
+            )
+            .map_err(be)?;
+            conn.execute(
+                "INSERT INTO client_secrets (principal_id, digest, created_at) VALUES (?1, ?2, ?3)",
+                params![p.id, new_secret.to_vec(), us(now)],
+            )
+            .map_err(be)?;
+            load_principal(conn, "id = ?1", &p.id)?.ok_or(StoreError::NotFound { what: "client" })
+        })
+    }
+
+    fn token_insert(&self, t: NewToken) -> Result<()> {
+        self.writer.write(move |conn| insert_token(conn, &t))
+    }
+
+    fn token_use(
+        &self,
+        digest: SecretDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Result<TokenGrant, TokenRefusal>> {
+        type TokRow = (String, String, bool, Option<i64>, Option<i64>, Option<i64>);
+        let found: Option<(TokRow, Option<ClientRow>)> =
+            self.read(|conn| {
+                let row: Option<TokRow> = conn
+                .prepare_cached(
+                    "SELECT principal_id, scope, one_time, expires_at, consumed_at, revoked_at \
+                     FROM tokens WHERE digest = ?1",
+                )
+                .map_err(be)?
+                .query_row([digest.to_vec()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                })
+                .optional()
+                .map_err(be)?;
+                match row {
+                    None => Ok(None),
+                    Some(row) => {
+                        let p = load_principal(conn, "id = ?1", &row.0)?;
+                        Ok(Some((row, p)))
+                    }
+                }
+            })?;
+        let Some(((_, scope, one_time, expires, consumed, revoked), principal)) = found else {
+            return Ok(Err(TokenRefusal::Unknown));
+        };
+        let Some(principal) = principal else {
+            return Ok(Err(TokenRefusal::Unknown));
+        };
+        if revoked.is_some() {
+            return Ok(Err(TokenRefusal::Revoked));
+        }
+        if consumed.is_some() {
+            return Ok(Err(TokenRefusal::Consumed));
+        }
+        if expires.is_some_and(|e| e <= us(now)) {
+            return Ok(Err(TokenRefusal::Expired));
+        }
+        if principal.disabled {
+            return Ok(Err(TokenRefusal::ClientDisabled));
+        }
+        if one_time {
+            // The single writer makes this check-and-set atomic: of several
+            // racing requests, exactly one sees the row still unconsumed.
+            let won = self.writer.write(move |conn| {
+                let n = conn
+                    .prepare_cached(
+                        "UPDATE tokens SET consumed_at = ?1 \
+                         WHERE digest = ?2 AND consumed_at IS NULL AND revoked_at IS NULL",
+                    )
+                    .map_err(be)?
+                    .execute(params![us(now), digest.to_vec()])
+                    .map_err(be)?;
+                Ok(n == 1)
+            })?;
+            if !won {
+                return Ok(Err(TokenRefusal::Consumed));
+            }
+        }
+        Ok(Ok(TokenGrant {
+            principal,
+            scope,
+            expires_at: expires.map(from_us),
+        }))
+    }
+
+    fn token_revoke(&self, digest: SecretDigest, principal_id: &str) -> Result<()> {
+        let principal_id = principal_id.to_owned();
+        self.writer.write(move |conn| {
+            conn.execute(
+                "DELETE FROM tokens WHERE digest = ?1 AND principal_id = ?2",
+                params![digest.to_vec(), principal_id],
+            )
+            .map_err(be)?;
+            Ok(())
+        })
+    }
+
+    fn mapping_put(&self, m: MappingRow) -> Result<MappingRow> {
+        self.writer.write(move |conn| {
+            let last: i64 = conn
+                .query_row(
+                    "SELECT coalesce(max(version), 0) FROM mappings WHERE tenant_id = ?1 AND name = ?2",
+                    params![m.tenant.as_str(), m.name],
+                    |r| r.get(0),
+                )
+                .map_err(be)?;
+            let doc = serde_json::to_string(&m.document).map_err(json_err)?;
+            conn.execute(
+                "INSERT INTO mappings (tenant_id, name, version, document, created_at, created_by) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![m.tenant.as_str(), m.name, last + 1, doc, us(m.created_at), m.created_by],
+            )
+            .map_err(be)?;
+            Ok(MappingRow {
+                version: last + 1,
+                created_at: from_us(us(m.created_at)),
+                ..m
+            })
+        })
+    }
+
+    fn mapping_get(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        version: Option<i64>,
+    ) -> Result<MappingRow> {
+        self.read(|conn| {
+            let sql = "SELECT tenant_id, name, version, document, created_at, created_by \
+                       FROM mappings WHERE tenant_id = ?1 AND name = ?2 AND (?3 IS NULL OR version = ?3) \
+                       ORDER BY version DESC LIMIT 1";
+            conn.prepare_cached(sql)
+                .map_err(be)?
+                .query_row(params![tenant.as_str(), name, version], mapping_from_row)
+                .optional()
+                .map_err(be)?
+                .map(to_mapping)
+                .transpose()?
+                .ok_or(StoreError::NotFound { what: "mapping" })
+        })
+    }
+
+    fn mapping_list(&self, tenant: &TenantId) -> Result<Vec<MappingRow>> {
+        self.read(|conn| {
+            let sql = "SELECT m.tenant_id, m.name, m.version, m.document, m.created_at, m.created_by \
+                       FROM mappings m WHERE m.tenant_id = ?1 AND m.version = \
+                       (SELECT max(version) FROM mappings x WHERE x.tenant_id = m.tenant_id AND x.name = m.name) \
+                       ORDER BY m.name";
+            let mut s = conn.prepare_cached(sql).map_err(be)?;
+            let rows = s.query_map([tenant.as_str()], mapping_from_row).map_err(be)?;
+            rows.map(|r| to_mapping(r.map_err(be)?)).collect()
+        })
+    }
+
+    fn mapping_versions(&self, tenant: &TenantId, name: &str) -> Result<Vec<MappingRow>> {
+        self.read(|conn| {
+            let sql = "SELECT tenant_id, name, version, document, created_at, created_by \
+                       FROM mappings WHERE tenant_id = ?1 AND name = ?2 ORDER BY version";
+            let mut s = conn.prepare_cached(sql).map_err(be)?;
+            let rows = s
+                .query_map(params![tenant.as_str(), name], mapping_from_row)
+                .map_err(be)?;
+            let v: Vec<MappingRow> = rows
+                .map(|r| to_mapping(r.map_err(be)?))
+                .collect::<Result<_>>()?;
+            if v.is_empty() {
+                return Err(StoreError::NotFound { what: "mapping" });
+            }
+            Ok(v)
+        })
+    }
+
+    fn import_create(&self, i: NewImport) -> Result<(ImportRow, bool)> {
+        self.writer.write(move |conn| {
+            if let Some(key) = &i.idempotency_key {
+                let existing: Option<String> = conn
+                    .query_row(
+                        "SELECT id FROM imports WHERE principal_id = ?1 AND idempotency_key = ?2",
+                        params![i.principal_id, key],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(be)?;
+                if let Some(id) = existing {
+                    let row =
+                        get_import(conn, &id)?.ok_or(StoreError::NotFound { what: "import" })?;
+                    return Ok((row, false));
+                }
+            }
+            let options = serde_json::to_string(&i.options).map_err(json_err)?;
+            conn.execute(
+                "INSERT INTO imports (id, tenant_id, principal_id, client_id, on_behalf_of, \
+                 idempotency_key, mapping, mapping_version, mode, dry_run, format, options, bytes, \
+                 state, created_at, updated_at) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'received', ?14, ?14)",
+                params![
+                    i.id,
+                    i.tenant.as_str(),
+                    i.principal_id,
+                    i.client_id,
+                    i.on_behalf_of,
+                    i.idempotency_key,
+                    i.mapping,
+                    i.mapping_version,
+                    i.mode,
+                    i.dry_run,
+                    i.format,
+                    options,
+                    i.bytes as i64,
+                    us(i.created_at)
+                ],
+            )
+            .map_err(be)?;
+            let row = get_import(conn, &i.id)?.ok_or(StoreError::NotFound { what: "import" })?;
+            Ok((row, true))
+        })
+    }
+
+    fn import_get(&self, tenant: &TenantId, id: &str) -> Result<ImportRow> {
+        let row = self
+            .read(|conn| get_import(conn, id))?
+            .ok_or(StoreError::NotFound { what: "import" })?;
+        if &row.tenant != tenant {
+            return Err(StoreError::NotFound { what: "import" });
+        }
+        Ok(row)
+    }
+
+    fn import_list(&self, tenant: &TenantId, f: &ImportFilter) -> Result<Vec<ImportRow>> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {IMPORT_COLS} FROM imports WHERE tenant_id = ?1 \
+                 AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR principal_id = ?3) \
+                 AND (?4 IS NULL OR rowid < (SELECT rowid FROM imports WHERE id = ?4)) \
+                 ORDER BY rowid DESC LIMIT ?5"
+            );
+            let mut s = conn.prepare_cached(&sql).map_err(be)?;
+            let rows = s
+                .query_map(
+                    params![
+                        tenant.as_str(),
+                        f.state,
+                        f.principal_id,
+                        f.before_id,
+                        f.limit
+                    ],
+                    import_from_row,
+                )
+                .map_err(be)?;
+            rows.map(|r| r.map_err(be)?.decode()).collect()
+        })
+    }
+
+    fn import_pending(&self) -> Result<Vec<ImportRow>> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {IMPORT_COLS} FROM imports WHERE state IN \
+                 ('received', 'decrypting', 'parsing', 'applying') ORDER BY rowid"
+            );
+            let mut s = conn.prepare_cached(&sql).map_err(be)?;
+            let rows = s.query_map([], import_from_row).map_err(be)?;
+            rows.map(|r| r.map_err(be)?.decode()).collect()
+        })
+    }
+
+    fn import_set_state(
+        &self,
+        id: &str,
+        state: &str,
+        error: Option<(&str, &str)>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (id, state) = (id.to_owned(), state.to_owned());
+        let error = error.map(|(c, m)| (c.to_owned(), m.to_owned()));
+        self.writer.write(move |conn| {
+            let fin = matches!(
+                state.as_str(),
+                "succeeded" | "succeeded_with_errors" | "failed" | "rejected"
+            );
+            conn.execute(
+                "UPDATE imports SET state = ?1, error_code = ?2, error_message = ?3, \
+                 updated_at = ?4, finished_at = CASE WHEN ?5 THEN ?4 ELSE finished_at END \
+                 WHERE id = ?6",
+                params![
+                    state,
+                    error.as_ref().map(|e| e.0.clone()),
+                    error.as_ref().map(|e| e.1.clone()),
+                    us(now),
+                    fin,
+                    id
+                ],
+            )
+            .map_err(be)?;
+            Ok(())
+        })
+    }
+
+    fn import_reset(&self, id: &str, now: DateTime<Utc>) -> Result<()> {
+        let id = id.to_owned();
+        self.writer.write(move |conn| {
+            conn.execute("DELETE FROM import_errors WHERE import_id = ?1", [&id])
+                .map_err(be)?;
+            conn.execute(
+                "UPDATE imports SET rows_total = 0, created = 0, updated = 0, unchanged = 0, \
+                 deactivated = 0, failed = 0, checkpoint_row = 0, updated_at = ?1 WHERE id = ?2",
+                params![us(now), id],
+            )
+            .map_err(be)?;
+            Ok(())
+        })
+    }
+
+    fn import_add_errors(&self, id: &str, errors: &[RowErrorRecord]) -> Result<()> {
+        let (id, errors) = (id.to_owned(), errors.to_vec());
+        self.writer.write(move |conn| {
+            let mut s = conn
+                .prepare_cached(
+                    "INSERT INTO import_errors (import_id, row, col, attribute, code, message) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(be)?;
+            for e in &errors {
+                s.execute(params![
+                    id,
+                    e.row as i64,
+                    e.column,
+                    e.attribute,
+                    e.code,
+                    e.message
+                ])
+                .map_err(be)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn import_set_total(&self, id: &str, rows_total: u64, failed: u64) -> Result<()> {
+        let id = id.to_owned();
+        self.writer.write(move |conn| {
+            conn.execute(
+                "UPDATE imports SET rows_total = ?1, failed = ?2 WHERE id = ?3",
+                params![rows_total as i64, failed as i64, id],
+            )
+            .map_err(be)?;
+            Ok(())
+        })
+    }
+
+    fn import_errors(
+        &self,
+        id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, RowErrorRecord)>> {
+        self.read(|conn| {
+            let mut s = conn
+                .prepare_cached(
+                    "SELECT id, row, col, attribute, code, message FROM import_errors \
+                     WHERE import_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                )
+                .map_err(be)?;
+            let rows = s
+                .query_map(params![id, after as i64, limit], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        RowErrorRecord {
+                            row: r.get::<_, i64>(1)? as u64,
+                            column: r.get(2)?,
+                            attribute: r.get(3)?,
+                            code: r.get(4)?,
+                            message: r.get(5)?,
+                        },
+                    ))
+                })
+                .map_err(be)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(be)
+        })
+    }
+
+    fn import_error_rows(&self, id: &str) -> Result<Vec<u64>> {
+        self.read(|conn| {
+            let mut s = conn
+                .prepare_cached(
+                    "SELECT DISTINCT row FROM import_errors WHERE import_id = ?1 ORDER BY row",
+                )
+                .map_err(be)?;
+            let rows = s
+                .query_map([id], |r| Ok(r.get::<_, i64>(0)? as u64))
+                .map_err(be)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(be)
+        })
+    }
+
+    fn apply_batch(
+        &self,
+        ctx: &WriteContext,
+        items: Vec<BatchItem>,
+        checkpoint: Option<Checkpoint>,
+        dry_run: bool,
+    ) -> Result<Vec<ItemResult>> {
+        let ctx = ctx.clone();
+        self.writer.write(move |conn| {
+            if dry_run {
+                conn.execute_batch("SAVEPOINT dry_run").map_err(be)?;
+            }
+            let applied = apply_items(conn, &ctx, &items);
+            if dry_run {
+                conn.execute_batch("ROLLBACK TO dry_run; RELEASE dry_run")
+                    .map_err(be)?;
+            }
+            let results = applied?;
+            if let Some(cp) = checkpoint {
+                let mut c = Counts::default();
+                for r in &results {
+                    c.add_kind(r.kind);
+                }
+                c.unchanged += cp.unchanged;
+                conn.prepare_cached(
+                    "UPDATE imports SET checkpoint_row = ?1, created = created + ?2, \
+                     updated = updated + ?3, unchanged = unchanged + ?4, \
+                     deactivated = deactivated + ?5, updated_at = ?6 WHERE id = ?7",
+                )
+                .map_err(be)?
+                .execute(params![
+                    cp.row as i64,
+                    c.created as i64,
+                    c.updated as i64,
+                    c.unchanged as i64,
+                    c.deactivated as i64,
+                    us(ctx.now),
+                    cp.import_id
+                ])
+                .map_err(be)?;
+            }
+            Ok(results)
+        })
+    }
+
+    fn person_get(&self, tenant: &TenantId, id: &ExternalId) -> Result<PersonRow> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {PERSON_COLS} FROM people p JOIN person_data d ON d.id = p.data_id \
+                 WHERE p.tenant_id = ?1 AND p.external_id = ?2"
+            );
+            conn.prepare_cached(&sql)
+                .map_err(be)?
+                .query_row(params![tenant.as_str(), id.as_str()], person_from_row)
+                .optional()
+                .map_err(be)?
+                .map(PersonRaw::decode)
+                .transpose()?
+                .ok_or(StoreError::NotFound { what: "person" })
+        })
+    }
+
+    fn person_fingerprints(
+        &self,
+        tenant: &TenantId,
+        ids: &[&str],
+    ) -> Result<Vec<Option<[u8; 16]>>> {
+        self.read(|conn| {
+            // One read transaction: a consistent snapshot for the whole list.
+            conn.execute_batch("BEGIN").map_err(be)?;
+            let out = (|| {
+                let mut s = conn
+                    .prepare_cached(
+                        "SELECT fingerprint FROM people WHERE tenant_id = ?1 AND external_id = ?2",
+                    )
+                    .map_err(be)?;
+                ids.iter()
+                    .map(|id| {
+                        s.query_row(params![tenant.as_str(), id], |r| {
+                            Ok(match r.get_ref(0)? {
+                                ValueRef::Blob(b) => <[u8; 16]>::try_from(b).ok(),
+                                _ => None,
+                            })
+                        })
+                        .optional()
+                        .map(Option::flatten)
+                        .map_err(be)
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })();
+            let _ = conn.execute_batch("COMMIT");
+            out
+        })
+    }
+
+    fn person_list(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<PersonRow>> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {PERSON_COLS} FROM people p JOIN person_data d ON d.id = p.data_id \
+                 WHERE p.tenant_id = ?1 \
+                 AND (?2 IS NULL OR p.external_id > ?2) ORDER BY p.external_id LIMIT ?3"
+            );
+            let mut s = conn.prepare_cached(&sql).map_err(be)?;
+            let rows = s
+                .query_map(params![tenant.as_str(), after, limit], person_from_row)
+                .map_err(be)?;
+            rows.map(|r| r.map_err(be)?.decode()).collect()
+        })
+    }
+
+    fn audit_append(&self, d: AuditDraft) -> Result<i64> {
+        self.writer.write(move |conn| {
+            let mut head = audit_head(conn, d.tenant.as_str())?;
+            audit_insert(conn, &mut head, &d)?;
+            Ok(head.0)
+        })
+    }
+
+    fn audit_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<AuditRow>> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {AUDIT_COLS} FROM audit WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+            );
+            let mut s = conn.prepare_cached(&sql).map_err(be)?;
+            let rows = s
+                .query_map(params![tenant.as_str(), after, limit], audit_from_row)
+                .map_err(be)?;
+            rows.map(|r| r.map_err(be)).collect()
+        })
+    }
+
+    fn audit_walk(&self, tenant: &TenantId, f: &mut dyn FnMut(AuditRow) -> bool) -> Result<()> {
+        self.read(|conn| {
+            let sql = format!("SELECT {AUDIT_COLS} FROM audit WHERE tenant_id = ?1 ORDER BY seq");
+            let mut s = conn.prepare(&sql).map_err(be)?;
+            let mut rows = s.query([tenant.as_str()]).map_err(be)?;
+            while let Some(r) = rows.next().map_err(be)? {
+                if !f(audit_from_row(r).map_err(be)?) {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn insert_token(conn: &Connection, t: &NewToken) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO tokens (digest, principal_id, scope, one_time, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .map_err(be)?
+    .execute(params![
+        t.digest.to_vec(),
+        t.principal_id,
+        t.scope,
+        t.one_time,
+        us(t.created_at),
+        t.expires_at.map(us)
+    ])
+    .map_err(be)?;
+    Ok(())
+}
+
+/// The heart of every write path: compare, write only what changed, and
+/// chain an audit entry for each change. This runs for every row of every
+/// import, so it avoids work it can: the fingerprint comparison needs no
+/// decoding, and the audit detail is written straight from the two states.
+fn apply_items(
+    conn: &Connection,
+    ctx: &WriteContext,
+    items: &[BatchItem],
+) -> Result<Vec<ItemResult>> {
+    let tenant = ctx.tenant.as_str();
+    let mut head = audit_head(conn, tenant)?;
+    let mut sel = conn
+        .prepare_cached(
+            "SELECT version, fingerprint, data_id FROM people \
+             WHERE tenant_id = ?1 AND external_id = ?2",
+        )
+        .map_err(be)?;
+    let mut sel_data = conn
+        .prepare_cached("SELECT attrs, roles FROM person_data WHERE id = ?1")
+        .map_err(be)?;
+    let mut insert_data = conn
+        .prepare_cached("INSERT INTO person_data (attrs, roles) VALUES (?1, ?2)")
+        .map_err(be)?;
+    let mut update_data = conn
+        .prepare_cached("UPDATE person_data SET attrs = ?2, roles = ?3 WHERE id = ?1")
+        .map_err(be)?;
+    // The select said whether the person exists, so a plain INSERT or
+    // UPDATE does: no conflict handling, no statement journal.
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO people (tenant_id, external_id, version, fingerprint, data_id, \
+             created_at, updated_at, updated_by, on_behalf_of, source) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(be)?;
+    let mut update = conn
+        .prepare_cached(
+            "UPDATE people SET version = ?3, fingerprint = ?4, data_id = ?5, \
+             updated_at = ?6, updated_by = ?7, on_behalf_of = ?8, source = ?9 \
+             WHERE tenant_id = ?1 AND external_id = ?2",
+        )
+        .map_err(be)?;
+    let now = us(ctx.now);
+    let at = audit_time(ctx.now);
+    let key = Incoming::fingerprint_key(&ctx.principal, &ctx.policy);
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let inc = &item.incoming;
+        let fp = inc.fingerprint_with(&key);
+        // (version, data row) unless the fingerprint already matches
+        let stored: Option<(i64, Option<i64>)> = sel
+            .query_row(params![tenant, inc.external_id.as_str()], |r| {
+                let version: i64 = r.get(0)?;
+                if matches!(r.get_ref(1)?, ValueRef::Blob(b) if b == fp.as_slice()) {
+                    return Ok((version, None));
+                }
+                Ok((version, Some(r.get(2)?)))
+            })
+            .optional()
+            .map_err(be)?;
+        let (before, version, data_id) = match stored {
+            Some((version, None)) => {
+                out.push(ItemResult {
+                    kind: ChangeKind::Unchanged,
+                    version,
+                });
+                continue;
+            }
+            Some((version, Some(data_id))) => {
+                let (a, r): (String, String) = sel_data
+                    .query_row([data_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(be)?;
+                (Some(decode_state(&a, &r)?), version, Some(data_id))
+            }
+            None => (None, 0, None),
+        };
+        let next = apply(before.as_ref(), inc, &ctx.policy);
+        let kind = classify(before.as_ref(), &next);
+        if kind == ChangeKind::Unchanged {
+            out.push(ItemResult { kind, version });
+            continue;
+        }
+        let version = version + 1;
+        let attrs = serde_json::to_string(&next.attrs).map_err(json_err)?;
+        let roles = serde_json::to_string(&next.roles).map_err(json_err)?;
+        let (stmt, data_id) = match data_id {
+            Some(id) => {
+                update_data.execute(params![id, attrs, roles]).map_err(be)?;
+                (&mut update, id)
+            }
+            None => {
+                insert_data.execute(params![attrs, roles]).map_err(be)?;
+                (&mut insert, conn.last_insert_rowid())
+            }
+        };
+        stmt.execute(params![
+            tenant,
+            inc.external_id.as_str(),
+            version,
+            fp.as_slice(),
+            data_id,
+            now,
+            ctx.principal,
+            ctx.on_behalf_of,
+            ctx.source
+        ])
+        .map_err(be)?;
+        let detail = change_detail_json(before.as_ref(), &next, version);
+        audit_insert_fields(
+            conn,
+            &mut head,
+            AuditFields {
+                prev_hash: "",
+                tenant,
+                seq: 0,
+                at: &at,
+                principal: &ctx.principal,
+                on_behalf_of: ctx.on_behalf_of.as_deref(),
+                source: &ctx.source,
+                action: kind.event_name(),
+                person: Some(inc.external_id.as_str()),
+                detail: &detail,
+            },
+        )?;
+        out.push(ItemResult { kind, version });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sqlite_backend_passes_the_store_contract() {
+        muster_store::contract::run_all(&|| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(&dir.path().join("muster.db")).unwrap();
+            (
+                Box::new(store) as Box<dyn Store>,
+                Box::new(dir) as Box<dyn std::any::Any>,
+            )
+        });
+    }
+}

@@ -1,0 +1,140 @@
+-- Muster's SQLite schema, version 1. Times are microseconds since the Unix
+-- epoch (UTC), except audit.at, which keeps the exact text that was hashed.
+CREATE TABLE tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+-- Admin users and integration clients.
+CREATE TABLE principals (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    kind TEXT NOT NULL CHECK (kind IN ('admin', 'client')),
+    client_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    token_policy TEXT NOT NULL,
+    token_ttl_seconds INTEGER NOT NULL,
+    write_policy TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX principals_tenant ON principals(tenant_id);
+
+-- Client secrets as SHA-256 digests; several during a rotation overlap.
+CREATE TABLE client_secrets (
+    principal_id TEXT NOT NULL REFERENCES principals(id),
+    digest BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (principal_id, digest)
+) WITHOUT ROWID;
+
+-- Access tokens and admin API tokens, as SHA-256 digests.
+CREATE TABLE tokens (
+    digest BLOB PRIMARY KEY,
+    principal_id TEXT NOT NULL REFERENCES principals(id),
+    scope TEXT NOT NULL,
+    one_time INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    consumed_at INTEGER,
+    revoked_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX tokens_principal ON tokens(principal_id);
+
+CREATE TABLE mappings (
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    document TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, name, version)
+) WITHOUT ROWID;
+
+-- A person is two rows: a narrow key row (WITHOUT ROWID, clustered on the
+-- key, so "does it exist, is it unchanged?" reads one small b-tree), and
+-- its attributes in person_data (large rows belong in a rowid table).
+-- fingerprint: digest of the incoming record whose application produced
+-- the current state (see muster_core::person::Incoming::fingerprint).
+CREATE TABLE people (
+    tenant_id TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    fingerprint BLOB,
+    data_id INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    updated_by TEXT NOT NULL,
+    on_behalf_of TEXT,
+    source TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, external_id)
+) WITHOUT ROWID;
+
+CREATE TABLE person_data (
+    id INTEGER PRIMARY KEY,
+    attrs TEXT NOT NULL,
+    roles TEXT NOT NULL
+);
+
+CREATE TABLE imports (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    principal_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    on_behalf_of TEXT,
+    idempotency_key TEXT,
+    mapping TEXT NOT NULL,
+    mapping_version INTEGER NOT NULL,
+    mode TEXT NOT NULL,
+    dry_run INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    options TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    rows_total INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL DEFAULT 0,
+    updated INTEGER NOT NULL DEFAULT 0,
+    unchanged INTEGER NOT NULL DEFAULT 0,
+    deactivated INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    checkpoint_row INTEGER NOT NULL DEFAULT 0,
+    error_code TEXT,
+    error_message TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    finished_at INTEGER
+);
+CREATE UNIQUE INDEX imports_idempotency ON imports(principal_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX imports_tenant ON imports(tenant_id);
+CREATE INDEX imports_state ON imports(state);
+
+CREATE TABLE import_errors (
+    id INTEGER PRIMARY KEY,
+    import_id TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    col TEXT,
+    attribute TEXT,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX import_errors_import ON import_errors(import_id, id);
+
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    on_behalf_of TEXT,
+    source TEXT NOT NULL,
+    action TEXT NOT NULL,
+    person TEXT,
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    UNIQUE (tenant_id, seq)
+);

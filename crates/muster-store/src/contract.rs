@@ -1,0 +1,349 @@
+//! The behaviour every storage backend must show, as plain functions over a
+//! `&dyn Store`. A backend's test calls [`run_all`] with a factory that makes
+//! a fresh, empty store (and a guard that cleans it up when dropped).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::*;
+use chrono::{Duration, TimeZone, Utc};
+use muster_core::audit::verify_chain;
+use muster_core::person::Incoming;
+use muster_core::secret;
+use muster_core::AttrValue;
+
+pub type Factory<'a> = &'a dyn Fn() -> (Box<dyn Store>, Box<dyn std::any::Any>);
+
+pub fn run_all(make: Factory<'_>) {
+    type Case = (&'static str, fn(&dyn Store));
+    let cases: [Case; 8] = [
+        ("bootstrap_happens_once", bootstrap_happens_once),
+        (
+            "one_time_tokens_are_used_once",
+            one_time_tokens_are_used_once,
+        ),
+        (
+            "expired_revoked_and_disabled_tokens_are_refused",
+            expired_revoked_and_disabled_tokens_are_refused,
+        ),
+        ("mappings_are_versioned", mappings_are_versioned),
+        (
+            "an_idempotency_key_returns_the_same_import",
+            an_idempotency_key_returns_the_same_import,
+        ),
+        (
+            "only_changes_are_written_and_audited",
+            only_changes_are_written_and_audited,
+        ),
+        (
+            "a_dry_run_writes_nothing_but_its_progress",
+            a_dry_run_writes_nothing_but_its_progress,
+        ),
+        (
+            "tenants_do_not_see_each_other",
+            tenants_do_not_see_each_other,
+        ),
+    ];
+    for (name, case) in cases {
+        let (store, _guard) = make();
+        eprintln!("store contract: {name}");
+        case(store.as_ref());
+    }
+}
+
+fn t0() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
+}
+
+fn client(store: &dyn Store, tenant: &TenantId, id: &str) -> ClientRow {
+    store
+        .client_create(
+            NewClient {
+                tenant: tenant.clone(),
+                kind: PrincipalKind::Client,
+                client_id: id.into(),
+                name: id.into(),
+                role: "syncer".into(),
+                token_policy: "ttl".into(),
+                token_ttl_seconds: 900,
+                write_policy: WritePolicy::allow_all(),
+                secret: Some(secret::digest("s")),
+            },
+            t0(),
+        )
+        .unwrap()
+}
+
+fn bootstrap_happens_once(s: &dyn Store) {
+    assert!(s.bootstrap(secret::digest("a"), t0()).unwrap());
+    assert!(!s.bootstrap(secret::digest("b"), t0()).unwrap());
+    assert_eq!(s.tenant_list().unwrap().len(), 1);
+    let grant = s.token_use(secret::digest("a"), t0()).unwrap().unwrap();
+    assert_eq!(grant.principal.kind, PrincipalKind::Admin);
+    assert!(s.token_use(secret::digest("b"), t0()).unwrap().is_err());
+}
+
+fn one_time_tokens_are_used_once(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let c = client(s, &TenantId::default_tenant(), "c1");
+    let d = secret::digest("tok");
+    s.token_insert(NewToken {
+        digest: d,
+        principal_id: c.id.clone(),
+        scope: "imports:create".into(),
+        one_time: true,
+        created_at: t0(),
+        expires_at: Some(t0() + Duration::minutes(15)),
+    })
+    .unwrap();
+    assert!(s.token_use(d, t0()).unwrap().is_ok());
+    assert_eq!(
+        s.token_use(d, t0()).unwrap().unwrap_err(),
+        TokenRefusal::Consumed
+    );
+}
+
+fn expired_revoked_and_disabled_tokens_are_refused(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let c = client(s, &TenantId::default_tenant(), "c1");
+    let tok = |name: &str| {
+        let d = secret::digest(name);
+        s.token_insert(NewToken {
+            digest: d,
+            principal_id: c.id.clone(),
+            scope: "imports:create".into(),
+            one_time: false,
+            created_at: t0(),
+            expires_at: Some(t0() + Duration::minutes(15)),
+        })
+        .unwrap();
+        d
+    };
+    let a = tok("a1");
+    assert!(s
+        .token_use(a, t0() + Duration::minutes(14))
+        .unwrap()
+        .is_ok());
+    assert_eq!(
+        s.token_use(a, t0() + Duration::minutes(15))
+            .unwrap()
+            .unwrap_err(),
+        TokenRefusal::Expired
+    );
+    let b = tok("b1");
+    s.token_revoke(b, "someone-else").unwrap();
+    assert!(s.token_use(b, t0()).unwrap().is_ok());
+    s.token_revoke(b, &c.id).unwrap();
+    assert!(s.token_use(b, t0()).unwrap().is_err());
+    let d = tok("d1");
+    s.client_set_disabled("c1", true).unwrap();
+    assert!(s.token_use(d, t0()).unwrap().is_err());
+    assert!(s.client_get("c1").unwrap().disabled);
+    assert!(matches!(
+        s.client_get("nope"),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.client_create(
+            NewClient {
+                tenant: TenantId::default_tenant(),
+                kind: PrincipalKind::Client,
+                client_id: "c1".into(),
+                name: "dup".into(),
+                role: "syncer".into(),
+                token_policy: "ttl".into(),
+                token_ttl_seconds: 900,
+                write_policy: WritePolicy::default(),
+                secret: None,
+            },
+            t0()
+        ),
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+fn mappings_are_versioned(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let t = TenantId::default_tenant();
+    for i in 1..=2 {
+        let m = s
+            .mapping_put(MappingRow {
+                tenant: t.clone(),
+                name: "hr".into(),
+                version: 0,
+                document: serde_json::json!({"key": format!("K{i}")}),
+                created_at: t0(),
+                created_by: "admin:admin".into(),
+            })
+            .unwrap();
+        assert_eq!(m.version, i);
+    }
+    assert_eq!(s.mapping_get(&t, "hr", None).unwrap().version, 2);
+    assert_eq!(
+        s.mapping_get(&t, "hr", Some(1)).unwrap().document["key"],
+        "K1"
+    );
+    assert_eq!(s.mapping_versions(&t, "hr").unwrap().len(), 2);
+    assert_eq!(s.mapping_list(&t).unwrap().len(), 1);
+    assert!(s.mapping_get(&t, "other", None).is_err());
+}
+
+fn new_import(id: &str, principal: &str, key: Option<&str>) -> NewImport {
+    NewImport {
+        id: id.into(),
+        tenant: TenantId::default_tenant(),
+        principal_id: principal.into(),
+        client_id: "c1".into(),
+        on_behalf_of: None,
+        idempotency_key: key.map(str::to_owned),
+        mapping: "hr".into(),
+        mapping_version: 1,
+        mode: "upsert".into(),
+        dry_run: false,
+        format: "csv".into(),
+        options: serde_json::json!({}),
+        bytes: 10,
+        created_at: t0(),
+    }
+}
+
+fn an_idempotency_key_returns_the_same_import(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let (a, fresh) = s.import_create(new_import("i1", "p1", Some("k"))).unwrap();
+    assert!(fresh);
+    let (b, fresh) = s.import_create(new_import("i2", "p1", Some("k"))).unwrap();
+    assert!(!fresh);
+    assert_eq!(a.id, b.id);
+    let (c, fresh) = s.import_create(new_import("i3", "p2", Some("k"))).unwrap();
+    assert!(fresh && c.id == "i3");
+    assert_eq!(s.import_pending().unwrap().len(), 2);
+    s.import_set_state("i1", "succeeded", None, t0()).unwrap();
+    assert_eq!(s.import_pending().unwrap().len(), 1);
+    let got = s.import_get(&TenantId::default_tenant(), "i1").unwrap();
+    assert_eq!(got.state, "succeeded");
+    assert!(got.finished_at.is_some());
+}
+
+fn item(id: &str, name: &str) -> BatchItem {
+    let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
+    inc.attrs
+        .insert("given_name".into(), Some(AttrValue::string(name)));
+    BatchItem {
+        row: 2,
+        incoming: inc,
+    }
+}
+
+fn ctx(tenant: &TenantId) -> WriteContext {
+    WriteContext {
+        tenant: tenant.clone(),
+        principal: "client:c1".into(),
+        on_behalf_of: Some("ops@example.com".into()),
+        source: "api".into(),
+        policy: WritePolicy::allow_all(),
+        now: t0(),
+    }
+}
+
+fn chain_len(s: &dyn Store, t: &TenantId) -> u64 {
+    let mut rows = Vec::new();
+    s.audit_walk(t, &mut |r| {
+        rows.push((r.entry, r.hash));
+        true
+    })
+    .unwrap();
+    verify_chain(rows).unwrap()
+}
+
+fn only_changes_are_written_and_audited(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let t = TenantId::default_tenant();
+    let before = chain_len(s, &t);
+    let r = s
+        .apply_batch(
+            &ctx(&t),
+            vec![item("E1", "Ada"), item("E2", "Bob")],
+            None,
+            false,
+        )
+        .unwrap();
+    assert!(r
+        .iter()
+        .all(|r| r.kind == ChangeKind::Created && r.version == 1));
+    let r = s
+        .apply_batch(
+            &ctx(&t),
+            vec![item("E1", "Ada"), item("E2", "Rob")],
+            None,
+            false,
+        )
+        .unwrap();
+    assert_eq!(r[0].kind, ChangeKind::Unchanged);
+    assert_eq!((r[1].kind, r[1].version), (ChangeKind::Updated, 2));
+    assert_eq!(chain_len(s, &t), before + 3);
+    let p = s.person_get(&t, &ExternalId::parse("E2").unwrap()).unwrap();
+    assert_eq!(p.version, 2);
+    assert_eq!(p.on_behalf_of.as_deref(), Some("ops@example.com"));
+    let last = s.audit_list(&t, before as i64 + 2, 10).unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].entry.action, "person.updated");
+    let detail: serde_json::Value = serde_json::from_str(&last[0].entry.detail).unwrap();
+    assert_eq!(detail["changes"][0]["attribute"], "given_name");
+    assert_eq!(s.person_list(&t, None, 10).unwrap().len(), 2);
+    assert_eq!(s.person_list(&t, Some("E1"), 10).unwrap().len(), 1);
+    let fps = s.person_fingerprints(&t, &["E1", "nobody", "E2"]).unwrap();
+    let ctx = ctx(&t);
+    assert_eq!(
+        fps[0],
+        Some(
+            item("E1", "Ada")
+                .incoming
+                .fingerprint(&ctx.principal, &ctx.policy)
+        )
+    );
+    assert_eq!(fps[1], None);
+    assert!(fps[2].is_some());
+}
+
+fn a_dry_run_writes_nothing_but_its_progress(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let t = TenantId::default_tenant();
+    s.import_create(new_import("i1", "p1", None)).unwrap();
+    let before = chain_len(s, &t);
+    let r = s
+        .apply_batch(
+            &ctx(&t),
+            vec![item("E1", "Ada")],
+            Some(Checkpoint {
+                import_id: "i1".into(),
+                row: 2,
+                unchanged: 3,
+            }),
+            true,
+        )
+        .unwrap();
+    assert_eq!(r[0].kind, ChangeKind::Created);
+    assert!(s.person_get(&t, &ExternalId::parse("E1").unwrap()).is_err());
+    assert_eq!(chain_len(s, &t), before);
+    let i = s.import_get(&t, "i1").unwrap();
+    assert_eq!(
+        (i.checkpoint_row, i.counts.created, i.counts.unchanged),
+        (2, 1, 3)
+    );
+}
+
+fn tenants_do_not_see_each_other(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let a = TenantId::default_tenant();
+    let b = TenantId::parse("other").unwrap();
+    s.tenant_create(&b, "Other", t0()).unwrap();
+    assert!(matches!(
+        s.tenant_create(&b, "Again", t0()),
+        Err(StoreError::Conflict(_))
+    ));
+    s.apply_batch(&ctx(&a), vec![item("E1", "Ada")], None, false)
+        .unwrap();
+    assert!(s.person_get(&b, &ExternalId::parse("E1").unwrap()).is_err());
+    assert!(s.person_list(&b, None, 10).unwrap().is_empty());
+    s.import_create(new_import("i1", "p1", None)).unwrap();
+    assert!(s.import_get(&b, "i1").is_err());
+    assert_eq!(chain_len(s, &b), 0);
+}

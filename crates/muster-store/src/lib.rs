@@ -1,0 +1,412 @@
+//! The storage contract: the [`Store`] trait every backend implements, the
+//! rows it passes, and [`StoreError`]. The server is written against this
+//! trait only; `contract` holds the behaviour suite every backend must pass.
+#![forbid(unsafe_code)]
+
+pub mod contract;
+
+use chrono::{DateTime, Utc};
+use muster_core::audit::AuditEntry;
+use muster_core::person::{ChangeKind, Incoming, PersonState};
+use muster_core::policy::WritePolicy;
+use muster_core::secret::SecretDigest;
+use muster_core::{ExternalId, TenantId};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The backend failed; the text is for the log, never for a client.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRow {
+    pub id: TenantId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    Admin,
+    Client,
+}
+
+/// An admin user or integration client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRow {
+    /// Internal id, stable across renames.
+    pub id: String,
+    pub tenant: TenantId,
+    pub kind: PrincipalKind,
+    /// Public id (`client_id` for clients, the user name for admins).
+    pub client_id: String,
+    pub name: String,
+    pub role: String,
+    pub token_policy: String,
+    pub token_ttl_seconds: u64,
+    pub write_policy: WritePolicy,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub secrets: Vec<SecretRow>,
+}
+
+impl ClientRow {
+    /// How this principal is named in audit entries and imports.
+    pub fn principal_name(&self) -> String {
+        match self.kind {
+            PrincipalKind::Admin => format!("admin:{}", self.client_id),
+            PrincipalKind::Client => format!("client:{}", self.client_id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRow {
+    pub digest: SecretDigest,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub tenant: TenantId,
+    pub kind: PrincipalKind,
+    pub client_id: String,
+    pub name: String,
+    pub role: String,
+    pub token_policy: String,
+    pub token_ttl_seconds: u64,
+    pub write_policy: WritePolicy,
+    /// The first secret's digest (clients), if any.
+    pub secret: Option<SecretDigest>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub digest: SecretDigest,
+    pub principal_id: String,
+    /// Space-separated permissions the token carries.
+    pub scope: String,
+    pub one_time: bool,
+    pub created_at: DateTime<Utc>,
+    /// `None`: never expires (admin API tokens).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Why a bearer token was refused (for the 401's reason; no secrets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRefusal {
+    Unknown,
+    Expired,
+    Consumed,
+    Revoked,
+    ClientDisabled,
+}
+
+impl TokenRefusal {
+    pub fn reason(self) -> &'static str {
+        match self {
+            TokenRefusal::Unknown => "the token is not known",
+            TokenRefusal::Expired => "the token has expired",
+            TokenRefusal::Consumed => "the one-time token was already used",
+            TokenRefusal::Revoked => "the token was revoked",
+            TokenRefusal::ClientDisabled => "the client is disabled",
+        }
+    }
+}
+
+/// A token that authenticated, and who it speaks for.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub principal: ClientRow,
+    pub scope: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MappingRow {
+    pub tenant: TenantId,
+    pub name: String,
+    pub version: i64,
+    pub document: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub rows_total: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub deactivated: u64,
+    pub failed: u64,
+}
+
+impl Counts {
+    pub fn add_kind(&mut self, k: ChangeKind) {
+        match k {
+            ChangeKind::Created => self.created += 1,
+            ChangeKind::Updated | ChangeKind::Reactivated => self.updated += 1,
+            ChangeKind::Deactivated => self.deactivated += 1,
+            ChangeKind::Unchanged => self.unchanged += 1,
+        }
+    }
+    pub fn add(&mut self, o: &Counts) {
+        self.rows_total += o.rows_total;
+        self.created += o.created;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.deactivated += o.deactivated;
+        self.failed += o.failed;
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewImport {
+    pub id: String,
+    pub tenant: TenantId,
+    pub principal_id: String,
+    pub client_id: String,
+    pub on_behalf_of: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub mapping: String,
+    pub mapping_version: i64,
+    pub mode: String,
+    pub dry_run: bool,
+    pub format: String,
+    /// Import options (delimiter, header map) as JSON.
+    pub options: serde_json::Value,
+    pub bytes: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    pub id: String,
+    pub tenant: TenantId,
+    pub principal_id: String,
+    pub client_id: String,
+    pub on_behalf_of: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub mapping: String,
+    pub mapping_version: i64,
+    pub mode: String,
+    pub dry_run: bool,
+    pub format: String,
+    pub options: serde_json::Value,
+    pub bytes: u64,
+    pub state: String,
+    pub counts: Counts,
+    /// The last source row whose effects are committed (0: none yet).
+    pub checkpoint_row: u64,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportFilter {
+    pub state: Option<String>,
+    /// Only imports created by this principal.
+    pub principal_id: Option<String>,
+    /// Cursor: imports created before this one (newest first).
+    pub before_id: Option<String>,
+    pub limit: u32,
+}
+
+/// A row problem as stored. Never holds a cell's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowErrorRecord {
+    pub row: u64,
+    pub column: Option<String>,
+    pub attribute: Option<String>,
+    pub code: String,
+    pub message: String,
+}
+
+/// Who writes, on whose behalf, from where, under which policy.
+#[derive(Debug, Clone)]
+pub struct WriteContext {
+    pub tenant: TenantId,
+    /// `client:<id>` or `admin:<name>`.
+    pub principal: String,
+    pub on_behalf_of: Option<String>,
+    /// `import:<id>`, `api`, `login-sync`, ...
+    pub source: String,
+    pub policy: WritePolicy,
+    pub now: DateTime<Utc>,
+}
+
+/// One record to apply, with the source row it came from (0 for API calls).
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    pub row: u64,
+    pub incoming: Incoming,
+}
+
+/// Progress of an import, committed with the batch it describes.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub import_id: String,
+    /// The last source row covered by this batch.
+    pub row: u64,
+    /// Rows of this stretch found unchanged before the batch was built
+    /// (and so not in it); they count as unchanged with the batch.
+    pub unchanged: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemResult {
+    pub kind: ChangeKind,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PersonRow {
+    pub external_id: ExternalId,
+    pub state: PersonState,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+    pub on_behalf_of: Option<String>,
+    pub source: String,
+}
+
+/// An audit entry and its stored hash.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub entry: AuditEntry,
+    pub hash: String,
+}
+
+/// An audit entry to append; the store assigns seq, prev_hash and hash.
+#[derive(Debug, Clone)]
+pub struct AuditDraft {
+    pub tenant: TenantId,
+    pub at: DateTime<Utc>,
+    pub principal: String,
+    pub on_behalf_of: Option<String>,
+    pub source: String,
+    pub action: String,
+    pub person: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// The format of audit timestamps: fixed precision, so the hashed text is
+/// reproducible.
+pub fn audit_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// Storage for one Muster installation. Methods block; async callers run
+/// them on a blocking thread. Every method that changes people writes the
+/// audit entries in the same transaction.
+pub trait Store: Send + Sync + 'static {
+    /// Creates the default tenant and its first admin when the database is
+    /// empty. Returns the admin's token (shown once) when it did.
+    fn bootstrap(&self, admin_token: SecretDigest, now: DateTime<Utc>) -> Result<bool>;
+
+    fn tenant_create(&self, id: &TenantId, name: &str, now: DateTime<Utc>) -> Result<TenantRow>;
+    fn tenant_list(&self) -> Result<Vec<TenantRow>>;
+
+    fn client_create(&self, c: NewClient, now: DateTime<Utc>) -> Result<ClientRow>;
+    /// By public client id (unique across tenants).
+    fn client_get(&self, client_id: &str) -> Result<ClientRow>;
+    fn client_list(&self, tenant: &TenantId) -> Result<Vec<ClientRow>>;
+    /// Disabling also revokes every live token of the client.
+    fn client_set_disabled(&self, client_id: &str, disabled: bool) -> Result<ClientRow>;
+    /// Adds `new_secret`; every older secret without an earlier expiry now
+    /// expires at `old_until`.
+    fn client_rotate_secret(
+        &self,
+        client_id: &str,
+        new_secret: SecretDigest,
+        old_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<ClientRow>;
+
+    fn token_insert(&self, t: NewToken) -> Result<()>;
+    /// Checks a presented token; consumes a one-time token atomically, so
+    /// that of several racing requests exactly one succeeds.
+    fn token_use(
+        &self,
+        digest: SecretDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Result<TokenGrant, TokenRefusal>>;
+    /// Revokes the token if it belongs to `principal_id` (RFC 7009: no error otherwise).
+    fn token_revoke(&self, digest: SecretDigest, principal_id: &str) -> Result<()>;
+
+    fn mapping_put(&self, m: MappingRow) -> Result<MappingRow>;
+    fn mapping_get(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        version: Option<i64>,
+    ) -> Result<MappingRow>;
+    fn mapping_list(&self, tenant: &TenantId) -> Result<Vec<MappingRow>>;
+    fn mapping_versions(&self, tenant: &TenantId, name: &str) -> Result<Vec<MappingRow>>;
+
+    /// Records a new import, or returns the existing one (and `false`) when
+    /// the principal already used its idempotency key.
+    fn import_create(&self, i: NewImport) -> Result<(ImportRow, bool)>;
+    fn import_get(&self, tenant: &TenantId, id: &str) -> Result<ImportRow>;
+    fn import_list(&self, tenant: &TenantId, f: &ImportFilter) -> Result<Vec<ImportRow>>;
+    /// Imports that are not final, oldest first (the worker's queue).
+    fn import_pending(&self) -> Result<Vec<ImportRow>>;
+    fn import_set_state(
+        &self,
+        id: &str,
+        state: &str,
+        error: Option<(&str, &str)>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Starts (or restarts) validation: forgets errors and counts.
+    fn import_reset(&self, id: &str, now: DateTime<Utc>) -> Result<()>;
+    fn import_add_errors(&self, id: &str, errors: &[RowErrorRecord]) -> Result<()>;
+    fn import_set_total(&self, id: &str, rows_total: u64, failed: u64) -> Result<()>;
+    /// Row errors in row order; `after` is the cursor of the previous page.
+    fn import_errors(&self, id: &str, after: u64, limit: u32)
+        -> Result<Vec<(u64, RowErrorRecord)>>;
+    /// Row numbers with errors, for the apply pass to skip.
+    fn import_error_rows(&self, id: &str) -> Result<Vec<u64>>;
+
+    /// Applies records in one transaction: only changed people are written,
+    /// each with its audit entry; with a checkpoint, the import's progress
+    /// commits with them. With `dry_run` nothing but the checkpoint is kept.
+    fn apply_batch(
+        &self,
+        ctx: &WriteContext,
+        items: Vec<BatchItem>,
+        checkpoint: Option<Checkpoint>,
+        dry_run: bool,
+    ) -> Result<Vec<ItemResult>>;
+
+    fn person_get(&self, tenant: &TenantId, id: &ExternalId) -> Result<PersonRow>;
+    /// The fingerprints stored with these people, in order (`None`: no such
+    /// person). Read-only; the import's validation pass uses it to find
+    /// unchanged rows before anything is written.
+    fn person_fingerprints(&self, tenant: &TenantId, ids: &[&str])
+        -> Result<Vec<Option<[u8; 16]>>>;
+    fn person_list(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<PersonRow>>;
+
+    fn audit_append(&self, d: AuditDraft) -> Result<i64>;
+    fn audit_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<AuditRow>>;
+    /// Visits a tenant's whole chain in order, for verification.
+    fn audit_walk(&self, tenant: &TenantId, f: &mut dyn FnMut(AuditRow) -> bool) -> Result<()>;
+}
