@@ -1,0 +1,471 @@
+//! The admin API: tenants, integration clients and mappings.
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::json::JsonBody;
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use chrono::Duration;
+use muster_core::mapping::{MappingDoc, MappingFormat};
+use muster_core::policy::{role_permissions, Permission, WritePolicy, BUILTIN_ROLES};
+use muster_core::schema::{core_type, valid_custom_name, ROLES};
+use muster_core::{secret, TenantId};
+use muster_proto::*;
+use muster_store::{AuditDraft, ClientRow, MappingRow, NewClient, PrincipalKind, TenantRow};
+use serde::Deserialize;
+
+pub(crate) async fn audit(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    detail: serde_json::Value,
+) -> ApiResult<()> {
+    let d = AuditDraft {
+        tenant: caller.principal.tenant.clone(),
+        at: state.clock.now(),
+        principal: caller.name(),
+        on_behalf_of: caller.on_behalf_of.clone(),
+        source: "admin".into(),
+        action: action.to_owned(),
+        person: None,
+        detail,
+    };
+    state.db(move |s| s.audit_append(d)).await?;
+    Ok(())
+}
+
+fn tenant_info(t: TenantRow) -> TenantInfo {
+    TenantInfo {
+        id: t.id.to_string(),
+        name: t.name,
+        created_at: t.created_at,
+    }
+}
+
+/// Only an administrator of the `default` tenant manages tenants.
+fn require_operator(caller: &Caller) -> ApiResult<()> {
+    caller.require(Permission::TenantAdmin)?;
+    if caller.principal.tenant != TenantId::default_tenant() {
+        return Err(ApiError::Forbidden(
+            "tenant:admin on the default tenant".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn tenant_create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(spec): JsonBody<TenantSpec>,
+) -> ApiResult<(StatusCode, Json<TenantCreated>)> {
+    require_operator(&caller)?;
+    let id = TenantId::parse(&spec.id)
+        .map_err(|e| ApiError::unprocessable("invalid_tenant_id", format!("id: {e}")))?;
+    let name = spec.name.unwrap_or_else(|| spec.id.clone());
+    let now = state.clock.now();
+    let tid = id.clone();
+    let row = state.db(move |s| s.tenant_create(&tid, &name, now)).await?;
+    // The tenant's first administrator, with an API token shown once.
+    let (token, digest) = secret::generate("mat_");
+    let admin = NewClient {
+        tenant: id.clone(),
+        kind: PrincipalKind::Admin,
+        client_id: format!("admin@{}", id),
+        name: "Tenant administrator".into(),
+        role: "admin".into(),
+        token_policy: "ttl".into(),
+        token_ttl_seconds: 0,
+        write_policy: WritePolicy::allow_all(),
+        secret: None,
+    };
+    let created = state.db(move |s| s.client_create(admin, now)).await?;
+    let pid = created.id.clone();
+    state
+        .db(move |s| {
+            s.token_insert(muster_store::NewToken {
+                digest,
+                principal_id: pid,
+                scope: "*".into(),
+                one_time: false,
+                created_at: now,
+                expires_at: None,
+            })
+        })
+        .await?;
+    audit(
+        &state,
+        &caller,
+        "tenant.created",
+        serde_json::json!({ "tenant": id.as_str() }),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TenantCreated {
+            tenant: tenant_info(row),
+            admin_token: token,
+        }),
+    ))
+}
+
+pub async fn tenant_list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<TenantInfo>>> {
+    require_operator(&caller)?;
+    let rows = state.db(|s| s.tenant_list()).await?;
+    Ok(Json(rows.into_iter().map(tenant_info).collect()))
+}
+
+pub fn client_info(c: &ClientRow) -> ClientInfo {
+    ClientInfo {
+        client_id: c.client_id.clone(),
+        name: c.name.clone(),
+        role: c.role.clone(),
+        permissions: role_permissions(&c.role)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect(),
+        token_policy: TokenPolicy::parse(&c.token_policy).unwrap_or(TokenPolicy::Ttl),
+        token_ttl_seconds: c.token_ttl_seconds,
+        write_policy: WritePolicyInfo {
+            attributes: c.write_policy.attributes.clone(),
+            roles: c.write_policy.roles.clone(),
+        },
+        disabled: c.disabled,
+        created_at: c.created_at,
+        secrets: c
+            .secrets
+            .iter()
+            .map(|s| SecretInfo {
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+            })
+            .collect(),
+    }
+}
+
+fn valid_client_id(id: &str) -> bool {
+    (3..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn check_write_policy(p: &WritePolicyInfo) -> ApiResult<WritePolicy> {
+    for a in &p.attributes {
+        if a != "*" && a != ROLES && core_type(a).is_none() && !valid_custom_name(a) {
+            return Err(ApiError::unprocessable(
+                "invalid_write_policy",
+                format!("write_policy.attributes: '{a}' is not an attribute name"),
+            ));
+        }
+    }
+    for r in &p.roles {
+        if r != "*" && !crate::write::valid_role_name(r) {
+            return Err(ApiError::unprocessable(
+                "invalid_write_policy",
+                format!("write_policy.roles: '{r}' is not a role name"),
+            ));
+        }
+    }
+    Ok(WritePolicy {
+        attributes: p.attributes.clone(),
+        roles: p.roles.clone(),
+    })
+}
+
+/// Finds a client of the caller's tenant; other tenants' clients do not exist.
+async fn own_client(state: &AppState, caller: &Caller, id: String) -> ApiResult<ClientRow> {
+    let c = state.db(move |s| s.client_get(&id)).await?;
+    if c.tenant != caller.principal.tenant || c.kind != PrincipalKind::Client {
+        return Err(ApiError::NotFound("client"));
+    }
+    Ok(c)
+}
+
+pub async fn client_create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(spec): JsonBody<ClientSpec>,
+) -> ApiResult<(StatusCode, Json<ClientCreated>)> {
+    caller.require(Permission::ClientsAdmin)?;
+    if !BUILTIN_ROLES.contains(&spec.role.as_str()) {
+        return Err(ApiError::unprocessable(
+            "invalid_role",
+            format!("role: must be one of {}", BUILTIN_ROLES.join(", ")),
+        ));
+    }
+    let client_id = match spec.client_id {
+        Some(id) if valid_client_id(&id) => id,
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "invalid_client_id",
+                "client_id: 3 to 64 characters of letters, digits, '-', '_' and '.'",
+            ))
+        }
+        None => format!("mc_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
+    };
+    let ttl = spec
+        .token_ttl_seconds
+        .unwrap_or(state.config.tokens.default_ttl_seconds);
+    if !(1..=86_400).contains(&ttl) {
+        return Err(ApiError::unprocessable(
+            "invalid_ttl",
+            "token_ttl_seconds: must be between 1 and 86400",
+        ));
+    }
+    let write_policy = check_write_policy(&spec.write_policy)?;
+    let (client_secret, digest) = secret::generate("mcs_");
+    let new = NewClient {
+        tenant: caller.principal.tenant.clone(),
+        kind: PrincipalKind::Client,
+        client_id: client_id.clone(),
+        name: spec.name.unwrap_or_else(|| client_id.clone()),
+        role: spec.role,
+        token_policy: spec.token_policy.as_str().to_owned(),
+        token_ttl_seconds: ttl,
+        write_policy,
+        secret: Some(digest),
+    };
+    let now = state.clock.now();
+    let row = state.db(move |s| s.client_create(new, now)).await?;
+    audit(
+        &state,
+        &caller,
+        "client.created",
+        serde_json::json!({ "client_id": row.client_id, "role": row.role }),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ClientCreated {
+            client: client_info(&row),
+            client_secret,
+        }),
+    ))
+}
+
+pub async fn client_list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<ClientInfo>>> {
+    caller.require(Permission::ClientsAdmin)?;
+    let t = caller.principal.tenant.clone();
+    let rows = state.db(move |s| s.client_list(&t)).await?;
+    Ok(Json(rows.iter().map(client_info).collect()))
+}
+
+pub async fn client_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ClientInfo>> {
+    caller.require(Permission::ClientsAdmin)?;
+    Ok(Json(client_info(&own_client(&state, &caller, id).await?)))
+}
+
+async fn set_disabled(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    disabled: bool,
+) -> ApiResult<Json<ClientInfo>> {
+    caller.require(Permission::ClientsAdmin)?;
+    let c = own_client(&state, &caller, id).await?;
+    let cid = c.client_id.clone();
+    let row = state
+        .db(move |s| s.client_set_disabled(&cid, disabled))
+        .await?;
+    let action = if disabled {
+        "client.disabled"
+    } else {
+        "client.enabled"
+    };
+    audit(
+        &state,
+        &caller,
+        action,
+        serde_json::json!({ "client_id": row.client_id }),
+    )
+    .await?;
+    Ok(Json(client_info(&row)))
+}
+
+pub async fn client_disable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ClientInfo>> {
+    set_disabled(state, caller, id, true).await
+}
+
+pub async fn client_enable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ClientInfo>> {
+    set_disabled(state, caller, id, false).await
+}
+
+pub async fn client_rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<SecretRotated>> {
+    caller.require(Permission::ClientsAdmin)?;
+    let c = own_client(&state, &caller, id).await?;
+    // The body is optional: no body means the default overlap.
+    let req: RotateSecretRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateSecretRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_body",
+                "the body must be a JSON object with an optional overlap_seconds",
+            )
+        })?
+    };
+    let overlap = req
+        .overlap_seconds
+        .unwrap_or(state.config.tokens.secret_overlap_seconds);
+    if overlap > 30 * 86_400 {
+        return Err(ApiError::unprocessable(
+            "invalid_overlap",
+            "overlap_seconds: at most 2592000 (30 days)",
+        ));
+    }
+    let now = state.clock.now();
+    let until = now + Duration::seconds(overlap as i64);
+    let (client_secret, digest) = secret::generate("mcs_");
+    let cid = c.client_id.clone();
+    let row = state
+        .db(move |s| s.client_rotate_secret(&cid, digest, until, now))
+        .await?;
+    audit(
+        &state,
+        &caller,
+        "client.secret_rotated",
+        serde_json::json!({ "client_id": row.client_id, "overlap_seconds": overlap }),
+    )
+    .await?;
+    Ok(Json(SecretRotated {
+        client_id: row.client_id,
+        client_secret,
+        previous_secret_expires_at: Some(until),
+    }))
+}
+
+pub fn mapping_info(m: &MappingRow) -> MappingInfo {
+    let attributes = MappingDoc::parse(&m.document.to_string(), MappingFormat::Json)
+        .map(|d| d.attributes())
+        .unwrap_or_default();
+    MappingInfo {
+        name: m.name.clone(),
+        version: m.version,
+        created_at: m.created_at,
+        created_by: m.created_by.clone(),
+        attributes,
+        document: m.document.clone(),
+    }
+}
+
+fn valid_mapping_name(n: &str) -> bool {
+    (1..=64).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+pub async fn mapping_put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<MappingInfo>)> {
+    caller.require(Permission::MappingsWrite)?;
+    if !valid_mapping_name(&name) {
+        return Err(ApiError::bad_request(
+            "invalid_mapping_name",
+            "mapping name: 1 to 64 characters of letters, digits, '-', '_' and '.'",
+        ));
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let format = match ct.as_str() {
+        "application/toml" | "text/toml" | "application/x-toml" => MappingFormat::Toml,
+        "application/json" => MappingFormat::Json,
+        _ => {
+            return Err(ApiError::UnsupportedMediaType(
+                "a mapping is sent as application/toml or application/json".into(),
+            ))
+        }
+    };
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("invalid_encoding", "the mapping is not UTF-8 text"))?;
+    let doc = MappingDoc::parse(text, format)
+        .map_err(|e| ApiError::unprocessable("invalid_mapping", e.to_string()))?;
+    let row = MappingRow {
+        tenant: caller.principal.tenant.clone(),
+        name,
+        version: 0,
+        document: doc.to_canonical_json(),
+        created_at: state.clock.now(),
+        created_by: caller.name(),
+    };
+    let row = state.db(move |s| s.mapping_put(row)).await?;
+    audit(
+        &state,
+        &caller,
+        "mapping.created",
+        serde_json::json!({ "name": row.name, "version": row.version }),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(mapping_info(&row))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionQuery {
+    pub version: Option<i64>,
+}
+
+/// Mappings hold no personnel data: any principal of the tenant may read them.
+pub async fn mapping_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<VersionQuery>,
+) -> ApiResult<Json<MappingInfo>> {
+    let t = caller.principal.tenant.clone();
+    let row = state
+        .db(move |s| s.mapping_get(&t, &name, q.version))
+        .await?;
+    Ok(Json(mapping_info(&row)))
+}
+
+pub async fn mapping_list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<MappingInfo>>> {
+    let t = caller.principal.tenant.clone();
+    let rows = state.db(move |s| s.mapping_list(&t)).await?;
+    Ok(Json(rows.iter().map(mapping_info).collect()))
+}
+
+pub async fn mapping_versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<MappingInfo>>> {
+    let t = caller.principal.tenant.clone();
+    let rows = state.db(move |s| s.mapping_versions(&t, &name)).await?;
+    Ok(Json(rows.iter().map(mapping_info).collect()))
+}

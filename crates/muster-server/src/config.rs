@@ -1,0 +1,257 @@
+//! Typed configuration in layers: built-in defaults, then an optional TOML
+//! file, then `MUSTER_*` environment variables (`__` separates a section from
+//! its key: `MUSTER_LIMITS__MAX_UPLOAD_BYTES`). Unknown keys in the file are
+//! errors. Zero configuration runs on SQLite in `./muster-data`.
+use anyhow::Context;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded database, the master key and pending uploads live.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH`; empty means `sqlite://<data_dir>/muster.db`.
+    pub database_url: String,
+    /// Address to listen on.
+    pub listen: String,
+    /// The URL clients use to reach the gateway (the OAuth issuer); empty
+    /// means `http://<listen>`.
+    pub public_url: String,
+    /// A file holding the 32-byte master key (64 hex characters); empty
+    /// means `<data_dir>/master.key`, generated on first start.
+    pub master_key_file: String,
+    /// `human` or `json`.
+    pub log_format: String,
+    pub limits: Limits,
+    pub import: ImportConfig,
+    pub tokens: TokenConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// Longest line (or record) of an uploaded file, in bytes.
+    pub max_line_bytes: usize,
+    /// Largest JSON request body (people API, admin API), in bytes.
+    pub max_json_bytes: usize,
+    /// Most items in one `POST /api/v1/people/sync`.
+    pub max_sync_items: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportConfig {
+    /// Rows applied per transaction (with their audit entries and a checkpoint).
+    pub batch_size: usize,
+    /// Keep sealed uploads after processing instead of deleting them.
+    pub retain_uploads: bool,
+    /// Longest `wait=` a request may ask for, in seconds.
+    pub max_wait_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Default access-token lifetime for clients that set none.
+    pub default_ttl_seconds: u64,
+    /// Default rotation overlap for client secrets.
+    pub secret_overlap_seconds: u64,
+}
+
+const DEFAULTS: &str = r#"
+data_dir = "muster-data"
+database_url = ""
+listen = "127.0.0.1:8080"
+public_url = ""
+master_key_file = ""
+log_format = "human"
+[limits]
+max_upload_bytes = 4294967296
+max_line_bytes = 1048576
+max_json_bytes = 16777216
+max_sync_items = 10000
+[import]
+batch_size = 5000
+retain_uploads = false
+max_wait_seconds = 3600
+[tokens]
+default_ttl_seconds = 900
+secret_overlap_seconds = 86400
+"#;
+
+/// Environment variables that are not server settings: the client side's
+/// (`muster push`, `muster admin`), the log filter, the SQLite knob.
+const CLIENT_VARS: [&str; 7] = [
+    "LOG",
+    "URL",
+    "ADMIN_TOKEN",
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "CLIENT_SECRET_FILE",
+    "SQLITE_SYNCHRONOUS",
+];
+
+impl Config {
+    /// Defaults, then `file`, then the process environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut table: toml::Table = toml::from_str(DEFAULTS).context("built-in defaults")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the configuration file {}", path.display())
+            })?;
+            let over: toml::Table = toml::from_str(&text)
+                .with_context(|| format!("{} is not valid TOML", path.display()))?;
+            merge(&mut table, over);
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("MUSTER_") else {
+                continue;
+            };
+            if CLIENT_VARS.contains(&rest) || rest.ends_with("_FILE") && rest != "MASTER_KEY_FILE" {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            set_path(&mut table, &path, scalar(&value));
+        }
+        let cfg: Config = toml::Value::Table(table)
+            .try_into()
+            .context("invalid configuration")?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            matches!(self.log_format.as_str(), "human" | "json"),
+            "log_format must be 'human' or 'json'"
+        );
+        anyhow::ensure!(
+            self.import.batch_size > 0,
+            "import.batch_size must be positive"
+        );
+        anyhow::ensure!(
+            self.limits.max_line_bytes >= 1024,
+            "limits.max_line_bytes must be at least 1024"
+        );
+        Ok(())
+    }
+
+    pub fn database_path(&self) -> anyhow::Result<PathBuf> {
+        if self.database_url.is_empty() {
+            return Ok(self.data_dir.join("muster.db"));
+        }
+        match self.database_url.strip_prefix("sqlite://") {
+            Some(p) => Ok(PathBuf::from(p)),
+            None => anyhow::bail!(
+                "database_url: only sqlite:// URLs are supported by this build (PostgreSQL is planned)"
+            ),
+        }
+    }
+
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.data_dir.join("uploads")
+    }
+
+    pub fn master_key_path(&self) -> PathBuf {
+        if self.master_key_file.is_empty() {
+            self.data_dir.join("master.key")
+        } else {
+            PathBuf::from(&self.master_key_file)
+        }
+    }
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                set_path(t, rest, value);
+            }
+        }
+    }
+}
+
+/// Environment values are text; numbers and booleans are read as such.
+fn scalar(v: &str) -> toml::Value {
+    if let Ok(i) = v.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match v {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(v.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn zero_configuration_runs_on_sqlite_in_the_data_dir() {
+        let c = Config::load_from(None, Vec::new()).unwrap();
+        assert_eq!(
+            c.database_path().unwrap(),
+            PathBuf::from("muster-data/muster.db")
+        );
+        assert_eq!(c.listen, "127.0.0.1:8080");
+    }
+    #[test]
+    fn environment_overrides_file_and_nested_keys_use_double_underscores() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.toml");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:9000\"\n[import]\nbatch_size = 10\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("MUSTER_DATA_DIR".to_string(), "/tmp/x".to_string()),
+            ("MUSTER_IMPORT__BATCH_SIZE".to_string(), "20".to_string()),
+            ("MUSTER_URL".to_string(), "http://ignored".to_string()),
+            (
+                "MUSTER_CLIENT_SECRET_FILE".to_string(),
+                "/ignored".to_string(),
+            ),
+        ];
+        let c = Config::load_from(Some(&f), env).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000");
+        assert_eq!(c.import.batch_size, 20);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.toml");
+        std::fs::write(&f, "lisen = \"x\"\n").unwrap();
+        let e = Config::load_from(Some(&f), Vec::new()).unwrap_err();
+        assert!(format!("{e:#}").contains("lisen"), "{e:#}");
+    }
+}

@@ -1,0 +1,579 @@
+//! The imports API: upload (sealed to disk while it streams in), status,
+//! row errors, and progress as Server-Sent Events.
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::people::page_limit;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use muster_core::policy::Permission;
+use muster_intake::seal::SealWriter;
+use muster_proto::*;
+use muster_store::{ImportFilter, ImportRow, NewImport};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+/// The parameters of `POST /api/v1/imports`, checked one by one so that an
+/// error names the parameter.
+#[derive(Debug, Clone)]
+pub struct ImportParams {
+    pub mapping: String,
+    pub mode: String,
+    pub dry_run: bool,
+    pub wait: u64,
+    pub format: Option<String>,
+    pub delimiter: u8,
+    pub header_map: BTreeMap<String, String>,
+}
+
+fn parse_bool(name: &str, v: &str) -> ApiResult<bool> {
+    match v {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("{name}: must be true or false"),
+        )),
+    }
+}
+
+pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParams> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.unwrap_or("")).map_err(|_| {
+            ApiError::bad_request("invalid_parameter", "the query string does not decode")
+        })?;
+    let mut p = ImportParams {
+        mapping: String::new(),
+        mode: "upsert".into(),
+        dry_run: false,
+        wait: 0,
+        format: None,
+        delimiter: b',',
+        header_map: BTreeMap::new(),
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (k, v) in pairs {
+        if !seen.insert(k.clone()) {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("{k}: given more than once"),
+            ));
+        }
+        match k.as_str() {
+            "mapping" => p.mapping = v,
+            "mode" => match v.as_str() {
+                "upsert" => p.mode = v,
+                "snapshot" => {
+                    return Err(ApiError::bad_request(
+                        "unsupported_mode",
+                        "mode: 'snapshot' is not available yet; use 'upsert'",
+                    ))
+                }
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_parameter",
+                        "mode: must be 'upsert' or 'snapshot'",
+                    ))
+                }
+            },
+            "dry_run" => p.dry_run = parse_bool("dry_run", &v)?,
+            "wait" => {
+                p.wait = v.parse().ok().filter(|w| *w <= max_wait).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_parameter",
+                        format!("wait: must be a whole number of seconds from 0 to {max_wait}"),
+                    )
+                })?
+            }
+            "format" => match v.as_str() {
+                "csv" | "jsonl" => p.format = Some(v),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_parameter",
+                        "format: must be 'csv' or 'jsonl'",
+                    ))
+                }
+            },
+            "delimiter" => {
+                let d = match v.as_str() {
+                    "tab" | "\t" => b'\t',
+                    s if s.len() == 1 && s.is_ascii() && s != "\"" && s != "\n" && s != "\r" => s.as_bytes()[0],
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "invalid_parameter",
+                            "delimiter: must be one ASCII character (or 'tab'), not a quote or line break",
+                        ))
+                    }
+                };
+                p.delimiter = d;
+            }
+            "header_map" => {
+                p.header_map = serde_json::from_str(&v).map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_parameter",
+                        "header_map: must be a JSON object of column name to column name",
+                    )
+                })?
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("{other}: unknown parameter"),
+                ))
+            }
+        }
+    }
+    if p.mapping.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "mapping: required (the name of a stored mapping)",
+        ));
+    }
+    Ok(p)
+}
+
+/// The file's format, from `format=` or the media type.
+fn detect_format(p: &ImportParams, headers: &HeaderMap) -> ApiResult<String> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let from_type = match ct.as_str() {
+        "text/csv" | "application/csv" => Some("csv"),
+        "application/x-ndjson" | "application/jsonl" | "application/x-jsonlines"
+        | "application/json-lines" => Some("jsonl"),
+        "application/octet-stream" => None,
+        _ => {
+            return Err(ApiError::UnsupportedMediaType(
+                "the body must be text/csv or application/x-ndjson (or application/octet-stream with format=)"
+                    .into(),
+            ))
+        }
+    };
+    match (&p.format, from_type) {
+        (Some(f), Some(t)) if f != t => Err(ApiError::bad_request(
+            "invalid_parameter",
+            "format: contradicts the Content-Type",
+        )),
+        (Some(f), _) => Ok(f.clone()),
+        (None, Some(t)) => Ok(t.to_owned()),
+        (None, None) => Err(ApiError::bad_request(
+            "invalid_parameter",
+            "format: required with application/octet-stream",
+        )),
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .map(|s| Some(s.to_owned()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_header",
+                "Idempotency-Key: 1 to 255 printable ASCII characters",
+            )
+        })
+}
+
+pub fn import_info(r: &ImportRow) -> ImportInfo {
+    let base = format!("/api/v1/imports/{}", r.id);
+    ImportInfo {
+        id: r.id.clone(),
+        state: ImportState::parse(&r.state).unwrap_or(ImportState::Failed),
+        client_id: r.client_id.clone(),
+        on_behalf_of: r.on_behalf_of.clone(),
+        mapping: r.mapping.clone(),
+        mapping_version: r.mapping_version,
+        mode: r.mode.clone(),
+        dry_run: r.dry_run,
+        format: r.format.clone(),
+        bytes: r.bytes,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        finished_at: r.finished_at,
+        counts: ImportCounts {
+            rows_total: r.counts.rows_total,
+            created: r.counts.created,
+            updated: r.counts.updated,
+            unchanged: r.counts.unchanged,
+            deactivated: r.counts.deactivated,
+            failed: r.counts.failed,
+        },
+        error: r.error_code.as_ref().map(|c| ImportFailure {
+            code: c.clone(),
+            message: r.error_message.clone().unwrap_or_default(),
+        }),
+        links: ImportLinks {
+            errors: format!("{base}/errors"),
+            events: format!("{base}/events"),
+            self_: base,
+        },
+    }
+}
+
+fn is_final(r: &ImportRow) -> bool {
+    ImportState::parse(&r.state).is_some_and(ImportState::is_final)
+}
+
+/// Polls until the import is final or `secs` have passed.
+async fn wait_final(state: &AppState, row: ImportRow, secs: u64) -> ApiResult<ImportRow> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut row = row;
+    while !is_final(&row) && tokio::time::Instant::now() < deadline {
+        // Woken when any import ends; the timeout covers other instances
+        // and a notification that raced the check above.
+        let finished = state.import_finished.notified();
+        let _ = tokio::time::timeout_at(
+            deadline.min(tokio::time::Instant::now() + Duration::from_millis(500)),
+            finished,
+        )
+        .await;
+        let (t, id) = (row.tenant.clone(), row.id.clone());
+        row = state.db(move |s| s.import_get(&t, &id)).await?;
+    }
+    Ok(row)
+}
+
+fn answer(row: &ImportRow, fresh: bool) -> Response {
+    let status = if is_final(row) || !fresh {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let mut resp = (status, Json(import_info(row))).into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&format!("/api/v1/imports/{}", row.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+pub async fn import_create(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    caller.require(Permission::ImportsCreate)?;
+    let p = parse_params(query.as_deref(), state.config.import.max_wait_seconds)?;
+    let format = detect_format(&p, &headers)?;
+    let key = idempotency_key(&headers)?;
+    let tenant = caller.principal.tenant.clone();
+
+    if let Some(k) = &key {
+        // A repeated key answers with the first import, without reading the body.
+        let (t, pid, k) = (tenant.clone(), caller.principal.id.clone(), k.clone());
+        let existing = state
+            .db(move |s| {
+                s.import_list(
+                    &t,
+                    &ImportFilter {
+                        principal_id: Some(pid),
+                        limit: 1000,
+                        ..Default::default()
+                    },
+                )
+            })
+            .await?
+            .into_iter()
+            .find(|r| r.idempotency_key.as_deref() == Some(k.as_str()));
+        if let Some(row) = existing {
+            let row = wait_final(&state, row, p.wait).await?;
+            return Ok(answer(&row, false));
+        }
+    }
+
+    let (t, name) = (tenant.clone(), p.mapping.clone());
+    let mapping = match state.db(move |s| s.mapping_get(&t, &name, None)).await {
+        Ok(m) => m,
+        Err(ApiError::NotFound(_)) => {
+            return Err(ApiError::unprocessable(
+                "unknown_mapping",
+                format!(
+                    "mapping: no mapping named '{}' exists in this tenant",
+                    p.mapping
+                ),
+            ))
+        }
+        Err(e) => return Err(e),
+    };
+
+    let id = uuid::Uuid::now_v7().to_string();
+    let bytes = receive_upload(&state, &id, body).await?;
+    let new = NewImport {
+        id: id.clone(),
+        tenant,
+        principal_id: caller.principal.id.clone(),
+        client_id: caller.principal.client_id.clone(),
+        on_behalf_of: caller.on_behalf_of.clone(),
+        idempotency_key: key,
+        mapping: mapping.name.clone(),
+        mapping_version: mapping.version,
+        mode: p.mode.clone(),
+        dry_run: p.dry_run,
+        format,
+        options: serde_json::json!({
+            "delimiter": (p.delimiter as char).to_string(),
+            "header_map": p.header_map,
+        }),
+        bytes,
+        created_at: state.clock.now(),
+    };
+    let (row, fresh) = state.db(move |s| s.import_create(new)).await?;
+    if !fresh {
+        // Lost a race on the idempotency key: this upload is not needed.
+        let _ = std::fs::remove_file(crate::worker::upload_path(&state.config, &id));
+    } else {
+        tracing::info!(import = %row.id, bytes, "import received");
+        state.import_queued.notify_one();
+    }
+    let row = wait_final(&state, row, p.wait).await?;
+    Ok(answer(&row, fresh))
+}
+
+/// Streams the body into a sealed file; never holds it whole in memory and
+/// never writes plaintext. Returns the number of bytes received.
+async fn receive_upload(state: &AppState, id: &str, body: Body) -> ApiResult<u64> {
+    let dir = state.config.uploads_dir();
+    let final_path = crate::worker::upload_path(&state.config, id);
+    let part = dir.join(format!("{id}.part"));
+    let key = *state.master_key.bytes();
+    let aad = id.as_bytes().to_vec();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let part2 = part.clone();
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let f = std::fs::File::create(&part2)?;
+        let mut w = SealWriter::new(std::io::BufWriter::with_capacity(256 * 1024, f), &key, &aad)?;
+        while let Some(chunk) = rx.blocking_recv() {
+            w.write_all(&chunk)?;
+        }
+        let inner = w.finish()?;
+        let f = inner.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        Ok(())
+    });
+    let max = state.config.limits.max_upload_bytes;
+    let mut total = 0u64;
+    let mut stream = body.into_data_stream();
+    let mut failure: Option<ApiError> = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => {
+                total += c.len() as u64;
+                if total > max {
+                    failure = Some(ApiError::PayloadTooLarge(format!(
+                        "the upload is larger than the limit of {max} bytes"
+                    )));
+                    break;
+                }
+                if tx.send(c).await.is_err() {
+                    break;
+                }
+            }
+            Err(_) => {
+                failure = Some(ApiError::bad_request(
+                    "upload_interrupted",
+                    "the upload ended before the body was complete",
+                ));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = writer.await?;
+    if let Some(f) = failure {
+        let _ = std::fs::remove_file(&part);
+        return Err(f);
+    }
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&part);
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "sealing the upload failed: {e}"
+        )));
+    }
+    std::fs::rename(&part, &final_path)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("storing the upload failed: {e}")))?;
+    Ok(total)
+}
+
+/// An import the caller may see: importers see their own only.
+async fn visible_import(state: &AppState, caller: &Caller, id: String) -> ApiResult<ImportRow> {
+    caller.require(Permission::ImportsRead)?;
+    let t = caller.principal.tenant.clone();
+    let row = state.db(move |s| s.import_get(&t, &id)).await?;
+    if row.principal_id != caller.principal.id && !caller.has(Permission::TenantAdmin) {
+        return Err(ApiError::NotFound("import"));
+    }
+    Ok(row)
+}
+
+pub async fn import_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ImportInfo>> {
+    Ok(Json(import_info(
+        &visible_import(&state, &caller, id).await?,
+    )))
+}
+
+fn query_pairs(q: Option<&str>, allowed: &[&str]) -> ApiResult<BTreeMap<String, String>> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(q.unwrap_or("")).map_err(|_| {
+            ApiError::bad_request("invalid_parameter", "the query string does not decode")
+        })?;
+    let mut out = BTreeMap::new();
+    for (k, v) in pairs {
+        if !allowed.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("{k}: unknown parameter"),
+            ));
+        }
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+fn limit_param(q: &BTreeMap<String, String>) -> ApiResult<u32> {
+    let l = match q.get("limit") {
+        None => None,
+        Some(v) => Some(v.parse::<u32>().map_err(|_| {
+            ApiError::bad_request("invalid_parameter", "limit: must be a whole number")
+        })?),
+    };
+    page_limit(l)
+}
+
+pub async fn import_list(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Page<ImportInfo>>> {
+    caller.require(Permission::ImportsRead)?;
+    let q = query_pairs(query.as_deref(), &["state", "limit", "after"])?;
+    let limit = limit_param(&q)?;
+    if let Some(s) = q.get("state") {
+        if ImportState::parse(s).is_none() {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "state: not an import state",
+            ));
+        }
+    }
+    let filter = ImportFilter {
+        state: q.get("state").cloned(),
+        principal_id: (!caller.has(Permission::TenantAdmin)).then(|| caller.principal.id.clone()),
+        before_id: q.get("after").cloned(),
+        limit,
+    };
+    let t = caller.principal.tenant.clone();
+    let rows = state.db(move |s| s.import_list(&t, &filter)).await?;
+    let next_cursor = if rows.len() == limit as usize {
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(Page {
+        items: rows.iter().map(import_info).collect(),
+        next_cursor,
+    }))
+}
+
+pub async fn import_errors(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Page<RowErrorInfo>>> {
+    let row = visible_import(&state, &caller, id).await?;
+    let q = query_pairs(query.as_deref(), &["limit", "after"])?;
+    let limit = limit_param(&q)?;
+    let after = match q.get("after") {
+        None => 0,
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            ApiError::bad_request("invalid_parameter", "after: not a cursor of this listing")
+        })?,
+    };
+    let rows = state
+        .db(move |s| s.import_errors(&row.id, after, limit))
+        .await?;
+    let next_cursor = if rows.len() == limit as usize {
+        rows.last().map(|(c, _)| c.to_string())
+    } else {
+        None
+    };
+    Ok(Json(Page {
+        items: rows
+            .into_iter()
+            .map(|(_, e)| RowErrorInfo {
+                row: e.row,
+                column: e.column,
+                attribute: e.attribute,
+                code: e.code,
+                message: e.message,
+            })
+            .collect(),
+        next_cursor,
+    }))
+}
+
+fn progress(r: &ImportRow) -> ImportProgress {
+    let info = import_info(r);
+    ImportProgress {
+        state: info.state,
+        rows_processed: r.checkpoint_row.saturating_sub(1),
+        counts: info.counts,
+    }
+}
+
+/// Progress while the import runs: an `progress` event whenever it moves,
+/// then one `done` event, then the stream ends.
+pub async fn import_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>>> {
+    let row = visible_import(&state, &caller, id).await?;
+    let stream = futures::stream::unfold(
+        (state, row, None::<String>, false),
+        |(state, row, last, done)| async move {
+            if done {
+                return None;
+            }
+            let mut row = row;
+            loop {
+                let p = progress(&row);
+                let text = serde_json::to_string(&p).unwrap_or_default();
+                if is_final(&row) {
+                    let ev = Event::default().event("done").data(text);
+                    return Some((Ok(ev), (state, row, None, true)));
+                }
+                if last.as_deref() != Some(text.as_str()) {
+                    let ev = Event::default().event("progress").data(text.clone());
+                    return Some((Ok(ev), (state, row, Some(text), false)));
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let (t, i) = (row.tenant.clone(), row.id.clone());
+                match state.db(move |s| s.import_get(&t, &i)).await {
+                    Ok(r) => row = r,
+                    Err(_) => return None,
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

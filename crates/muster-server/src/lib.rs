@@ -1,0 +1,308 @@
+//! Muster's gateway: configuration, the HTTP routers (admin and people API,
+//! imports, OAuth 2.0), auth extractors, the import worker and telemetry.
+//!
+//! [`serve`] is what `muster serve` runs; [`spawn`] starts the same server on
+//! an already-bound listener with an injected clock, for tests.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod audit_api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod imports;
+pub mod json;
+pub mod oauth;
+pub mod openapi;
+pub mod people;
+pub mod state;
+pub mod telemetry;
+pub mod worker;
+pub mod write;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::Router;
+use muster_core::clock::{Clock, SystemClock};
+use muster_core::secret;
+use muster_proto::AuditVerification;
+use muster_store::Store;
+use muster_store_sqlite::SqliteStore;
+use state::{AppState, MasterKey};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route(
+            "/tenants",
+            post(admin::tenant_create).get(admin::tenant_list),
+        )
+        .route(
+            "/clients",
+            post(admin::client_create).get(admin::client_list),
+        )
+        .route("/clients/{client_id}", get(admin::client_get))
+        .route("/clients/{client_id}/disable", post(admin::client_disable))
+        .route("/clients/{client_id}/enable", post(admin::client_enable))
+        .route(
+            "/clients/{client_id}/rotate-secret",
+            post(admin::client_rotate_secret),
+        )
+        .route("/mappings", get(admin::mapping_list))
+        .route(
+            "/mappings/{name}",
+            put(admin::mapping_put).get(admin::mapping_get),
+        )
+        .route("/mappings/{name}/versions", get(admin::mapping_versions))
+        .route(
+            "/imports",
+            post(imports::import_create).get(imports::import_list),
+        )
+        .route("/imports/{id}", get(imports::import_get))
+        .route("/imports/{id}/errors", get(imports::import_errors))
+        .route("/imports/{id}/events", get(imports::import_events))
+        .route("/people", get(people::person_list))
+        .route("/people/sync", post(people::people_sync))
+        .route(
+            "/people/{external_id}",
+            put(people::person_put).get(people::person_get),
+        )
+        .route("/audit", get(audit_api::audit_list))
+        .route("/audit/verify", get(audit_api::audit_verify));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/oauth2/token", post(oauth::token_create))
+        .route("/oauth2/revoke", post(oauth::token_revoke))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::metadata),
+        )
+        .route("/healthz", get(health))
+        .route("/readyz", get(ready))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(not_found)
+        // Uploads are streamed and limited by the import handler itself;
+        // JSON bodies by their extractor.
+        .layer(DefaultBodyLimit::disable())
+        .layer(telemetry::trace_layer())
+        .with_state(state)
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::NotFound("route")
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<&'static str, error::ApiError> {
+    state.db(|s| s.tenant_list().map(|_| ())).await?;
+    Ok("ready")
+}
+
+/// Reads the master key, or creates one (mode 0600) on first start.
+fn master_key(config: &config::Config) -> anyhow::Result<MasterKey> {
+    let path = config.master_key_path();
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the master key file {}", path.display()))?;
+        let bytes = hex::decode(text.trim())
+            .ok()
+            .filter(|b| b.len() == 32)
+            .with_context(|| {
+                format!("{} must hold 64 hex characters (32 bytes)", path.display())
+            })?;
+        let mut k = [0u8; 32];
+        k.copy_from_slice(&bytes);
+        return Ok(MasterKey(k));
+    }
+    anyhow::ensure!(
+        config.master_key_file.is_empty(),
+        "the master key file {} does not exist",
+        path.display()
+    );
+    let mut k = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k);
+    write_private(&path, &hex::encode(k))?;
+    tracing::info!(path = %path.display(), "generated a new master key");
+    Ok(MasterKey(k))
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn open_store(config: &config::Config) -> anyhow::Result<Arc<dyn Store>> {
+    let path = config.database_path()?;
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    }
+    let store = SqliteStore::open(&path)
+        .with_context(|| format!("cannot open the database {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// A running gateway: its address and how to stop it.
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub state: AppState,
+    shutdown: Arc<Notify>,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Asks for a graceful stop and waits for it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.notify_one();
+        self.handle.await.context("server task")?
+    }
+}
+
+/// Prepares the data directory, database, master key and first admin, then
+/// serves on `listener` until `shutdown` is notified.
+pub async fn spawn(
+    config: config::Config,
+    listener: TcpListener,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    std::fs::create_dir_all(config.uploads_dir())?;
+    let key = master_key(&config)?;
+    let store = open_store(&config)?;
+    let (token, digest) = secret::generate("mat_");
+    let now = clock.now();
+    let s2 = store.clone();
+    if tokio::task::spawn_blocking(move || s2.bootstrap(digest, now)).await?? {
+        let path = config.data_dir.join("initial-admin-token");
+        let _ = std::fs::remove_file(&path);
+        write_private(&path, &token)?;
+        tracing::info!(
+            path = %path.display(),
+            "created the tenant 'default' and its first admin; the admin's API token is in this file (use MUSTER_ADMIN_TOKEN or muster admin --token-file)"
+        );
+    }
+    let addr = listener.local_addr()?;
+    let issuer = if config.public_url.is_empty() {
+        format!("http://{addr}")
+    } else {
+        config.public_url.trim_end_matches('/').to_owned()
+    };
+    let state = AppState {
+        store,
+        clock,
+        config: Arc::new(config),
+        master_key: Arc::new(key),
+        import_queued: Arc::new(Notify::new()),
+        import_finished: Arc::new(Notify::new()),
+        issuer: issuer.into(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = tokio::spawn(worker::run(state.clone(), stop.clone()));
+    let shutdown = Arc::new(Notify::new());
+    let app = router(state.clone());
+    let sd = shutdown.clone();
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { sd.notified().await })
+            .await
+            .context("http server")?;
+        // The worker stops between batches: no batch is half-applied.
+        stop.store(true, Ordering::SeqCst);
+        let _ = worker.await;
+        Ok(())
+    });
+    Ok(Running {
+        addr,
+        state,
+        shutdown,
+        handle,
+    })
+}
+
+/// Runs the gateway until SIGTERM or Ctrl-C.
+pub async fn serve(config: config::Config) -> anyhow::Result<()> {
+    telemetry::init(&config.log_format);
+    // Signal handlers first: a SIGTERM that arrives during startup still
+    // means a clean stop, not the default of dying on the spot.
+    let stop = shutdown_signal()?;
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let running = spawn(config, listener, Arc::new(SystemClock)).await?;
+    tracing::info!(addr = %running.addr, "muster is listening");
+    stop.await;
+    tracing::info!("shutting down: finishing the current batch");
+    running.stop().await
+}
+
+/// Installs the SIGTERM and Ctrl-C handlers now; the future completes on
+/// the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    #[cfg(unix)]
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot install the SIGINT handler")?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+/// Verifies every tenant's audit chain (or one tenant's) straight from the
+/// database, without a running server.
+pub fn verify_audit(
+    config: &config::Config,
+    tenant: Option<&str>,
+) -> anyhow::Result<Vec<(String, AuditVerification)>> {
+    let path = config.database_path()?;
+    anyhow::ensure!(path.exists(), "no database at {}", path.display());
+    let store = SqliteStore::open(&path)?;
+    let tenants = match tenant {
+        Some(t) => vec![muster_core::TenantId::parse(t).context("--tenant")?],
+        None => store.tenant_list()?.into_iter().map(|t| t.id).collect(),
+    };
+    let mut out = Vec::new();
+    for t in tenants {
+        let v = audit_api::verify_tenant(&store, &t)?;
+        out.push((t.to_string(), v));
+    }
+    Ok(out)
+}

@@ -1,0 +1,324 @@
+//! The OAuth 2.0 authorization server: client credentials grant (RFC 6749
+//! 4.4) with `client_secret_basic` and `client_secret_post`, token revocation
+//! (RFC 7009) and server metadata (RFC 8414). Errors are RFC 6749 5.2 bodies.
+use crate::auth::audit_refusal;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use chrono::Duration;
+use muster_core::policy::{parse_scope, role_permissions, scope_string, Permission};
+use muster_core::secret;
+use muster_proto::{OAuthError, ServerMetadata, TokenResponse};
+use muster_store::{ClientRow, NewToken, PrincipalKind};
+use std::collections::HashMap;
+
+/// An RFC 6749 5.2 error answer.
+pub struct OAuthFailure {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+    basic_challenge: bool,
+}
+
+impl OAuthFailure {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+    fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)
+    }
+    fn invalid_client(d: impl Into<String>, basic: bool) -> Self {
+        Self {
+            basic_challenge: basic,
+            ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
+        }
+    }
+    fn server_error() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the gateway could not complete the request",
+        )
+    }
+}
+
+impl IntoResponse for OAuthFailure {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.status,
+            Json(OAuthError {
+                error: self.error.to_owned(),
+                error_description: Some(self.description),
+            }),
+        )
+            .into_response();
+        no_store(resp.headers_mut());
+        if self.basic_challenge {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"muster\", charset=\"UTF-8\""),
+            );
+        }
+        resp
+    }
+}
+
+fn no_store(h: &mut HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+impl From<crate::error::ApiError> for OAuthFailure {
+    fn from(e: crate::error::ApiError) -> Self {
+        tracing::error!(error = ?e, "token endpoint");
+        OAuthFailure::server_error()
+    }
+}
+
+/// Parses a form body; RFC 6749 3.2 forbids repeating a parameter.
+fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, OAuthFailure> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.split(';').next().is_some_and(|m| {
+        m.trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    }) {
+        return Err(OAuthFailure::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|_| OAuthFailure::invalid_request("the form body does not decode"))?;
+    let mut map = HashMap::new();
+    for (k, v) in pairs {
+        if map.contains_key(&k) {
+            return Err(OAuthFailure::invalid_request(format!(
+                "the parameter '{k}' appears more than once"
+            )));
+        }
+        map.insert(k, v);
+    }
+    Ok(map)
+}
+
+/// Client authentication: HTTP Basic (RFC 6749 2.3.1, with the id and
+/// secret form-urlencoded) or the body parameters, never both.
+async fn authenticate_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<ClientRow, OAuthFailure> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        });
+    let in_body = form.contains_key("client_secret");
+    let (client_id, secret_text, used_basic) = match (basic, in_body) {
+        (Some(_), true) => {
+            return Err(OAuthFailure::invalid_request(
+                "use one client authentication method, not two",
+            ))
+        }
+        (Some(b), false) => {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+                .and_then(|d| String::from_utf8(d).ok())
+                .ok_or_else(|| OAuthFailure::invalid_client("malformed Basic credentials", true))?;
+            let (id, sec) = raw
+                .split_once(':')
+                .ok_or_else(|| OAuthFailure::invalid_client("malformed Basic credentials", true))?;
+            let dec = |s: &str| {
+                urlencoding::decode(&s.replace('+', " "))
+                    .map(|c| c.into_owned())
+                    .map_err(|_| OAuthFailure::invalid_client("malformed Basic credentials", true))
+            };
+            (dec(id)?, dec(sec)?, true)
+        }
+        (None, true) => (
+            form.get("client_id").cloned().unwrap_or_default(),
+            form.get("client_secret").cloned().unwrap_or_default(),
+            false,
+        ),
+        (None, false) => {
+            return Err(OAuthFailure::invalid_client(
+                "client authentication is required (client_secret_basic or client_secret_post)",
+                true,
+            ))
+        }
+    };
+    let lookup = client_id.clone();
+    let client = match state.db(move |s| s.client_get(&lookup)).await {
+        Ok(c) if c.kind == PrincipalKind::Client => c,
+        Ok(_) | Err(crate::error::ApiError::NotFound(_)) => {
+            return Err(OAuthFailure::invalid_client(
+                "client authentication failed",
+                used_basic,
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(id_in_body) = form.get("client_id") {
+        if used_basic && id_in_body != &client.client_id {
+            return Err(OAuthFailure::invalid_request(
+                "client_id in the body differs from the authenticated client",
+            ));
+        }
+    }
+    let now = state.clock.now();
+    let presented = secret::digest(&secret_text);
+    let mut ok = false;
+    for s in &client.secrets {
+        let live = s.expires_at.is_none_or(|e| e > now);
+        // Compare every live secret, so timing does not tell which matched.
+        ok |= live & secret::digest_eq(&s.digest, &presented);
+    }
+    if !ok {
+        audit_refusal(state, &client, "oauth2", "client authentication failed").await;
+        return Err(OAuthFailure::invalid_client(
+            "client authentication failed",
+            used_basic,
+        ));
+    }
+    if client.disabled {
+        audit_refusal(state, &client, "oauth2", "client is disabled").await;
+        return Err(OAuthFailure::invalid_client(
+            "the client is disabled",
+            used_basic,
+        ));
+    }
+    Ok(client)
+}
+
+pub async fn token_create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthFailure> {
+    let form = parse_form(&headers, &body)?;
+    let client = authenticate_client(&state, &headers, &form).await?;
+    match form.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => {}
+        Some(_) => {
+            return Err(OAuthFailure::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "only the client_credentials grant is supported",
+            ))
+        }
+        None => return Err(OAuthFailure::invalid_request("grant_type is required")),
+    }
+    let allowed = role_permissions(&client.role).unwrap_or_default();
+    let granted = match form.get("scope") {
+        None => allowed,
+        Some(scope) => {
+            let wanted = parse_scope(scope).map_err(|unknown| {
+                OAuthFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    format!("unknown scope '{unknown}'"),
+                )
+            })?;
+            if let Some(p) = wanted.iter().find(|p| !allowed.contains(p)) {
+                return Err(OAuthFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    format!("the client may not have the scope '{p}'"),
+                ));
+            }
+            if wanted.is_empty() {
+                return Err(OAuthFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    "the scope is empty",
+                ));
+            }
+            wanted
+        }
+    };
+    let ttl = if client.token_ttl_seconds == 0 {
+        state.config.tokens.default_ttl_seconds
+    } else {
+        client.token_ttl_seconds
+    };
+    let now = state.clock.now();
+    let (token, digest) = secret::generate("mct_");
+    let scope = scope_string(&granted);
+    let new = NewToken {
+        digest,
+        principal_id: client.id.clone(),
+        scope: scope.clone(),
+        one_time: client.token_policy == "one_time",
+        created_at: now,
+        expires_at: Some(now + Duration::seconds(ttl as i64)),
+    };
+    state.db(move |s| s.token_insert(new)).await?;
+    let mut resp = Json(TokenResponse {
+        access_token: token,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+        scope,
+    })
+    .into_response();
+    no_store(resp.headers_mut());
+    Ok(resp)
+}
+
+/// RFC 7009: the answer is 200 whether or not the token was known.
+pub async fn token_revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthFailure> {
+    let form = parse_form(&headers, &body)?;
+    let client = authenticate_client(&state, &headers, &form).await?;
+    let token = form
+        .get("token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| OAuthFailure::invalid_request("token is required"))?;
+    let digest = secret::digest(token);
+    let pid = client.id.clone();
+    match state.db(move |s| s.token_revoke(digest, &pid)).await {
+        Ok(()) | Err(crate::error::ApiError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut resp = StatusCode::OK.into_response();
+    no_store(resp.headers_mut());
+    Ok(resp)
+}
+
+pub async fn metadata(State(state): State<AppState>) -> Json<ServerMetadata> {
+    let base = state.issuer.to_string();
+    Json(ServerMetadata {
+        issuer: base.clone(),
+        token_endpoint: format!("{base}/oauth2/token"),
+        revocation_endpoint: format!("{base}/oauth2/revoke"),
+        grant_types_supported: vec!["client_credentials".into()],
+        token_endpoint_auth_methods_supported: vec![
+            "client_secret_basic".into(),
+            "client_secret_post".into(),
+        ],
+        revocation_endpoint_auth_methods_supported: vec![
+            "client_secret_basic".into(),
+            "client_secret_post".into(),
+        ],
+        scopes_supported: Permission::ALL
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect(),
+        response_types_supported: vec![],
+    })
+}

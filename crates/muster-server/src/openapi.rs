@@ -1,0 +1,271 @@
+//! The OpenAPI 3.1 document served at `/openapi.json`. Schemas come from the
+//! wire types in `muster-proto` (derived, so they cannot drift from the
+//! code); the operations are listed in [`ROUTES`], one row per route of
+//! [`crate::router`], which a test holds against the router.
+use axum::Json;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Muster",
+        description = "Personnel-data sync gateway: HR systems push people in, applications get what changed."
+    ),
+    components(schemas(
+        muster_proto::Problem,
+        muster_proto::TokenResponse,
+        muster_proto::OAuthError,
+        muster_proto::ServerMetadata,
+        muster_proto::TokenPolicy,
+        muster_proto::WritePolicyInfo,
+        muster_proto::TenantSpec,
+        muster_proto::TenantInfo,
+        muster_proto::TenantCreated,
+        muster_proto::ClientSpec,
+        muster_proto::SecretInfo,
+        muster_proto::ClientInfo,
+        muster_proto::ClientCreated,
+        muster_proto::RotateSecretRequest,
+        muster_proto::SecretRotated,
+        muster_proto::MappingInfo,
+        muster_proto::ImportState,
+        muster_proto::ImportCounts,
+        muster_proto::ImportFailure,
+        muster_proto::ImportLinks,
+        muster_proto::ImportInfo,
+        muster_proto::RowErrorInfo,
+        muster_proto::ImportProgress,
+        muster_proto::PersonInput,
+        muster_proto::SyncItem,
+        muster_proto::SyncRequest,
+        muster_proto::SyncResult,
+        muster_proto::SyncResponse,
+        muster_proto::PersonInfo,
+        muster_proto::AuditEntryInfo,
+        muster_proto::AuditVerification,
+    ))
+)]
+struct ApiDoc;
+
+/// What a route takes and gives, for the document.
+#[derive(Debug, Clone, Copy)]
+pub enum Body {
+    None,
+    Json(&'static str),
+    /// A page of the named item schema.
+    Page(&'static str),
+    /// An array of the named schema.
+    List(&'static str),
+    Raw(&'static [&'static str]),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// The permission it needs; "" for none, "token" for any valid token.
+    pub permission: &'static str,
+    pub query: &'static [(&'static str, &'static str)],
+    pub request: Body,
+    pub status: &'static str,
+    pub response: Body,
+}
+
+const fn r(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    permission: &'static str,
+    request: Body,
+    status: &'static str,
+    response: Body,
+) -> Route {
+    Route {
+        method,
+        path,
+        summary,
+        permission,
+        query: &[],
+        request,
+        status,
+        response,
+    }
+}
+
+const PAGING: &[(&str, &str)] = &[
+    ("after", "cursor from the previous page's next_cursor"),
+    ("limit", "items per page, 1 to 1000 (default 100)"),
+];
+
+pub const ROUTES: &[Route] = &[
+    r("post", "/oauth2/token", "Client credentials grant (RFC 6749 4.4); form body; client_secret_basic or client_secret_post", "", Body::Raw(&["application/x-www-form-urlencoded"]), "200", Body::Json("TokenResponse")),
+    r("post", "/oauth2/revoke", "Token revocation (RFC 7009)", "", Body::Raw(&["application/x-www-form-urlencoded"]), "200", Body::None),
+    r("get", "/.well-known/oauth-authorization-server", "Authorization server metadata (RFC 8414)", "", Body::None, "200", Body::Json("ServerMetadata")),
+    r("post", "/api/v1/tenants", "Create a tenant and its first admin token (shown once)", "tenant:admin (default tenant)", Body::Json("TenantSpec"), "201", Body::Json("TenantCreated")),
+    r("get", "/api/v1/tenants", "List tenants", "tenant:admin (default tenant)", Body::None, "200", Body::List("TenantInfo")),
+    r("post", "/api/v1/clients", "Register an integration client; its secret is shown once", "clients:admin", Body::Json("ClientSpec"), "201", Body::Json("ClientCreated")),
+    r("get", "/api/v1/clients", "List the tenant's clients", "clients:admin", Body::None, "200", Body::List("ClientInfo")),
+    r("get", "/api/v1/clients/{client_id}", "Show a client", "clients:admin", Body::None, "200", Body::Json("ClientInfo")),
+    r("post", "/api/v1/clients/{client_id}/disable", "Disable a client and revoke its live tokens", "clients:admin", Body::None, "200", Body::Json("ClientInfo")),
+    r("post", "/api/v1/clients/{client_id}/enable", "Enable a client", "clients:admin", Body::None, "200", Body::Json("ClientInfo")),
+    r("post", "/api/v1/clients/{client_id}/rotate-secret", "New secret (shown once); the old one works for the overlap", "clients:admin", Body::Json("RotateSecretRequest"), "200", Body::Json("SecretRotated")),
+    r("get", "/api/v1/mappings", "Latest version of each mapping", "token", Body::None, "200", Body::List("MappingInfo")),
+    r("put", "/api/v1/mappings/{name}", "Store a new version of a mapping (TOML or JSON)", "mappings:write", Body::Raw(&["application/toml", "application/json"]), "201", Body::Json("MappingInfo")),
+    Route { query: &[("version", "a specific version (default: latest)")], ..r("get", "/api/v1/mappings/{name}", "Show a mapping", "token", Body::None, "200", Body::Json("MappingInfo")) },
+    r("get", "/api/v1/mappings/{name}/versions", "Every version of a mapping", "token", Body::None, "200", Body::List("MappingInfo")),
+    Route {
+        query: &[
+            ("mapping", "name of the stored mapping (required)"),
+            ("mode", "upsert (default) or snapshot"),
+            ("dry_run", "true: report what would change, write nothing"),
+            ("wait", "seconds to wait for the import to finish before answering"),
+            ("format", "csv or jsonl (default: from Content-Type)"),
+            ("delimiter", "CSV delimiter, one character or 'tab' (default ',')"),
+            ("header_map", "JSON object: mapping column name to this file's column name"),
+        ],
+        ..r("post", "/api/v1/imports", "Upload a file to import; 202 with the import (200 when final or an Idempotency-Key repeats)", "imports:create", Body::Raw(&["text/csv", "application/x-ndjson", "application/octet-stream"]), "202", Body::Json("ImportInfo"))
+    },
+    Route { query: &[("state", "only imports in this state"), ("after", "cursor"), ("limit", "1 to 1000")], ..r("get", "/api/v1/imports", "List imports (newest first; your own unless tenant:admin)", "imports:read", Body::None, "200", Body::Page("ImportInfo")) },
+    r("get", "/api/v1/imports/{id}", "Status and counts of an import", "imports:read", Body::None, "200", Body::Json("ImportInfo")),
+    Route { query: PAGING, ..r("get", "/api/v1/imports/{id}/errors", "Row errors of an import, in row order", "imports:read", Body::None, "200", Body::Page("RowErrorInfo")) },
+    r("get", "/api/v1/imports/{id}/events", "Server-Sent Events: `progress` while it runs, then `done` (data: ImportProgress)", "imports:read", Body::None, "200", Body::Raw(&["text/event-stream"])),
+    Route { query: PAGING, ..r("get", "/api/v1/people", "List people by external id", "people:read", Body::None, "200", Body::Page("PersonInfo")) },
+    r("post", "/api/v1/people/sync", "Batch upsert with per-item results", "people:write", Body::Json("SyncRequest"), "200", Body::Json("SyncResponse")),
+    r("put", "/api/v1/people/{external_id}", "Upsert one person", "people:write", Body::Json("PersonInput"), "200", Body::Json("SyncResult")),
+    r("get", "/api/v1/people/{external_id}", "Read one person", "people:read", Body::None, "200", Body::Json("PersonInfo")),
+    Route { query: &[("after", "sequence number to start after"), ("limit", "1 to 1000")], ..r("get", "/api/v1/audit", "The tenant's audit chain, in order", "audit:read", Body::None, "200", Body::Page("AuditEntryInfo")) },
+    r("get", "/api/v1/audit/verify", "Verify the tenant's audit chain", "audit:read", Body::None, "200", Body::Json("AuditVerification")),
+    r("get", "/healthz", "Liveness", "", Body::None, "200", Body::Raw(&["text/plain"])),
+    r("get", "/readyz", "Readiness (the database answers)", "", Body::None, "200", Body::Raw(&["text/plain"])),
+    r("get", "/openapi.json", "This document", "", Body::None, "200", Body::Raw(&["application/json"])),
+];
+
+fn schema_ref(name: &str) -> RefOr<Schema> {
+    RefOr::Ref(Ref::from_schema_name(name))
+}
+
+fn schema_of(body: Body) -> Option<RefOr<Schema>> {
+    match body {
+        Body::None | Body::Raw(_) => None,
+        Body::Json(n) => Some(schema_ref(n)),
+        Body::List(n) => Some(ArrayBuilder::new().items(schema_ref(n)).into()),
+        Body::Page(n) => Some(
+            ObjectBuilder::new()
+                .property("items", ArrayBuilder::new().items(schema_ref(n)))
+                .required("items")
+                .property(
+                    "next_cursor",
+                    ObjectBuilder::new().schema_type(Type::String),
+                )
+                .into(),
+        ),
+    }
+}
+
+fn content(body: Body) -> Vec<(String, utoipa::openapi::Content)> {
+    match body {
+        Body::None => Vec::new(),
+        Body::Raw(types) => types
+            .iter()
+            .map(|t| (t.to_string(), ContentBuilder::new().build()))
+            .collect(),
+        other => {
+            let mut c = ContentBuilder::new();
+            if let Some(s) = schema_of(other) {
+                c = c.schema(Some(s));
+            }
+            vec![("application/json".to_string(), c.build())]
+        }
+    }
+}
+
+fn method(m: &str) -> HttpMethod {
+    match m {
+        "post" => HttpMethod::Post,
+        "put" => HttpMethod::Put,
+        "delete" => HttpMethod::Delete,
+        "patch" => HttpMethod::Patch,
+        _ => HttpMethod::Get,
+    }
+}
+
+pub fn build() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    );
+    for route in ROUTES {
+        let mut op = OperationBuilder::new()
+            .summary(Some(route.summary))
+            .description(
+                if route.permission.is_empty() || route.permission == "token" {
+                    None
+                } else {
+                    Some(format!("Needs the permission `{}`.", route.permission))
+                },
+            );
+        if !route.permission.is_empty() {
+            op = op.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+        }
+        for seg in route.path.split('/') {
+            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                op = op.parameter(
+                    ParameterBuilder::new()
+                        .name(name)
+                        .parameter_in(ParameterIn::Path)
+                        .required(Required::True)
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+                );
+            }
+        }
+        for (name, desc) in route.query {
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name(*name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(*desc))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+            );
+        }
+        let req = content(route.request);
+        if !req.is_empty() {
+            let mut b = RequestBodyBuilder::new().required(Some(Required::True));
+            for (t, c) in req {
+                b = b.content(t, c);
+            }
+            op = op.request_body(Some(b.build()));
+        }
+        let mut ok = ResponseBuilder::new().description("success");
+        for (t, c) in content(route.response) {
+            ok = ok.content(t, c);
+        }
+        op = op.response(route.status, ok.build());
+        let problem = ResponseBuilder::new()
+            .description("an RFC 9457 problem document (RFC 6749 5.2 error on /oauth2)")
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(schema_ref("Problem")))
+                    .build(),
+            )
+            .build();
+        op = op.response("default", problem);
+        doc.paths
+            .add_path_operation(route.path, vec![method(route.method)], op.build());
+    }
+    doc
+}
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(build())
+}

@@ -1,0 +1,49 @@
+//! What every handler and worker shares.
+use crate::config::Config;
+use crate::error::ApiError;
+use muster_core::clock::Clock;
+use muster_store::Store;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<Config>,
+    /// Seals uploads at rest; never logged, never leaves the process.
+    pub master_key: Arc<MasterKey>,
+    /// Wakes the import worker when an upload is queued.
+    pub import_queued: Arc<Notify>,
+    /// Wakes requests waiting for an import to end (`wait=`, SSE).
+    pub import_finished: Arc<Notify>,
+    /// The gateway's public URL (OAuth issuer), without a trailing slash.
+    pub issuer: Arc<str>,
+}
+
+impl AppState {
+    /// Runs a blocking store call off the async runtime.
+    pub async fn db<R, F>(&self, f: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<R, muster_store::StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        Ok(tokio::task::spawn_blocking(move || f(store.as_ref())).await??)
+    }
+}
+
+/// The 32-byte key that seals data at rest. Debug prints nothing of it.
+pub struct MasterKey(pub(crate) [u8; 32]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}

@@ -1,0 +1,753 @@
+//! The import worker. An import runs in two passes over the sealed upload:
+//!
+//! 1. **validate** (`parsing`): unseal, parse and map every row, record row
+//!    errors, and reject the whole import, with nothing applied, on a format
+//!    or mapping failure or when the share of bad rows passes the mapping's
+//!    threshold. A failure found at the last row (a truncated file, a bad
+//!    line) therefore never leaves half an import behind.
+//! 2. **apply** (`applying`): read again and apply the good rows in batches;
+//!    each batch commits with its audit entries and a checkpoint, so a
+//!    restart resumes after the last committed row and applies nothing twice.
+//!
+//! Memory stays bounded: rows stream through; what is kept per row is a
+//! 64-bit key digest for duplicate detection.
+use crate::config::Config;
+use crate::state::AppState;
+use crate::write::policy_errors;
+use muster_core::mapping::{CompiledMapping, MappingDoc, MappingError, MappingFormat, RowError};
+use muster_core::person::Incoming;
+use muster_intake::records::{Format, FormatError, Item, Limits, Record, RecordReader};
+use muster_intake::seal::UnsealReader;
+use muster_store::{
+    BatchItem, Checkpoint, ClientRow, ImportRow, RowErrorRecord, Store, WriteContext,
+};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+pub fn upload_path(config: &Config, id: &str) -> PathBuf {
+    config.uploads_dir().join(format!("{id}.sealed"))
+}
+
+/// How an import run ended.
+enum Outcome {
+    Done,
+    /// Shutdown asked; the import resumes from its checkpoint on next start.
+    Interrupted,
+}
+
+/// A whole-import refusal: stable code and a message naming the problem.
+struct Reject {
+    code: &'static str,
+    message: String,
+}
+
+enum RunError {
+    Reject(Reject),
+    Fail(anyhow::Error),
+}
+
+impl From<muster_store::StoreError> for RunError {
+    fn from(e: muster_store::StoreError) -> Self {
+        RunError::Fail(e.into())
+    }
+}
+
+fn reject(code: &'static str, message: impl Into<String>) -> RunError {
+    RunError::Reject(Reject {
+        code,
+        message: message.into(),
+    })
+}
+
+/// Runs queued imports until `stop` is set.
+pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let notified = state.import_queued.notified();
+        let pending = match state.db(|s| s.import_pending()).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = ?e, "cannot list pending imports");
+                Vec::new()
+            }
+        };
+        for imp in pending {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let (st, stop2) = (state.clone(), stop.clone());
+            let id = imp.id.clone();
+            let res = tokio::task::spawn_blocking(move || process(&st, imp, &stop2)).await;
+            state.import_finished.notify_waiters();
+            match res {
+                Ok(Outcome::Done) => {}
+                Ok(Outcome::Interrupted) => {
+                    tracing::info!(import = %id, "import paused for shutdown; it resumes on restart");
+                    return;
+                }
+                Err(e) => tracing::error!(import = %id, error = %e, "import task panicked"),
+            }
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+fn process(state: &AppState, imp: ImportRow, stop: &AtomicBool) -> Outcome {
+    let store = state.store.as_ref();
+    let id = imp.id.clone();
+    let started = std::time::Instant::now();
+    let result = run_import(state, &imp, stop);
+    let now = state.clock.now();
+    let path = upload_path(&state.config, &id);
+    let finish = |s: &str, err: Option<(&str, &str)>| {
+        if let Err(e) = store.import_set_state(&id, s, err, now) {
+            tracing::error!(import = %id, error = ?e, "cannot record the import's end");
+        }
+        if !state.config.import.retain_uploads {
+            let _ = std::fs::remove_file(&path);
+        }
+    };
+    match result {
+        Ok(Outcome::Interrupted) => return Outcome::Interrupted,
+        Ok(Outcome::Done) => {
+            let failed = store
+                .import_get(&imp.tenant, &id)
+                .map(|r| r.counts.failed)
+                .unwrap_or(0);
+            let s = if failed > 0 {
+                "succeeded_with_errors"
+            } else {
+                "succeeded"
+            };
+            finish(s, None);
+            tracing::info!(import = %id, state = s, ms = started.elapsed().as_millis() as u64, "import finished");
+        }
+        Err(RunError::Reject(r)) => {
+            finish("rejected", Some((r.code, &r.message)));
+            tracing::info!(import = %id, code = r.code, "import rejected");
+        }
+        Err(RunError::Fail(e)) => {
+            tracing::error!(import = %id, error = format!("{e:#}"), "import failed");
+            finish(
+                "failed",
+                Some((
+                    "internal",
+                    "the import could not be processed; the cause is in the gateway's log",
+                )),
+            );
+        }
+    }
+    Outcome::Done
+}
+
+type UploadReader = RecordReader<BufReader<UnsealReader<std::fs::File>>>;
+
+/// Everything a pass needs to read and map the upload.
+struct Source<'a> {
+    state: &'a AppState,
+    imp: &'a ImportRow,
+    doc: MappingDoc,
+    header_map: BTreeMap<String, String>,
+    format: Format,
+}
+
+impl Source<'_> {
+    fn open(&self) -> Result<(UploadReader, CompiledMapping), RunError> {
+        let path = upload_path(&self.state.config, &self.imp.id);
+        let f = std::fs::File::open(&path).map_err(|e| {
+            RunError::Fail(anyhow::anyhow!(
+                "the sealed upload {} cannot be opened: {e}",
+                path.display()
+            ))
+        })?;
+        let unsealed = UnsealReader::new(f, self.state.master_key.bytes(), self.imp.id.as_bytes())
+            .map_err(|e| {
+                RunError::Fail(anyhow::anyhow!("the sealed upload cannot be opened: {e}"))
+            })?;
+        let limits = Limits {
+            max_line_bytes: self.state.config.limits.max_line_bytes,
+            ..Limits::default()
+        };
+        let reader = RecordReader::new(
+            BufReader::with_capacity(256 * 1024, unsealed),
+            self.format,
+            limits,
+        )
+        .map_err(format_reject)?;
+        let compiled = match reader.header() {
+            Some(h) => {
+                let cols: Vec<&str> = h.iter().map(String::as_str).collect();
+                self.doc.compile(&cols, &self.header_map)
+            }
+            None => self.doc.compile_named(&self.header_map),
+        }
+        .map_err(mapping_reject)?;
+        Ok((reader, compiled))
+    }
+}
+
+fn format_reject(e: FormatError) -> RunError {
+    match e {
+        FormatError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            // The sealed upload failed its integrity check: not the client's file.
+            RunError::Fail(anyhow::anyhow!(
+                "the sealed upload failed its integrity check: {io}"
+            ))
+        }
+        FormatError::Io(io) => RunError::Fail(anyhow::anyhow!("reading the upload failed: {io}")),
+        FormatError::Empty => reject(
+            "empty_file",
+            "the file is empty: it has no header row and no records",
+        ),
+        other => reject("invalid_format", other.to_string()),
+    }
+}
+
+fn mapping_reject(e: MappingError) -> RunError {
+    match e {
+        MappingError::MissingColumns(cols) => reject(
+            "missing_columns",
+            format!(
+                "the header lacks the column(s) the mapping requires: {}",
+                cols.iter()
+                    .map(|c| format!("'{c}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        other => reject("invalid_mapping", other.to_string()),
+    }
+}
+
+fn row_error(row: u64, e: RowError) -> RowErrorRecord {
+    RowErrorRecord {
+        row,
+        column: e.column,
+        attribute: e.attribute,
+        code: e.code.to_string(),
+        message: e.message,
+    }
+}
+
+/// Maps one record to an [`Incoming`] or its row errors.
+fn map_record(compiled: &CompiledMapping, rec: &Record) -> (u64, Result<Incoming, Vec<RowError>>) {
+    match rec {
+        Record::Fields { row, fields } => {
+            let f: Vec<&str> = fields.iter().map(String::as_str).collect();
+            (*row, compiled.map_row(&f))
+        }
+        Record::Object { row, object } => (*row, compiled.map_object(object)),
+    }
+}
+
+fn key_digest(id: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Outcome, RunError> {
+    let store = state.store.as_ref();
+    let mapping = store.mapping_get(&imp.tenant, &imp.mapping, Some(imp.mapping_version))?;
+    let doc = MappingDoc::parse(&mapping.document.to_string(), MappingFormat::Json)
+        .map_err(|e| RunError::Fail(anyhow::anyhow!("stored mapping does not parse: {e}")))?;
+    let client = store.client_get(&imp.client_id)?;
+    let header_map: BTreeMap<String, String> = imp
+        .options
+        .get("header_map")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| RunError::Fail(anyhow::anyhow!("stored header map: {e}")))?
+        .unwrap_or_default();
+    let delimiter = imp
+        .options
+        .get("delimiter")
+        .and_then(|d| d.as_str())
+        .and_then(|d| d.bytes().next())
+        .unwrap_or(b',');
+    let format = match imp.format.as_str() {
+        "jsonl" => Format::JsonLines,
+        _ => Format::Csv { delimiter },
+    };
+    let src = Source {
+        state,
+        imp,
+        doc,
+        header_map,
+        format,
+    };
+    if imp.state != "applying" {
+        let t = std::time::Instant::now();
+        store.import_reset(&imp.id, state.clock.now())?;
+        store.import_set_state(&imp.id, "parsing", None, state.clock.now())?;
+        let v = validate(store, &src, &client)?;
+        store.import_set_state(&imp.id, "applying", None, state.clock.now())?;
+        tracing::info!(import = %imp.id, ms = t.elapsed().as_millis() as u64, "import validated");
+        if v.good == v.unchanged {
+            // Nothing would change: record the counts, skip the second read.
+            let ctx = write_context(state, imp, &client);
+            let cp = Checkpoint {
+                import_id: imp.id.clone(),
+                row: v.last_row,
+                unchanged: v.unchanged,
+            };
+            store.apply_batch(&ctx, Vec::new(), Some(cp), imp.dry_run)?;
+            return Ok(Outcome::Done);
+        }
+        return apply(store, &src, &client, stop, &v.same);
+    }
+    // Resuming after a restart: what validation learnt is gone, and the
+    // store's own comparison finds the unchanged rows instead.
+    apply(store, &src, &client, stop, &RowSet::default())
+}
+
+/// Rows known unchanged before applying: a bit per source row.
+#[derive(Debug, Default)]
+pub struct RowSet(Vec<u64>);
+
+/// What the validation pass learnt that the apply pass can use.
+#[derive(Debug, Default)]
+struct Validated {
+    same: RowSet,
+    /// Good rows that would change nothing.
+    unchanged: u64,
+    /// Good rows in all.
+    good: u64,
+    last_row: u64,
+}
+
+impl RowSet {
+    fn insert(&mut self, row: u64) {
+        let (w, b) = ((row / 64) as usize, row % 64);
+        if self.0.len() <= w {
+            self.0.resize(w + 1, 0);
+        }
+        self.0[w] |= 1 << b;
+    }
+    fn contains(&self, row: u64) -> bool {
+        let (w, b) = ((row / 64) as usize, row % 64);
+        self.0.get(w).is_some_and(|x| x & (1 << b) != 0)
+    }
+}
+
+/// What validation concluded about one row.
+enum Checked {
+    Errors(Vec<RowErrorRecord>),
+    Good {
+        key: u64,
+        key_column: Option<String>,
+        unchanged: bool,
+    },
+}
+
+const CHUNK_ROWS: usize = 1024;
+
+/// Maps one chunk of rows, checks the write policy, and looks up which
+/// good rows would change nothing (their fingerprint is already stored).
+fn check_chunk(
+    store: &dyn Store,
+    src: &Source<'_>,
+    client: &ClientRow,
+    compiled: &CompiledMapping,
+    fp_key: &muster_core::person::FingerprintKey,
+    items: Vec<Item>,
+) -> Result<Vec<(u64, Checked)>, RunError> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut good: Vec<(usize, Incoming)> = Vec::new();
+    for item in items {
+        match item {
+            Item::Problem(p) => out.push((
+                p.row,
+                Checked::Errors(vec![RowErrorRecord {
+                    row: p.row,
+                    column: p.column,
+                    attribute: None,
+                    code: p.code.to_string(),
+                    message: p.message,
+                }]),
+            )),
+            Item::Record(rec) => {
+                let (row, mapped) = map_record(compiled, &rec);
+                match mapped {
+                    Err(es) => out.push((
+                        row,
+                        Checked::Errors(es.into_iter().map(|e| row_error(row, e)).collect()),
+                    )),
+                    Ok(inc) => {
+                        let column_of = |a: &str| compiled.column_of(a);
+                        let errs: Vec<RowErrorRecord> = policy_errors(
+                            row,
+                            &client.client_id,
+                            &client.write_policy,
+                            &inc,
+                            &column_of,
+                        )
+                        .into_iter()
+                        .map(|e| RowErrorRecord {
+                            row: e.row,
+                            column: e.column,
+                            attribute: e.attribute,
+                            code: e.code,
+                            message: e.message,
+                        })
+                        .collect();
+                        if errs.is_empty() {
+                            good.push((out.len(), inc));
+                            out.push((
+                                row,
+                                Checked::Good {
+                                    key: 0,
+                                    key_column: None,
+                                    unchanged: false,
+                                },
+                            ));
+                        } else {
+                            out.push((row, Checked::Errors(errs)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let ids: Vec<&str> = good
+        .iter()
+        .map(|(_, inc)| inc.external_id.as_str())
+        .collect();
+    let stored = store.person_fingerprints(&src.imp.tenant, &ids)?;
+    for ((slot, inc), stored) in good.iter().zip(stored) {
+        out[*slot].1 = Checked::Good {
+            key: key_digest(inc.external_id.as_str()),
+            key_column: compiled.key_column(),
+            unchanged: stored == Some(inc.fingerprint_with(fp_key)),
+        };
+    }
+    Ok(out)
+}
+
+/// The validation pass. Reading stays on this thread; mapping, policy
+/// checks and the unchanged look-up run on two threads, chunk by chunk;
+/// results are taken back in row order, where duplicates are found.
+/// Returns the rows that would change nothing.
+fn validate(
+    store: &dyn Store,
+    src: &Source<'_>,
+    client: &ClientRow,
+) -> Result<Validated, RunError> {
+    let (mut reader, compiled) = src.open()?;
+    let fp_key = Incoming::fingerprint_key(&client.principal_name(), &client.write_policy);
+    // 12 bytes a row: a key digest and the first row it was on.
+    let mut seen: HashMap<u64, u32> = HashMap::new();
+    let mut unchanged = RowSet::default();
+    let (mut n_same, mut n_good, mut last_row) = (0u64, 0u64, 0u64);
+    let mut pending: Vec<RowErrorRecord> = Vec::new();
+    let (mut total, mut failed) = (0u64, 0u64);
+    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<Item>)>(4);
+    let work_rx = std::sync::Mutex::new(work_rx);
+    let (done_tx, done_rx) =
+        std::sync::mpsc::channel::<(u64, Result<Vec<(u64, Checked)>, RunError>)>();
+    let mut take = |checked: Vec<(u64, Checked)>| -> Result<(), RunError> {
+        for (row, c) in checked {
+            total += 1;
+            last_row = last_row.max(row);
+            let errs = match c {
+                Checked::Errors(e) => e,
+                Checked::Good {
+                    key,
+                    key_column,
+                    unchanged: same,
+                } => match seen.get(&key) {
+                    Some(first) => vec![RowErrorRecord {
+                        row,
+                        column: key_column,
+                        attribute: None,
+                        code: "duplicate_key".into(),
+                        message: format!(
+                            "the same external id appears on row {first}; only the first is applied"
+                        ),
+                    }],
+                    None => {
+                        seen.insert(key, u32::try_from(row).unwrap_or(u32::MAX));
+                        n_good += 1;
+                        if same {
+                            unchanged.insert(row);
+                            n_same += 1;
+                        }
+                        Vec::new()
+                    }
+                },
+            };
+            if !errs.is_empty() {
+                failed += 1;
+                pending.extend(errs);
+                if pending.len() >= 1000 {
+                    store.import_add_errors(&src.imp.id, &pending)?;
+                    pending.clear();
+                }
+            }
+        }
+        Ok(())
+    };
+    std::thread::scope(|scope| -> Result<(), RunError> {
+        for _ in 0..2 {
+            let (work_rx, done_tx) = (&work_rx, done_tx.clone());
+            let (compiled, fp_key) = (&compiled, &fp_key);
+            scope.spawn(move || loop {
+                let next = work_rx.lock().map(|rx| rx.recv());
+                let Ok(Ok((seq, items))) = next else { return };
+                let r = check_chunk(store, src, client, compiled, fp_key, items);
+                if done_tx.send((seq, r)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(done_tx);
+        // Chunks come back in any order; they are taken in sequence.
+        let mut waiting: std::collections::BTreeMap<u64, Vec<(u64, Checked)>> = Default::default();
+        let mut next_seq = 0u64;
+        let mut drain = |block: bool,
+                         waiting: &mut std::collections::BTreeMap<u64, Vec<(u64, Checked)>>,
+                         next_seq: &mut u64|
+         -> Result<(), RunError> {
+            loop {
+                let got = if block {
+                    done_rx.recv().ok()
+                } else {
+                    done_rx.try_recv().ok()
+                };
+                let Some((seq, r)) = got else { return Ok(()) };
+                waiting.insert(seq, r?);
+                while let Some(c) = waiting.remove(next_seq) {
+                    take(c)?;
+                    *next_seq += 1;
+                }
+            }
+        };
+        let mut seq = 0u64;
+        let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+        let read = loop {
+            match reader.next_item() {
+                Ok(Some(i)) => {
+                    chunk.push(i);
+                    if chunk.len() == CHUNK_ROWS {
+                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
+                        if work_tx.send((seq, full)).is_err() {
+                            break Ok(());
+                        }
+                        seq += 1;
+                        drain(false, &mut waiting, &mut next_seq)?;
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(format_reject(e)),
+            }
+        };
+        if read.is_ok() && !chunk.is_empty() && work_tx.send((seq, chunk)).is_ok() {
+            seq += 1;
+        }
+        drop(work_tx);
+        read?;
+        drain(true, &mut waiting, &mut next_seq)?;
+        if next_seq != seq {
+            return Err(RunError::Fail(anyhow::anyhow!(
+                "a validation thread stopped early"
+            )));
+        }
+        Ok(())
+    })?;
+    if !pending.is_empty() {
+        store.import_add_errors(&src.imp.id, &pending)?;
+    }
+    store.import_set_total(&src.imp.id, total, failed)?;
+    let max_rate = compiled.max_error_rate();
+    if total > 0 && failed as f64 / total as f64 > max_rate {
+        return Err(reject(
+            "too_many_row_errors",
+            format!(
+                "{failed} of {total} rows have errors, more than the mapping allows ({:.1}%); nothing was applied",
+                max_rate * 100.0
+            ),
+        ));
+    }
+    Ok(Validated {
+        same: unchanged,
+        unchanged: n_same,
+        good: n_good,
+        last_row,
+    })
+}
+
+fn apply(
+    store: &dyn Store,
+    src: &Source<'_>,
+    client: &ClientRow,
+    stop: &AtomicBool,
+    same: &RowSet,
+) -> Result<Outcome, RunError> {
+    let imp = store.import_get(&src.imp.tenant, &src.imp.id)?;
+    let resume = imp.checkpoint_row;
+    let bad: HashSet<u64> = store.import_error_rows(&imp.id)?.into_iter().collect();
+    let (mut reader, compiled) = src.open()?;
+    let ctx = write_context(src.state, &imp, client);
+    let size = src.state.config.import.batch_size;
+    // Mapping (this thread) and writing (the store's writer, fed by the
+    // applier thread) overlap: while one batch commits, the next is mapped.
+    // The channel holds one batch, so memory stays bounded.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(1);
+    std::thread::scope(|scope| {
+        let ctx = &ctx;
+        let imp = &imp;
+        let applier = scope.spawn(move || -> Result<(), RunError> {
+            for Batch {
+                items,
+                last_row,
+                unchanged,
+            } in rx
+            {
+                let mut ctx = ctx.clone();
+                ctx.now = src.state.clock.now();
+                store.apply_batch(
+                    &ctx,
+                    items,
+                    Some(Checkpoint {
+                        import_id: imp.id.clone(),
+                        row: last_row,
+                        unchanged,
+                    }),
+                    imp.dry_run,
+                )?;
+            }
+            Ok(())
+        });
+        let produced = produce(
+            &mut reader,
+            &compiled,
+            (&bad, same),
+            resume,
+            size,
+            stop,
+            &tx,
+        );
+        drop(tx);
+        let applied = applier
+            .join()
+            .map_err(|_| RunError::Fail(anyhow::anyhow!("the applier thread panicked")))?;
+        // A failed write explains a stopped producer better than its own error.
+        applied?;
+        produced
+    })
+}
+
+/// Who an import's writes are by, and under which policy.
+fn write_context(state: &AppState, imp: &ImportRow, client: &ClientRow) -> WriteContext {
+    WriteContext {
+        tenant: imp.tenant.clone(),
+        principal: client.principal_name(),
+        on_behalf_of: imp.on_behalf_of.clone(),
+        source: format!("import:{}", imp.id),
+        policy: client.write_policy.clone(),
+        now: state.clock.now(),
+    }
+}
+
+/// A batch for the applier: the records, the last source row it covers,
+/// and how many rows in its stretch were skipped as unchanged.
+struct Batch {
+    items: Vec<BatchItem>,
+    last_row: u64,
+    unchanged: u64,
+}
+
+/// Reads, maps and batches the rows after `resume` that have no errors and
+/// were not found unchanged; hands each batch to `tx`.
+fn produce(
+    reader: &mut UploadReader,
+    compiled: &CompiledMapping,
+    (bad, same): (&HashSet<u64>, &RowSet),
+    resume: u64,
+    size: usize,
+    stop: &AtomicBool,
+    tx: &std::sync::mpsc::SyncSender<Batch>,
+) -> Result<Outcome, RunError> {
+    let mut batch: Vec<BatchItem> = Vec::with_capacity(size);
+    let mut last_row = resume;
+    let mut rows_in_batch = 0u64;
+    let mut unchanged = 0u64;
+    // The applier has gone: it failed, and says why when joined.
+    let gone = || RunError::Fail(anyhow::anyhow!("the applier stopped"));
+    loop {
+        let item = match reader.next_item() {
+            Ok(Some(i)) => i,
+            Ok(None) => break,
+            Err(e) => return Err(format_reject(e)),
+        };
+        let Item::Record(rec) = item else { continue };
+        let row = rec.row();
+        if row <= resume {
+            continue;
+        }
+        last_row = row;
+        rows_in_batch += 1;
+        if bad.contains(&row) {
+            continue;
+        }
+        if same.contains(row) {
+            unchanged += 1;
+            // A long unchanged stretch still moves the checkpoint.
+            if unchanged >= size as u64 * 4 {
+                let empty = Vec::new();
+                tx.send(Batch {
+                    items: empty,
+                    last_row,
+                    unchanged,
+                })
+                .map_err(|_| gone())?;
+                unchanged = 0;
+                rows_in_batch = 0;
+            }
+            continue;
+        }
+        match map_record(compiled, &rec).1 {
+            Ok(incoming) => batch.push(BatchItem { row, incoming }),
+            // Validation saw this row as good; a different answer now means
+            // the upload changed under us.
+            Err(_) => {
+                return Err(RunError::Fail(anyhow::anyhow!(
+                    "row {row} mapped differently on the second pass"
+                )))
+            }
+        }
+        if batch.len() >= size {
+            let items = std::mem::replace(&mut batch, Vec::with_capacity(size));
+            tx.send(Batch {
+                items,
+                last_row,
+                unchanged,
+            })
+            .map_err(|_| gone())?;
+            rows_in_batch = 0;
+            unchanged = 0;
+            if stop.load(Ordering::SeqCst) {
+                return Ok(Outcome::Interrupted);
+            }
+        }
+    }
+    if !batch.is_empty() || rows_in_batch > 0 {
+        tx.send(Batch {
+            items: batch,
+            last_row,
+            unchanged,
+        })
+        .map_err(|_| gone())?;
+    }
+    Ok(Outcome::Done)
+}
