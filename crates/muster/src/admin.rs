@@ -1,0 +1,759 @@
+//! `muster admin ...`: the admin API from the command line.
+//!
+//! The gateway's URL comes from `--url` or `MUSTER_URL`. The admin API
+//! token never comes from an argument (it would show in `ps` and shell
+//! history): it is read from `--token-file FILE`, else `MUSTER_ADMIN_TOKEN`,
+//! else `$MUSTER_DATA_DIR/initial-admin-token` (data directory
+//! `./muster-data` by default), the file `muster serve` writes on its first
+//! start. Every command takes `--json` to print the API's JSON instead of
+//! the compact human form.
+use crate::output::{
+    counts_line, import_row, opt, print_json, print_row_errors, report_error, table, time,
+    IMPORT_HEADER,
+};
+use clap::{Args, Subcommand, ValueEnum};
+use muster_client::{Auth, Client, ClientError, MappingFormat, SecretString};
+use muster_proto::{
+    ClientInfo, ClientSpec, ImportState, MappingInfo, Page, PersonInfo, RotateSecretRequest,
+    TenantSpec, TokenPolicy, WritePolicyInfo,
+};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The default data directory of `muster serve`.
+const DEFAULT_DATA_DIR: &str = "muster-data";
+const INITIAL_TOKEN_FILE: &str = "initial-admin-token";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The admin token is read from --token-file, else MUSTER_ADMIN_TOKEN, else \
+$MUSTER_DATA_DIR/initial-admin-token (default data directory ./muster-data); never from an argument.\n\n\
+Exit codes: 0 done; 1 the gateway refused or could not be reached; 2 usage error."
+)]
+pub struct AdminArgs {
+    /// The gateway's URL.
+    #[arg(
+        long,
+        env = "MUSTER_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// A file holding the admin API token.
+    #[arg(long, value_name = "FILE", global = true)]
+    token_file: Option<PathBuf>,
+    /// Print the API's JSON, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Tenants (isolated organisations).
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Integration clients and their secrets.
+    #[command(subcommand)]
+    Client(ClientCmd),
+    /// Versioned mappings from source columns to person attributes.
+    #[command(subcommand)]
+    Mapping(MappingCmd),
+    /// Imports, their counts and row errors.
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// People (needs people:read).
+    #[command(subcommand)]
+    Person(PersonCmd),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCmd {
+    /// Create a tenant; prints its first admin token once.
+    Create {
+        id: String,
+        /// A display name (default: the id).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tenants.
+    List,
+}
+
+/// `--token-policy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PolicyArg {
+    /// A token is consumed by the first request that presents it.
+    #[value(name = "one_time")]
+    OneTime,
+    /// A token is reusable until it expires.
+    #[value(name = "ttl")]
+    Ttl,
+}
+
+impl From<PolicyArg> for TokenPolicy {
+    fn from(p: PolicyArg) -> Self {
+        match p {
+            PolicyArg::OneTime => TokenPolicy::OneTime,
+            PolicyArg::Ttl => TokenPolicy::Ttl,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCmd {
+    /// Register an integration client; prints its id and secret once.
+    Create {
+        /// importer, syncer, reader, auditor or admin.
+        #[arg(long)]
+        role: String,
+        /// The client id (default: chosen by the gateway).
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_enum, default_value_t = PolicyArg::Ttl)]
+        token_policy: PolicyArg,
+        /// Access-token lifetime in seconds (default: the gateway's, 900).
+        #[arg(long, value_name = "SECONDS")]
+        ttl: Option<u64>,
+        /// Attributes it may write, comma-separated ('*' for all).
+        #[arg(long, value_delimiter = ',')]
+        attributes: Vec<String>,
+        /// Roles it may grant, comma-separated ('*' for all).
+        #[arg(long, value_delimiter = ',')]
+        grant_roles: Vec<String>,
+    },
+    /// List clients.
+    List,
+    /// Show one client.
+    Show { id: String },
+    /// Refuse the client's credentials and tokens until enabled again.
+    Disable { id: String },
+    /// Accept the client's credentials again.
+    Enable { id: String },
+    /// Issue a new secret (printed once); the old one keeps working for
+    /// the overlap.
+    Rotate {
+        id: String,
+        /// How long the previous secret keeps working (default one day; 0
+        /// ends it now).
+        #[arg(long, value_name = "SECONDS")]
+        overlap: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MappingCmd {
+    /// Store a new version of a mapping from a .toml or .json file.
+    Put { name: String, file: PathBuf },
+    /// Show a mapping (the latest version unless --version).
+    Show {
+        name: String,
+        #[arg(long)]
+        version: Option<i64>,
+    },
+    /// List mappings (their latest versions).
+    List,
+    /// List every version of a mapping.
+    Versions { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCmd {
+    /// List imports, newest first.
+    List {
+        /// Only imports in this state.
+        #[arg(long, value_parser = parse_state)]
+        state: Option<ImportState>,
+        #[arg(long)]
+        limit: Option<u32>,
+        /// The cursor a previous page ended with.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Show one import.
+    Show { id: String },
+    /// List an import's row errors.
+    Errors {
+        id: String,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        after: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PersonCmd {
+    /// Show one person by external id.
+    Get { id: String },
+    /// List people.
+    List {
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        after: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCmd {
+    /// List audit entries in order.
+    List {
+        /// Entries after this sequence number.
+        #[arg(long, value_name = "SEQ")]
+        after: Option<i64>,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Have the gateway check this tenant's hash chain (exit 1 if broken).
+    Verify,
+}
+
+fn parse_state(s: &str) -> Result<ImportState, String> {
+    ImportState::parse(s).ok_or_else(|| {
+        "one of received, decrypting, parsing, applying, succeeded, \
+         succeeded_with_errors, failed, rejected"
+            .to_owned()
+    })
+}
+
+/// Where the admin token comes from, in order: `--token-file`, then
+/// `MUSTER_ADMIN_TOKEN`, then the data directory's initial token file.
+/// `env` and `read` are the environment and the file system (tests pass
+/// their own).
+pub fn admin_token(
+    token_file: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+    read: impl Fn(&Path) -> std::io::Result<String>,
+) -> Result<SecretString, String> {
+    let nonempty = |t: String, from: &str| {
+        let t = t.trim();
+        if t.is_empty() {
+            Err(format!("{from} is empty"))
+        } else {
+            Ok(SecretString::from(t))
+        }
+    };
+    if let Some(f) = token_file {
+        let t = read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        return nonempty(t, &f.display().to_string());
+    }
+    if let Some(t) = env("MUSTER_ADMIN_TOKEN") {
+        return nonempty(t, "MUSTER_ADMIN_TOKEN");
+    }
+    let dir = env("MUSTER_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned());
+    let path = PathBuf::from(dir).join(INITIAL_TOKEN_FILE);
+    match read(&path) {
+        Ok(t) => nonempty(t, &path.display().to_string()),
+        Err(_) => Err(format!(
+            "no admin token: pass --token-file FILE, set MUSTER_ADMIN_TOKEN, or run where {} exists",
+            path.display()
+        )),
+    }
+}
+
+pub async fn run(args: AdminArgs) -> ExitCode {
+    let token = match admin_token(
+        args.token_file.as_deref(),
+        |k| std::env::var(k).ok(),
+        |p| std::fs::read_to_string(p),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("muster admin: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let client = match Client::new(&args.url, Auth::Bearer(token)) {
+        Ok(c) => c,
+        Err(e) => {
+            report_error("muster admin", &e);
+            return ExitCode::FAILURE;
+        }
+    };
+    match dispatch(&client, args.command, args.json).await {
+        Ok(code) => code,
+        Err(e) => {
+            report_error("muster admin", &e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(c: &Client, cmd: AdminCommand, json: bool) -> Result<ExitCode, ClientError> {
+    match cmd {
+        AdminCommand::Tenant(cmd) => tenant_cmd(c, cmd, json).await?,
+        AdminCommand::Client(cmd) => client_cmd(c, cmd, json).await?,
+        AdminCommand::Mapping(cmd) => mapping_cmd(c, cmd, json).await?,
+        AdminCommand::Import(cmd) => import_cmd(c, cmd, json).await?,
+        AdminCommand::Person(cmd) => person_cmd(c, cmd, json).await?,
+        AdminCommand::Audit(cmd) => return audit_cmd(c, cmd, json).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Tells on stderr how to get the next page, if there is one.
+fn more<T>(page: &Page<T>, json: bool) {
+    if let (Some(cursor), false) = (&page.next_cursor, json) {
+        eprintln!("(more: --after {cursor})");
+    }
+}
+
+async fn tenant_cmd(c: &Client, cmd: TenantCmd, json: bool) -> Result<(), ClientError> {
+    match cmd {
+        TenantCmd::Create { id, name } => {
+            let t = c.tenant_create(&TenantSpec { id, name }).await?;
+            if json {
+                print_json(&t);
+            } else {
+                println!("tenant:      {}", t.tenant.id);
+                println!("admin token: {}", t.admin_token);
+                println!("(the token is shown once and will not be shown again; store it now)");
+            }
+        }
+        TenantCmd::List => {
+            let l = c.tenant_list().await?;
+            if json {
+                print_json(&l);
+            } else {
+                let rows: Vec<_> = l
+                    .iter()
+                    .map(|t| vec![t.id.clone(), t.name.clone(), time(&t.created_at)])
+                    .collect();
+                table(&["ID", "NAME", "CREATED"], &rows);
+            }
+        }
+    }
+    Ok(())
+}
+
+const CLIENT_HEADER: [&str; 7] = [
+    "CLIENT_ID",
+    "ROLE",
+    "TOKENS",
+    "TTL",
+    "STATUS",
+    "MAY_WRITE",
+    "MAY_GRANT",
+];
+
+fn client_row(c: &ClientInfo) -> Vec<String> {
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.join(",")
+        }
+    };
+    vec![
+        c.client_id.clone(),
+        c.role.clone(),
+        c.token_policy.as_str().to_owned(),
+        format!("{}s", c.token_ttl_seconds),
+        if c.disabled { "disabled" } else { "enabled" }.to_owned(),
+        list(&c.write_policy.attributes),
+        list(&c.write_policy.roles),
+    ]
+}
+
+async fn client_cmd(c: &Client, cmd: ClientCmd, json: bool) -> Result<(), ClientError> {
+    let show = |info: &ClientInfo| {
+        if json {
+            print_json(info);
+        } else {
+            table(&CLIENT_HEADER, &[client_row(info)]);
+        }
+    };
+    match cmd {
+        ClientCmd::Create {
+            role,
+            id,
+            name,
+            token_policy,
+            ttl,
+            attributes,
+            grant_roles,
+        } => {
+            let spec = ClientSpec {
+                client_id: id,
+                name,
+                role,
+                token_policy: token_policy.into(),
+                token_ttl_seconds: ttl,
+                write_policy: WritePolicyInfo {
+                    attributes,
+                    roles: grant_roles,
+                },
+            };
+            let created = c.client_create(&spec).await?;
+            if json {
+                print_json(&created);
+            } else {
+                println!("client_id:     {}", created.client.client_id);
+                println!("client_secret: {}", created.client_secret);
+                println!("(the secret is shown once and will not be shown again; store it now)");
+            }
+        }
+        ClientCmd::List => {
+            let l = c.client_list().await?;
+            if json {
+                print_json(&l);
+            } else {
+                let rows: Vec<_> = l.iter().map(client_row).collect();
+                table(&CLIENT_HEADER, &rows);
+            }
+        }
+        ClientCmd::Show { id } => show(&c.client_get(&id).await?),
+        ClientCmd::Disable { id } => show(&c.client_disable(&id).await?),
+        ClientCmd::Enable { id } => show(&c.client_enable(&id).await?),
+        ClientCmd::Rotate { id, overlap } => {
+            let req = RotateSecretRequest {
+                overlap_seconds: overlap,
+            };
+            let r = c.client_rotate_secret(&id, &req).await?;
+            if json {
+                print_json(&r);
+            } else {
+                println!("client_id:     {}", r.client_id);
+                println!("client_secret: {}", r.client_secret);
+                match r.previous_secret_expires_at {
+                    Some(t) => println!("the previous secret works until {}", time(&t)),
+                    None => println!("the previous secret no longer works"),
+                }
+                println!("(the secret is shown once and will not be shown again; store it now)");
+            }
+        }
+    }
+    Ok(())
+}
+
+const MAPPING_HEADER: [&str; 5] = ["NAME", "VERSION", "CREATED", "BY", "ATTRIBUTES"];
+
+fn mapping_row(m: &MappingInfo) -> Vec<String> {
+    vec![
+        m.name.clone(),
+        m.version.to_string(),
+        time(&m.created_at),
+        m.created_by.clone(),
+        m.attributes.join(","),
+    ]
+}
+
+async fn mapping_cmd(c: &Client, cmd: MappingCmd, json: bool) -> Result<(), ClientError> {
+    match cmd {
+        MappingCmd::Put { name, file } => {
+            let format = MappingFormat::from_path(&file).ok_or_else(|| {
+                ClientError::InvalidInput(format!(
+                    "{}: a mapping file must end in .toml or .json",
+                    file.display()
+                ))
+            })?;
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                ClientError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", file.display()),
+                ))
+            })?;
+            let m = c.mapping_put(&name, format, text).await?;
+            if json {
+                print_json(&m);
+            } else {
+                println!(
+                    "mapping {} is now at version {} (writes {})",
+                    m.name,
+                    m.version,
+                    m.attributes.join(", ")
+                );
+            }
+        }
+        MappingCmd::Show { name, version } => {
+            let m = c.mapping_get(&name, version).await?;
+            if json {
+                print_json(&m);
+            } else {
+                println!("mapping {} version {}", m.name, m.version);
+                println!("created {} by {}", time(&m.created_at), m.created_by);
+                println!("writes  {}", m.attributes.join(", "));
+                print_json(&m.document);
+            }
+        }
+        MappingCmd::List => {
+            let l = c.mapping_list().await?;
+            if json {
+                print_json(&l);
+            } else {
+                let rows: Vec<_> = l.iter().map(mapping_row).collect();
+                table(&MAPPING_HEADER, &rows);
+            }
+        }
+        MappingCmd::Versions { name } => {
+            let l = c.mapping_versions(&name).await?;
+            if json {
+                print_json(&l);
+            } else {
+                let rows: Vec<_> = l.iter().map(mapping_row).collect();
+                table(&MAPPING_HEADER, &rows);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn import_cmd(c: &Client, cmd: ImportCmd, json: bool) -> Result<(), ClientError> {
+    match cmd {
+        ImportCmd::List {
+            state,
+            limit,
+            after,
+        } => {
+            let p = c.import_list(state, limit, after.as_deref()).await?;
+            if json {
+                print_json(&p);
+            } else {
+                let rows: Vec<_> = p.items.iter().map(import_row).collect();
+                table(&IMPORT_HEADER, &rows);
+            }
+            more(&p, json);
+        }
+        ImportCmd::Show { id } => {
+            let i = c.import_get(&id).await?;
+            if json {
+                print_json(&i);
+            } else {
+                println!("id        {}", i.id);
+                println!(
+                    "state     {}{}",
+                    i.state.as_str(),
+                    if i.dry_run { " (dry run)" } else { "" }
+                );
+                println!("client    {}", i.client_id);
+                if let Some(o) = &i.on_behalf_of {
+                    println!("for       {o}");
+                }
+                println!("mapping   {} version {}", i.mapping, i.mapping_version);
+                println!("mode      {}, {}, {} bytes", i.mode, i.format, i.bytes);
+                println!("created   {}", time(&i.created_at));
+                if let Some(f) = &i.finished_at {
+                    println!("finished  {}", time(f));
+                }
+                println!("counts    {}", counts_line(&i.counts));
+                if let Some(e) = &i.error {
+                    println!("error     {}: {}", e.code, e.message);
+                }
+            }
+        }
+        ImportCmd::Errors { id, limit, after } => {
+            let p = c.import_errors(&id, limit, after.as_deref()).await?;
+            if json {
+                print_json(&p);
+            } else {
+                print_row_errors(&p.items);
+            }
+            more(&p, json);
+        }
+    }
+    Ok(())
+}
+
+/// A JSON attribute value as a person reads it: strings without quotes.
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn print_person(p: &PersonInfo) {
+    println!("external_id   {}", p.external_id);
+    println!("version       {}", p.version);
+    println!("updated       {} by {}", time(&p.updated_at), p.updated_by);
+    if let Some(o) = &p.on_behalf_of {
+        println!("on behalf of  {o}");
+    }
+    println!("source        {}", p.source);
+    println!(
+        "roles         {}",
+        if p.roles.is_empty() {
+            "-".to_owned()
+        } else {
+            p.roles.join(", ")
+        }
+    );
+    let width = p.attributes.keys().map(|k| k.len()).max().unwrap_or(0);
+    for (k, v) in &p.attributes {
+        println!("  {k:<width$}  {}", value_text(v));
+    }
+}
+
+async fn person_cmd(c: &Client, cmd: PersonCmd, json: bool) -> Result<(), ClientError> {
+    match cmd {
+        PersonCmd::Get { id } => {
+            let p = c.person_get(&id).await?;
+            if json {
+                print_json(&p);
+            } else {
+                print_person(&p);
+            }
+        }
+        PersonCmd::List { limit, after } => {
+            let p = c.person_list(limit, after.as_deref()).await?;
+            if json {
+                print_json(&p);
+            } else {
+                let rows: Vec<_> = p
+                    .items
+                    .iter()
+                    .map(|p| {
+                        let a = |k: &str| p.attributes.get(k).map(value_text).unwrap_or_default();
+                        vec![
+                            p.external_id.clone(),
+                            a("display_name"),
+                            a("employment_status"),
+                            p.version.to_string(),
+                            time(&p.updated_at),
+                            p.updated_by.clone(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["EXTERNAL_ID", "NAME", "STATUS", "VERSION", "UPDATED", "BY"],
+                    &rows,
+                );
+            }
+            more(&p, json);
+        }
+    }
+    Ok(())
+}
+
+async fn audit_cmd(c: &Client, cmd: AuditCmd, json: bool) -> Result<ExitCode, ClientError> {
+    match cmd {
+        AuditCmd::List { after, limit } => {
+            let p = c.audit_list(after, limit).await?;
+            if json {
+                print_json(&p);
+            } else {
+                let rows: Vec<_> = p
+                    .items
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            e.seq.to_string(),
+                            e.at.clone(),
+                            e.principal.clone(),
+                            opt(&e.on_behalf_of),
+                            e.source.clone(),
+                            e.action.clone(),
+                            opt(&e.person),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &[
+                        "SEQ",
+                        "AT",
+                        "PRINCIPAL",
+                        "ON_BEHALF_OF",
+                        "SOURCE",
+                        "ACTION",
+                        "PERSON",
+                    ],
+                    &rows,
+                );
+            }
+            more(&p, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCmd::Verify => {
+            let v = c.audit_verify().await?;
+            if json {
+                print_json(&v);
+            } else if v.ok {
+                println!("ok, {} entries", v.entries_verified);
+            } else {
+                println!(
+                    "BROKEN at entry {}: {}",
+                    v.first_bad_seq.map_or("?".to_owned(), |s| s.to_string()),
+                    v.problem.as_deref().unwrap_or("unknown problem")
+                );
+            }
+            Ok(if v.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    fn files(files: &[(&str, &str)]) -> impl Fn(&Path) -> std::io::Result<String> {
+        let m: HashMap<PathBuf, String> = files
+            .iter()
+            .map(|(k, v)| (PathBuf::from(k), v.to_string()))
+            .collect();
+        move |p| {
+            m.get(p)
+                .cloned()
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+        }
+    }
+
+    #[test]
+    fn the_admin_token_comes_from_the_file_flag_then_the_environment_then_the_data_dir() {
+        let fs = files(&[
+            ("t.txt", "mat_file\n"),
+            ("muster-data/initial-admin-token", "mat_initial\n"),
+            ("/srv/m/initial-admin-token", "mat_srv\n"),
+        ]);
+        let e = env(&[("MUSTER_ADMIN_TOKEN", "mat_env")]);
+        let t = admin_token(Some(Path::new("t.txt")), &e, &fs).unwrap();
+        assert_eq!(t.expose_secret(), "mat_file");
+        let t = admin_token(None, &e, &fs).unwrap();
+        assert_eq!(t.expose_secret(), "mat_env");
+        let t = admin_token(None, env(&[]), &fs).unwrap();
+        assert_eq!(t.expose_secret(), "mat_initial");
+        let t = admin_token(None, env(&[("MUSTER_DATA_DIR", "/srv/m")]), &fs).unwrap();
+        assert_eq!(t.expose_secret(), "mat_srv");
+    }
+
+    #[test]
+    fn a_missing_or_empty_admin_token_is_explained() {
+        let e = admin_token(None, env(&[]), files(&[])).unwrap_err();
+        assert!(
+            e.contains("MUSTER_ADMIN_TOKEN") && e.contains("--token-file"),
+            "{e}"
+        );
+        let e = admin_token(None, env(&[("MUSTER_ADMIN_TOKEN", " ")]), files(&[])).unwrap_err();
+        assert!(e.contains("empty"), "{e}");
+        let e = admin_token(Some(Path::new("nope")), env(&[]), files(&[])).unwrap_err();
+        assert!(e.contains("cannot read nope"), "{e}");
+    }
+
+    #[test]
+    fn attribute_values_print_without_json_quotes() {
+        assert_eq!(value_text(&serde_json::json!("Ops")), "Ops");
+        assert_eq!(value_text(&serde_json::json!(true)), "true");
+        assert_eq!(value_text(&serde_json::Value::Null), "-");
+    }
+}
