@@ -61,7 +61,8 @@ pub(crate) fn component_value(req: &Request<'_>, name: &str) -> Result<String, C
         }
         let uri = TargetUri::parse(req.target_uri).ok_or(ComponentError::InvalidTargetUri)?;
         return Ok(match derived {
-            "target-uri" => req.target_uri.to_owned(),
+            // A target URI has no fragment (RFC 9110 section 7.1).
+            "target-uri" => uri.without_fragment().to_owned(),
             "authority" => uri.authority(),
             "scheme" => uri.scheme(),
             "request-target" => uri.request_target(),

@@ -68,6 +68,7 @@ impl<'a> Request<'a> {
 /// The parts of an absolute `http`/`https` URI that derived components use.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct TargetUri<'a> {
+    pub full: &'a str,
     pub scheme: &'a str,
     pub authority: &'a str,
     pub path: &'a str,
@@ -90,6 +91,7 @@ impl<'a> TargetUri<'a> {
         if !scheme_ok {
             return None;
         }
+        let full = uri.split_once('#').map_or(uri, |(u, _)| u);
         let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
         let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, rest) = rest.split_at(auth_end);
@@ -101,11 +103,17 @@ impl<'a> TargetUri<'a> {
             None => (rest, None),
         };
         Some(Self {
+            full,
             scheme,
             authority,
             path,
             query,
         })
+    }
+
+    /// `@target-uri`: the URI as given, less any fragment (RFC 9421 section 2.2.2).
+    pub fn without_fragment(&self) -> &'a str {
+        self.full
     }
 
     /// `@scheme`: the scheme in lowercase (RFC 9421 section 2.2.4).

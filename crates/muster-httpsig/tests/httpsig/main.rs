@@ -1,5 +1,7 @@
 //! Integration tests of muster-httpsig: the RFC's own test vectors first,
 //! then one refusal per `VerifyError`.
+// Test helpers outside #[test] functions panic on broken fixtures by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
 mod refusals;

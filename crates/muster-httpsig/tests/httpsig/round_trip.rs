@@ -105,7 +105,7 @@ fn every_derived_component_has_its_rfc_value() {
         lines[..7],
         [
             "\"@method\": GET",
-            "\"@target-uri\": HTTPS://Gw.Example:443/a%2Fb/c?x=1&y=%20#frag",
+            "\"@target-uri\": HTTPS://Gw.Example:443/a%2Fb/c?x=1&y=%20",
             "\"@authority\": gw.example",
             "\"@scheme\": https",
             "\"@request-target\": /a%2Fb/c?x=1&y=%20",
