@@ -1254,6 +1254,155 @@ impl Store for SqliteStore {
             Ok(())
         })
     }
+
+    fn key_create(&self, k: KeyRow) -> Result<KeyRow> {
+        self.writer.write(move |conn| {
+            let ids = serde_json::to_string(&k.key_ids).map_err(json_err)?;
+            let res = conn.execute(
+                "INSERT INTO keys (id, tenant_id, kind, algorithm, purpose, key_ids, public_key, \
+                 sealed_secret, state, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+                params![
+                    k.id,
+                    k.tenant.as_str(),
+                    k.kind,
+                    k.algorithm,
+                    purpose_str(k.purpose),
+                    ids,
+                    k.public_key,
+                    k.sealed_secret,
+                    k.state.as_str(),
+                    us(k.created_at)
+                ],
+            );
+            match res {
+                Ok(_) => key_by_id(conn, &k.tenant, &k.id),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::Conflict(format!(
+                        "a key with the id '{}' exists already",
+                        k.id
+                    )))
+                }
+                Err(e) => Err(be(e)),
+            }
+        })
+    }
+
+    fn key_get(&self, tenant: &TenantId, id: &str) -> Result<KeyRow> {
+        self.read(|conn| key_by_id(conn, tenant, id))
+    }
+
+    fn key_list(&self, tenant: &TenantId) -> Result<Vec<KeyRow>> {
+        self.read(|conn| {
+            let sql =
+                format!("SELECT {KEY_COLS} FROM keys WHERE tenant_id = ?1 ORDER BY created_at, id");
+            let mut s = conn.prepare_cached(&sql).map_err(be)?;
+            let rows = s.query_map([tenant.as_str()], key_from_row).map_err(be)?;
+            rows.map(|r| r.map_err(be)?).collect()
+        })
+    }
+
+    fn key_set_state(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        state: KeyState,
+        now: DateTime<Utc>,
+    ) -> Result<KeyRow> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.writer.write(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE keys SET state = ?3, updated_at = ?4 WHERE tenant_id = ?1 AND id = ?2",
+                    params![tenant.as_str(), id, state.as_str(), us(now)],
+                )
+                .map_err(be)?;
+            if n == 0 {
+                return Err(StoreError::NotFound { what: "key" });
+            }
+            key_by_id(conn, &tenant, &id)
+        })
+    }
+
+    fn key_sealed_all(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        self.read(|conn| {
+            let mut s = conn
+                .prepare("SELECT id, sealed_secret FROM keys WHERE sealed_secret IS NOT NULL ORDER BY id")
+                .map_err(be)?;
+            let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(be)?;
+            rows.map(|r| r.map_err(be)).collect()
+        })
+    }
+
+    fn key_reseal(&self, sealed: Vec<(String, Vec<u8>)>, now: DateTime<Utc>) -> Result<()> {
+        self.writer.write(move |conn| {
+            let mut s = conn
+                .prepare_cached(
+                    "UPDATE keys SET sealed_secret = ?2, updated_at = ?3 \
+                     WHERE id = ?1 AND sealed_secret IS NOT NULL",
+                )
+                .map_err(be)?;
+            for (id, secret) in &sealed {
+                if s.execute(params![id, secret, us(now)]).map_err(be)? == 0 {
+                    return Err(StoreError::NotFound { what: "key" });
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+const KEY_COLS: &str = "id, tenant_id, kind, algorithm, purpose, key_ids, public_key, \
+                        sealed_secret, state, created_at, updated_at";
+
+fn purpose_str(p: KeyPurpose) -> &'static str {
+    match p {
+        KeyPurpose::Decryption => "decryption",
+        KeyPurpose::SenderVerification => "sender_verification",
+    }
+}
+
+fn key_by_id(conn: &Connection, tenant: &TenantId, id: &str) -> Result<KeyRow> {
+    let sql = format!("SELECT {KEY_COLS} FROM keys WHERE tenant_id = ?1 AND id = ?2");
+    conn.prepare_cached(&sql)
+        .map_err(be)?
+        .query_row(params![tenant.as_str(), id], key_from_row)
+        .optional()
+        .map_err(be)?
+        .ok_or(StoreError::NotFound { what: "key" })?
+}
+
+/// Reads a key row; the outer error is SQLite's, the inner a stored value
+/// this version does not understand.
+fn key_from_row(r: &Row<'_>) -> rusqlite::Result<Result<KeyRow>> {
+    let (tenant, purpose, ids, state): (String, String, String, String) =
+        (r.get(1)?, r.get(4)?, r.get(5)?, r.get(8)?);
+    let (id, kind, algorithm, public_key, sealed_secret) =
+        (r.get(0)?, r.get(2)?, r.get(3)?, r.get(6)?, r.get(7)?);
+    let (created_at, updated_at) = (from_us(r.get(9)?), from_us(r.get(10)?));
+    let bad = |what: &str| StoreError::Backend(format!("stored key has an invalid {what}"));
+    let row = (|| {
+        Ok(KeyRow {
+            id,
+            tenant: TenantId::parse(&tenant).map_err(|_| bad("tenant"))?,
+            kind,
+            algorithm,
+            purpose: match purpose.as_str() {
+                "decryption" => KeyPurpose::Decryption,
+                "sender_verification" => KeyPurpose::SenderVerification,
+                _ => return Err(bad("purpose")),
+            },
+            key_ids: serde_json::from_str(&ids).map_err(|_| bad("key id list"))?,
+            public_key,
+            sealed_secret,
+            state: KeyState::parse(&state).ok_or_else(|| bad("state"))?,
+            created_at,
+            updated_at,
+        })
+    })();
+    Ok(row)
 }
 
 fn insert_token(conn: &Connection, t: &NewToken) -> Result<()> {

@@ -79,6 +79,24 @@ CREATE TABLE person_data (
     roles TEXT NOT NULL
 );
 
+-- Tenant keys: decryption keys (secret sealed under the master key) and
+-- HR systems' signing keys. key_ids is a JSON array of the ids messages
+-- name recipients or signers by.
+CREATE TABLE keys (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    kind TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    key_ids TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    sealed_secret BLOB,
+    state TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX keys_tenant ON keys(tenant_id);
+
 CREATE TABLE imports (
     id TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants(id),

@@ -14,7 +14,7 @@ pub type Factory<'a> = &'a dyn Fn() -> (Box<dyn Store>, Box<dyn std::any::Any>);
 
 pub fn run_all(make: Factory<'_>) {
     type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 8] = [
+    let cases: [Case; 9] = [
         ("bootstrap_happens_once", bootstrap_happens_once),
         (
             "one_time_tokens_are_used_once",
@@ -40,6 +40,10 @@ pub fn run_all(make: Factory<'_>) {
         (
             "tenants_do_not_see_each_other",
             tenants_do_not_see_each_other,
+        ),
+        (
+            "keys_keep_their_state_and_sealed_secret",
+            keys_keep_their_state_and_sealed_secret,
         ),
     ];
     for (name, case) in cases {
@@ -346,4 +350,74 @@ fn tenants_do_not_see_each_other(s: &dyn Store) {
     s.import_create(new_import("i1", "p1", None)).unwrap();
     assert!(s.import_get(&b, "i1").is_err());
     assert_eq!(chain_len(s, &b), 0);
+}
+
+fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
+    store.bootstrap([0; 32], t0()).unwrap();
+    let other = TenantId::parse("other").unwrap();
+    store.tenant_create(&other, "Other", t0()).unwrap();
+    let tenant = TenantId::default_tenant();
+    let key = |id: &str, purpose, secret: Option<Vec<u8>>| KeyRow {
+        id: id.into(),
+        tenant: tenant.clone(),
+        kind: "age".into(),
+        algorithm: "x25519".into(),
+        purpose,
+        key_ids: vec![format!("age1{id}")],
+        public_key: format!("age1{id}"),
+        sealed_secret: secret,
+        state: KeyState::Active,
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    let a = store
+        .key_create(key("k1", KeyPurpose::Decryption, Some(vec![1, 2, 3])))
+        .unwrap();
+    assert_eq!(a.sealed_secret.as_deref(), Some(&[1u8, 2, 3][..]));
+    assert_eq!(a.key_ids, vec!["age1k1".to_string()]);
+    store
+        .key_create(key("k2", KeyPurpose::SenderVerification, None))
+        .unwrap();
+    assert!(matches!(
+        store.key_create(key("k1", KeyPurpose::Decryption, None)),
+        Err(StoreError::Conflict(_))
+    ));
+    let later = t0() + Duration::minutes(5);
+    let b = store
+        .key_set_state(&tenant, "k1", KeyState::DecryptOnly, later)
+        .unwrap();
+    assert_eq!(b.state, KeyState::DecryptOnly);
+    assert_eq!(b.updated_at, later);
+    let ids: Vec<_> = store
+        .key_list(&tenant)
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(ids, ["k1", "k2"]);
+    // Another tenant sees none of them and cannot change them.
+    assert!(store.key_list(&other).unwrap().is_empty());
+    assert!(matches!(
+        store.key_get(&other, "k1"),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.key_set_state(&other, "k1", KeyState::Revoked, later),
+        Err(StoreError::NotFound { .. })
+    ));
+    // Only sealed secrets are listed for re-sealing, and replaced whole.
+    assert_eq!(
+        store.key_sealed_all().unwrap(),
+        vec![("k1".to_string(), vec![1, 2, 3])]
+    );
+    store
+        .key_reseal(vec![("k1".into(), vec![9, 9])], later)
+        .unwrap();
+    assert_eq!(
+        store.key_get(&tenant, "k1").unwrap().sealed_secret,
+        Some(vec![9, 9])
+    );
+    assert!(store
+        .key_reseal(vec![("k2".into(), vec![1])], later)
+        .is_err());
 }

@@ -309,6 +309,69 @@ pub fn audit_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
+/// What a tenant key is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyPurpose {
+    /// A private key uploads are encrypted to (its secret is sealed).
+    Decryption,
+    /// An HR system's public signing key that files may be required to be
+    /// signed with (no secret).
+    SenderVerification,
+}
+
+/// The life of a decryption key: `active` keys are offered to clients,
+/// `decrypt_only` keys still open files during a rotation overlap, and
+/// `revoked` keys open nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    Active,
+    DecryptOnly,
+    Revoked,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::DecryptOnly => "decrypt_only",
+            KeyState::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(KeyState::Active),
+            "decrypt_only" => Some(KeyState::DecryptOnly),
+            "revoked" => Some(KeyState::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// A tenant's key. The private part, when there is one, is only ever held
+/// sealed under the master key (`sealed_secret`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    pub id: String,
+    pub tenant: TenantId,
+    /// `openpgp` or `age`.
+    pub kind: String,
+    /// e.g. `rsa3072`, `curve25519`, `x25519`.
+    pub algorithm: String,
+    pub purpose: KeyPurpose,
+    /// The ids a message names its recipients (or signer) by: OpenPGP key
+    /// ids of the primary key and subkeys, or the age recipient.
+    pub key_ids: Vec<String>,
+    /// Armored OpenPGP public key, or the age recipient string.
+    pub public_key: String,
+    pub sealed_secret: Option<Vec<u8>>,
+    pub state: KeyState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// Storage for one Muster installation. Methods block; async callers run
 /// them on a blocking thread. Every method that changes people writes the
 /// audit entries in the same transaction.
@@ -404,6 +467,24 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<PersonRow>>;
+
+    /// Stores a new key (its id must be unique installation-wide).
+    fn key_create(&self, k: KeyRow) -> Result<KeyRow>;
+    fn key_get(&self, tenant: &TenantId, id: &str) -> Result<KeyRow>;
+    /// A tenant's keys, oldest first.
+    fn key_list(&self, tenant: &TenantId) -> Result<Vec<KeyRow>>;
+    fn key_set_state(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        state: KeyState,
+        now: DateTime<Utc>,
+    ) -> Result<KeyRow>;
+    /// Every sealed secret of every tenant, for re-sealing under a new
+    /// master key: `(key id, sealed secret)`.
+    fn key_sealed_all(&self) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Replaces sealed secrets in one transaction (all or nothing).
+    fn key_reseal(&self, sealed: Vec<(String, Vec<u8>)>, now: DateTime<Utc>) -> Result<()>;
 
     fn audit_append(&self, d: AuditDraft) -> Result<i64>;
     fn audit_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<AuditRow>>;
