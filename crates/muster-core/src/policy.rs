@@ -99,6 +99,18 @@ pub struct WritePolicy {
     pub roles: Vec<String>,
 }
 
+/// What a client's uploads must be (SPEC 3): encrypted to one of the
+/// tenant's keys, and OpenPGP-signed by a registered sender key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct IntakePolicy {
+    #[serde(default)]
+    pub require_encryption: bool,
+    /// The id of a sender-verification key of the tenant.
+    #[serde(default)]
+    pub require_signed_by: Option<String>,
+}
+
 /// One write outside the policy, named for the row error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Violation {

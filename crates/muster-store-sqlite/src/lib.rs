@@ -14,7 +14,7 @@ mod writer;
 use chrono::{DateTime, TimeZone, Utc};
 use muster_core::audit::{AuditEntry, AuditFields, GENESIS};
 use muster_core::person::{apply, change_detail_json, classify, ChangeKind, Incoming, PersonState};
-use muster_core::policy::WritePolicy;
+use muster_core::policy::{IntakePolicy, WritePolicy};
 use muster_core::secret::SecretDigest;
 use muster_core::{Attributes, ExternalId, TenantId};
 use muster_store::*;
@@ -1252,6 +1252,44 @@ impl Store for SqliteStore {
                 }
             }
             Ok(())
+        })
+    }
+
+    fn intake_policy_get(&self, principal_id: &str) -> Result<IntakePolicy> {
+        self.read(|conn| {
+            let text: Option<String> = conn
+                .prepare_cached("SELECT policy FROM intake_policies WHERE principal_id = ?1")
+                .map_err(be)?
+                .query_row([principal_id], |r| r.get(0))
+                .optional()
+                .map_err(be)?;
+            match text {
+                Some(t) => serde_json::from_str(&t).map_err(json_err),
+                None => Ok(IntakePolicy::default()),
+            }
+        })
+    }
+
+    fn intake_policy_put(&self, principal_id: &str, p: &IntakePolicy) -> Result<()> {
+        let (id, text) = (
+            principal_id.to_owned(),
+            serde_json::to_string(p).map_err(json_err)?,
+        );
+        self.writer.write(move |conn| {
+            let res = conn.execute(
+                "INSERT INTO intake_policies (principal_id, policy) VALUES (?1, ?2) \
+                 ON CONFLICT (principal_id) DO UPDATE SET policy = excluded.policy",
+                params![id, text],
+            );
+            match res {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::NotFound { what: "client" })
+                }
+                Err(e) => Err(be(e)),
+            }
         })
     }
 

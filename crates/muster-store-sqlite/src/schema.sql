@@ -97,6 +97,12 @@ CREATE TABLE keys (
 );
 CREATE INDEX keys_tenant ON keys(tenant_id);
 
+-- What a client's uploads must be (muster_core::policy::IntakePolicy, JSON).
+CREATE TABLE intake_policies (
+    principal_id TEXT PRIMARY KEY REFERENCES principals(id),
+    policy TEXT NOT NULL
+);
+
 CREATE TABLE imports (
     id TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants(id),

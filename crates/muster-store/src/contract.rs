@@ -14,7 +14,7 @@ pub type Factory<'a> = &'a dyn Fn() -> (Box<dyn Store>, Box<dyn std::any::Any>);
 
 pub fn run_all(make: Factory<'_>) {
     type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 9] = [
+    let cases: [Case; 10] = [
         ("bootstrap_happens_once", bootstrap_happens_once),
         (
             "one_time_tokens_are_used_once",
@@ -44,6 +44,10 @@ pub fn run_all(make: Factory<'_>) {
         (
             "keys_keep_their_state_and_sealed_secret",
             keys_keep_their_state_and_sealed_secret,
+        ),
+        (
+            "intake_policies_default_and_replace",
+            intake_policies_default_and_replace,
         ),
     ];
     for (name, case) in cases {
@@ -420,4 +424,27 @@ fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
     assert!(store
         .key_reseal(vec![("k2".into(), vec![1])], later)
         .is_err());
+}
+
+fn intake_policies_default_and_replace(store: &dyn Store) {
+    store.bootstrap([0; 32], t0()).unwrap();
+    let c = client(store, &TenantId::default_tenant(), "hr");
+    assert_eq!(
+        store.intake_policy_get(&c.id).unwrap(),
+        IntakePolicy::default()
+    );
+    let p = IntakePolicy {
+        require_encryption: true,
+        require_signed_by: Some("k1".into()),
+    };
+    store.intake_policy_put(&c.id, &p).unwrap();
+    assert_eq!(store.intake_policy_get(&c.id).unwrap(), p);
+    store
+        .intake_policy_put(&c.id, &IntakePolicy::default())
+        .unwrap();
+    assert_eq!(
+        store.intake_policy_get(&c.id).unwrap(),
+        IntakePolicy::default()
+    );
+    assert!(store.intake_policy_put("no-such-principal", &p).is_err());
 }

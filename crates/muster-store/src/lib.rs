@@ -8,7 +8,7 @@ pub mod contract;
 use chrono::{DateTime, Utc};
 use muster_core::audit::AuditEntry;
 use muster_core::person::{ChangeKind, Incoming, PersonState};
-use muster_core::policy::WritePolicy;
+use muster_core::policy::{IntakePolicy, WritePolicy};
 use muster_core::secret::SecretDigest;
 use muster_core::{ExternalId, TenantId};
 use serde::{Deserialize, Serialize};
@@ -485,6 +485,10 @@ pub trait Store: Send + Sync + 'static {
     fn key_sealed_all(&self) -> Result<Vec<(String, Vec<u8>)>>;
     /// Replaces sealed secrets in one transaction (all or nothing).
     fn key_reseal(&self, sealed: Vec<(String, Vec<u8>)>, now: DateTime<Utc>) -> Result<()>;
+
+    /// A client's intake policy (the default when none was set).
+    fn intake_policy_get(&self, principal_id: &str) -> Result<IntakePolicy>;
+    fn intake_policy_put(&self, principal_id: &str, p: &IntakePolicy) -> Result<()>;
 
     fn audit_append(&self, d: AuditDraft) -> Result<i64>;
     fn audit_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<AuditRow>>;
