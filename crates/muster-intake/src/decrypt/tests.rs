@@ -47,3 +47,191 @@ fn detection_tells_formats_from_their_first_bytes() {
     // A signed but not encrypted message (one-pass signature, tag 4).
     assert_eq!(detect(&[0x90, 0x0D, 0x03]), Encryption::None);
 }
+
+fn csv(rows: usize) -> Vec<u8> {
+    let mut out = b"Employee ID,First Name,Last Name,Email\n".to_vec();
+    for i in 0..rows {
+        out.extend_from_slice(format!("E{i:06},Ada,Lovelace,ada{i}@example.test\n").as_bytes());
+    }
+    out
+}
+
+fn encrypt(plain: &[u8], to: &PublicRecipient, armor: bool) -> Vec<u8> {
+    let mut w = encrypt_writer(Vec::new(), to, armor).unwrap();
+    // Uneven writes exercise the buffering.
+    for part in plain.chunks(7919) {
+        w.write_all(part).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+fn decrypt(
+    cipher: &[u8],
+    keys: &[DecryptionKey],
+    limits: &Limits,
+) -> Result<Vec<u8>, DecryptError> {
+    let mut r = decrypt_reader(cipher, keys, limits, None)?;
+    let mut out = Vec::new();
+    match r.read_to_end(&mut out) {
+        Ok(_) => Ok(out),
+        Err(e) => match DecryptError::from_io(&e) {
+            Some(_) => Err(e
+                .into_inner()
+                .unwrap()
+                .downcast::<DecryptError>()
+                .map(|b| *b)
+                .unwrap()),
+            None => Err(DecryptError::Io(e)),
+        },
+    }
+}
+
+#[test]
+fn our_age_and_openpgp_output_round_trips_armored_or_not() {
+    let plain = csv(20_000);
+    let keys = [
+        DecryptionKey::generate_age(),
+        DecryptionKey::generate_openpgp(OpenPgpKeyKind::Curve25519, "T <t@example.test>").unwrap(),
+    ];
+    for key in &keys {
+        for armor in [false, true] {
+            let cipher = encrypt(&plain, &key.public(), armor);
+            assert!(!cipher.windows(7).any(|w| w == b"E000001"));
+            let want = match key {
+                DecryptionKey::Age(_) => Encryption::Age { armored: armor },
+                DecryptionKey::OpenPgp(_) => Encryption::OpenPgp { armored: armor },
+            };
+            assert_eq!(detect(&cipher[..DETECT_BYTES]), want);
+            let out = decrypt(&cipher, &keys, &Limits::default()).unwrap();
+            assert!(out == plain, "{key:?} armor={armor}");
+        }
+    }
+    // Empty bodies too.
+    for key in &keys {
+        let cipher = encrypt(b"", &key.public(), false);
+        assert_eq!(decrypt(&cipher, &keys, &Limits::default()).unwrap(), b"");
+    }
+}
+
+#[test]
+fn keys_survive_export_and_parse_with_the_same_id() {
+    let age = DecryptionKey::generate_age();
+    let pgp =
+        DecryptionKey::generate_openpgp(OpenPgpKeyKind::Curve25519, "T <t@example.test>").unwrap();
+    for key in [age, pgp] {
+        use age::secrecy::ExposeSecret;
+        let text = key.to_secret_text().unwrap();
+        let back = DecryptionKey::parse(text.expose_secret()).unwrap();
+        assert_eq!(back.key_id(), key.key_id());
+        let public = PublicRecipient::parse(&key.public().to_text().unwrap()).unwrap();
+        assert_eq!(public.key_id(), key.key_id());
+        // Debug shows the id, never the secret.
+        let dbg = format!("{key:?}");
+        assert!(dbg.contains(&key.key_id()));
+        assert!(!dbg.contains("AGE-SECRET-KEY") && !dbg.contains("PRIVATE KEY"));
+    }
+}
+
+#[test]
+fn a_message_for_another_key_is_refused_before_any_plaintext() {
+    let plain = csv(100);
+    let ours = [
+        DecryptionKey::generate_age(),
+        DecryptionKey::generate_openpgp(OpenPgpKeyKind::Curve25519, "Us <us@example.test>")
+            .unwrap(),
+    ];
+    let theirs =
+        DecryptionKey::generate_openpgp(OpenPgpKeyKind::Curve25519, "T <t@example.test>").unwrap();
+    let cipher = encrypt(&plain, &theirs.public(), false);
+    let err = decrypt_reader(&cipher[..], &ours, &Limits::default(), None).unwrap_err();
+    let DecryptError::NoMatchingKey { recipients } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(recipients.len(), 1);
+    assert!(theirs.matches(&recipients[0]), "{err}");
+    assert!(err.to_string().contains(&recipients[0]));
+    let cipher = encrypt(&plain, &DecryptionKey::generate_age().public(), true);
+    assert!(matches!(
+        decrypt_reader(&cipher[..], &ours, &Limits::default(), None),
+        Err(DecryptError::NoMatchingKey { .. })
+    ));
+}
+
+#[test]
+fn truncation_and_tampering_fail_at_the_latest_at_the_end() {
+    let plain = csv(20_000);
+    let keys = [
+        DecryptionKey::generate_age(),
+        DecryptionKey::generate_openpgp(OpenPgpKeyKind::Curve25519, "T <t@example.test>").unwrap(),
+    ];
+    for key in &keys {
+        let cipher = encrypt(&plain, &key.public(), false);
+        for cut in [cipher.len() - 1, cipher.len() - 30, cipher.len() / 2] {
+            let err = decrypt(&cipher[..cut], &keys, &Limits::default()).unwrap_err();
+            assert!(
+                matches!(err, DecryptError::Integrity(_)),
+                "{key:?} cut {cut}: {err}"
+            );
+        }
+        for at in [cipher.len() / 2, cipher.len() - 5] {
+            let mut t = cipher.clone();
+            t[at] ^= 0x40;
+            let err = decrypt(&t, &keys, &Limits::default()).unwrap_err();
+            assert!(
+                matches!(err, DecryptError::Integrity(_)),
+                "{key:?} at {at}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn output_past_the_size_limit_is_refused_while_streaming() {
+    let plain = csv(20_000);
+    let key = DecryptionKey::generate_age();
+    let cipher = encrypt(&plain, &key.public(), false);
+    let limits = Limits {
+        max_decompressed_bytes: 100_000,
+        ..Limits::default()
+    };
+    let err = decrypt(&cipher, std::slice::from_ref(&key), &limits).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecryptError::DecompressionBomb(BombLimit::Size { limit: 100_000 })
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn age_uploads_cannot_satisfy_a_required_signature() {
+    let key = DecryptionKey::generate_age();
+    let signer_key =
+        DecryptionKey::generate_openpgp(OpenPgpKeyKind::Curve25519, "S <s@example.test>").unwrap();
+    let PublicRecipient::OpenPgp(public) = signer_key.public() else {
+        panic!()
+    };
+    let signer = SignerKey(public);
+    let cipher = encrypt(b"a,b\n", &key.public(), false);
+    let err = decrypt_reader(&cipher[..], &[key], &Limits::default(), Some(&signer)).unwrap_err();
+    assert!(
+        matches!(err, DecryptError::SignatureMissing { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn plaintext_is_not_taken_for_ciphertext() {
+    let err = decrypt_reader(&b"id,name\n1,Ada\n"[..], &[], &Limits::default(), None).unwrap_err();
+    assert!(matches!(err, DecryptError::NotEncrypted), "{err}");
+}
+
+#[test]
+fn rsa_keys_generate_and_round_trip() {
+    let key =
+        DecryptionKey::generate_openpgp(OpenPgpKeyKind::Rsa3072, "R <r@example.test>").unwrap();
+    let plain = csv(500);
+    let cipher = encrypt(&plain, &key.public(), true);
+    assert_eq!(decrypt(&cipher, &[key], &Limits::default()).unwrap(), plain);
+}
