@@ -1,7 +1,7 @@
 //! Helpers: tool detection, a GnuPG home per test, and reading a
 //! decrypted stream to its end into a `DecryptError`.
 use muster_intake::decrypt::{decrypt_reader, DecryptError, DecryptionKey, Limits, SignerKey};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -20,7 +20,12 @@ pub fn have(tool: &str) -> bool {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{tool} is not installed and CI=true requires the interop tests: run scripts/install-test-tools");
     }
-    eprintln!("SKIPPED: {tool} not installed (run scripts/install-test-tools)");
+    // Straight to the process's stderr: libtest captures `eprintln!` of
+    // passing tests, and a skip must not go unnoticed.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {tool} not installed (run scripts/install-test-tools)"
+    );
     false
 }
 
