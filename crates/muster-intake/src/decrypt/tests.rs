@@ -235,3 +235,48 @@ fn rsa_keys_generate_and_round_trip() {
     let cipher = encrypt(&plain, &key.public(), true);
     assert_eq!(decrypt(&cipher, &[key], &Limits::default()).unwrap(), plain);
 }
+
+/// Counts what the decryptor took from the upload.
+struct Counted<'a> {
+    data: &'a [u8],
+    taken: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.data.read(buf)?;
+        self.taken
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+#[test]
+fn plaintext_flows_before_the_whole_upload_was_read() {
+    // Memory stays bounded only if decryption streams: the first plaintext
+    // must come out long before the end of a large upload was read (rPGP's
+    // default SEIPDv1 mode would read it all to check the MDC first).
+    let plain = csv(200_000);
+    let keys = [
+        DecryptionKey::generate_age(),
+        DecryptionKey::generate_openpgp(OpenPgpKeyKind::Curve25519, "T <t@example.test>").unwrap(),
+    ];
+    for key in &keys {
+        let cipher = encrypt(&plain, &key.public(), false);
+        let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let input = Counted {
+            data: &cipher,
+            taken: taken.clone(),
+        };
+        let mut r = decrypt_reader(input, &keys, &Limits::default(), None).unwrap();
+        let mut first = vec![0u8; 64 * 1024];
+        r.read_exact(&mut first).unwrap();
+        assert_eq!(first, plain[..first.len()]);
+        let so_far = taken.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            so_far < cipher.len() / 4,
+            "{key:?}: {so_far} of {} bytes read for the first 64 KiB",
+            cipher.len()
+        );
+    }
+}
