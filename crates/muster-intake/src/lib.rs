@@ -1,7 +1,9 @@
-//! Streaming readers for uploads: [`seal`] keeps an upload encrypted at rest
+//! Streaming readers for uploads: [`decrypt`] opens OpenPGP- or
+//! age-encrypted uploads as they stream in, [`seal`] keeps an upload encrypted at rest
 //! while it waits, and [`records`] turns CSV or JSON-lines bytes into raw
 //! records and row problems, one at a time, with bounded memory.
 #![forbid(unsafe_code)]
 
+pub mod decrypt;
 pub mod records;
 pub mod seal;
