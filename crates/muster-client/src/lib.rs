@@ -40,12 +40,13 @@ pub use auth::{
     RENEW_MARGIN,
 };
 pub use error::ClientError;
-pub use params::{ImportEvent, ImportFormat, ImportMode, ImportParams, MappingFormat};
+pub use params::{EncryptTo, ImportEvent, ImportFormat, ImportMode, ImportParams, MappingFormat};
 pub use reqwest::StatusCode;
 pub use secrecy::{ExposeSecret, SecretString};
 
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
+use muster_intake::decrypt::{encrypt_writer, PublicRecipient};
 use muster_proto::*;
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response};
@@ -390,6 +391,60 @@ impl Client {
         self.post(&path, request).await
     }
 
+    /// `GET /api/v1/clients/{client_id}/intake-policy`
+    pub async fn intake_policy_get(
+        &self,
+        client_id: &str,
+    ) -> Result<IntakePolicyInfo, ClientError> {
+        self.get(&format!(
+            "/api/v1/clients/{}/intake-policy",
+            seg(client_id)?
+        ))
+        .await
+    }
+
+    /// `PUT /api/v1/clients/{client_id}/intake-policy`
+    pub async fn intake_policy_put(
+        &self,
+        client_id: &str,
+        policy: &IntakePolicyInfo,
+    ) -> Result<IntakePolicyInfo, ClientError> {
+        let path = format!("/api/v1/clients/{}/intake-policy", seg(client_id)?);
+        self.call(Method::PUT, &path, &[], Some(to_json(policy)?))
+            .await
+    }
+
+    // ---- keys ------------------------------------------------------------
+
+    /// `GET /api/v1/keys`: the keys to encrypt uploads to (key admins see
+    /// every key).
+    pub async fn key_list(&self) -> Result<Vec<KeyInfo>, ClientError> {
+        self.get("/api/v1/keys").await
+    }
+
+    /// `GET /api/v1/keys/{id}`
+    pub async fn key_get(&self, id: &str) -> Result<KeyInfo, ClientError> {
+        self.get(&format!("/api/v1/keys/{}", seg(id)?)).await
+    }
+
+    /// `POST /api/v1/keys`: generate or import a key, or register a
+    /// sender's signing key.
+    pub async fn key_create(&self, spec: &KeySpec) -> Result<KeyInfo, ClientError> {
+        self.post("/api/v1/keys", spec).await
+    }
+
+    /// `POST /api/v1/keys/{id}/rotate`: the answer is the new active key.
+    pub async fn key_rotate(&self, id: &str) -> Result<KeyInfo, ClientError> {
+        let path = format!("/api/v1/keys/{}/rotate", seg(id)?);
+        self.call(Method::POST, &path, &[], None).await
+    }
+
+    /// `POST /api/v1/keys/{id}/revoke`
+    pub async fn key_revoke(&self, id: &str) -> Result<KeyInfo, ClientError> {
+        let path = format!("/api/v1/keys/{}/revoke", seg(id)?);
+        self.call(Method::POST, &path, &[], None).await
+    }
+
     // ---- mappings --------------------------------------------------------
 
     /// `PUT /api/v1/mappings/{name}`: stores `document` as the mapping's
@@ -462,7 +517,19 @@ impl Client {
             ));
         }
         let format = params.format.or_else(|| ImportFormat::from_path(path));
-        let content_type = format.map_or("application/octet-stream", ImportFormat::content_type);
+        let recipient = params
+            .encrypt_to
+            .as_ref()
+            .map(|e| {
+                PublicRecipient::parse(&e.public_key).map_err(|_| {
+                    ClientError::InvalidInput(format!("key {}: not a usable public key", e.key_id))
+                })
+            })
+            .transpose()?;
+        let content_type = match (&recipient, format) {
+            (Some(_), _) | (None, None) => "application/octet-stream",
+            (None, Some(f)) => f.content_type(),
+        };
         let query = params.query(format);
         let key = params
             .idempotency_key
@@ -486,7 +553,10 @@ impl Client {
                     .query(&query)
                     .header(ACCEPT, "application/json")
                     .header(CONTENT_TYPE, content_type)
-                    .body(file_body(path.clone(), progress.clone()));
+                    .body(match &recipient {
+                        Some(r) => encrypted_body(path.clone(), r.clone(), progress.clone()),
+                        None => file_body(path.clone(), progress.clone()),
+                    });
                 if let Some(k) = &key {
                     rb = rb.header(IDEMPOTENCY_KEY, k.clone());
                 }
@@ -652,6 +722,53 @@ fn file_body(path: PathBuf, progress: Progress) -> reqwest::Body {
             sent += chunk.len() as u64;
             progress(sent);
         });
+    reqwest::Body::wrap_stream(chunks)
+}
+
+/// The file at `path`, encrypted to `recipient` while it streams: a
+/// blocking thread reads and encrypts, the request body takes the
+/// ciphertext a chunk at a time. Progress counts plaintext bytes read.
+fn encrypted_body(path: PathBuf, recipient: PublicRecipient, progress: Progress) -> reqwest::Body {
+    use std::io::{Read, Write};
+    type Chunk = Result<Vec<u8>, std::io::Error>;
+    struct ToChannel(tokio::sync::mpsc::Sender<Chunk>);
+    impl Write for ToChannel {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .blocking_send(Ok(buf.to_vec()))
+                .map_err(|_| std::io::Error::other("the upload stopped"))?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(8);
+    let errors = tx.clone();
+    tokio::task::spawn_blocking(move || {
+        let run = || -> std::io::Result<()> {
+            let mut file = std::fs::File::open(&path)?;
+            let out = std::io::BufWriter::with_capacity(UPLOAD_CHUNK, ToChannel(tx));
+            let mut w = encrypt_writer(out, &recipient, false).map_err(std::io::Error::other)?;
+            let mut buf = vec![0u8; UPLOAD_CHUNK];
+            let mut sent = 0u64;
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                w.write_all(&buf[..n])?;
+                sent += n as u64;
+                progress(sent);
+            }
+            w.finish().map_err(std::io::Error::other)?.flush()
+        };
+        if let Err(e) = run() {
+            let _ = errors.blocking_send(Err(e));
+        }
+    });
+    let chunks =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
     reqwest::Body::wrap_stream(chunks)
 }
 

@@ -104,6 +104,29 @@ pub struct ImportParams {
     pub idempotency_key: Option<String>,
     /// Recorded in the audit trail; never used for authorisation.
     pub on_behalf_of: Option<String>,
+    /// Encrypt the file while it streams out, to this tenant key.
+    pub encrypt_to: Option<EncryptTo>,
+}
+
+/// A tenant key to encrypt an upload to, as `GET /api/v1/keys` lists it.
+#[derive(Debug, Clone)]
+pub struct EncryptTo {
+    /// The key's id, sent as `encryption_key_id`.
+    pub key_id: String,
+    /// `openpgp` or `age`.
+    pub kind: String,
+    /// Armored OpenPGP public key, or the age recipient.
+    pub public_key: String,
+}
+
+impl EncryptTo {
+    pub fn from_key(k: &muster_proto::KeyInfo) -> Self {
+        Self {
+            key_id: k.id.clone(),
+            kind: k.kind.clone(),
+            public_key: k.public_key.clone(),
+        }
+    }
 }
 
 impl ImportParams {
@@ -137,6 +160,11 @@ impl ImportParams {
                 d.to_string()
             };
             q.push(("delimiter", d));
+        }
+        if let Some(e) = &self.encrypt_to {
+            let kind = if e.kind == "age" { "age" } else { "pgp" };
+            q.push(("encryption", kind.to_owned()));
+            q.push(("encryption_key_id", e.key_id.clone()));
         }
         if !self.header_map.is_empty() {
             // A map of strings always serialises.

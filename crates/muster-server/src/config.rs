@@ -39,6 +39,13 @@ pub struct Limits {
     pub max_json_bytes: usize,
     /// Most items in one `POST /api/v1/people/sync`.
     pub max_sync_items: usize,
+    /// An encrypted upload that decompresses to more than this many bytes
+    /// is refused as a decompression bomb.
+    pub max_decompressed_bytes: u64,
+    /// ... or that grows more than this many times while decompressing
+    /// (after the first `ratio_grace_bytes`).
+    pub max_decompression_ratio: u64,
+    pub ratio_grace_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +80,9 @@ max_upload_bytes = 4294967296
 max_line_bytes = 1048576
 max_json_bytes = 16777216
 max_sync_items = 10000
+max_decompressed_bytes = 17179869184
+max_decompression_ratio = 100
+ratio_grace_bytes = 8388608
 [import]
 batch_size = 5000
 retain_uploads = false

@@ -11,7 +11,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
-use muster_core::policy::Permission;
+use muster_core::policy::{IntakePolicy, Permission};
+use muster_intake::decrypt;
 use muster_intake::seal::SealWriter;
 use muster_proto::*;
 use muster_store::{ImportFilter, ImportRow, NewImport};
@@ -30,6 +31,47 @@ pub struct ImportParams {
     pub format: Option<String>,
     pub delimiter: u8,
     pub header_map: BTreeMap<String, String>,
+    /// Declared encryption (`none`, `pgp`, `age`); detected when absent.
+    pub encryption: Option<Encryption>,
+    /// The tenant key the client says it encrypted to (informational: the
+    /// message itself names its recipients).
+    pub encryption_key_id: Option<String>,
+}
+
+/// How an upload is encrypted, as declared or detected from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    None,
+    Pgp,
+    Age,
+}
+
+impl Encryption {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encryption::None => "none",
+            Encryption::Pgp => "pgp",
+            Encryption::Age => "age",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Encryption::None),
+            "pgp" | "openpgp" => Some(Encryption::Pgp),
+            "age" => Some(Encryption::Age),
+            _ => None,
+        }
+    }
+
+    /// From the upload's first bytes (at least 64 when the file has them).
+    pub fn detect(head: &[u8]) -> Self {
+        match decrypt::detect(head) {
+            decrypt::Encryption::None => Encryption::None,
+            decrypt::Encryption::OpenPgp { .. } => Encryption::Pgp,
+            decrypt::Encryption::Age { .. } => Encryption::Age,
+        }
+    }
 }
 
 fn parse_bool(name: &str, v: &str) -> ApiResult<bool> {
@@ -56,6 +98,8 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
         format: None,
         delimiter: b',',
         header_map: BTreeMap::new(),
+        encryption: None,
+        encryption_key_id: None,
     };
     let mut seen = std::collections::HashSet::new();
     for (k, v) in pairs {
@@ -112,6 +156,23 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
                     }
                 };
                 p.delimiter = d;
+            }
+            "encryption" => {
+                p.encryption = Some(Encryption::parse(&v).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_parameter",
+                        "encryption: must be none, pgp or age (or left out to detect it)",
+                    )
+                })?)
+            }
+            "encryption_key_id" => {
+                if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(ApiError::bad_request(
+                        "invalid_parameter",
+                        "encryption_key_id: must be a key id from GET /api/v1/keys",
+                    ));
+                }
+                p.encryption_key_id = Some(v)
             }
             "header_map" => {
                 p.header_map = serde_json::from_str(&v).map_err(|_| {
@@ -311,8 +372,13 @@ pub async fn import_create(
         Err(e) => return Err(e),
     };
 
+    let pid = caller.principal.id.clone();
+    let intake = state.db(move |s| s.intake_policy_get(&pid)).await?;
     let id = uuid::Uuid::now_v7().to_string();
-    let bytes = receive_upload(&state, &id, body).await?;
+    let (bytes, encryption) = receive_upload(&state, &id, body, |head| {
+        check_encryption(&p, &intake, head)
+    })
+    .await?;
     let new = NewImport {
         id: id.clone(),
         tenant,
@@ -328,6 +394,8 @@ pub async fn import_create(
         options: serde_json::json!({
             "delimiter": (p.delimiter as char).to_string(),
             "header_map": p.header_map,
+            "encryption": encryption.as_str(),
+            "encryption_key_id": p.encryption_key_id,
         }),
         bytes,
         created_at: state.clock.now(),
@@ -344,9 +412,56 @@ pub async fn import_create(
     Ok(answer(&row, fresh))
 }
 
+/// Decides, from the upload's first bytes, how it is encrypted, and refuses
+/// it early when that contradicts the request or the client's intake
+/// policy: a plaintext upload from a client that must encrypt is refused
+/// before anything of it is read into the database.
+fn check_encryption(p: &ImportParams, intake: &IntakePolicy, head: &[u8]) -> ApiResult<Encryption> {
+    let found = Encryption::detect(head);
+    if let Some(declared) = p.encryption {
+        if declared != found {
+            return Err(ApiError::unprocessable(
+                "encryption_mismatch",
+                format!(
+                    "encryption: declared {} but the upload is {}",
+                    declared.as_str(),
+                    match found {
+                        Encryption::None => "not encrypted".to_owned(),
+                        e => format!("{} encrypted", e.as_str()),
+                    }
+                ),
+            ));
+        }
+    }
+    if intake.require_encryption && found == Encryption::None {
+        return Err(ApiError::unprocessable(
+            "encryption_required",
+            "this client's uploads must be encrypted to one of the tenant's keys (GET /api/v1/keys); the upload is plaintext",
+        ));
+    }
+    if intake.require_signed_by.is_some() && found != Encryption::Pgp {
+        return Err(ApiError::unprocessable(
+            "signature_required",
+            "this client's uploads must be OpenPGP messages signed by the registered sender key",
+        ));
+    }
+    Ok(found)
+}
+
+/// How many leading bytes decide the encryption (an age header line or an
+/// armor line fits well within this).
+const SNIFF_BYTES: usize = 64;
+
 /// Streams the body into a sealed file; never holds it whole in memory and
-/// never writes plaintext. Returns the number of bytes received.
-async fn receive_upload(state: &AppState, id: &str, body: Body) -> ApiResult<u64> {
+/// never writes plaintext. `check` sees the first bytes before anything is
+/// kept and can refuse the upload. Returns the bytes received and `check`'s
+/// answer.
+async fn receive_upload<T>(
+    state: &AppState,
+    id: &str,
+    body: Body,
+    check: impl FnOnce(&[u8]) -> ApiResult<T>,
+) -> ApiResult<(u64, T)> {
     let dir = state.config.uploads_dir();
     let final_path = crate::worker::upload_path(&state.config, id);
     let part = dir.join(format!("{id}.part"));
@@ -369,9 +484,27 @@ async fn receive_upload(state: &AppState, id: &str, body: Body) -> ApiResult<u64
     let mut total = 0u64;
     let mut stream = body.into_data_stream();
     let mut failure: Option<ApiError> = None;
+    let mut head: Vec<u8> = Vec::with_capacity(SNIFF_BYTES);
+    let mut check = Some(check);
+    let mut verdict: Option<T> = None;
     while let Some(chunk) = stream.next().await {
         match chunk {
             Ok(c) => {
+                if head.len() < SNIFF_BYTES {
+                    let take = (SNIFF_BYTES - head.len()).min(c.len());
+                    head.extend_from_slice(&c[..take]);
+                    if head.len() == SNIFF_BYTES {
+                        if let Some(f) = check.take() {
+                            match f(&head) {
+                                Ok(v) => verdict = Some(v),
+                                Err(e) => {
+                                    failure = Some(e);
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
                 total += c.len() as u64;
                 if total > max {
                     failure = Some(ApiError::PayloadTooLarge(format!(
@@ -392,6 +525,15 @@ async fn receive_upload(state: &AppState, id: &str, body: Body) -> ApiResult<u64
             }
         }
     }
+    if failure.is_none() {
+        // A file shorter than the sniffing window is judged on all of it.
+        if let Some(f) = check.take() {
+            match f(&head) {
+                Ok(v) => verdict = Some(v),
+                Err(e) => failure = Some(e),
+            }
+        }
+    }
     drop(tx);
     let written = writer.await?;
     if let Some(f) = failure {
@@ -404,9 +546,11 @@ async fn receive_upload(state: &AppState, id: &str, body: Body) -> ApiResult<u64
             "sealing the upload failed: {e}"
         )));
     }
+    let verdict =
+        verdict.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("upload not checked")))?;
     std::fs::rename(&part, &final_path)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("storing the upload failed: {e}")))?;
-    Ok(total)
+    Ok((total, verdict))
 }
 
 /// An import the caller may see: importers see their own only.

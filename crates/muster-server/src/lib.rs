@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod imports;
 pub mod json;
+pub mod keys;
 pub mod oauth;
 pub mod openapi;
 pub mod people;
@@ -53,6 +54,14 @@ pub fn router(state: AppState) -> Router {
             "/clients/{client_id}/rotate-secret",
             post(admin::client_rotate_secret),
         )
+        .route(
+            "/clients/{client_id}/intake-policy",
+            get(keys::intake_policy_get).put(keys::intake_policy_put),
+        )
+        .route("/keys", get(keys::key_list).post(keys::key_create))
+        .route("/keys/{id}", get(keys::key_get))
+        .route("/keys/{id}/rotate", post(keys::key_rotate))
+        .route("/keys/{id}/revoke", post(keys::key_revoke))
         .route("/mappings", get(admin::mapping_list))
         .route(
             "/mappings/{name}",

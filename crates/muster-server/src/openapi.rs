@@ -48,6 +48,9 @@ use utoipa::OpenApi;
         muster_proto::PersonInfo,
         muster_proto::AuditEntryInfo,
         muster_proto::AuditVerification,
+        muster_proto::KeySpec,
+        muster_proto::KeyInfo,
+        muster_proto::IntakePolicyInfo,
     ))
 )]
 struct ApiDoc;
@@ -115,6 +118,13 @@ pub const ROUTES: &[Route] = &[
     r("post", "/api/v1/clients/{client_id}/disable", "Disable a client and revoke its live tokens", "clients:admin", Body::None, "200", Body::Json("ClientInfo")),
     r("post", "/api/v1/clients/{client_id}/enable", "Enable a client", "clients:admin", Body::None, "200", Body::Json("ClientInfo")),
     r("post", "/api/v1/clients/{client_id}/rotate-secret", "New secret (shown once); the old one works for the overlap", "clients:admin", Body::Json("RotateSecretRequest"), "200", Body::Json("SecretRotated")),
+    r("get", "/api/v1/clients/{client_id}/intake-policy", "What the client's uploads must be (encrypted, signed)", "clients:admin", Body::None, "200", Body::Json("IntakePolicyInfo")),
+    r("put", "/api/v1/clients/{client_id}/intake-policy", "Require the client's uploads to be encrypted and/or signed by a sender key", "clients:admin", Body::Json("IntakePolicyInfo"), "200", Body::Json("IntakePolicyInfo")),
+    r("get", "/api/v1/keys", "Keys to encrypt uploads to (active ones; key admins see all)", "imports:create or keys:admin", Body::None, "200", Body::List("KeyInfo")),
+    r("post", "/api/v1/keys", "Generate or import a decryption key, or register a sender's signing key", "keys:admin", Body::Json("KeySpec"), "201", Body::Json("KeyInfo")),
+    r("get", "/api/v1/keys/{id}", "Show a key (never its secret)", "keys:admin", Body::None, "200", Body::Json("KeyInfo")),
+    r("post", "/api/v1/keys/{id}/rotate", "New active key of the same kind; the old one stays decrypt_only", "keys:admin", Body::None, "201", Body::Json("KeyInfo")),
+    r("post", "/api/v1/keys/{id}/revoke", "Revoke a key: it opens nothing from now on", "keys:admin", Body::None, "200", Body::Json("KeyInfo")),
     r("get", "/api/v1/mappings", "Latest version of each mapping", "token", Body::None, "200", Body::List("MappingInfo")),
     r("put", "/api/v1/mappings/{name}", "Store a new version of a mapping (TOML or JSON)", "mappings:write", Body::Raw(&["application/toml", "application/json"]), "201", Body::Json("MappingInfo")),
     Route { query: &[("version", "a specific version (default: latest)")], ..r("get", "/api/v1/mappings/{name}", "Show a mapping", "token", Body::None, "200", Body::Json("MappingInfo")) },

@@ -16,6 +16,7 @@ use crate::state::AppState;
 use crate::write::policy_errors;
 use muster_core::mapping::{CompiledMapping, MappingDoc, MappingError, MappingFormat, RowError};
 use muster_core::person::Incoming;
+use muster_intake::decrypt::{self, DecryptError, SignerKey};
 use muster_intake::records::{Format, FormatError, Item, Limits, Record, RecordReader};
 use muster_intake::seal::UnsealReader;
 use muster_store::{
@@ -23,7 +24,7 @@ use muster_store::{
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -149,7 +150,7 @@ fn process(state: &AppState, imp: ImportRow, stop: &AtomicBool) -> Outcome {
     Outcome::Done
 }
 
-type UploadReader = RecordReader<BufReader<UnsealReader<std::fs::File>>>;
+type UploadReader = RecordReader<BufReader<Box<dyn Read + Send>>>;
 
 /// Everything a pass needs to read and map the upload.
 struct Source<'a> {
@@ -158,10 +159,11 @@ struct Source<'a> {
     doc: MappingDoc,
     header_map: BTreeMap<String, String>,
     format: Format,
+    client: &'a ClientRow,
 }
 
 impl Source<'_> {
-    fn open(&self) -> Result<(UploadReader, CompiledMapping), RunError> {
+    fn unsealed(&self) -> Result<UnsealReader<std::fs::File>, RunError> {
         let path = upload_path(&self.state.config, &self.imp.id);
         let f = std::fs::File::open(&path).map_err(|e| {
             RunError::Fail(anyhow::anyhow!(
@@ -169,16 +171,19 @@ impl Source<'_> {
                 path.display()
             ))
         })?;
-        let unsealed = UnsealReader::new(f, self.state.master_key.bytes(), self.imp.id.as_bytes())
-            .map_err(|e| {
-                RunError::Fail(anyhow::anyhow!("the sealed upload cannot be opened: {e}"))
-            })?;
+        UnsealReader::new(f, self.state.master_key.bytes(), self.imp.id.as_bytes())
+            .map_err(|e| RunError::Fail(anyhow::anyhow!("the sealed upload cannot be opened: {e}")))
+    }
+
+    fn open(&self) -> Result<(UploadReader, CompiledMapping), RunError> {
+        let unsealed = self.unsealed()?;
+        let plain = self.decrypt(unsealed)?;
         let limits = Limits {
             max_line_bytes: self.state.config.limits.max_line_bytes,
             ..Limits::default()
         };
         let reader = RecordReader::new(
-            BufReader::with_capacity(256 * 1024, unsealed),
+            BufReader::with_capacity(256 * 1024, plain),
             self.format,
             limits,
         )
@@ -195,7 +200,114 @@ impl Source<'_> {
     }
 }
 
+impl Source<'_> {
+    /// Puts decryption between the sealed spool and the parser when the
+    /// upload is encrypted: plaintext exists only in memory, a buffer at a
+    /// time. Each pass decrypts again, so the validation pass has read (and
+    /// integrity-checked) the whole file before anything is applied.
+    fn decrypt(
+        &self,
+        unsealed: UnsealReader<std::fs::File>,
+    ) -> Result<Box<dyn Read + Send>, RunError> {
+        let enc = self
+            .imp
+            .options
+            .get("encryption")
+            .and_then(|v| v.as_str())
+            .unwrap_or("none");
+        let intake = self.state.store.intake_policy_get(&self.client.id)?;
+        if enc == "none" {
+            if intake.require_encryption {
+                return Err(reject(
+                    "encryption_required",
+                    "this client's uploads must be encrypted",
+                ));
+            }
+            return Ok(Box::new(unsealed));
+        }
+        let tenant = &self.imp.tenant;
+        let (keys, revoked) =
+            crate::keys::decryption_keys(self.state.store.as_ref(), &self.state.master_key, tenant)
+                .map_err(RunError::Fail)?;
+        let signer = match &intake.require_signed_by {
+            Some(id) => {
+                let k = self.state.store.key_get(tenant, id)?;
+                Some(SignerKey::from_armored(&k.public_key).map_err(|_| {
+                    RunError::Fail(anyhow::anyhow!("sender key {id} does not parse"))
+                })?)
+            }
+            None => None,
+        };
+        let c = &self.state.config.limits;
+        let limits = decrypt::Limits {
+            max_decompressed_bytes: c.max_decompressed_bytes,
+            max_ratio: c.max_decompression_ratio,
+            ratio_grace_bytes: c.ratio_grace_bytes,
+        };
+        match decrypt::decrypt_reader(unsealed, &keys, &limits, signer.as_ref()) {
+            Ok(r) => Ok(Box::new(r)),
+            Err(e @ DecryptError::NoMatchingKey { .. }) => {
+                // age messages do not name their recipients: see whether a
+                // revoked key would open it, to say so instead.
+                for k in &revoked {
+                    let Ok(key) = crate::keys::open_key(&self.state.master_key, k) else {
+                        continue;
+                    };
+                    if decrypt::decrypt_reader(self.unsealed()?, &[key], &limits, None).is_ok() {
+                        return Err(revoked_reject(k));
+                    }
+                }
+                Err(decrypt_reject(&e, &revoked))
+            }
+            Err(e) => Err(decrypt_reject(&e, &revoked)),
+        }
+    }
+}
+
+fn revoked_reject(k: &muster_store::KeyRow) -> RunError {
+    reject(
+        "key_revoked",
+        format!("the upload is encrypted to key {}, which is revoked", k.id),
+    )
+}
+
+/// A decryption refusal as the import's rejection: a stable code and the
+/// library's message, which names keys but never content or key material.
+fn decrypt_reject(e: &DecryptError, revoked: &[muster_store::KeyRow]) -> RunError {
+    let code = match e {
+        DecryptError::NoMatchingKey { recipients } => {
+            if let Some(k) = revoked.iter().find(|k| {
+                k.key_ids
+                    .iter()
+                    .any(|i| recipients.iter().any(|r| r.eq_ignore_ascii_case(i)))
+            }) {
+                return revoked_reject(k);
+            }
+            "no_matching_key"
+        }
+        DecryptError::NotEncrypted => "not_encrypted",
+        DecryptError::Integrity(_) => "integrity_failure",
+        DecryptError::LegacyUnprotected => "legacy_encryption",
+        DecryptError::DecompressionBomb(_) => "decompression_bomb",
+        DecryptError::SignatureMissing { .. } => "signature_missing",
+        DecryptError::SignatureWrongKey { .. } => "signature_wrong_key",
+        DecryptError::SignatureInvalid(_) => "signature_invalid",
+        DecryptError::Malformed { .. } => "malformed_encryption",
+        DecryptError::Unsupported(_) => "unsupported_encryption",
+        DecryptError::InvalidKey(_) | DecryptError::Failed(_) | DecryptError::Io(_) => {
+            return RunError::Fail(anyhow::anyhow!("decrypting the upload failed: {e}"))
+        }
+    };
+    reject(code, e.to_string())
+}
+
 fn format_reject(e: FormatError) -> RunError {
+    if let FormatError::Io(io) = &e {
+        if let Some(d) = DecryptError::from_io(io) {
+            // Raised mid-stream (integrity, bomb, signature).
+            return decrypt_reject(d, &[]);
+        }
+    }
     match e {
         FormatError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
             // The sealed upload failed its integrity check: not the client's file.
@@ -285,6 +397,7 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
         doc,
         header_map,
         format,
+        client: &client,
     };
     if imp.state != "applying" {
         let t = std::time::Instant::now();

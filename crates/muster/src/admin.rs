@@ -14,8 +14,8 @@ use crate::output::{
 use clap::{Args, Subcommand, ValueEnum};
 use muster_client::{Auth, Client, ClientError, MappingFormat, SecretString};
 use muster_proto::{
-    ClientInfo, ClientSpec, ImportState, MappingInfo, Page, PersonInfo, RotateSecretRequest,
-    TenantSpec, TokenPolicy, WritePolicyInfo,
+    ClientInfo, ClientSpec, ImportState, KeyInfo, KeySpec, MappingInfo, Page, PersonInfo,
+    RotateSecretRequest, TenantSpec, TokenPolicy, WritePolicyInfo,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,6 +57,9 @@ enum AdminCommand {
     /// Integration clients and their secrets.
     #[command(subcommand)]
     Client(ClientCmd),
+    /// Keys that HR systems encrypt exports to, and their signing keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
     /// Versioned mappings from source columns to person attributes.
     #[command(subcommand)]
     Mapping(MappingCmd),
@@ -104,6 +107,43 @@ impl From<PolicyArg> for TokenPolicy {
     }
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KeyAlgorithm {
+    /// OpenPGP, Ed25519 + Curve25519 (the default).
+    Curve25519,
+    /// OpenPGP, RSA 3072.
+    Rsa3072,
+    /// OpenPGP, RSA 4096.
+    Rsa4096,
+    /// age, X25519.
+    Age,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCmd {
+    /// Generate a decryption key; prints its id and public key (what the
+    /// HR system encrypts to).
+    Create {
+        #[arg(long, value_enum, default_value_t = KeyAlgorithm::Curve25519)]
+        algorithm: KeyAlgorithm,
+    },
+    /// Import an existing secret key (armored OpenPGP or an age identity
+    /// file); it is sealed at rest, never stored in the clear.
+    Import { file: PathBuf },
+    /// Register an HR system's armored OpenPGP public signing key, which a
+    /// client's intake policy can require files to be signed with.
+    AddSender { file: PathBuf },
+    /// List the tenant's keys.
+    List,
+    /// Show one key with its public part.
+    Show { id: String },
+    /// Generate a new key of the same kind; the old one stays
+    /// decrypt_only for files already on their way.
+    Rotate { id: String },
+    /// Revoke a key: files encrypted to it are refused from now on.
+    Revoke { id: String },
+}
+
 #[derive(Debug, Subcommand)]
 enum ClientCmd {
     /// Register an integration client; prints its id and secret once.
@@ -136,6 +176,17 @@ enum ClientCmd {
     Disable { id: String },
     /// Accept the client's credentials again.
     Enable { id: String },
+    /// Show or set what the client's uploads must be.
+    IntakePolicy {
+        id: String,
+        /// Refuse plaintext uploads from this client.
+        #[arg(long)]
+        require_encryption: Option<bool>,
+        /// Require files OpenPGP-signed by this sender key id ('none' to
+        /// stop requiring it).
+        #[arg(long, value_name = "KEY_ID")]
+        require_signed_by: Option<String>,
+    },
     /// Issue a new secret (printed once); the old one keeps working for
     /// the overlap.
     Rotate {
@@ -290,6 +341,7 @@ async fn dispatch(c: &Client, cmd: AdminCommand, json: bool) -> Result<ExitCode,
     match cmd {
         AdminCommand::Tenant(cmd) => tenant_cmd(c, cmd, json).await?,
         AdminCommand::Client(cmd) => client_cmd(c, cmd, json).await?,
+        AdminCommand::Key(cmd) => key_cmd(c, cmd, json).await?,
         AdminCommand::Mapping(cmd) => mapping_cmd(c, cmd, json).await?,
         AdminCommand::Import(cmd) => import_cmd(c, cmd, json).await?,
         AdminCommand::Person(cmd) => person_cmd(c, cmd, json).await?,
@@ -412,6 +464,28 @@ async fn client_cmd(c: &Client, cmd: ClientCmd, json: bool) -> Result<(), Client
         ClientCmd::Show { id } => show(&c.client_get(&id).await?),
         ClientCmd::Disable { id } => show(&c.client_disable(&id).await?),
         ClientCmd::Enable { id } => show(&c.client_enable(&id).await?),
+        ClientCmd::IntakePolicy {
+            id,
+            require_encryption,
+            require_signed_by,
+        } => {
+            let mut p = c.intake_policy_get(&id).await?;
+            if require_encryption.is_some() || require_signed_by.is_some() {
+                if let Some(r) = require_encryption {
+                    p.require_encryption = r;
+                }
+                if let Some(k) = require_signed_by {
+                    p.require_signed_by = (k != "none").then_some(k);
+                }
+                p = c.intake_policy_put(&id, &p).await?;
+            }
+            if json {
+                print_json(&p);
+            } else {
+                println!("require_encryption: {}", p.require_encryption);
+                println!("require_signed_by:  {}", opt(&p.require_signed_by));
+            }
+        }
         ClientCmd::Rotate { id, overlap } => {
             let req = RotateSecretRequest {
                 overlap_seconds: overlap,
@@ -691,6 +765,88 @@ async fn audit_cmd(c: &Client, cmd: AuditCmd, json: bool) -> Result<ExitCode, Cl
             })
         }
     }
+}
+
+const KEY_HEADER: [&str; 6] = ["ID", "KIND", "ALGORITHM", "PURPOSE", "STATE", "CREATED"];
+
+fn key_row(k: &KeyInfo) -> Vec<String> {
+    vec![
+        k.id.clone(),
+        k.kind.clone(),
+        k.algorithm.clone(),
+        k.purpose.clone(),
+        k.state.clone(),
+        time(&k.created_at),
+    ]
+}
+
+fn show_key(k: &KeyInfo, json: bool) {
+    if json {
+        print_json(k);
+        return;
+    }
+    println!("key:       {}", k.id);
+    println!("kind:      {} {}", k.kind, k.algorithm);
+    println!("purpose:   {}", k.purpose);
+    println!("state:     {}", k.state);
+    println!("key ids:   {}", k.key_ids.join(", "));
+    println!("{}", k.public_key.trim_end());
+}
+
+fn read_key_file(file: &Path) -> Result<String, ClientError> {
+    std::fs::read_to_string(file).map_err(|e| {
+        ClientError::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", file.display()),
+        ))
+    })
+}
+
+async fn key_cmd(c: &Client, cmd: KeyCmd, json: bool) -> Result<(), ClientError> {
+    match cmd {
+        KeyCmd::Create { algorithm } => {
+            let (kind, alg) = match algorithm {
+                KeyAlgorithm::Curve25519 => ("openpgp", "curve25519"),
+                KeyAlgorithm::Rsa3072 => ("openpgp", "rsa3072"),
+                KeyAlgorithm::Rsa4096 => ("openpgp", "rsa4096"),
+                KeyAlgorithm::Age => ("age", "x25519"),
+            };
+            let spec = KeySpec {
+                kind: Some(kind.into()),
+                algorithm: Some(alg.into()),
+                ..KeySpec::default()
+            };
+            show_key(&c.key_create(&spec).await?, json);
+        }
+        KeyCmd::Import { file } => {
+            let spec = KeySpec {
+                secret_key: Some(read_key_file(&file)?),
+                ..KeySpec::default()
+            };
+            show_key(&c.key_create(&spec).await?, json);
+        }
+        KeyCmd::AddSender { file } => {
+            let spec = KeySpec {
+                purpose: Some("sender_verification".into()),
+                public_key: Some(read_key_file(&file)?),
+                ..KeySpec::default()
+            };
+            show_key(&c.key_create(&spec).await?, json);
+        }
+        KeyCmd::List => {
+            let l = c.key_list().await?;
+            if json {
+                print_json(&l);
+            } else {
+                let rows: Vec<_> = l.iter().map(key_row).collect();
+                table(&KEY_HEADER, &rows);
+            }
+        }
+        KeyCmd::Show { id } => show_key(&c.key_get(&id).await?, json),
+        KeyCmd::Rotate { id } => show_key(&c.key_rotate(&id).await?, json),
+        KeyCmd::Revoke { id } => show_key(&c.key_revoke(&id).await?, json),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::output::{counts_line, print_json, print_row_errors, report_error};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use muster_client::{
-    Auth, Client, ClientError, ImportFormat, ImportMode, ImportParams, SecretString,
+    Auth, Client, ClientError, EncryptTo, ImportFormat, ImportMode, ImportParams, SecretString,
 };
 use muster_proto::{ImportInfo, ImportState, RowErrorInfo};
 use std::collections::BTreeMap;
@@ -95,6 +95,16 @@ pub struct PushArgs {
     /// (default: a new random key).
     #[arg(long, value_name = "K")]
     pub idempotency_key: Option<String>,
+    /// Encrypt the file while it uploads, to the tenant's active key
+    /// (GET /api/v1/keys): no plaintext leaves this machine.
+    #[arg(long)]
+    pub encrypt: bool,
+    /// The tenant key to encrypt to (default: the newest active key).
+    #[arg(long, value_name = "ID", requires = "encrypt")]
+    pub encrypt_key_id: Option<String>,
+    /// Encrypt with OpenPGP or age (default: whatever the chosen key is).
+    #[arg(long, value_name = "pgp|age", requires = "encrypt", value_parser = ["pgp", "age"])]
+    pub encryption: Option<String>,
     /// Print {"import": ..., "errors": [...]} as JSON.
     #[arg(long)]
     pub json: bool,
@@ -255,6 +265,18 @@ pub async fn run(a: PushArgs) -> ExitCode {
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         ),
         on_behalf_of: a.on_behalf_of.clone(),
+        encrypt_to: None,
+    };
+    let params = if a.encrypt {
+        match choose_key(&client, &a).await {
+            Ok(k) => ImportParams {
+                encrypt_to: Some(EncryptTo::from_key(&k)),
+                ..params
+            },
+            Err(code) => return code,
+        }
+    } else {
+        params
     };
 
     let bar = progress_bar(size);
@@ -354,6 +376,33 @@ async fn report(client: &Client, info: ImportInfo, json: bool, wait: u64) -> Exi
         );
     }
     ExitCode::from(exit_code(info.state))
+}
+
+/// The key `--encrypt` encrypts to: the one named, or the newest active key
+/// of the asked kind.
+async fn choose_key(client: &Client, a: &PushArgs) -> Result<muster_proto::KeyInfo, ExitCode> {
+    let keys = client.key_list().await.map_err(|e| client_failed(&e))?;
+    let kind = a
+        .encryption
+        .as_deref()
+        .map(|k| if k == "pgp" { "openpgp" } else { "age" });
+    let fits = |k: &&muster_proto::KeyInfo| {
+        k.state == "active" && k.purpose == "decryption" && kind.is_none_or(|want| k.kind == want)
+    };
+    let found = match &a.encrypt_key_id {
+        Some(id) => keys.iter().filter(fits).find(|k| &k.id == id),
+        None => keys.iter().filter(fits).max_by_key(|k| k.created_at),
+    };
+    found.cloned().ok_or_else(|| {
+        fail(
+            EXIT_FAILED,
+            match &a.encrypt_key_id {
+                Some(id) => format!("the tenant has no active key {id} to encrypt to"),
+                None => "the tenant has no active key to encrypt to (muster admin key create)"
+                    .to_owned(),
+            },
+        )
+    })
 }
 
 #[cfg(test)]

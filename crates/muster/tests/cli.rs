@@ -264,3 +264,70 @@ fn sigterm_stops_the_gateway_cleanly() {
         "the admin token reached the log"
     );
 }
+
+#[test]
+fn push_encrypt_sends_only_ciphertext_to_the_tenants_key_and_imports_it() {
+    let s = start();
+    let out = s.run(&[
+        "admin",
+        "mapping",
+        "put",
+        "workday",
+        "examples/hr/mapping.toml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let creds = s.client(&[
+        "--role",
+        "importer",
+        "--attributes",
+        "*",
+        "--grant-roles",
+        "*",
+    ]);
+    // Plaintext is refused for this client from now on.
+    let out = s.run(&[
+        "admin",
+        "client",
+        "intake-policy",
+        &creds.0,
+        "--require-encryption",
+        "true",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.push(
+        &creds,
+        &["examples/hr/employees.csv", "--mapping", "workday"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("encryption_required"), "{}", text(&out));
+
+    for (algorithm, encryption) in [("age", "age"), ("curve25519", "pgp")] {
+        let out = s.run(&["admin", "key", "create", "--algorithm", algorithm, "--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let key: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            !text(&out).contains("SECRET KEY"),
+            "no secret is ever printed"
+        );
+        let out = s.push(
+            &creds,
+            &[
+                "examples/hr/employees.csv",
+                "--mapping",
+                "workday",
+                "--encrypt",
+                "--encryption",
+                encryption,
+                "--encrypt-key-id",
+                key["id"].as_str().unwrap(),
+                "--json",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["import"]["counts"]["rows_total"], 50, "{v}");
+    }
+    let out = s.run(&["admin", "key", "list"]);
+    assert!(out.status.success());
+    assert!(text(&out).contains("x25519") && text(&out).contains("curve25519"));
+}

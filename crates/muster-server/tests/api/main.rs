@@ -6,6 +6,7 @@ mod helpers;
 
 mod admin;
 mod audit;
+mod encrypted;
 mod imports;
 mod oauth;
 mod people;
