@@ -2,15 +2,15 @@
 //! `postgres` driver, for installations where several `muster serve`
 //! instances share one database.
 //!
-//! - Connections come from a small pool of our own (see [`pool`]) that
+//! - Connections come from a small pool of our own (see `pool.rs`) that
 //!   keeps prepared statements per connection.
-//! - Migrations are embedded and applied on open (see [`migrate`]).
+//! - Migrations are embedded and applied on open (see `migrate.rs`).
 //! - Work shared between instances is made safe by the database, never by
 //!   process-local locks: each tenant's audit chain is appended under a row
 //!   lock on its head row (`audit_heads`), a one-time token is consumed by
 //!   one conditional `UPDATE`, and workers claim imports with
 //!   `FOR UPDATE SKIP LOCKED` and a lease ([`PostgresStore::import_claim`]).
-//! - The bulk write path ([`apply`]) costs a fixed number of statements per
+//! - The bulk write path (`apply.rs`) costs a fixed number of statements per
 //!   batch, whatever its size.
 #![forbid(unsafe_code)]
 
@@ -40,7 +40,24 @@ const LOCK_BOOTSTRAP: i32 = 1;
 const LOCK_MAPPING: i32 = 2;
 
 pub(crate) fn be(e: postgres::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::Backend(describe(&e))
+}
+
+/// The driver error with its cause, for the log. A server error gives its
+/// severity, SQLSTATE and message but not its DETAIL, which quotes row
+/// values (an external id in a key violation, say) that logs must not hold.
+pub(crate) fn describe(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 fn json_err(e: serde_json::Error) -> StoreError {
@@ -114,7 +131,10 @@ impl PostgresStore {
     pub fn open(url: &str) -> Result<Self> {
         // The driver's parse errors name options, never their values.
         let config = Config::from_str(url).map_err(|e| {
-            StoreError::Backend(format!("the PostgreSQL connection URL is not valid: {e}"))
+            StoreError::Backend(format!(
+                "the PostgreSQL connection URL is not valid: {}",
+                describe(&e)
+            ))
         })?;
         Self::open_with(config, DEFAULT_MAX_CONNECTIONS)
     }
@@ -183,7 +203,7 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let until = now + lease;
-        self.pool.write(|s| {
+        self.pool.run(|s| {
             let n = s.exec(
                 "UPDATE imports SET lease_until = $3 WHERE id = $1 AND lease_owner = $2",
                 &[&id, &owner, &until],
@@ -545,7 +565,7 @@ impl Store for PostgresStore {
     }
 
     fn tenant_list(&self) -> Result<Vec<TenantRow>> {
-        self.pool.read(|s| {
+        self.pool.run(|s| {
             s.query("SELECT id, name, created_at FROM tenants ORDER BY id", &[])?
                 .iter()
                 .map(to_tenant)
@@ -567,12 +587,12 @@ impl Store for PostgresStore {
 
     fn client_get(&self, client_id: &str) -> Result<ClientRow> {
         self.pool
-            .read(|s| principal_by_client_id(s, client_id))?
+            .run(|s| principal_by_client_id(s, client_id))?
             .ok_or(StoreError::NotFound { what: "client" })
     }
 
     fn client_list(&self, tenant: &TenantId) -> Result<Vec<ClientRow>> {
-        self.pool.read(|s| {
+        self.pool.run(|s| {
             s.query(
                 principal_where!("p.tenant_id = $1 AND p.kind = 'client' ORDER BY p.client_id"),
                 &[&tenant.as_str()],
@@ -634,7 +654,7 @@ impl Store for PostgresStore {
     }
 
     fn token_insert(&self, t: NewToken) -> Result<()> {
-        self.pool.write(|s| insert_token(s, &t))
+        self.pool.run(|s| insert_token(s, &t))
     }
 
     fn token_use(
@@ -642,7 +662,7 @@ impl Store for PostgresStore {
         digest: SecretDigest,
         now: DateTime<Utc>,
     ) -> Result<Result<TokenGrant, TokenRefusal>> {
-        self.pool.read(|s| {
+        self.pool.run(|s| {
             let Some(t) = s.opt(
                 concat!(
                     "SELECT ",
@@ -695,7 +715,7 @@ impl Store for PostgresStore {
     }
 
     fn token_revoke(&self, digest: SecretDigest, principal_id: &str) -> Result<()> {
-        self.pool.write(|s| {
+        self.pool.run(|s| {
             s.exec(
                 "DELETE FROM tokens WHERE digest = $1 AND principal_id = $2",
                 &[&digest.as_slice(), &principal_id],
@@ -738,7 +758,7 @@ impl Store for PostgresStore {
         name: &str,
         version: Option<i64>,
     ) -> Result<MappingRow> {
-        self.pool.read(|s| {
+        self.pool.run(|s| {
             s.opt(
                 "SELECT tenant_id, name, version, document, created_at, created_by \
                  FROM mappings WHERE tenant_id = $1 AND name = $2 \
@@ -752,7 +772,7 @@ impl Store for PostgresStore {
     }
 
     fn mapping_list(&self, tenant: &TenantId) -> Result<Vec<MappingRow>> {
-        self.pool.read(|s| {
+        self.pool.run(|s| {
             s.query(
                 "SELECT DISTINCT ON (name) tenant_id, name, version, document, created_at, \
                  created_by FROM mappings WHERE tenant_id = $1 ORDER BY name, version DESC",
@@ -765,7 +785,7 @@ impl Store for PostgresStore {
     }
 
     fn mapping_versions(&self, tenant: &TenantId, name: &str) -> Result<Vec<MappingRow>> {
-        let v: Vec<MappingRow> = self.pool.read(|s| {
+        let v: Vec<MappingRow> = self.pool.run(|s| {
             s.query(
                 "SELECT tenant_id, name, version, document, created_at, created_by \
                  FROM mappings WHERE tenant_id = $1 AND name = $2 ORDER BY version",
@@ -827,7 +847,7 @@ impl Store for PostgresStore {
 
     fn import_get(&self, tenant: &TenantId, id: &str) -> Result<ImportRow> {
         self.pool
-            .read(|s| {
+            .run(|s| {
                 s.opt(
                     import_select!("WHERE id = $1 AND tenant_id = $2"),
                     &[&id, &tenant.as_str()],
@@ -839,7 +859,7 @@ impl Store for PostgresStore {
     }
 
     fn import_list(&self, tenant: &TenantId, f: &ImportFilter) -> Result<Vec<ImportRow>> {
-        self.pool.read(|s| {
+        self.pool.run(|s| {
             s.query(
                 import_select!(
                     "WHERE tenant_id = $1 \
@@ -863,7 +883,7 @@ impl Store for PostgresStore {
     }
 
     fn import_pending(&self) -> Result<Vec<ImportRow>> {
-        self.pool.read(|s| {
+        self.pool.run(|s| {
             s.query(
                 import_select!(
                     "WHERE state IN ('received', 'decrypting', 'parsing', 'applying') \
@@ -889,7 +909,7 @@ impl Store for PostgresStore {
             "succeeded" | "succeeded_with_errors" | "failed" | "rejected"
         );
         let (code, message) = error.unzip();
-        self.pool.write(|s| {
+        self.pool.run(|s| {
             s.exec(
                 "UPDATE imports SET state = $1, error_code = $2, error_message = $3, \
                  updated_at = $4, finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END, \
@@ -923,7 +943,7 @@ impl Store for PostgresStore {
         let attrs: Vec<Option<&str>> = errors.iter().map(|e| e.attribute.as_deref()).collect();
         let codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
         let msgs: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
-        self.pool.write(|s| {
+        self.pool.run(|s| {
             // One statement for the lot; WITH ORDINALITY keeps their order,
             // which is the order import_errors pages in.
             s.exec(
@@ -938,7 +958,7 @@ impl Store for PostgresStore {
     }
 
     fn import_set_total(&self, id: &str, rows_total: u64, failed: u64) -> Result<()> {
-        self.pool.write(|s| {
+        self.pool.run(|s| {
             s.exec(
                 "UPDATE imports SET rows_total = $1, failed = $2 WHERE id = $3",
                 &[&(rows_total as i64), &(failed as i64), &id],
@@ -953,7 +973,7 @@ impl Store for PostgresStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<(u64, RowErrorRecord)>> {
-        self.pool.read(|s| {
+        self.pool.run(|s| {
             s.query(
                 "SELECT id, row_no, col, attribute, code, message FROM import_errors \
                  WHERE import_id = $1 AND id > $2 ORDER BY id LIMIT $3",
@@ -977,7 +997,7 @@ impl Store for PostgresStore {
     }
 
     fn import_error_rows(&self, id: &str) -> Result<Vec<u64>> {
-        self.pool.read(|s| {
+        self.pool.run(|s| {
             s.query(
                 "SELECT DISTINCT row_no FROM import_errors WHERE import_id = $1 ORDER BY row_no",
                 &[&id],
@@ -1001,7 +1021,7 @@ impl Store for PostgresStore {
 
     fn person_get(&self, tenant: &TenantId, id: &ExternalId) -> Result<PersonRow> {
         self.pool
-            .read(|s| {
+            .run(|s| {
                 s.opt(
                     person_select!("WHERE tenant_id = $1 AND external_id = $2"),
                     &[&tenant.as_str(), &id.as_str()],
@@ -1020,7 +1040,7 @@ impl Store for PostgresStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.pool.read(|s| {
+        self.pool.run(|s| {
             // One statement: one snapshot for the whole list.
             let rows = s.query(
                 "SELECT p.fingerprint FROM unnest($2::text[]) WITH ORDINALITY AS i(ext, n) \
@@ -1043,7 +1063,7 @@ impl Store for PostgresStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<PersonRow>> {
-        self.pool.read(|s| {
+        self.pool.run(|s| {
             s.query(
                 person_select!(
                     "WHERE tenant_id = $1 AND ($2::text IS NULL OR external_id > $2) \
@@ -1062,7 +1082,7 @@ impl Store for PostgresStore {
     }
 
     fn audit_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<AuditRow>> {
-        self.pool.read(|s| {
+        self.pool.run(|s| {
             s.query(
                 audit_select!("WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
                 &[&tenant.as_str(), &after, &i64::from(limit)],
@@ -1079,7 +1099,7 @@ impl Store for PostgresStore {
         const PAGE: i64 = 1000;
         let mut after = 0i64;
         loop {
-            let page = self.pool.read(|s| {
+            let page = self.pool.run(|s| {
                 s.query(
                     audit_select!("WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
                     &[&tenant.as_str(), &after, &PAGE],

@@ -63,7 +63,10 @@ fn apply(client: &mut Client) -> Result<()> {
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         let mut tx = client.transaction().map_err(be)?;
         tx.batch_execute(sql).map_err(|e| {
-            StoreError::Backend(format!("migration {version} ({name}) failed: {e}"))
+            StoreError::Backend(format!(
+                "migration {version} ({name}) failed: {}",
+                crate::describe(&e)
+            ))
         })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
