@@ -8,6 +8,12 @@
 //! audit entries with one multi-row insert, move the head, and advance the
 //! import's checkpoint, in one transaction.
 //!
+//! Arrays bound to one `INSERT ... SELECT FROM unnest(..)`, rather than
+//! COPY into a temporary staging table: one round trip, typed binary
+//! parameters, no temporary table created and dropped per batch. Measured
+//! on a local server for 5000 rows (`unnest_and_copy_staging_compared` in
+//! `tests/contract.rs`): 104-138 ms against 128-173 ms for COPY + staging.
+//!
 //! Change detection is done in Rust, not by an `ON CONFLICT ... WHERE ...
 //! IS DISTINCT FROM` in SQL, because every change needs its audit entry
 //! with the field-level diff, which needs the stored state anyway. The

@@ -12,6 +12,7 @@
 //! a maximum, and one found closed is dropped instead of reused.
 use crate::{be, Result};
 use muster_store::StoreError;
+use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, Config, GenericClient, NoTls, Row, Statement, Transaction};
 use std::collections::HashMap;
@@ -199,6 +200,22 @@ impl<C: GenericClient> Sql<'_, C> {
         Ok(s)
     }
 
+    /// A prepared statement whose tables another instance migrated since
+    /// fails with "cached plan must not change result type" (0A000); it is
+    /// forgotten, so the next call prepares it afresh.
+    fn check<T>(
+        &mut self,
+        sql: &'static str,
+        r: std::result::Result<T, postgres::Error>,
+    ) -> std::result::Result<T, postgres::Error> {
+        if let Err(e) = &r {
+            if e.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED) {
+                self.cache.remove(sql);
+            }
+        }
+        r
+    }
+
     /// Like [`Sql::exec`], but hands back the driver's error, for callers
     /// that turn some errors (unique violations) into answers.
     pub(crate) fn try_exec(
@@ -207,26 +224,31 @@ impl<C: GenericClient> Sql<'_, C> {
         params: Params<'_>,
     ) -> Result<std::result::Result<u64, postgres::Error>> {
         let s = self.stmt(sql)?;
-        Ok(self.c.execute(&s, params))
+        let r = self.c.execute(&s, params);
+        Ok(self.check(sql, r))
     }
 
     pub(crate) fn exec(&mut self, sql: &'static str, params: Params<'_>) -> Result<u64> {
         let s = self.stmt(sql)?;
-        self.c.execute(&s, params).map_err(be)
+        let r = self.c.execute(&s, params);
+        self.check(sql, r).map_err(be)
     }
 
     pub(crate) fn query(&mut self, sql: &'static str, params: Params<'_>) -> Result<Vec<Row>> {
         let s = self.stmt(sql)?;
-        self.c.query(&s, params).map_err(be)
+        let r = self.c.query(&s, params);
+        self.check(sql, r).map_err(be)
     }
 
     pub(crate) fn opt(&mut self, sql: &'static str, params: Params<'_>) -> Result<Option<Row>> {
         let s = self.stmt(sql)?;
-        self.c.query_opt(&s, params).map_err(be)
+        let r = self.c.query_opt(&s, params);
+        self.check(sql, r).map_err(be)
     }
 
     pub(crate) fn one(&mut self, sql: &'static str, params: Params<'_>) -> Result<Row> {
         let s = self.stmt(sql)?;
-        self.c.query_one(&s, params).map_err(be)
+        let r = self.c.query_one(&s, params);
+        self.check(sql, r).map_err(be)
     }
 }

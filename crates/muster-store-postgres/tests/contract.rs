@@ -436,3 +436,79 @@ fn prepared_statements_pay_off() {
         started.elapsed() / n
     );
 }
+
+/// Why the bulk path binds arrays to one `INSERT ... SELECT FROM unnest`
+/// instead of COPY into a staging table: the same upsert of `n` people-like
+/// rows both ways, each in its own transaction.
+#[test]
+#[ignore = "a measurement; run with --ignored --nocapture"]
+fn unnest_and_copy_staging_compared() {
+    let Some(server) = server() else { return };
+    let db = TestDb::create(&server);
+    let mut c = db.config().connect(NoTls).unwrap();
+    c.batch_execute(
+        "CREATE TABLE p (tenant_id text COLLATE \"C\", external_id text COLLATE \"C\", \
+         version bigint, fingerprint bytea, attrs jsonb, roles jsonb, \
+         PRIMARY KEY (tenant_id, external_id))",
+    )
+    .unwrap();
+    let n = 5000usize;
+    let upsert_tail = "ON CONFLICT (tenant_id, external_id) DO UPDATE SET \
+        version = excluded.version, fingerprint = excluded.fingerprint, \
+        attrs = excluded.attrs, roles = excluded.roles WHERE p.version < excluded.version";
+    for round in 1..=4i64 {
+        let ext: Vec<String> = (0..n).map(|i| format!("P{i:06}")).collect();
+        let ver: Vec<i64> = vec![2 * round - 1; n];
+        let fp: Vec<Vec<u8>> = (0..n).map(|i| (i as u128).to_le_bytes().to_vec()).collect();
+        let attrs: Vec<String> = (0..n)
+            .map(|i| format!("{{\"given_name\":\"Name{i}-{round}\",\"family_name\":\"X\"}}"))
+            .collect();
+        let roles: Vec<String> = vec!["[\"staff\"]".into(); n];
+
+        let started = std::time::Instant::now();
+        let mut tx = c.transaction().unwrap();
+        let sql = format!(
+            "INSERT INTO p AS p SELECT 't', u.e, u.v, u.f, u.a::jsonb, u.r::jsonb \
+             FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::text[]) \
+             AS u(e, v, f, a, r) {upsert_tail}"
+        );
+        tx.execute(&sql, &[&ext, &ver, &fp, &attrs, &roles])
+            .unwrap();
+        tx.commit().unwrap();
+        let unnest = started.elapsed();
+
+        let ver2 = 2 * round;
+        let started = std::time::Instant::now();
+        let mut tx = c.transaction().unwrap();
+        tx.batch_execute(
+            "CREATE TEMP TABLE stage (e text, v bigint, f bytea, a text, r text) ON COMMIT DROP",
+        )
+        .unwrap();
+        let mut w = tx.copy_in("COPY stage (e, v, f, a, r) FROM STDIN").unwrap();
+        for i in 0..n {
+            let hex: String = fp[i].iter().map(|b| format!("{b:02x}")).collect();
+            writeln!(
+                w,
+                "{}\t{ver2}\t\\\\x{hex}\t{}\t{}",
+                ext[i], attrs[i], roles[i]
+            )
+            .unwrap();
+        }
+        w.finish().unwrap();
+        tx.execute(
+            &format!(
+                "INSERT INTO p AS p SELECT 't', e, v, f, a::jsonb, r::jsonb FROM stage {upsert_tail}"
+            ),
+            &[],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let copy = started.elapsed();
+        eprintln!("{n} rows, round {round}: unnest {unnest:?}, COPY + staging {copy:?}");
+    }
+    let changed: i64 = c
+        .query_one("SELECT count(*) FROM p WHERE version = 8", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(changed as usize, n);
+}
