@@ -162,8 +162,9 @@ impl PostgresStore {
     /// `owner` until `now + lease`. Instances polling at once each get a
     /// different import (`FOR UPDATE SKIP LOCKED`); an import whose lease
     /// ran out (its instance died) is claimed again and resumes from its
-    /// checkpoint. Renew by claiming again before the lease ends:
-    /// [`PostgresStore::import_renew`].
+    /// checkpoint. The holder keeps it with [`PostgresStore::import_renew`]
+    /// before the lease ends; a final state set by `import_set_state`
+    /// releases it.
     pub fn import_claim(
         &self,
         owner: &str,
