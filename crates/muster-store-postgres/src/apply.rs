@@ -1,0 +1,398 @@
+//! The bulk write path and the audit chain.
+//!
+//! A batch costs the same few statements whatever its size: lock the
+//! tenant's chain head, read every person the batch names (one `= ANY`),
+//! decide in Rust (the same `apply`/`classify` as the SQLite backend, items
+//! in order, so an id named twice sees its own earlier change), then write
+//! all changed people with one set-based upsert over `unnest` arrays, all
+//! audit entries with one multi-row insert, move the head, and advance the
+//! import's checkpoint, in one transaction.
+//!
+//! Arrays bound to one `INSERT ... SELECT FROM unnest(..)`, rather than
+//! COPY into a temporary staging table: one round trip, typed binary
+//! parameters, no temporary table created and dropped per batch. Measured
+//! on a local server for 5000 rows (`unnest_and_copy_staging_compared` in
+//! `tests/contract.rs`): 104-138 ms against 128-173 ms for COPY + staging.
+//!
+//! Change detection is done in Rust, not by an `ON CONFLICT ... WHERE ...
+//! IS DISTINCT FROM` in SQL, because every change needs its audit entry
+//! with the field-level diff, which needs the stored state anyway. The
+//! upsert's `WHERE p.version < excluded.version` is a guard instead: a row
+//! that is not where this batch read it (which the head lock rules out)
+//! makes the count differ, and the transaction fails rather than lose a
+//! change.
+use crate::pool::Sql;
+use crate::{get, json_err, Result};
+use muster_core::audit::{AuditFields, GENESIS};
+use muster_core::person::{apply, change_detail_json, classify, ChangeKind, Incoming, PersonState};
+use muster_core::Attributes;
+use muster_store::{audit_time, AuditDraft, BatchItem, Checkpoint, Counts, ItemResult};
+use muster_store::{StoreError, WriteContext};
+use postgres::GenericClient;
+use std::collections::{BTreeSet, HashMap};
+
+pub(crate) fn decode_state(attrs: &str, roles: &str) -> Result<PersonState> {
+    Ok(PersonState {
+        attrs: serde_json::from_str::<Attributes>(attrs).map_err(json_err)?,
+        roles: serde_json::from_str::<BTreeSet<String>>(roles).map_err(json_err)?,
+    })
+}
+
+/// A tenant's chain head: the last seq and its hash.
+struct Head {
+    seq: i64,
+    hash: String,
+}
+
+/// Locks the tenant's chain head row (creating it for a new tenant) until
+/// the transaction ends, and returns it. One statement: the upsert takes
+/// the row lock, waiting for any other appender of this tenant, on any
+/// instance, to commit, and then returns the head as that commit left it.
+fn lock_head<C: GenericClient>(s: &mut Sql<'_, C>, tenant: &str) -> Result<Head> {
+    let r = s.one(
+        "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) \
+         ON CONFLICT (tenant_id) DO UPDATE SET seq = audit_heads.seq \
+         RETURNING seq, hash",
+        &[&tenant, &GENESIS],
+    )?;
+    Ok(Head {
+        seq: get(&r, 0)?,
+        hash: get(&r, 1)?,
+    })
+}
+
+/// Audit entries chained after a locked head, written together.
+struct Chain<'t> {
+    tenant: &'t str,
+    head: Head,
+    seq: Vec<i64>,
+    at: Vec<String>,
+    principal: Vec<String>,
+    on_behalf_of: Vec<Option<String>>,
+    source: Vec<String>,
+    action: Vec<String>,
+    person: Vec<Option<String>>,
+    detail: Vec<String>,
+    prev_hash: Vec<String>,
+    hash: Vec<String>,
+}
+
+impl<'t> Chain<'t> {
+    fn new(tenant: &'t str, head: Head) -> Self {
+        Self {
+            tenant,
+            head,
+            seq: Vec::new(),
+            at: Vec::new(),
+            principal: Vec::new(),
+            on_behalf_of: Vec::new(),
+            source: Vec::new(),
+            action: Vec::new(),
+            person: Vec::new(),
+            detail: Vec::new(),
+            prev_hash: Vec::new(),
+            hash: Vec::new(),
+        }
+    }
+
+    /// Chains one entry: `seq` and `prev_hash` come from the head, whatever
+    /// `f` says.
+    fn push(&mut self, f: AuditFields<'_>) {
+        let f = AuditFields {
+            prev_hash: &self.head.hash,
+            seq: self.head.seq + 1,
+            tenant: self.tenant,
+            ..f
+        };
+        let hash = f.hash();
+        self.seq.push(f.seq);
+        self.at.push(f.at.to_owned());
+        self.principal.push(f.principal.to_owned());
+        self.on_behalf_of.push(f.on_behalf_of.map(str::to_owned));
+        self.source.push(f.source.to_owned());
+        self.action.push(f.action.to_owned());
+        self.person.push(f.person.map(str::to_owned));
+        self.detail.push(f.detail.to_owned());
+        self.prev_hash.push(f.prev_hash.to_owned());
+        self.hash.push(hash.clone());
+        self.head = Head { seq: f.seq, hash };
+    }
+
+    /// Writes the chained entries and moves the head, in the caller's
+    /// transaction (which holds the head lock).
+    fn write<C: GenericClient>(self, s: &mut Sql<'_, C>) -> Result<i64> {
+        if self.seq.is_empty() {
+            return Ok(self.head.seq);
+        }
+        s.exec(
+            "INSERT INTO audit (tenant_id, seq, at, principal, on_behalf_of, source, action, \
+             person, detail, prev_hash, hash) \
+             SELECT $1, u.* FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) AS u",
+            &[
+                &self.tenant,
+                &self.seq,
+                &self.at,
+                &self.principal,
+                &self.on_behalf_of,
+                &self.source,
+                &self.action,
+                &self.person,
+                &self.detail,
+                &self.prev_hash,
+                &self.hash,
+            ],
+        )?;
+        s.exec(
+            "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1",
+            &[&self.tenant, &self.head.seq, &self.head.hash],
+        )?;
+        Ok(self.head.seq)
+    }
+}
+
+/// Appends one entry to its tenant's chain; returns its seq.
+pub(crate) fn audit_append_one<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    d: &AuditDraft,
+) -> Result<i64> {
+    let tenant = d.tenant.as_str();
+    let at = audit_time(d.at);
+    let detail = serde_json::to_string(&d.detail).map_err(json_err)?;
+    let mut chain = Chain::new(tenant, lock_head(s, tenant)?);
+    chain.push(AuditFields {
+        prev_hash: "",
+        tenant,
+        seq: 0,
+        at: &at,
+        principal: &d.principal,
+        on_behalf_of: d.on_behalf_of.as_deref(),
+        source: &d.source,
+        action: &d.action,
+        person: d.person.as_deref(),
+        detail: &detail,
+    });
+    chain.write(s)
+}
+
+/// A person as this batch knows it: as stored, then as changed by earlier
+/// items of the batch.
+struct Current {
+    version: i64,
+    fingerprint: Option<Vec<u8>>,
+    state: Lazy,
+    /// Changed by this batch: to be written.
+    dirty: bool,
+}
+
+/// The stored JSON is decoded only for people whose fingerprint differs.
+enum Lazy {
+    Raw(String, String),
+    State(PersonState),
+}
+
+impl Current {
+    fn state(&mut self) -> Result<&PersonState> {
+        if let Lazy::Raw(a, r) = &self.state {
+            self.state = Lazy::State(decode_state(a, r)?);
+        }
+        match &self.state {
+            Lazy::State(s) => Ok(s),
+            Lazy::Raw(..) => Err(StoreError::Backend("person state not decoded".into())),
+        }
+    }
+}
+
+pub(crate) fn apply_batch<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    ctx: &WriteContext,
+    items: &[BatchItem],
+    checkpoint: Option<&Checkpoint>,
+    dry_run: bool,
+) -> Result<Vec<ItemResult>> {
+    let results = if items.is_empty() {
+        Vec::new()
+    } else {
+        apply_items(s, ctx, items, dry_run)?
+    };
+    if let Some(cp) = checkpoint {
+        let mut c = Counts::default();
+        for r in &results {
+            c.add_kind(r.kind);
+        }
+        c.unchanged += cp.unchanged;
+        s.exec(
+            "UPDATE imports SET checkpoint_row = $1, created = created + $2, \
+             updated = updated + $3, unchanged = unchanged + $4, \
+             deactivated = deactivated + $5, updated_at = $6 WHERE id = $7",
+            &[
+                &(cp.row as i64),
+                &(c.created as i64),
+                &(c.updated as i64),
+                &(c.unchanged as i64),
+                &(c.deactivated as i64),
+                &ctx.now,
+                &cp.import_id,
+            ],
+        )?;
+    }
+    Ok(results)
+}
+
+fn apply_items<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    ctx: &WriteContext,
+    items: &[BatchItem],
+    dry_run: bool,
+) -> Result<Vec<ItemResult>> {
+    let tenant = ctx.tenant.as_str();
+    // A dry run writes nothing, so it takes no lock: it reads the people
+    // as last committed and decides as a real run would.
+    let mut chain = if dry_run {
+        None
+    } else {
+        Some(Chain::new(tenant, lock_head(s, tenant)?))
+    };
+
+    let ids: Vec<&str> = items
+        .iter()
+        .map(|i| i.incoming.external_id.as_str())
+        .collect();
+    let rows = s.query(
+        "SELECT external_id, version, fingerprint, attrs::text, roles::text FROM people \
+         WHERE tenant_id = $1 AND external_id = ANY($2)",
+        &[&tenant, &ids],
+    )?;
+    let mut people: HashMap<String, Current> = HashMap::with_capacity(items.len());
+    for r in &rows {
+        people.insert(
+            get(r, 0)?,
+            Current {
+                version: get(r, 1)?,
+                fingerprint: get(r, 2)?,
+                state: Lazy::Raw(get(r, 3)?, get(r, 4)?),
+                dirty: false,
+            },
+        );
+    }
+
+    let at = audit_time(ctx.now);
+    let key = Incoming::fingerprint_key(&ctx.principal, &ctx.policy);
+    let mut out = Vec::with_capacity(items.len());
+    // Changed people in the order of their first change.
+    let mut order: Vec<&str> = Vec::new();
+    for item in items {
+        let inc = &item.incoming;
+        let ext = inc.external_id.as_str();
+        let fp = inc.fingerprint_with(&key);
+        let (kind, version, next) = {
+            let stored = match people.get_mut(ext) {
+                Some(c) if c.fingerprint.as_deref() == Some(fp.as_slice()) => {
+                    out.push(ItemResult {
+                        kind: ChangeKind::Unchanged,
+                        version: c.version,
+                    });
+                    continue;
+                }
+                Some(c) => {
+                    let v = c.version;
+                    Some((v, c.state()?))
+                }
+                None => None,
+            };
+            let before = stored.map(|(_, st)| st);
+            let version = stored.map_or(0, |(v, _)| v);
+            let next = apply(before, inc, &ctx.policy);
+            let kind = classify(before, &next);
+            if kind == ChangeKind::Unchanged {
+                out.push(ItemResult { kind, version });
+                continue;
+            }
+            let version = version + 1;
+            if let Some(chain) = chain.as_mut() {
+                let detail = change_detail_json(before, &next, version);
+                chain.push(AuditFields {
+                    prev_hash: "",
+                    tenant,
+                    seq: 0,
+                    at: &at,
+                    principal: &ctx.principal,
+                    on_behalf_of: ctx.on_behalf_of.as_deref(),
+                    source: &ctx.source,
+                    action: kind.event_name(),
+                    person: Some(ext),
+                    detail: &detail,
+                });
+            }
+            (kind, version, next)
+        };
+        if !people.get(ext).is_some_and(|c| c.dirty) {
+            order.push(ext);
+        }
+        people.insert(
+            ext.to_owned(),
+            Current {
+                version,
+                fingerprint: Some(fp.to_vec()),
+                state: Lazy::State(next),
+                dirty: true,
+            },
+        );
+        out.push(ItemResult { kind, version });
+    }
+
+    let Some(chain) = chain else {
+        return Ok(out);
+    };
+    if order.is_empty() {
+        return Ok(out);
+    }
+    let mut versions = Vec::with_capacity(order.len());
+    let mut fps = Vec::with_capacity(order.len());
+    let mut attrs = Vec::with_capacity(order.len());
+    let mut roles = Vec::with_capacity(order.len());
+    for ext in &order {
+        let c = people
+            .get_mut(*ext)
+            .ok_or_else(|| StoreError::Backend("a changed person went missing".into()))?;
+        versions.push(c.version);
+        fps.push(c.fingerprint.clone());
+        let st = c.state()?;
+        attrs.push(serde_json::to_string(&st.attrs).map_err(json_err)?);
+        roles.push(serde_json::to_string(&st.roles).map_err(json_err)?);
+    }
+    let written = s.exec(
+        "INSERT INTO people AS p (tenant_id, external_id, version, fingerprint, attrs, roles, \
+         created_at, updated_at, updated_by, on_behalf_of, source) \
+         SELECT $1, u.ext, u.ver, u.fp, u.attrs::jsonb, u.roles::jsonb, $7, $7, $8, $9, $10 \
+         FROM unnest($2::text[], $3::bigint[], $4::bytea[], $5::text[], $6::text[]) \
+              AS u(ext, ver, fp, attrs, roles) \
+         ON CONFLICT (tenant_id, external_id) DO UPDATE SET \
+           version = excluded.version, fingerprint = excluded.fingerprint, \
+           attrs = excluded.attrs, roles = excluded.roles, updated_at = excluded.updated_at, \
+           updated_by = excluded.updated_by, on_behalf_of = excluded.on_behalf_of, \
+           source = excluded.source \
+         WHERE p.version < excluded.version",
+        &[
+            &tenant,
+            &order,
+            &versions,
+            &fps,
+            &attrs,
+            &roles,
+            &ctx.now,
+            &ctx.principal,
+            &ctx.on_behalf_of,
+            &ctx.source,
+        ],
+    )?;
+    if written != order.len() as u64 {
+        return Err(StoreError::Backend(format!(
+            "{} of {} changed people were not where the batch read them",
+            order.len() as u64 - written,
+            order.len()
+        )));
+    }
+    chain.write(s)?;
+    Ok(out)
+}

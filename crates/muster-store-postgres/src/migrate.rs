@@ -1,0 +1,80 @@
+//! Schema migrations: SQL files embedded in the binary, applied in order on
+//! open and recorded in `schema_migrations`. A session-level advisory lock
+//! makes instances that open the database at the same time take turns, so
+//! each migration runs once; each runs in its own transaction with its
+//! record, so a failed one leaves nothing half applied.
+use crate::{be, Result};
+use muster_store::StoreError;
+use postgres::Client;
+
+/// (version, name, SQL), in version order. Never edit a released entry:
+/// add the next one.
+const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+
+/// The advisory lock key that guards migrations ("muster-m" in ASCII).
+/// Advisory locks are per database, so other databases on the server are
+/// not affected.
+const LOCK_KEY: i64 = 0x6d75_7374_6572_2d6d;
+
+/// The newest schema version this build knows.
+pub(crate) fn latest() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
+/// Brings the database up to [`latest`]. Idempotent.
+pub(crate) fn run(client: &mut Client) -> Result<()> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .map_err(be)?;
+    let out = apply(client);
+    // On error the connection is dropped by the caller, which releases the
+    // lock too; unlocking here keeps a reused connection clean.
+    let unlock = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .map_err(be);
+    out.and(unlock.map(|_| ()))
+}
+
+fn apply(client: &mut Client) -> Result<()> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version integer PRIMARY KEY,
+                name text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .map_err(be)?;
+    let current: i32 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .map_err(be)?
+        .try_get(0)
+        .map_err(be)?;
+    if current > latest() {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {current}, newer than this build ({})",
+            latest()
+        )));
+    }
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        let mut tx = client.transaction().map_err(be)?;
+        tx.batch_execute(sql).map_err(|e| {
+            StoreError::Backend(format!(
+                "migration {version} ({name}) failed: {}",
+                crate::describe(&e)
+            ))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+            &[version, name],
+        )
+        .map_err(be)?;
+        tx.commit().map_err(be)?;
+        tracing::info!(version, name, "applied a PostgreSQL schema migration");
+    }
+    Ok(())
+}
