@@ -20,7 +20,7 @@ mod pool;
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use muster_core::audit::AuditEntry;
-use muster_core::policy::WritePolicy;
+use muster_core::policy::{IntakePolicy, WritePolicy};
 use muster_core::secret::SecretDigest;
 use muster_core::{ExternalId, TenantId};
 use muster_store::*;
@@ -305,6 +305,43 @@ fn principal_by_client_id<C: GenericClient>(
     s.opt(principal_where!("p.client_id = $1"), &[&client_id])?
         .map(|r| to_principal(&r, 0))
         .transpose()
+}
+
+macro_rules! key_cols {
+    () => {
+        "id, tenant_id, kind, algorithm, purpose, key_ids, public_key, sealed_secret, state, \
+         created_at, updated_at"
+    };
+}
+
+fn purpose_str(p: KeyPurpose) -> &'static str {
+    match p {
+        KeyPurpose::Decryption => "decryption",
+        KeyPurpose::SenderVerification => "sender_verification",
+    }
+}
+
+fn to_key(r: &Row) -> Result<KeyRow> {
+    let tenant: String = get(r, 1)?;
+    let purpose: String = get(r, 4)?;
+    let state: String = get(r, 8)?;
+    Ok(KeyRow {
+        id: get(r, 0)?,
+        tenant: TenantId::parse(&tenant).map_err(bad)?,
+        kind: get(r, 2)?,
+        algorithm: get(r, 3)?,
+        purpose: match purpose.as_str() {
+            "decryption" => KeyPurpose::Decryption,
+            "sender_verification" => KeyPurpose::SenderVerification,
+            _ => return Err(bad("stored key has an invalid purpose")),
+        },
+        key_ids: serde_json::from_value(get(r, 5)?).map_err(json_err)?,
+        public_key: get(r, 6)?,
+        sealed_secret: get(r, 7)?,
+        state: KeyState::parse(&state).ok_or_else(|| bad("stored key has an invalid state"))?,
+        created_at: get(r, 9)?,
+        updated_at: get(r, 10)?,
+    })
 }
 
 fn to_mapping(r: &Row) -> Result<MappingRow> {
@@ -1075,6 +1112,150 @@ impl Store for PostgresStore {
             .iter()
             .map(to_person)
             .collect()
+        })
+    }
+
+    fn key_create(&self, k: KeyRow) -> Result<KeyRow> {
+        let ids = serde_json::to_value(&k.key_ids).map_err(json_err)?;
+        self.pool.write(|s| {
+            let res = s.try_exec(
+                "INSERT INTO keys (id, tenant_id, kind, algorithm, purpose, key_ids, public_key, \
+                 sealed_secret, state, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                &[
+                    &k.id,
+                    &k.tenant.as_str(),
+                    &k.kind,
+                    &k.algorithm,
+                    &purpose_str(k.purpose),
+                    &ids,
+                    &k.public_key,
+                    &k.sealed_secret,
+                    &k.state.as_str(),
+                    &k.created_at,
+                ],
+            )?;
+            match res {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                    "a key with the id '{}' exists already",
+                    k.id
+                ))),
+                Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+                    Err(StoreError::NotFound { what: "tenant" })
+                }
+                Err(e) => Err(be(e)),
+            }
+        })?;
+        self.key_get(&k.tenant, &k.id)
+    }
+
+    fn key_get(&self, tenant: &TenantId, id: &str) -> Result<KeyRow> {
+        self.pool.run(|s| {
+            s.opt(
+                concat!(
+                    "SELECT ",
+                    key_cols!(),
+                    " FROM keys WHERE tenant_id = $1 AND id = $2"
+                ),
+                &[&tenant.as_str(), &id],
+            )?
+            .map(|r| to_key(&r))
+            .transpose()?
+            .ok_or(StoreError::NotFound { what: "key" })
+        })
+    }
+
+    fn key_list(&self, tenant: &TenantId) -> Result<Vec<KeyRow>> {
+        self.pool.run(|s| {
+            s.query(
+                concat!(
+                    "SELECT ",
+                    key_cols!(),
+                    " FROM keys WHERE tenant_id = $1 ORDER BY created_at, id"
+                ),
+                &[&tenant.as_str()],
+            )?
+            .iter()
+            .map(to_key)
+            .collect()
+        })
+    }
+
+    fn key_set_state(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        state: KeyState,
+        now: DateTime<Utc>,
+    ) -> Result<KeyRow> {
+        let n = self.pool.run(|s| {
+            s.exec(
+                "UPDATE keys SET state = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+                &[&tenant.as_str(), &id, &state.as_str(), &now],
+            )
+        })?;
+        if n == 0 {
+            return Err(StoreError::NotFound { what: "key" });
+        }
+        self.key_get(tenant, id)
+    }
+
+    fn key_sealed_all(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        self.pool.run(|s| {
+            s.query(
+                "SELECT id, sealed_secret FROM keys WHERE sealed_secret IS NOT NULL ORDER BY id",
+                &[],
+            )?
+            .iter()
+            .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
+            .collect()
+        })
+    }
+
+    fn key_reseal(&self, sealed: Vec<(String, Vec<u8>)>, now: DateTime<Utc>) -> Result<()> {
+        self.pool.write(|s| {
+            for (id, secret) in &sealed {
+                let n = s.exec(
+                    "UPDATE keys SET sealed_secret = $2, updated_at = $3 \
+                     WHERE id = $1 AND sealed_secret IS NOT NULL",
+                    &[id, secret, &now],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::NotFound { what: "key" });
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn intake_policy_get(&self, principal_id: &str) -> Result<IntakePolicy> {
+        let row = self.pool.run(|s| {
+            s.opt(
+                "SELECT policy FROM intake_policies WHERE principal_id = $1",
+                &[&principal_id],
+            )
+        })?;
+        match row {
+            Some(r) => serde_json::from_value(get::<serde_json::Value>(&r, 0)?).map_err(json_err),
+            None => Ok(IntakePolicy::default()),
+        }
+    }
+
+    fn intake_policy_put(&self, principal_id: &str, p: &IntakePolicy) -> Result<()> {
+        let v = serde_json::to_value(p).map_err(json_err)?;
+        self.pool.write(|s| {
+            match s.try_exec(
+                "INSERT INTO intake_policies (principal_id, policy) VALUES ($1, $2) \
+                 ON CONFLICT (principal_id) DO UPDATE SET policy = excluded.policy",
+                &[&principal_id, &v],
+            )? {
+                Ok(_) => Ok(()),
+                Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+                    Err(StoreError::NotFound { what: "client" })
+                }
+                Err(e) => Err(be(e)),
+            }
         })
     }
 

@@ -9,8 +9,10 @@ use postgres::Client;
 
 /// (version, name, SQL), in version order. Never edit a released entry:
 /// add the next one.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "keys", include_str!("../migrations/0002_keys.sql")),
+];
 
 /// The advisory lock key that guards migrations ("muster-m" in ASCII).
 /// Advisory locks are per database, so other databases on the server are
