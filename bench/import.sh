@@ -12,47 +12,22 @@ cd "$(dirname "$0")/.."
 ROWS=${ROWS:-1000000}
 command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
 cargo build --release -q -p muster -p muster-gen
-BIN=$PWD/target/release
+source bench/lib.sh
 work=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+trap 'bench_cleanup; rm -rf "$work"' EXIT
 
 "$BIN/muster-gen" --rows "$ROWS" --seed 42 --out "$work/v1.csv"
 "$BIN/muster-gen" --rows "$ROWS" --seed 42 --change-percent 1 --out "$work/v2.csv"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export MUSTER_DATA_DIR=$work/data MUSTER_URL=http://127.0.0.1:$port
-MUSTER_LISTEN=127.0.0.1:$port "$BIN/muster" serve 2>"$work/serve.log" &
-pid=$!
-for _ in $(seq 100); do curl -fs "$MUSTER_URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+bench_start "$work"
+bench_importer
 
-"$BIN/muster" admin mapping put workday examples/hr/mapping.toml >/dev/null
-creds=$("$BIN/muster" admin client create --role importer --attributes '*' --grant-roles '*' --json)
-export MUSTER_CLIENT_ID=$(echo "$creds" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client"]["client_id"])')
-export MUSTER_CLIENT_SECRET=$(echo "$creds" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
-
-push() { # file -> seconds; checks the expected count
-  local start end
-  start=$(date +%s.%N)
-  "$BIN/muster" push "$1" --mapping workday --wait 3600 --json > "$work/out.json"
-  end=$(date +%s.%N)
-  python3 - "$work/out.json" "$2" "$3" <<'PY'
-import json, sys
-v = json.load(open(sys.argv[1]))["import"]
-field, want = sys.argv[2], int(sys.argv[3])
-assert v["state"] == "succeeded", v
-assert v["counts"][field] >= want, (field, v["counts"])
-PY
-  python3 -c "print($end - $start)"
-}
-
-t_new=$(push "$work/v1.csv" created "$ROWS")
-t_same=$(push "$work/v1.csv" unchanged "$ROWS")
-t_change=$(push "$work/v2.csv" unchanged $((ROWS * 97 / 100)))
+t_new=$(bench_push "$work/v1.csv" created "$ROWS")
+t_same=$(bench_push "$work/v1.csv" unchanged "$ROWS")
+t_change=$(bench_push "$work/v2.csv" unchanged $((ROWS * 97 / 100)))
 grep -o "ms=[0-9]*" "$work/serve.log" | sed "s/^/server import time /" >&2 || true
 rss_kib=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
-kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+bench_stop
 
 s=$(date +%s.%N)
 sqlite3 "$work/floor.db" ".mode csv" ".import $work/v1.csv people"

@@ -71,7 +71,7 @@ async fn sync_items(
                 } else {
                     slots.push(i);
                     results.push(None);
-                    batch.push(BatchItem { row, incoming: inc });
+                    batch.push(BatchItem::new(row, inc));
                 }
             }
         }

@@ -745,9 +745,9 @@ fn apply(
             &mut reader,
             &compiled,
             (&bad, same),
-            resume,
-            size,
+            (resume, size),
             stop,
+            ctx,
             &tx,
         );
         drop(tx);
@@ -786,11 +786,15 @@ fn produce(
     reader: &mut UploadReader,
     compiled: &CompiledMapping,
     (bad, same): (&HashSet<u64>, &RowSet),
-    resume: u64,
-    size: usize,
+    (resume, size): (u64, usize),
     stop: &AtomicBool,
+    ctx: &WriteContext,
     tx: &std::sync::mpsc::SyncSender<Batch>,
 ) -> Result<Outcome, RunError> {
+    // Creating a person is most of the writer's work in an all-new import;
+    // this thread does its share (fingerprint, JSON, audit detail) while
+    // the writer commits the previous batch.
+    let key = Incoming::fingerprint_key(&ctx.principal, &ctx.policy);
     let mut batch: Vec<BatchItem> = Vec::with_capacity(size);
     let mut last_row = resume;
     let mut rows_in_batch = 0u64;
@@ -830,7 +834,7 @@ fn produce(
             continue;
         }
         match map_record(compiled, &rec).1 {
-            Ok(incoming) => batch.push(BatchItem { row, incoming }),
+            Ok(incoming) => batch.push(BatchItem::prepared(row, incoming, &key, &ctx.policy)),
             // Validation saw this row as good; a different answer now means
             // the upload changed under us.
             Err(_) => {

@@ -123,10 +123,7 @@ fn item(id: &str, name: &str) -> BatchItem {
     let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
     inc.attrs
         .insert("given_name".into(), Some(AttrValue::string(name)));
-    BatchItem {
-        row: 2,
-        incoming: inc,
-    }
+    BatchItem::new(2, inc)
 }
 
 fn ctx(tenant: &TenantId) -> WriteContext {

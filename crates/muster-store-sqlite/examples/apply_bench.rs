@@ -45,10 +45,7 @@ fn main() {
         }
         inc.attrs.insert("termination_date".into(), None);
         inc.roles = Some(["employee".to_string(), "vpn".to_string()].into());
-        BatchItem {
-            row: i as u64,
-            incoming: inc,
-        }
+        BatchItem::new(i as u64, inc)
     };
     for pass in ["new", "unchanged"] {
         let t = Instant::now();

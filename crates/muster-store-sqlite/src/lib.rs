@@ -20,6 +20,7 @@ use muster_core::{Attributes, ExternalId, TenantId};
 use muster_store::*;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -1509,7 +1510,10 @@ fn apply_items(
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let inc = &item.incoming;
-        let fp = inc.fingerprint_with(&key);
+        let fp = match &item.prepared {
+            Some(p) => p.fingerprint,
+            None => inc.fingerprint_with(&key),
+        };
         // (version, data row) unless the fingerprint already matches
         let stored: Option<(i64, Option<i64>)> = sel
             .query_row(params![tenant, inc.external_id.as_str()], |r| {
@@ -1521,31 +1525,52 @@ fn apply_items(
             })
             .optional()
             .map_err(be)?;
-        let (before, version, data_id) = match stored {
-            Some((version, None)) => {
+        // What to write: (kind, new version, attrs JSON, roles JSON, audit
+        // detail, existing data row). A new person's comes precomputed when
+        // the caller prepared it (BatchItem::prepared).
+        let (kind, version, attrs, roles, detail, data_id) = match (stored, &item.prepared) {
+            (Some((version, None)), _) => {
                 out.push(ItemResult {
                     kind: ChangeKind::Unchanged,
                     version,
                 });
                 continue;
             }
-            Some((version, Some(data_id))) => {
-                let (a, r): (String, String) = sel_data
-                    .query_row([data_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .map_err(be)?;
-                (Some(decode_state(&a, &r)?), version, Some(data_id))
+            (None, Some(p)) => (
+                ChangeKind::Created,
+                1,
+                Cow::Borrowed(p.attrs_json.as_str()),
+                Cow::Borrowed(p.roles_json.as_str()),
+                Cow::Borrowed(p.detail_json.as_str()),
+                None,
+            ),
+            (stored, _) => {
+                let (before, version, data_id) = match stored {
+                    Some((version, Some(data_id))) => {
+                        let (a, r): (String, String) = sel_data
+                            .query_row([data_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .map_err(be)?;
+                        (Some(decode_state(&a, &r)?), version, Some(data_id))
+                    }
+                    _ => (None, 0, None),
+                };
+                let next = apply(before.as_ref(), inc, &ctx.policy);
+                let kind = classify(before.as_ref(), &next);
+                if kind == ChangeKind::Unchanged {
+                    out.push(ItemResult { kind, version });
+                    continue;
+                }
+                let version = version + 1;
+                (
+                    kind,
+                    version,
+                    Cow::Owned(serde_json::to_string(&next.attrs).map_err(json_err)?),
+                    Cow::Owned(serde_json::to_string(&next.roles).map_err(json_err)?),
+                    Cow::Owned(change_detail_json(before.as_ref(), &next, version)),
+                    data_id,
+                )
             }
-            None => (None, 0, None),
         };
-        let next = apply(before.as_ref(), inc, &ctx.policy);
-        let kind = classify(before.as_ref(), &next);
-        if kind == ChangeKind::Unchanged {
-            out.push(ItemResult { kind, version });
-            continue;
-        }
-        let version = version + 1;
-        let attrs = serde_json::to_string(&next.attrs).map_err(json_err)?;
-        let roles = serde_json::to_string(&next.roles).map_err(json_err)?;
         let (stmt, data_id) = match data_id {
             Some(id) => {
                 update_data.execute(params![id, attrs, roles]).map_err(be)?;
@@ -1568,7 +1593,6 @@ fn apply_items(
             ctx.source
         ])
         .map_err(be)?;
-        let detail = change_detail_json(before.as_ref(), &next, version);
         audit_insert_fields(
             conn,
             &mut head,

@@ -14,7 +14,7 @@ pub type Factory<'a> = &'a dyn Fn() -> (Box<dyn Store>, Box<dyn std::any::Any>);
 
 pub fn run_all(make: Factory<'_>) {
     type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 10] = [
+    let cases: [Case; 11] = [
         ("bootstrap_happens_once", bootstrap_happens_once),
         (
             "one_time_tokens_are_used_once",
@@ -48,6 +48,10 @@ pub fn run_all(make: Factory<'_>) {
         (
             "intake_policies_default_and_replace",
             intake_policies_default_and_replace,
+        ),
+        (
+            "prepared_items_store_exactly_what_plain_items_would",
+            prepared_items_store_exactly_what_plain_items_would,
         ),
     ];
     for (name, case) in cases {
@@ -234,10 +238,7 @@ fn item(id: &str, name: &str) -> BatchItem {
     let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
     inc.attrs
         .insert("given_name".into(), Some(AttrValue::string(name)));
-    BatchItem {
-        row: 2,
-        incoming: inc,
-    }
+    BatchItem::new(2, inc)
 }
 
 fn ctx(tenant: &TenantId) -> WriteContext {
@@ -447,4 +448,55 @@ fn intake_policies_default_and_replace(store: &dyn Store) {
         IntakePolicy::default()
     );
     assert!(store.intake_policy_put("no-such-principal", &p).is_err());
+}
+
+/// Work prepared off the writer (BatchItem::prepared) changes nothing about
+/// the outcome: two tenants get the same items, one plain and one
+/// prepared, and end with the same people, versions and audit details.
+fn prepared_items_store_exactly_what_plain_items_would(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let (plain, prep) = (TenantId::default_tenant(), TenantId::parse("prep").unwrap());
+    s.tenant_create(&prep, "Prepared", t0()).unwrap();
+    let prepared = |t: &TenantId, items: Vec<BatchItem>| {
+        let c = ctx(t);
+        let key = Incoming::fingerprint_key(&c.principal, &c.policy);
+        items
+            .into_iter()
+            .map(|i| BatchItem::prepared(i.row, i.incoming, &key, &c.policy))
+            .collect::<Vec<_>>()
+    };
+    for round in [
+        vec![item("E1", "Ada"), item("E2", "Bob")],
+        // E2 exists now: its prepared creation must be ignored.
+        vec![item("E1", "Ada"), item("E2", "Rob"), item("E3", "Cy")],
+    ] {
+        let a = s
+            .apply_batch(&ctx(&plain), round.clone(), None, false)
+            .unwrap();
+        let b = s
+            .apply_batch(&ctx(&prep), prepared(&prep, round), None, false)
+            .unwrap();
+        assert_eq!(a, b);
+    }
+    for id in ["E1", "E2", "E3"] {
+        let id = ExternalId::parse(id).unwrap();
+        let (x, y) = (
+            s.person_get(&plain, &id).unwrap(),
+            s.person_get(&prep, &id).unwrap(),
+        );
+        assert_eq!((x.state, x.version), (y.state, y.version));
+    }
+    let details = |t: &TenantId| {
+        let mut v = Vec::new();
+        s.audit_walk(t, &mut |r| {
+            if r.entry.person.is_some() {
+                v.push((r.entry.action.clone(), r.entry.detail.clone()));
+            }
+            true
+        })
+        .unwrap();
+        v
+    };
+    assert_eq!(details(&plain), details(&prep));
+    chain_len(s, &prep);
 }

@@ -7,7 +7,7 @@ pub mod contract;
 
 use chrono::{DateTime, Utc};
 use muster_core::audit::AuditEntry;
-use muster_core::person::{ChangeKind, Incoming, PersonState};
+use muster_core::person::{ChangeKind, FingerprintKey, Incoming, PersonState};
 use muster_core::policy::{IntakePolicy, WritePolicy};
 use muster_core::secret::SecretDigest;
 use muster_core::{ExternalId, TenantId};
@@ -253,6 +253,61 @@ pub struct WriteContext {
 pub struct BatchItem {
     pub row: u64,
     pub incoming: Incoming,
+    /// Work done ahead, off the store's writer (see [`BatchItem::prepared`]).
+    pub prepared: Option<Box<Prepared>>,
+}
+
+/// What a backend would compute for a record whose person does not exist
+/// yet: its fingerprint, the stored JSON of the new person and the detail
+/// of its `person.created` audit entry. Made by [`BatchItem::prepared`] on
+/// the caller's thread, so a single writer (SQLite) spends its time writing.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The fingerprint under the context's writer and policy.
+    pub fingerprint: [u8; 16],
+    pub attrs_json: String,
+    pub roles_json: String,
+    /// The audit detail for version 1.
+    pub detail_json: String,
+}
+
+impl BatchItem {
+    pub fn new(row: u64, incoming: Incoming) -> Self {
+        Self {
+            row,
+            incoming,
+            prepared: None,
+        }
+    }
+
+    /// An item with its creation precomputed for `key` (from
+    /// [`Incoming::fingerprint_key`] of the context's principal and policy)
+    /// and `policy`. A backend uses it only when the person turns out to
+    /// be new; otherwise it costs only the time it took here.
+    pub fn prepared(
+        row: u64,
+        incoming: Incoming,
+        key: &FingerprintKey,
+        policy: &WritePolicy,
+    ) -> Self {
+        let next = muster_core::person::apply(None, &incoming, policy);
+        let prepared = serde_json::to_string(&next.attrs)
+            .and_then(|a| Ok((a, serde_json::to_string(&next.roles)?)))
+            .ok()
+            .map(|(attrs_json, roles_json)| {
+                Box::new(Prepared {
+                    fingerprint: incoming.fingerprint_with(key),
+                    attrs_json,
+                    roles_json,
+                    detail_json: muster_core::person::change_detail_json(None, &next, 1),
+                })
+            });
+        Self {
+            row,
+            incoming,
+            prepared,
+        }
+    }
 }
 
 /// Progress of an import, committed with the batch it describes.
