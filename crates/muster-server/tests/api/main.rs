@@ -9,3 +9,5 @@ mod audit;
 mod imports;
 mod oauth;
 mod people;
+mod private_key_jwt;
+mod signing;
