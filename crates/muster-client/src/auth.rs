@@ -4,6 +4,7 @@
 //! `/oauth2/token` (RFC 6749 4.4) and keeps one in a [`TokenCache`] until
 //! [`RENEW_MARGIN`] before it expires. The cache is plain data driven by
 //! the instant the caller passes in, so expiry is tested without sleeping.
+use crate::signer::{JwtAssertionKey, RequestSigner};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
@@ -47,6 +48,15 @@ pub enum Auth {
         scope: Option<String>,
         method: ClientAuthMethod,
     },
+    /// OAuth 2.0 client credentials where the client proves itself with a
+    /// signed JWT (`private_key_jwt`, RFC 7523 2.2) instead of a secret.
+    PrivateKeyJwt {
+        client_id: String,
+        key: JwtAssertionKey,
+        scope: Option<String>,
+    },
+    /// No token at all: every API request is signed (RFC 9421, SPEC 2.2).
+    Signed(RequestSigner),
 }
 
 impl Auth {
@@ -77,6 +87,17 @@ impl std::fmt::Debug for Auth {
                 .field("scope", scope)
                 .field("method", method)
                 .finish(),
+            Auth::PrivateKeyJwt {
+                client_id,
+                key,
+                scope,
+            } => f
+                .debug_struct("PrivateKeyJwt")
+                .field("client_id", client_id)
+                .field("key", key)
+                .field("scope", scope)
+                .finish(),
+            Auth::Signed(signer) => f.debug_tuple("Signed").field(signer).finish(),
         }
     }
 }

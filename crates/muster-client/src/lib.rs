@@ -33,6 +33,7 @@
 mod auth;
 mod error;
 mod params;
+mod signer;
 mod sse;
 
 pub use auth::{
@@ -43,6 +44,7 @@ pub use error::ClientError;
 pub use params::{EncryptTo, ImportEvent, ImportFormat, ImportMode, ImportParams, MappingFormat};
 pub use reqwest::StatusCode;
 pub use secrecy::{ExposeSecret, SecretString};
+pub use signer::{JwtAssertionKey, RequestSigner, JWT_BEARER};
 
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -149,8 +151,9 @@ impl Client {
     /// `POST /oauth2/token` (grant `client_credentials`) with this client's
     /// credentials, bypassing the cache.
     pub async fn request_token(&self) -> Result<TokenResponse, ClientError> {
-        let Auth::ClientCredentials { scope, .. } = &*self.auth else {
-            return Err(not_client_credentials());
+        let scope = match &*self.auth {
+            Auth::ClientCredentials { scope, .. } | Auth::PrivateKeyJwt { scope, .. } => scope,
+            _ => return Err(not_client_credentials()),
         };
         let mut form = vec![("grant_type", "client_credentials")];
         if let Some(s) = scope {
@@ -190,19 +193,29 @@ impl Client {
         path: &str,
         mut form: Vec<(&str, &str)>,
     ) -> Result<Response, ClientError> {
-        let Auth::ClientCredentials {
-            client_id,
-            client_secret,
-            method,
-            ..
-        } = &*self.auth
-        else {
-            return Err(not_client_credentials());
-        };
         let mut rb = self
             .http
             .post(self.url(path))
             .header(ACCEPT, "application/json");
+        let assertion;
+        let (client_id, client_secret, method) = match &*self.auth {
+            Auth::ClientCredentials {
+                client_id,
+                client_secret,
+                method,
+                ..
+            } => (client_id, client_secret, method),
+            Auth::PrivateKeyJwt { client_id, key, .. } => {
+                // RFC 7523 3: aud is the token endpoint, also for revocation.
+                let aud = self.url("/oauth2/token");
+                assertion = key.assertion(client_id, &aud, signer::unix_now())?;
+                let mut form: Vec<(&str, &str)> = form;
+                form.push(("client_assertion_type", JWT_BEARER));
+                form.push(("client_assertion", &assertion));
+                return rb.form(&form).send().await.map_err(ClientError::transport);
+            }
+            _ => return Err(not_client_credentials()),
+        };
         match method {
             ClientAuthMethod::Basic => {
                 let value = basic_authorization(client_id, client_secret);
@@ -223,6 +236,9 @@ impl Client {
         if let Auth::Bearer(t) = &*self.auth {
             return Ok(t.clone());
         }
+        if let Auth::Signed(_) = &*self.auth {
+            return Err(not_client_credentials());
+        }
         let mut cache = self.tokens.lock().await;
         if let Some(t) = cache.get(Instant::now()) {
             return Ok(t);
@@ -242,9 +258,15 @@ impl Client {
     where
         F: Fn(&reqwest::Client) -> Result<RequestBuilder, ClientError> + Send + Sync,
     {
+        if let Auth::Signed(signer) = &*self.auth {
+            return self.attempt_signed(&build, signer).await;
+        }
         let token = self.access_token().await?;
         let resp = self.attempt(&build, &token).await?;
-        let renewable = matches!(&*self.auth, Auth::ClientCredentials { .. });
+        let renewable = matches!(
+            &*self.auth,
+            Auth::ClientCredentials { .. } | Auth::PrivateKeyJwt { .. }
+        );
         if !renewable || !token_refused(&resp) {
             return Ok(resp);
         }
@@ -267,6 +289,27 @@ impl Client {
         if let Some(who) = &self.on_behalf_of {
             headers.entry(ON_BEHALF_OF).or_insert_with(|| who.clone());
         }
+        self.http.execute(req).await.map_err(ClientError::transport)
+    }
+
+    /// Sends the request `build` makes, signed (RFC 9421) instead of
+    /// carrying a token. A refused signature is not retried: a new nonce
+    /// would not fix a wrong key or clock.
+    async fn attempt_signed<F>(
+        &self,
+        build: &F,
+        signer: &RequestSigner,
+    ) -> Result<Response, ClientError>
+    where
+        F: Fn(&reqwest::Client) -> Result<RequestBuilder, ClientError>,
+    {
+        let mut req = build(&self.http)?.build().map_err(ClientError::transport)?;
+        if let Some(who) = &self.on_behalf_of {
+            req.headers_mut()
+                .entry(ON_BEHALF_OF)
+                .or_insert_with(|| who.clone());
+        }
+        signer.sign(&mut req, signer::unix_now())?;
         self.http.execute(req).await.map_err(ClientError::transport)
     }
 
@@ -541,6 +584,12 @@ impl Client {
             .as_deref()
             .map(|w| header_value(w, "On-Behalf-Of"))
             .transpose()?;
+        // A signed upload covers its Content-Digest (RFC 9530), which must
+        // be known before the body streams: hash the file first.
+        let digest = match &*self.auth {
+            Auth::Signed(_) => Some(header_value(&file_digest(path).await?, "Content-Digest")?),
+            _ => None,
+        };
         let progress: Progress = Arc::new(progress);
         let path = path.to_owned();
         let url = self.url("/api/v1/imports");
@@ -562,6 +611,9 @@ impl Client {
                 }
                 if let Some(w) = &who {
                     rb = rb.header(ON_BEHALF_OF, w.clone());
+                }
+                if let Some(d) = &digest {
+                    rb = rb.header(muster_httpsig::CONTENT_DIGEST, d.clone());
                 }
                 Ok(rb)
             })
@@ -713,6 +765,29 @@ fn paging(limit: Option<u32>, after: Option<&str>) -> Vec<(&'static str, String)
 
 /// The file at `path` as a streamed body. It is opened when the body is
 /// first polled, so every attempt reads it from the start.
+/// The RFC 9530 `Content-Digest` (sha-256) of a file, read in pieces.
+async fn file_digest(path: &Path) -> Result<String, ClientError> {
+    use sha2::Digest;
+    use tokio::io::AsyncReadExt;
+    let mut f = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| io_error(path, e))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; UPLOAD_CHUNK];
+    loop {
+        let n = f.read(&mut buf).await.map_err(|e| io_error(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let b64 = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        hasher.finalize(),
+    );
+    Ok(format!("sha-256=:{b64}:"))
+}
+
 fn file_body(path: PathBuf, progress: Progress) -> reqwest::Body {
     let mut sent = 0u64;
     let chunks = futures::stream::once(tokio::fs::File::open(path))
@@ -902,7 +977,9 @@ fn to_json(v: &impl serde::Serialize) -> Result<Vec<u8>, ClientError> {
 }
 
 fn not_client_credentials() -> ClientError {
-    ClientError::InvalidInput("this client holds a bearer token, not client credentials".into())
+    ClientError::InvalidInput(
+        "this client holds a bearer token or a request signer, not client credentials".into(),
+    )
 }
 
 fn header_value(v: &str, name: &str) -> Result<HeaderValue, ClientError> {

@@ -2,8 +2,10 @@
 //! age-encrypted uploads as they stream in, [`seal`] keeps an upload encrypted at rest
 //! while it waits, and [`records`] turns CSV or JSON-lines bytes into raw
 //! records and row problems, one at a time, with bounded memory.
+//! [`sealed_box`] seals short secrets (HMAC signing keys) under the master key.
 #![forbid(unsafe_code)]
 
 pub mod decrypt;
 pub mod records;
 pub mod seal;
+pub mod sealed_box;

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
+mod client_keys;
+pub use client_keys::*;
+
 /// An RFC 9457 problem document: the body of every API error outside the
 /// OAuth endpoints. `code` is stable and meant for programs.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -47,7 +50,12 @@ pub struct ServerMetadata {
     pub revocation_endpoint: String,
     pub grant_types_supported: Vec<String>,
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 8414 2: algorithms accepted for `private_key_jwt`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
     pub scopes_supported: Vec<String>,
     pub response_types_supported: Vec<String>,
 }

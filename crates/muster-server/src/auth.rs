@@ -1,6 +1,9 @@
 //! Who is calling: the bearer-token extractor, the caller's effective
 //! permissions (role narrowed by the token's scope), and `On-Behalf-Of`.
+//! A request signed with HTTP Message Signatures was already verified by
+//! [`crate::signing::verify_signature`]; the extractor takes its client.
 use crate::error::ApiError;
+use crate::signing::{has_signature, SignedBy};
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -69,6 +72,21 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(SignedBy(client)) = parts.extensions.get::<SignedBy>().cloned() {
+            // A signature carries no scope: the client's whole role applies.
+            let permissions = role_permissions(&client.role).unwrap_or_default();
+            return Ok(Caller {
+                principal: client,
+                permissions,
+                on_behalf_of: on_behalf_of(&parts.headers)?,
+            });
+        }
+        if has_signature(&parts.headers) {
+            // Only reachable on a route outside the verifying middleware.
+            return Err(ApiError::Unauthorized(
+                "request signatures are not accepted on this route",
+            ));
+        }
         let token = parts
             .headers
             .get(header::AUTHORIZATION)

@@ -66,6 +66,10 @@ pub struct TokenConfig {
     pub default_ttl_seconds: u64,
     /// Default rotation overlap for client secrets.
     pub secret_overlap_seconds: u64,
+    /// How far in the future a `private_key_jwt` client assertion's `exp`
+    /// may lie (RFC 7523 3, item 4): short-lived assertions bound how long
+    /// their `jti` must be remembered.
+    pub max_assertion_lifetime_seconds: u64,
 }
 
 const DEFAULTS: &str = r#"
@@ -90,14 +94,17 @@ max_wait_seconds = 3600
 [tokens]
 default_ttl_seconds = 900
 secret_overlap_seconds = 86400
+max_assertion_lifetime_seconds = 300
 "#;
 
 /// Environment variables that are not server settings: the client side's
 /// (`muster push`, `muster admin`), the log filter, the SQLite knob.
-const CLIENT_VARS: [&str; 7] = [
+const CLIENT_VARS: [&str; 9] = [
     "LOG",
     "URL",
     "ADMIN_TOKEN",
+    "AUTH",
+    "CLIENT_KEY_ID",
     "CLIENT_ID",
     "CLIENT_SECRET",
     "CLIENT_SECRET_FILE",

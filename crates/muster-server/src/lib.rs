@@ -8,6 +8,8 @@
 pub mod admin;
 pub mod audit_api;
 pub mod auth;
+pub mod client_assertion;
+pub mod client_keys;
 pub mod config;
 pub mod error;
 pub mod imports;
@@ -16,6 +18,7 @@ pub mod keys;
 pub mod oauth;
 pub mod openapi;
 pub mod people;
+pub mod signing;
 pub mod state;
 pub mod telemetry;
 pub mod worker;
@@ -82,7 +85,28 @@ pub fn router(state: AppState) -> Router {
             put(people::person_put).get(people::person_get),
         )
         .route("/audit", get(audit_api::audit_list))
-        .route("/audit/verify", get(audit_api::audit_verify));
+        .route("/audit/verify", get(audit_api::audit_verify))
+        .route(
+            "/clients/{client_id}/keys",
+            get(client_keys::client_keys_get),
+        )
+        .route(
+            "/clients/{client_id}/keys/hmac",
+            post(client_keys::client_hmac_rotate).delete(client_keys::client_hmac_delete),
+        )
+        .route(
+            "/clients/{client_id}/keys/ed25519",
+            put(client_keys::client_ed25519_put).delete(client_keys::client_ed25519_delete),
+        )
+        .route(
+            "/clients/{client_id}/keys/jwt",
+            put(client_keys::client_jwt_keys_put).delete(client_keys::client_jwt_keys_delete),
+        )
+        // RFC 9421 signed requests, as an alternative to Bearer tokens.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            signing::verify_signature,
+        ));
     Router::new()
         .nest("/api/v1", api)
         .route("/oauth2/token", post(oauth::token_create))

@@ -1,5 +1,6 @@
 //! The OAuth 2.0 authorization server: client credentials grant (RFC 6749
-//! 4.4) with `client_secret_basic` and `client_secret_post`, token revocation
+//! 4.4) with `client_secret_basic`, `client_secret_post` and `private_key_jwt`
+//! (RFC 7523, see [`crate::client_assertion`]), token revocation
 //! (RFC 7009) and server metadata (RFC 8414). Errors are RFC 6749 5.2 bodies.
 use crate::auth::audit_refusal;
 use crate::state::AppState;
@@ -32,10 +33,10 @@ impl OAuthFailure {
             basic_challenge: false,
         }
     }
-    fn invalid_request(d: impl Into<String>) -> Self {
+    pub(crate) fn invalid_request(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)
     }
-    fn invalid_client(d: impl Into<String>, basic: bool) -> Self {
+    pub(crate) fn invalid_client(d: impl Into<String>, basic: bool) -> Self {
         Self {
             basic_challenge: basic,
             ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
@@ -126,6 +127,14 @@ async fn authenticate_client(
                 .or_else(|| v.strip_prefix("basic "))
         });
     let in_body = form.contains_key("client_secret");
+    if form.contains_key("client_assertion") || form.contains_key("client_assertion_type") {
+        if basic.is_some() || in_body {
+            return Err(OAuthFailure::invalid_request(
+                "use one client authentication method, not two",
+            ));
+        }
+        return crate::client_assertion::authenticate(state, form).await;
+    }
     let (client_id, secret_text, used_basic) = match (basic, in_body) {
         (Some(_), true) => {
             return Err(OAuthFailure::invalid_request(
@@ -155,7 +164,7 @@ async fn authenticate_client(
         ),
         (None, false) => {
             return Err(OAuthFailure::invalid_client(
-                "client authentication is required (client_secret_basic or client_secret_post)",
+                "client authentication is required (client_secret_basic, client_secret_post or private_key_jwt)",
                 true,
             ))
         }
@@ -307,18 +316,29 @@ pub async fn metadata(State(state): State<AppState>) -> Json<ServerMetadata> {
         token_endpoint: format!("{base}/oauth2/token"),
         revocation_endpoint: format!("{base}/oauth2/revoke"),
         grant_types_supported: vec!["client_credentials".into()],
-        token_endpoint_auth_methods_supported: vec![
-            "client_secret_basic".into(),
-            "client_secret_post".into(),
-        ],
-        revocation_endpoint_auth_methods_supported: vec![
-            "client_secret_basic".into(),
-            "client_secret_post".into(),
-        ],
+        token_endpoint_auth_methods_supported: auth_methods(),
+        token_endpoint_auth_signing_alg_values_supported: signing_algs(),
+        revocation_endpoint_auth_methods_supported: auth_methods(),
+        revocation_endpoint_auth_signing_alg_values_supported: signing_algs(),
         scopes_supported: Permission::ALL
             .iter()
             .map(|p| p.as_str().to_owned())
             .collect(),
         response_types_supported: vec![],
     })
+}
+
+fn auth_methods() -> Vec<String> {
+    [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// RFC 8414 2: the JWS algorithms accepted for `private_key_jwt`.
+fn signing_algs() -> Vec<String> {
+    ["RS256", "ES256", "EdDSA"].map(String::from).to_vec()
 }

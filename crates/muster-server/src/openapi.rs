@@ -51,6 +51,10 @@ use utoipa::OpenApi;
         muster_proto::KeySpec,
         muster_proto::KeyInfo,
         muster_proto::IntakePolicyInfo,
+        muster_proto::ClientKeysInfo,
+        muster_proto::HmacKeyIssued,
+        muster_proto::Ed25519KeyRequest,
+        muster_proto::JwtKeysRequest,
     ))
 )]
 struct ApiDoc;
@@ -107,7 +111,7 @@ const PAGING: &[(&str, &str)] = &[
 ];
 
 pub const ROUTES: &[Route] = &[
-    r("post", "/oauth2/token", "Client credentials grant (RFC 6749 4.4); form body; client_secret_basic or client_secret_post", "", Body::Raw(&["application/x-www-form-urlencoded"]), "200", Body::Json("TokenResponse")),
+    r("post", "/oauth2/token", "Client credentials grant (RFC 6749 4.4); form body; client_secret_basic, client_secret_post or private_key_jwt (RFC 7523)", "", Body::Raw(&["application/x-www-form-urlencoded"]), "200", Body::Json("TokenResponse")),
     r("post", "/oauth2/revoke", "Token revocation (RFC 7009)", "", Body::Raw(&["application/x-www-form-urlencoded"]), "200", Body::None),
     r("get", "/.well-known/oauth-authorization-server", "Authorization server metadata (RFC 8414)", "", Body::None, "200", Body::Json("ServerMetadata")),
     r("post", "/api/v1/tenants", "Create a tenant and its first admin token (shown once)", "tenant:admin (default tenant)", Body::Json("TenantSpec"), "201", Body::Json("TenantCreated")),
@@ -125,6 +129,13 @@ pub const ROUTES: &[Route] = &[
     r("get", "/api/v1/keys/{id}", "Show a key (never its secret)", "keys:admin", Body::None, "200", Body::Json("KeyInfo")),
     r("post", "/api/v1/keys/{id}/rotate", "New active key of the same kind; the old one stays decrypt_only", "keys:admin", Body::None, "201", Body::Json("KeyInfo")),
     r("post", "/api/v1/keys/{id}/revoke", "Revoke a key: it opens nothing from now on", "keys:admin", Body::None, "200", Body::Json("KeyInfo")),
+    r("get", "/api/v1/clients/{client_id}/keys", "Which signing and assertion keys a client has (never a secret)", "clients:admin", Body::None, "200", Body::Json("ClientKeysInfo")),
+    r("post", "/api/v1/clients/{client_id}/keys/hmac", "Issue or replace the client's HMAC-SHA256 request-signing key (shown once, stored sealed)", "clients:admin", Body::None, "201", Body::Json("HmacKeyIssued")),
+    r("delete", "/api/v1/clients/{client_id}/keys/hmac", "Remove the client's HMAC key", "clients:admin", Body::None, "200", Body::Json("ClientKeysInfo")),
+    r("put", "/api/v1/clients/{client_id}/keys/ed25519", "Register the client's Ed25519 request-signing public key", "clients:admin", Body::Json("Ed25519KeyRequest"), "200", Body::Json("ClientKeysInfo")),
+    r("delete", "/api/v1/clients/{client_id}/keys/ed25519", "Remove the client's Ed25519 key", "clients:admin", Body::None, "200", Body::Json("ClientKeysInfo")),
+    r("put", "/api/v1/clients/{client_id}/keys/jwt", "Register the client's private_key_jwt public key or JWKS (RFC 7523)", "clients:admin", Body::Json("JwtKeysRequest"), "200", Body::Json("ClientKeysInfo")),
+    r("delete", "/api/v1/clients/{client_id}/keys/jwt", "Remove the client's private_key_jwt keys", "clients:admin", Body::None, "200", Body::Json("ClientKeysInfo")),
     r("get", "/api/v1/mappings", "Latest version of each mapping", "token", Body::None, "200", Body::List("MappingInfo")),
     r("put", "/api/v1/mappings/{name}", "Store a new version of a mapping (TOML or JSON)", "mappings:write", Body::Raw(&["application/toml", "application/json"]), "201", Body::Json("MappingInfo")),
     Route { query: &[("version", "a specific version (default: latest)")], ..r("get", "/api/v1/mappings/{name}", "Show a mapping", "token", Body::None, "200", Body::Json("MappingInfo")) },

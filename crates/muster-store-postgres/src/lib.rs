@@ -321,6 +321,27 @@ fn purpose_str(p: KeyPurpose) -> &'static str {
     }
 }
 
+fn client_keys_of<C: postgres::GenericClient>(
+    s: &mut pool::Sql<'_, C>,
+    pid: &str,
+) -> Result<ClientKeys> {
+    Ok(s.opt(
+        "SELECT hmac_sealed, ed25519_public, jwt_keys, updated_at \
+             FROM client_keys WHERE principal_id = $1",
+        &[&pid],
+    )?
+    .map(|r| -> Result<ClientKeys> {
+        Ok(ClientKeys {
+            hmac_sealed: get(&r, 0)?,
+            ed25519_public: get(&r, 1)?,
+            jwt_keys: get(&r, 2)?,
+            updated_at: Some(get(&r, 3)?),
+        })
+    })
+    .transpose()?
+    .unwrap_or_default())
+}
+
 fn to_key(r: &Row) -> Result<KeyRow> {
     let tenant: String = get(r, 1)?;
     let purpose: String = get(r, 4)?;
@@ -1112,6 +1133,81 @@ impl Store for PostgresStore {
             .iter()
             .map(to_person)
             .collect()
+        })
+    }
+
+    fn client_keys_get(&self, client_id: &str) -> Result<ClientKeys> {
+        self.pool.run(|s| {
+            let p = s
+                .opt(
+                    "SELECT id FROM principals WHERE client_id = $1",
+                    &[&client_id],
+                )?
+                .ok_or(StoreError::NotFound { what: "client" })?;
+            let pid: String = get(&p, 0)?;
+            client_keys_of(s, &pid)
+        })
+    }
+
+    fn client_keys_set(
+        &self,
+        client_id: &str,
+        change: ClientKeyChange,
+        now: DateTime<Utc>,
+    ) -> Result<ClientKeys> {
+        self.pool.write(|s| {
+            let p = s
+                .opt(
+                    "SELECT id FROM principals WHERE client_id = $1 FOR UPDATE",
+                    &[&client_id],
+                )?
+                .ok_or(StoreError::NotFound { what: "client" })?;
+            let pid: String = get(&p, 0)?;
+            s.exec(
+                "INSERT INTO client_keys (principal_id, updated_at) VALUES ($1, $2) \
+                 ON CONFLICT (principal_id) DO UPDATE SET updated_at = excluded.updated_at",
+                &[&pid, &now],
+            )?;
+            match &change {
+                ClientKeyChange::Hmac(v) => s.exec(
+                    "UPDATE client_keys SET hmac_sealed = $2 WHERE principal_id = $1",
+                    &[&pid, v],
+                ),
+                ClientKeyChange::Ed25519(v) => s.exec(
+                    "UPDATE client_keys SET ed25519_public = $2 WHERE principal_id = $1",
+                    &[&pid, v],
+                ),
+                ClientKeyChange::JwtKeys(v) => s.exec(
+                    "UPDATE client_keys SET jwt_keys = $2 WHERE principal_id = $1",
+                    &[&pid, v],
+                ),
+            }?;
+            client_keys_of(s, &pid)
+        })
+    }
+
+    fn nonce_record(
+        &self,
+        principal_id: &str,
+        nonce: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.pool.run(|s| {
+            // Bounded purge, so no request pays for a backlog.
+            s.exec(
+                "DELETE FROM auth_nonces WHERE ctid IN \
+                 (SELECT ctid FROM auth_nonces WHERE expires_at <= $1 LIMIT 64)",
+                &[&now],
+            )?;
+            // An expired record not purged yet counts as absent.
+            let n = s.exec(
+                "INSERT INTO auth_nonces (principal_id, nonce, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (principal_id, nonce) DO UPDATE SET expires_at = excluded.expires_at \
+                 WHERE auth_nonces.expires_at <= $4",
+                &[&principal_id, &nonce, &expires_at, &now],
+            )?;
+            Ok(n == 1)
         })
     }
 

@@ -12,6 +12,11 @@ use postgres::Client;
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "keys", include_str!("../migrations/0002_keys.sql")),
+    (
+        3,
+        "client_keys",
+        include_str!("../migrations/0003_client_keys.sql"),
+    ),
 ];
 
 /// The advisory lock key that guards migrations ("muster-m" in ASCII).

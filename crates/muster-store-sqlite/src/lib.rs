@@ -9,6 +9,7 @@
 //! power loss too.
 #![forbid(unsafe_code)]
 
+mod client_keys;
 mod writer;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -1219,6 +1220,33 @@ impl Store for SqliteStore {
                 .map_err(be)?;
             rows.map(|r| r.map_err(be)?.decode()).collect()
         })
+    }
+
+    fn client_keys_get(&self, client_id: &str) -> Result<ClientKeys> {
+        self.read(|conn| client_keys::keys_get(conn, client_id))
+    }
+
+    fn client_keys_set(
+        &self,
+        client_id: &str,
+        change: ClientKeyChange,
+        now: DateTime<Utc>,
+    ) -> Result<ClientKeys> {
+        let client_id = client_id.to_owned();
+        self.writer
+            .write(move |conn| client_keys::keys_set(conn, &client_id, &change, now))
+    }
+
+    fn nonce_record(
+        &self,
+        principal_id: &str,
+        nonce: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (pid, nonce) = (principal_id.to_owned(), nonce.to_owned());
+        self.writer
+            .write(move |conn| client_keys::nonce_record(conn, &pid, &nonce, expires_at, now))
     }
 
     fn audit_append(&self, d: AuditDraft) -> Result<i64> {

@@ -162,3 +162,25 @@ CREATE TABLE audit (
     hash TEXT NOT NULL,
     UNIQUE (tenant_id, seq)
 );
+
+-- A client's request-signing and client-assertion keys (SPEC 2.1, 2.2):
+-- the HMAC key only sealed under the master key, the Ed25519 public key
+-- (32 raw bytes), and the private_key_jwt key(s) as JSON text.
+CREATE TABLE client_keys (
+    principal_id TEXT PRIMARY KEY REFERENCES principals(id),
+    hmac_sealed BLOB,
+    ed25519_public BLOB,
+    jwt_keys TEXT,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Request-signature nonces and client-assertion jti values already seen,
+-- each kept until the signature or assertion could no longer be accepted
+-- anyway. The primary key makes "first use wins" atomic.
+CREATE TABLE auth_nonces (
+    principal_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (principal_id, nonce)
+) WITHOUT ROWID;
+CREATE INDEX auth_nonces_expiry ON auth_nonces(expires_at);

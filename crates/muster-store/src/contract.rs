@@ -14,7 +14,7 @@ pub type Factory<'a> = &'a dyn Fn() -> (Box<dyn Store>, Box<dyn std::any::Any>);
 
 pub fn run_all(make: Factory<'_>) {
     type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 11] = [
+    let cases: [Case; 14] = [
         ("bootstrap_happens_once", bootstrap_happens_once),
         (
             "one_time_tokens_are_used_once",
@@ -52,6 +52,15 @@ pub fn run_all(make: Factory<'_>) {
         (
             "prepared_items_store_exactly_what_plain_items_would",
             prepared_items_store_exactly_what_plain_items_would,
+        ),
+        (
+            "client_keys_are_set_replaced_and_removed_one_by_one",
+            client_keys_are_set_replaced_and_removed_one_by_one,
+        ),
+        ("a_nonce_is_accepted_once", a_nonce_is_accepted_once),
+        (
+            "a_nonce_is_accepted_once_even_when_callers_race",
+            a_nonce_is_accepted_once_even_when_callers_race,
         ),
     ];
     for (name, case) in cases {
@@ -499,4 +508,93 @@ fn prepared_items_store_exactly_what_plain_items_would(s: &dyn Store) {
     };
     assert_eq!(details(&plain), details(&prep));
     chain_len(s, &prep);
+}
+
+fn client_keys_are_set_replaced_and_removed_one_by_one(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let t = TenantId::default_tenant();
+    client(s, &t, "signer");
+    assert_eq!(s.client_keys_get("signer").unwrap(), ClientKeys::default());
+    assert!(matches!(
+        s.client_keys_get("nobody"),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.client_keys_set("nobody", ClientKeyChange::Hmac(Some(vec![1])), t0()),
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let t1 = t0() + Duration::seconds(1);
+    let k = s
+        .client_keys_set("signer", ClientKeyChange::Hmac(Some(vec![1, 2, 3])), t1)
+        .unwrap();
+    assert_eq!(k.hmac_sealed, Some(vec![1, 2, 3]));
+    assert_eq!(k.updated_at, Some(t1));
+    let k = s
+        .client_keys_set("signer", ClientKeyChange::Ed25519(Some(vec![9; 32])), t1)
+        .unwrap();
+    let k2 = s
+        .client_keys_set(
+            "signer",
+            ClientKeyChange::JwtKeys(Some(r#"{"keys":[]}"#.into())),
+            t1,
+        )
+        .unwrap();
+    assert_eq!(k2.hmac_sealed, Some(vec![1, 2, 3]), "other keys stay");
+    assert_eq!(k2.ed25519_public, k.ed25519_public);
+    assert_eq!(k2.jwt_keys.as_deref(), Some(r#"{"keys":[]}"#));
+
+    // Rotation replaces; removal clears only that key.
+    let t2 = t0() + Duration::seconds(2);
+    s.client_keys_set("signer", ClientKeyChange::Hmac(Some(vec![4, 5])), t2)
+        .unwrap();
+    let k = s
+        .client_keys_set("signer", ClientKeyChange::Ed25519(None), t2)
+        .unwrap();
+    assert_eq!(k.hmac_sealed, Some(vec![4, 5]));
+    assert_eq!(k.ed25519_public, None);
+    assert!(k.jwt_keys.is_some());
+    assert_eq!(s.client_keys_get("signer").unwrap(), k);
+    assert_eq!(k.updated_at, Some(t2));
+}
+
+fn a_nonce_is_accepted_once(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let t = TenantId::default_tenant();
+    let a = client(s, &t, "client-a");
+    let b = client(s, &t, "client-b");
+    let until = t0() + Duration::seconds(600);
+    assert!(s.nonce_record(&a.id, "n1", until, t0()).unwrap());
+    assert!(!s.nonce_record(&a.id, "n1", until, t0()).unwrap());
+    // Nonces are per client.
+    assert!(s.nonce_record(&b.id, "n1", until, t0()).unwrap());
+    assert!(s.nonce_record(&a.id, "n2", until, t0()).unwrap());
+    // Still refused just before it expires; forgotten after.
+    let before = until - Duration::seconds(1);
+    assert!(!s.nonce_record(&a.id, "n1", until, before).unwrap());
+    let after = until + Duration::seconds(1);
+    assert!(s
+        .nonce_record(&a.id, "n1", after + Duration::seconds(600), after)
+        .unwrap());
+    assert!(!s
+        .nonce_record(&a.id, "n1", after + Duration::seconds(600), after)
+        .unwrap());
+}
+
+fn a_nonce_is_accepted_once_even_when_callers_race(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let t = TenantId::default_tenant();
+    let a = client(s, &t, "racer");
+    let until = t0() + Duration::seconds(600);
+    let wins = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                if s.nonce_record(&a.id, "same", until, t0()).unwrap() {
+                    wins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(wins.into_inner(), 1);
 }

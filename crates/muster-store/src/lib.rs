@@ -427,6 +427,30 @@ pub struct KeyRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A client's credentials besides its secrets (SPEC 2.1, 2.2). Each is
+/// optional and they combine freely.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientKeys {
+    /// The HMAC-SHA256 request-signing key, sealed under the master key
+    /// (never stored in plaintext).
+    pub hmac_sealed: Option<Vec<u8>>,
+    /// The Ed25519 request-signing public key, 32 raw bytes.
+    pub ed25519_public: Option<Vec<u8>>,
+    /// For `private_key_jwt` (RFC 7523): a JWK, a JWKS or `{"pem": ...}`,
+    /// as JSON text.
+    pub jwt_keys: Option<String>,
+    /// When any of them last changed; `None` when none was ever set.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// One change to a client's [`ClientKeys`]; `None` removes the credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientKeyChange {
+    Hmac(Option<Vec<u8>>),
+    Ed25519(Option<Vec<u8>>),
+    JwtKeys(Option<String>),
+}
+
 /// Storage for one Muster installation. Methods block; async callers run
 /// them on a blocking thread. Every method that changes people writes the
 /// audit entries in the same transaction.
@@ -544,6 +568,28 @@ pub trait Store: Send + Sync + 'static {
     /// A client's intake policy (the default when none was set).
     fn intake_policy_get(&self, principal_id: &str) -> Result<IntakePolicy>;
     fn intake_policy_put(&self, principal_id: &str, p: &IntakePolicy) -> Result<()>;
+    /// A client's signing and assertion keys (empty when none is set).
+    /// `NotFound` when no principal has this public client id.
+    fn client_keys_get(&self, client_id: &str) -> Result<ClientKeys>;
+    /// Sets, replaces or removes one of a client's keys.
+    fn client_keys_set(
+        &self,
+        client_id: &str,
+        change: ClientKeyChange,
+        now: DateTime<Utc>,
+    ) -> Result<ClientKeys>;
+    /// Records that `principal_id` used `nonce` (a request-signature nonce
+    /// or a client-assertion `jti`), remembered until `expires_at`. Returns
+    /// `true` when it was not seen before (or its record had expired), and
+    /// `false` for a replay. Atomic across concurrent callers and gateway
+    /// instances sharing the database. Also purges some expired records.
+    fn nonce_record(
+        &self,
+        principal_id: &str,
+        nonce: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
 
     fn audit_append(&self, d: AuditDraft) -> Result<i64>;
     fn audit_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<AuditRow>>;

@@ -1,9 +1,12 @@
 //! `muster push FILE`: the scheduled worker's command.
 //!
-//! It authenticates with OAuth 2.0 client credentials from the environment
-//! (`MUSTER_CLIENT_ID`, and `MUSTER_CLIENT_SECRET` or
-//! `MUSTER_CLIENT_SECRET_FILE`; never from the command line, where `ps` and
-//! shell history would show them), streams the file with a progress bar
+//! It authenticates with credentials from the environment, never from the
+//! command line (where `ps` and shell history would show them): by default
+//! OAuth 2.0 client credentials (`MUSTER_CLIENT_ID`, and `MUSTER_CLIENT_SECRET`
+//! or `MUSTER_CLIENT_SECRET_FILE`); with `--auth private-key-jwt` a signed
+//! client assertion (`MUSTER_CLIENT_KEY_FILE`, RFC 7523); with `--auth hmac`
+//! or `--auth ed25519` signed requests (`MUSTER_CLIENT_SIGNING_KEY_FILE`,
+//! RFC 9421) and no token at all. It streams the file with a progress bar
 //! (only when stderr is a terminal), waits for the import to become final,
 //! prints the counts and the first row errors, and exits with a code a
 //! scheduler can act on:
@@ -22,7 +25,8 @@ use crate::output::{counts_line, print_json, print_row_errors, report_error};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use muster_client::{
-    Auth, Client, ClientError, EncryptTo, ImportFormat, ImportMode, ImportParams, SecretString,
+    Auth, Client, ClientError, EncryptTo, ImportFormat, ImportMode, ImportParams, JwtAssertionKey,
+    RequestSigner, SecretString,
 };
 use muster_proto::{ImportInfo, ImportState, RowErrorInfo};
 use std::collections::BTreeMap;
@@ -47,8 +51,15 @@ const SHOWN_ERRORS: u32 = 20;
 const SERVER_WAIT_MAX: u64 = 30;
 
 pub const AFTER_HELP: &str = "\
-Credentials come from MUSTER_CLIENT_ID and MUSTER_CLIENT_SECRET (or MUSTER_CLIENT_SECRET_FILE), \
-never from the command line.
+Credentials come from the environment, never from the command line. MUSTER_CLIENT_ID always,
+and by --auth (or MUSTER_AUTH):
+  client-secret    MUSTER_CLIENT_SECRET or MUSTER_CLIENT_SECRET_FILE (OAuth client_secret_basic)
+  private-key-jwt  MUSTER_CLIENT_KEY_FILE: a PEM private key (RSA, P-256 or Ed25519) whose public
+                   half is registered for the client; MUSTER_CLIENT_KEY_ID names it in a JWKS
+  hmac             MUSTER_CLIENT_SIGNING_KEY_FILE: the HMAC key the gateway issued (base64url);
+                   every request is signed (RFC 9421), no token is fetched
+  ed25519          MUSTER_CLIENT_SIGNING_KEY_FILE: a PKCS#8 PEM Ed25519 private key (or its
+                   base64 32-byte seed); every request is signed
 
 Exit codes:
   0  the import succeeded (with --no-wait: it was accepted)
@@ -111,6 +122,29 @@ pub struct PushArgs {
     /// The gateway's URL.
     #[arg(long, env = "MUSTER_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// How to authenticate: client-secret, private-key-jwt, hmac or ed25519
+    /// (key material from the environment, see below).
+    #[arg(long, env = "MUSTER_AUTH", value_parser = parse_auth_method, default_value = "client-secret")]
+    pub auth: AuthMethod,
+}
+
+/// How `muster push` authenticates (`--auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    ClientSecret,
+    PrivateKeyJwt,
+    Hmac,
+    Ed25519,
+}
+
+fn parse_auth_method(s: &str) -> Result<AuthMethod, String> {
+    match s {
+        "client-secret" => Ok(AuthMethod::ClientSecret),
+        "private-key-jwt" => Ok(AuthMethod::PrivateKeyJwt),
+        "hmac" => Ok(AuthMethod::Hmac),
+        "ed25519" => Ok(AuthMethod::Ed25519),
+        _ => Err("one of client-secret, private-key-jwt, hmac, ed25519".to_owned()),
+    }
 }
 
 fn parse_mode(s: &str) -> Result<ImportMode, String> {
@@ -196,6 +230,45 @@ pub fn credentials(
     ))
 }
 
+/// The credentials for `method`, from the environment `env`; `read` reads
+/// key files. Key material never comes from the command line.
+pub fn credentials_for(
+    method: AuthMethod,
+    env: impl Fn(&str) -> Option<String>,
+    read: impl Fn(&Path) -> std::io::Result<String>,
+) -> Result<Auth, String> {
+    if method == AuthMethod::ClientSecret {
+        return credentials(env, read);
+    }
+    let client_id = env("MUSTER_CLIENT_ID")
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .ok_or("no credentials: set MUSTER_CLIENT_ID")?;
+    let var = match method {
+        AuthMethod::PrivateKeyJwt => "MUSTER_CLIENT_KEY_FILE",
+        _ => "MUSTER_CLIENT_SIGNING_KEY_FILE",
+    };
+    let file = env(var).ok_or_else(|| format!("no key: set {var}"))?;
+    let text = read(Path::new(&file)).map_err(|e| format!("cannot read {var} ({file}): {e}"))?;
+    let bad = |e: ClientError| format!("{var} ({file}): {e}");
+    match method {
+        AuthMethod::PrivateKeyJwt => {
+            let kid = env("MUSTER_CLIENT_KEY_ID").filter(|k| !k.trim().is_empty());
+            Ok(Auth::PrivateKeyJwt {
+                client_id,
+                key: JwtAssertionKey::from_pem(&text, kid).map_err(bad)?,
+                scope: None,
+            })
+        }
+        AuthMethod::Hmac => Ok(Auth::Signed(
+            RequestSigner::hmac(&client_id, &text).map_err(bad)?,
+        )),
+        _ => Ok(Auth::Signed(
+            RequestSigner::ed25519(&client_id, &text).map_err(bad)?,
+        )),
+    }
+}
+
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("muster push: {msg}");
     ExitCode::from(code)
@@ -222,7 +295,11 @@ fn progress_bar(size: u64) -> Option<ProgressBar> {
 }
 
 pub async fn run(a: PushArgs) -> ExitCode {
-    let auth = match credentials(|k| std::env::var(k).ok(), |p| std::fs::read_to_string(p)) {
+    let auth = match credentials_for(
+        a.auth,
+        |k| std::env::var(k).ok(),
+        |p| std::fs::read_to_string(p),
+    ) {
         Ok(a) => a,
         Err(e) => return fail(EXIT_FAILED, e),
     };
@@ -458,8 +535,50 @@ mod tests {
                 client_secret,
                 ..
             } => (client_id.clone(), client_secret.expose_secret().to_owned()),
-            Auth::Bearer(_) => panic!("not client credentials"),
+            _ => panic!("not client credentials"),
         }
+    }
+
+    #[test]
+    fn signing_and_assertion_keys_come_from_files_named_in_the_environment() {
+        let hmac_key = "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk";
+        let a = credentials_for(
+            AuthMethod::Hmac,
+            env(&[
+                ("MUSTER_CLIENT_ID", "hr"),
+                ("MUSTER_CLIENT_SIGNING_KEY_FILE", "/run/secrets/hmac"),
+            ]),
+            |p: &Path| {
+                assert_eq!(p, Path::new("/run/secrets/hmac"));
+                Ok(format!("{hmac_key}\n"))
+            },
+        )
+        .unwrap();
+        let Auth::Signed(s) = &a else {
+            panic!("not a signer")
+        };
+        assert_eq!(s.client_id(), "hr");
+        assert!(!format!("{a:?}").contains(hmac_key));
+
+        let e = credentials_for(
+            AuthMethod::PrivateKeyJwt,
+            env(&[("MUSTER_CLIENT_ID", "hr")]),
+            |_: &Path| Ok(String::new()),
+        )
+        .unwrap_err();
+        assert!(e.contains("MUSTER_CLIENT_KEY_FILE"), "{e}");
+        let e = credentials_for(
+            AuthMethod::Ed25519,
+            env(&[
+                ("MUSTER_CLIENT_ID", "hr"),
+                ("MUSTER_CLIENT_SIGNING_KEY_FILE", "/k"),
+            ]),
+            |_: &Path| Ok("not a key".to_owned()),
+        )
+        .unwrap_err();
+        assert!(e.contains("MUSTER_CLIENT_SIGNING_KEY_FILE"), "{e}");
+        assert_eq!(parse_auth_method("ed25519"), Ok(AuthMethod::Ed25519));
+        assert!(parse_auth_method("kerberos").is_err());
     }
 
     #[test]

@@ -10,3 +10,5 @@ mod encrypted;
 mod imports;
 mod oauth;
 mod people;
+mod private_key_jwt;
+mod signing;

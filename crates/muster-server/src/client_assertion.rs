@@ -1,0 +1,217 @@
+//! `private_key_jwt` client authentication at the token and revocation
+//! endpoints (RFC 7523 2.2 and 3, RFC 7521 4.2; the name is from OpenID
+//! Connect Core 9).
+//!
+//! The client sends `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`
+//! and a `client_assertion` JWT signed (RS256, ES256 or EdDSA) with the
+//! private key whose public half it registered (a JWK, a JWKS, or a PEM
+//! key; a `kid` in the JWT header selects a key from a JWKS). The gateway
+//! checks, with its injected clock:
+//! - `iss` and `sub` are the client id (RFC 7523 3, items 1 and 2);
+//! - `aud` names the token endpoint URL or the issuer (item 3);
+//! - `exp` is present, not passed, and no further ahead than
+//!   `tokens.max_assertion_lifetime_seconds` (item 4; default 300 s);
+//! - `nbf`/`iat`, when present, are not in the future (items 5, 6);
+//! - `jti` is present and was never used before (item 7), remembered in
+//!   the same replay table as request-signature nonces until `exp`.
+//!
+//! Every failure is `invalid_client` (RFC 6749 5.2), audited for a known
+//! client without the assertion.
+use crate::auth::audit_refusal;
+use crate::client_keys::assertion_keys;
+use crate::oauth::OAuthFailure;
+use crate::state::AppState;
+use chrono::{Duration, TimeZone, Utc};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{decode, decode_header, Algorithm, Validation};
+use muster_store::{ClientRow, PrincipalKind};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// RFC 7523 2.2.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+const LEEWAY: i64 = 30;
+const MAX_JTI: usize = 256;
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    exp: i64,
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    iat: Option<i64>,
+    #[serde(default)]
+    jti: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Unverified {
+    #[serde(default)]
+    sub: Option<String>,
+}
+
+fn fail(why: &str) -> OAuthFailure {
+    OAuthFailure::invalid_client(format!("client assertion refused: {why}"), false)
+}
+
+/// Authenticates the client of a token or revocation request by its
+/// assertion.
+pub async fn authenticate(
+    state: &AppState,
+    form: &HashMap<String, String>,
+) -> Result<ClientRow, OAuthFailure> {
+    match form.get("client_assertion_type").map(String::as_str) {
+        Some(JWT_BEARER) => {}
+        Some(_) => return Err(fail("unsupported client_assertion_type")),
+        None => {
+            return Err(OAuthFailure::invalid_request(
+                "client_assertion_type is required with client_assertion",
+            ))
+        }
+    }
+    let assertion = form
+        .get("client_assertion")
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| OAuthFailure::invalid_request("client_assertion is required"))?;
+    let header = decode_header(assertion).map_err(|_| fail("not a JWT"))?;
+    if !matches!(
+        header.alg,
+        Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
+    ) {
+        return Err(fail("alg must be RS256, ES256 or EdDSA"));
+    }
+    // Which client: `client_id` when sent (RFC 7521 4.2), else `sub`.
+    let unverified = jsonwebtoken::dangerous::insecure_decode::<Unverified>(assertion)
+        .map_err(|_| fail("the claims do not decode"))?
+        .claims;
+    let client_id = match (form.get("client_id"), unverified.sub) {
+        (Some(id), Some(sub)) if *id != sub => {
+            return Err(fail("client_id differs from the assertion's sub"))
+        }
+        (Some(id), _) => id.clone(),
+        (None, Some(sub)) => sub,
+        (None, None) => return Err(fail("sub is required")),
+    };
+    let lookup = client_id.clone();
+    let client = match state.db(move |s| s.client_get(&lookup)).await {
+        Ok(c) if c.kind == PrincipalKind::Client => c,
+        Ok(_) | Err(crate::error::ApiError::NotFound(_)) => {
+            return Err(OAuthFailure::invalid_client(
+                "client authentication failed",
+                false,
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match verify(state, &client, assertion, &header).await {
+        Ok(()) => Ok(client),
+        Err(why) => {
+            audit_refusal(
+                state,
+                &client,
+                "oauth2",
+                &format!("client assertion: {why}"),
+            )
+            .await;
+            Err(fail(why))
+        }
+    }
+}
+
+async fn verify(
+    state: &AppState,
+    client: &ClientRow,
+    assertion: &str,
+    header: &jsonwebtoken::Header,
+) -> Result<(), &'static str> {
+    let cid = client.client_id.clone();
+    let stored = state
+        .db(move |s| s.client_keys_get(&cid))
+        .await
+        .map_err(|_| "the client's keys cannot be read")?;
+    let doc: serde_json::Value = stored
+        .jwt_keys
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .ok_or("the client has no registered key")?;
+    let keys = assertion_keys(&doc).map_err(|_| "the client's registered key is unusable")?;
+    let candidates: Vec<_> = keys
+        .iter()
+        .filter(|k| k.alg == header.alg)
+        .filter(|k| match &header.kid {
+            Some(kid) => k.kid.as_deref() == Some(kid.as_str()),
+            None => true,
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Err("no registered key matches the JWT's kid and alg");
+    }
+
+    let mut v = Validation::new(header.alg);
+    // Time is checked below against the injected clock.
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    v.set_issuer(&[&client.client_id]);
+    v.sub = Some(client.client_id.clone());
+    let token_endpoint = format!("{}/oauth2/token", state.issuer);
+    v.set_audience(&[token_endpoint.as_str(), &*state.issuer]);
+
+    let mut outcome = Err("the signature does not verify with the registered key");
+    for k in candidates {
+        match decode::<Claims>(assertion, &k.key, &v) {
+            Ok(data) => {
+                outcome = Ok(data.claims);
+                break;
+            }
+            Err(e) => {
+                let why = match e.kind() {
+                    ErrorKind::InvalidSignature => continue,
+                    ErrorKind::InvalidAudience => {
+                        "aud is neither the token endpoint nor the issuer"
+                    }
+                    ErrorKind::InvalidIssuer => "iss is not the client id",
+                    ErrorKind::InvalidSubject => "sub is not the client id",
+                    ErrorKind::MissingRequiredClaim(_) => "exp, iss, sub and aud are required",
+                    _ => "the assertion is malformed",
+                };
+                return Err(why);
+            }
+        }
+    }
+    let claims = outcome?;
+
+    let now = state.clock.now();
+    let t = now.timestamp();
+    if claims.exp <= t - LEEWAY {
+        return Err("the assertion has expired");
+    }
+    let max = i64::try_from(state.config.tokens.max_assertion_lifetime_seconds).unwrap_or(300);
+    if claims.exp > t + max + LEEWAY {
+        return Err("exp lies further ahead than the gateway accepts");
+    }
+    if claims.nbf.is_some_and(|n| n > t + LEEWAY) || claims.iat.is_some_and(|i| i > t + LEEWAY) {
+        return Err("the assertion is not valid yet");
+    }
+    let jti = claims
+        .jti
+        .filter(|j| !j.is_empty() && j.len() <= MAX_JTI)
+        .ok_or("jti is required")?;
+    if client.disabled {
+        return Err("the client is disabled");
+    }
+    let until = Utc
+        .timestamp_opt(claims.exp + LEEWAY, 0)
+        .single()
+        .unwrap_or(now + Duration::seconds(max + LEEWAY));
+    let (pid, key) = (client.id.clone(), format!("jti:{jti}"));
+    let fresh = state
+        .db(move |s| s.nonce_record(&pid, &key, until, now))
+        .await
+        .map_err(|_| "the replay check failed")?;
+    if !fresh {
+        return Err("this jti was already used");
+    }
+    Ok(())
+}

@@ -1,0 +1,415 @@
+//! A client's credentials besides its secrets, and the admin API that
+//! manages them (SPEC 2.1, 2.2):
+//!
+//! - an HMAC-SHA256 request-signing key (RFC 9421 3.3.3): generated here
+//!   (256 bits), shown once, stored only sealed under the master key;
+//! - an Ed25519 request-signing public key (RFC 9421 3.3.6): the gateway
+//!   holds no secret;
+//! - the `private_key_jwt` key(s) (RFC 7523 2.2): a public JWK, a JWKS
+//!   (`kid` selects) or one PEM public key, for RS256, ES256 or EdDSA.
+//!
+//! Every change is audited by kind, never with key material.
+use crate::admin::audit;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::json::JsonBody;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use base64::Engine;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use muster_core::policy::Permission;
+use muster_httpsig::{HmacKey, VerifyingKey};
+use muster_intake::sealed_box;
+use muster_proto::{ClientKeysInfo, Ed25519KeyRequest, HmacKeyIssued, JwtKeysRequest};
+use muster_store::{ClientKeyChange, ClientKeys, ClientRow, PrincipalKind};
+use rand::RngCore;
+
+const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Associated data of a sealed HMAC key: binds it to its client.
+fn hmac_aad(client_id: &str) -> Vec<u8> {
+    format!("muster client hmac key:{client_id}").into_bytes()
+}
+
+/// The request-signing keys a client can verify with, HMAC first. A sealed
+/// HMAC key that does not open (wrong master key) is logged and skipped.
+pub fn verifying_keys(state: &AppState, client_id: &str, keys: &ClientKeys) -> Vec<VerifyingKey> {
+    let mut out = Vec::new();
+    if let Some(sealed) = &keys.hmac_sealed {
+        match sealed_box::open(state.master_key.bytes(), &hmac_aad(client_id), sealed) {
+            Ok(k) => out.push(VerifyingKey::HmacSha256(HmacKey::new(k))),
+            Err(e) => tracing::error!(client_id, error = %e, "a sealed HMAC key does not open"),
+        }
+    }
+    if let Some(pk) = keys
+        .ed25519_public
+        .as_deref()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+    {
+        out.push(VerifyingKey::Ed25519(pk));
+    }
+    out
+}
+
+/// A `private_key_jwt` verification key with the one algorithm it may be
+/// used with (so a key can never be tried with another family's algorithm).
+pub struct AssertionKey {
+    pub kid: Option<String>,
+    pub alg: Algorithm,
+    pub key: DecodingKey,
+}
+
+/// The JWS algorithm a public JWK is for, or why it is not accepted.
+fn jwk_algorithm(jwk: &Jwk) -> Result<Algorithm, &'static str> {
+    let from_type = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => Algorithm::RS256,
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+            Algorithm::EdDSA
+        }
+        AlgorithmParameters::OctetKey(_) => {
+            return Err("symmetric (oct) keys are not accepted for private_key_jwt")
+        }
+        _ => return Err("only RSA, P-256 and Ed25519 keys are accepted"),
+    };
+    match jwk.common.key_algorithm {
+        None => Ok(from_type),
+        Some(KeyAlgorithm::RS256) if from_type == Algorithm::RS256 => Ok(from_type),
+        Some(KeyAlgorithm::ES256) if from_type == Algorithm::ES256 => Ok(from_type),
+        Some(KeyAlgorithm::EdDSA) if from_type == Algorithm::EdDSA => Ok(from_type),
+        Some(_) => Err("a key's alg must be RS256, ES256 or EdDSA and match its type"),
+    }
+}
+
+/// Parses a stored (or submitted) `jwt_keys` document.
+pub fn assertion_keys(doc: &serde_json::Value) -> Result<Vec<AssertionKey>, String> {
+    if let Some(pem) = doc.get("pem").and_then(|p| p.as_str()) {
+        let pem = pem.as_bytes();
+        let (alg, key) = if let Ok(k) = DecodingKey::from_rsa_pem(pem) {
+            (Algorithm::RS256, k)
+        } else if let Ok(k) = DecodingKey::from_ed_pem(pem) {
+            (Algorithm::EdDSA, k)
+        } else if let Ok(k) = DecodingKey::from_ec_pem(pem) {
+            (Algorithm::ES256, k)
+        } else {
+            return Err("public_key_pem: not an RSA, P-256 or Ed25519 public key in PEM".into());
+        };
+        return Ok(vec![AssertionKey {
+            kid: None,
+            alg,
+            key,
+        }]);
+    }
+    let jwks: Vec<Jwk> = if doc.get("keys").is_some() {
+        serde_json::from_value::<JwkSet>(doc.clone())
+            .map_err(|_| "jwks: not a valid JWK Set (RFC 7517 5)".to_owned())?
+            .keys
+    } else {
+        vec![serde_json::from_value::<Jwk>(doc.clone())
+            .map_err(|_| "jwks: not a valid JWK (RFC 7517 4)".to_owned())?]
+    };
+    if jwks.is_empty() {
+        return Err("jwks: the set holds no key".into());
+    }
+    let mut out = Vec::new();
+    for (i, jwk) in jwks.iter().enumerate() {
+        let alg = jwk_algorithm(jwk).map_err(|e| format!("jwks key {i}: {e}"))?;
+        let key = DecodingKey::from_jwk(jwk)
+            .map_err(|_| format!("jwks key {i}: the key parameters do not decode"))?;
+        out.push(AssertionKey {
+            kid: jwk.common.key_id.clone(),
+            alg,
+            key,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads an Ed25519 public key: 32 raw bytes in base64(url), or an SPKI PEM.
+fn parse_ed25519(text: &str) -> Option<[u8; 32]> {
+    // RFC 8410 4: the SPKI of an Ed25519 key is this fixed prefix and the key.
+    const SPKI_PREFIX: [u8; 12] = [
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    let text = text.trim();
+    let bytes = if let Some(body) = text
+        .strip_prefix("-----BEGIN PUBLIC KEY-----")
+        .and_then(|t| t.strip_suffix("-----END PUBLIC KEY-----"))
+    {
+        let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+        der.strip_prefix(&SPKI_PREFIX[..])?.to_vec()
+    } else {
+        let t = text.trim_end_matches('=');
+        B64URL
+            .decode(t)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(t))
+            .ok()?
+    };
+    let raw = <[u8; 32]>::try_from(bytes.as_slice()).ok()?;
+    // Refuse bytes that are not a point on the curve.
+    ed25519_dalek::VerifyingKey::from_bytes(&raw).ok()?;
+    Some(raw)
+}
+
+fn keys_info(client_id: &str, k: &ClientKeys) -> ClientKeysInfo {
+    ClientKeysInfo {
+        client_id: client_id.to_owned(),
+        hmac: k.hmac_sealed.is_some(),
+        ed25519_public_key: k.ed25519_public.as_ref().map(|b| B64URL.encode(b)),
+        jwt_keys: k
+            .jwt_keys
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok()),
+        updated_at: k.updated_at,
+    }
+}
+
+/// A client of the caller's tenant; other tenants' clients do not exist.
+async fn own_client(state: &AppState, caller: &Caller, id: String) -> ApiResult<ClientRow> {
+    caller.require(Permission::ClientsAdmin)?;
+    let c = state.db(move |s| s.client_get(&id)).await?;
+    if c.tenant != caller.principal.tenant || c.kind != PrincipalKind::Client {
+        return Err(ApiError::NotFound("client"));
+    }
+    Ok(c)
+}
+
+async fn change(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientRow,
+    change: ClientKeyChange,
+    action: &str,
+    kind: &str,
+) -> ApiResult<ClientKeys> {
+    let now = state.clock.now();
+    let cid = client.client_id.clone();
+    let keys = state
+        .db(move |s| s.client_keys_set(&cid, change, now))
+        .await?;
+    audit(
+        state,
+        caller,
+        action,
+        serde_json::json!({ "client_id": client.client_id, "key": kind }),
+    )
+    .await?;
+    Ok(keys)
+}
+
+pub async fn client_keys_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ClientKeysInfo>> {
+    let c = own_client(&state, &caller, id).await?;
+    let cid = c.client_id.clone();
+    let keys = state.db(move |s| s.client_keys_get(&cid)).await?;
+    Ok(Json(keys_info(&c.client_id, &keys)))
+}
+
+/// Issues (or replaces) the HMAC key; the only time it is shown.
+pub async fn client_hmac_rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<HmacKeyIssued>)> {
+    let c = own_client(&state, &caller, id).await?;
+    let mut key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    let sealed = sealed_box::seal(state.master_key.bytes(), &hmac_aad(&c.client_id), &key);
+    let shown = B64URL.encode(key);
+    key.iter_mut().for_each(|b| *b = 0);
+    let keys = change(
+        &state,
+        &caller,
+        &c,
+        ClientKeyChange::Hmac(Some(sealed)),
+        "client.key_set",
+        "hmac",
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(HmacKeyIssued {
+            client_id: c.client_id.clone(),
+            alg: "hmac-sha256".into(),
+            hmac_key: shown,
+            keys: keys_info(&c.client_id, &keys),
+        }),
+    ))
+}
+
+pub async fn client_hmac_delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ClientKeysInfo>> {
+    let c = own_client(&state, &caller, id).await?;
+    let keys = change(
+        &state,
+        &caller,
+        &c,
+        ClientKeyChange::Hmac(None),
+        "client.key_removed",
+        "hmac",
+    )
+    .await?;
+    Ok(Json(keys_info(&c.client_id, &keys)))
+}
+
+pub async fn client_ed25519_put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<Ed25519KeyRequest>,
+) -> ApiResult<Json<ClientKeysInfo>> {
+    let c = own_client(&state, &caller, id).await?;
+    let raw = parse_ed25519(&req.public_key).ok_or_else(|| {
+        ApiError::unprocessable(
+            "invalid_key",
+            "public_key: 32 bytes in base64/base64url, or an Ed25519 SPKI PEM",
+        )
+    })?;
+    let keys = change(
+        &state,
+        &caller,
+        &c,
+        ClientKeyChange::Ed25519(Some(raw.to_vec())),
+        "client.key_set",
+        "ed25519",
+    )
+    .await?;
+    Ok(Json(keys_info(&c.client_id, &keys)))
+}
+
+pub async fn client_ed25519_delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ClientKeysInfo>> {
+    let c = own_client(&state, &caller, id).await?;
+    let keys = change(
+        &state,
+        &caller,
+        &c,
+        ClientKeyChange::Ed25519(None),
+        "client.key_removed",
+        "ed25519",
+    )
+    .await?;
+    Ok(Json(keys_info(&c.client_id, &keys)))
+}
+
+pub async fn client_jwt_keys_put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<JwtKeysRequest>,
+) -> ApiResult<Json<ClientKeysInfo>> {
+    let c = own_client(&state, &caller, id).await?;
+    let doc = match (req.jwks, req.public_key_pem) {
+        (Some(j), None) => j,
+        (None, Some(pem)) => serde_json::json!({ "pem": pem }),
+        _ => {
+            return Err(ApiError::unprocessable(
+                "invalid_key",
+                "give exactly one of jwks and public_key_pem",
+            ))
+        }
+    };
+    assertion_keys(&doc).map_err(|e| ApiError::unprocessable("invalid_key", e))?;
+    if let Some(private) = private_members(&doc) {
+        return Err(ApiError::unprocessable(
+            "invalid_key",
+            format!("jwks: the private key member '{private}' must not be sent (RFC 7518 6)"),
+        ));
+    }
+    let text = serde_json::to_string(&doc).map_err(|e| ApiError::Internal(e.into()))?;
+    let keys = change(
+        &state,
+        &caller,
+        &c,
+        ClientKeyChange::JwtKeys(Some(text)),
+        "client.key_set",
+        "jwt",
+    )
+    .await?;
+    Ok(Json(keys_info(&c.client_id, &keys)))
+}
+
+/// The name of a private-key member (RFC 7518 6.2.2, 6.3.2, RFC 8037 2) in
+/// a JWK or JWKS, if any: the gateway must never hold a client's private key.
+fn private_members(doc: &serde_json::Value) -> Option<&'static str> {
+    const PRIVATE: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
+    let keys: Vec<&serde_json::Value> = match doc.get("keys").and_then(|k| k.as_array()) {
+        Some(a) => a.iter().collect(),
+        None => vec![doc],
+    };
+    keys.iter()
+        .find_map(|k| PRIVATE.iter().find(|m| k.get(**m).is_some()).copied())
+}
+
+pub async fn client_jwt_keys_delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ClientKeysInfo>> {
+    let c = own_client(&state, &caller, id).await?;
+    let keys = change(
+        &state,
+        &caller,
+        &c,
+        ClientKeyChange::JwtKeys(None),
+        "client.key_removed",
+        "jwt",
+    )
+    .await?;
+    Ok(Json(keys_info(&c.client_id, &keys)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ed25519_key_is_read_from_base64_or_pem() {
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]);
+        let raw = sk.verifying_key().to_bytes();
+        assert_eq!(parse_ed25519(&B64URL.encode(raw)), Some(raw));
+        assert_eq!(
+            parse_ed25519(&base64::engine::general_purpose::STANDARD.encode(raw)),
+            Some(raw)
+        );
+        let mut der = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        der.extend_from_slice(&raw);
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        );
+        assert_eq!(parse_ed25519(&pem), Some(raw));
+        assert_eq!(parse_ed25519("AAAA"), None);
+    }
+
+    #[test]
+    fn private_key_members_are_refused() {
+        let doc =
+            serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "a", "d": "b"}]});
+        assert_eq!(private_members(&doc), Some("d"));
+        let doc = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "a"});
+        assert_eq!(private_members(&doc), None);
+    }
+
+    #[test]
+    fn symmetric_jwks_are_not_accepted() {
+        let doc = serde_json::json!({"kty": "oct", "k": "c2VjcmV0"});
+        assert!(assertion_keys(&doc).is_err());
+    }
+}

@@ -1,0 +1,416 @@
+//! Signed requests (SPEC 2.2): HTTP Message Signatures (RFC 9421) as an
+//! alternative to a Bearer token on every `/api/v1` route.
+//!
+//! [`verify_signature`] is a middleware on the `/api/v1` router. It does
+//! nothing unless the request carries `Signature` or `Signature-Input`;
+//! then it authenticates the request completely and hands the client to the
+//! [`crate::auth::Caller`] extractor as a [`SignedBy`] request extension:
+//!
+//! - `keyid` is the client id; the client's HMAC-SHA256 key (unsealed with
+//!   the master key) and Ed25519 public key are tried, in that order.
+//! - Policy [`VerifyPolicy::muster`] with the injected clock: `@method` and
+//!   `@target-uri` covered, `content-digest` covered when there is a body,
+//!   `created` within 300 s either way, `nonce` present.
+//! - The nonce is recorded in the database ([`muster_store::Store::nonce_record`]),
+//!   so a replay is refused by every gateway instance sharing it.
+//!
+//! **`@target-uri`** (RFC 9421 2.2.2) is the absolute URI the client used.
+//! The gateway rebuilds it as: the configured `public_url` (scheme,
+//! authority and any path prefix a proxy strips) followed by the request's
+//! path and query; without `public_url`, `http://` + the `Host` header +
+//! path and query (the gateway itself speaks plain HTTP). `X-Forwarded-*`
+//! headers are never trusted: behind a TLS-terminating proxy, set
+//! `public_url`, which also pins the host so a signature made for another
+//! host does not verify here.
+//!
+//! **Bodies.** For every route but the upload, the body is buffered (up to
+//! `limits.max_json_bytes`, the largest any of them accepts) and its
+//! `Content-Digest` checked (RFC 9530) before the handler runs. The upload
+//! (`POST /api/v1/imports`) is streamed to disk, never buffered: its body
+//! is wrapped so that SHA-256 (or SHA-512) is computed as it flows, and a
+//! mismatch at the end surfaces as a stream error, before the end of the
+//! body. The import handler then discards the spooled file and creates no
+//! import, and this middleware turns its answer into the 401.
+//!
+//! Every refusal is a 401 problem document whose `code` is the reason
+//! ([`muster_httpsig::VerifyError::code`], or `nonce_reused`,
+//! `client_disabled`, `multiple_credentials`), audited as `auth.failed` for
+//! a known client (never with the signature or key).
+use crate::auth::audit_refusal;
+use crate::client_keys::verifying_keys;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{OriginalUri, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use chrono::Duration;
+use futures::StreamExt;
+use muster_httpsig::{signature_keyid, verify, VerifiedSignature, VerifyError, VerifyPolicy};
+use muster_proto::Problem;
+use muster_store::{ClientRow, PrincipalKind};
+use sha2::Digest;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The client a verified signature speaks for (a request extension).
+#[derive(Debug, Clone)]
+pub struct SignedBy(pub ClientRow);
+
+/// The one route whose body is streamed rather than buffered.
+const UPLOAD_PATH: &str = "/api/v1/imports";
+/// Longest nonce accepted (and stored).
+const MAX_NONCE: usize = 128;
+/// How long a nonce is remembered: a signature is acceptable while its
+/// `created` lies within 300 s of the gateway's clock, so 600 s after it is
+/// first seen it can no longer verify; a minute more absorbs clock steps.
+const NONCE_TTL_SECS: i64 = 2 * 300 + 60;
+
+/// Whether the request carries a signature (and so must be verified).
+pub fn has_signature(headers: &HeaderMap) -> bool {
+    headers.contains_key(muster_httpsig::SIGNATURE)
+        || headers.contains_key(muster_httpsig::SIGNATURE_INPUT)
+}
+
+/// A 401 problem document with a machine-readable reason.
+pub fn refusal(code: &'static str, detail: String) -> Response {
+    let body = Problem {
+        type_: "about:blank".into(),
+        title: "Unauthorized".into(),
+        status: 401,
+        detail,
+        code: code.to_owned(),
+        errors: Vec::new(),
+    };
+    let mut resp = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    // RFC 9421 5.1: what a signature must cover here.
+    resp.headers_mut().insert(
+        "accept-signature",
+        HeaderValue::from_static(
+            "sig1=(\"@method\" \"@target-uri\" \"content-digest\");created;nonce;keyid",
+        ),
+    );
+    resp
+}
+
+fn refused(e: &VerifyError) -> Response {
+    refusal(e.code(), e.to_string())
+}
+
+/// Rebuilds the absolute target URI (see the module docs).
+fn target_uri(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    let public = state.config.public_url.trim_end_matches('/');
+    if !public.is_empty() {
+        return Some(format!("{public}{pq}"));
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| uri.authority().map(|a| a.as_str().to_owned()))?;
+    let valid = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    valid.then(|| format!("http://{host}{pq}"))
+}
+
+/// An expected body digest for a streamed body (RFC 9530 2: the first of
+/// sha-256 and sha-512 the field carries).
+#[derive(Clone)]
+enum Expected {
+    Sha256(Vec<u8>),
+    Sha512(Vec<u8>),
+}
+
+fn expected_digest(field: &str) -> Result<Expected, VerifyError> {
+    let mut found = None;
+    for member in field.split(',') {
+        let Some((name, value)) = member.trim().split_once('=') else {
+            return Err(VerifyError::Malformed("Content-Digest".into()));
+        };
+        let bytes = value
+            .trim()
+            .split(';')
+            .next()
+            .and_then(|v| v.strip_prefix(':'))
+            .and_then(|v| v.strip_suffix(':'))
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+            .ok_or_else(|| VerifyError::Malformed("Content-Digest".into()))?;
+        match name.trim() {
+            "sha-256" if found.is_none() => found = Some(Expected::Sha256(bytes)),
+            "sha-512" if found.is_none() => found = Some(Expected::Sha512(bytes)),
+            _ => {}
+        }
+    }
+    found.ok_or(VerifyError::UnsupportedDigest)
+}
+
+/// Wraps a streamed body: hashes it as it flows and, when the content ends
+/// with another digest than the signed one, yields an error instead of the
+/// end, and sets `mismatch`.
+fn digest_checked(body: Body, expected: Expected, mismatch: Arc<AtomicBool>) -> Body {
+    enum Hasher {
+        Sha256(sha2::Sha256),
+        Sha512(sha2::Sha512),
+    }
+    let hasher = match &expected {
+        Expected::Sha256(_) => Hasher::Sha256(sha2::Sha256::new()),
+        Expected::Sha512(_) => Hasher::Sha512(sha2::Sha512::new()),
+    };
+    let start = Some((body.into_data_stream(), hasher, expected, mismatch));
+    let stream = futures::stream::unfold(start, |st| async move {
+        let (mut inner, mut hasher, expected, mismatch) = st?;
+        match inner.next().await {
+            Some(Ok(chunk)) => {
+                match &mut hasher {
+                    Hasher::Sha256(h) => h.update(&chunk),
+                    Hasher::Sha512(h) => h.update(&chunk),
+                }
+                Some((Ok(chunk), Some((inner, hasher, expected, mismatch))))
+            }
+            Some(Err(e)) => Some((Err(axum::BoxError::from(e)), None)),
+            None => {
+                let ok = match (hasher, &expected) {
+                    (Hasher::Sha256(h), Expected::Sha256(want)) => {
+                        muster_core::secret::digest_eq(&h.finalize(), want)
+                    }
+                    (Hasher::Sha512(h), Expected::Sha512(want)) => {
+                        muster_core::secret::digest_eq(&h.finalize(), want)
+                    }
+                    _ => false,
+                };
+                if ok {
+                    None
+                } else {
+                    mismatch.store(true, Ordering::SeqCst);
+                    let e: axum::BoxError = "Content-Digest does not match the content".into();
+                    Some((Err(e), None))
+                }
+            }
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// The middleware: see the module docs.
+pub async fn verify_signature(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !has_signature(req.headers()) {
+        return next.run(req).await;
+    }
+    match authenticate(&state, req).await {
+        Ok((req, None)) => next.run(req).await,
+        Ok((req, Some((client, mismatch)))) => {
+            let resp = next.run(req).await;
+            if mismatch.load(Ordering::SeqCst) {
+                let e = VerifyError::DigestMismatch;
+                audit_refusal(&state, &client, "httpsig", e.code()).await;
+                return refused(&e);
+            }
+            resp
+        }
+        Err(resp) => resp,
+    }
+}
+
+type StreamCheck = Option<(ClientRow, Arc<AtomicBool>)>;
+
+async fn authenticate(state: &AppState, req: Request) -> Result<(Request, StreamCheck), Response> {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        return Err(refusal(
+            "multiple_credentials",
+            "send either a signature or an Authorization header, not both".into(),
+        ));
+    }
+    let (mut parts, body) = req.into_parts();
+    let uri = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+    let target = target_uri(state, &parts.headers, &uri).ok_or_else(|| {
+        refusal(
+            "component_unavailable",
+            "the target URI cannot be determined (no valid Host header)".into(),
+        )
+    })?;
+    let streaming = parts.method == Method::POST && uri.path() == UPLOAD_PATH;
+    let (buffered, streamed): (Option<Bytes>, Option<Body>) = if streaming {
+        (None, Some(body))
+    } else {
+        let limit = state.config.limits.max_json_bytes;
+        let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+            ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
+                .into_response()
+        })?;
+        (Some(bytes), None)
+    };
+    // Header lines for the signature base; values that are not visible
+    // ASCII cannot be covered and are left out (a covered one then reads as
+    // absent, RFC 9421 2.5).
+    let header_lines: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let message = || {
+        let mut m = muster_httpsig::Request::new(parts.method.as_str(), &target);
+        for (n, v) in &header_lines {
+            m = m.header(n, v);
+        }
+        if let Some(b) = &buffered {
+            m = m.body(b);
+        }
+        m
+    };
+
+    let keyid = signature_keyid(&message(), None).map_err(|e| refused(&e))?;
+    let lookup = keyid.clone();
+    let client = match state.db(move |s| s.client_get(&lookup)).await {
+        Ok(c) if c.kind == PrincipalKind::Client => c,
+        Ok(_) | Err(ApiError::NotFound(_)) => {
+            // No tenant to audit under: the log keeps the attempt.
+            tracing::warn!(
+                reason = "unknown_key",
+                "a signed request named no known client"
+            );
+            return Err(refused(&VerifyError::UnknownKey));
+        }
+        Err(e) => return Err(e.into_response()),
+    };
+    let cid = client.client_id.clone();
+    let stored = state
+        .db(move |s| s.client_keys_get(&cid))
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let keys = verifying_keys(state, &client.client_id, &stored);
+    let now = state.clock.now();
+    let policy = VerifyPolicy::muster(now.timestamp());
+
+    let verified = match check(&message(), &keys, &policy, streaming) {
+        Ok(v) => v,
+        Err(e) => {
+            audit_refusal(state, &client, "httpsig", e.code()).await;
+            return Err(refused(&e));
+        }
+    };
+    let expected = if streaming {
+        let field = parts
+            .headers
+            .get(muster_httpsig::CONTENT_DIGEST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        match expected_digest(field) {
+            Ok(x) => Some(x),
+            Err(e) => {
+                audit_refusal(state, &client, "httpsig", e.code()).await;
+                return Err(refused(&e));
+            }
+        }
+    } else {
+        None
+    };
+    if client.disabled {
+        audit_refusal(state, &client, "httpsig", "client_disabled").await;
+        return Err(refusal("client_disabled", "the client is disabled".into()));
+    }
+    let nonce = verified.nonce.unwrap_or_default();
+    if nonce.is_empty() || nonce.len() > MAX_NONCE {
+        audit_refusal(state, &client, "httpsig", "malformed").await;
+        return Err(refusal(
+            "malformed",
+            format!("the nonce must be 1 to {MAX_NONCE} characters"),
+        ));
+    }
+    let (pid, key, until) = (
+        client.id.clone(),
+        format!("sig:{nonce}"),
+        now + Duration::seconds(NONCE_TTL_SECS),
+    );
+    let fresh = state
+        .db(move |s| s.nonce_record(&pid, &key, until, now))
+        .await
+        .map_err(IntoResponse::into_response)?;
+    if !fresh {
+        audit_refusal(state, &client, "httpsig", "nonce_reused").await;
+        return Err(refusal(
+            "nonce_reused",
+            "this signature nonce was already used".into(),
+        ));
+    }
+
+    parts.extensions.insert(SignedBy(client.clone()));
+    let (body, check) = match (buffered, streamed, expected) {
+        (Some(b), _, _) => (Body::from(b), None),
+        (None, Some(body), Some(expected)) => {
+            let flag = Arc::new(AtomicBool::new(false));
+            (
+                digest_checked(body, expected, flag.clone()),
+                Some((client, flag)),
+            )
+        }
+        _ => (Body::empty(), None),
+    };
+    Ok((Request::from_parts(parts, body), check))
+}
+
+/// Verifies with each of the client's keys in turn (RFC 9421 3.2). A policy
+/// failure is the same for every key, so only a bad signature or an `alg`
+/// that names the other key's algorithm moves on to the next key.
+fn check(
+    message: &muster_httpsig::Request<'_>,
+    keys: &[muster_httpsig::VerifyingKey],
+    policy: &VerifyPolicy,
+    streaming: bool,
+) -> Result<VerifiedSignature, VerifyError> {
+    let mut last = VerifyError::UnknownKey;
+    for key in keys {
+        let resolver = |_: &str| Some(key.clone());
+        match verify(message, None, &resolver, policy) {
+            Ok(v) => {
+                // A streamed body is not in `message`, so the crate could
+                // not require its digest: require it here (RFC 9530 6.1).
+                let digest = muster_httpsig::CONTENT_DIGEST;
+                if streaming && !v.components.iter().any(|c| c == digest) {
+                    return Err(VerifyError::MissingComponent(digest.to_owned()));
+                }
+                return Ok(v);
+            }
+            Err(e @ (VerifyError::BadSignature | VerifyError::AlgorithmMismatch)) => {
+                if !matches!(last, VerifyError::BadSignature) {
+                    last = e;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_content_digest_field_yields_the_expected_hash() {
+        let field = muster_httpsig::content_digest(b"abc", muster_httpsig::DigestAlgorithm::Sha256);
+        match expected_digest(&field) {
+            Ok(Expected::Sha256(d)) => assert_eq!(d, sha2::Sha256::digest(b"abc").to_vec()),
+            _ => panic!("sha-256 expected"),
+        }
+        assert!(matches!(
+            expected_digest("md5=:AAAA:"),
+            Err(VerifyError::UnsupportedDigest)
+        ));
+        assert!(matches!(
+            expected_digest("garbage"),
+            Err(VerifyError::Malformed(_))
+        ));
+    }
+}

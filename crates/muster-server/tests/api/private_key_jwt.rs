@@ -1,0 +1,343 @@
+//! `private_key_jwt` client authentication (RFC 7523) at `/oauth2/token`,
+//! including an assertion made by a standard Python library (PyJWT).
+use crate::helpers::*;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use muster_core::clock::Clock;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+fn fixture(name: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/api/fixtures")
+        .join(name);
+    std::fs::read_to_string(p).unwrap()
+}
+
+fn encoding_key(alg: Algorithm) -> EncodingKey {
+    match alg {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(fixture("rsa.key.pem").as_bytes()).unwrap(),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(fixture("ec.key.pem").as_bytes()).unwrap(),
+        Algorithm::EdDSA => {
+            EncodingKey::from_ed_pem(fixture("ed25519.key.pem").as_bytes()).unwrap()
+        }
+        _ => unreachable!(),
+    }
+}
+
+fn kid(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::RS256 => "rsa-1",
+        Algorithm::ES256 => "ec-1",
+        _ => "ed-1",
+    }
+}
+
+/// A syncer whose private_key_jwt keys are the fixtures' JWKS.
+async fn jwt_client(app: &TestApp) -> Client {
+    let c = app.syncer().await;
+    let jwks: Value = serde_json::from_str(&fixture("jwks.json")).unwrap();
+    let r = app
+        .http
+        .put(app.url(&format!("/api/v1/clients/{}/keys/jwt", c.id)))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({ "jwks": jwks }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    c
+}
+
+fn claims(app: &TestApp, c: &Client) -> Value {
+    let now = app.clock.now().timestamp();
+    json!({
+        "iss": c.id,
+        "sub": c.id,
+        "aud": app.url("/oauth2/token"),
+        "iat": now,
+        "exp": now + 120,
+        "jti": uuid::Uuid::new_v4().to_string(),
+    })
+}
+
+fn assertion(alg: Algorithm, with_kid: bool, claims: &Value) -> String {
+    let mut h = Header::new(alg);
+    if with_kid {
+        h.kid = Some(kid(alg).to_owned());
+    }
+    encode(&h, claims, &encoding_key(alg)).unwrap()
+}
+
+async fn token_with(app: &TestApp, assertion: &str) -> reqwest::Response {
+    app.http
+        .post(app.url("/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", assertion),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn assert_invalid_client(r: reqwest::Response, why: &str) {
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_client", "{v}");
+    let d = v["error_description"].as_str().unwrap();
+    assert!(d.contains(why), "{d:?} should mention {why:?}");
+}
+
+async fn assert_token(app: &TestApp, r: reqwest::Response) {
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let t = v["access_token"].as_str().unwrap();
+    assert_eq!(
+        app.get_as(t, "/api/v1/mappings").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn an_rs256_assertion_gets_a_token() {
+    let app = spawn_app().await;
+    let c = jwt_client(&app).await;
+    let a = assertion(Algorithm::RS256, true, &claims(&app, &c));
+    assert_token(&app, token_with(&app, &a).await).await;
+}
+
+#[tokio::test]
+async fn an_es256_assertion_gets_a_token() {
+    let app = spawn_app().await;
+    let c = jwt_client(&app).await;
+    let a = assertion(Algorithm::ES256, true, &claims(&app, &c));
+    assert_token(&app, token_with(&app, &a).await).await;
+}
+
+#[tokio::test]
+async fn an_eddsa_assertion_without_kid_gets_a_token_and_the_issuer_is_a_valid_audience() {
+    let app = spawn_app().await;
+    let c = jwt_client(&app).await;
+    let mut cl = claims(&app, &c);
+    cl["aud"] = json!(app.base);
+    let a = assertion(Algorithm::EdDSA, false, &cl);
+    assert_token(&app, token_with(&app, &a).await).await;
+}
+
+#[tokio::test]
+async fn a_single_pem_key_can_be_registered_instead_of_a_jwks() {
+    let app = spawn_app().await;
+    let c = app.syncer().await;
+    let r = app
+        .http
+        .put(app.url(&format!("/api/v1/clients/{}/keys/jwt", c.id)))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({ "public_key_pem": fixture("ec.pub.pem") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let a = assertion(Algorithm::ES256, false, &claims(&app, &c));
+    assert_token(&app, token_with(&app, &a).await).await;
+}
+
+#[tokio::test]
+async fn a_reused_jti_is_refused() {
+    let app = spawn_app().await;
+    let c = jwt_client(&app).await;
+    let a = assertion(Algorithm::RS256, true, &claims(&app, &c));
+    assert_eq!(token_with(&app, &a).await.status(), StatusCode::OK);
+    assert_invalid_client(token_with(&app, &a).await, "jti was already used").await;
+}
+
+#[tokio::test]
+async fn an_assertion_for_another_audience_is_refused() {
+    let app = spawn_app().await;
+    let c = jwt_client(&app).await;
+    let mut cl = claims(&app, &c);
+    cl["aud"] = json!("https://elsewhere.example/oauth2/token");
+    let a = assertion(Algorithm::ES256, true, &cl);
+    assert_invalid_client(token_with(&app, &a).await, "aud").await;
+}
+
+#[tokio::test]
+async fn an_assertion_expiring_too_far_ahead_is_refused() {
+    let app = spawn_app().await;
+    let c = jwt_client(&app).await;
+    let mut cl = claims(&app, &c);
+    cl["exp"] = json!(app.clock.now().timestamp() + 3600);
+    let a = assertion(Algorithm::EdDSA, true, &cl);
+    assert_invalid_client(token_with(&app, &a).await, "exp lies further ahead").await;
+}
+
+#[tokio::test]
+async fn an_expired_assertion_is_refused_by_the_injected_clock() {
+    let app = spawn_app().await;
+    let c = jwt_client(&app).await;
+    let a = assertion(Algorithm::RS256, true, &claims(&app, &c));
+    app.clock.advance(chrono::Duration::seconds(600));
+    assert_invalid_client(token_with(&app, &a).await, "expired").await;
+}
+
+#[tokio::test]
+async fn an_assertion_signed_by_an_unregistered_key_is_refused() {
+    let app = spawn_app().await;
+    let c = app.syncer().await;
+    // Registers only the RSA key; signs with the EC key under the RSA kid.
+    let jwks: Value = serde_json::from_str(&fixture("jwks.json")).unwrap();
+    let only_rsa = json!({ "keys": [jwks["keys"][0].clone()] });
+    app.http
+        .put(app.url(&format!("/api/v1/clients/{}/keys/jwt", c.id)))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({ "jwks": only_rsa }))
+        .send()
+        .await
+        .unwrap();
+    let a = assertion(Algorithm::ES256, false, &claims(&app, &c));
+    assert_invalid_client(token_with(&app, &a).await, "no registered key").await;
+    // Same alg, wrong key: another RSA key's signature under kid rsa-1.
+    let other = fake_rsa_signature(&assertion(Algorithm::RS256, true, &claims(&app, &c)));
+    assert_invalid_client(token_with(&app, &other).await, "signature").await;
+}
+
+/// The assertion with its signature replaced by another message's.
+fn fake_rsa_signature(jwt: &str) -> String {
+    let mut parts: Vec<&str> = jwt.split('.').collect();
+    let forged = encode(
+        &Header::new(Algorithm::RS256),
+        &json!({"x": 1}),
+        &encoding_key(Algorithm::RS256),
+    )
+    .unwrap();
+    let sig = forged.rsplit('.').next().unwrap().to_owned();
+    parts[2] = &sig;
+    parts.join(".")
+}
+
+#[tokio::test]
+async fn the_metadata_advertises_private_key_jwt() {
+    let app = spawn_app().await;
+    let v: Value = app
+        .http
+        .get(app.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v["token_endpoint_auth_methods_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("private_key_jwt")));
+    assert_eq!(
+        v["token_endpoint_auth_signing_alg_values_supported"],
+        json!(["RS256", "ES256", "EdDSA"])
+    );
+}
+
+#[tokio::test]
+async fn an_assertion_made_by_pyjwt_gets_a_token() {
+    let Some(python) = python_with_pyjwt() else {
+        return;
+    };
+    let app = spawn_app().await;
+    let c = jwt_client(&app).await;
+    let script = r#"
+import sys, time, uuid, jwt
+key = open(sys.argv[1]).read()
+now = int(time.time())
+claims = {"iss": sys.argv[2], "sub": sys.argv[2], "aud": sys.argv[3],
+          "iat": now, "exp": now + 60, "jti": str(uuid.uuid4())}
+print(jwt.encode(claims, key, algorithm=sys.argv[4], headers={"kid": sys.argv[5]}))
+"#;
+    for (alg, file, kid) in [
+        ("RS256", "rsa.key.pem", "rsa-1"),
+        ("ES256", "ec.key.pem", "ec-1"),
+        ("EdDSA", "ed25519.key.pem", "ed-1"),
+    ] {
+        let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/api/fixtures")
+            .join(file);
+        let out = std::process::Command::new(&python)
+            .arg("-c")
+            .arg(script)
+            .arg(&key)
+            .arg(&c.id)
+            .arg(app.url("/oauth2/token"))
+            .arg(alg)
+            .arg(kid)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let a = String::from_utf8(out.stdout).unwrap();
+        assert_token(&app, token_with(&app, a.trim()).await).await;
+    }
+}
+
+/// python3 with PyJWT (and `cryptography`, for RS256/ES256/EdDSA),
+/// installed with pip when missing. Under CI=true a failure fails the test;
+/// elsewhere the test is skipped, loudly.
+fn python_with_pyjwt() -> Option<String> {
+    let python = "python3".to_owned();
+    let has = || {
+        std::process::Command::new(&python)
+            .args(["-c", "import jwt, cryptography"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has() {
+        let _ = std::process::Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "pyjwt[crypto]",
+            ])
+            .status();
+    }
+    if has() {
+        return Some(python);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true: python3 with PyJWT is required for the interop test and could not be installed");
+    }
+    eprintln!("SKIPPED an_assertion_made_by_pyjwt_gets_a_token: python3 with PyJWT is not available (pip install pyjwt[crypto])");
+    None
+}
+
+#[tokio::test]
+async fn the_sdk_fetches_tokens_with_private_key_jwt() {
+    let app = spawn_app().await;
+    let c = jwt_client(&app).await;
+    for (file, kid) in [
+        ("rsa.key.pem", "rsa-1"),
+        ("ec.key.pem", "ec-1"),
+        ("ed25519.key.pem", "ed-1"),
+    ] {
+        let key =
+            muster_client::JwtAssertionKey::from_pem(&fixture(file), Some(kid.to_owned())).unwrap();
+        let client = muster_client::Client::new(
+            &app.base,
+            muster_client::Auth::PrivateKeyJwt {
+                client_id: c.id.clone(),
+                key,
+                scope: None,
+            },
+        )
+        .unwrap();
+        let t = client.request_token().await.unwrap();
+        assert_eq!(t.token_type, "Bearer");
+        client.mapping_list().await.unwrap();
+    }
+}
