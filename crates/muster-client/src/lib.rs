@@ -457,6 +457,54 @@ impl Client {
             .await
     }
 
+    // ---- client signing and assertion keys --------------------------------
+
+    /// `GET /api/v1/clients/{client_id}/keys`: which keys are set.
+    pub async fn client_keys(&self, client_id: &str) -> Result<ClientKeysInfo, ClientError> {
+        self.get(&format!("/api/v1/clients/{}/keys", seg(client_id)?))
+            .await
+    }
+
+    /// `POST /api/v1/clients/{client_id}/keys/hmac`: a new HMAC-SHA256
+    /// request-signing key, shown once.
+    pub async fn client_hmac_issue(&self, client_id: &str) -> Result<HmacKeyIssued, ClientError> {
+        let path = format!("/api/v1/clients/{}/keys/hmac", seg(client_id)?);
+        self.call(Method::POST, &path, &[], None).await
+    }
+
+    /// `PUT /api/v1/clients/{client_id}/keys/ed25519`
+    pub async fn client_ed25519_set(
+        &self,
+        client_id: &str,
+        request: &Ed25519KeyRequest,
+    ) -> Result<ClientKeysInfo, ClientError> {
+        let path = format!("/api/v1/clients/{}/keys/ed25519", seg(client_id)?);
+        self.call(Method::PUT, &path, &[], Some(to_json(request)?))
+            .await
+    }
+
+    /// `PUT /api/v1/clients/{client_id}/keys/jwt` (`private_key_jwt` keys).
+    pub async fn client_jwt_keys_set(
+        &self,
+        client_id: &str,
+        request: &JwtKeysRequest,
+    ) -> Result<ClientKeysInfo, ClientError> {
+        let path = format!("/api/v1/clients/{}/keys/jwt", seg(client_id)?);
+        self.call(Method::PUT, &path, &[], Some(to_json(request)?))
+            .await
+    }
+
+    /// `DELETE /api/v1/clients/{client_id}/keys/{kind}`, kind `hmac`,
+    /// `ed25519` or `jwt`.
+    pub async fn client_key_remove(
+        &self,
+        client_id: &str,
+        kind: &str,
+    ) -> Result<ClientKeysInfo, ClientError> {
+        let path = format!("/api/v1/clients/{}/keys/{}", seg(client_id)?, seg(kind)?);
+        self.call(Method::DELETE, &path, &[], None).await
+    }
+
     // ---- keys ------------------------------------------------------------
 
     /// `GET /api/v1/keys`: the keys to encrypt uploads to (key admins see

@@ -14,8 +14,9 @@ use crate::output::{
 use clap::{Args, Subcommand, ValueEnum};
 use muster_client::{Auth, Client, ClientError, MappingFormat, SecretString};
 use muster_proto::{
-    ClientInfo, ClientSpec, ImportState, KeyInfo, KeySpec, MappingInfo, Page, PersonInfo,
-    RotateSecretRequest, TenantSpec, TokenPolicy, WritePolicyInfo,
+    ClientInfo, ClientKeysInfo, ClientSpec, Ed25519KeyRequest, ImportState, JwtKeysRequest,
+    KeyInfo, KeySpec, MappingInfo, Page, PersonInfo, RotateSecretRequest, TenantSpec, TokenPolicy,
+    WritePolicyInfo,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -145,6 +146,26 @@ enum KeyCmd {
 }
 
 #[derive(Debug, Subcommand)]
+enum ClientKeyCmd {
+    /// Which keys the client has (never a secret).
+    Show { id: String },
+    /// Issue (or replace) the client's HMAC-SHA256 signing key; printed once.
+    Hmac { id: String },
+    /// Register the client's Ed25519 public key (a PEM file, or 32 bytes in
+    /// base64).
+    Ed25519 { id: String, file: PathBuf },
+    /// Register the client's private_key_jwt public key: a PEM file, or a
+    /// JWK / JWKS JSON file.
+    Jwt { id: String, file: PathBuf },
+    /// Remove one of the client's keys.
+    Remove {
+        id: String,
+        #[arg(value_parser = ["hmac", "ed25519", "jwt"])]
+        kind: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ClientCmd {
     /// Register an integration client; prints its id and secret once.
     Create {
@@ -176,6 +197,9 @@ enum ClientCmd {
     Disable { id: String },
     /// Accept the client's credentials again.
     Enable { id: String },
+    /// Request-signing and private_key_jwt keys of a client.
+    #[command(subcommand)]
+    Key(ClientKeyCmd),
     /// Show or set what the client's uploads must be.
     IntakePolicy {
         id: String,
@@ -464,6 +488,7 @@ async fn client_cmd(c: &Client, cmd: ClientCmd, json: bool) -> Result<(), Client
         ClientCmd::Show { id } => show(&c.client_get(&id).await?),
         ClientCmd::Disable { id } => show(&c.client_disable(&id).await?),
         ClientCmd::Enable { id } => show(&c.client_enable(&id).await?),
+        ClientCmd::Key(cmd) => client_key_cmd(c, cmd, json).await?,
         ClientCmd::IntakePolicy {
             id,
             require_encryption,
@@ -845,6 +870,69 @@ async fn key_cmd(c: &Client, cmd: KeyCmd, json: bool) -> Result<(), ClientError>
         KeyCmd::Show { id } => show_key(&c.key_get(&id).await?, json),
         KeyCmd::Rotate { id } => show_key(&c.key_rotate(&id).await?, json),
         KeyCmd::Revoke { id } => show_key(&c.key_revoke(&id).await?, json),
+    }
+    Ok(())
+}
+
+fn show_client_keys(k: &ClientKeysInfo, json: bool) {
+    if json {
+        print_json(k);
+        return;
+    }
+    println!("client:   {}", k.client_id);
+    println!("hmac:     {}", if k.hmac { "set" } else { "-" });
+    println!("ed25519:  {}", opt(&k.ed25519_public_key));
+    println!(
+        "jwt keys: {}",
+        if k.jwt_keys.is_some() { "set" } else { "-" }
+    );
+}
+
+async fn client_key_cmd(c: &Client, cmd: ClientKeyCmd, json: bool) -> Result<(), ClientError> {
+    match cmd {
+        ClientKeyCmd::Show { id } => show_client_keys(&c.client_keys(&id).await?, json),
+        ClientKeyCmd::Hmac { id } => {
+            let k = c.client_hmac_issue(&id).await?;
+            if json {
+                print_json(&k);
+            } else {
+                println!("client_id: {}", k.client_id);
+                println!("alg:       {}", k.alg);
+                println!("hmac_key:  {}", k.hmac_key);
+                println!("(the key is shown once and will not be shown again; store it now)");
+            }
+        }
+        ClientKeyCmd::Ed25519 { id, file } => {
+            let public_key = read_key_file(&file)?.trim().to_owned();
+            let k = c
+                .client_ed25519_set(&id, &Ed25519KeyRequest { public_key })
+                .await?;
+            show_client_keys(&k, json);
+        }
+        ClientKeyCmd::Jwt { id, file } => {
+            let text = read_key_file(&file)?;
+            let req = if text.trim_start().starts_with("-----BEGIN") {
+                JwtKeysRequest {
+                    jwks: None,
+                    public_key_pem: Some(text),
+                }
+            } else {
+                let v = serde_json::from_str(&text).map_err(|e| {
+                    ClientError::InvalidInput(format!(
+                        "{}: neither PEM nor JSON ({e})",
+                        file.display()
+                    ))
+                })?;
+                JwtKeysRequest {
+                    jwks: Some(v),
+                    public_key_pem: None,
+                }
+            };
+            show_client_keys(&c.client_jwt_keys_set(&id, &req).await?, json);
+        }
+        ClientKeyCmd::Remove { id, kind } => {
+            show_client_keys(&c.client_key_remove(&id, &kind).await?, json)
+        }
     }
     Ok(())
 }

@@ -331,3 +331,53 @@ fn push_encrypt_sends_only_ciphertext_to_the_tenants_key_and_imports_it() {
     assert!(out.status.success());
     assert!(text(&out).contains("x25519") && text(&out).contains("curve25519"));
 }
+
+#[test]
+fn a_client_pushes_with_an_hmac_signature_instead_of_a_token() {
+    let s = start();
+    let out = s.run(&[
+        "admin",
+        "mapping",
+        "put",
+        "workday",
+        "examples/hr/mapping.toml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let creds = s.client(&[
+        "--role",
+        "importer",
+        "--attributes",
+        "*",
+        "--grant-roles",
+        "*",
+    ]);
+    let out = s.run(&["admin", "client", "key", "hmac", &creds.0, "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let issued: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key_file = s.data.path().join("hmac.key");
+    std::fs::write(&key_file, issued["hmac_key"].as_str().unwrap()).unwrap();
+    let out = s.run(&["admin", "client", "key", "show", &creds.0]);
+    assert!(text(&out).contains("hmac:     set"), "{}", text(&out));
+
+    let out = s
+        .cmd(&[
+            "push",
+            "examples/hr/employees.csv",
+            "--mapping",
+            "workday",
+            "--auth",
+            "hmac",
+            "--json",
+        ])
+        .env("MUSTER_CLIENT_ID", &creds.0)
+        .env("MUSTER_CLIENT_SIGNING_KEY_FILE", &key_file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["import"]["counts"]["created"], 50, "{v}");
+    assert!(
+        !text(&out).contains(issued["hmac_key"].as_str().unwrap()),
+        "the key is never echoed"
+    );
+}
