@@ -178,7 +178,12 @@ fn check_write_policy(p: &WritePolicyInfo) -> ApiResult<WritePolicy> {
 }
 
 /// Finds a client of the caller's tenant; other tenants' clients do not exist.
-async fn own_client(state: &AppState, caller: &Caller, id: String) -> ApiResult<ClientRow> {
+/// A client of the caller's tenant (404 for another tenant's, or an admin).
+pub(crate) async fn own_client(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+) -> ApiResult<ClientRow> {
     let c = state.db(move |s| s.client_get(&id)).await?;
     if c.tenant != caller.principal.tenant || c.kind != PrincipalKind::Client {
         return Err(ApiError::NotFound("client"));

@@ -24,7 +24,7 @@ use muster_core::policy::Permission;
 use muster_httpsig::{HmacKey, VerifyingKey};
 use muster_intake::sealed_box;
 use muster_proto::{ClientKeysInfo, Ed25519KeyRequest, HmacKeyIssued, JwtKeysRequest};
-use muster_store::{ClientKeyChange, ClientKeys, ClientRow, PrincipalKind};
+use muster_store::{ClientKeyChange, ClientKeys, ClientRow};
 use rand::RngCore;
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -172,11 +172,7 @@ fn keys_info(client_id: &str, k: &ClientKeys) -> ClientKeysInfo {
 /// A client of the caller's tenant; other tenants' clients do not exist.
 async fn own_client(state: &AppState, caller: &Caller, id: String) -> ApiResult<ClientRow> {
     caller.require(Permission::ClientsAdmin)?;
-    let c = state.db(move |s| s.client_get(&id)).await?;
-    if c.tenant != caller.principal.tenant || c.kind != PrincipalKind::Client {
-        return Err(ApiError::NotFound("client"));
-    }
-    Ok(c)
+    crate::admin::own_client(state, caller, id).await
 }
 
 async fn change(
@@ -245,24 +241,6 @@ pub async fn client_hmac_rotate(
     ))
 }
 
-pub async fn client_hmac_delete(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<ClientKeysInfo>> {
-    let c = own_client(&state, &caller, id).await?;
-    let keys = change(
-        &state,
-        &caller,
-        &c,
-        ClientKeyChange::Hmac(None),
-        "client.key_removed",
-        "hmac",
-    )
-    .await?;
-    Ok(Json(keys_info(&c.client_id, &keys)))
-}
-
 pub async fn client_ed25519_put(
     State(state): State<AppState>,
     caller: Caller,
@@ -282,24 +260,6 @@ pub async fn client_ed25519_put(
         &c,
         ClientKeyChange::Ed25519(Some(raw.to_vec())),
         "client.key_set",
-        "ed25519",
-    )
-    .await?;
-    Ok(Json(keys_info(&c.client_id, &keys)))
-}
-
-pub async fn client_ed25519_delete(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<ClientKeysInfo>> {
-    let c = own_client(&state, &caller, id).await?;
-    let keys = change(
-        &state,
-        &caller,
-        &c,
-        ClientKeyChange::Ed25519(None),
-        "client.key_removed",
         "ed25519",
     )
     .await?;
@@ -355,22 +315,45 @@ fn private_members(doc: &serde_json::Value) -> Option<&'static str> {
         .find_map(|k| PRIVATE.iter().find(|m| k.get(**m).is_some()).copied())
 }
 
+/// Removes one of a client's keys, named by the `kind` path segment.
+async fn remove(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    kind: &'static str,
+) -> ApiResult<Json<ClientKeysInfo>> {
+    let c = own_client(&state, &caller, id).await?;
+    let what = match kind {
+        "hmac" => ClientKeyChange::Hmac(None),
+        "ed25519" => ClientKeyChange::Ed25519(None),
+        _ => ClientKeyChange::JwtKeys(None),
+    };
+    let keys = change(&state, &caller, &c, what, "client.key_removed", kind).await?;
+    Ok(Json(keys_info(&c.client_id, &keys)))
+}
+
+pub async fn client_hmac_delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ClientKeysInfo>> {
+    remove(state, caller, id, "hmac").await
+}
+
+pub async fn client_ed25519_delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ClientKeysInfo>> {
+    remove(state, caller, id, "ed25519").await
+}
+
 pub async fn client_jwt_keys_delete(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ClientKeysInfo>> {
-    let c = own_client(&state, &caller, id).await?;
-    let keys = change(
-        &state,
-        &caller,
-        &c,
-        ClientKeyChange::JwtKeys(None),
-        "client.key_removed",
-        "jwt",
-    )
-    .await?;
-    Ok(Json(keys_info(&c.client_id, &keys)))
+    remove(state, caller, id, "jwt").await
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use muster_core::policy::{IntakePolicy, Permission};
 use muster_intake::decrypt::{DecryptionKey, OpenPgpKeyKind, SignerKey};
 use muster_intake::seal::{SealWriter, UnsealReader};
 use muster_proto::{IntakePolicyInfo, KeyInfo, KeySpec};
-use muster_store::{KeyPurpose, KeyRow, KeyState, PrincipalKind, Store, StoreError};
+use muster_store::{KeyPurpose, KeyRow, KeyState, Store, StoreError};
 use rand::RngCore;
 use secrecy::ExposeSecret;
 use std::io::Read;
@@ -54,11 +54,7 @@ pub fn key_info(k: &KeyRow) -> KeyInfo {
         id: k.id.clone(),
         kind: k.kind.clone(),
         algorithm: k.algorithm.clone(),
-        purpose: match k.purpose {
-            KeyPurpose::Decryption => "decryption",
-            KeyPurpose::SenderVerification => "sender_verification",
-        }
-        .into(),
+        purpose: k.purpose.as_str().into(),
         state: k.state.as_str().into(),
         key_ids: k.key_ids.clone(),
         public_key: k.public_key.clone(),
@@ -383,18 +379,6 @@ pub async fn key_revoke(
     )))
 }
 
-async fn intake_client(
-    state: &AppState,
-    caller: &Caller,
-    id: String,
-) -> ApiResult<muster_store::ClientRow> {
-    let c = state.db(move |s| s.client_get(&id)).await?;
-    if c.tenant != caller.principal.tenant || c.kind != PrincipalKind::Client {
-        return Err(ApiError::NotFound("client"));
-    }
-    Ok(c)
-}
-
 fn policy_info(p: IntakePolicy) -> IntakePolicyInfo {
     IntakePolicyInfo {
         require_encryption: p.require_encryption,
@@ -408,7 +392,7 @@ pub async fn intake_policy_get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<IntakePolicyInfo>> {
     caller.require(Permission::ClientsAdmin)?;
-    let c = intake_client(&state, &caller, id).await?;
+    let c = crate::admin::own_client(&state, &caller, id).await?;
     Ok(Json(policy_info(
         state.db(move |s| s.intake_policy_get(&c.id)).await?,
     )))
@@ -422,7 +406,7 @@ pub async fn intake_policy_put(
     JsonBody(info): JsonBody<IntakePolicyInfo>,
 ) -> ApiResult<Json<IntakePolicyInfo>> {
     caller.require(Permission::ClientsAdmin)?;
-    let c = intake_client(&state, &caller, id).await?;
+    let c = crate::admin::own_client(&state, &caller, id).await?;
     if let Some(k) = &info.require_signed_by {
         let (tenant, k) = (caller.principal.tenant.clone(), k.clone());
         let key = state

@@ -314,13 +314,6 @@ macro_rules! key_cols {
     };
 }
 
-fn purpose_str(p: KeyPurpose) -> &'static str {
-    match p {
-        KeyPurpose::Decryption => "decryption",
-        KeyPurpose::SenderVerification => "sender_verification",
-    }
-}
-
 fn client_keys_of<C: postgres::GenericClient>(
     s: &mut pool::Sql<'_, C>,
     pid: &str,
@@ -351,11 +344,8 @@ fn to_key(r: &Row) -> Result<KeyRow> {
         tenant: TenantId::parse(&tenant).map_err(bad)?,
         kind: get(r, 2)?,
         algorithm: get(r, 3)?,
-        purpose: match purpose.as_str() {
-            "decryption" => KeyPurpose::Decryption,
-            "sender_verification" => KeyPurpose::SenderVerification,
-            _ => return Err(bad("stored key has an invalid purpose")),
-        },
+        purpose: KeyPurpose::parse(&purpose)
+            .ok_or_else(|| bad("stored key has an invalid purpose"))?,
         key_ids: serde_json::from_value(get(r, 5)?).map_err(json_err)?,
         public_key: get(r, 6)?,
         sealed_secret: get(r, 7)?,
@@ -1223,7 +1213,7 @@ impl Store for PostgresStore {
                     &k.tenant.as_str(),
                     &k.kind,
                     &k.algorithm,
-                    &purpose_str(k.purpose),
+                    &k.purpose.as_str(),
                     &ids,
                     &k.public_key,
                     &k.sealed_secret,

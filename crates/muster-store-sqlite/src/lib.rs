@@ -1334,7 +1334,7 @@ impl Store for SqliteStore {
                     k.tenant.as_str(),
                     k.kind,
                     k.algorithm,
-                    purpose_str(k.purpose),
+                    k.purpose.as_str(),
                     ids,
                     k.public_key,
                     k.sealed_secret,
@@ -1424,13 +1424,6 @@ impl Store for SqliteStore {
 const KEY_COLS: &str = "id, tenant_id, kind, algorithm, purpose, key_ids, public_key, \
                         sealed_secret, state, created_at, updated_at";
 
-fn purpose_str(p: KeyPurpose) -> &'static str {
-    match p {
-        KeyPurpose::Decryption => "decryption",
-        KeyPurpose::SenderVerification => "sender_verification",
-    }
-}
-
 fn key_by_id(conn: &Connection, tenant: &TenantId, id: &str) -> Result<KeyRow> {
     let sql = format!("SELECT {KEY_COLS} FROM keys WHERE tenant_id = ?1 AND id = ?2");
     conn.prepare_cached(&sql)
@@ -1456,11 +1449,7 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<Result<KeyRow>> {
             tenant: TenantId::parse(&tenant).map_err(|_| bad("tenant"))?,
             kind,
             algorithm,
-            purpose: match purpose.as_str() {
-                "decryption" => KeyPurpose::Decryption,
-                "sender_verification" => KeyPurpose::SenderVerification,
-                _ => return Err(bad("purpose")),
-            },
+            purpose: KeyPurpose::parse(&purpose).ok_or_else(|| bad("purpose"))?,
             key_ids: serde_json::from_str(&ids).map_err(|_| bad("key id list"))?,
             public_key,
             sealed_secret,

@@ -375,6 +375,23 @@ pub enum KeyPurpose {
     SenderVerification,
 }
 
+impl KeyPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyPurpose::Decryption => "decryption",
+            KeyPurpose::SenderVerification => "sender_verification",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "decryption" => Some(KeyPurpose::Decryption),
+            "sender_verification" => Some(KeyPurpose::SenderVerification),
+            _ => None,
+        }
+    }
+}
+
 /// The life of a decryption key: `active` keys are offered to clients,
 /// `decrypt_only` keys still open files during a rotation overlap, and
 /// `revoked` keys open nothing.
