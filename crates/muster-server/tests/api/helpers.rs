@@ -122,6 +122,19 @@ fn with_dbname(url: &str, name: &str) -> String {
     }
 }
 
+impl TestDb {
+    /// Drops the database now, under a running gateway (it is then gone
+    /// for good; the later drop finds nothing to do).
+    pub fn destroy(&self) {
+        let (server, name) = (&self.server, &self.name);
+        off_runtime(|| {
+            let mut c = postgres::Client::connect(server, postgres::NoTls).unwrap();
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .unwrap();
+        });
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let (server, name) = (&self.server, &self.name);

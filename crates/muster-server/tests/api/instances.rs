@@ -139,3 +139,21 @@ async fn a_one_time_token_from_one_instance_is_refused_after_its_use_on_another(
         );
     }
 }
+
+#[tokio::test]
+async fn readiness_fails_while_the_database_cannot_be_reached() {
+    if skip_unless_postgres("readiness_fails_while_the_database_cannot_be_reached") {
+        return;
+    }
+    let app = spawn_app().await;
+    let ready = || app.http.get(app.url("/readyz")).send();
+    assert_eq!(ready().await.unwrap().status(), StatusCode::OK);
+    app.db.as_ref().unwrap().destroy();
+    let r = ready().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "unavailable");
+    // Liveness is not readiness: the process itself is fine.
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
