@@ -2,6 +2,8 @@
 //! file, then `MUSTER_*` environment variables (`__` separates a section from
 //! its key: `MUSTER_LIMITS__MAX_UPLOAD_BYTES`). Unknown keys in the file are
 //! errors. Zero configuration runs on SQLite in `./muster-data`.
+//! `MUSTER_DATABASE_URL_FILE` names a file holding the database URL (which
+//! may carry a password), and wins over `MUSTER_DATABASE_URL`.
 use anyhow::Context;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -11,8 +13,9 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// Where the embedded database, the master key and pending uploads live.
     pub data_dir: PathBuf,
-    /// `sqlite://PATH`; empty means `sqlite://<data_dir>/muster.db`.
-    pub database_url: String,
+    /// `postgres://...` (PostgreSQL) or `sqlite://PATH`; empty means
+    /// `sqlite://<data_dir>/muster.db`.
+    pub database_url: DatabaseUrl,
     /// Address to listen on.
     pub listen: String,
     /// The URL clients use to reach the gateway (the OAuth issuer); empty
@@ -57,6 +60,10 @@ pub struct ImportConfig {
     pub retain_uploads: bool,
     /// Longest `wait=` a request may ask for, in seconds.
     pub max_wait_seconds: u64,
+    /// How long an instance's claim on an import lasts without renewal (it
+    /// renews every third of this while it works): after a crash, the
+    /// longest an import waits before another instance resumes it.
+    pub lease_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +98,7 @@ ratio_grace_bytes = 8388608
 batch_size = 5000
 retain_uploads = false
 max_wait_seconds = 3600
+lease_seconds = 60
 [tokens]
 default_ttl_seconds = 900
 secret_overlap_seconds = 86400
@@ -122,6 +130,7 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<Config> {
         let mut table: toml::Table = toml::from_str(DEFAULTS).context("built-in defaults")?;
+        let mut url_from_file = None;
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).with_context(|| {
                 format!("cannot read the configuration file {}", path.display())
@@ -134,11 +143,22 @@ impl Config {
             let Some(rest) = name.strip_prefix("MUSTER_") else {
                 continue;
             };
+            if rest == "DATABASE_URL_FILE" {
+                // The URL may hold a password: it can come from a file (a
+                // mounted secret) instead of the environment.
+                let url = std::fs::read_to_string(&value)
+                    .with_context(|| format!("cannot read MUSTER_DATABASE_URL_FILE ({value})"))?;
+                url_from_file = Some(url.trim().to_owned());
+                continue;
+            }
             if CLIENT_VARS.contains(&rest) || rest.ends_with("_FILE") && rest != "MASTER_KEY_FILE" {
                 continue;
             }
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
             set_path(&mut table, &path, scalar(&value));
+        }
+        if let Some(url) = url_from_file {
+            table.insert("database_url".into(), toml::Value::String(url));
         }
         let cfg: Config = toml::Value::Table(table)
             .try_into()
@@ -157,22 +177,34 @@ impl Config {
             "import.batch_size must be positive"
         );
         anyhow::ensure!(
+            (3..=86400).contains(&self.import.lease_seconds),
+            "import.lease_seconds must be between 3 and 86400"
+        );
+        anyhow::ensure!(
             self.limits.max_line_bytes >= 1024,
             "limits.max_line_bytes must be at least 1024"
         );
         Ok(())
     }
 
-    pub fn database_path(&self) -> anyhow::Result<PathBuf> {
-        if self.database_url.is_empty() {
-            return Ok(self.data_dir.join("muster.db"));
+    /// Which database to use, from `database_url`'s scheme.
+    pub fn database(&self) -> anyhow::Result<Database> {
+        let url = self.database_url.expose();
+        if url.is_empty() {
+            return Ok(Database::Sqlite(self.data_dir.join("muster.db")));
         }
-        match self.database_url.strip_prefix("sqlite://") {
-            Some(p) => Ok(PathBuf::from(p)),
-            None => anyhow::bail!(
-                "database_url: only sqlite:// URLs are supported by this build (PostgreSQL is planned)"
-            ),
+        if let Some(p) = url.strip_prefix("sqlite://") {
+            anyhow::ensure!(!p.is_empty(), "database_url: sqlite:// needs a file path");
+            return Ok(Database::Sqlite(PathBuf::from(p)));
         }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres(self.database_url.clone()));
+        }
+        // Only the scheme is named: the rest may hold a password.
+        let scheme = url.split_once("://").map_or("(none)", |(s, _)| s);
+        anyhow::bail!(
+            "database_url: the scheme {scheme:?} is not supported; use postgres:// or sqlite://"
+        )
     }
 
     pub fn uploads_dir(&self) -> PathBuf {
@@ -185,6 +217,73 @@ impl Config {
         } else {
             PathBuf::from(&self.master_key_file)
         }
+    }
+}
+
+/// The database an instance runs on.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(DatabaseUrl),
+}
+
+/// A database connection URL. It may carry a password, so its `Debug`
+/// (and [`DatabaseUrl::redacted`], for logs) blot that out; only
+/// [`DatabaseUrl::expose`] gives the whole text, to the driver.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with the password of its user info and any `password=`
+    /// parameter replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let url = self.0.as_str();
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_owned();
+        };
+        // The user info ends at the last `@` before the query, so a
+        // password with an unescaped `/` in it is still found whole.
+        let q = rest.find('?').unwrap_or(rest.len());
+        let (user_info, after) = match rest[..q].rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at..]),
+            None => (None, rest),
+        };
+        let user = match user_info {
+            Some(ui) => match ui.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => ui.to_owned(),
+            },
+            None => String::new(),
+        };
+        let tail = match after.split_once('?') {
+            Some((path, query)) => {
+                let params: Vec<String> = query
+                    .split('&')
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                        _ => kv.to_owned(),
+                    })
+                    .collect();
+                format!("{path}?{}", params.join("&"))
+            }
+            None => after.to_owned(),
+        };
+        format!("{scheme}://{user}{tail}")
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.redacted())
     }
 }
 
@@ -234,10 +333,10 @@ mod tests {
     #[test]
     fn zero_configuration_runs_on_sqlite_in_the_data_dir() {
         let c = Config::load_from(None, Vec::new()).unwrap();
-        assert_eq!(
-            c.database_path().unwrap(),
-            PathBuf::from("muster-data/muster.db")
-        );
+        assert!(matches!(
+            c.database().unwrap(),
+            Database::Sqlite(p) if p == Path::new("muster-data/muster.db")
+        ));
         assert_eq!(c.listen, "127.0.0.1:8080");
     }
     #[test]
@@ -270,5 +369,63 @@ mod tests {
         std::fs::write(&f, "lisen = \"x\"\n").unwrap();
         let e = Config::load_from(Some(&f), Vec::new()).unwrap_err();
         assert!(format!("{e:#}").contains("lisen"), "{e:#}");
+    }
+    #[test]
+    fn the_url_scheme_selects_the_backend() {
+        let load = |url: &str| {
+            Config::load_from(None, vec![("MUSTER_DATABASE_URL".into(), url.into())])
+                .unwrap()
+                .database()
+        };
+        assert!(matches!(
+            load("sqlite:///var/lib/m.db").unwrap(),
+            Database::Sqlite(p) if p == Path::new("/var/lib/m.db")
+        ));
+        assert!(matches!(
+            load("postgres://u@db/muster").unwrap(),
+            Database::Postgres(_)
+        ));
+        assert!(matches!(
+            load("postgresql://u@db/muster").unwrap(),
+            Database::Postgres(_)
+        ));
+        let e = load("mysql://u:hunter2@db/m").unwrap_err();
+        assert!(!format!("{e:#}").contains("hunter2"), "{e:#}");
+    }
+    #[test]
+    fn a_database_password_is_never_shown() {
+        for url in [
+            "postgres://muster:hunter2@db.internal:5432/muster",
+            "postgres://muster:hunter2@db.internal/muster?sslmode=disable&password=hunter2",
+            "postgresql://muster:hunter2@db:5432",
+        ] {
+            let c =
+                Config::load_from(None, vec![("MUSTER_DATABASE_URL".into(), url.into())]).unwrap();
+            let shown = format!("{c:?} {:?}", c.database().unwrap());
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("db"), "{shown}");
+        }
+        assert_eq!(
+            DatabaseUrl::new("postgres://muster:pw@db:5432/m?password=pw&x=1").redacted(),
+            "postgres://muster:***@db:5432/m?password=***&x=1"
+        );
+        assert_eq!(
+            DatabaseUrl::new("postgres://u:a/b@c@db/m").redacted(),
+            "postgres://u:***@db/m"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("db-url");
+        std::fs::write(&f, "postgres://muster:hunter2@db/m\n").unwrap();
+        let c = Config::load_from(
+            None,
+            vec![("MUSTER_DATABASE_URL_FILE".into(), f.display().to_string())],
+        )
+        .unwrap();
+        assert_eq!(c.database_url.expose(), "postgres://muster:hunter2@db/m");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(
+            DatabaseUrl::new("postgres://muster@db/m").redacted(),
+            "postgres://muster@db/m"
+        );
     }
 }

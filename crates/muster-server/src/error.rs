@@ -27,6 +27,9 @@ pub enum ApiError {
     Conflict(String),
     UnsupportedMediaType(String),
     PayloadTooLarge(String),
+    /// 503: a dependency (the database) cannot be reached; the cause is
+    /// logged, the text says only what is down.
+    Unavailable(anyhow::Error),
     Internal(anyhow::Error),
 }
 
@@ -55,6 +58,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -72,6 +76,10 @@ impl ApiError {
             ApiError::Conflict(d) => ("conflict", d.clone()),
             ApiError::UnsupportedMediaType(d) => ("unsupported_media_type", d.clone()),
             ApiError::PayloadTooLarge(d) => ("payload_too_large", d.clone()),
+            ApiError::Unavailable(_) => (
+                "unavailable",
+                "the gateway cannot reach its database".to_owned(),
+            ),
             ApiError::Internal(_) => (
                 "internal",
                 "the gateway could not complete the request; the cause is in its log".to_owned(),
@@ -105,8 +113,10 @@ impl From<tokio::task::JoinError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if let ApiError::Internal(e) = &self {
-            tracing::error!(error = format!("{e:#}"), "request failed");
+        match &self {
+            ApiError::Internal(e) => tracing::error!(error = format!("{e:#}"), "request failed"),
+            ApiError::Unavailable(e) => tracing::warn!(error = format!("{e:#}"), "not ready"),
+            _ => {}
         }
         let (code, detail) = self.parts();
         let errors = match self {
@@ -172,6 +182,10 @@ mod tests {
         assert_eq!(
             ApiError::PayloadTooLarge("x".into()).status(),
             StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            ApiError::Unavailable(anyhow::anyhow!("x")).status(),
+            StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(
             ApiError::Internal(anyhow::anyhow!("db password=hunter2")).status(),

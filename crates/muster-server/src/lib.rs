@@ -32,6 +32,7 @@ use muster_core::clock::{Clock, SystemClock};
 use muster_core::secret;
 use muster_proto::AuditVerification;
 use muster_store::Store;
+use muster_store_postgres::PostgresStore;
 use muster_store_sqlite::SqliteStore;
 use state::{AppState, MasterKey};
 use std::path::Path;
@@ -134,11 +135,19 @@ async fn health() -> &'static str {
     "ok"
 }
 
+/// Ready when the database answers a read, within a few seconds: a load
+/// balancer asking must not wait out a connect timeout.
 async fn ready(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<&'static str, error::ApiError> {
-    state.db(|s| s.tenant_list().map(|_| ())).await?;
-    Ok("ready")
+    let probe = state.db(|s| s.tenant_list().map(|_| ()));
+    match tokio::time::timeout(std::time::Duration::from_secs(5), probe).await {
+        Ok(Ok(())) => Ok("ready"),
+        Ok(Err(e)) => Err(error::ApiError::Unavailable(anyhow::anyhow!("{e:?}"))),
+        Err(_) => Err(error::ApiError::Unavailable(anyhow::anyhow!(
+            "the database did not answer within 5 s"
+        ))),
+    }
 }
 
 /// Reads the master key, or creates one (mode 0600) on first start.
@@ -188,17 +197,35 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_store(config: &config::Config) -> anyhow::Result<Arc<dyn Store>> {
-    let path = config.database_path()?;
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+/// Opens the database `config` names, creating an SQLite file (and its
+/// directory) unless `existing_only`. Blocks (PostgreSQL connects and
+/// migrates): call it off the async runtime.
+fn open_store(config: &config::Config, existing_only: bool) -> anyhow::Result<Arc<dyn Store>> {
+    match config.database()? {
+        config::Database::Sqlite(path) => {
+            if existing_only {
+                anyhow::ensure!(path.exists(), "no database at {}", path.display());
+            } else if let Some(dir) = path.parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+            }
+            let store = SqliteStore::open(&path)
+                .with_context(|| format!("cannot open the database {}", path.display()))?;
+            tracing::info!(path = %path.display(), "database: SQLite");
+            Ok(Arc::new(store))
+        }
+        config::Database::Postgres(url) => {
+            // The store's errors never quote the password; the URL shown is
+            // redacted.
+            let store = PostgresStore::open(url.expose()).with_context(|| {
+                format!("cannot open the PostgreSQL database {}", url.redacted())
+            })?;
+            tracing::info!(url = %url.redacted(), "database: PostgreSQL");
+            Ok(Arc::new(store))
         }
     }
-    let store = SqliteStore::open(&path)
-        .with_context(|| format!("cannot open the database {}", path.display()))?;
-    Ok(Arc::new(store))
 }
 
 /// A running gateway: its address and how to stop it.
@@ -232,7 +259,10 @@ pub async fn spawn(
     })?;
     std::fs::create_dir_all(config.uploads_dir())?;
     let key = master_key(&config)?;
-    let store = open_store(&config)?;
+    let store = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || open_store(&config, false)).await??
+    };
     let (token, digest) = secret::generate("mat_");
     let now = clock.now();
     let s2 = store.clone();
@@ -259,7 +289,9 @@ pub async fn spawn(
         import_queued: Arc::new(Notify::new()),
         import_finished: Arc::new(Notify::new()),
         issuer: issuer.into(),
+        instance: uuid::Uuid::new_v4().simple().to_string().into(),
     };
+    tracing::info!(instance = %state.instance, "this instance's id (it names the imports it works on)");
     let stop = Arc::new(AtomicBool::new(false));
     let worker = tokio::spawn(worker::run(state.clone(), stop.clone()));
     let shutdown = Arc::new(Notify::new());
@@ -325,16 +357,14 @@ pub fn verify_audit(
     config: &config::Config,
     tenant: Option<&str>,
 ) -> anyhow::Result<Vec<(String, AuditVerification)>> {
-    let path = config.database_path()?;
-    anyhow::ensure!(path.exists(), "no database at {}", path.display());
-    let store = SqliteStore::open(&path)?;
+    let store = open_store(config, true)?;
     let tenants = match tenant {
         Some(t) => vec![muster_core::TenantId::parse(t).context("--tenant")?],
         None => store.tenant_list()?.into_iter().map(|t| t.id).collect(),
     };
     let mut out = Vec::new();
     for t in tenants {
-        let v = audit_api::verify_tenant(&store, &t)?;
+        let v = audit_api::verify_tenant(store.as_ref(), &t)?;
         out.push((t.to_string(), v));
     }
     Ok(out)

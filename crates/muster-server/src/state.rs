@@ -19,6 +19,9 @@ pub struct AppState {
     pub import_finished: Arc<Notify>,
     /// The gateway's public URL (OAuth issuer), without a trailing slash.
     pub issuer: Arc<str>,
+    /// This running instance, as it is named on the imports it claims.
+    /// New on every start: a restarted instance is another claimant.
+    pub instance: Arc<str>,
 }
 
 impl AppState {

@@ -11,6 +11,13 @@
 //!
 //! Memory stays bounded: rows stream through; what is kept per row is a
 //! 64-bit key digest for duplicate detection.
+//!
+//! Instances sharing a database divide the queue by claiming: each import
+//! is worked on by the instance holding its lease ([`Store::import_claim`]),
+//! which a heartbeat thread renews while the import runs. An instance that
+//! dies leaves its lease to run out, and another one resumes the import
+//! from its last committed checkpoint; one that shuts down cleanly hands
+//! its lease back so its successor need not wait.
 use crate::config::Config;
 use crate::state::AppState;
 use crate::write::policy_errors;
@@ -38,7 +45,13 @@ enum Outcome {
     Done,
     /// Shutdown asked; the import resumes from its checkpoint on next start.
     Interrupted,
+    /// This instance no longer holds the import's lease: another one has
+    /// it (or will) and carries on from the checkpoint.
+    LeaseLost,
 }
+
+/// How often the heartbeat looks at the shutdown flag.
+const HEARTBEAT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A whole-import refusal: stable code and a message naming the problem.
 struct Reject {
@@ -49,6 +62,8 @@ struct Reject {
 enum RunError {
     Reject(Reject),
     Fail(anyhow::Error),
+    /// Told to stop (shutdown, or the lease was lost) before the end.
+    Halted,
 }
 
 impl From<muster_store::StoreError> for RunError {
@@ -64,34 +79,42 @@ fn reject(code: &'static str, message: impl Into<String>) -> RunError {
     })
 }
 
-/// Runs queued imports until `stop` is set.
+/// Claims and runs queued imports, one at a time, until `stop` is set.
 pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
+    let lease = lease_of(&state);
     loop {
         if stop.load(Ordering::SeqCst) {
             return;
         }
+        // Registered before claiming, so an upload queued meanwhile wakes us.
         let notified = state.import_queued.notified();
-        let pending = match state.db(|s| s.import_pending()).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = ?e, "cannot list pending imports");
-                Vec::new()
-            }
-        };
-        for imp in pending {
+        loop {
             if stop.load(Ordering::SeqCst) {
                 return;
             }
+            let (owner, now) = (state.instance.clone(), state.clock.now());
+            let imp = match state.db(move |s| s.import_claim(&owner, lease, now)).await {
+                Ok(Some(imp)) => imp,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = ?e, "cannot claim an import");
+                    break;
+                }
+            };
             let (st, stop2) = (state.clone(), stop.clone());
             let id = imp.id.clone();
-            let res = tokio::task::spawn_blocking(move || process(&st, imp, &stop2)).await;
+            let res = tokio::task::spawn_blocking(move || process(&st, imp, &stop2, lease)).await;
             state.import_finished.notify_waiters();
             match res {
                 Ok(Outcome::Done) => {}
+                Ok(Outcome::LeaseLost) => {
+                    tracing::warn!(import = %id, "lost the import's lease; another instance carries on with it");
+                }
                 Ok(Outcome::Interrupted) => {
                     tracing::info!(import = %id, "import paused for shutdown; it resumes on restart");
                     return;
                 }
+                // The lease runs out and the import is tried again.
                 Err(e) => tracing::error!(import = %id, error = %e, "import task panicked"),
             }
         }
@@ -102,11 +125,104 @@ pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
     }
 }
 
-fn process(state: &AppState, imp: ImportRow, stop: &AtomicBool) -> Outcome {
+fn lease_of(state: &AppState) -> chrono::Duration {
+    let secs = i64::try_from(state.config.import.lease_seconds).unwrap_or(i64::MAX / 1000);
+    chrono::Duration::try_seconds(secs).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Keeps this instance's lease on an import alive until `done` closes,
+/// renewing every third of the lease (so two renewals may fail before it
+/// runs out). Sets `halt` on shutdown, and `halt` and `lost` when the
+/// lease is gone, so the import stops between batches. Renewal is timed by
+/// the real clock (this is a real thread); the lease itself by the
+/// injected one, like every stored time.
+struct Heartbeat<'a> {
+    state: &'a AppState,
+    id: &'a str,
+    lease: chrono::Duration,
+    stop: &'a AtomicBool,
+    halt: &'a AtomicBool,
+    lost: &'a AtomicBool,
+}
+
+impl Heartbeat<'_> {
+    fn run(&self, done: std::sync::mpsc::Receiver<()>) {
+        let every = (self.lease / 3)
+            .to_std()
+            .unwrap_or(HEARTBEAT_POLL)
+            .max(HEARTBEAT_POLL);
+        let lease_std = self.lease.to_std().unwrap_or(every);
+        let (mut last_try, mut last_ok) = (std::time::Instant::now(), std::time::Instant::now());
+        loop {
+            match done.recv_timeout(HEARTBEAT_POLL) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                self.halt.store(true, Ordering::SeqCst);
+            }
+            if last_try.elapsed() < every {
+                continue;
+            }
+            last_try = std::time::Instant::now();
+            let renewed = self.state.store.import_renew(
+                self.id,
+                &self.state.instance,
+                self.lease,
+                self.state.clock.now(),
+            );
+            match renewed {
+                Ok(true) => last_ok = std::time::Instant::now(),
+                Ok(false) => return self.give_up(),
+                // Not yet lost: the lease may still run; try again.
+                Err(e) if last_ok.elapsed() < lease_std => {
+                    tracing::warn!(import = %self.id, error = ?e, "cannot renew the import's lease");
+                }
+                Err(e) => {
+                    tracing::error!(import = %self.id, error = ?e, "cannot renew the import's lease, which has run out");
+                    return self.give_up();
+                }
+            }
+        }
+    }
+
+    fn give_up(&self) {
+        self.lost.store(true, Ordering::SeqCst);
+        self.halt.store(true, Ordering::SeqCst);
+    }
+}
+
+fn process(
+    state: &AppState,
+    imp: ImportRow,
+    stop: &AtomicBool,
+    lease: chrono::Duration,
+) -> Outcome {
     let store = state.store.as_ref();
     let id = imp.id.clone();
     let started = std::time::Instant::now();
-    let result = run_import(state, &imp, stop);
+    let (halt, lost) = (AtomicBool::new(false), AtomicBool::new(false));
+    let heartbeat = Heartbeat {
+        state,
+        id: &id,
+        lease,
+        stop,
+        halt: &halt,
+        lost: &lost,
+    };
+    let (done, beats) = std::sync::mpsc::channel::<()>();
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| heartbeat.run(beats));
+        // `done` is dropped when this closure ends, even by a panic, and
+        // that ends the heartbeat (the scope waits for it).
+        let _done = done;
+        run_import(state, &imp, &halt)
+    });
+    if lost.load(Ordering::SeqCst) {
+        // Whatever this run got to, the import is another instance's now:
+        // recording an end here could contradict its work.
+        return Outcome::LeaseLost;
+    }
     let now = state.clock.now();
     let path = upload_path(&state.config, &id);
     let finish = |s: &str, err: Option<(&str, &str)>| {
@@ -118,7 +234,15 @@ fn process(state: &AppState, imp: ImportRow, stop: &AtomicBool) -> Outcome {
         }
     };
     match result {
-        Ok(Outcome::Interrupted) => return Outcome::Interrupted,
+        Ok(Outcome::Interrupted) | Ok(Outcome::LeaseLost) | Err(RunError::Halted) => {
+            // Hand the import back now rather than make the next instance
+            // wait out the lease.
+            let released = store.import_renew(&id, &state.instance, chrono::Duration::zero(), now);
+            if let Err(e) = released {
+                tracing::warn!(import = %id, error = ?e, "cannot hand back the import's lease; it is taken up again when the lease runs out");
+            }
+            return Outcome::Interrupted;
+        }
         Ok(Outcome::Done) => {
             let failed = store
                 .import_get(&imp.tenant, &id)
@@ -403,7 +527,7 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
         let t = std::time::Instant::now();
         store.import_reset(&imp.id, state.clock.now())?;
         store.import_set_state(&imp.id, "parsing", None, state.clock.now())?;
-        let v = validate(store, &src, &client)?;
+        let v = validate(store, &src, &client, stop)?;
         store.import_set_state(&imp.id, "applying", None, state.clock.now())?;
         tracing::info!(import = %imp.id, ms = t.elapsed().as_millis() as u64, "import validated");
         if v.good == v.unchanged {
@@ -555,6 +679,7 @@ fn validate(
     store: &dyn Store,
     src: &Source<'_>,
     client: &ClientRow,
+    stop: &AtomicBool,
 ) -> Result<Validated, RunError> {
     let (mut reader, compiled) = src.open()?;
     let fp_key = Incoming::fingerprint_key(&client.principal_name(), &client.write_policy);
@@ -652,6 +777,11 @@ fn validate(
                 Ok(Some(i)) => {
                     chunk.push(i);
                     if chunk.len() == CHUNK_ROWS {
+                        // Validation starts over when resumed, so it may
+                        // stop at any chunk.
+                        if stop.load(Ordering::SeqCst) {
+                            break Err(RunError::Halted);
+                        }
                         let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
                         if work_tx.send((seq, full)).is_err() {
                             break Ok(());

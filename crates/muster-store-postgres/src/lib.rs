@@ -9,7 +9,7 @@
 //!   process-local locks: each tenant's audit chain is appended under a row
 //!   lock on its head row (`audit_heads`), a one-time token is consumed by
 //!   one conditional `UPDATE`, and workers claim imports with
-//!   `FOR UPDATE SKIP LOCKED` and a lease ([`PostgresStore::import_claim`]).
+//!   `FOR UPDATE SKIP LOCKED` and a lease ([`Store::import_claim`]).
 //! - The bulk write path (`apply.rs`) costs a fixed number of statements per
 //!   batch, whatever its size.
 #![forbid(unsafe_code)]
@@ -156,61 +156,6 @@ impl PostgresStore {
     /// The schema version this build migrates to.
     pub fn schema_version() -> i32 {
         migrate::latest()
-    }
-
-    /// Claims the oldest pending import that no live instance holds, for
-    /// `owner` until `now + lease`. Instances polling at once each get a
-    /// different import (`FOR UPDATE SKIP LOCKED`); an import whose lease
-    /// ran out (its instance died) is claimed again and resumes from its
-    /// checkpoint. The holder keeps it with [`PostgresStore::import_renew`]
-    /// before the lease ends; a final state set by `import_set_state`
-    /// releases it.
-    pub fn import_claim(
-        &self,
-        owner: &str,
-        lease: ChronoDuration,
-        now: DateTime<Utc>,
-    ) -> Result<Option<ImportRow>> {
-        let until = now + lease;
-        self.pool.write(|s| {
-            let row = s.opt(
-                "WITH next AS ( \
-                   SELECT id FROM imports \
-                   WHERE state IN ('received', 'decrypting', 'parsing', 'applying') \
-                     AND (lease_until IS NULL OR lease_until <= $2) \
-                   ORDER BY pos LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                 UPDATE imports i SET lease_owner = $1, lease_until = $3 \
-                 FROM next WHERE i.id = next.id RETURNING i.id",
-                &[&owner, &now, &until],
-            )?;
-            match row {
-                Some(r) => {
-                    let id: String = get(&r, 0)?;
-                    load_import(s, &id)
-                }
-                None => Ok(None),
-            }
-        })
-    }
-
-    /// Extends `owner`'s lease on an import; `false` when it lost the lease
-    /// (it ran out and another instance claimed the import), in which case
-    /// the caller must stop working on it.
-    pub fn import_renew(
-        &self,
-        id: &str,
-        owner: &str,
-        lease: ChronoDuration,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        let until = now + lease;
-        self.pool.run(|s| {
-            let n = s.exec(
-                "UPDATE imports SET lease_until = $3 WHERE id = $1 AND lease_owner = $2",
-                &[&id, &owner, &until],
-            )?;
-            Ok(n == 1)
-        })
     }
 }
 
@@ -945,6 +890,55 @@ impl Store for PostgresStore {
             .collect()
         })
     }
+
+    // ---- import claiming ---------------------------------------------------
+    // Instances polling at once each get a different import: the candidate
+    // row is locked `FOR UPDATE SKIP LOCKED`, so a concurrent claim skips it.
+    fn import_claim(
+        &self,
+        owner: &str,
+        lease: ChronoDuration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ImportRow>> {
+        let until = now + lease;
+        self.pool.write(|s| {
+            let row = s.opt(
+                "WITH next AS ( \
+                   SELECT id FROM imports \
+                   WHERE state IN ('received', 'decrypting', 'parsing', 'applying') \
+                     AND (lease_until IS NULL OR lease_until <= $2) \
+                   ORDER BY pos LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                 UPDATE imports i SET lease_owner = $1, lease_until = $3 \
+                 FROM next WHERE i.id = next.id RETURNING i.id",
+                &[&owner, &now, &until],
+            )?;
+            match row {
+                Some(r) => {
+                    let id: String = get(&r, 0)?;
+                    load_import(s, &id)
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn import_renew(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: ChronoDuration,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let until = now + lease;
+        self.pool.run(|s| {
+            let n = s.exec(
+                "UPDATE imports SET lease_until = $3 WHERE id = $1 AND lease_owner = $2",
+                &[&id, &owner, &until],
+            )?;
+            Ok(n == 1)
+        })
+    }
+    // ---- end of import claiming ---------------------------------------------
 
     fn import_set_state(
         &self,

@@ -170,6 +170,23 @@ impl Lease<'_> {
     }
 }
 
+impl Drop for Pool {
+    /// Closing a connection blocks on the driver's own small runtime, which
+    /// panics on a thread that drives an async runtime, and a server drops
+    /// its last handle to the store on just such a thread (at shutdown).
+    /// The idle connections are closed on a thread of their own instead.
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        let idle = std::mem::take(&mut st.idle);
+        if idle.is_empty() {
+            return;
+        }
+        // Joined, so the server's goodbye is sent before the process exits;
+        // closing is one message per connection.
+        let _ = std::thread::spawn(move || drop(idle)).join();
+    }
+}
+
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.conn.take() {

@@ -28,7 +28,16 @@ use std::sync::Mutex;
 use writer::Writer;
 
 const SCHEMA: &str = include_str!("schema.sql");
-const SCHEMA_VERSION: i64 = 1;
+/// Changes after the version-1 schema, in order: `(version, SQL)`. Never
+/// edit a released entry; add one.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    2,
+    // Import leases, as in PostgreSQL: which instance works on an import
+    // and until when (see `Store::import_claim`).
+    "ALTER TABLE imports ADD COLUMN lease_owner TEXT; \
+     ALTER TABLE imports ADD COLUMN lease_until INTEGER;",
+)];
+const SCHEMA_VERSION: i64 = 2;
 const READERS_KEPT: usize = 8;
 
 pub(crate) fn be(e: rusqlite::Error) -> StoreError {
@@ -81,15 +90,20 @@ impl SqliteStore {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(be)?;
-        if version == 0 {
-            conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
-            ))
-            .map_err(be)?;
-        } else if version > SCHEMA_VERSION {
+        if version > SCHEMA_VERSION {
             return Err(StoreError::Backend(format!(
                 "the database has schema version {version}, newer than this build ({SCHEMA_VERSION})"
             )));
+        }
+        if version == 0 {
+            conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version=1; COMMIT;"))
+                .map_err(be)?;
+        }
+        // Each step commits with its version number: a crash between steps
+        // resumes at the first one not applied.
+        for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > version.max(1)) {
+            conn.execute_batch(&format!("BEGIN; {sql} PRAGMA user_version={v}; COMMIT;"))
+                .map_err(be)?;
         }
         Ok(Self {
             path: path.to_owned(),
@@ -979,6 +993,62 @@ impl Store for SqliteStore {
         })
     }
 
+    // ---- import claiming ---------------------------------------------------
+    // One writer serialises claims, so no row locking is needed; the lease
+    // still matters: a restarted instance (with a new id) takes its old
+    // work back once the dead one's lease runs out, or at once after a
+    // clean shutdown handed it back.
+    fn import_claim(
+        &self,
+        owner: &str,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ImportRow>> {
+        let owner = owner.to_owned();
+        let (now, until) = (us(now), us(now + lease));
+        self.writer.write(move |conn| {
+            let id: Option<String> = conn
+                .prepare_cached(
+                    "SELECT id FROM imports \
+                     WHERE state IN ('received', 'decrypting', 'parsing', 'applying') \
+                       AND (lease_until IS NULL OR lease_until <= ?1) \
+                     ORDER BY rowid LIMIT 1",
+                )
+                .map_err(be)?
+                .query_row([now], |r| r.get(0))
+                .optional()
+                .map_err(be)?;
+            let Some(id) = id else { return Ok(None) };
+            conn.execute(
+                "UPDATE imports SET lease_owner = ?1, lease_until = ?2 WHERE id = ?3",
+                params![owner, until, id],
+            )
+            .map_err(be)?;
+            get_import(conn, &id)
+        })
+    }
+
+    fn import_renew(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        let until = us(now + lease);
+        self.writer.write(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE imports SET lease_until = ?1 WHERE id = ?2 AND lease_owner = ?3",
+                    params![until, id, owner],
+                )
+                .map_err(be)?;
+            Ok(n == 1)
+        })
+    }
+    // ---- end of import claiming ---------------------------------------------
+
     fn import_set_state(
         &self,
         id: &str,
@@ -995,7 +1065,9 @@ impl Store for SqliteStore {
             );
             conn.execute(
                 "UPDATE imports SET state = ?1, error_code = ?2, error_message = ?3, \
-                 updated_at = ?4, finished_at = CASE WHEN ?5 THEN ?4 ELSE finished_at END \
+                 updated_at = ?4, finished_at = CASE WHEN ?5 THEN ?4 ELSE finished_at END, \
+                 lease_owner = CASE WHEN ?5 THEN NULL ELSE lease_owner END, \
+                 lease_until = CASE WHEN ?5 THEN NULL ELSE lease_until END \
                  WHERE id = ?6",
                 params![
                     state,

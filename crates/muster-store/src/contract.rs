@@ -14,7 +14,7 @@ pub type Factory<'a> = &'a dyn Fn() -> (Box<dyn Store>, Box<dyn std::any::Any>);
 
 pub fn run_all(make: Factory<'_>) {
     type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 14] = [
+    let cases: [Case; 15] = [
         ("bootstrap_happens_once", bootstrap_happens_once),
         (
             "one_time_tokens_are_used_once",
@@ -61,6 +61,10 @@ pub fn run_all(make: Factory<'_>) {
         (
             "a_nonce_is_accepted_once_even_when_callers_race",
             a_nonce_is_accepted_once_even_when_callers_race,
+        ),
+        (
+            "a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends",
+            a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends,
         ),
     ];
     for (name, case) in cases {
@@ -597,4 +601,49 @@ fn a_nonce_is_accepted_once_even_when_callers_race(s: &dyn Store) {
         }
     });
     assert_eq!(wins.into_inner(), 1);
+}
+
+fn a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    s.import_create(new_import("i1", "p1", None)).unwrap();
+    s.import_create(new_import("i2", "p1", None)).unwrap();
+    let lease = Duration::minutes(1);
+    // Oldest first, and a held import is not handed out again.
+    let first = s.import_claim("a", lease, t0()).unwrap().unwrap();
+    assert_eq!(first.id, "i1");
+    let second = s.import_claim("b", lease, t0()).unwrap().unwrap();
+    assert_eq!(second.id, "i2");
+    assert!(s.import_claim("c", lease, t0()).unwrap().is_none());
+    // a renews in time; b's lease runs out and c gets i2, with its progress.
+    let later = t0() + Duration::seconds(50);
+    assert!(s.import_renew("i1", "a", lease, later).unwrap());
+    s.apply_batch(
+        &ctx(&TenantId::default_tenant()),
+        vec![item("E1", "Ada")],
+        Some(Checkpoint {
+            import_id: "i2".into(),
+            row: 2,
+            unchanged: 0,
+        }),
+        false,
+    )
+    .unwrap();
+    let after = t0() + Duration::seconds(70);
+    let again = s.import_claim("c", lease, after).unwrap().unwrap();
+    assert_eq!((again.id.as_str(), again.checkpoint_row), ("i2", 2));
+    // The old holder learns it lost the import and must stop.
+    assert!(!s.import_renew("i2", "b", lease, after).unwrap());
+    assert!(s.import_claim("b", lease, after).unwrap().is_none());
+    // A zero lease hands an import back at once (a clean shutdown).
+    assert!(s.import_renew("i2", "c", Duration::zero(), after).unwrap());
+    let back = s.import_claim("d", lease, after).unwrap().unwrap();
+    assert_eq!(back.id, "i2");
+    // A final state releases the import for good.
+    s.import_set_state("i1", "succeeded", None, after).unwrap();
+    s.import_set_state("i2", "failed", Some(("internal", "x")), after)
+        .unwrap();
+    assert!(!s.import_renew("i1", "a", lease, after).unwrap());
+    let much_later = after + Duration::hours(1);
+    assert!(s.import_claim("a", lease, much_later).unwrap().is_none());
+    assert!(s.import_pending().unwrap().is_empty());
 }

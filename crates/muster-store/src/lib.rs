@@ -523,6 +523,32 @@ pub trait Store: Send + Sync + 'static {
     fn import_list(&self, tenant: &TenantId, f: &ImportFilter) -> Result<Vec<ImportRow>>;
     /// Imports that are not final, oldest first (the worker's queue).
     fn import_pending(&self) -> Result<Vec<ImportRow>>;
+
+    // ---- import claiming: how instances divide the import queue ----------
+    /// Claims the oldest pending import that no live instance holds, for
+    /// `owner` until `now + lease`. Of instances polling at once each gets a
+    /// different import; one whose lease ran out (its instance died or
+    /// stalled) is claimed again, and resumes from its checkpoint. The
+    /// holder keeps it with [`Store::import_renew`]; a final state set by
+    /// [`Store::import_set_state`] releases it.
+    fn import_claim(
+        &self,
+        owner: &str,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ImportRow>>;
+    /// Extends `owner`'s lease on an import to `now + lease` (a zero lease
+    /// hands it back at once, for a clean shutdown). `false` when `owner`
+    /// no longer holds it: the caller must stop working on the import.
+    fn import_renew(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    // ---- end of import claiming ---------------------------------------------
+
     fn import_set_state(
         &self,
         id: &str,

@@ -47,8 +47,106 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub admin_token: String,
     pub clock: ManualClock,
-    pub dir: tempfile::TempDir,
+    /// Shared by the instances of one gateway (uploads, master key).
+    pub dir: Arc<tempfile::TempDir>,
     pub running: Option<Running>,
+    /// The PostgreSQL database, when the suite runs on PostgreSQL; last,
+    /// so it is dropped after the rest.
+    pub db: Option<Arc<TestDb>>,
+}
+
+/// Whether this run is against PostgreSQL (`MUSTER_TEST_BACKEND=postgres`)
+/// rather than the default SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("MUSTER_TEST_BACKEND").as_deref() == Ok("postgres")
+}
+
+/// For a test that only means something on SQLite (it reads the database
+/// file): says so, loudly, and returns true when running on PostgreSQL.
+pub fn skip_on_postgres(test: &str, reason: &str) -> bool {
+    if !on_postgres() {
+        return false;
+    }
+    // Straight to the stream: the harness captures eprintln!.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED on PostgreSQL: {test}: {reason}");
+    true
+}
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fresh, uniquely named PostgreSQL database, dropped (with whatever
+/// connections are still open to it) when this is dropped.
+pub struct TestDb {
+    server: String,
+    pub name: String,
+    /// What the gateway is given as `MUSTER_DATABASE_URL`.
+    pub url: String,
+}
+
+/// The blocking `postgres` client runs a runtime of its own, which must not
+/// start inside the test's: its calls run on a thread of their own.
+fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    std::thread::scope(|s| s.spawn(f).join().unwrap())
+}
+
+impl TestDb {
+    pub fn create() -> Self {
+        let server = std::env::var("MUSTER_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into());
+        let name = format!("muster_api_{:016x}", rand::random::<u64>());
+        off_runtime(|| {
+            let mut c = postgres::Client::connect(&server, postgres::NoTls).unwrap_or_else(|e| {
+                panic!("MUSTER_TEST_BACKEND=postgres, but PostgreSQL cannot be reached: {e}")
+            });
+            c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        });
+        let url = with_dbname(&server, &name);
+        Self { server, name, url }
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_dbname(url: &str, name: &str) -> String {
+    let (head, query) = url
+        .split_once('?')
+        .map_or((url, None), |(h, q)| (h, Some(q)));
+    let scheme_end = head.find("://").map_or(0, |i| i + 3);
+    let base = match head[scheme_end..].find('/') {
+        Some(i) => &head[..scheme_end + i],
+        None => head,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+impl TestDb {
+    /// Drops the database now, under a running gateway (it is then gone
+    /// for good; the later drop finds nothing to do).
+    pub fn destroy(&self) {
+        let (server, name) = (&self.server, &self.name);
+        off_runtime(|| {
+            let mut c = postgres::Client::connect(server, postgres::NoTls).unwrap();
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .unwrap();
+        });
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (server, name) = (&self.server, &self.name);
+        off_runtime(|| {
+            let dropped = postgres::Client::connect(server, postgres::NoTls).and_then(|mut c| {
+                c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            });
+            if let Err(e) = dropped {
+                eprintln!("could not drop the test database {name}: {e}");
+            }
+        });
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -56,11 +154,31 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(extra_env: Vec<(&str, &str)>) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let db = on_postgres().then(|| Arc::new(TestDb::create()));
+    start(dir, db, extra_env, None).await
+}
+
+/// The environment that points a gateway at this app's data directory and
+/// database (for a second instance, or a restart).
+pub fn env_of(dir: &tempfile::TempDir, db: Option<&TestDb>) -> Vec<(String, String)> {
     let mut env = vec![(
         "MUSTER_DATA_DIR".to_string(),
         dir.path().display().to_string(),
     )];
+    if let Some(db) = db {
+        env.push(("MUSTER_DATABASE_URL".to_string(), db.url.clone()));
+    }
+    env
+}
+
+async fn start(
+    dir: Arc<tempfile::TempDir>,
+    db: Option<Arc<TestDb>>,
+    extra_env: Vec<(&str, &str)>,
+    clock: Option<ManualClock>,
+) -> TestApp {
+    let mut env = env_of(&dir, db.as_deref());
     env.extend(
         extra_env
             .into_iter()
@@ -68,7 +186,7 @@ pub async fn spawn_app_with(extra_env: Vec<(&str, &str)>) -> TestApp {
     );
     let config = Config::load_from(None, env).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let clock = ManualClock::new(Utc::now());
+    let clock = clock.unwrap_or_else(|| ManualClock::new(Utc::now()));
     let running = muster_server::spawn(config, listener, Arc::new(clock.clone()))
         .await
         .unwrap();
@@ -95,6 +213,22 @@ pub async fn spawn_app_with(extra_env: Vec<(&str, &str)>) -> TestApp {
         clock,
         dir,
         running: Some(running),
+        db,
+    }
+}
+
+impl TestApp {
+    /// Another gateway instance on the same database and data directory
+    /// (the upload spool and master key are shared, as they must be), on a
+    /// port of its own, with the same clock.
+    pub async fn spawn_peer(&self, extra_env: Vec<(&str, &str)>) -> TestApp {
+        start(
+            self.dir.clone(),
+            self.db.clone(),
+            extra_env,
+            Some(self.clock.clone()),
+        )
+        .await
     }
 }
 

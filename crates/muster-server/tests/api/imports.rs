@@ -459,16 +459,12 @@ async fn an_import_in_progress_survives_a_restart_and_applies_nothing_twice() {
         .as_str()
         .unwrap()
         .to_owned();
-    let TestApp { dir, running, .. } = app;
+    let TestApp {
+        dir, running, db, ..
+    } = app;
     running.unwrap().stop().await.unwrap();
-    let config = muster_server::config::Config::load_from(
-        None,
-        vec![(
-            "MUSTER_DATA_DIR".to_string(),
-            dir.path().display().to_string(),
-        )],
-    )
-    .unwrap();
+    let config =
+        muster_server::config::Config::load_from(None, env_of(&dir, db.as_deref())).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let running = muster_server::spawn(
         config,

@@ -1,5 +1,7 @@
 //! End-to-end tests of the gateway: a real server on a loopback port, a
-//! fresh SQLite database per test, real HTTP.
+//! fresh database per test, real HTTP. SQLite by default; with
+//! `MUSTER_TEST_BACKEND=postgres` each test gets a fresh PostgreSQL
+//! database (see `helpers::TestDb`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
@@ -8,6 +10,7 @@ mod admin;
 mod audit;
 mod encrypted;
 mod imports;
+mod instances;
 mod oauth;
 mod people;
 mod private_key_jwt;
