@@ -49,6 +49,11 @@ pub struct Limits {
     /// (after the first `ratio_grace_bytes`).
     pub max_decompression_ratio: u64,
     pub ratio_grace_bytes: u64,
+    /// Failed client authentications at the token endpoint, per source
+    /// address and per client id, before 429 (0: no limit) ...
+    pub failed_auth_max: u32,
+    /// ... within this many seconds.
+    pub failed_auth_window_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,6 +99,8 @@ max_sync_items = 10000
 max_decompressed_bytes = 17179869184
 max_decompression_ratio = 100
 ratio_grace_bytes = 8388608
+failed_auth_max = 20
+failed_auth_window_seconds = 300
 [import]
 batch_size = 5000
 retain_uploads = false

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod oauth;
 pub mod openapi;
 pub mod people;
+pub mod ratelimit;
 pub mod signing;
 pub mod state;
 pub mod telemetry;
@@ -281,6 +282,10 @@ pub async fn spawn(
     } else {
         config.public_url.trim_end_matches('/').to_owned()
     };
+    let auth_failures = Arc::new(ratelimit::FailureLimiter::new(
+        config.limits.failed_auth_max,
+        config.limits.failed_auth_window_seconds,
+    ));
     let state = AppState {
         store,
         clock,
@@ -290,6 +295,7 @@ pub async fn spawn(
         import_finished: Arc::new(Notify::new()),
         issuer: issuer.into(),
         instance: uuid::Uuid::new_v4().simple().to_string().into(),
+        auth_failures,
     };
     tracing::info!(instance = %state.instance, "this instance's id (it names the imports it works on)");
     let stop = Arc::new(AtomicBool::new(false));
@@ -298,10 +304,14 @@ pub async fn spawn(
     let app = router(state.clone());
     let sd = shutdown.clone();
     let handle = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { sd.notified().await })
-            .await
-            .context("http server")?;
+        // The peer address feeds the failed-authentication limits.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { sd.notified().await })
+        .await
+        .context("http server")?;
         // The worker stops between batches: no batch is half-applied.
         stop.store(true, Ordering::SeqCst);
         let _ = worker.await;

@@ -4,7 +4,7 @@
 //! (RFC 7009) and server metadata (RFC 8414). Errors are RFC 6749 5.2 bodies.
 use crate::auth::audit_refusal;
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,6 +22,8 @@ pub struct OAuthFailure {
     error: &'static str,
     description: String,
     basic_challenge: bool,
+    /// Seconds, for `Retry-After` on a 429.
+    retry_after: Option<u64>,
 }
 
 impl OAuthFailure {
@@ -31,6 +33,7 @@ impl OAuthFailure {
             error,
             description: description.into(),
             basic_challenge: false,
+            retry_after: None,
         }
     }
     pub(crate) fn invalid_request(d: impl Into<String>) -> Self {
@@ -40,6 +43,16 @@ impl OAuthFailure {
         Self {
             basic_challenge: basic,
             ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
+        }
+    }
+    fn too_many(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                format!("too many failed authentications; try again in {retry_after} seconds"),
+            )
         }
     }
     fn server_error() -> Self {
@@ -62,6 +75,10 @@ impl IntoResponse for OAuthFailure {
         )
             .into_response();
         no_store(resp.headers_mut());
+        if let Some(s) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
         if self.basic_challenge {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -212,13 +229,64 @@ async fn authenticate_client(
     Ok(client)
 }
 
+/// The client id a request claims, before it is authenticated: from Basic
+/// credentials or the form (a private_key_jwt assertion names it in `iss`,
+/// which is only read once verified; the address limit covers those).
+fn claimed_client_id(headers: &HeaderMap, form: &HashMap<String, String>) -> Option<String> {
+    use base64::Engine;
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|raw| raw.split_once(':').map(|(id, _)| id.to_owned()))
+        .and_then(|id| urlencoding::decode(&id).ok().map(|c| c.into_owned()));
+    basic
+        .or_else(|| form.get("client_id").cloned())
+        .filter(|c| !c.is_empty() && c.len() <= 256)
+}
+
+/// [`authenticate_client`] behind the failed-authentication limits: a
+/// source address or client id over its limit gets 429 before any secret
+/// is looked at; each refusal counts against both.
+async fn authenticate_limited(
+    state: &AppState,
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<ClientRow, OAuthFailure> {
+    let now = state.clock.now();
+    let mut keys = vec![format!("addr:{peer}")];
+    if let Some(c) = claimed_client_id(headers, form) {
+        keys.push(format!("client:{c}"));
+    }
+    for k in &keys {
+        if let Err(retry) = state.auth_failures.check(k, now) {
+            return Err(OAuthFailure::too_many(retry));
+        }
+    }
+    let result = authenticate_client(state, headers, form).await;
+    if matches!(&result, Err(f) if f.status == StatusCode::UNAUTHORIZED) {
+        for k in &keys {
+            state.auth_failures.failed(k, now);
+        }
+    }
+    result
+}
+
 pub async fn token_create(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthFailure> {
     let form = parse_form(&headers, &body)?;
-    let client = authenticate_client(&state, &headers, &form).await?;
+    let client = authenticate_limited(&state, peer.ip(), &headers, &form).await?;
     match form.get("grant_type").map(String::as_str) {
         Some("client_credentials") => {}
         Some(_) => {
@@ -289,11 +357,12 @@ pub async fn token_create(
 /// RFC 7009: the answer is 200 whether or not the token was known.
 pub async fn token_revoke(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthFailure> {
     let form = parse_form(&headers, &body)?;
-    let client = authenticate_client(&state, &headers, &form).await?;
+    let client = authenticate_limited(&state, peer.ip(), &headers, &form).await?;
     let token = form
         .get("token")
         .filter(|t| !t.is_empty())

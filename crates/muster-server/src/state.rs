@@ -22,6 +22,8 @@ pub struct AppState {
     /// This running instance, as it is named on the imports it claims.
     /// New on every start: a restarted instance is another claimant.
     pub instance: Arc<str>,
+    /// Failed client authentications per source address and client id.
+    pub auth_failures: Arc<crate::ratelimit::FailureLimiter>,
 }
 
 impl AppState {

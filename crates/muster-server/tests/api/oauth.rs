@@ -264,3 +264,47 @@ async fn a_rotated_secret_overlaps_with_the_old_one_until_it_expires() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn repeated_failed_authentications_get_429_with_retry_after_until_the_window_passes() {
+    let app = spawn_app_with(vec![
+        ("MUSTER_LIMITS__FAILED_AUTH_MAX", "5"),
+        ("MUSTER_LIMITS__FAILED_AUTH_WINDOW_SECONDS", "120"),
+    ])
+    .await;
+    let c = app.syncer().await;
+    let other = app.syncer().await;
+    let wrong = Client {
+        id: c.id.clone(),
+        secret: "mcs_guess".into(),
+    };
+    for _ in 0..5 {
+        let r = app.token_response(&wrong, None).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Over the limit: even the right secret waits, and the answer says how long.
+    let r = app.token_response(&c, None).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=120).contains(&retry), "{retry}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "too_many_requests");
+    assert!(!v.to_string().contains("mcs_"), "no secret in the answer");
+    // The source address is over its limit too, so another client from it waits.
+    let r = app.token_response(&other, None).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The failures were audited, without the credential.
+    let audit: Value = app
+        .get_as(&app.admin_token, "/api/v1/audit?limit=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let text = audit.to_string();
+    assert!(text.contains("auth.failed"));
+    assert!(!text.contains("mcs_guess"));
+
+    app.clock.advance(chrono::Duration::seconds(121));
+    let r = app.token_response(&c, None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
