@@ -11,6 +11,7 @@ mod audit;
 mod encrypted;
 mod imports;
 mod instances;
+mod isolation;
 mod oauth;
 mod people;
 mod private_key_jwt;

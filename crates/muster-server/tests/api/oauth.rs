@@ -285,7 +285,11 @@ async fn repeated_failed_authentications_get_429_with_retry_after_until_the_wind
     // Over the limit: even the right secret waits, and the answer says how long.
     let r = app.token_response(&c, None).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=120).contains(&retry), "{retry}");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "too_many_requests");
