@@ -19,6 +19,8 @@ pub struct AppState {
     pub import_finished: Arc<Notify>,
     /// The gateway's public URL (OAuth issuer), without a trailing slash.
     pub issuer: Arc<str>,
+    /// Login-sync issuers' fetched JWK Sets.
+    pub jwks_cache: Arc<crate::login_sync::JwksCache>,
 }
 
 impl AppState {

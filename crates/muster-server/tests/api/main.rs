@@ -8,6 +8,7 @@ mod admin;
 mod audit;
 mod encrypted;
 mod imports;
+mod login_sync;
 mod oauth;
 mod people;
 mod private_key_jwt;
