@@ -190,9 +190,7 @@ pub async fn issuer_create(
     let algorithms = check_algorithms(&spec)?;
     let skew = spec.clock_skew_seconds.unwrap_or(DEFAULT_SKEW);
     if skew > MAX_SKEW {
-        return Err(invalid(format!(
-            "clock_skew_seconds: at most {MAX_SKEW}"
-        )));
+        return Err(invalid(format!("clock_skew_seconds: at most {MAX_SKEW}")));
     }
     let cache = spec.jwks_cache_seconds.unwrap_or(DEFAULT_JWKS_CACHE);
     if !(MIN_REFETCH_SECONDS as u64..=86_400).contains(&cache) {
@@ -633,19 +631,16 @@ async fn authenticate(
     let token = bearer(headers).map_err(anon)?;
     let u = unverified(token).map_err(anon)?;
     let iss = u.iss.clone();
-    let candidates = state
-        .db(move |s| s.issuer_find(&iss))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = ?e, "cannot read issuers");
-            (None, Refusal::UnknownIssuer)
-        })?;
+    let candidates = state.db(move |s| s.issuer_find(&iss)).await.map_err(|e| {
+        tracing::error!(error = ?e, "cannot read issuers");
+        (None, Refusal::UnknownIssuer)
+    })?;
     let Some(first) = candidates.first().cloned() else {
         return Err(anon(Refusal::UnknownIssuer));
     };
     let Some(issuer) = candidates
         .into_iter()
-        .find(|i| u.aud.iter().any(|a| *a == i.audience))
+        .find(|i| u.aud.contains(&i.audience))
     else {
         return Err((Some(first), Refusal::WrongAudience));
     };
@@ -687,8 +682,7 @@ async fn keys_for(
         return Ok(vec![DecodingKey::from_secret(&secret)]);
     }
     if let Some(text) = &issuer.settings.jwks {
-        let doc: serde_json::Value =
-            serde_json::from_str(text).map_err(|_| Refusal::UnknownKid)?;
+        let doc: serde_json::Value = serde_json::from_str(text).map_err(|_| Refusal::UnknownKid)?;
         let keys = assertion_keys(&doc).map_err(|_| Refusal::UnknownKid)?;
         let found = pick(&keys);
         return if found.is_empty() {
@@ -731,7 +725,7 @@ async fn verify(
     token: &str,
     u: &Unverified,
 ) -> Result<(serde_json::Map<String, serde_json::Value>, String), Refusal> {
-    if !issuer.settings.algorithms.iter().any(|a| *a == u.alg) {
+    if !issuer.settings.algorithms.contains(&u.alg) {
         return Err(if u.alg == "HS256" {
             Refusal::Hs256NotConfigured
         } else {
@@ -836,7 +830,12 @@ fn roles_from_claim(
             .map(|v| v.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| claim_error(name, "the roles claim must hold strings"))?,
-        Some(_) => return Err(claim_error(name, "the roles claim must be an array or a string")),
+        Some(_) => {
+            return Err(claim_error(
+                name,
+                "the roles claim must be an array or a string",
+            ))
+        }
     };
     let mut set = BTreeSet::new();
     for r in names {
@@ -879,20 +878,22 @@ async fn write_person(state: &AppState, v: Verified) -> ApiResult<LoginSyncResul
     let compiled = doc
         .compile_named(&BTreeMap::new())
         .map_err(|e| anyhow::anyhow!("the issuer's mapping does not compile: {e}"))?;
-    let mut incoming = compiled.map_object(&claims).map_err(|errors| ApiError::Unprocessable {
-        code: "invalid_person",
-        detail: "the claims do not map to a valid person; see errors".into(),
-        errors: errors
-            .into_iter()
-            .map(|e| muster_proto::RowErrorInfo {
-                row: 1,
-                column: e.column,
-                attribute: e.attribute,
-                code: e.code.into(),
-                message: e.message,
-            })
-            .collect(),
-    })?;
+    let mut incoming = compiled
+        .map_object(&claims)
+        .map_err(|errors| ApiError::Unprocessable {
+            code: "invalid_person",
+            detail: "the claims do not map to a valid person; see errors".into(),
+            errors: errors
+                .into_iter()
+                .map(|e| muster_proto::RowErrorInfo {
+                    row: 1,
+                    column: e.column,
+                    attribute: e.attribute,
+                    code: e.code.into(),
+                    message: e.message,
+                })
+                .collect(),
+        })?;
     if let Some(roles) = roles_from_claim(&issuer, &claims)? {
         incoming.roles = Some(roles);
     }
@@ -908,7 +909,10 @@ async fn write_person(state: &AppState, v: Verified) -> ApiResult<LoginSyncResul
     if !errors.is_empty() {
         return Err(ApiError::Unprocessable {
             code: "not_permitted",
-            detail: format!("the issuer '{}' may not write this person as mapped; see errors", issuer.name),
+            detail: format!(
+                "the issuer '{}' may not write this person as mapped; see errors",
+                issuer.name
+            ),
             errors,
         });
     }

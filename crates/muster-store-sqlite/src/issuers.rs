@@ -53,8 +53,7 @@ pub(crate) fn create(conn: &Connection, i: &IssuerRow) -> Result<IssuerRow> {
             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
         {
             Err(StoreError::Conflict(
-                "an issuer with this name, or with this issuer and audience, exists already"
-                    .into(),
+                "an issuer with this name, or with this issuer and audience, exists already".into(),
             ))
         }
         Err(e) => Err(be(e)),

@@ -656,7 +656,10 @@ fn issuers_are_stored_found_by_iss_and_deleted(store: &dyn Store) {
     let mut found = store.issuer_find("https://idp.example").unwrap();
     found.sort_by(|x, y| x.audience.cmp(&y.audience));
     assert_eq!(found, vec![a.clone(), b.clone()]);
-    assert!(store.issuer_find("https://nobody.example").unwrap().is_empty());
+    assert!(store
+        .issuer_find("https://nobody.example")
+        .unwrap()
+        .is_empty());
     assert!(matches!(
         store.issuer_get(&other, "entra"),
         Err(StoreError::NotFound { .. })

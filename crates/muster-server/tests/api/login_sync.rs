@@ -174,7 +174,12 @@ async fn audit(app: &TestApp) -> Vec<Value> {
 async fn creates_then_updates(alg: Algorithm) {
     let app = spawn_app().await;
     issuer(&app, json!({})).await;
-    assert_synced(login(&app, &sign(alg, &claims(&app, "E1"))).await, "created", 1).await;
+    assert_synced(
+        login(&app, &sign(alg, &claims(&app, "E1"))).await,
+        "created",
+        1,
+    )
+    .await;
     let p = person(&app, "E1").await;
     assert_eq!(p["attributes"]["given_name"], "Ada");
     assert_eq!(p["attributes"]["email"], "ada@example.com");
@@ -270,12 +275,7 @@ async fn a_token_for_another_audience_is_refused() {
     .await;
     // An array naming the audience is fine (RFC 7519 4.1.3).
     c["aud"] = json!(["someone-else", AUD]);
-    assert_synced(
-        login(&app, &sign(Algorithm::RS256, &c)).await,
-        "created",
-        1,
-    )
-    .await;
+    assert_synced(login(&app, &sign(Algorithm::RS256, &c)).await, "created", 1).await;
 }
 
 #[tokio::test]
@@ -293,12 +293,7 @@ async fn an_expired_token_is_refused_beyond_the_issuers_clock_skew() {
     // Within the skew it still passes.
     c["exp"] = json!(now - 30);
     c["jti"] = json!("another");
-    assert_synced(
-        login(&app, &sign(Algorithm::RS256, &c)).await,
-        "created",
-        1,
-    )
-    .await;
+    assert_synced(login(&app, &sign(Algorithm::RS256, &c)).await, "created", 1).await;
 }
 
 #[tokio::test]
@@ -389,7 +384,9 @@ async fn an_hs256_token_is_accepted_when_the_issuer_has_a_sealed_secret() {
     // The secret is not in the database in plaintext.
     for f in ["muster.db", "muster.db-wal"] {
         let db = std::fs::read(app.dir.path().join(f)).unwrap_or_default();
-        assert!(!db.windows(HS_SECRET.len()).any(|w| w == HS_SECRET.as_bytes()));
+        assert!(!db
+            .windows(HS_SECRET.len())
+            .any(|w| w == HS_SECRET.as_bytes()));
     }
     // RS256 is not accepted by this issuer.
     assert_refused(
@@ -497,21 +494,11 @@ async fn an_unknown_kid_refetches_the_jwks_url_once_and_then_is_refused() {
     app.clock.advance(chrono::Duration::seconds(15));
     let mut h = Header::new(Algorithm::RS256);
     h.kid = Some("rsa-9".into());
-    let t = encode(
-        &h,
-        &claims(&app, "E12"),
-        &encoding_key(Algorithm::RS256),
-    )
-    .unwrap();
+    let t = encode(&h, &claims(&app, "E12"), &encoding_key(Algorithm::RS256)).unwrap();
     assert_refused(login(&app, &t).await, "unknown_kid").await;
     assert_eq!(fetches.load(Ordering::SeqCst), 3);
     // ...and right after, refused without another fetch.
-    let t = encode(
-        &h,
-        &claims(&app, "E12"),
-        &encoding_key(Algorithm::RS256),
-    )
-    .unwrap();
+    let t = encode(&h, &claims(&app, "E12"), &encoding_key(Algorithm::RS256)).unwrap();
     assert_refused(login(&app, &t).await, "unknown_kid").await;
     assert_eq!(fetches.load(Ordering::SeqCst), 3);
 }
