@@ -331,3 +331,52 @@ fn push_encrypt_sends_only_ciphertext_to_the_tenants_key_and_imports_it() {
     assert!(out.status.success());
     assert!(text(&out).contains("x25519") && text(&out).contains("curve25519"));
 }
+
+#[test]
+fn an_operator_registers_lists_shows_and_deletes_a_login_sync_issuer() {
+    let s = start();
+    let out = s.run(&[
+        "admin",
+        "mapping",
+        "put",
+        "workday",
+        "examples/hr/mapping.toml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.run(&[
+        "admin",
+        "issuer",
+        "create",
+        "okta",
+        "--issuer",
+        "https://idp.example.com",
+        "--audience",
+        "muster",
+        "--mapping",
+        "workday",
+        "--jwks-file",
+        "crates/muster-server/tests/api/fixtures/jwks.json",
+        "--roles-claim",
+        "groups",
+        "--attributes",
+        "given_name,family_name",
+        "--grant-roles",
+        "staff",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("okta"));
+    let out = s.run(&["admin", "issuer", "list"]);
+    assert!(
+        text(&out).contains("https://idp.example.com"),
+        "{}",
+        text(&out)
+    );
+    let out = s.run(&["admin", "issuer", "show", "okta", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["principal"], "issuer:okta");
+    assert_eq!(v["roles_claim"], "groups");
+    let out = s.run(&["admin", "issuer", "delete", "okta"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.run(&["admin", "issuer", "show", "okta"]);
+    assert!(!out.status.success());
+}
