@@ -638,10 +638,7 @@ async fn authenticate(
     let Some(first) = candidates.first().cloned() else {
         return Err(anon(Refusal::UnknownIssuer));
     };
-    let Some(issuer) = candidates
-        .into_iter()
-        .find(|i| u.aud.contains(&i.audience))
-    else {
+    let Some(issuer) = candidates.into_iter().find(|i| u.aud.contains(&i.audience)) else {
         return Err((Some(first), Refusal::WrongAudience));
     };
     match verify(state, &issuer, token, &u).await {
