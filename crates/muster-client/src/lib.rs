@@ -585,6 +585,36 @@ impl Client {
             .await
     }
 
+    // ---- login-sync issuers (SPEC 2.3) -------------------------------------
+
+    /// `POST /api/v1/issuers`
+    pub async fn issuer_create(&self, spec: &IssuerSpec) -> Result<IssuerInfo, ClientError> {
+        self.post("/api/v1/issuers", spec).await
+    }
+
+    /// `GET /api/v1/issuers`
+    pub async fn issuer_list(&self) -> Result<Vec<IssuerInfo>, ClientError> {
+        self.get("/api/v1/issuers").await
+    }
+
+    /// `GET /api/v1/issuers/{name}`
+    pub async fn issuer_get(&self, name: &str) -> Result<IssuerInfo, ClientError> {
+        self.get(&format!("/api/v1/issuers/{}", seg(name)?)).await
+    }
+
+    /// `DELETE /api/v1/issuers/{name}`
+    pub async fn issuer_delete(&self, name: &str) -> Result<(), ClientError> {
+        let url = self.url(&format!("/api/v1/issuers/{}", seg(name)?));
+        let resp = self
+            .send(|http| {
+                Ok(http
+                    .request(Method::DELETE, &url)
+                    .header(ACCEPT, "application/json"))
+            })
+            .await?;
+        expect_success(resp).await
+    }
+
     // ---- imports ---------------------------------------------------------
 
     /// `POST /api/v1/imports`: streams the file at `path`, calling

@@ -445,3 +445,81 @@ pub struct IntakePolicyInfo {
     #[serde(default)]
     pub require_signed_by: Option<String>,
 }
+
+/// Registers an identity-provider issuer for login sync (SPEC 2.3).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSpec {
+    /// The issuer's name within the tenant (letters, digits, `-_.`).
+    pub name: String,
+    /// The `iss` its tokens carry (RFC 7519 4.1.1).
+    pub issuer: String,
+    /// The `aud` its tokens must carry (RFC 7519 4.1.3).
+    pub audience: String,
+    /// Accepted JWS algorithms; default `RS256`, `ES256`, `EdDSA`. `HS256`
+    /// only together with `hs256_secret`; `none` never.
+    #[serde(default)]
+    pub algorithms: Option<Vec<String>>,
+    /// Tolerance on `exp` and `nbf`, in seconds (default 60, at most 600).
+    #[serde(default)]
+    pub clock_skew_seconds: Option<u64>,
+    /// The issuer's JWK Set (RFC 7517 5), public keys only.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    /// Or where to fetch it (`https://`, or `http://` for a loopback host).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// How long a fetched JWK Set is kept (default 300 s).
+    #[serde(default)]
+    pub jwks_cache_seconds: Option<u64>,
+    /// The HS256 shared secret (at least 32 bytes); stored sealed, never
+    /// shown again.
+    #[serde(default)]
+    pub hs256_secret: Option<String>,
+    /// The tenant mapping the claims go through (claims are its fields).
+    pub mapping: String,
+    /// The claim holding the person's roles (an array of names, or one
+    /// space-separated string).
+    #[serde(default)]
+    pub roles_claim: Option<String>,
+    /// What logins through this issuer may write.
+    #[serde(default)]
+    pub write_policy: WritePolicyInfo,
+}
+
+/// A registered issuer, as the admin API shows it (never its secret).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IssuerInfo {
+    pub name: String,
+    pub issuer: String,
+    pub audience: String,
+    pub algorithms: Vec<String>,
+    pub clock_skew_seconds: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    pub jwks_cache_seconds: u64,
+    /// Whether an HS256 secret is registered.
+    pub hs256: bool,
+    pub mapping: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles_claim: Option<String>,
+    pub write_policy: WritePolicyInfo,
+    /// How audit entries name the issuer: `issuer:<tenant>/<name>`.
+    pub principal: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The answer to `POST /api/v1/login-sync`: which person, its version and
+/// what happened (`created`, `updated`, `unchanged`, ...).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoginSyncResult {
+    pub external_id: String,
+    pub version: i64,
+    pub change: String,
+    /// The issuer's name.
+    pub issuer: String,
+}

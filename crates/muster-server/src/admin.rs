@@ -147,14 +147,14 @@ pub fn client_info(c: &ClientRow) -> ClientInfo {
     }
 }
 
-fn valid_client_id(id: &str) -> bool {
+pub(crate) fn valid_client_id(id: &str) -> bool {
     (3..=64).contains(&id.len())
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-fn check_write_policy(p: &WritePolicyInfo) -> ApiResult<WritePolicy> {
+pub(crate) fn check_write_policy(p: &WritePolicyInfo) -> ApiResult<WritePolicy> {
     for a in &p.attributes {
         if a != "*" && a != ROLES && core_type(a).is_none() && !valid_custom_name(a) {
             return Err(ApiError::unprocessable(

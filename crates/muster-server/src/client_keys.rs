@@ -117,16 +117,35 @@ pub fn assertion_keys(doc: &serde_json::Value) -> Result<Vec<AssertionKey>, Stri
     }
     let mut out = Vec::new();
     for (i, jwk) in jwks.iter().enumerate() {
-        let alg = jwk_algorithm(jwk).map_err(|e| format!("jwks key {i}: {e}"))?;
-        let key = DecodingKey::from_jwk(jwk)
-            .map_err(|_| format!("jwks key {i}: the key parameters do not decode"))?;
-        out.push(AssertionKey {
-            kid: jwk.common.key_id.clone(),
-            alg,
-            key,
-        });
+        out.push(jwk_key(jwk).map_err(|e| format!("jwks key {i}: {e}"))?);
     }
     Ok(out)
+}
+
+fn jwk_key(jwk: &Jwk) -> Result<AssertionKey, &'static str> {
+    let alg = jwk_algorithm(jwk)?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|_| "the key parameters do not decode")?;
+    Ok(AssertionKey {
+        kid: jwk.common.key_id.clone(),
+        alg,
+        key,
+    })
+}
+
+/// The signature keys of an identity provider's published JWK Set: keys
+/// of other kinds or uses (encryption keys, RS512, ...) are skipped rather
+/// than refused, since the provider, not the operator, chose them.
+pub fn signature_keys(jwks: &JwkSet) -> Vec<AssertionKey> {
+    jwks.keys
+        .iter()
+        .filter(|k| {
+            !matches!(
+                k.common.public_key_use,
+                Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+            )
+        })
+        .filter_map(|k| jwk_key(k).ok())
+        .collect()
 }
 
 /// Reads an Ed25519 public key: 32 raw bytes in base64(url), or an SPKI PEM.
@@ -305,7 +324,7 @@ pub async fn client_jwt_keys_put(
 
 /// The name of a private-key member (RFC 7518 6.2.2, 6.3.2, RFC 8037 2) in
 /// a JWK or JWKS, if any: the gateway must never hold a client's private key.
-fn private_members(doc: &serde_json::Value) -> Option<&'static str> {
+pub(crate) fn private_members(doc: &serde_json::Value) -> Option<&'static str> {
     const PRIVATE: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
     let keys: Vec<&serde_json::Value> = match doc.get("keys").and_then(|k| k.as_array()) {
         Some(a) => a.iter().collect(),

@@ -10,6 +10,11 @@ use muster_store::StoreError;
 pub enum ApiError {
     /// 401; the reason goes into the body and `WWW-Authenticate`.
     Unauthorized(&'static str),
+    /// 401 with its own stable code: a refused login-sync token.
+    AuthRefused {
+        code: &'static str,
+        detail: &'static str,
+    },
     /// 403, naming the missing permission.
     Forbidden(String),
     NotFound(&'static str),
@@ -50,7 +55,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::AuthRefused { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -66,6 +71,7 @@ impl ApiError {
     fn parts(&self) -> (&'static str, String) {
         match self {
             ApiError::Unauthorized(r) => ("invalid_token", (*r).to_owned()),
+            ApiError::AuthRefused { code, detail } => (code, (*detail).to_owned()),
             ApiError::Forbidden(p) => (
                 "forbidden",
                 format!("this credential lacks the permission '{p}'"),

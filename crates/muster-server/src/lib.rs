@@ -1,5 +1,5 @@
 //! Muster's gateway: configuration, the HTTP routers (admin and people API,
-//! imports, OAuth 2.0), auth extractors, the import worker and telemetry.
+//! imports, OAuth 2.0, login sync), auth extractors, the import worker and telemetry.
 //!
 //! [`serve`] is what `muster serve` runs; [`spawn`] starts the same server on
 //! an already-bound listener with an injected clock, for tests.
@@ -15,6 +15,7 @@ pub mod error;
 pub mod imports;
 pub mod json;
 pub mod keys;
+pub mod login_sync;
 pub mod oauth;
 pub mod openapi;
 pub mod people;
@@ -104,6 +105,16 @@ pub fn router(state: AppState) -> Router {
             "/clients/{client_id}/keys/jwt",
             put(client_keys::client_jwt_keys_put).delete(client_keys::client_jwt_keys_delete),
         )
+        // Login sync (SPEC 2.3): issuers, and the endpoint their JWTs call.
+        .route(
+            "/issuers",
+            post(login_sync::issuer_create).get(login_sync::issuer_list),
+        )
+        .route(
+            "/issuers/{name}",
+            get(login_sync::issuer_get).delete(login_sync::issuer_delete),
+        )
+        .route("/login-sync", post(login_sync::login_sync))
         // RFC 9421 signed requests, as an alternative to Bearer tokens.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -296,6 +307,7 @@ pub async fn spawn(
         issuer: issuer.into(),
         instance: uuid::Uuid::new_v4().simple().to_string().into(),
         auth_failures,
+        jwks_cache: Arc::default(),
     };
     tracing::info!(instance = %state.instance, "this instance's id (it names the imports it works on)");
     let stop = Arc::new(AtomicBool::new(false));

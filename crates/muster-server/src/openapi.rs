@@ -55,6 +55,9 @@ use utoipa::OpenApi;
         muster_proto::HmacKeyIssued,
         muster_proto::Ed25519KeyRequest,
         muster_proto::JwtKeysRequest,
+        muster_proto::IssuerSpec,
+        muster_proto::IssuerInfo,
+        muster_proto::LoginSyncResult,
     ))
 )]
 struct ApiDoc;
@@ -162,6 +165,11 @@ pub const ROUTES: &[Route] = &[
     r("get", "/api/v1/people/{external_id}", "Read one person", "people:read", Body::None, "200", Body::Json("PersonInfo")),
     Route { query: &[("after", "sequence number to start after"), ("limit", "1 to 1000")], ..r("get", "/api/v1/audit", "The tenant's audit chain, in order", "audit:read", Body::None, "200", Body::Page("AuditEntryInfo")) },
     r("get", "/api/v1/audit/verify", "Verify the tenant's audit chain", "audit:read", Body::None, "200", Body::Json("AuditVerification")),
+    r("post", "/api/v1/issuers", "Register an identity-provider issuer for login sync", "clients:admin", Body::Json("IssuerSpec"), "201", Body::Json("IssuerInfo")),
+    r("get", "/api/v1/issuers", "List the tenant's login-sync issuers", "clients:admin", Body::None, "200", Body::List("IssuerInfo")),
+    r("get", "/api/v1/issuers/{name}", "Show a login-sync issuer", "clients:admin", Body::None, "200", Body::Json("IssuerInfo")),
+    r("delete", "/api/v1/issuers/{name}", "Remove a login-sync issuer", "clients:admin", Body::None, "204", Body::None),
+    r("post", "/api/v1/login-sync", "Create or update the person of an identity provider's JWT (Authorization: Bearer <IdP JWT>); every refusal is 401 with its own code", "token", Body::None, "200", Body::Json("LoginSyncResult")),
     r("get", "/healthz", "Liveness", "", Body::None, "200", Body::Raw(&["text/plain"])),
     r("get", "/readyz", "Readiness (the database answers)", "", Body::None, "200", Body::Raw(&["text/plain"])),
     r("get", "/openapi.json", "This document", "", Body::None, "200", Body::Raw(&["application/json"])),

@@ -24,6 +24,8 @@ pub struct AppState {
     pub instance: Arc<str>,
     /// Failed client authentications per source address and client id.
     pub auth_failures: Arc<crate::ratelimit::FailureLimiter>,
+    /// Login-sync issuers' fetched JWK Sets.
+    pub jwks_cache: Arc<crate::login_sync::JwksCache>,
 }
 
 impl AppState {

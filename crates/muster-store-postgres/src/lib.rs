@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod apply;
+mod issuers;
 mod migrate;
 mod pool;
 
@@ -1337,6 +1338,27 @@ impl Store for PostgresStore {
                 Err(e) => Err(be(e)),
             }
         })
+    }
+
+    fn issuer_create(&self, i: IssuerRow) -> Result<IssuerRow> {
+        self.pool.write(|s| issuers::create(s, &i))?;
+        self.issuer_get(&i.tenant, &i.name)
+    }
+
+    fn issuer_get(&self, tenant: &TenantId, name: &str) -> Result<IssuerRow> {
+        self.pool.run(|s| issuers::get_one(s, tenant, name))
+    }
+
+    fn issuer_list(&self, tenant: &TenantId) -> Result<Vec<IssuerRow>> {
+        self.pool.run(|s| issuers::list(s, tenant))
+    }
+
+    fn issuer_find(&self, issuer: &str) -> Result<Vec<IssuerRow>> {
+        self.pool.run(|s| issuers::find(s, issuer))
+    }
+
+    fn issuer_delete(&self, tenant: &TenantId, name: &str) -> Result<()> {
+        self.pool.write(|s| issuers::delete(s, tenant, name))
     }
 
     fn audit_append(&self, d: AuditDraft) -> Result<i64> {

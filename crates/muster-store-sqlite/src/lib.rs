@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod client_keys;
+mod issuers;
 mod writer;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -1319,6 +1320,28 @@ impl Store for SqliteStore {
         let (pid, nonce) = (principal_id.to_owned(), nonce.to_owned());
         self.writer
             .write(move |conn| client_keys::nonce_record(conn, &pid, &nonce, expires_at, now))
+    }
+
+    fn issuer_create(&self, i: IssuerRow) -> Result<IssuerRow> {
+        self.writer.write(move |conn| issuers::create(conn, &i))
+    }
+
+    fn issuer_get(&self, tenant: &TenantId, name: &str) -> Result<IssuerRow> {
+        self.read(|conn| issuers::get(conn, tenant, name))
+    }
+
+    fn issuer_list(&self, tenant: &TenantId) -> Result<Vec<IssuerRow>> {
+        self.read(|conn| issuers::list(conn, tenant))
+    }
+
+    fn issuer_find(&self, issuer: &str) -> Result<Vec<IssuerRow>> {
+        self.read(|conn| issuers::find(conn, issuer))
+    }
+
+    fn issuer_delete(&self, tenant: &TenantId, name: &str) -> Result<()> {
+        let (tenant, name) = (tenant.clone(), name.to_owned());
+        self.writer
+            .write(move |conn| issuers::delete(conn, &tenant, &name))
     }
 
     fn audit_append(&self, d: AuditDraft) -> Result<i64> {

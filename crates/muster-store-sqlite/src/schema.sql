@@ -184,3 +184,21 @@ CREATE TABLE auth_nonces (
     PRIMARY KEY (principal_id, nonce)
 ) WITHOUT ROWID;
 CREATE INDEX auth_nonces_expiry ON auth_nonces(expires_at);
+
+-- Login-sync issuers (SPEC 2.3): an identity provider whose JWTs create
+-- and update people. `settings` is JSON (algorithms, JWKS or its URL,
+-- mapping, write policy); an HS256 secret is only kept sealed under the
+-- master key. A token selects its issuer by `iss` and `aud`, so that pair
+-- is unique across tenants.
+CREATE TABLE issuers (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    audience TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    hs256_sealed BLOB,
+    created_at INTEGER NOT NULL,
+    UNIQUE (tenant_id, name),
+    UNIQUE (issuer, audience)
+);

@@ -14,7 +14,7 @@ pub type Factory<'a> = &'a dyn Fn() -> (Box<dyn Store>, Box<dyn std::any::Any>);
 
 pub fn run_all(make: Factory<'_>) {
     type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 15] = [
+    let cases: [Case; 17] = [
         ("bootstrap_happens_once", bootstrap_happens_once),
         (
             "one_time_tokens_are_used_once",
@@ -65,6 +65,14 @@ pub fn run_all(make: Factory<'_>) {
         (
             "a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends",
             a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends,
+        ),
+        (
+            "issuers_are_stored_found_by_iss_and_deleted",
+            issuers_are_stored_found_by_iss_and_deleted,
+        ),
+        (
+            "issuer_names_and_iss_audience_pairs_are_unique",
+            issuer_names_and_iss_audience_pairs_are_unique,
         ),
     ];
     for (name, case) in cases {
@@ -646,4 +654,105 @@ fn a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends(s: &dyn Store) {
     let much_later = after + Duration::hours(1);
     assert!(s.import_claim("a", lease, much_later).unwrap().is_none());
     assert!(s.import_pending().unwrap().is_empty());
+}
+
+fn issuer(tenant: &TenantId, name: &str, iss: &str, aud: &str) -> IssuerRow {
+    IssuerRow {
+        id: format!("{}-{name}", tenant.as_str()),
+        tenant: tenant.clone(),
+        name: name.into(),
+        issuer: iss.into(),
+        audience: aud.into(),
+        settings: IssuerSettings {
+            algorithms: vec!["RS256".into(), "HS256".into()],
+            clock_skew_seconds: 60,
+            jwks: Some(r#"{"keys":[]}"#.into()),
+            jwks_url: None,
+            jwks_cache_seconds: 300,
+            mapping: "idp".into(),
+            roles_claim: Some("groups".into()),
+            write_policy: muster_core::policy::WritePolicy {
+                attributes: vec!["given_name".into()],
+                roles: vec!["staff".into()],
+            },
+        },
+        hs256_sealed: Some(vec![9, 8, 7]),
+        created_at: t0(),
+    }
+}
+
+fn issuers_are_stored_found_by_iss_and_deleted(store: &dyn Store) {
+    store.bootstrap([0; 32], t0()).unwrap();
+    let other = TenantId::parse("other").unwrap();
+    store.tenant_create(&other, "Other", t0()).unwrap();
+    let tenant = TenantId::default_tenant();
+    let a = issuer(&tenant, "okta", "https://idp.example", "muster");
+    assert_eq!(store.issuer_create(a.clone()).unwrap(), a);
+    assert_eq!(store.issuer_get(&tenant, "okta").unwrap(), a);
+    // The same IdP, another audience, another tenant.
+    let b = issuer(&other, "okta", "https://idp.example", "muster-other");
+    store.issuer_create(b.clone()).unwrap();
+    store
+        .issuer_create(issuer(&tenant, "entra", "https://login.example", "muster"))
+        .unwrap();
+    let names: Vec<String> = store
+        .issuer_list(&tenant)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, vec!["entra".to_string(), "okta".to_string()]);
+    let mut found = store.issuer_find("https://idp.example").unwrap();
+    found.sort_by(|x, y| x.audience.cmp(&y.audience));
+    assert_eq!(found, vec![a.clone(), b.clone()]);
+    assert!(store
+        .issuer_find("https://nobody.example")
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        store.issuer_get(&other, "entra"),
+        Err(StoreError::NotFound { .. })
+    ));
+    // Another tenant's issuer cannot be deleted by name from this one.
+    assert!(matches!(
+        store.issuer_delete(&tenant, "missing"),
+        Err(StoreError::NotFound { .. })
+    ));
+    store.issuer_delete(&tenant, "okta").unwrap();
+    assert!(matches!(
+        store.issuer_get(&tenant, "okta"),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.issuer_find("https://idp.example").unwrap(), vec![b]);
+}
+
+fn issuer_names_and_iss_audience_pairs_are_unique(store: &dyn Store) {
+    store.bootstrap([0; 32], t0()).unwrap();
+    let other = TenantId::parse("other").unwrap();
+    store.tenant_create(&other, "Other", t0()).unwrap();
+    let tenant = TenantId::default_tenant();
+    store
+        .issuer_create(issuer(&tenant, "okta", "https://idp.example", "muster"))
+        .unwrap();
+    let mut same_name = issuer(&tenant, "okta", "https://else.example", "x");
+    same_name.id = "another-id".into();
+    assert!(matches!(
+        store.issuer_create(same_name),
+        Err(StoreError::Conflict(_))
+    ));
+    // Two tenants cannot both claim the same (iss, aud): a token must
+    // select exactly one issuer.
+    assert!(matches!(
+        store.issuer_create(issuer(&other, "mine", "https://idp.example", "muster")),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.issuer_create(issuer(
+            &TenantId::parse("nosuch").unwrap(),
+            "x",
+            "https://x.example",
+            "x"
+        )),
+        Err(StoreError::NotFound { .. }) | Err(StoreError::Conflict(_))
+    ));
 }

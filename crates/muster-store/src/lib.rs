@@ -468,6 +468,49 @@ pub enum ClientKeyChange {
     JwtKeys(Option<String>),
 }
 
+/// How a login-sync issuer is configured (SPEC 2.3), stored as one JSON
+/// document so a new setting needs no schema change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSettings {
+    /// JWS `alg` values accepted (RFC 7515 4.1.1); never `none`.
+    pub algorithms: Vec<String>,
+    /// Tolerance on `exp` and `nbf` (RFC 7519 4.1.4, 4.1.5), in seconds.
+    pub clock_skew_seconds: u64,
+    /// An uploaded JWK Set (RFC 7517 5), as JSON text.
+    #[serde(default)]
+    pub jwks: Option<String>,
+    /// Where the JWK Set is fetched from instead.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// How long a fetched JWK Set is used before it is fetched again.
+    pub jwks_cache_seconds: u64,
+    /// The name of the tenant mapping the claims go through.
+    pub mapping: String,
+    /// The claim that holds the person's roles, if any.
+    #[serde(default)]
+    pub roles_claim: Option<String>,
+    /// What logins through this issuer may write.
+    pub write_policy: WritePolicy,
+}
+
+/// A tenant's registered identity-provider issuer. `(issuer, audience)` is
+/// unique installation-wide, `name` within the tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerRow {
+    pub id: String,
+    pub tenant: TenantId,
+    pub name: String,
+    /// The `iss` value its tokens carry (RFC 7519 4.1.1).
+    pub issuer: String,
+    /// The `aud` value its tokens must carry (RFC 7519 4.1.3).
+    pub audience: String,
+    pub settings: IssuerSettings,
+    /// The HS256 secret, only ever sealed under the master key.
+    pub hs256_sealed: Option<Vec<u8>>,
+    pub created_at: DateTime<Utc>,
+}
+
 /// Storage for one Muster installation. Methods block; async callers run
 /// them on a blocking thread. Every method that changes people writes the
 /// audit entries in the same transaction.
@@ -633,6 +676,17 @@ pub trait Store: Send + Sync + 'static {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool>;
+
+    // Login-sync issuers (SPEC 2.3).
+    /// Registers an issuer. `Conflict` when the tenant has one of this
+    /// name, or any tenant one with the same `issuer` and `audience`.
+    fn issuer_create(&self, i: IssuerRow) -> Result<IssuerRow>;
+    fn issuer_get(&self, tenant: &TenantId, name: &str) -> Result<IssuerRow>;
+    /// A tenant's issuers by name.
+    fn issuer_list(&self, tenant: &TenantId) -> Result<Vec<IssuerRow>>;
+    /// Every issuer, of any tenant, whose tokens carry this `iss`.
+    fn issuer_find(&self, issuer: &str) -> Result<Vec<IssuerRow>>;
+    fn issuer_delete(&self, tenant: &TenantId, name: &str) -> Result<()>;
 
     fn audit_append(&self, d: AuditDraft) -> Result<i64>;
     fn audit_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<AuditRow>>;

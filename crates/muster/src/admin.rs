@@ -14,9 +14,9 @@ use crate::output::{
 use clap::{Args, Subcommand, ValueEnum};
 use muster_client::{Auth, Client, ClientError, MappingFormat, SecretString};
 use muster_proto::{
-    ClientInfo, ClientKeysInfo, ClientSpec, Ed25519KeyRequest, ImportState, JwtKeysRequest,
-    KeyInfo, KeySpec, MappingInfo, Page, PersonInfo, RotateSecretRequest, TenantSpec, TokenPolicy,
-    WritePolicyInfo,
+    ClientInfo, ClientKeysInfo, ClientSpec, Ed25519KeyRequest, ImportState, IssuerInfo, IssuerSpec,
+    JwtKeysRequest, KeyInfo, KeySpec, MappingInfo, Page, PersonInfo, RotateSecretRequest,
+    TenantSpec, TokenPolicy, WritePolicyInfo,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,6 +64,9 @@ enum AdminCommand {
     /// Versioned mappings from source columns to person attributes.
     #[command(subcommand)]
     Mapping(MappingCmd),
+    /// Identity-provider issuers whose JWTs sync people at login.
+    #[command(subcommand)]
+    Issuer(IssuerCmd),
     /// Imports, their counts and row errors.
     #[command(subcommand)]
     Import(ImportCmd),
@@ -222,6 +225,60 @@ enum ClientCmd {
     },
 }
 
+// Parsed once per run: the size of the Create variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+enum IssuerCmd {
+    /// Register an identity provider for login sync.
+    Create {
+        /// The issuer's name in this tenant.
+        name: String,
+        /// The `iss` value of its tokens.
+        #[arg(long)]
+        issuer: String,
+        /// The `aud` value its tokens must carry.
+        #[arg(long)]
+        audience: String,
+        /// The mapping that turns claims into person attributes.
+        #[arg(long)]
+        mapping: String,
+        /// A file holding its JWK Set (public keys).
+        #[arg(long, value_name = "FILE", conflicts_with = "jwks_url")]
+        jwks_file: Option<PathBuf>,
+        /// Or where its JWK Set is published.
+        #[arg(long, value_name = "URL")]
+        jwks_url: Option<String>,
+        /// How long a fetched JWK Set is kept, in seconds (default 300).
+        #[arg(long, value_name = "SECONDS")]
+        jwks_cache: Option<u64>,
+        /// Accepted algorithms, comma-separated (default RS256,ES256,EdDSA).
+        #[arg(long, value_delimiter = ',')]
+        algorithms: Vec<String>,
+        /// A file holding the HS256 shared secret (with HS256 in
+        /// --algorithms); it is stored sealed and never shown again.
+        #[arg(long, value_name = "FILE")]
+        hs256_secret_file: Option<PathBuf>,
+        /// Clock skew tolerated on exp and nbf, in seconds (default 60).
+        #[arg(long, value_name = "SECONDS")]
+        clock_skew: Option<u64>,
+        /// The claim that holds the person's roles.
+        #[arg(long, value_name = "CLAIM")]
+        roles_claim: Option<String>,
+        /// Attributes its logins may write, comma-separated ('*' for all).
+        #[arg(long, value_delimiter = ',')]
+        attributes: Vec<String>,
+        /// Roles its logins may grant, comma-separated ('*' for all).
+        #[arg(long, value_delimiter = ',')]
+        grant_roles: Vec<String>,
+    },
+    /// List issuers.
+    List,
+    /// Show one issuer.
+    Show { name: String },
+    /// Remove an issuer: its tokens are refused from now on.
+    Delete { name: String },
+}
+
 #[derive(Debug, Subcommand)]
 enum MappingCmd {
     /// Store a new version of a mapping from a .toml or .json file.
@@ -367,6 +424,7 @@ async fn dispatch(c: &Client, cmd: AdminCommand, json: bool) -> Result<ExitCode,
         AdminCommand::Client(cmd) => client_cmd(c, cmd, json).await?,
         AdminCommand::Key(cmd) => key_cmd(c, cmd, json).await?,
         AdminCommand::Mapping(cmd) => mapping_cmd(c, cmd, json).await?,
+        AdminCommand::Issuer(cmd) => issuer_cmd(c, cmd, json).await?,
         AdminCommand::Import(cmd) => import_cmd(c, cmd, json).await?,
         AdminCommand::Person(cmd) => person_cmd(c, cmd, json).await?,
         AdminCommand::Audit(cmd) => return audit_cmd(c, cmd, json).await,
@@ -526,6 +584,126 @@ async fn client_cmd(c: &Client, cmd: ClientCmd, json: bool) -> Result<(), Client
                     None => println!("the previous secret no longer works"),
                 }
                 println!("(the secret is shown once and will not be shown again; store it now)");
+            }
+        }
+    }
+    Ok(())
+}
+
+const ISSUER_HEADER: [&str; 6] = [
+    "NAME",
+    "ISSUER",
+    "AUDIENCE",
+    "ALGORITHMS",
+    "KEYS",
+    "MAPPING",
+];
+
+fn issuer_row(i: &IssuerInfo) -> Vec<String> {
+    let keys = match (&i.jwks_url, &i.jwks) {
+        (Some(u), _) => u.clone(),
+        (None, Some(_)) => "uploaded JWKS".to_owned(),
+        (None, None) => "-".to_owned(),
+    };
+    vec![
+        i.name.clone(),
+        i.issuer.clone(),
+        i.audience.clone(),
+        i.algorithms.join(","),
+        keys,
+        i.mapping.clone(),
+    ]
+}
+
+fn read_file(path: &Path) -> Result<String, ClientError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ClientError::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        ))
+    })
+}
+
+async fn issuer_cmd(c: &Client, cmd: IssuerCmd, json: bool) -> Result<(), ClientError> {
+    let show = |i: &IssuerInfo| {
+        if json {
+            print_json(i);
+        } else {
+            table(&ISSUER_HEADER, &[issuer_row(i)]);
+        }
+    };
+    match cmd {
+        IssuerCmd::Create {
+            name,
+            issuer,
+            audience,
+            mapping,
+            jwks_file,
+            jwks_url,
+            jwks_cache,
+            algorithms,
+            hs256_secret_file,
+            clock_skew,
+            roles_claim,
+            attributes,
+            grant_roles,
+        } => {
+            let jwks = match jwks_file {
+                None => None,
+                Some(f) => Some(serde_json::from_str(&read_file(&f)?).map_err(|_| {
+                    ClientError::InvalidInput(format!("{}: not JSON", f.display()))
+                })?),
+            };
+            let hs256_secret = match hs256_secret_file {
+                None => None,
+                Some(f) => Some(read_file(&f)?.trim_end_matches(['\r', '\n']).to_owned()),
+            };
+            let spec = IssuerSpec {
+                name,
+                issuer,
+                audience,
+                algorithms: (!algorithms.is_empty()).then_some(algorithms),
+                clock_skew_seconds: clock_skew,
+                jwks,
+                jwks_url,
+                jwks_cache_seconds: jwks_cache,
+                hs256_secret,
+                mapping,
+                roles_claim,
+                write_policy: WritePolicyInfo {
+                    attributes,
+                    roles: grant_roles,
+                },
+            };
+            show(&c.issuer_create(&spec).await?);
+        }
+        IssuerCmd::List => {
+            let l = c.issuer_list().await?;
+            if json {
+                print_json(&l);
+            } else {
+                let rows: Vec<_> = l.iter().map(issuer_row).collect();
+                table(&ISSUER_HEADER, &rows);
+            }
+        }
+        IssuerCmd::Show { name } => {
+            let i = c.issuer_get(&name).await?;
+            if json {
+                print_json(&i);
+            } else {
+                table(&ISSUER_HEADER, &[issuer_row(&i)]);
+                println!("principal:     {}", i.principal);
+                println!("clock skew:    {}s", i.clock_skew_seconds);
+                println!("roles claim:   {}", opt(&i.roles_claim));
+                println!("hs256 secret:  {}", if i.hs256 { "sealed" } else { "none" });
+                println!("may write:     {}", i.write_policy.attributes.join(","));
+                println!("may grant:     {}", i.write_policy.roles.join(","));
+            }
+        }
+        IssuerCmd::Delete { name } => {
+            c.issuer_delete(&name).await?;
+            if !json {
+                println!("issuer {name} deleted");
             }
         }
     }

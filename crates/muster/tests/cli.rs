@@ -381,3 +381,52 @@ fn a_client_pushes_with_an_hmac_signature_instead_of_a_token() {
         "the key is never echoed"
     );
 }
+
+#[test]
+fn an_operator_registers_lists_shows_and_deletes_a_login_sync_issuer() {
+    let s = start();
+    let out = s.run(&[
+        "admin",
+        "mapping",
+        "put",
+        "workday",
+        "examples/hr/mapping.toml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.run(&[
+        "admin",
+        "issuer",
+        "create",
+        "okta",
+        "--issuer",
+        "https://idp.example.com",
+        "--audience",
+        "muster",
+        "--mapping",
+        "workday",
+        "--jwks-file",
+        "crates/muster-server/tests/api/fixtures/jwks.json",
+        "--roles-claim",
+        "groups",
+        "--attributes",
+        "given_name,family_name",
+        "--grant-roles",
+        "staff",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("okta"));
+    let out = s.run(&["admin", "issuer", "list"]);
+    assert!(
+        text(&out).contains("https://idp.example.com"),
+        "{}",
+        text(&out)
+    );
+    let out = s.run(&["admin", "issuer", "show", "okta", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["principal"], "issuer:okta");
+    assert_eq!(v["roles_claim"], "groups");
+    let out = s.run(&["admin", "issuer", "delete", "okta"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.run(&["admin", "issuer", "show", "okta"]);
+    assert!(!out.status.success());
+}

@@ -12,6 +12,7 @@ mod encrypted;
 mod imports;
 mod instances;
 mod isolation;
+mod login_sync;
 mod oauth;
 mod people;
 mod private_key_jwt;

@@ -286,7 +286,7 @@ print(jwt.encode(claims, key, algorithm=sys.argv[4], headers={"kid": sys.argv[5]
 /// python3 with PyJWT (and `cryptography`, for RS256/ES256/EdDSA),
 /// installed with pip when missing. Under CI=true a failure fails the test;
 /// elsewhere the test is skipped, loudly.
-fn python_with_pyjwt() -> Option<String> {
+pub(crate) fn python_with_pyjwt() -> Option<String> {
     let python = "python3".to_owned();
     let has = || {
         std::process::Command::new(&python)

@@ -1,0 +1,1008 @@
+//! Just-in-time sync at login from the tenant's identity provider (SPEC
+//! 2.3): the admin API for registered issuers (`/api/v1/issuers`,
+//! `clients:admin`) and `POST /api/v1/login-sync`.
+//!
+//! A login-sync request carries the IdP's JWT as `Authorization: Bearer`.
+//! The gateway selects the issuer by `iss` and `aud` (RFC 7519 4.1.1,
+//! 4.1.3), checks the JWS `alg` against the issuer's list (RFC 7515 4.1.1;
+//! `none` never, `HS256` only with a registered secret), verifies the
+//! signature with the issuer's JWK Set (uploaded, or fetched and cached;
+//! an unknown `kid`, RFC 7515 4.1.4, triggers one refetch), checks `exp`
+//! and `nbf` with the issuer's clock skew (RFC 7519 4.1.4, 4.1.5) and that
+//! the `jti` (4.1.7) is new. The claims then go through the issuer's
+//! mapping like one JSON record of an import, through the write gate
+//! ([`crate::write::policy_errors`]) with the issuer's write policy, and
+//! into [`muster_store::Store::apply_batch`] with source `login-sync` and
+//! the token's `sub` as `on_behalf_of`.
+//!
+//! An issuer is not a principal row: it has no credential of its own that
+//! could be used elsewhere. Audit names it `issuer:<name>`; its `jti`
+//! values are remembered under `issuer:<id>`.
+//!
+//! Every refusal is a 401 with its own problem `code` and an
+//! `auth.failed` audit entry (never the token). A refusal before any
+//! issuer is known (no token, malformed, unknown `iss`) is audited in the
+//! default tenant, the operator's.
+use crate::admin::{audit, check_write_policy, valid_client_id};
+use crate::auth::Caller;
+use crate::client_keys::{assertion_keys, private_members, signature_keys, AssertionKey};
+use crate::error::{ApiError, ApiResult};
+use crate::json::JsonBody;
+use crate::state::AppState;
+use crate::write::{policy_errors, valid_role_name};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use base64::Engine;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+use muster_core::mapping::{MappingDoc, MappingFormat};
+use muster_core::policy::{Permission, WritePolicy};
+use muster_core::TenantId;
+use muster_intake::sealed_box;
+use muster_proto::{IssuerInfo, IssuerSpec, LoginSyncResult, WritePolicyInfo};
+use muster_store::{AuditDraft, BatchItem, IssuerRow, IssuerSettings, WriteContext};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+/// The JWS algorithms an issuer may accept.
+const SUPPORTED_ALGS: [&str; 4] = ["RS256", "ES256", "EdDSA", "HS256"];
+const DEFAULT_ALGS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
+const DEFAULT_SKEW: u64 = 60;
+const MAX_SKEW: u64 = 600;
+const DEFAULT_JWKS_CACHE: u64 = 300;
+/// A JWK Set fetch must answer within this and be no larger than that.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// An unknown `kid` refetches the JWK Set at most this often, so random
+/// `kid` values cannot turn the gateway into a fetch amplifier.
+const MIN_REFETCH_SECONDS: i64 = 10;
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+const MAX_JTI: usize = 256;
+const MAX_SUB: usize = 256;
+/// RFC 7518 3.2: an HS256 key is at least as long as the hash output.
+const MIN_HS256_SECRET: usize = 32;
+
+/// How audit entries and row errors name an issuer.
+fn principal_name(i: &IssuerRow) -> String {
+    format!("issuer:{}", i.name)
+}
+
+/// Associated data of a sealed HS256 secret: binds it to its issuer.
+fn hs256_aad(issuer_id: &str) -> Vec<u8> {
+    format!("muster issuer hs256 secret:{issuer_id}").into_bytes()
+}
+
+// ---------------------------------------------------------------------
+// Admin API
+// ---------------------------------------------------------------------
+
+fn issuer_info(i: &IssuerRow) -> IssuerInfo {
+    IssuerInfo {
+        name: i.name.clone(),
+        issuer: i.issuer.clone(),
+        audience: i.audience.clone(),
+        algorithms: i.settings.algorithms.clone(),
+        clock_skew_seconds: i.settings.clock_skew_seconds,
+        jwks: i
+            .settings
+            .jwks
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok()),
+        jwks_url: i.settings.jwks_url.clone(),
+        jwks_cache_seconds: i.settings.jwks_cache_seconds,
+        hs256: i.hs256_sealed.is_some(),
+        mapping: i.settings.mapping.clone(),
+        roles_claim: i.settings.roles_claim.clone(),
+        write_policy: WritePolicyInfo {
+            attributes: i.settings.write_policy.attributes.clone(),
+            roles: i.settings.write_policy.roles.clone(),
+        },
+        principal: principal_name(i),
+        created_at: i.created_at,
+    }
+}
+
+fn invalid(detail: impl Into<String>) -> ApiError {
+    ApiError::unprocessable("invalid_issuer", detail)
+}
+
+/// `https://`, or `http://` to a loopback host (a local IdP, tests).
+fn check_jwks_url(text: &str) -> ApiResult<()> {
+    let url = reqwest::Url::parse(text).map_err(|_| invalid("jwks_url: not a URL"))?;
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback());
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(invalid(
+            "jwks_url: must be https (http only for a loopback host)",
+        )),
+    }
+}
+
+fn check_algorithms(spec: &IssuerSpec) -> ApiResult<Vec<String>> {
+    let algs: Vec<String> = match &spec.algorithms {
+        Some(a) if a.is_empty() => return Err(invalid("algorithms: give at least one")),
+        Some(a) => a.clone(),
+        None if spec.hs256_secret.is_some() && spec.jwks.is_none() && spec.jwks_url.is_none() => {
+            vec!["HS256".into()]
+        }
+        None => DEFAULT_ALGS.iter().map(|a| (*a).to_owned()).collect(),
+    };
+    for a in &algs {
+        if a.eq_ignore_ascii_case("none") {
+            // RFC 7518 3.6: an unsecured JWS proves nothing.
+            return Err(invalid("algorithms: 'none' is never accepted"));
+        }
+        if !SUPPORTED_ALGS.contains(&a.as_str()) {
+            return Err(invalid(format!(
+                "algorithms: '{a}' is not one of {}",
+                SUPPORTED_ALGS.join(", ")
+            )));
+        }
+    }
+    let hs = algs.iter().any(|a| a == "HS256");
+    match (hs, spec.hs256_secret.is_some()) {
+        (true, false) => {
+            return Err(invalid(
+                "algorithms: HS256 needs hs256_secret (the secret shared with the issuer)",
+            ))
+        }
+        (false, true) => return Err(invalid("hs256_secret: only with HS256 in algorithms")),
+        _ => {}
+    }
+    let asymmetric = algs.iter().any(|a| a != "HS256");
+    match (asymmetric, spec.jwks.is_some(), spec.jwks_url.is_some()) {
+        (_, true, true) => Err(invalid("give jwks or jwks_url, not both")),
+        (true, false, false) => Err(invalid(
+            "jwks or jwks_url is required for RS256, ES256 and EdDSA",
+        )),
+        _ => Ok(algs),
+    }
+}
+
+pub async fn issuer_create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(spec): JsonBody<IssuerSpec>,
+) -> ApiResult<(StatusCode, Json<IssuerInfo>)> {
+    caller.require(Permission::ClientsAdmin)?;
+    if !valid_client_id(&spec.name) {
+        return Err(invalid(
+            "name: 3 to 64 characters of letters, digits, '-', '_' and '.'",
+        ));
+    }
+    for (field, v) in [("issuer", &spec.issuer), ("audience", &spec.audience)] {
+        if v.trim().is_empty() || v.len() > 1024 || v.chars().any(char::is_control) {
+            return Err(invalid(format!("{field}: 1 to 1024 printable characters")));
+        }
+    }
+    let algorithms = check_algorithms(&spec)?;
+    let skew = spec.clock_skew_seconds.unwrap_or(DEFAULT_SKEW);
+    if skew > MAX_SKEW {
+        return Err(invalid(format!("clock_skew_seconds: at most {MAX_SKEW}")));
+    }
+    let cache = spec.jwks_cache_seconds.unwrap_or(DEFAULT_JWKS_CACHE);
+    if !(MIN_REFETCH_SECONDS as u64..=86_400).contains(&cache) {
+        return Err(invalid(format!(
+            "jwks_cache_seconds: between {MIN_REFETCH_SECONDS} and 86400"
+        )));
+    }
+    let jwks = match &spec.jwks {
+        None => None,
+        Some(doc) => {
+            if doc.get("keys").is_none() {
+                return Err(invalid("jwks: a JWK Set (RFC 7517 5), {\"keys\": [...]}"));
+            }
+            if let Some(m) = private_members(doc) {
+                return Err(invalid(format!(
+                    "jwks: the private key member '{m}' must not be sent (RFC 7518 6)"
+                )));
+            }
+            assertion_keys(doc).map_err(invalid)?;
+            Some(serde_json::to_string(doc).map_err(|e| ApiError::Internal(e.into()))?)
+        }
+    };
+    if let Some(u) = &spec.jwks_url {
+        check_jwks_url(u)?;
+    }
+    if let Some(c) = &spec.roles_claim {
+        if c.is_empty() || c.len() > 128 {
+            return Err(invalid("roles_claim: 1 to 128 characters"));
+        }
+    }
+    let write_policy = check_write_policy(&spec.write_policy)?;
+    // The mapping must exist and parse now, not at the first login.
+    let (t, m) = (caller.principal.tenant.clone(), spec.mapping.clone());
+    let mapping = state
+        .db(move |s| s.mapping_get(&t, &m, None))
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound(_) => invalid("mapping: no such mapping in this tenant"),
+            e => e,
+        })?;
+    MappingDoc::parse(&mapping.document.to_string(), MappingFormat::Json)
+        .map_err(|e| invalid(format!("mapping: {e}")))?;
+
+    let id = uuid::Uuid::new_v4().to_string();
+    let hs256_sealed = match &spec.hs256_secret {
+        None => None,
+        Some(s) if s.len() < MIN_HS256_SECRET => {
+            return Err(invalid(format!(
+                "hs256_secret: at least {MIN_HS256_SECRET} bytes (RFC 7518 3.2)"
+            )))
+        }
+        Some(s) => Some(sealed_box::seal(
+            state.master_key.bytes(),
+            &hs256_aad(&id),
+            s.as_bytes(),
+        )),
+    };
+    let row = IssuerRow {
+        id,
+        tenant: caller.principal.tenant.clone(),
+        name: spec.name,
+        issuer: spec.issuer,
+        audience: spec.audience,
+        settings: IssuerSettings {
+            algorithms,
+            clock_skew_seconds: skew,
+            jwks,
+            jwks_url: spec.jwks_url,
+            jwks_cache_seconds: cache,
+            mapping: spec.mapping,
+            roles_claim: spec.roles_claim,
+            write_policy,
+        },
+        hs256_sealed,
+        created_at: state.clock.now(),
+    };
+    let row = state.db(move |s| s.issuer_create(row)).await?;
+    audit(
+        &state,
+        &caller,
+        "issuer.created",
+        serde_json::json!({ "issuer": row.name, "iss": row.issuer, "aud": row.audience }),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(issuer_info(&row))))
+}
+
+pub async fn issuer_list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<IssuerInfo>>> {
+    caller.require(Permission::ClientsAdmin)?;
+    let t = caller.principal.tenant.clone();
+    let rows = state.db(move |s| s.issuer_list(&t)).await?;
+    Ok(Json(rows.iter().map(issuer_info).collect()))
+}
+
+pub async fn issuer_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<IssuerInfo>> {
+    caller.require(Permission::ClientsAdmin)?;
+    let t = caller.principal.tenant.clone();
+    let row = state.db(move |s| s.issuer_get(&t, &name)).await?;
+    Ok(Json(issuer_info(&row)))
+}
+
+pub async fn issuer_delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Permission::ClientsAdmin)?;
+    let t = caller.principal.tenant.clone();
+    let row = state.db(move |s| s.issuer_get(&t, &name)).await?;
+    let (t, n) = (row.tenant.clone(), row.name.clone());
+    state.db(move |s| s.issuer_delete(&t, &n)).await?;
+    state.jwks_cache.forget(&row.id);
+    audit(
+        &state,
+        &caller,
+        "issuer.deleted",
+        serde_json::json!({ "issuer": row.name }),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------
+// JWK Set cache
+// ---------------------------------------------------------------------
+
+struct Cached {
+    keys: Arc<Vec<AssertionKey>>,
+    fetched_at: DateTime<Utc>,
+}
+
+/// Fetched JWK Sets by issuer id, each used until its issuer's
+/// `jwks_cache_seconds` have passed (by the injected clock).
+#[derive(Default)]
+pub struct JwksCache {
+    entries: Mutex<HashMap<String, Cached>>,
+    http: std::sync::OnceLock<reqwest::Client>,
+}
+
+impl std::fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwksCache(..)")
+    }
+}
+
+impl JwksCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn forget(&self, issuer_id: &str) {
+        self.lock().remove(issuer_id);
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, Refusal> {
+        if let Some(c) = self.http.get() {
+            return Ok(c);
+        }
+        let c = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            .connect_timeout(FETCH_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot build the JWKS HTTP client");
+                Refusal::JwksUnavailable
+            })?;
+        Ok(self.http.get_or_init(|| c))
+    }
+
+    /// The cached keys if fresh: `(keys, fetched_at)`.
+    fn cached(
+        &self,
+        issuer: &IssuerRow,
+        now: DateTime<Utc>,
+    ) -> Option<(Arc<Vec<AssertionKey>>, DateTime<Utc>)> {
+        let ttl = i64::try_from(issuer.settings.jwks_cache_seconds).unwrap_or(i64::MAX);
+        let entries = self.lock();
+        let c = entries.get(&issuer.id)?;
+        (now < c.fetched_at + Duration::seconds(ttl)).then(|| (c.keys.clone(), c.fetched_at))
+    }
+
+    async fn fetch(
+        &self,
+        issuer: &IssuerRow,
+        url: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<Vec<AssertionKey>>, Refusal> {
+        let keys = Arc::new(self.download(&issuer.name, url).await?);
+        self.lock().insert(
+            issuer.id.clone(),
+            Cached {
+                keys: keys.clone(),
+                fetched_at: now,
+            },
+        );
+        Ok(keys)
+    }
+
+    async fn download(&self, issuer: &str, url: &str) -> Result<Vec<AssertionKey>, Refusal> {
+        let fail = |why: &str| {
+            tracing::warn!(issuer, why, "fetching the issuer's JWK Set failed");
+            Refusal::JwksUnavailable
+        };
+        let mut resp = self
+            .http()?
+            .get(url)
+            .header(header::ACCEPT, "application/json, application/jwk-set+json")
+            .send()
+            .await
+            .map_err(|_| fail("the request failed"))?;
+        if !resp.status().is_success() {
+            return Err(fail("the answer was not a success"));
+        }
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+        {
+            return Err(fail("the answer is too large"));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|_| fail("reading failed"))? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(fail("the answer is too large"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let set: JwkSet =
+            serde_json::from_slice(&body).map_err(|_| fail("not a JWK Set (RFC 7517 5)"))?;
+        Ok(signature_keys(&set))
+    }
+}
+
+// ---------------------------------------------------------------------
+// POST /api/v1/login-sync
+// ---------------------------------------------------------------------
+
+/// Why a login-sync token was refused; each has its own problem `code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    MissingToken,
+    Malformed,
+    AlgNone,
+    UnknownIssuer,
+    WrongAudience,
+    AlgNotAllowed,
+    Hs256NotConfigured,
+    JwksUnavailable,
+    UnknownKid,
+    BadSignature,
+    MissingClaim,
+    Expired,
+    NotYetValid,
+    JtiReplayed,
+}
+
+impl Refusal {
+    fn code(self) -> &'static str {
+        match self {
+            Refusal::MissingToken => "missing_token",
+            Refusal::Malformed => "malformed_token",
+            Refusal::AlgNone => "alg_none",
+            Refusal::UnknownIssuer => "unknown_issuer",
+            Refusal::WrongAudience => "wrong_audience",
+            Refusal::AlgNotAllowed => "alg_not_allowed",
+            Refusal::Hs256NotConfigured => "hs256_not_configured",
+            Refusal::JwksUnavailable => "jwks_unavailable",
+            Refusal::UnknownKid => "unknown_kid",
+            Refusal::BadSignature => "bad_signature",
+            Refusal::MissingClaim => "missing_claim",
+            Refusal::Expired => "token_expired",
+            Refusal::NotYetValid => "token_not_yet_valid",
+            Refusal::JtiReplayed => "jti_replayed",
+        }
+    }
+
+    fn detail(self) -> &'static str {
+        match self {
+            Refusal::MissingToken => "an Authorization: Bearer JWT is required",
+            Refusal::Malformed => "the token is not a JWS compact serialization with JSON claims",
+            Refusal::AlgNone => "unsecured JWTs (alg none) are never accepted",
+            Refusal::UnknownIssuer => "iss names no registered issuer",
+            Refusal::WrongAudience => "aud does not name the issuer's registered audience",
+            Refusal::AlgNotAllowed => "the issuer does not accept this alg",
+            Refusal::Hs256NotConfigured => "HS256 is not configured for this issuer",
+            Refusal::JwksUnavailable => "the issuer's JWK Set could not be fetched",
+            Refusal::UnknownKid => "no key of the issuer matches the token's kid and alg",
+            Refusal::BadSignature => "the signature does not verify",
+            Refusal::MissingClaim => "exp, sub and jti are required",
+            Refusal::Expired => "the token has expired",
+            Refusal::NotYetValid => "the token is not valid yet (nbf or iat)",
+            Refusal::JtiReplayed => "this jti was already used",
+        }
+    }
+}
+
+/// The parts of a JWT read before its signature is checked, only to find
+/// the issuer and key.
+struct Unverified {
+    alg: String,
+    kid: Option<String>,
+    iss: String,
+    aud: Vec<String>,
+}
+
+fn b64_json(part: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let bytes = B64URL.decode(part.trim_end_matches('=')).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        serde_json::Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+fn unverified(token: &str) -> Result<Unverified, Refusal> {
+    let parts: Vec<&str> = token.split('.').collect();
+    // RFC 7515 7.1: three parts; five would be a JWE, which is not accepted.
+    let [h, c, _] = parts.as_slice() else {
+        return Err(Refusal::Malformed);
+    };
+    let header = b64_json(h).ok_or(Refusal::Malformed)?;
+    let alg = header
+        .get("alg")
+        .and_then(|a| a.as_str())
+        .ok_or(Refusal::Malformed)?;
+    if alg.eq_ignore_ascii_case("none") {
+        return Err(Refusal::AlgNone);
+    }
+    // RFC 7515 4.1.11: extensions we do not understand must be refused.
+    if header.contains_key("crit") {
+        return Err(Refusal::Malformed);
+    }
+    let kid = match header.get("kid") {
+        None => None,
+        Some(serde_json::Value::String(k)) => Some(k.clone()),
+        Some(_) => return Err(Refusal::Malformed),
+    };
+    let claims = b64_json(c).ok_or(Refusal::Malformed)?;
+    let iss = claims
+        .get("iss")
+        .and_then(|v| v.as_str())
+        .ok_or(Refusal::UnknownIssuer)?
+        .to_owned();
+    // RFC 7519 4.1.3: one string or an array of strings.
+    let aud = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => vec![a.clone()],
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Unverified {
+        alg: alg.to_owned(),
+        kid,
+        iss,
+        aud,
+    })
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, Refusal> {
+    let t = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(Refusal::MissingToken)?;
+    if t.len() > MAX_TOKEN_BYTES {
+        return Err(Refusal::Malformed);
+    }
+    Ok(t)
+}
+
+async fn audit_failure(state: &AppState, issuer: Option<&IssuerRow>, why: Refusal) {
+    let (tenant, principal) = match issuer {
+        Some(i) => (i.tenant.clone(), principal_name(i)),
+        None => (TenantId::default_tenant(), "anonymous".to_owned()),
+    };
+    let d = AuditDraft {
+        tenant,
+        at: state.clock.now(),
+        principal,
+        on_behalf_of: None,
+        source: "login-sync".into(),
+        action: "auth.failed".into(),
+        person: None,
+        detail: serde_json::json!({ "reason": why.code() }),
+    };
+    if let Err(e) = state.db(move |s| s.audit_append(d)).await {
+        tracing::warn!(error = ?e, "could not audit a refused login-sync token");
+    }
+}
+
+fn refused(why: Refusal) -> ApiError {
+    ApiError::AuthRefused {
+        code: why.code(),
+        detail: why.detail(),
+    }
+}
+
+/// The verified claims of a token and the issuer that signed it.
+struct Verified {
+    issuer: IssuerRow,
+    claims: serde_json::Map<String, serde_json::Value>,
+    sub: String,
+}
+
+/// `POST /api/v1/login-sync`.
+pub async fn login_sync(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<LoginSyncResult>> {
+    let v = match authenticate(&state, &headers).await {
+        Ok(v) => v,
+        Err((issuer, why)) => {
+            audit_failure(&state, issuer.as_ref(), why).await;
+            return Err(refused(why));
+        }
+    };
+    write_person(&state, v).await.map(Json)
+}
+
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Verified, (Option<IssuerRow>, Refusal)> {
+    let anon = |why: Refusal| -> (Option<IssuerRow>, Refusal) { (None, why) };
+    let token = bearer(headers).map_err(anon)?;
+    let u = unverified(token).map_err(anon)?;
+    let iss = u.iss.clone();
+    let candidates = state.db(move |s| s.issuer_find(&iss)).await.map_err(|e| {
+        tracing::error!(error = ?e, "cannot read issuers");
+        (None, Refusal::UnknownIssuer)
+    })?;
+    let Some(first) = candidates.first().cloned() else {
+        return Err(anon(Refusal::UnknownIssuer));
+    };
+    let Some(issuer) = candidates.into_iter().find(|i| u.aud.contains(&i.audience)) else {
+        return Err((Some(first), Refusal::WrongAudience));
+    };
+    match verify(state, &issuer, token, &u).await {
+        Ok((claims, sub)) => Ok(Verified {
+            issuer,
+            claims,
+            sub,
+        }),
+        Err(why) => Err((Some(issuer), why)),
+    }
+}
+
+/// The keys to try for this token, refetching a URL-published JWK Set
+/// once when the `kid` is unknown.
+async fn keys_for(
+    state: &AppState,
+    issuer: &IssuerRow,
+    alg: Algorithm,
+    kid: Option<&str>,
+) -> Result<Vec<DecodingKey>, Refusal> {
+    let pick = |keys: &[AssertionKey]| -> Vec<DecodingKey> {
+        keys.iter()
+            .filter(|k| k.alg == alg)
+            .filter(|k| kid.is_none_or(|kid| k.kid.as_deref() == Some(kid)))
+            .map(|k| k.key.clone())
+            .collect()
+    };
+    if alg == Algorithm::HS256 {
+        let sealed = issuer
+            .hs256_sealed
+            .as_deref()
+            .ok_or(Refusal::Hs256NotConfigured)?;
+        let secret = sealed_box::open(state.master_key.bytes(), &hs256_aad(&issuer.id), sealed)
+            .map_err(|e| {
+                tracing::error!(issuer = %issuer.name, error = %e, "a sealed HS256 secret does not open");
+                Refusal::Hs256NotConfigured
+            })?;
+        return Ok(vec![DecodingKey::from_secret(&secret)]);
+    }
+    if let Some(text) = &issuer.settings.jwks {
+        let doc: serde_json::Value = serde_json::from_str(text).map_err(|_| Refusal::UnknownKid)?;
+        let keys = assertion_keys(&doc).map_err(|_| Refusal::UnknownKid)?;
+        let found = pick(&keys);
+        return if found.is_empty() {
+            Err(Refusal::UnknownKid)
+        } else {
+            Ok(found)
+        };
+    }
+    let url = issuer
+        .settings
+        .jwks_url
+        .as_deref()
+        .ok_or(Refusal::UnknownKid)?;
+    let now = state.clock.now();
+    let cache = &state.jwks_cache;
+    let (keys, fetched_at) = match cache.cached(issuer, now) {
+        Some(c) => c,
+        None => (cache.fetch(issuer, url, now).await?, now),
+    };
+    let found = pick(&keys);
+    if !found.is_empty() {
+        return Ok(found);
+    }
+    // The IdP may have rotated its keys since the set was fetched.
+    if now - fetched_at < Duration::seconds(MIN_REFETCH_SECONDS) {
+        return Err(Refusal::UnknownKid);
+    }
+    let keys = cache.fetch(issuer, url, now).await?;
+    let found = pick(&keys);
+    if found.is_empty() {
+        Err(Refusal::UnknownKid)
+    } else {
+        Ok(found)
+    }
+}
+
+async fn verify(
+    state: &AppState,
+    issuer: &IssuerRow,
+    token: &str,
+    u: &Unverified,
+) -> Result<(serde_json::Map<String, serde_json::Value>, String), Refusal> {
+    if !issuer.settings.algorithms.contains(&u.alg) {
+        return Err(if u.alg == "HS256" {
+            Refusal::Hs256NotConfigured
+        } else {
+            Refusal::AlgNotAllowed
+        });
+    }
+    let alg = Algorithm::from_str(&u.alg).map_err(|_| Refusal::AlgNotAllowed)?;
+    let keys = keys_for(state, issuer, alg, u.kid.as_deref()).await?;
+
+    let mut v = Validation::new(alg);
+    // Time is checked below against the injected clock and the issuer's skew.
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.set_required_spec_claims(&["iss", "aud"]);
+    v.set_issuer(&[&issuer.issuer]);
+    v.set_audience(&[&issuer.audience]);
+    let mut claims = None;
+    for k in &keys {
+        match decode::<serde_json::Map<String, serde_json::Value>>(token, k, &v) {
+            Ok(data) => {
+                claims = Some(data.claims);
+                break;
+            }
+            Err(e) => match e.kind() {
+                ErrorKind::InvalidSignature => continue,
+                ErrorKind::InvalidAudience => return Err(Refusal::WrongAudience),
+                ErrorKind::InvalidIssuer => return Err(Refusal::UnknownIssuer),
+                ErrorKind::MissingRequiredClaim(_) => return Err(Refusal::MissingClaim),
+                _ => return Err(Refusal::Malformed),
+            },
+        }
+    }
+    let claims = claims.ok_or(Refusal::BadSignature)?;
+
+    // RFC 7519 4.1.4, 4.1.5 (and 4.1.6 for iat), with the issuer's skew.
+    let now = state.clock.now();
+    let t = now.timestamp();
+    let skew = i64::try_from(issuer.settings.clock_skew_seconds).unwrap_or(0);
+    let num = |name: &str| -> Result<Option<i64>, Refusal> {
+        match claims.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .or_else(|| v.as_f64().map(|f| f as i64))
+                .map(Some)
+                .ok_or(Refusal::Malformed),
+        }
+    };
+    let exp = num("exp")?.ok_or(Refusal::MissingClaim)?;
+    if exp <= t - skew {
+        return Err(Refusal::Expired);
+    }
+    if num("nbf")?.is_some_and(|n| n > t + skew) || num("iat")?.is_some_and(|i| i > t + skew) {
+        return Err(Refusal::NotYetValid);
+    }
+    let sub = claims
+        .get("sub")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty() && s.len() <= MAX_SUB && !s.chars().any(char::is_control))
+        .ok_or(Refusal::MissingClaim)?
+        .to_owned();
+    // RFC 7519 4.1.7: remembered until the token could not pass anyway.
+    let jti = claims
+        .get("jti")
+        .and_then(|j| j.as_str())
+        .filter(|j| !j.is_empty() && j.len() <= MAX_JTI)
+        .ok_or(Refusal::MissingClaim)?
+        .to_owned();
+    let until = Utc
+        .timestamp_opt(exp.saturating_add(skew), 0)
+        .single()
+        .unwrap_or(now + Duration::days(1));
+    let (pid, key) = (format!("issuer:{}", issuer.id), format!("jti:{jti}"));
+    let fresh = state
+        .db(move |s| s.nonce_record(&pid, &key, until, now))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = ?e, "the login-sync replay check failed");
+            Refusal::JtiReplayed
+        })?;
+    if !fresh {
+        return Err(Refusal::JtiReplayed);
+    }
+    Ok((claims, sub))
+}
+
+/// Roles from the issuer's roles claim: an array of names or one string
+/// of space-separated names. `None` when the token lacks the claim (the
+/// stored roles stay).
+fn roles_from_claim(
+    issuer: &IssuerRow,
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<Option<BTreeSet<String>>> {
+    let Some(name) = &issuer.settings.roles_claim else {
+        return Ok(None);
+    };
+    let names: Vec<String> = match claims.get(name) {
+        None => return Ok(None),
+        Some(serde_json::Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| claim_error(name, "the roles claim must hold strings"))?,
+        Some(_) => {
+            return Err(claim_error(
+                name,
+                "the roles claim must be an array or a string",
+            ))
+        }
+    };
+    let mut set = BTreeSet::new();
+    for r in names {
+        if !valid_role_name(&r) {
+            return Err(claim_error(
+                name,
+                "a role name is 1 to 64 letters, digits or '_.:-'",
+            ));
+        }
+        set.insert(r);
+    }
+    Ok(Some(set))
+}
+
+fn claim_error(claim: &str, message: &str) -> ApiError {
+    ApiError::Unprocessable {
+        code: "invalid_person",
+        detail: "the person was not written; see errors".into(),
+        errors: vec![muster_proto::RowErrorInfo {
+            row: 1,
+            column: Some(claim.to_owned()),
+            attribute: Some(muster_core::schema::ROLES.into()),
+            code: "invalid_role".into(),
+            message: message.into(),
+        }],
+    }
+}
+
+async fn write_person(state: &AppState, v: Verified) -> ApiResult<LoginSyncResult> {
+    let Verified {
+        issuer,
+        claims,
+        sub,
+    } = v;
+    let (t, m) = (issuer.tenant.clone(), issuer.settings.mapping.clone());
+    let mapping = state.db(move |s| s.mapping_get(&t, &m, None)).await?;
+    let doc = MappingDoc::parse(&mapping.document.to_string(), MappingFormat::Json)
+        .map_err(|e| anyhow::anyhow!("the issuer's stored mapping does not parse: {e}"))?;
+    // The claims are the source fields of a one-record source.
+    let compiled = doc
+        .compile_named(&BTreeMap::new())
+        .map_err(|e| anyhow::anyhow!("the issuer's mapping does not compile: {e}"))?;
+    let mut incoming = compiled
+        .map_object(&claims)
+        .map_err(|errors| ApiError::Unprocessable {
+            code: "invalid_person",
+            detail: "the claims do not map to a valid person; see errors".into(),
+            errors: errors
+                .into_iter()
+                .map(|e| muster_proto::RowErrorInfo {
+                    row: 1,
+                    column: e.column,
+                    attribute: e.attribute,
+                    code: e.code.into(),
+                    message: e.message,
+                })
+                .collect(),
+        })?;
+    if let Some(roles) = roles_from_claim(&issuer, &claims)? {
+        incoming.roles = Some(roles);
+    }
+    let name = principal_name(&issuer);
+    let policy: WritePolicy = issuer.settings.write_policy.clone();
+    let errors = policy_errors(1, &name, &policy, &incoming, &|a| {
+        if a == muster_core::schema::ROLES {
+            issuer.settings.roles_claim.clone()
+        } else {
+            compiled.column_of(a)
+        }
+    });
+    if !errors.is_empty() {
+        return Err(ApiError::Unprocessable {
+            code: "not_permitted",
+            detail: format!(
+                "the issuer '{}' may not write this person as mapped; see errors",
+                issuer.name
+            ),
+            errors,
+        });
+    }
+    let external_id = incoming.external_id.to_string();
+    let ctx = WriteContext {
+        tenant: issuer.tenant.clone(),
+        principal: name,
+        on_behalf_of: Some(sub),
+        source: "login-sync".into(),
+        policy,
+        now: state.clock.now(),
+    };
+    let applied = state
+        .db(move |s| s.apply_batch(&ctx, vec![BatchItem::new(1, incoming)], None, false))
+        .await?;
+    let r = applied
+        .first()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no result for a login sync")))?;
+    Ok(LoginSyncResult {
+        external_id,
+        version: r.version,
+        change: r.kind.as_str().into(),
+        issuer: issuer.name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(header: serde_json::Value, claims: serde_json::Value) -> String {
+        format!(
+            "{}.{}.",
+            B64URL.encode(header.to_string()),
+            B64URL.encode(claims.to_string())
+        )
+    }
+
+    #[test]
+    fn alg_none_is_refused_before_anything_else() {
+        let t = jwt(
+            serde_json::json!({"alg": "none"}),
+            serde_json::json!({"iss": "x"}),
+        );
+        assert_eq!(unverified(&t).err(), Some(Refusal::AlgNone));
+        let t = jwt(
+            serde_json::json!({"alg": "NONE"}),
+            serde_json::json!({"iss": "x"}),
+        );
+        assert_eq!(unverified(&t).err(), Some(Refusal::AlgNone));
+    }
+
+    #[test]
+    fn crit_headers_and_jwe_are_refused() {
+        let t = jwt(
+            serde_json::json!({"alg": "RS256", "crit": ["exp"]}),
+            serde_json::json!({"iss": "x"}),
+        );
+        assert_eq!(unverified(&t).err(), Some(Refusal::Malformed));
+        assert_eq!(unverified("a.b.c.d.e").err(), Some(Refusal::Malformed));
+    }
+
+    #[test]
+    fn aud_may_be_a_string_or_an_array() {
+        let t = jwt(
+            serde_json::json!({"alg": "RS256", "kid": "k"}),
+            serde_json::json!({"iss": "x", "aud": ["a", "b"]}),
+        );
+        let u = unverified(&t).unwrap();
+        assert_eq!(u.aud, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(u.kid.as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn every_refusal_has_a_distinct_code() {
+        use Refusal::*;
+        let all = [
+            MissingToken,
+            Malformed,
+            AlgNone,
+            UnknownIssuer,
+            WrongAudience,
+            AlgNotAllowed,
+            Hs256NotConfigured,
+            JwksUnavailable,
+            UnknownKid,
+            BadSignature,
+            MissingClaim,
+            Expired,
+            NotYetValid,
+            JtiReplayed,
+        ];
+        let codes: BTreeSet<_> = all.iter().map(|r| r.code()).collect();
+        assert_eq!(codes.len(), all.len());
+    }
+}
