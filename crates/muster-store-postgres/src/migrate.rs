@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "client_keys",
         include_str!("../migrations/0003_client_keys.sql"),
     ),
+    (4, "outbox", include_str!("../migrations/0004_outbox.sql")),
 ];
 
 /// The advisory lock key that guards migrations ("muster-m" in ASCII).
