@@ -738,6 +738,7 @@ fn apply(
                     }),
                     imp.dry_run,
                 )?;
+                src.state.changes_committed.notify_waiters();
             }
             Ok(())
         });
