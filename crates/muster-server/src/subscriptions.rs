@@ -274,8 +274,9 @@ pub async fn subscription_rotate_secret(
     let req: WebhookSecretRotate = if body.iter().all(u8::is_ascii_whitespace) {
         WebhookSecretRotate::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|_| ApiError::bad_request("invalid_body", "expected {\"overlap_seconds\": N}"))?
+        serde_json::from_slice(&body).map_err(|_| {
+            ApiError::bad_request("invalid_body", "expected {\"overlap_seconds\": N}")
+        })?
     };
     let overlap = req
         .overlap_seconds
@@ -286,9 +287,8 @@ pub async fn subscription_rotate_secret(
         &mut row.secret_sealed,
         seal(&state, &row.id, &secret),
     ));
-    row.previous_until = Some(
-        now + chrono::Duration::seconds(i64::try_from(overlap).unwrap_or(i64::MAX / 1000)),
-    );
+    row.previous_until =
+        Some(now + chrono::Duration::seconds(i64::try_from(overlap).unwrap_or(i64::MAX / 1000)));
     row.updated_at = now;
     let row = state.db(move |s| s.subscription_update(&row)).await?;
     tracing::info!(subscription = %row.id, "webhook secret rotated");
@@ -352,35 +352,36 @@ pub async fn subscription_redeliver(
     JsonBody(req): JsonBody<RedeliverRequest>,
 ) -> ApiResult<(StatusCode, Json<SubscriptionInfo>)> {
     let row = load(&state, &caller, id).await?;
-    let (from, to) = match (req.event_id, req.from_cursor, req.to_cursor) {
-        (Some(ev), None, None) => {
-            let sid = row.id.clone();
-            let mut found = None;
-            let mut after = 0;
-            // The delivery log names the events a subscription was sent.
-            loop {
-                let sid = sid.clone();
-                let page = state.db(move |s| s.delivery_list(&sid, after, 1000)).await?;
-                if let Some(r) = page.iter().find(|r| r.event_id == ev) {
-                    found = Some(r.cursor);
-                    break;
+    let (from, to) =
+        match (req.event_id, req.from_cursor, req.to_cursor) {
+            (Some(ev), None, None) => {
+                let sid = row.id.clone();
+                let mut found = None;
+                let mut after = 0;
+                // The delivery log names the events a subscription was sent.
+                loop {
+                    let sid = sid.clone();
+                    let page = state
+                        .db(move |s| s.delivery_list(&sid, after, 1000))
+                        .await?;
+                    if let Some(r) = page.iter().find(|r| r.event_id == ev) {
+                        found = Some(r.cursor);
+                        break;
+                    }
+                    match page.last() {
+                        Some(r) if page.len() == 1000 => after = r.seq,
+                        _ => break,
+                    }
                 }
-                match page.last() {
-                    Some(r) if page.len() == 1000 => after = r.seq,
-                    _ => break,
-                }
+                let c = found.ok_or(ApiError::NotFound("event in this subscription's log"))?;
+                (c, c)
             }
-            let c = found.ok_or(ApiError::NotFound("event in this subscription's log"))?;
-            (c, c)
-        }
-        (None, Some(f), t) if f >= 1 && t.is_none_or(|t| t >= f) => (f, t.unwrap_or(f)),
-        _ => {
-            return Err(ApiError::unprocessable(
+            (None, Some(f), t) if f >= 1 && t.is_none_or(|t| t >= f) => (f, t.unwrap_or(f)),
+            _ => return Err(ApiError::unprocessable(
                 "invalid_redelivery",
                 "give event_id, or from_cursor (>= 1) and optionally to_cursor (>= from_cursor)",
-            ))
-        }
-    };
+            )),
+        };
     let t = caller.principal.tenant.clone();
     let now = state.clock.now();
     let rid = row.id.clone();

@@ -1372,12 +1372,7 @@ impl Store for PostgresStore {
         })
     }
 
-    fn changes_list(
-        &self,
-        tenant: &TenantId,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<ChangeEvent>> {
+    fn changes_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<ChangeEvent>> {
         self.pool.run(|s| {
             s.query(
                 "SELECT e.cursor, e.id, e.kind, e.external_id, e.version, a.source, \
@@ -1431,7 +1426,7 @@ impl Store for PostgresStore {
     }
 
     fn subscription_active(&self) -> Result<Vec<SubscriptionRow>> {
-        self.pool.run(|s| subscriptions::active(s))
+        self.pool.run(subscriptions::active)
     }
 
     fn subscription_update(&self, r: &SubscriptionRow) -> Result<SubscriptionRow> {
@@ -1466,7 +1461,8 @@ impl Store for PostgresStore {
     }
 
     fn delivery_list(&self, id: &str, after: i64, limit: u32) -> Result<Vec<DeliveryRecord>> {
-        self.pool.run(|s| subscriptions::deliveries(s, id, after, limit))
+        self.pool
+            .run(|s| subscriptions::deliveries(s, id, after, limit))
     }
 
     fn audit_walk(&self, tenant: &TenantId, f: &mut dyn FnMut(AuditRow) -> bool) -> Result<()> {

@@ -128,9 +128,9 @@ pub(crate) fn create<C: GenericClient>(
     )?;
     match res {
         Ok(_) => get_one(s, &r.tenant, &r.id),
-        Err(e) if is_unique_violation(&e) => {
-            Err(StoreError::Conflict("the subscription exists already".into()))
-        }
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(
+            "the subscription exists already".into(),
+        )),
         Err(_) => Err(StoreError::NotFound { what: "tenant" }),
     }
 }

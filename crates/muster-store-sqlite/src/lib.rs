@@ -1271,12 +1271,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn changes_list(
-        &self,
-        tenant: &TenantId,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<ChangeEvent>> {
+    fn changes_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<ChangeEvent>> {
         self.read(|conn| {
             let mut st = conn
                 .prepare_cached(
@@ -1317,7 +1312,8 @@ impl Store for SqliteStore {
     }
 
     fn subscription_create(&self, s: SubscriptionRow) -> Result<SubscriptionRow> {
-        self.writer.write(move |conn| subscriptions::create(conn, &s))
+        self.writer
+            .write(move |conn| subscriptions::create(conn, &s))
     }
 
     fn subscription_get(&self, tenant: &TenantId, id: &str) -> Result<SubscriptionRow> {
@@ -1334,7 +1330,8 @@ impl Store for SqliteStore {
 
     fn subscription_update(&self, s: &SubscriptionRow) -> Result<SubscriptionRow> {
         let s = s.clone();
-        self.writer.write(move |conn| subscriptions::update(conn, &s))
+        self.writer
+            .write(move |conn| subscriptions::update(conn, &s))
     }
 
     fn subscription_delete(&self, tenant: &TenantId, id: &str) -> Result<()> {
@@ -1669,55 +1666,53 @@ fn apply_items(
         // What to write: (kind, new version, attrs JSON, roles JSON, audit
         // detail, existing data row). A new person's comes precomputed when
         // the caller prepared it (BatchItem::prepared).
-        let (kind, version, attrs, roles, detail, data_id, (attrs_changed, roles_changed)) = match (
-            stored,
-            &item.prepared,
-        ) {
-            (Some((version, None)), _) => {
-                out.push(ItemResult {
-                    kind: ChangeKind::Unchanged,
-                    version,
-                });
-                continue;
-            }
-            (None, Some(p)) => (
-                ChangeKind::Created,
-                1,
-                Cow::Borrowed(p.attrs_json.as_str()),
-                Cow::Borrowed(p.roles_json.as_str()),
-                Cow::Borrowed(p.detail_json.as_str()),
-                None,
-                (true, p.roles_json != "[]"),
-            ),
-            (stored, _) => {
-                let (before, version, data_id) = match stored {
-                    Some((version, Some(data_id))) => {
-                        let (a, r): (String, String) = sel_data
-                            .query_row([data_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                            .map_err(be)?;
-                        (Some(decode_state(&a, &r)?), version, Some(data_id))
-                    }
-                    _ => (None, 0, None),
-                };
-                let next = apply(before.as_ref(), inc, &ctx.policy);
-                let kind = classify(before.as_ref(), &next);
-                if kind == ChangeKind::Unchanged {
-                    out.push(ItemResult { kind, version });
+        let (kind, version, attrs, roles, detail, data_id, (attrs_changed, roles_changed)) =
+            match (stored, &item.prepared) {
+                (Some((version, None)), _) => {
+                    out.push(ItemResult {
+                        kind: ChangeKind::Unchanged,
+                        version,
+                    });
                     continue;
                 }
-                let version = version + 1;
-                let changed = event_changes(before.as_ref(), &next);
-                (
-                    kind,
-                    version,
-                    Cow::Owned(serde_json::to_string(&next.attrs).map_err(json_err)?),
-                    Cow::Owned(serde_json::to_string(&next.roles).map_err(json_err)?),
-                    Cow::Owned(change_detail_json(before.as_ref(), &next, version)),
-                    data_id,
-                    changed,
-                )
-            }
-        };
+                (None, Some(p)) => (
+                    ChangeKind::Created,
+                    1,
+                    Cow::Borrowed(p.attrs_json.as_str()),
+                    Cow::Borrowed(p.roles_json.as_str()),
+                    Cow::Borrowed(p.detail_json.as_str()),
+                    None,
+                    (true, p.roles_json != "[]"),
+                ),
+                (stored, _) => {
+                    let (before, version, data_id) = match stored {
+                        Some((version, Some(data_id))) => {
+                            let (a, r): (String, String) = sel_data
+                                .query_row([data_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                                .map_err(be)?;
+                            (Some(decode_state(&a, &r)?), version, Some(data_id))
+                        }
+                        _ => (None, 0, None),
+                    };
+                    let next = apply(before.as_ref(), inc, &ctx.policy);
+                    let kind = classify(before.as_ref(), &next);
+                    if kind == ChangeKind::Unchanged {
+                        out.push(ItemResult { kind, version });
+                        continue;
+                    }
+                    let version = version + 1;
+                    let changed = event_changes(before.as_ref(), &next);
+                    (
+                        kind,
+                        version,
+                        Cow::Owned(serde_json::to_string(&next.attrs).map_err(json_err)?),
+                        Cow::Owned(serde_json::to_string(&next.roles).map_err(json_err)?),
+                        Cow::Owned(change_detail_json(before.as_ref(), &next, version)),
+                        data_id,
+                        changed,
+                    )
+                }
+            };
         let (stmt, data_id) = match data_id {
             Some(id) => {
                 update_data.execute(params![id, attrs, roles]).map_err(be)?;

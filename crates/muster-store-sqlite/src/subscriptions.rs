@@ -48,7 +48,11 @@ fn decode((mut row, tenant, events, attributes): Raw) -> Result<SubscriptionRow>
     Ok(row)
 }
 
-fn query(conn: &Connection, where_: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<SubscriptionRow>> {
+fn query(
+    conn: &Connection,
+    where_: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<SubscriptionRow>> {
     let sql = format!("SELECT {COLS} FROM subscriptions {where_}");
     let mut st = conn.prepare_cached(&sql).map_err(be)?;
     let raws = st
@@ -60,11 +64,15 @@ fn query(conn: &Connection, where_: &str, args: &[&dyn rusqlite::ToSql]) -> Resu
 }
 
 pub(crate) fn get(conn: &Connection, tenant: &TenantId, id: &str) -> Result<SubscriptionRow> {
-    query(conn, "WHERE tenant_id = ?1 AND id = ?2", &[&tenant.as_str(), &id])?
-        .pop()
-        .ok_or(StoreError::NotFound {
-            what: "subscription",
-        })
+    query(
+        conn,
+        "WHERE tenant_id = ?1 AND id = ?2",
+        &[&tenant.as_str(), &id],
+    )?
+    .pop()
+    .ok_or(StoreError::NotFound {
+        what: "subscription",
+    })
 }
 
 pub(crate) fn list(conn: &Connection, tenant: &TenantId) -> Result<Vec<SubscriptionRow>> {

@@ -619,7 +619,8 @@ fn a_nonce_is_accepted_once_even_when_callers_race(s: &dyn Store) {
 
 fn with_attr(id: &str, attr: &str, value: &str) -> BatchItem {
     let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
-    inc.attrs.insert(attr.into(), Some(AttrValue::string(value)));
+    inc.attrs
+        .insert(attr.into(), Some(AttrValue::string(value)));
     BatchItem::new(2, inc)
 }
 
@@ -686,13 +687,18 @@ fn every_change_has_its_event_and_no_event_lacks_its_change(s: &dyn Store) {
             .expect("every event has its change");
         assert_eq!(a.entry.detail, e.detail);
         assert_eq!(a.entry.at, e.created_at);
-        assert_eq!((e.principal.as_str(), e.source.as_str()), ("client:c1", "api"));
+        assert_eq!(
+            (e.principal.as_str(), e.source.as_str()),
+            ("client:c1", "api")
+        );
         assert_eq!(e.on_behalf_of.as_deref(), Some("ops@example.com"));
         assert!(uuid::Uuid::parse_str(&e.id).is_ok_and(|u| u.get_version_num() == 7));
     }
     for a in &audit {
-        assert!(ev.iter().any(|e| Some(e.external_id.as_str()) == a.entry.person.as_deref()
-            && e.kind == a.entry.action));
+        assert!(ev.iter().any(
+            |e| Some(e.external_id.as_str()) == a.entry.person.as_deref()
+                && e.kind == a.entry.action
+        ));
     }
     let ids: std::collections::BTreeSet<&str> = ev.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids.len(), ev.len(), "event ids are unique");
@@ -709,13 +715,23 @@ fn events_keep_the_order_of_each_persons_changes(s: &dyn Store) {
     // One id named several times within a batch and across batches.
     s.apply_batch(
         &ctx(&t),
-        vec![item("E1", "A"), item("E2", "B"), item("E1", "C"), item("E1", "D")],
+        vec![
+            item("E1", "A"),
+            item("E2", "B"),
+            item("E1", "C"),
+            item("E1", "D"),
+        ],
         None,
         false,
     )
     .unwrap();
-    s.apply_batch(&ctx(&t), vec![item("E2", "E"), item("E1", "F")], None, false)
-        .unwrap();
+    s.apply_batch(
+        &ctx(&t),
+        vec![item("E2", "E"), item("E1", "F")],
+        None,
+        false,
+    )
+    .unwrap();
     let ev = s.changes_list(&t, 0, 100).unwrap();
     for id in ["E1", "E2"] {
         let versions: Vec<i64> = ev
@@ -737,8 +753,13 @@ fn events_are_numbered_and_read_per_tenant(s: &dyn Store) {
     let a = TenantId::default_tenant();
     let b = TenantId::parse("other").unwrap();
     s.tenant_create(&b, "Other", t0()).unwrap();
-    s.apply_batch(&ctx(&a), vec![item("E1", "Ada"), item("E2", "Bob")], None, false)
-        .unwrap();
+    s.apply_batch(
+        &ctx(&a),
+        vec![item("E1", "Ada"), item("E2", "Bob")],
+        None,
+        false,
+    )
+    .unwrap();
     s.apply_batch(&ctx(&b), vec![item("E1", "Eve")], None, false)
         .unwrap();
     let ea = s.changes_list(&a, 0, 10).unwrap();
@@ -811,8 +832,14 @@ fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
         next_attempt_at: Some(t0() + Duration::seconds(5)),
         redeliver: None,
     };
-    s.subscription_progress("sub_1", &p, &[rec(5, "delivered"), rec(6, "failed")], None, t0())
-        .unwrap();
+    s.subscription_progress(
+        "sub_1",
+        &p,
+        &[rec(5, "delivered"), rec(6, "failed")],
+        None,
+        t0(),
+    )
+    .unwrap();
     let got = s.subscription_get(&a, "sub_1").unwrap();
     assert_eq!(got.progress, p);
     let log = s.delivery_list("sub_1", 0, 10).unwrap();
@@ -825,8 +852,14 @@ fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
     assert_eq!(got.progress.redeliver, Some((2, 3)));
     assert!(s.subscription_redeliver(&b, "sub_1", (2, 3), t0()).is_err());
 
-    s.subscription_progress("sub_1", &got.progress, &[rec(7, "gone")], Some("gone"), t0())
-        .unwrap();
+    s.subscription_progress(
+        "sub_1",
+        &got.progress,
+        &[rec(7, "gone")],
+        Some("gone"),
+        t0(),
+    )
+    .unwrap();
     let got = s.subscription_get(&a, "sub_1").unwrap();
     assert_eq!(got.state, "disabled");
     assert_eq!(got.disabled_reason.as_deref(), Some("gone"));

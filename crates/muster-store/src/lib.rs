@@ -600,8 +600,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// A tenant's change events with a cursor above `after`, in cursor
     /// order. `apply_batch` writes them with the changes they describe.
-    fn changes_list(&self, tenant: &TenantId, after: i64, limit: u32)
-        -> Result<Vec<ChangeEvent>>;
+    fn changes_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<ChangeEvent>>;
     /// The tenant's newest event cursor (0: none yet).
     fn changes_head(&self, tenant: &TenantId) -> Result<i64>;
     /// Stores a new subscription; its progress starts where the row says.

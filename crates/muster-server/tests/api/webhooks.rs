@@ -132,7 +132,13 @@ async fn a_signed_delivery_verifies_with_an_independently_computed_signature() {
     assert!(secret.starts_with("whsec_"));
     let c = app.syncer().await;
     let t = app.token(&c).await;
-    put_person(&app, &t, "E1", json!({"attributes": {"given_name": "Ada", "department": "R&D"}})).await;
+    put_person(
+        &app,
+        &t,
+        "E1",
+        json!({"attributes": {"given_name": "Ada", "department": "R&D"}}),
+    )
+    .await;
     until(&app, chrono::Duration::zero(), || rx.requests() >= 1).await;
     let got = rx.got.lock().unwrap()[0].clone();
     let (h, body) = (&got.0, &got.1);
@@ -149,7 +155,10 @@ async fn a_signed_delivery_verifies_with_an_independently_computed_signature() {
     assert_eq!(v["data"]["version"], 1);
     assert_eq!(v["data"]["source"], "api");
     let log: Value = app
-        .get_as(&app.admin_token, &format!("/api/v1/subscriptions/{sub}/deliveries"))
+        .get_as(
+            &app.admin_token,
+            &format!("/api/v1/subscriptions/{sub}/deliveries"),
+        )
         .await
         .json()
         .await
@@ -159,17 +168,27 @@ async fn a_signed_delivery_verifies_with_an_independently_computed_signature() {
 
     // Rotation: during the overlap both secrets sign.
     let r = app
-        .admin_post(&format!("/api/v1/subscriptions/{sub}/rotate-secret"), json!({"overlap_seconds": 3600}))
+        .admin_post(
+            &format!("/api/v1/subscriptions/{sub}/rotate-secret"),
+            json!({"overlap_seconds": 3600}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let new_secret = r.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_owned();
+    let new_secret = r.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(new_secret, secret);
     put_person(&app, &t, "E1", json!({"attributes": {"department": "Ops"}})).await;
     until(&app, chrono::Duration::zero(), || rx.requests() >= 2).await;
     let got = rx.got.lock().unwrap()[1].clone();
     let id = got.0["webhook-id"].to_str().unwrap();
     let ts = got.0["webhook-timestamp"].to_str().unwrap();
-    let sigs: Vec<&str> = got.0["webhook-signature"].to_str().unwrap().split(' ').collect();
+    let sigs: Vec<&str> = got.0["webhook-signature"]
+        .to_str()
+        .unwrap()
+        .split(' ')
+        .collect();
     assert_eq!(
         sigs,
         [
@@ -179,13 +198,22 @@ async fn a_signed_delivery_verifies_with_an_independently_computed_signature() {
     );
 
     // Manual redelivery sends the same event (same webhook-id) again.
-    let first_id = rx.got.lock().unwrap()[0].0["webhook-id"].to_str().unwrap().to_owned();
+    let first_id = rx.got.lock().unwrap()[0].0["webhook-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let r = app
-        .admin_post(&format!("/api/v1/subscriptions/{sub}/redeliver"), json!({"event_id": first_id}))
+        .admin_post(
+            &format!("/api/v1/subscriptions/{sub}/redeliver"),
+            json!({"event_id": first_id}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     until(&app, chrono::Duration::zero(), || rx.requests() >= 3).await;
-    assert_eq!(rx.got.lock().unwrap()[2].0["webhook-id"].to_str().unwrap(), first_id);
+    assert_eq!(
+        rx.got.lock().unwrap()[2].0["webhook-id"].to_str().unwrap(),
+        first_id
+    );
 }
 
 #[tokio::test]
@@ -198,10 +226,19 @@ async fn a_receiver_that_fails_then_recovers_gets_every_event_in_order_per_perso
     put_person(&app, &t, "E1", json!({"attributes": {"given_name": "A1"}})).await;
     put_person(&app, &t, "E2", json!({"attributes": {"given_name": "B1"}})).await;
     put_person(&app, &t, "E1", json!({"attributes": {"given_name": "A2"}})).await;
-    put_person(&app, &t, "E2", json!({"attributes": {"given_name": "B2"}, "roles": ["staff"]})).await;
+    put_person(
+        &app,
+        &t,
+        "E2",
+        json!({"attributes": {"given_name": "B2"}, "roles": ["staff"]}),
+    )
+    .await;
     put_person(&app, &t, "E1", json!({"attributes": {"given_name": "A3"}})).await;
     // 6 events: E1 v1..v3, E2 v1, E2 v2 (person.updated and roles.changed)
-    until(&app, chrono::Duration::minutes(31), || rx.delivered().len() >= 6).await;
+    until(&app, chrono::Duration::minutes(31), || {
+        rx.delivered().len() >= 6
+    })
+    .await;
     let got = rx.delivered();
     for person in ["E1", "E2"] {
         let versions: Vec<i64> = got
@@ -209,12 +246,21 @@ async fn a_receiver_that_fails_then_recovers_gets_every_event_in_order_per_perso
             .filter(|(_, v)| v["data"]["external_id"] == person)
             .map(|(_, v)| v["data"]["version"].as_i64().unwrap())
             .collect();
-        assert!(versions.windows(2).all(|w| w[0] <= w[1]), "{person}: {versions:?}");
+        assert!(
+            versions.windows(2).all(|w| w[0] <= w[1]),
+            "{person}: {versions:?}"
+        );
     }
-    let cursors: Vec<i64> = got.iter().map(|(_, v)| v["cursor"].as_i64().unwrap()).collect();
+    let cursors: Vec<i64> = got
+        .iter()
+        .map(|(_, v)| v["cursor"].as_i64().unwrap())
+        .collect();
     assert_eq!(cursors, (1..=6).collect::<Vec<_>>());
     let log: Value = app
-        .get_as(&app.admin_token, &format!("/api/v1/subscriptions/{sub}/deliveries?limit=100"))
+        .get_as(
+            &app.admin_token,
+            &format!("/api/v1/subscriptions/{sub}/deliveries?limit=100"),
+        )
         .await
         .json()
         .await
@@ -240,7 +286,12 @@ async fn a_410_disables_the_subscription() {
     let path = format!("/api/v1/subscriptions/{sub}");
     let mut state = Value::Null;
     for _ in 0..200 {
-        state = app.get_as(&app.admin_token, &path).await.json().await.unwrap();
+        state = app
+            .get_as(&app.admin_token, &path)
+            .await
+            .json()
+            .await
+            .unwrap();
         if state["state"] == "disabled" {
             break;
         }
@@ -272,10 +323,22 @@ async fn a_receiver_only_gets_the_attributes_and_events_it_listed() {
     )
     .await;
     // only outside the list: not sent
-    put_person(&app, &t, "E1", json!({"attributes": {"termination_date": "2026-04-01"}})).await;
+    put_person(
+        &app,
+        &t,
+        "E1",
+        json!({"attributes": {"termination_date": "2026-04-01"}}),
+    )
+    .await;
     // roles are not in the list: roles.changed is not sent either
     put_person(&app, &t, "E1", json!({"roles": ["staff"]})).await;
-    put_person(&app, &t, "E1", json!({"attributes": {"department": "Ops", "termination_date": "2026-05-01"}})).await;
+    put_person(
+        &app,
+        &t,
+        "E1",
+        json!({"attributes": {"department": "Ops", "termination_date": "2026-05-01"}}),
+    )
+    .await;
     until(&app, chrono::Duration::zero(), || rx.delivered().len() >= 2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let got = rx.delivered();
@@ -285,11 +348,16 @@ async fn a_receiver_only_gets_the_attributes_and_events_it_listed() {
         got[0].1["data"]["changes"],
         json!([{"attribute": "department", "value": "R&D"}, {"attribute": "given_name", "value": "Ada"}])
     );
-    assert_eq!(got[1].1["data"]["changes"], json!([{"attribute": "department", "value": "Ops"}]));
+    assert_eq!(
+        got[1].1["data"]["changes"],
+        json!([{"attribute": "department", "value": "Ops"}])
+    );
     for (_, v) in &got {
         let text = v.to_string();
         assert!(!text.contains("termination_date"));
-        assert!(["2026-03-01", "2026-04-01", "2026-05-01"].iter().all(|d| !text.contains(d)));
+        assert!(["2026-03-01", "2026-04-01", "2026-05-01"]
+            .iter()
+            .all(|d| !text.contains(d)));
     }
 }
 
@@ -344,7 +412,9 @@ async fn the_changes_feed_pages_and_long_polls() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(page["items"][0]["data"]["external_id"], "E4");
     assert_eq!(page["next_cursor"], "4");
-    let r = app.get_as(&app.admin_token, "/api/v1/changes?wait=31").await;
+    let r = app
+        .get_as(&app.admin_token, "/api/v1/changes?wait=31")
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // people:read is needed
     let r = app.get_as(&t, "/api/v1/changes").await;
@@ -381,9 +451,17 @@ async fn an_import_of_100_rows_produces_100_events() {
 #[tokio::test]
 async fn private_destinations_are_refused_unless_allowed() {
     let app = spawn_app().await;
-    for url in ["http://127.0.0.1:9/hook", "https://10.0.0.1/hook", "https://[::1]/hook", "https://169.254.169.254/"] {
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "https://10.0.0.1/hook",
+        "https://[::1]/hook",
+        "https://169.254.169.254/",
+    ] {
         let r = app
-            .admin_post("/api/v1/subscriptions", json!({"url": url, "attributes": ["*"]}))
+            .admin_post(
+                "/api/v1/subscriptions",
+                json!({"url": url, "attributes": ["*"]}),
+            )
             .await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{url}");
     }
