@@ -1283,8 +1283,10 @@ impl Store for SqliteStore {
                 .map_err(be)?;
             let rows = st
                 .query_map(params![tenant.as_str(), after, i64::from(limit)], |r| {
+                    // Stored as 16 bytes: a third of the text form, on the import path.
+                    let id: [u8; 16] = r.get(1)?;
                     Ok(ChangeEvent {
-                        id: r.get(1)?,
+                        id: uuid::Uuid::from_bytes(id).to_string(),
                         tenant: tenant.clone(),
                         cursor: r.get(0)?,
                         kind: r.get(2)?,
@@ -1765,7 +1767,7 @@ fn apply_items(
                 .execute(params![
                     tenant,
                     c,
-                    new_event_id(),
+                    uuid::Uuid::now_v7().as_bytes().as_slice(),
                     name,
                     inc.external_id.as_str(),
                     version,

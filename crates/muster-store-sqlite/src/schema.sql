@@ -191,7 +191,7 @@ CREATE INDEX auth_nonces_expiry ON auth_nonces(expires_at);
 CREATE TABLE events (
     tenant_id TEXT NOT NULL,
     cursor INTEGER NOT NULL,
-    id TEXT NOT NULL,
+    id BLOB NOT NULL, -- UUIDv7, 16 bytes
     kind TEXT NOT NULL,
     external_id TEXT NOT NULL,
     version INTEGER NOT NULL,
