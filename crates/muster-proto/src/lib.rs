@@ -523,3 +523,137 @@ pub struct LoginSyncResult {
     /// The issuer's name.
     pub issuer: String,
 }
+
+// ---- change events and subscriptions (SPEC 4) ----------------------------
+
+/// One attribute's new value in a change event; `null`: cleared. `roles`
+/// is the sorted role set.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AttributeChange {
+    pub attribute: String,
+    pub value: serde_json::Value,
+}
+
+/// What changed, and by whose hand.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChangeEventData {
+    pub external_id: String,
+    /// The person's version after this change.
+    pub version: i64,
+    /// `import:<id>`, `api`, `login-sync`, ...
+    pub source: String,
+    pub principal: String,
+    pub on_behalf_of: Option<String>,
+    pub changes: Vec<AttributeChange>,
+}
+
+/// A change event: the body of a webhook delivery and an item of
+/// `GET /api/v1/changes`. Shaped as a Standard Webhooks payload
+/// (`type`, `timestamp`, `data`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChangeEventInfo {
+    /// Stable across redeliveries (also the `webhook-id`).
+    pub id: String,
+    /// Per tenant, increasing.
+    pub cursor: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub timestamp: String,
+    pub data: ChangeEventData,
+}
+
+/// A page of the change feed; `next_cursor` is always set: pass it as
+/// `after` to continue (also when the page was empty).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChangesPage {
+    pub items: Vec<ChangeEventInfo>,
+    pub next_cursor: String,
+}
+
+/// A new webhook subscription.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionSpec {
+    /// `https://...` (or `http://` to private destinations where allowed).
+    pub url: String,
+    /// Event names; default: all.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// The attributes its payloads may carry (`roles` for the role set,
+    /// `*` for all). Required: data minimisation is explicit.
+    pub attributes: Vec<String>,
+    /// Deliver events from now on (default), or from the tenant's first.
+    #[serde(default)]
+    pub from_beginning: bool,
+}
+
+/// A change to a subscription; absent fields stay.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionPatch {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub attributes: Option<Vec<String>>,
+    /// `active` (re-enables, e.g. after a 410) or `disabled`.
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubscriptionInfo {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub attributes: Vec<String>,
+    /// `active` or `disabled`.
+    pub state: String,
+    pub disabled_reason: Option<String>,
+    /// Every event up to this cursor is done with.
+    pub cursor: i64,
+    /// Failed attempts at the next event.
+    pub attempt: u32,
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Until when the previous secret still signs (rotation overlap).
+    pub previous_secret_until: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A subscription and its signing secret, shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubscriptionCreated {
+    pub subscription: SubscriptionInfo,
+    /// `whsec_` + base64 of 32 random bytes.
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSecretRotate {
+    /// How long the old secret keeps signing too (default: a day).
+    pub overlap_seconds: Option<u64>,
+}
+
+/// Manual redelivery: one event (by id or cursor) or a cursor range.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedeliverRequest {
+    pub event_id: Option<String>,
+    pub from_cursor: Option<i64>,
+    /// Inclusive; default: `from_cursor`.
+    pub to_cursor: Option<i64>,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryInfo {
+    pub seq: i64,
+    pub event_id: String,
+    pub cursor: i64,
+    pub attempt: u32,
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The receiver's status, when it answered.
+    pub status: Option<u16>,
+    /// `delivered`, `failed`, `dead` or `gone`.
+    pub outcome: String,
+    pub error: Option<String>,
+    pub manual: bool,
+}

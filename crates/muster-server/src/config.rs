@@ -29,6 +29,51 @@ pub struct Config {
     pub limits: Limits,
     pub import: ImportConfig,
     pub tokens: TokenConfig,
+    pub webhooks: WebhookConfig,
+}
+
+/// Webhook delivery (SPEC 4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Allow destinations in loopback, private and link-local ranges (off:
+    /// a subscription cannot be pointed at the gateway's own network).
+    pub allow_private_destinations: bool,
+    /// Delays before each retry, comma separated, with units s/m/h; the
+    /// default is the Standard Webhooks schedule. After the last, the
+    /// event is dead-lettered.
+    pub retry_schedule: String,
+    /// How long one delivery request may take.
+    pub request_timeout_seconds: u64,
+    /// How often the delivery worker looks for due retries when no change
+    /// wakes it, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// How long a rotated secret keeps signing, by default.
+    pub secret_overlap_seconds: u64,
+}
+
+impl WebhookConfig {
+    /// The parsed retry schedule.
+    pub fn schedule(&self) -> anyhow::Result<Vec<std::time::Duration>> {
+        self.retry_schedule
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let (n, unit) = s.split_at(s.len().saturating_sub(1));
+                let n: u64 = n
+                    .parse()
+                    .with_context(|| format!("webhooks.retry_schedule: '{s}' is not a delay"))?;
+                let secs = match unit {
+                    "s" => n,
+                    "m" => n * 60,
+                    "h" => n * 3600,
+                    _ => anyhow::bail!("webhooks.retry_schedule: '{s}' needs a unit s, m or h"),
+                };
+                Ok(std::time::Duration::from_secs(secs))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -106,6 +151,12 @@ batch_size = 5000
 retain_uploads = false
 max_wait_seconds = 3600
 lease_seconds = 60
+[webhooks]
+allow_private_destinations = false
+retry_schedule = "5s,5m,30m,2h,5h,10h,10h"
+request_timeout_seconds = 15
+poll_interval_ms = 1000
+secret_overlap_seconds = 86400
 [tokens]
 default_ttl_seconds = 900
 secret_overlap_seconds = 86400
@@ -179,6 +230,7 @@ impl Config {
             matches!(self.log_format.as_str(), "human" | "json"),
             "log_format must be 'human' or 'json'"
         );
+        self.webhooks.schedule()?;
         anyhow::ensure!(
             self.import.batch_size > 0,
             "import.batch_size must be positive"

@@ -22,7 +22,9 @@ pub mod people;
 pub mod ratelimit;
 pub mod signing;
 pub mod state;
+pub mod subscriptions;
 pub mod telemetry;
+pub mod webhooks;
 pub mod worker;
 pub mod write;
 
@@ -115,6 +117,30 @@ pub fn router(state: AppState) -> Router {
             get(login_sync::issuer_get).delete(login_sync::issuer_delete),
         )
         .route("/login-sync", post(login_sync::login_sync))
+        // Change events and webhook subscriptions (SPEC 4).
+        .route("/changes", get(subscriptions::changes_list))
+        .route(
+            "/subscriptions",
+            post(subscriptions::subscription_create).get(subscriptions::subscription_list),
+        )
+        .route(
+            "/subscriptions/{id}",
+            get(subscriptions::subscription_get)
+                .patch(subscriptions::subscription_update)
+                .delete(subscriptions::subscription_delete),
+        )
+        .route(
+            "/subscriptions/{id}/rotate-secret",
+            post(subscriptions::subscription_rotate_secret),
+        )
+        .route(
+            "/subscriptions/{id}/deliveries",
+            get(subscriptions::subscription_deliveries),
+        )
+        .route(
+            "/subscriptions/{id}/redeliver",
+            post(subscriptions::subscription_redeliver),
+        )
         // RFC 9421 signed requests, as an alternative to Bearer tokens.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -304,6 +330,7 @@ pub async fn spawn(
         master_key: Arc::new(key),
         import_queued: Arc::new(Notify::new()),
         import_finished: Arc::new(Notify::new()),
+        changes_committed: Arc::new(Notify::new()),
         issuer: issuer.into(),
         instance: uuid::Uuid::new_v4().simple().to_string().into(),
         auth_failures,
@@ -312,6 +339,7 @@ pub async fn spawn(
     tracing::info!(instance = %state.instance, "this instance's id (it names the imports it works on)");
     let stop = Arc::new(AtomicBool::new(false));
     let worker = tokio::spawn(worker::run(state.clone(), stop.clone()));
+    let deliveries = tokio::spawn(webhooks::run(state.clone(), stop.clone()));
     let shutdown = Arc::new(Notify::new());
     let app = router(state.clone());
     let sd = shutdown.clone();
@@ -326,6 +354,9 @@ pub async fn spawn(
         .context("http server")?;
         // The worker stops between batches: no batch is half-applied.
         stop.store(true, Ordering::SeqCst);
+        // Delivery may be mid-request: stopping it there only means that
+        // event goes out again (at least once).
+        deliveries.abort();
         let _ = worker.await;
         Ok(())
     });

@@ -81,6 +81,7 @@ async fn sync_items(
         let applied = state
             .db(move |s| s.apply_batch(&ctx, batch, None, false))
             .await?;
+        state.changes_committed.notify_waiters();
         for (slot, r) in slots.into_iter().zip(applied) {
             results[slot] = Some(SyncResult {
                 external_id: items[slot].external_id.clone(),

@@ -17,6 +17,9 @@ pub struct AppState {
     pub import_queued: Arc<Notify>,
     /// Wakes requests waiting for an import to end (`wait=`, SSE).
     pub import_finished: Arc<Notify>,
+    /// Wakes change-feed long polls and the webhook delivery worker when
+    /// a batch of changes commits.
+    pub changes_committed: Arc<Notify>,
     /// The gateway's public URL (OAuth issuer), without a trailing slash.
     pub issuer: Arc<str>,
     /// This running instance, as it is named on the imports it claims.

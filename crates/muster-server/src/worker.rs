@@ -868,6 +868,7 @@ fn apply(
                     }),
                     imp.dry_run,
                 )?;
+                src.state.changes_committed.notify_waiters();
             }
             Ok(())
         });

@@ -175,6 +175,51 @@ pub(crate) fn audit_append_one<C: GenericClient>(
     chain.write(s)
 }
 
+/// Change events of a batch (SPEC 4), written with one multi-row insert;
+/// cursors are numbered at write time, after the tenant's last one.
+#[derive(Default)]
+struct Events {
+    id: Vec<String>,
+    kind: Vec<&'static str>,
+    external_id: Vec<String>,
+    version: Vec<i64>,
+    audit_seq: Vec<i64>,
+}
+
+impl Events {
+    fn push(&mut self, kind: &'static str, ext: &str, version: i64, audit_seq: i64) {
+        self.id.push(muster_store::new_event_id());
+        self.kind.push(kind);
+        self.external_id.push(ext.to_owned());
+        self.version.push(version);
+        self.audit_seq.push(audit_seq);
+    }
+
+    /// Writes the events in the caller's transaction, which holds the
+    /// tenant's head lock: so cursors follow commit order.
+    fn write<C: GenericClient>(self, s: &mut Sql<'_, C>, tenant: &str) -> Result<()> {
+        if self.id.is_empty() {
+            return Ok(());
+        }
+        s.exec(
+            "INSERT INTO events (tenant_id, cursor, id, kind, external_id, version, audit_seq) \
+             SELECT $1, (SELECT coalesce(max(cursor), 0) FROM events WHERE tenant_id = $1) \
+                    + u.n, u.id, u.kind, u.ext, u.ver, u.seq \
+             FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) \
+                  WITH ORDINALITY AS u(id, kind, ext, ver, seq, n)",
+            &[
+                &tenant,
+                &self.id,
+                &self.kind,
+                &self.external_id,
+                &self.version,
+                &self.audit_seq,
+            ],
+        )?;
+        Ok(())
+    }
+}
+
 /// A person as this batch knows it: as stored, then as changed by earlier
 /// items of the batch.
 struct Current {
@@ -279,6 +324,7 @@ fn apply_items<C: GenericClient>(
     let at = audit_time(ctx.now);
     let key = Incoming::fingerprint_key(&ctx.principal, &ctx.policy);
     let mut out = Vec::with_capacity(items.len());
+    let mut events = Events::default();
     // Changed people in the order of their first change.
     let mut order: Vec<&str> = Vec::new();
     for item in items {
@@ -323,6 +369,10 @@ fn apply_items<C: GenericClient>(
                     person: Some(ext),
                     detail: &detail,
                 });
+                let (attrs_changed, roles_changed) = muster_store::event_changes(before, &next);
+                for name in muster_store::change_event_kinds(kind, attrs_changed, roles_changed) {
+                    events.push(name, ext, version, chain.head.seq);
+                }
             }
             (kind, version, next)
         };
@@ -394,5 +444,6 @@ fn apply_items<C: GenericClient>(
         )));
     }
     chain.write(s)?;
+    events.write(s, tenant)?;
     Ok(out)
 }

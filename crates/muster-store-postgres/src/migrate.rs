@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../migrations/0003_client_keys.sql"),
     ),
     (4, "issuers", include_str!("../migrations/0004_issuers.sql")),
+    (5, "outbox", include_str!("../migrations/0005_outbox.sql")),
 ];
 
 /// The advisory lock key that guards migrations ("muster-m" in ASCII).

@@ -11,6 +11,7 @@
 
 mod client_keys;
 mod issuers;
+mod subscriptions;
 mod writer;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -1365,6 +1366,108 @@ impl Store for SqliteStore {
         })
     }
 
+    fn changes_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<ChangeEvent>> {
+        self.read(|conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT e.cursor, e.id, e.kind, e.external_id, e.version, a.source, \
+                     a.principal, a.on_behalf_of, a.detail, a.at FROM events e \
+                     JOIN audit a ON a.tenant_id = e.tenant_id AND a.seq = e.audit_seq \
+                     WHERE e.tenant_id = ?1 AND e.cursor > ?2 ORDER BY e.cursor LIMIT ?3",
+                )
+                .map_err(be)?;
+            let rows = st
+                .query_map(params![tenant.as_str(), after, i64::from(limit)], |r| {
+                    // Stored as 16 bytes: a third of the text form, on the import path.
+                    let id: [u8; 16] = r.get(1)?;
+                    Ok(ChangeEvent {
+                        id: uuid::Uuid::from_bytes(id).to_string(),
+                        tenant: tenant.clone(),
+                        cursor: r.get(0)?,
+                        kind: r.get(2)?,
+                        external_id: r.get(3)?,
+                        version: r.get(4)?,
+                        source: r.get(5)?,
+                        principal: r.get(6)?,
+                        on_behalf_of: r.get(7)?,
+                        detail: r.get(8)?,
+                        created_at: r.get(9)?,
+                    })
+                })
+                .map_err(be)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(be)
+        })
+    }
+
+    fn changes_head(&self, tenant: &TenantId) -> Result<i64> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT coalesce(max(cursor), 0) FROM events WHERE tenant_id = ?1")
+                .map_err(be)?
+                .query_row([tenant.as_str()], |r| r.get(0))
+                .map_err(be)
+        })
+    }
+
+    fn subscription_create(&self, s: SubscriptionRow) -> Result<SubscriptionRow> {
+        self.writer
+            .write(move |conn| subscriptions::create(conn, &s))
+    }
+
+    fn subscription_get(&self, tenant: &TenantId, id: &str) -> Result<SubscriptionRow> {
+        self.read(|conn| subscriptions::get(conn, tenant, id))
+    }
+
+    fn subscription_list(&self, tenant: &TenantId) -> Result<Vec<SubscriptionRow>> {
+        self.read(|conn| subscriptions::list(conn, tenant))
+    }
+
+    fn subscription_active(&self) -> Result<Vec<SubscriptionRow>> {
+        self.read(subscriptions::active)
+    }
+
+    fn subscription_update(&self, s: &SubscriptionRow) -> Result<SubscriptionRow> {
+        let s = s.clone();
+        self.writer
+            .write(move |conn| subscriptions::update(conn, &s))
+    }
+
+    fn subscription_delete(&self, tenant: &TenantId, id: &str) -> Result<()> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.writer
+            .write(move |conn| subscriptions::delete(conn, &tenant, &id))
+    }
+
+    fn subscription_progress(
+        &self,
+        id: &str,
+        progress: &DeliveryProgress,
+        records: &[DeliveryRecord],
+        disable: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (id, progress, records) = (id.to_owned(), progress.clone(), records.to_vec());
+        let disable = disable.map(str::to_owned);
+        self.writer.write(move |conn| {
+            subscriptions::progress(conn, &id, &progress, &records, disable.as_deref(), now)
+        })
+    }
+
+    fn subscription_redeliver(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        range: (i64, i64),
+        now: DateTime<Utc>,
+    ) -> Result<SubscriptionRow> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.writer
+            .write(move |conn| subscriptions::redeliver(conn, &tenant, &id, range, now))
+    }
+
+    fn delivery_list(&self, id: &str, after: i64, limit: u32) -> Result<Vec<DeliveryRecord>> {
+        self.read(|conn| subscriptions::deliveries(conn, id, after, limit))
+    }
+
     fn audit_walk(&self, tenant: &TenantId, f: &mut dyn FnMut(AuditRow) -> bool) -> Result<()> {
         self.read(|conn| {
             let sql = format!("SELECT {AUDIT_COLS} FROM audit WHERE tenant_id = ?1 ORDER BY seq");
@@ -1616,6 +1719,15 @@ fn apply_items(
              WHERE tenant_id = ?1 AND external_id = ?2",
         )
         .map_err(be)?;
+    let mut insert_event = conn
+        .prepare_cached(
+            "INSERT INTO events (tenant_id, cursor, id, kind, external_id, version, audit_seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(be)?;
+    // The tenant's last event cursor, read at the first change (the single
+    // writer makes it safe to count on from there).
+    let mut cursor: Option<i64> = None;
     let now = us(ctx.now);
     let at = audit_time(ctx.now);
     let key = Incoming::fingerprint_key(&ctx.principal, &ctx.policy);
@@ -1640,49 +1752,53 @@ fn apply_items(
         // What to write: (kind, new version, attrs JSON, roles JSON, audit
         // detail, existing data row). A new person's comes precomputed when
         // the caller prepared it (BatchItem::prepared).
-        let (kind, version, attrs, roles, detail, data_id) = match (stored, &item.prepared) {
-            (Some((version, None)), _) => {
-                out.push(ItemResult {
-                    kind: ChangeKind::Unchanged,
-                    version,
-                });
-                continue;
-            }
-            (None, Some(p)) => (
-                ChangeKind::Created,
-                1,
-                Cow::Borrowed(p.attrs_json.as_str()),
-                Cow::Borrowed(p.roles_json.as_str()),
-                Cow::Borrowed(p.detail_json.as_str()),
-                None,
-            ),
-            (stored, _) => {
-                let (before, version, data_id) = match stored {
-                    Some((version, Some(data_id))) => {
-                        let (a, r): (String, String) = sel_data
-                            .query_row([data_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                            .map_err(be)?;
-                        (Some(decode_state(&a, &r)?), version, Some(data_id))
-                    }
-                    _ => (None, 0, None),
-                };
-                let next = apply(before.as_ref(), inc, &ctx.policy);
-                let kind = classify(before.as_ref(), &next);
-                if kind == ChangeKind::Unchanged {
-                    out.push(ItemResult { kind, version });
+        let (kind, version, attrs, roles, detail, data_id, (attrs_changed, roles_changed)) =
+            match (stored, &item.prepared) {
+                (Some((version, None)), _) => {
+                    out.push(ItemResult {
+                        kind: ChangeKind::Unchanged,
+                        version,
+                    });
                     continue;
                 }
-                let version = version + 1;
-                (
-                    kind,
-                    version,
-                    Cow::Owned(serde_json::to_string(&next.attrs).map_err(json_err)?),
-                    Cow::Owned(serde_json::to_string(&next.roles).map_err(json_err)?),
-                    Cow::Owned(change_detail_json(before.as_ref(), &next, version)),
-                    data_id,
-                )
-            }
-        };
+                (None, Some(p)) => (
+                    ChangeKind::Created,
+                    1,
+                    Cow::Borrowed(p.attrs_json.as_str()),
+                    Cow::Borrowed(p.roles_json.as_str()),
+                    Cow::Borrowed(p.detail_json.as_str()),
+                    None,
+                    (true, p.roles_json != "[]"),
+                ),
+                (stored, _) => {
+                    let (before, version, data_id) = match stored {
+                        Some((version, Some(data_id))) => {
+                            let (a, r): (String, String) = sel_data
+                                .query_row([data_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                                .map_err(be)?;
+                            (Some(decode_state(&a, &r)?), version, Some(data_id))
+                        }
+                        _ => (None, 0, None),
+                    };
+                    let next = apply(before.as_ref(), inc, &ctx.policy);
+                    let kind = classify(before.as_ref(), &next);
+                    if kind == ChangeKind::Unchanged {
+                        out.push(ItemResult { kind, version });
+                        continue;
+                    }
+                    let version = version + 1;
+                    let changed = event_changes(before.as_ref(), &next);
+                    (
+                        kind,
+                        version,
+                        Cow::Owned(serde_json::to_string(&next.attrs).map_err(json_err)?),
+                        Cow::Owned(serde_json::to_string(&next.roles).map_err(json_err)?),
+                        Cow::Owned(change_detail_json(before.as_ref(), &next, version)),
+                        data_id,
+                        changed,
+                    )
+                }
+            };
         let (stmt, data_id) = match data_id {
             Some(id) => {
                 update_data.execute(params![id, attrs, roles]).map_err(be)?;
@@ -1721,6 +1837,29 @@ fn apply_items(
                 detail: &detail,
             },
         )?;
+        let mut c = match cursor {
+            Some(c) => c,
+            None => conn
+                .prepare_cached("SELECT coalesce(max(cursor), 0) FROM events WHERE tenant_id = ?1")
+                .map_err(be)?
+                .query_row([tenant], |r| r.get(0))
+                .map_err(be)?,
+        };
+        for name in change_event_kinds(kind, attrs_changed, roles_changed) {
+            c += 1;
+            insert_event
+                .execute(params![
+                    tenant,
+                    c,
+                    uuid::Uuid::now_v7().as_bytes().as_slice(),
+                    name,
+                    inc.external_id.as_str(),
+                    version,
+                    head.0
+                ])
+                .map_err(be)?;
+        }
+        cursor = Some(c);
         out.push(ItemResult { kind, version });
     }
     Ok(out)

@@ -202,3 +202,54 @@ CREATE TABLE issuers (
     UNIQUE (tenant_id, name),
     UNIQUE (issuer, audience)
 );
+-- The transactional outbox (SPEC 4): one row per change event, written in
+-- the change's transaction. The diff, principal, source and time are the
+-- change's audit entry (audit_seq), not copied. cursor is per tenant.
+CREATE TABLE events (
+    tenant_id TEXT NOT NULL,
+    cursor INTEGER NOT NULL,
+    id BLOB NOT NULL, -- UUIDv7, 16 bytes
+    kind TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    audit_seq INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, cursor)
+) WITHOUT ROWID;
+
+-- Webhook subscriptions (SPEC 4). Secrets are sealed under the master key;
+-- cursor/attempt/next_attempt_at/redeliver_* are the delivery progress.
+CREATE TABLE subscriptions (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    url TEXT NOT NULL,
+    events TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    secret_sealed BLOB NOT NULL,
+    previous_secret_sealed BLOB,
+    previous_until INTEGER,
+    state TEXT NOT NULL,
+    disabled_reason TEXT,
+    cursor INTEGER NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    redeliver_from INTEGER,
+    redeliver_to INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX subscriptions_tenant ON subscriptions(tenant_id);
+
+-- Every delivery attempt, per subscription.
+CREATE TABLE deliveries (
+    seq INTEGER PRIMARY KEY,
+    subscription_id TEXT NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
+    event_id TEXT NOT NULL,
+    cursor INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    status INTEGER,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    manual INTEGER NOT NULL
+);
+CREATE INDEX deliveries_subscription ON deliveries(subscription_id, seq);

@@ -14,7 +14,7 @@ pub type Factory<'a> = &'a dyn Fn() -> (Box<dyn Store>, Box<dyn std::any::Any>);
 
 pub fn run_all(make: Factory<'_>) {
     type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 17] = [
+    let cases: [Case; 21] = [
         ("bootstrap_happens_once", bootstrap_happens_once),
         (
             "one_time_tokens_are_used_once",
@@ -73,6 +73,22 @@ pub fn run_all(make: Factory<'_>) {
         (
             "issuer_names_and_iss_audience_pairs_are_unique",
             issuer_names_and_iss_audience_pairs_are_unique,
+        ),
+        (
+            "every_change_has_its_event_and_no_event_lacks_its_change",
+            every_change_has_its_event_and_no_event_lacks_its_change,
+        ),
+        (
+            "events_keep_the_order_of_each_persons_changes",
+            events_keep_the_order_of_each_persons_changes,
+        ),
+        (
+            "events_are_numbered_and_read_per_tenant",
+            events_are_numbered_and_read_per_tenant,
+        ),
+        (
+            "subscriptions_keep_their_progress_and_delivery_log",
+            subscriptions_keep_their_progress_and_delivery_log,
         ),
     ];
     for (name, case) in cases {
@@ -755,4 +771,258 @@ fn issuer_names_and_iss_audience_pairs_are_unique(store: &dyn Store) {
         )),
         Err(StoreError::NotFound { .. }) | Err(StoreError::Conflict(_))
     ));
+}
+
+// ---- change events (SPEC 4) ---------------------------------------------
+
+fn with_attr(id: &str, attr: &str, value: &str) -> BatchItem {
+    let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
+    inc.attrs
+        .insert(attr.into(), Some(AttrValue::string(value)));
+    BatchItem::new(2, inc)
+}
+
+fn with_roles(id: &str, roles: &[&str]) -> BatchItem {
+    let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
+    inc.roles = Some(roles.iter().map(|r| r.to_string()).collect());
+    BatchItem::new(2, inc)
+}
+
+fn every_change_has_its_event_and_no_event_lacks_its_change(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let t = TenantId::default_tenant();
+    let audit_before = chain_len(s, &t) as i64;
+    let mut created = item("E1", "Ada");
+    created.incoming.roles = Some(["staff".to_string()].into());
+    let batches = vec![
+        vec![created, item("E2", "Bob")],
+        // unchanged, and a dry run: no events
+        vec![item("E1", "Ada")],
+        vec![
+            with_attr("E1", "employment_status", "terminated"),
+            item("E2", "Rob"),
+        ],
+        vec![with_attr("E1", "employment_status", "active")],
+        vec![with_roles("E2", &["staff", "vpn"])],
+    ];
+    for (i, b) in batches.into_iter().enumerate() {
+        if i == 1 {
+            s.apply_batch(&ctx(&t), b.clone(), None, true).unwrap();
+        }
+        s.apply_batch(&ctx(&t), b, None, false).unwrap();
+    }
+    let ev = s.changes_list(&t, 0, 100).unwrap();
+    let kinds: Vec<(&str, &str, i64)> = ev
+        .iter()
+        .map(|e| (e.kind.as_str(), e.external_id.as_str(), e.version))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("person.created", "E1", 1),
+            ("roles.changed", "E1", 1),
+            ("person.created", "E2", 1),
+            ("person.deactivated", "E1", 2),
+            ("person.updated", "E2", 2),
+            ("person.reactivated", "E1", 3),
+            ("roles.changed", "E2", 3),
+        ]
+    );
+    let cursors: Vec<i64> = ev.iter().map(|e| e.cursor).collect();
+    assert_eq!(cursors, (1..=7).collect::<Vec<_>>());
+    // Each person change is one audit entry, whose detail the events carry.
+    let audit = s.audit_list(&t, audit_before, 100).unwrap();
+    assert_eq!(audit.len(), 6);
+    for e in &ev {
+        let a = audit
+            .iter()
+            .find(|a| {
+                a.entry.person.as_deref() == Some(e.external_id.as_str())
+                    && serde_json::from_str::<serde_json::Value>(&a.entry.detail).unwrap()
+                        ["version"]
+                        == e.version
+            })
+            .expect("every event has its change");
+        assert_eq!(a.entry.detail, e.detail);
+        assert_eq!(a.entry.at, e.created_at);
+        assert_eq!(
+            (e.principal.as_str(), e.source.as_str()),
+            ("client:c1", "api")
+        );
+        assert_eq!(e.on_behalf_of.as_deref(), Some("ops@example.com"));
+        assert!(uuid::Uuid::parse_str(&e.id).is_ok_and(|u| u.get_version_num() == 7));
+    }
+    for a in &audit {
+        assert!(ev.iter().any(
+            |e| Some(e.external_id.as_str()) == a.entry.person.as_deref()
+                && e.kind == a.entry.action
+        ));
+    }
+    let ids: std::collections::BTreeSet<&str> = ev.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), ev.len(), "event ids are unique");
+    // paging
+    let page = s.changes_list(&t, 3, 2).unwrap();
+    assert_eq!(page.iter().map(|e| e.cursor).collect::<Vec<_>>(), [4, 5]);
+    assert!(s.changes_list(&t, 7, 10).unwrap().is_empty());
+    assert_eq!(s.changes_head(&t).unwrap(), 7);
+}
+
+fn events_keep_the_order_of_each_persons_changes(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let t = TenantId::default_tenant();
+    // One id named several times within a batch and across batches.
+    s.apply_batch(
+        &ctx(&t),
+        vec![
+            item("E1", "A"),
+            item("E2", "B"),
+            item("E1", "C"),
+            item("E1", "D"),
+        ],
+        None,
+        false,
+    )
+    .unwrap();
+    s.apply_batch(
+        &ctx(&t),
+        vec![item("E2", "E"), item("E1", "F")],
+        None,
+        false,
+    )
+    .unwrap();
+    let ev = s.changes_list(&t, 0, 100).unwrap();
+    for id in ["E1", "E2"] {
+        let versions: Vec<i64> = ev
+            .iter()
+            .filter(|e| e.external_id == id)
+            .map(|e| e.version)
+            .collect();
+        let n = versions.len() as i64;
+        assert_eq!(versions, (1..=n).collect::<Vec<_>>(), "{id}");
+    }
+    assert!(ev.windows(2).all(|w| w[0].cursor < w[1].cursor));
+    let last = ev.iter().rev().find(|e| e.external_id == "E1").unwrap();
+    let detail: serde_json::Value = serde_json::from_str(&last.detail).unwrap();
+    assert_eq!(detail["changes"][0]["after"], "F");
+}
+
+fn events_are_numbered_and_read_per_tenant(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let a = TenantId::default_tenant();
+    let b = TenantId::parse("other").unwrap();
+    s.tenant_create(&b, "Other", t0()).unwrap();
+    s.apply_batch(
+        &ctx(&a),
+        vec![item("E1", "Ada"), item("E2", "Bob")],
+        None,
+        false,
+    )
+    .unwrap();
+    s.apply_batch(&ctx(&b), vec![item("E1", "Eve")], None, false)
+        .unwrap();
+    let ea = s.changes_list(&a, 0, 10).unwrap();
+    let eb = s.changes_list(&b, 0, 10).unwrap();
+    assert_eq!(ea.len(), 2);
+    assert_eq!(eb.len(), 1);
+    assert_eq!(eb[0].cursor, 1, "each tenant has its own cursor");
+    assert_eq!(eb[0].tenant, b);
+    assert!(eb[0].detail.contains("Eve") && !ea.iter().any(|e| e.detail.contains("Eve")));
+}
+
+fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let a = TenantId::default_tenant();
+    let b = TenantId::parse("other").unwrap();
+    s.tenant_create(&b, "Other", t0()).unwrap();
+    let row = SubscriptionRow {
+        id: "sub_1".into(),
+        tenant: a.clone(),
+        url: "https://hooks.example.com/muster".into(),
+        events: vec!["person.created".into()],
+        attributes: vec!["given_name".into()],
+        secret_sealed: vec![1, 2, 3],
+        previous_secret_sealed: None,
+        previous_until: None,
+        state: "active".into(),
+        disabled_reason: None,
+        progress: DeliveryProgress {
+            cursor: 4,
+            ..Default::default()
+        },
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    let got = s.subscription_create(row.clone()).unwrap();
+    assert_eq!(got, row);
+    assert!(matches!(
+        s.subscription_create(row.clone()),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(s.subscription_get(&b, "sub_1").is_err());
+    assert!(s.subscription_list(&b).unwrap().is_empty());
+    assert_eq!(s.subscription_active().unwrap().len(), 1);
+
+    let mut changed = got.clone();
+    changed.attributes = vec!["given_name".into(), "department".into()];
+    changed.previous_secret_sealed = Some(vec![9]);
+    changed.previous_until = Some(t0() + Duration::hours(1));
+    changed.progress.cursor = 99; // ignored: progress is the worker's
+    let got = s.subscription_update(&changed).unwrap();
+    assert_eq!(got.attributes.len(), 2);
+    assert_eq!(got.previous_secret_sealed, Some(vec![9]));
+    assert_eq!(got.progress.cursor, 4);
+
+    let rec = |cursor: i64, outcome: &str| DeliveryRecord {
+        seq: 0,
+        subscription_id: "sub_1".into(),
+        event_id: format!("ev{cursor}"),
+        cursor,
+        attempt: 1,
+        at: t0(),
+        status: Some(500),
+        outcome: outcome.into(),
+        error: None,
+        manual: false,
+    };
+    let p = DeliveryProgress {
+        cursor: 5,
+        attempt: 1,
+        next_attempt_at: Some(t0() + Duration::seconds(5)),
+        redeliver: None,
+    };
+    s.subscription_progress(
+        "sub_1",
+        &p,
+        &[rec(5, "delivered"), rec(6, "failed")],
+        None,
+        t0(),
+    )
+    .unwrap();
+    let got = s.subscription_get(&a, "sub_1").unwrap();
+    assert_eq!(got.progress, p);
+    let log = s.delivery_list("sub_1", 0, 10).unwrap();
+    assert_eq!(log.len(), 2);
+    assert!(log[0].seq < log[1].seq);
+    assert_eq!((log[1].cursor, log[1].outcome.as_str()), (6, "failed"));
+    assert_eq!(s.delivery_list("sub_1", log[0].seq, 10).unwrap().len(), 1);
+
+    let got = s.subscription_redeliver(&a, "sub_1", (2, 3), t0()).unwrap();
+    assert_eq!(got.progress.redeliver, Some((2, 3)));
+    assert!(s.subscription_redeliver(&b, "sub_1", (2, 3), t0()).is_err());
+
+    s.subscription_progress(
+        "sub_1",
+        &got.progress,
+        &[rec(7, "gone")],
+        Some("gone"),
+        t0(),
+    )
+    .unwrap();
+    let got = s.subscription_get(&a, "sub_1").unwrap();
+    assert_eq!(got.state, "disabled");
+    assert_eq!(got.disabled_reason.as_deref(), Some("gone"));
+    assert!(s.subscription_active().unwrap().is_empty());
+    assert!(s.subscription_delete(&b, "sub_1").is_err());
+    s.subscription_delete(&a, "sub_1").unwrap();
+    assert!(s.subscription_list(&a).unwrap().is_empty());
 }

@@ -692,4 +692,200 @@ pub trait Store: Send + Sync + 'static {
     fn audit_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<AuditRow>>;
     /// Visits a tenant's whole chain in order, for verification.
     fn audit_walk(&self, tenant: &TenantId, f: &mut dyn FnMut(AuditRow) -> bool) -> Result<()>;
+
+    // ---- change events and subscriptions (SPEC 4) ----------------------
+
+    /// A tenant's change events with a cursor above `after`, in cursor
+    /// order. `apply_batch` writes them with the changes they describe.
+    fn changes_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<ChangeEvent>>;
+    /// The tenant's newest event cursor (0: none yet).
+    fn changes_head(&self, tenant: &TenantId) -> Result<i64>;
+    /// Stores a new subscription; its progress starts where the row says.
+    fn subscription_create(&self, s: SubscriptionRow) -> Result<SubscriptionRow>;
+    fn subscription_get(&self, tenant: &TenantId, id: &str) -> Result<SubscriptionRow>;
+    /// A tenant's subscriptions, oldest first.
+    fn subscription_list(&self, tenant: &TenantId) -> Result<Vec<SubscriptionRow>>;
+    /// Every active subscription of every tenant (the delivery worker's).
+    fn subscription_active(&self) -> Result<Vec<SubscriptionRow>>;
+    /// Replaces what an admin may change: url, events, attributes, secrets,
+    /// state and reason. Leaves the progress alone.
+    fn subscription_update(&self, s: &SubscriptionRow) -> Result<SubscriptionRow>;
+    fn subscription_delete(&self, tenant: &TenantId, id: &str) -> Result<()>;
+    /// Records attempts and moves the progress together; `disable` sets the
+    /// state to `disabled` with that reason.
+    fn subscription_progress(
+        &self,
+        id: &str,
+        progress: &DeliveryProgress,
+        records: &[DeliveryRecord],
+        disable: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Sets the range to deliver again (manual redelivery).
+    fn subscription_redeliver(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        range: (i64, i64),
+        now: DateTime<Utc>,
+    ) -> Result<SubscriptionRow>;
+    /// A subscription's delivery log, oldest first, after `after` (a seq).
+    fn delivery_list(&self, id: &str, after: i64, limit: u32) -> Result<Vec<DeliveryRecord>>;
+}
+
+// ---- change events and subscriptions (SPEC 4) ----------------------------
+
+/// One change event (SPEC 4), as written in the same transaction as the
+/// change it describes. The field-level diff is the change's audit detail
+/// (`{"changes":[{"after","attribute","before"}],"version"}`): an event
+/// row points at its audit entry instead of holding a second copy.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChangeEvent {
+    /// UUIDv7, stable: the `webhook-id` of every delivery of this event.
+    pub id: String,
+    pub tenant: TenantId,
+    /// Per tenant, strictly increasing in commit order.
+    pub cursor: i64,
+    /// `person.created`, `person.updated`, `person.deactivated`,
+    /// `person.reactivated` or `roles.changed`.
+    pub kind: String,
+    pub external_id: String,
+    pub version: i64,
+    /// `import:<id>`, `api`, `login-sync`, ...
+    pub source: String,
+    pub principal: String,
+    pub on_behalf_of: Option<String>,
+    /// The audit detail text of the change.
+    pub detail: String,
+    /// The audit timestamp text of the change.
+    pub created_at: String,
+}
+
+impl std::fmt::Debug for ChangeEvent {
+    /// Leaves out the detail: it holds personnel data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeEvent")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("cursor", &self.cursor)
+            .field("kind", &self.kind)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The event names a change produces, in the order they are written: the
+/// person event, then `roles.changed` when the role set differs. An update
+/// of the roles alone is only `roles.changed`.
+pub fn change_event_kinds(
+    kind: ChangeKind,
+    attrs_changed: bool,
+    roles_changed: bool,
+) -> &'static [&'static str] {
+    match (kind, roles_changed) {
+        (ChangeKind::Unchanged, _) => &[],
+        (ChangeKind::Updated, true) if !attrs_changed => &["roles.changed"],
+        (ChangeKind::Created, false) => &["person.created"],
+        (ChangeKind::Created, true) => &["person.created", "roles.changed"],
+        (ChangeKind::Updated, false) => &["person.updated"],
+        (ChangeKind::Updated, true) => &["person.updated", "roles.changed"],
+        (ChangeKind::Deactivated, false) => &["person.deactivated"],
+        (ChangeKind::Deactivated, true) => &["person.deactivated", "roles.changed"],
+        (ChangeKind::Reactivated, false) => &["person.reactivated"],
+        (ChangeKind::Reactivated, true) => &["person.reactivated", "roles.changed"],
+    }
+}
+
+/// Whether a change touched (attributes, roles), for [`change_event_kinds`].
+pub fn event_changes(before: Option<&PersonState>, after: &PersonState) -> (bool, bool) {
+    match before {
+        None => (true, !after.roles.is_empty()),
+        Some(b) if b.roles != after.roles => (b.attrs != after.attrs, true),
+        Some(_) => (true, false),
+    }
+}
+
+/// Every event name a subscription may ask for.
+pub const EVENT_KINDS: [&str; 5] = [
+    "person.created",
+    "person.updated",
+    "person.deactivated",
+    "person.reactivated",
+    "roles.changed",
+];
+
+/// A new event id: UUIDv7, so ids sort roughly by creation time.
+pub fn new_event_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A webhook subscription (SPEC 4) and its delivery progress.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SubscriptionRow {
+    pub id: String,
+    pub tenant: TenantId,
+    pub url: String,
+    /// Event names it receives.
+    pub events: Vec<String>,
+    /// Attributes its payloads may carry (`*`: all; `roles` for the roles).
+    pub attributes: Vec<String>,
+    /// The `whsec_` secret, sealed under the master key.
+    pub secret_sealed: Vec<u8>,
+    /// The secret before the last rotation, also signed with until
+    /// `previous_until`.
+    pub previous_secret_sealed: Option<Vec<u8>>,
+    pub previous_until: Option<DateTime<Utc>>,
+    /// `active` or `disabled`.
+    pub state: String,
+    pub disabled_reason: Option<String>,
+    pub progress: DeliveryProgress,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for SubscriptionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionRow")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("state", &self.state)
+            .field("progress", &self.progress)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a subscription's delivery stands. Only the delivery worker moves
+/// it (and manual redelivery, which sets the `redeliver` range).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryProgress {
+    /// Every event up to this cursor was delivered, skipped (filtered out)
+    /// or dead-lettered.
+    pub cursor: i64,
+    /// Failed attempts so far at the event after `cursor`.
+    pub attempt: u32,
+    /// When to try again (`None`: now).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// A cursor range (inclusive) to deliver again, before going on.
+    pub redeliver: Option<(i64, i64)>,
+}
+
+/// One attempt to deliver one event, for the delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// Assigned by the store, increasing.
+    pub seq: i64,
+    pub subscription_id: String,
+    pub event_id: String,
+    pub cursor: i64,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub at: DateTime<Utc>,
+    /// The receiver's HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// `delivered`, `failed` (to be retried), `dead` (no retry left),
+    /// `gone` (410: the subscription was disabled).
+    pub outcome: String,
+    /// Why it failed, in our words (never the receiver's body).
+    pub error: Option<String>,
+    pub manual: bool,
 }

@@ -17,3 +17,4 @@ mod oauth;
 mod people;
 mod private_key_jwt;
 mod signing;
+mod webhooks;

@@ -1,0 +1,279 @@
+//! Webhook subscriptions, their delivery progress and delivery log
+//! (SPEC 4). The change events themselves are written by `apply`.
+use crate::pool::Sql;
+use crate::{get, is_unique_violation, json_err, tenant_id, Result};
+use chrono::{DateTime, Utc};
+use muster_core::TenantId;
+use muster_store::{DeliveryProgress, DeliveryRecord, StoreError, SubscriptionRow};
+use postgres::{GenericClient, Row};
+
+macro_rules! sub_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, tenant_id, url, events::text, attributes::text, secret_sealed, \
+             previous_secret_sealed, previous_until, state, disabled_reason, cursor, attempt, \
+             next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at \
+             FROM subscriptions ",
+            $rest
+        )
+    };
+}
+
+const NOT_FOUND: StoreError = StoreError::NotFound {
+    what: "subscription",
+};
+
+fn to_row(r: &Row) -> Result<SubscriptionRow> {
+    let redeliver = match (get::<Option<i64>>(r, 13)?, get::<Option<i64>>(r, 14)?) {
+        (Some(a), Some(b)) => Some((a, b)),
+        _ => None,
+    };
+    let events: String = get(r, 3)?;
+    let attributes: String = get(r, 4)?;
+    let attempt: i32 = get(r, 11)?;
+    Ok(SubscriptionRow {
+        id: get(r, 0)?,
+        tenant: tenant_id(&get::<String>(r, 1)?)?,
+        url: get(r, 2)?,
+        events: serde_json::from_str(&events).map_err(json_err)?,
+        attributes: serde_json::from_str(&attributes).map_err(json_err)?,
+        secret_sealed: get(r, 5)?,
+        previous_secret_sealed: get(r, 6)?,
+        previous_until: get(r, 7)?,
+        state: get(r, 8)?,
+        disabled_reason: get(r, 9)?,
+        progress: DeliveryProgress {
+            cursor: get(r, 10)?,
+            attempt: u32::try_from(attempt).unwrap_or(0),
+            next_attempt_at: get(r, 12)?,
+            redeliver,
+        },
+        created_at: get(r, 15)?,
+        updated_at: get(r, 16)?,
+    })
+}
+
+fn json(v: &[String]) -> Result<String> {
+    serde_json::to_string(v).map_err(json_err)
+}
+
+pub(crate) fn get_one<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<SubscriptionRow> {
+    match s.opt(
+        sub_select!("WHERE tenant_id = $1 AND id = $2"),
+        &[&tenant.as_str(), &id],
+    )? {
+        Some(r) => to_row(&r),
+        None => Err(NOT_FOUND),
+    }
+}
+
+pub(crate) fn list<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    tenant: &TenantId,
+) -> Result<Vec<SubscriptionRow>> {
+    s.query(
+        sub_select!("WHERE tenant_id = $1 ORDER BY created_at, id"),
+        &[&tenant.as_str()],
+    )?
+    .iter()
+    .map(to_row)
+    .collect()
+}
+
+pub(crate) fn active<C: GenericClient>(s: &mut Sql<'_, C>) -> Result<Vec<SubscriptionRow>> {
+    s.query(
+        sub_select!("WHERE state = 'active' ORDER BY created_at, id"),
+        &[],
+    )?
+    .iter()
+    .map(to_row)
+    .collect()
+}
+
+pub(crate) fn create<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    r: &SubscriptionRow,
+) -> Result<SubscriptionRow> {
+    let p = &r.progress;
+    let attempt = i32::try_from(p.attempt).unwrap_or(i32::MAX);
+    let res = s.try_exec(
+        "INSERT INTO subscriptions (id, tenant_id, url, events, attributes, secret_sealed, \
+         previous_secret_sealed, previous_until, state, disabled_reason, cursor, attempt, \
+         next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at) VALUES \
+         ($1, $2, $3, $4::text::jsonb, $5::text::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, \
+          $14, $15, $16, $17)",
+        &[
+            &r.id,
+            &r.tenant.as_str(),
+            &r.url,
+            &json(&r.events)?,
+            &json(&r.attributes)?,
+            &r.secret_sealed,
+            &r.previous_secret_sealed,
+            &r.previous_until,
+            &r.state,
+            &r.disabled_reason,
+            &p.cursor,
+            &attempt,
+            &p.next_attempt_at,
+            &p.redeliver.map(|x| x.0),
+            &p.redeliver.map(|x| x.1),
+            &r.created_at,
+            &r.updated_at,
+        ],
+    )?;
+    match res {
+        Ok(_) => get_one(s, &r.tenant, &r.id),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(
+            "the subscription exists already".into(),
+        )),
+        Err(_) => Err(StoreError::NotFound { what: "tenant" }),
+    }
+}
+
+pub(crate) fn update<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    r: &SubscriptionRow,
+) -> Result<SubscriptionRow> {
+    let n = s.exec(
+        "UPDATE subscriptions SET url = $3, events = $4::text::jsonb, \
+         attributes = $5::text::jsonb, secret_sealed = $6, previous_secret_sealed = $7, \
+         previous_until = $8, state = $9, disabled_reason = $10, updated_at = $11 \
+         WHERE tenant_id = $1 AND id = $2",
+        &[
+            &r.tenant.as_str(),
+            &r.id,
+            &r.url,
+            &json(&r.events)?,
+            &json(&r.attributes)?,
+            &r.secret_sealed,
+            &r.previous_secret_sealed,
+            &r.previous_until,
+            &r.state,
+            &r.disabled_reason,
+            &r.updated_at,
+        ],
+    )?;
+    if n == 0 {
+        return Err(NOT_FOUND);
+    }
+    get_one(s, &r.tenant, &r.id)
+}
+
+pub(crate) fn delete<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<()> {
+    let n = s.exec(
+        "DELETE FROM subscriptions WHERE tenant_id = $1 AND id = $2",
+        &[&tenant.as_str(), &id],
+    )?;
+    if n == 0 {
+        return Err(NOT_FOUND);
+    }
+    Ok(())
+}
+
+pub(crate) fn progress<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    id: &str,
+    p: &DeliveryProgress,
+    records: &[DeliveryRecord],
+    disable: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let attempt = i32::try_from(p.attempt).unwrap_or(i32::MAX);
+    let n = s.exec(
+        "UPDATE subscriptions SET cursor = $2, attempt = $3, next_attempt_at = $4, \
+         redeliver_from = $5, redeliver_to = $6, updated_at = $7, \
+         state = CASE WHEN $8::text IS NULL THEN state ELSE 'disabled' END, \
+         disabled_reason = coalesce($8::text, disabled_reason) WHERE id = $1",
+        &[
+            &id,
+            &p.cursor,
+            &attempt,
+            &p.next_attempt_at,
+            &p.redeliver.map(|x| x.0),
+            &p.redeliver.map(|x| x.1),
+            &now,
+            &disable,
+        ],
+    )?;
+    if n == 0 {
+        return Err(NOT_FOUND);
+    }
+    for r in records {
+        let attempt = i32::try_from(r.attempt).unwrap_or(i32::MAX);
+        let status = r.status.map(i32::from);
+        s.exec(
+            "INSERT INTO deliveries (subscription_id, event_id, cursor, attempt, at, status, \
+             outcome, error, manual) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &id,
+                &r.event_id,
+                &r.cursor,
+                &attempt,
+                &r.at,
+                &status,
+                &r.outcome,
+                &r.error,
+                &r.manual,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn redeliver<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    tenant: &TenantId,
+    id: &str,
+    range: (i64, i64),
+    now: DateTime<Utc>,
+) -> Result<SubscriptionRow> {
+    let n = s.exec(
+        "UPDATE subscriptions SET redeliver_from = $3, redeliver_to = $4, updated_at = $5 \
+         WHERE tenant_id = $1 AND id = $2",
+        &[&tenant.as_str(), &id, &range.0, &range.1, &now],
+    )?;
+    if n == 0 {
+        return Err(NOT_FOUND);
+    }
+    get_one(s, tenant, id)
+}
+
+pub(crate) fn deliveries<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    id: &str,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<DeliveryRecord>> {
+    s.query(
+        "SELECT seq, subscription_id, event_id, cursor, attempt, at, status, outcome, error, \
+         manual FROM deliveries WHERE subscription_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        &[&id, &after, &i64::from(limit)],
+    )?
+    .iter()
+    .map(|r| {
+        let attempt: i32 = get(r, 4)?;
+        let status: Option<i32> = get(r, 6)?;
+        Ok(DeliveryRecord {
+            seq: get(r, 0)?,
+            subscription_id: get(r, 1)?,
+            event_id: get(r, 2)?,
+            cursor: get(r, 3)?,
+            attempt: u32::try_from(attempt).unwrap_or(0),
+            at: get(r, 5)?,
+            status: status.and_then(|s| u16::try_from(s).ok()),
+            outcome: get(r, 7)?,
+            error: get(r, 8)?,
+            manual: get(r, 9)?,
+        })
+    })
+    .collect()
+}

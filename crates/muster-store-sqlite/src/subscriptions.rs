@@ -1,0 +1,282 @@
+//! Webhook subscriptions, their delivery progress and delivery log
+//! (SPEC 4). The change events themselves are written by `apply_items`.
+use crate::{be, from_us, json_err, us};
+use chrono::{DateTime, Utc};
+use muster_core::TenantId;
+use muster_store::{DeliveryProgress, DeliveryRecord, Result, StoreError, SubscriptionRow};
+use rusqlite::{params, Connection, Row};
+
+const COLS: &str = "id, tenant_id, url, events, attributes, secret_sealed, \
+    previous_secret_sealed, previous_until, state, disabled_reason, cursor, attempt, \
+    next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at";
+
+type Raw = (SubscriptionRow, String, String, String);
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Raw> {
+    let redeliver = match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?) {
+        (Some(a), Some(b)) => Some((a, b)),
+        _ => None,
+    };
+    let row = SubscriptionRow {
+        id: r.get(0)?,
+        tenant: TenantId::default_tenant(),
+        url: r.get(2)?,
+        events: Vec::new(),
+        attributes: Vec::new(),
+        secret_sealed: r.get(5)?,
+        previous_secret_sealed: r.get(6)?,
+        previous_until: r.get::<_, Option<i64>>(7)?.map(from_us),
+        state: r.get(8)?,
+        disabled_reason: r.get(9)?,
+        progress: DeliveryProgress {
+            cursor: r.get(10)?,
+            attempt: r.get(11)?,
+            next_attempt_at: r.get::<_, Option<i64>>(12)?.map(from_us),
+            redeliver,
+        },
+        created_at: from_us(r.get(15)?),
+        updated_at: from_us(r.get(16)?),
+    };
+    Ok((row, r.get(1)?, r.get(3)?, r.get(4)?))
+}
+
+fn decode((mut row, tenant, events, attributes): Raw) -> Result<SubscriptionRow> {
+    row.tenant = TenantId::parse(&tenant)
+        .map_err(|_| StoreError::Backend("a stored tenant id does not parse".into()))?;
+    row.events = serde_json::from_str(&events).map_err(json_err)?;
+    row.attributes = serde_json::from_str(&attributes).map_err(json_err)?;
+    Ok(row)
+}
+
+fn query(
+    conn: &Connection,
+    where_: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<SubscriptionRow>> {
+    let sql = format!("SELECT {COLS} FROM subscriptions {where_}");
+    let mut st = conn.prepare_cached(&sql).map_err(be)?;
+    let raws = st
+        .query_map(args, from_row)
+        .map_err(be)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(be)?;
+    raws.into_iter().map(decode).collect()
+}
+
+pub(crate) fn get(conn: &Connection, tenant: &TenantId, id: &str) -> Result<SubscriptionRow> {
+    query(
+        conn,
+        "WHERE tenant_id = ?1 AND id = ?2",
+        &[&tenant.as_str(), &id],
+    )?
+    .pop()
+    .ok_or(StoreError::NotFound {
+        what: "subscription",
+    })
+}
+
+pub(crate) fn list(conn: &Connection, tenant: &TenantId) -> Result<Vec<SubscriptionRow>> {
+    query(
+        conn,
+        "WHERE tenant_id = ?1 ORDER BY created_at, id",
+        &[&tenant.as_str()],
+    )
+}
+
+pub(crate) fn active(conn: &Connection) -> Result<Vec<SubscriptionRow>> {
+    query(conn, "WHERE state = 'active' ORDER BY created_at, id", &[])
+}
+
+fn json(v: &[String]) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+pub(crate) fn create(conn: &Connection, s: &SubscriptionRow) -> Result<SubscriptionRow> {
+    let p = &s.progress;
+    conn.execute(
+        &format!(
+            "INSERT INTO subscriptions ({COLS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+        ),
+        params![
+            s.id,
+            s.tenant.as_str(),
+            s.url,
+            json(&s.events)?,
+            json(&s.attributes)?,
+            s.secret_sealed,
+            s.previous_secret_sealed,
+            s.previous_until.map(us),
+            s.state,
+            s.disabled_reason,
+            p.cursor,
+            p.attempt,
+            p.next_attempt_at.map(us),
+            p.redeliver.map(|r| r.0),
+            p.redeliver.map(|r| r.1),
+            us(s.created_at),
+            us(s.updated_at)
+        ],
+    )
+    .map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict("subscription id or tenant".into())
+        }
+        e => be(e),
+    })?;
+    get(conn, &s.tenant, &s.id)
+}
+
+pub(crate) fn update(conn: &Connection, s: &SubscriptionRow) -> Result<SubscriptionRow> {
+    let n = conn
+        .execute(
+            "UPDATE subscriptions SET url = ?3, events = ?4, attributes = ?5, \
+             secret_sealed = ?6, previous_secret_sealed = ?7, previous_until = ?8, state = ?9, \
+             disabled_reason = ?10, updated_at = ?11 WHERE tenant_id = ?1 AND id = ?2",
+            params![
+                s.tenant.as_str(),
+                s.id,
+                s.url,
+                json(&s.events)?,
+                json(&s.attributes)?,
+                s.secret_sealed,
+                s.previous_secret_sealed,
+                s.previous_until.map(us),
+                s.state,
+                s.disabled_reason,
+                us(s.updated_at)
+            ],
+        )
+        .map_err(be)?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            what: "subscription",
+        });
+    }
+    get(conn, &s.tenant, &s.id)
+}
+
+pub(crate) fn delete(conn: &Connection, tenant: &TenantId, id: &str) -> Result<()> {
+    let n = conn
+        .execute(
+            "DELETE FROM subscriptions WHERE tenant_id = ?1 AND id = ?2",
+            params![tenant.as_str(), id],
+        )
+        .map_err(be)?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            what: "subscription",
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn progress(
+    conn: &Connection,
+    id: &str,
+    p: &DeliveryProgress,
+    records: &[DeliveryRecord],
+    disable: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let n = conn
+        .execute(
+            "UPDATE subscriptions SET cursor = ?2, attempt = ?3, next_attempt_at = ?4, \
+             redeliver_from = ?5, redeliver_to = ?6, updated_at = ?7, \
+             state = CASE WHEN ?8 IS NULL THEN state ELSE 'disabled' END, \
+             disabled_reason = coalesce(?8, disabled_reason) WHERE id = ?1",
+            params![
+                id,
+                p.cursor,
+                p.attempt,
+                p.next_attempt_at.map(us),
+                p.redeliver.map(|r| r.0),
+                p.redeliver.map(|r| r.1),
+                us(now),
+                disable
+            ],
+        )
+        .map_err(be)?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            what: "subscription",
+        });
+    }
+    let mut ins = conn
+        .prepare_cached(
+            "INSERT INTO deliveries (subscription_id, event_id, cursor, attempt, at, status, \
+             outcome, error, manual) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(be)?;
+    for r in records {
+        ins.execute(params![
+            id,
+            r.event_id,
+            r.cursor,
+            r.attempt,
+            us(r.at),
+            r.status,
+            r.outcome,
+            r.error,
+            r.manual
+        ])
+        .map_err(be)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn redeliver(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: &str,
+    range: (i64, i64),
+    now: DateTime<Utc>,
+) -> Result<SubscriptionRow> {
+    let n = conn
+        .execute(
+            "UPDATE subscriptions SET redeliver_from = ?3, redeliver_to = ?4, updated_at = ?5 \
+             WHERE tenant_id = ?1 AND id = ?2",
+            params![tenant.as_str(), id, range.0, range.1, us(now)],
+        )
+        .map_err(be)?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            what: "subscription",
+        });
+    }
+    get(conn, tenant, id)
+}
+
+pub(crate) fn deliveries(
+    conn: &Connection,
+    id: &str,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<DeliveryRecord>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT seq, subscription_id, event_id, cursor, attempt, at, status, outcome, \
+             error, manual FROM deliveries WHERE subscription_id = ?1 AND seq > ?2 \
+             ORDER BY seq LIMIT ?3",
+        )
+        .map_err(be)?;
+    let rows = st
+        .query_map(params![id, after, i64::from(limit)], |r| {
+            Ok(DeliveryRecord {
+                seq: r.get(0)?,
+                subscription_id: r.get(1)?,
+                event_id: r.get(2)?,
+                cursor: r.get(3)?,
+                attempt: r.get(4)?,
+                at: from_us(r.get(5)?),
+                status: r.get(6)?,
+                outcome: r.get(7)?,
+                error: r.get(8)?,
+                manual: r.get(9)?,
+            })
+        })
+        .map_err(be)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(be)
+}
