@@ -11,6 +11,7 @@ struct Victim {
     client_id: String,
     import_id: String,
     key_id: String,
+    subscription_id: String,
     markers: Vec<String>,
 }
 
@@ -23,11 +24,23 @@ async fn victim(app: &TestApp) -> Victim {
     assert_eq!(r.status(), StatusCode::CREATED);
     let key: Value = r.json().await.unwrap();
     let key_id = key["id"].as_str().unwrap().to_owned();
+    let r = app
+        .admin_post(
+            "/api/v1/subscriptions",
+            json!({"url": "http://127.0.0.1:9/victim-hook", "attributes": ["*"]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let sub: Value = r.json().await.unwrap();
+    let subscription_id = sub["subscription"]["id"].as_str().unwrap().to_owned();
     Victim {
+        subscription_id: subscription_id.clone(),
         markers: vec![
             c.id.clone(),
             v["id"].as_str().unwrap().to_owned(),
             key_id.clone(),
+            subscription_id,
+            "victim-hook".into(),
             "Victimname".into(),
             key["public_key"].as_str().unwrap().to_owned(),
         ],
@@ -43,6 +56,8 @@ fn concrete(path: &str, v: &Victim) -> String {
             "{id}",
             if path.contains("/keys/") {
                 &v.key_id
+            } else if path.contains("/subscriptions/") {
+                &v.subscription_id
             } else {
                 &v.import_id
             },
@@ -54,7 +69,11 @@ fn concrete(path: &str, v: &Victim) -> String {
 
 #[tokio::test]
 async fn another_tenants_administrator_gets_403_or_404_on_every_route_and_never_data() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(vec![(
+        "MUSTER_WEBHOOKS__ALLOW_PRIVATE_DESTINATIONS",
+        "true",
+    )])
+    .await;
     let v = victim(&app).await;
     let r = app
         .admin_post("/api/v1/tenants", json!({"id": "acme", "name": "Acme"}))
@@ -74,6 +93,7 @@ async fn another_tenants_administrator_gets_403_or_404_on_every_route_and_never_
             "get" => app.http.get(&url),
             "post" => app.http.post(&url).json(&json!({})),
             "put" => app.http.put(&url).json(&json!({})),
+            "patch" => app.http.patch(&url).json(&json!({"state": "disabled"})),
             "delete" => app.http.delete(&url),
             other => panic!("unexpected method {other}"),
         };
@@ -145,4 +165,14 @@ async fn another_tenants_administrator_gets_403_or_404_on_every_route_and_never_
         .unwrap();
     assert_eq!(p["version"], 1, "{p}");
     assert_eq!(p["attributes"]["given_name"], "Victimname1");
+    let s: Value = app
+        .get_as(
+            &app.admin_token,
+            &format!("/api/v1/subscriptions/{}", v.subscription_id),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["state"], "active", "{s}");
 }
