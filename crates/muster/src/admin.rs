@@ -453,15 +453,9 @@ async fn tenant_cmd(c: &Client, cmd: TenantCmd, json: bool) -> Result<(), Client
         }
         TenantCmd::List => {
             let l = c.tenant_list().await?;
-            if json {
-                print_json(&l);
-            } else {
-                let rows: Vec<_> = l
-                    .iter()
-                    .map(|t| vec![t.id.clone(), t.name.clone(), time(&t.created_at)])
-                    .collect();
-                table(&["ID", "NAME", "CREATED"], &rows);
-            }
+            print_list(&l, json, &["ID", "NAME", "CREATED"], |t| {
+                vec![t.id.clone(), t.name.clone(), time(&t.created_at)]
+            });
         }
     }
     Ok(())
@@ -536,12 +530,7 @@ async fn client_cmd(c: &Client, cmd: ClientCmd, json: bool) -> Result<(), Client
         }
         ClientCmd::List => {
             let l = c.client_list().await?;
-            if json {
-                print_json(&l);
-            } else {
-                let rows: Vec<_> = l.iter().map(client_row).collect();
-                table(&CLIENT_HEADER, &rows);
-            }
+            print_list(&l, json, &CLIENT_HEADER, client_row);
         }
         ClientCmd::Show { id } => show(&c.client_get(&id).await?),
         ClientCmd::Disable { id } => show(&c.client_disable(&id).await?),
@@ -679,12 +668,7 @@ async fn issuer_cmd(c: &Client, cmd: IssuerCmd, json: bool) -> Result<(), Client
         }
         IssuerCmd::List => {
             let l = c.issuer_list().await?;
-            if json {
-                print_json(&l);
-            } else {
-                let rows: Vec<_> = l.iter().map(issuer_row).collect();
-                table(&ISSUER_HEADER, &rows);
-            }
+            print_list(&l, json, &ISSUER_HEADER, issuer_row);
         }
         IssuerCmd::Show { name } => {
             let i = c.issuer_get(&name).await?;
@@ -762,21 +746,11 @@ async fn mapping_cmd(c: &Client, cmd: MappingCmd, json: bool) -> Result<(), Clie
         }
         MappingCmd::List => {
             let l = c.mapping_list().await?;
-            if json {
-                print_json(&l);
-            } else {
-                let rows: Vec<_> = l.iter().map(mapping_row).collect();
-                table(&MAPPING_HEADER, &rows);
-            }
+            print_list(&l, json, &MAPPING_HEADER, mapping_row);
         }
         MappingCmd::Versions { name } => {
             let l = c.mapping_versions(&name).await?;
-            if json {
-                print_json(&l);
-            } else {
-                let rows: Vec<_> = l.iter().map(mapping_row).collect();
-                table(&MAPPING_HEADER, &rows);
-            }
+            print_list(&l, json, &MAPPING_HEADER, mapping_row);
         }
     }
     Ok(())
@@ -1038,12 +1012,7 @@ async fn key_cmd(c: &Client, cmd: KeyCmd, json: bool) -> Result<(), ClientError>
         }
         KeyCmd::List => {
             let l = c.key_list().await?;
-            if json {
-                print_json(&l);
-            } else {
-                let rows: Vec<_> = l.iter().map(key_row).collect();
-                table(&KEY_HEADER, &rows);
-            }
+            print_list(&l, json, &KEY_HEADER, key_row);
         }
         KeyCmd::Show { id } => show_key(&c.key_get(&id).await?, json),
         KeyCmd::Rotate { id } => show_key(&c.key_rotate(&id).await?, json),
@@ -1113,6 +1082,21 @@ async fn client_key_cmd(c: &Client, cmd: ClientKeyCmd, json: bool) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// A list as the API's JSON (`--json`) or as a table, one row an item.
+fn print_list<T: serde::Serialize>(
+    items: &[T],
+    json: bool,
+    header: &[&str],
+    row: fn(&T) -> Vec<String>,
+) {
+    if json {
+        print_json(&items);
+    } else {
+        let rows: Vec<_> = items.iter().map(row).collect();
+        table(header, &rows);
+    }
 }
 
 #[cfg(test)]
