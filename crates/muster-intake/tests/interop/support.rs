@@ -174,7 +174,27 @@ impl Gpg {
     pub fn import(&self, text: &str) {
         let file = self.path("import.asc");
         std::fs::write(&file, text).unwrap();
-        self.ok(&["--import", file.to_str().unwrap()]);
+        if !text.contains("PRIVATE KEY BLOCK") {
+            self.ok(&["--import", file.to_str().unwrap()]);
+            return;
+        }
+        // gpg hands secret keys to gpg-agent; on a loaded machine the
+        // agent can miss one while `--import` still exits 0 (seen in CI as
+        // "No secret key" on the next decrypt). Import until it is listed.
+        let secrets = || {
+            let out = self.ok(&["--list-secret-keys", "--with-colons"]);
+            String::from_utf8_lossy(&out).matches("\nsec:").count()
+                + usize::from(out.starts_with(b"sec:"))
+        };
+        let before = secrets();
+        for _ in 0..5 {
+            self.ok(&["--import", file.to_str().unwrap()]);
+            if secrets() > before {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("gpg-agent did not take the imported secret key");
     }
 
     /// Encrypts `plain` with `args` (recipients, options); returns the file.
