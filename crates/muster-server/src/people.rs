@@ -162,7 +162,7 @@ pub async fn person_get(
     caller.require(Permission::PeopleRead)?;
     let id = ExternalId::parse(&external_id).map_err(|_| ApiError::NotFound("person"))?;
     let t = caller.principal.tenant.clone();
-    let p = state.db(move |s| s.person_get(&t, &id)).await?;
+    let p = state.db_read(move |s| s.person_get(&t, &id)).await?;
     Ok(Json(person_info(p)))
 }
 

@@ -272,7 +272,7 @@ async fn authenticate(state: &AppState, req: Request) -> Result<(Request, Stream
 
     let keyid = signature_keyid(&message(), None).map_err(|e| refused(&e))?;
     let lookup = keyid.clone();
-    let client = match state.db(move |s| s.client_get(&lookup)).await {
+    let client = match state.db_read(move |s| s.client_get(&lookup)).await {
         Ok(c) if c.kind == PrincipalKind::Client => c,
         Ok(_) | Err(ApiError::NotFound(_)) => {
             // No tenant to audit under: the log keeps the attempt.
@@ -286,7 +286,7 @@ async fn authenticate(state: &AppState, req: Request) -> Result<(Request, Stream
     };
     let cid = client.client_id.clone();
     let stored = state
-        .db(move |s| s.client_keys_get(&cid))
+        .db_read(move |s| s.client_keys_get(&cid))
         .await
         .map_err(IntoResponse::into_response)?;
     let keys = verifying_keys(state, &client.client_id, &stored);

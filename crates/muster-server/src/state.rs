@@ -41,6 +41,22 @@ impl AppState {
         let store = self.store.clone();
         Ok(tokio::task::spawn_blocking(move || f(store.as_ref())).await??)
     }
+
+    /// A short read-only store call on a hot path (a client or person by
+    /// its key): run in place when the store's reads are local (see
+    /// [`Store::reads_are_local`]), else off the async runtime like
+    /// [`AppState::db`]. Never for writes, which wait for a commit.
+    pub async fn db_read<R, F>(&self, f: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<R, muster_store::StoreError> + Send + 'static,
+    {
+        if self.store.reads_are_local() {
+            Ok(f(self.store.as_ref())?)
+        } else {
+            self.db(f).await
+        }
+    }
 }
 
 /// The 32-byte key that seals data at rest. Debug prints nothing of it.

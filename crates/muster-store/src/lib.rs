@@ -515,6 +515,14 @@ pub struct IssuerRow {
 /// them on a blocking thread. Every method that changes people writes the
 /// audit entries in the same transaction.
 pub trait Store: Send + Sync + 'static {
+    /// Whether a read is a local, short call that never waits on a network
+    /// or on the writer (an embedded database's reader connections): the
+    /// server may then run a hot read on the async thread that wants it,
+    /// sparing a hand-off to the blocking pool and back.
+    fn reads_are_local(&self) -> bool {
+        false
+    }
+
     /// Creates the default tenant and its first admin when the database is
     /// empty. Returns the admin's token (shown once) when it did.
     fn bootstrap(&self, admin_token: SecretDigest, now: DateTime<Utc>) -> Result<bool>;
