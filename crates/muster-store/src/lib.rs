@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod contract;
+pub mod contract_semantics;
 
 use chrono::{DateTime, Utc};
 use muster_core::audit::AuditEntry;
