@@ -142,43 +142,6 @@ pub fn incoming_from_api(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn api_records_are_typed_and_errors_never_quote_values() {
-        let mut a = BTreeMap::new();
-        a.insert(
-            "email".to_string(),
-            serde_json::json!("not-an-email-SECRET"),
-        );
-        a.insert("given_name".to_string(), serde_json::json!("Ada"));
-        a.insert("bogus!".to_string(), serde_json::json!("x"));
-        let e = incoming_from_api(0, "E1", &a, None).unwrap_err();
-        assert_eq!(e.len(), 2);
-        assert!(e.iter().all(|e| !e.message.contains("SECRET")));
-        a.remove("email");
-        a.remove("bogus!");
-        a.insert("cost_center".to_string(), serde_json::json!(1234));
-        let ok = incoming_from_api(0, "E1", &a, Some(&vec!["staff".into()])).unwrap();
-        assert_eq!(ok.attrs.len(), 2);
-    }
-    #[test]
-    fn policy_errors_name_attribute_and_client() {
-        let p = WritePolicy {
-            attributes: vec!["given_name".into()],
-            roles: vec![],
-        };
-        let mut a = BTreeMap::new();
-        a.insert("department".to_string(), serde_json::json!("R&D"));
-        let inc = incoming_from_api(0, "E1", &a, None).unwrap();
-        let e = policy_errors(7, "hr-feed", &p, &inc, &|_| Some("Dept".into()));
-        assert_eq!(e[0].code, "attribute_not_permitted");
-        assert!(e[0].message.contains("department") && e[0].message.contains("hr-feed"));
-        assert_eq!(e[0].column.as_deref(), Some("Dept"));
-    }
-}
-
 /// Manager references of API and login-sync writes (issue 6): a person's
 /// `manager_external_id` must name someone in the same request or already
 /// stored, and not the person themself. Returns, by position in `batch`,
@@ -240,4 +203,41 @@ pub async fn manager_errors(
     }
     out.sort_by_key(|(i, _)| *i);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn api_records_are_typed_and_errors_never_quote_values() {
+        let mut a = BTreeMap::new();
+        a.insert(
+            "email".to_string(),
+            serde_json::json!("not-an-email-SECRET"),
+        );
+        a.insert("given_name".to_string(), serde_json::json!("Ada"));
+        a.insert("bogus!".to_string(), serde_json::json!("x"));
+        let e = incoming_from_api(0, "E1", &a, None).unwrap_err();
+        assert_eq!(e.len(), 2);
+        assert!(e.iter().all(|e| !e.message.contains("SECRET")));
+        a.remove("email");
+        a.remove("bogus!");
+        a.insert("cost_center".to_string(), serde_json::json!(1234));
+        let ok = incoming_from_api(0, "E1", &a, Some(&vec!["staff".into()])).unwrap();
+        assert_eq!(ok.attrs.len(), 2);
+    }
+    #[test]
+    fn policy_errors_name_attribute_and_client() {
+        let p = WritePolicy {
+            attributes: vec!["given_name".into()],
+            roles: vec![],
+        };
+        let mut a = BTreeMap::new();
+        a.insert("department".to_string(), serde_json::json!("R&D"));
+        let inc = incoming_from_api(0, "E1", &a, None).unwrap();
+        let e = policy_errors(7, "hr-feed", &p, &inc, &|_| Some("Dept".into()));
+        assert_eq!(e[0].code, "attribute_not_permitted");
+        assert!(e[0].message.contains("department") && e[0].message.contains("hr-feed"));
+        assert_eq!(e[0].column.as_deref(), Some("Dept"));
+    }
 }
