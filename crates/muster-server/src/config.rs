@@ -114,6 +114,14 @@ pub struct ImportConfig {
     /// renews every third of this while it works): after a crash, the
     /// longest an import waits before another instance resumes it.
     pub lease_seconds: u64,
+    /// A snapshot import that would deactivate more than this share (in
+    /// percent) of its source's active people is rejected, unless the
+    /// request allows it (`allow_mass_deactivation=true`) or sets its own
+    /// `max_deactivate_percent`.
+    pub snapshot_max_deactivate_percent: f64,
+    /// How often each instance applies due effective-date transitions
+    /// (future termination and hire dates); it also does at start.
+    pub effective_dates_interval_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,6 +159,8 @@ batch_size = 5000
 retain_uploads = false
 max_wait_seconds = 3600
 lease_seconds = 60
+snapshot_max_deactivate_percent = 10.0
+effective_dates_interval_seconds = 300
 [webhooks]
 allow_private_destinations = false
 retry_schedule = "5s,5m,30m,2h,5h,10h,10h"
@@ -234,6 +244,14 @@ impl Config {
         anyhow::ensure!(
             self.import.batch_size > 0,
             "import.batch_size must be positive"
+        );
+        anyhow::ensure!(
+            (0.0..=100.0).contains(&self.import.snapshot_max_deactivate_percent),
+            "import.snapshot_max_deactivate_percent must be between 0 and 100"
+        );
+        anyhow::ensure!(
+            (1..=86400).contains(&self.import.effective_dates_interval_seconds),
+            "import.effective_dates_interval_seconds must be between 1 and 86400"
         );
         anyhow::ensure!(
             (3..=86400).contains(&self.import.lease_seconds),

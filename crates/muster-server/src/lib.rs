@@ -20,6 +20,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod people;
 pub mod ratelimit;
+pub mod schedule;
 pub mod signing;
 pub mod state;
 pub mod subscriptions;
@@ -141,6 +142,8 @@ pub fn router(state: AppState) -> Router {
             "/subscriptions/{id}/redeliver",
             post(subscriptions::subscription_redeliver),
         )
+        // Effective dates (issue 6).
+        .route("/effective-dates/run", post(schedule::effective_dates_run))
         // RFC 9421 signed requests, as an alternative to Bearer tokens.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -340,6 +343,7 @@ pub async fn spawn(
     let stop = Arc::new(AtomicBool::new(false));
     let worker = tokio::spawn(worker::run(state.clone(), stop.clone()));
     let deliveries = tokio::spawn(webhooks::run(state.clone(), stop.clone()));
+    let scheduler = tokio::spawn(schedule::run(state.clone(), stop.clone()));
     let shutdown = Arc::new(Notify::new());
     let app = router(state.clone());
     let sd = shutdown.clone();
@@ -357,6 +361,8 @@ pub async fn spawn(
         // Delivery may be mid-request: stopping it there only means that
         // event goes out again (at least once).
         deliveries.abort();
+        // A settling round is one transaction: stopping between them is safe.
+        scheduler.abort();
         let _ = worker.await;
         Ok(())
     });

@@ -914,6 +914,15 @@ async fn write_person(state: &AppState, v: Verified) -> ApiResult<LoginSyncResul
         });
     }
     let external_id = incoming.external_id.to_string();
+    let batch = vec![BatchItem::new(1, incoming)];
+    let refused = crate::write::manager_errors(state, &issuer.tenant, &batch).await?;
+    if !refused.is_empty() {
+        return Err(ApiError::Unprocessable {
+            code: "invalid_person",
+            detail: "the claims do not map to a valid person; see errors".into(),
+            errors: refused.into_iter().map(|(_, e)| e).collect(),
+        });
+    }
     let ctx = WriteContext {
         tenant: issuer.tenant.clone(),
         principal: name,
@@ -921,9 +930,10 @@ async fn write_person(state: &AppState, v: Verified) -> ApiResult<LoginSyncResul
         source: "login-sync".into(),
         policy,
         now: state.clock.now(),
+        source_system: None,
     };
     let applied = state
-        .db(move |s| s.apply_batch(&ctx, vec![BatchItem::new(1, incoming)], None, false))
+        .db(move |s| s.apply_batch(&ctx, batch, None, false))
         .await?;
     let r = applied
         .first()

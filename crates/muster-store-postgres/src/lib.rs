@@ -369,7 +369,7 @@ macro_rules! person_select {
     ($rest:literal) => {
         concat!(
             "SELECT external_id, attrs::text, roles::text, version, updated_at, updated_by, \
-             on_behalf_of, source FROM people ",
+             on_behalf_of, source, source_system FROM people ",
             $rest
         )
     };
@@ -386,6 +386,7 @@ fn to_person(r: &Row) -> Result<PersonRow> {
         updated_by: get(r, 5)?,
         on_behalf_of: get(r, 6)?,
         source: get(r, 7)?,
+        source_system: get(r, 8)?,
     })
 }
 
@@ -1469,6 +1470,74 @@ impl Store for PostgresStore {
     fn delivery_list(&self, id: &str, after: i64, limit: u32) -> Result<Vec<DeliveryRecord>> {
         self.pool
             .run(|s| subscriptions::deliveries(s, id, after, limit))
+    }
+
+    // ---- import semantics: snapshot sources, managers, effective dates ----
+    fn person_source_active(
+        &self,
+        tenant: &TenantId,
+        source_system: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        self.pool.run(|s| {
+            s.query(
+                "SELECT external_id FROM people \
+                 WHERE tenant_id = $1 AND source_system = $2 \
+                 AND ($3::text IS NULL OR external_id > $3) \
+                 AND (attrs->>'employment_status') IS DISTINCT FROM 'terminated' \
+                 ORDER BY external_id LIMIT $4",
+                &[&tenant.as_str(), &source_system, &after, &i64::from(limit)],
+            )?
+            .iter()
+            .map(|r| get::<String>(r, 0))
+            .collect()
+        })
+    }
+
+    fn person_exists(&self, tenant: &TenantId, ids: &[&str]) -> Result<Vec<bool>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.pool.run(|s| {
+            let rows = s.query(
+                "SELECT p.external_id IS NOT NULL FROM unnest($2::text[]) WITH ORDINALITY AS i(ext, n) \
+                 LEFT JOIN people p ON p.tenant_id = $1 AND p.external_id = i.ext \
+                 ORDER BY i.n",
+                &[&tenant.as_str(), &ids],
+            )?;
+            rows.iter().map(|r| get::<bool>(r, 0)).collect()
+        })
+    }
+
+    fn person_fingerprints_of_source(
+        &self,
+        tenant: &TenantId,
+        ids: &[&str],
+        source_system: &str,
+    ) -> Result<Vec<Option<[u8; 16]>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.pool.run(|s| {
+            let rows = s.query(
+                "SELECT p.fingerprint FROM unnest($2::text[]) WITH ORDINALITY AS i(ext, n) \
+                 LEFT JOIN people p ON p.tenant_id = $1 AND p.external_id = i.ext \
+                      AND p.source_system = $3 \
+                 ORDER BY i.n",
+                &[&tenant.as_str(), &ids, &source_system],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    let fp: Option<&[u8]> = get(r, 0)?;
+                    Ok(fp.and_then(|b| <[u8; 16]>::try_from(b).ok()))
+                })
+                .collect()
+        })
+    }
+
+    fn person_settle_due(&self, ctx: &WriteContext, limit: u32) -> Result<Vec<ItemResult>> {
+        self.pool.write(|s| apply::settle_due(s, ctx, limit))
     }
 
     fn audit_walk(&self, tenant: &TenantId, f: &mut dyn FnMut(AuditRow) -> bool) -> Result<()> {

@@ -11,6 +11,7 @@
 
 mod client_keys;
 mod issuers;
+mod semantics;
 mod subscriptions;
 mod writer;
 
@@ -32,14 +33,29 @@ use writer::Writer;
 const SCHEMA: &str = include_str!("schema.sql");
 /// Changes after the version-1 schema, in order: `(version, SQL)`. Never
 /// edit a released entry; add one.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    2,
-    // Import leases, as in PostgreSQL: which instance works on an import
-    // and until when (see `Store::import_claim`).
-    "ALTER TABLE imports ADD COLUMN lease_owner TEXT; \
-     ALTER TABLE imports ADD COLUMN lease_until INTEGER;",
-)];
-const SCHEMA_VERSION: i64 = 2;
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        2,
+        // Import leases, as in PostgreSQL: which instance works on an import
+        // and until when (see `Store::import_claim`).
+        "ALTER TABLE imports ADD COLUMN lease_owner TEXT; \
+         ALTER TABLE imports ADD COLUMN lease_until INTEGER;",
+    ),
+    (
+        3,
+        // Import semantics: the source system that last imported a person
+        // (snapshot scope), and the day its next effective-date transition
+        // is due (indexed only where there is one). People last written by
+        // an import before this step belong to that import's client.
+        "ALTER TABLE people ADD COLUMN source_system TEXT; \
+         ALTER TABLE people ADD COLUMN due_on TEXT; \
+         CREATE INDEX people_due ON people(tenant_id, due_on) WHERE due_on IS NOT NULL; \
+         UPDATE people SET source_system = \
+           (SELECT i.client_id FROM imports i WHERE 'import:' || i.id = people.source) \
+         WHERE source LIKE 'import:%';",
+    ),
+];
+const SCHEMA_VERSION: i64 = 3;
 const READERS_KEPT: usize = 8;
 
 pub(crate) fn be(e: rusqlite::Error) -> StoreError {
@@ -368,7 +384,8 @@ fn get_import(conn: &Connection, id: &str) -> Result<Option<ImportRow>> {
 
 /// Columns of `people p JOIN person_data d ON d.id = p.data_id`.
 const PERSON_COLS: &str =
-    "p.external_id, d.attrs, d.roles, p.version, p.updated_at, p.updated_by, p.on_behalf_of, p.source";
+    "p.external_id, d.attrs, d.roles, p.version, p.updated_at, p.updated_by, p.on_behalf_of, p.source, \
+     p.source_system";
 
 fn person_from_row(r: &Row) -> rusqlite::Result<PersonRaw> {
     Ok(PersonRaw {
@@ -380,6 +397,7 @@ fn person_from_row(r: &Row) -> rusqlite::Result<PersonRaw> {
         updated_by: r.get(5)?,
         on_behalf_of: r.get(6)?,
         source: r.get(7)?,
+        source_system: r.get(8)?,
     })
 }
 
@@ -392,9 +410,10 @@ struct PersonRaw {
     updated_by: String,
     on_behalf_of: Option<String>,
     source: String,
+    source_system: Option<String>,
 }
 
-fn decode_state(attrs: &str, roles: &str) -> Result<PersonState> {
+pub(crate) fn decode_state(attrs: &str, roles: &str) -> Result<PersonState> {
     Ok(PersonState {
         attrs: serde_json::from_str::<Attributes>(attrs).map_err(json_err)?,
         roles: serde_json::from_str::<BTreeSet<String>>(roles).map_err(json_err)?,
@@ -412,6 +431,7 @@ impl PersonRaw {
             updated_by: self.updated_by,
             on_behalf_of: self.on_behalf_of,
             source: self.source,
+            source_system: self.source_system,
         })
     }
 }
@@ -1478,6 +1498,42 @@ impl Store for SqliteStore {
         self.read(|conn| subscriptions::deliveries(conn, id, after, limit))
     }
 
+    // ---- import semantics: snapshot sources, managers, effective dates ----
+    fn person_source_active(
+        &self,
+        tenant: &TenantId,
+        source_system: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        self.read(|conn| semantics::source_active(conn, tenant, source_system, after, limit))
+    }
+
+    fn person_exists(&self, tenant: &TenantId, ids: &[&str]) -> Result<Vec<bool>> {
+        self.read(|conn| semantics::exists(conn, tenant, ids))
+    }
+
+    fn person_fingerprints_of_source(
+        &self,
+        tenant: &TenantId,
+        ids: &[&str],
+        source_system: &str,
+    ) -> Result<Vec<Option<[u8; 16]>>> {
+        self.read(|conn| {
+            // One read transaction: a consistent snapshot for the whole list.
+            conn.execute_batch("BEGIN").map_err(be)?;
+            let out = semantics::fingerprints_of_source(conn, tenant, ids, source_system);
+            let _ = conn.execute_batch("COMMIT");
+            out
+        })
+    }
+
+    fn person_settle_due(&self, ctx: &WriteContext, limit: u32) -> Result<Vec<ItemResult>> {
+        let ctx = ctx.clone();
+        self.writer
+            .write(move |conn| semantics::settle_due(conn, &ctx, limit))
+    }
+
     fn audit_walk(&self, tenant: &TenantId, f: &mut dyn FnMut(AuditRow) -> bool) -> Result<()> {
         self.read(|conn| {
             let sql = format!("SELECT {AUDIT_COLS} FROM audit WHERE tenant_id = ?1 ORDER BY seq");
@@ -1691,7 +1747,7 @@ fn insert_token(conn: &Connection, t: &NewToken) -> Result<()> {
 /// chain an audit entry for each change. This runs for every row of every
 /// import, so it avoids work it can: the fingerprint comparison needs no
 /// decoding, and the audit detail is written straight from the two states.
-fn apply_items(
+pub(crate) fn apply_items(
     conn: &Connection,
     ctx: &WriteContext,
     items: &[BatchItem],
@@ -1700,7 +1756,7 @@ fn apply_items(
     let mut head = audit_head(conn, tenant)?;
     let mut sel = conn
         .prepare_cached(
-            "SELECT version, fingerprint, data_id FROM people \
+            "SELECT version, fingerprint, data_id, source_system FROM people \
              WHERE tenant_id = ?1 AND external_id = ?2",
         )
         .map_err(be)?;
@@ -1718,14 +1774,23 @@ fn apply_items(
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO people (tenant_id, external_id, version, fingerprint, data_id, \
-             created_at, updated_at, updated_by, on_behalf_of, source) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9)",
+             created_at, updated_at, updated_by, on_behalf_of, source, source_system, due_on) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .map_err(be)?;
     let mut update = conn
         .prepare_cached(
             "UPDATE people SET version = ?3, fingerprint = ?4, data_id = ?5, \
-             updated_at = ?6, updated_by = ?7, on_behalf_of = ?8, source = ?9 \
+             updated_at = ?6, updated_by = ?7, on_behalf_of = ?8, source = ?9, \
+             source_system = coalesce(?10, source_system), due_on = ?11 \
+             WHERE tenant_id = ?1 AND external_id = ?2",
+        )
+        .map_err(be)?;
+    // An unchanged person confirmed by an import of another source: it now
+    // belongs to this one (no new version, no audit entry, no event).
+    let mut confirm = conn
+        .prepare_cached(
+            "UPDATE people SET source_system = ?3, fingerprint = ?4 \
              WHERE tenant_id = ?1 AND external_id = ?2",
         )
         .map_err(be)?;
@@ -1741,18 +1806,26 @@ fn apply_items(
     let now = us(ctx.now);
     let at = audit_time(ctx.now);
     let key = Incoming::fingerprint_key(&ctx.principal, &ctx.policy);
+    let today = muster_core::person::today(ctx.now);
+    let source_system = ctx.source_system.as_deref();
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let inc = &item.incoming;
-        let fp = match &item.prepared {
+        let prepared = item.prepared.as_deref().filter(|p| p.today == today);
+        let fp = match prepared {
             Some(p) => p.fingerprint,
             None => inc.fingerprint_with(&key),
         };
-        // (version, data row) unless the fingerprint already matches
+        // (version, data row) unless the fingerprint already matches (and
+        // the person already belongs to this write's source, if it has one)
+        let mut stored_source: Option<String> = None;
         let stored: Option<(i64, Option<i64>)> = sel
             .query_row(params![tenant, inc.external_id.as_str()], |r| {
                 let version: i64 = r.get(0)?;
-                if matches!(r.get_ref(1)?, ValueRef::Blob(b) if b == fp.as_slice()) {
+                let ss: Option<String> = r.get(3)?;
+                let same_source = source_system.is_none() || ss.as_deref() == source_system;
+                stored_source = ss;
+                if same_source && matches!(r.get_ref(1)?, ValueRef::Blob(b) if b == fp.as_slice()) {
                     return Ok((version, None));
                 }
                 Ok((version, Some(r.get(2)?)))
@@ -1762,8 +1835,8 @@ fn apply_items(
         // What to write: (kind, new version, attrs JSON, roles JSON, audit
         // detail, existing data row). A new person's comes precomputed when
         // the caller prepared it (BatchItem::prepared).
-        let (kind, version, attrs, roles, detail, data_id, (attrs_changed, roles_changed)) =
-            match (stored, &item.prepared) {
+        let (kind, version, attrs, roles, detail, data_id, (attrs_changed, roles_changed), due) =
+            match (stored, prepared) {
                 (Some((version, None)), _) => {
                     out.push(ItemResult {
                         kind: ChangeKind::Unchanged,
@@ -1779,6 +1852,7 @@ fn apply_items(
                     Cow::Borrowed(p.detail_json.as_str()),
                     None,
                     (true, p.roles_json != "[]"),
+                    p.due_on.clone(),
                 ),
                 (stored, _) => {
                     let (before, version, data_id) = match stored {
@@ -1790,14 +1864,28 @@ fn apply_items(
                         }
                         _ => (None, 0, None),
                     };
-                    let next = apply(before.as_ref(), inc, &ctx.policy);
+                    let mut next = apply(before.as_ref(), inc, &ctx.policy);
+                    muster_core::person::settle(&mut next, &today);
                     let kind = classify(before.as_ref(), &next);
                     if kind == ChangeKind::Unchanged {
+                        if let Some(ss) =
+                            source_system.filter(|ss| stored_source.as_deref() != Some(*ss))
+                        {
+                            confirm
+                                .execute(params![
+                                    tenant,
+                                    inc.external_id.as_str(),
+                                    ss,
+                                    fp.as_slice()
+                                ])
+                                .map_err(be)?;
+                        }
                         out.push(ItemResult { kind, version });
                         continue;
                     }
                     let version = version + 1;
                     let changed = event_changes(before.as_ref(), &next);
+                    let due = muster_core::person::due_on(&next);
                     (
                         kind,
                         version,
@@ -1806,6 +1894,7 @@ fn apply_items(
                         Cow::Owned(change_detail_json(before.as_ref(), &next, version)),
                         data_id,
                         changed,
+                        due,
                     )
                 }
             };
@@ -1828,7 +1917,9 @@ fn apply_items(
             now,
             ctx.principal,
             ctx.on_behalf_of,
-            ctx.source
+            ctx.source,
+            source_system,
+            due
         ])
         .map_err(be)?;
         audit_insert_fields(

@@ -96,6 +96,7 @@ pub fn run_all(make: Factory<'_>) {
         eprintln!("store contract: {name}");
         case(store.as_ref());
     }
+    crate::contract_semantics::run_semantics(make);
 }
 
 fn t0() -> chrono::DateTime<Utc> {
@@ -286,6 +287,7 @@ fn ctx(tenant: &TenantId) -> WriteContext {
         source: "api".into(),
         policy: WritePolicy::allow_all(),
         now: t0(),
+        source_system: None,
     }
 }
 

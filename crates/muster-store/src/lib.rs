@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod contract;
+pub mod contract_semantics;
 
 use chrono::{DateTime, Utc};
 use muster_core::audit::AuditEntry;
@@ -246,6 +247,11 @@ pub struct WriteContext {
     pub source: String,
     pub policy: WritePolicy,
     pub now: DateTime<Utc>,
+    /// The import source (system) this write speaks for: every person an
+    /// import writes or confirms is marked with it, and a snapshot import
+    /// deactivates the people of its source missing from its file. `None`
+    /// (API calls, login sync, the scheduler) leaves the mark as it is.
+    pub source_system: Option<String>,
 }
 
 /// One record to apply, with the source row it came from (0 for API calls).
@@ -269,6 +275,12 @@ pub struct Prepared {
     pub roles_json: String,
     /// The audit detail for version 1.
     pub detail_json: String,
+    /// The day (`YYYY-MM-DD`) the new state was settled for (see
+    /// [`muster_core::person::settle`]): a backend uses this preparation
+    /// only when its context's day is the same.
+    pub today: String,
+    /// [`muster_core::person::due_on`] of the new state.
+    pub due_on: Option<String>,
 }
 
 impl BatchItem {
@@ -290,7 +302,20 @@ impl BatchItem {
         key: &FingerprintKey,
         policy: &WritePolicy,
     ) -> Self {
-        let next = muster_core::person::apply(None, &incoming, policy);
+        let today = muster_core::person::today(Utc::now());
+        Self::prepared_on(row, incoming, key, policy, &today)
+    }
+
+    /// [`BatchItem::prepared`] for the day `today` (the context's).
+    pub fn prepared_on(
+        row: u64,
+        incoming: Incoming,
+        key: &FingerprintKey,
+        policy: &WritePolicy,
+        today: &str,
+    ) -> Self {
+        let mut next = muster_core::person::apply(None, &incoming, policy);
+        muster_core::person::settle(&mut next, today);
         let prepared = serde_json::to_string(&next.attrs)
             .and_then(|a| Ok((a, serde_json::to_string(&next.roles)?)))
             .ok()
@@ -300,6 +325,8 @@ impl BatchItem {
                     attrs_json,
                     roles_json,
                     detail_json: muster_core::person::change_detail_json(None, &next, 1),
+                    today: today.to_owned(),
+                    due_on: muster_core::person::due_on(&next),
                 })
             });
         Self {
@@ -336,6 +363,9 @@ pub struct PersonRow {
     pub updated_by: String,
     pub on_behalf_of: Option<String>,
     pub source: String,
+    /// The import source that last wrote or confirmed this person (see
+    /// [`WriteContext::source_system`]).
+    pub source_system: Option<String>,
 }
 
 /// An audit entry and its stored hash.
@@ -739,6 +769,37 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<SubscriptionRow>;
     /// A subscription's delivery log, oldest first, after `after` (a seq).
     fn delivery_list(&self, id: &str, after: i64, limit: u32) -> Result<Vec<DeliveryRecord>>;
+
+    // ---- import semantics: snapshot sources, managers, effective dates ----
+    /// The external ids of a source's people that are not terminated, in
+    /// id order after `after`: what a snapshot import of that source would
+    /// deactivate if its file left them out.
+    fn person_source_active(
+        &self,
+        tenant: &TenantId,
+        source_system: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>>;
+    /// Which of these people exist, in order.
+    fn person_exists(&self, tenant: &TenantId, ids: &[&str]) -> Result<Vec<bool>>;
+    /// [`Store::person_fingerprints`], but `None` for a person whose
+    /// source system is not `source_system`: an import must confirm such a
+    /// person (through `apply_batch`) even when the record is unchanged.
+    fn person_fingerprints_of_source(
+        &self,
+        tenant: &TenantId,
+        ids: &[&str],
+        source_system: &str,
+    ) -> Result<Vec<Option<[u8; 16]>>>;
+    /// Applies up to `limit` due effective-date transitions of the
+    /// context's tenant (people whose `due_on` is on or before the
+    /// context's day), in one transaction, through the same path as
+    /// `apply_batch`: each with its audit entry and event, as
+    /// `ctx.principal` from `ctx.source`. The due people are chosen and
+    /// re-read under the write lock (the tenant's audit chain head), so
+    /// instances running this at once never both apply one transition.
+    fn person_settle_due(&self, ctx: &WriteContext, limit: u32) -> Result<Vec<ItemResult>>;
 }
 
 // ---- change events and subscriptions (SPEC 4) ----------------------------

@@ -16,5 +16,6 @@ mod login_sync;
 mod oauth;
 mod people;
 mod private_key_jwt;
+mod semantics;
 mod signing;
 mod webhooks;
