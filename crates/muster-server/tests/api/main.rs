@@ -8,11 +8,13 @@ mod helpers;
 
 mod admin;
 mod audit;
+mod auth_limits;
 mod encrypted;
 mod imports;
 mod instances;
 mod isolation;
 mod login_sync;
+mod master_key;
 mod oauth;
 mod people;
 mod private_key_jwt;
