@@ -185,10 +185,7 @@ fn keys_info(client_id: &str, k: &ClientKeys) -> ClientKeysInfo {
     ClientKeysInfo {
         client_id: client_id.to_owned(),
         hmac: k.hmac_sealed.is_some(),
-        hmac_previous_until: k
-            .hmac_previous_sealed
-            .as_ref()
-            .and(k.hmac_previous_until),
+        hmac_previous_until: k.hmac_previous_sealed.as_ref().and(k.hmac_previous_until),
         ed25519_public_key: k.ed25519_public.as_ref().map(|b| B64URL.encode(b)),
         jwt_keys: k
             .jwt_keys

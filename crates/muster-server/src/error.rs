@@ -34,7 +34,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     /// 429 with `Retry-After`: too many failed authentications (or token
     /// requests) from this address or for this client.
-    TooManyRequests { retry_after: u64 },
+    TooManyRequests {
+        retry_after: u64,
+    },
     /// 503: a dependency (the database) cannot be reached; the cause is
     /// logged, the text says only what is down.
     Unavailable(anyhow::Error),

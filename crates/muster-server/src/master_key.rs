@@ -130,8 +130,7 @@ fn replace_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", tmp.display()))?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot replace {}", path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
 }
 
@@ -146,7 +145,11 @@ impl MasterKey {
     /// file is missing and `create` allows it.
     pub fn load(path: &Path, create: bool) -> anyhow::Result<Self> {
         if !path.exists() {
-            anyhow::ensure!(create, "the master key file {} does not exist", path.display());
+            anyhow::ensure!(
+                create,
+                "the master key file {} does not exist",
+                path.display()
+            );
             crate::write_private(path, &hex::encode(random_key()))?;
             tracing::info!(path = %path.display(), "generated a new master key");
         }
@@ -311,7 +314,11 @@ impl MasterKey {
                  it was altered, or sealed under a key that was retired",
             )
         })?;
-        let key = self.keys().get(i).copied().unwrap_or_else(|| self.current());
+        let key = self
+            .keys()
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| self.current());
         UnsealReader::new(std::fs::File::open(path)?, &key, aad)
     }
 
@@ -515,11 +522,9 @@ pub async fn master_key_rotate(
     let (reseal, waiting) = blocking(&state, |st| {
         st.master_key.rotate_files()?;
         // This instance seals with the new key from now on; say so at once.
-        let _ = st.store.instance_heartbeat(
-            &st.instance,
-            &st.master_key.current_id(),
-            st.clock.now(),
-        );
+        let _ =
+            st.store
+                .instance_heartbeat(&st.instance, &st.master_key.current_id(), st.clock.now());
         let reseal = reseal_all(st.store.as_ref(), &st.master_key)?;
         Ok((reseal, uploads_on_previous_keys(st)?.len() as u64))
     })
@@ -615,7 +620,10 @@ mod tests {
         assert_ne!(ring.current_id(), old_id);
         assert_eq!(ring.key_ids()[1], old_id);
         assert_eq!(ring.open_box(b"a", &old_box).unwrap(), b"secret");
-        assert_eq!(ring.open_stream(b"s", &old_stream).unwrap(), b"stream secret");
+        assert_eq!(
+            ring.open_stream(b"s", &old_stream).unwrap(),
+            b"stream secret"
+        );
         let new_box = ring.seal_box(b"a", b"fresh");
         // Another process reading the files sees the same ring.
         let other = MasterKey::load(&path, false).unwrap();

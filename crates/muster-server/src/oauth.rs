@@ -291,8 +291,10 @@ pub async fn token_create(
 ) -> Result<Response, OAuthFailure> {
     let form = parse_form(&headers, &body)?;
     // The request rate (when limited), before any credential is looked at.
-    let rate_keys =
-        crate::ratelimit::keys(Some(peer.ip()), claimed_client_id(&headers, &form).as_deref());
+    let rate_keys = crate::ratelimit::keys(
+        Some(peer.ip()),
+        claimed_client_id(&headers, &form).as_deref(),
+    );
     if let Err(retry) = state.token_rate.allow(&rate_keys, state.clock.now()) {
         return Err(OAuthFailure::too_many_requests(retry));
     }

@@ -219,7 +219,10 @@ mod tests {
         assert!(l.check(&k("addr:1"), t0).is_ok(), "below the limit");
         l.note([("addr:1".to_owned(), 3, t0)]);
         assert_eq!(l.check(&k("addr:1"), t0 + Duration::seconds(10)), Err(50));
-        assert!(l.check(&k("addr:2"), t0).is_ok(), "other keys are not affected");
+        assert!(
+            l.check(&k("addr:2"), t0).is_ok(),
+            "other keys are not affected"
+        );
         assert!(l.check(&k("addr:1"), t0 + Duration::seconds(60)).is_ok());
         // What the database says is over the limit is refused too.
         l.sync(vec![("client:c".into(), t0)], t0 + Duration::seconds(70));
@@ -245,7 +248,9 @@ mod tests {
         assert_eq!(l.allow(&k("client:a"), t0), Err(1));
         assert!(l.allow(&k("client:b"), t0).is_ok(), "per key");
         // A fifth of a second refills one request at 5 per second.
-        assert!(l.allow(&k("client:a"), t0 + Duration::milliseconds(200)).is_ok());
+        assert!(l
+            .allow(&k("client:a"), t0 + Duration::milliseconds(200))
+            .is_ok());
         assert!(RequestLimiter::new(0).allow(&k("x"), t0).is_ok());
     }
 }

@@ -185,7 +185,10 @@ fn signing_keys(state: &AppState, sub: &SubscriptionRow, now: DateTime<Utc>) -> 
     sealed
         .into_iter()
         .filter_map(|s| match state.master_key.open_box(&aad, s) {
-            Ok(secret) => String::from_utf8(secret).ok().as_deref().and_then(secret_bytes),
+            Ok(secret) => String::from_utf8(secret)
+                .ok()
+                .as_deref()
+                .and_then(secret_bytes),
             Err(_) => {
                 tracing::error!(subscription = %sub.id, "a sealed webhook secret does not open");
                 None

@@ -1320,7 +1320,7 @@ impl Store for PostgresStore {
     // ---- rotate ----------------------------------------------------------
 
     fn sealed_all(&self) -> Result<Vec<SealedValue>> {
-        self.pool.write(|s| rotate::sealed_all(s))
+        self.pool.run(rotate::sealed_all)
     }
 
     fn sealed_replace(&self, column: SealedColumn, swaps: Vec<SealedSwap>) -> Result<u64> {
@@ -1371,8 +1371,10 @@ impl Store for PostgresStore {
     }
 
     fn instance_remove(&self, id: &str) -> Result<()> {
-        self.pool
-            .run(|s| s.exec("DELETE FROM instances WHERE id = $1", &[&id]).map(|_| ()))
+        self.pool.run(|s| {
+            s.exec("DELETE FROM instances WHERE id = $1", &[&id])
+                .map(|_| ())
+        })
     }
 
     fn intake_policy_get(&self, principal_id: &str) -> Result<IntakePolicy> {

@@ -155,7 +155,11 @@ pub(crate) fn failure_record(
     Ok(out)
 }
 
-pub(crate) fn failures_purge(conn: &Connection, window: Duration, now: DateTime<Utc>) -> Result<()> {
+pub(crate) fn failures_purge(
+    conn: &Connection,
+    window: Duration,
+    now: DateTime<Utc>,
+) -> Result<()> {
     conn.execute(
         "DELETE FROM auth_failures WHERE key IN \
          (SELECT key FROM auth_failures WHERE window_start <= ?1 LIMIT ?2)",
@@ -185,7 +189,12 @@ pub(crate) fn failures_over(
     rows.map(|r| r.map_err(be)).collect()
 }
 
-pub(crate) fn heartbeat(conn: &Connection, id: &str, key_id: &str, now: DateTime<Utc>) -> Result<()> {
+pub(crate) fn heartbeat(
+    conn: &Connection,
+    id: &str,
+    key_id: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
     conn.execute(
         "INSERT INTO instances (id, seen_at, master_key_id) VALUES (?1, ?2, ?3) \
          ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, \

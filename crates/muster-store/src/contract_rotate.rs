@@ -166,7 +166,10 @@ fn a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline(s: &dyn Store) {
         .client_hmac_rotate("signer", vec![1], Some(until), t0())
         .unwrap();
     assert_eq!(k.hmac_sealed, Some(vec![1]));
-    assert_eq!((k.hmac_previous_sealed, k.hmac_previous_until), (None, None));
+    assert_eq!(
+        (k.hmac_previous_sealed, k.hmac_previous_until),
+        (None, None)
+    );
     let t1 = t0() + Duration::seconds(5);
     let k = s
         .client_hmac_rotate("signer", vec![2], Some(until), t1)
@@ -179,7 +182,10 @@ fn a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline(s: &dyn Store) {
     // Without an overlap the previous key goes at once.
     let k = s.client_hmac_rotate("signer", vec![3], None, t1).unwrap();
     assert_eq!(k.hmac_sealed, Some(vec![3]));
-    assert_eq!((k.hmac_previous_sealed, k.hmac_previous_until), (None, None));
+    assert_eq!(
+        (k.hmac_previous_sealed, k.hmac_previous_until),
+        (None, None)
+    );
     // Setting or removing the key outright drops any previous key too.
     s.client_hmac_rotate("signer", vec![4], Some(until), t1)
         .unwrap();

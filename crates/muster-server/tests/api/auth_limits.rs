@@ -18,7 +18,11 @@ async fn signed_put(app: &TestApp, client_id: &str, key: &[u8], id: &str) -> req
     let msg = muster_httpsig::Request::new("PUT", &url).header("content-digest", &digest);
     let params = SigningParams {
         label: "sig1".into(),
-        components: vec!["@method".into(), "@target-uri".into(), "content-digest".into()],
+        components: vec![
+            "@method".into(),
+            "@target-uri".into(),
+            "content-digest".into(),
+        ],
         created: Some(app.clock.now().timestamp()),
         nonce: Some(uuid::Uuid::new_v4().simple().to_string()),
         keyid: Some(client_id.to_owned()),
@@ -79,7 +83,9 @@ async fn both_hmac_keys_verify_during_the_overlap_and_the_old_one_fails_after() 
         .json()
         .await
         .unwrap();
-    assert!(!info.to_string().contains(second["hmac_key"].as_str().unwrap()));
+    assert!(!info
+        .to_string()
+        .contains(second["hmac_key"].as_str().unwrap()));
 
     for (key, id) in [(&old, "E1"), (&new, "E2")] {
         let r = signed_put(&app, &c.id, key, id).await;
@@ -116,7 +122,11 @@ async fn failed_signed_requests_are_limited_per_key_id_with_retry_after() {
     // Over the limit even the right key waits.
     let r = signed_put(&app, &c.id, &good, "X9").await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=300).contains(&wait), "{wait}");
     // The window passes: the right key works again.
     app.clock.advance(Duration::seconds(301));

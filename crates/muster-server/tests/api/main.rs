@@ -20,3 +20,4 @@ mod people;
 mod private_key_jwt;
 mod signing;
 mod webhooks;
+mod write_policy;

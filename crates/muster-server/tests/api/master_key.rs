@@ -71,7 +71,11 @@ async fn signed_put(app: &TestApp, client_id: &str, key: &[u8], id: &str) -> req
     let msg = muster_httpsig::Request::new("PUT", &url).header("content-digest", &digest);
     let params = SigningParams {
         label: "sig1".into(),
-        components: vec!["@method".into(), "@target-uri".into(), "content-digest".into()],
+        components: vec![
+            "@method".into(),
+            "@target-uri".into(),
+            "content-digest".into(),
+        ],
         created: Some(app.clock.now().timestamp()),
         nonce: Some(uuid::Uuid::new_v4().simple().to_string()),
         keyid: Some(client_id.to_owned()),
@@ -192,12 +196,7 @@ async fn rotating_the_master_key_reseals_every_secret_and_the_old_key_alone_open
     let get = |n: &str| h.get(n).unwrap().to_str().unwrap().to_owned();
     assert_eq!(
         get("webhook-signature"),
-        expected_signature(
-            &whsec,
-            &get("webhook-id"),
-            &get("webhook-timestamp"),
-            &body
-        ),
+        expected_signature(&whsec, &get("webhook-id"), &get("webhook-timestamp"), &body),
         "subscription {sub_id}"
     );
 
