@@ -523,7 +523,7 @@ async fn receive_upload<T>(
     let dir = state.config.uploads_dir();
     let final_path = crate::worker::upload_path(&state.config, id);
     let part = dir.join(format!("{id}.part"));
-    let key = *state.master_key.bytes();
+    let key = state.master_key.current();
     let aad = id.as_bytes().to_vec();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let part2 = part.clone();

@@ -289,14 +289,17 @@ struct Source<'a> {
 impl Source<'_> {
     fn unsealed(&self) -> Result<UnsealReader<std::fs::File>, RunError> {
         let path = upload_path(&self.state.config, &self.imp.id);
-        let f = std::fs::File::open(&path).map_err(|e| {
-            RunError::Fail(anyhow::anyhow!(
-                "the sealed upload {} cannot be opened: {e}",
-                path.display()
-            ))
-        })?;
-        UnsealReader::new(f, self.state.master_key.bytes(), self.imp.id.as_bytes())
-            .map_err(|e| RunError::Fail(anyhow::anyhow!("the sealed upload cannot be opened: {e}")))
+        // Opened with whichever key of the master key ring sealed it: an
+        // upload received before a rotation still opens after it.
+        self.state
+            .master_key
+            .open_upload(&path, self.imp.id.as_bytes())
+            .map_err(|e| {
+                RunError::Fail(anyhow::anyhow!(
+                    "the sealed upload {} cannot be opened: {e}",
+                    path.display()
+                ))
+            })
     }
 
     fn open(&self) -> Result<(UploadReader, CompiledMapping), RunError> {

@@ -18,6 +18,7 @@ mod apply;
 mod issuers;
 mod migrate;
 mod pool;
+mod rotate;
 mod subscriptions;
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
@@ -266,7 +267,8 @@ fn client_keys_of<C: postgres::GenericClient>(
     pid: &str,
 ) -> Result<ClientKeys> {
     Ok(s.opt(
-        "SELECT hmac_sealed, ed25519_public, jwt_keys, updated_at \
+        "SELECT hmac_sealed, ed25519_public, jwt_keys, updated_at, \
+             hmac_previous_sealed, hmac_previous_until \
              FROM client_keys WHERE principal_id = $1",
         &[&pid],
     )?
@@ -276,6 +278,8 @@ fn client_keys_of<C: postgres::GenericClient>(
             ed25519_public: get(&r, 1)?,
             jwt_keys: get(&r, 2)?,
             updated_at: Some(get(&r, 3)?),
+            hmac_previous_sealed: get(&r, 4)?,
+            hmac_previous_until: get(&r, 5)?,
         })
     })
     .transpose()?
@@ -1157,7 +1161,9 @@ impl Store for PostgresStore {
             )?;
             match &change {
                 ClientKeyChange::Hmac(v) => s.exec(
-                    "UPDATE client_keys SET hmac_sealed = $2 WHERE principal_id = $1",
+                    // Set or removed outright: no previous key stays valid.
+                    "UPDATE client_keys SET hmac_sealed = $2, hmac_previous_sealed = NULL, \
+                     hmac_previous_until = NULL WHERE principal_id = $1",
                     &[&pid, v],
                 ),
                 ClientKeyChange::Ed25519(v) => s.exec(
@@ -1309,6 +1315,66 @@ impl Store for PostgresStore {
                 }
             }
             Ok(())
+        })
+    }
+
+    // ---- rotate ----------------------------------------------------------
+
+    fn sealed_all(&self) -> Result<Vec<SealedValue>> {
+        self.pool.run(rotate::sealed_all)
+    }
+
+    fn sealed_replace(&self, column: SealedColumn, swaps: Vec<SealedSwap>) -> Result<u64> {
+        self.pool
+            .write(|s| rotate::sealed_replace(s, column, &swaps))
+    }
+
+    fn client_hmac_rotate(
+        &self,
+        client_id: &str,
+        sealed: Vec<u8>,
+        previous_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<ClientKeys> {
+        self.pool.write(|s| {
+            let pid = rotate::hmac_rotate(s, client_id, &sealed, previous_until, now)?;
+            client_keys_of(s, &pid)
+        })
+    }
+
+    fn auth_failure_record(
+        &self,
+        keys: &[String],
+        window: ChronoDuration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(u32, DateTime<Utc>)>> {
+        self.pool
+            .run(|s| rotate::failure_record(s, keys, window, now))
+    }
+
+    fn auth_failures_over(
+        &self,
+        max: u32,
+        window: ChronoDuration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>> {
+        self.pool
+            .run(|s| rotate::failures_over(s, max, window, now))
+    }
+
+    fn instance_heartbeat(&self, id: &str, master_key_id: &str, now: DateTime<Utc>) -> Result<()> {
+        self.pool
+            .run(|s| rotate::heartbeat(s, id, master_key_id, now))
+    }
+
+    fn instance_list(&self, since: DateTime<Utc>) -> Result<Vec<InstanceRow>> {
+        self.pool.run(|s| rotate::instances(s, since))
+    }
+
+    fn instance_remove(&self, id: &str) -> Result<()> {
+        self.pool.run(|s| {
+            s.exec("DELETE FROM instances WHERE id = $1", &[&id])
+                .map(|_| ())
         })
     }
 

@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "import_semantics",
         include_str!("../migrations/0006_import_semantics.sql"),
     ),
+    (7, "rotate", include_str!("../migrations/0007_rotate.sql")),
 ];
 
 /// The advisory lock key that guards migrations ("muster-m" in ASCII).

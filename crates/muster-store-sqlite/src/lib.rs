@@ -12,6 +12,7 @@
 mod client_keys;
 mod issuers;
 mod semantics;
+mod rotate;
 mod subscriptions;
 mod writer;
 
@@ -54,8 +55,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
            (SELECT i.client_id FROM imports i WHERE 'import:' || i.id = people.source) \
          WHERE source LIKE 'import:%';",
     ),
+    (
+        4,
+        // rotate: the HMAC key rotation overlap, failed-authentication
+        // counters shared by instances, and the live-instance table.
+        "ALTER TABLE client_keys ADD COLUMN hmac_previous_sealed BLOB; \
+         ALTER TABLE client_keys ADD COLUMN hmac_previous_until INTEGER; \
+         CREATE TABLE auth_failures (key TEXT PRIMARY KEY, window_start INTEGER NOT NULL, \
+           failures INTEGER NOT NULL) WITHOUT ROWID; \
+         CREATE TABLE instances (id TEXT PRIMARY KEY, seen_at INTEGER NOT NULL, \
+           master_key_id TEXT NOT NULL) WITHOUT ROWID;",
+    ),
 ];
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 const READERS_KEPT: usize = 8;
 
 pub(crate) fn be(e: rusqlite::Error) -> StoreError {
@@ -1680,6 +1692,73 @@ impl Store for SqliteStore {
                     return Err(StoreError::NotFound { what: "key" });
                 }
             }
+            Ok(())
+        })
+    }
+
+    // ---- rotate ----------------------------------------------------------
+
+    fn sealed_all(&self) -> Result<Vec<SealedValue>> {
+        self.read(rotate::sealed_all)
+    }
+
+    fn sealed_replace(&self, column: SealedColumn, swaps: Vec<SealedSwap>) -> Result<u64> {
+        self.writer
+            .write(move |conn| rotate::sealed_replace(conn, column, &swaps))
+    }
+
+    fn client_hmac_rotate(
+        &self,
+        client_id: &str,
+        sealed: Vec<u8>,
+        previous_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<ClientKeys> {
+        let client_id = client_id.to_owned();
+        self.writer.write(move |conn| {
+            rotate::hmac_rotate(conn, &client_id, &sealed, previous_until, now)?;
+            client_keys::keys_get(conn, &client_id)
+        })
+    }
+
+    fn auth_failure_record(
+        &self,
+        keys: &[String],
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(u32, DateTime<Utc>)>> {
+        let keys = keys.to_vec();
+        self.writer
+            .write(move |conn| rotate::failure_record(conn, &keys, window, now))
+    }
+
+    fn auth_failures_over(
+        &self,
+        max: u32,
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let over = self.read(|conn| rotate::failures_over(conn, max, window, now))?;
+        self.writer
+            .write(move |conn| rotate::failures_purge(conn, window, now))?;
+        Ok(over)
+    }
+
+    fn instance_heartbeat(&self, id: &str, master_key_id: &str, now: DateTime<Utc>) -> Result<()> {
+        let (id, key) = (id.to_owned(), master_key_id.to_owned());
+        self.writer
+            .write(move |conn| rotate::heartbeat(conn, &id, &key, now))
+    }
+
+    fn instance_list(&self, since: DateTime<Utc>) -> Result<Vec<InstanceRow>> {
+        self.read(|conn| rotate::instances(conn, since))
+    }
+
+    fn instance_remove(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.writer.write(move |conn| {
+            conn.execute("DELETE FROM instances WHERE id = ?1", [&id])
+                .map_err(be)?;
             Ok(())
         })
     }

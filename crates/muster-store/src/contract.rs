@@ -97,6 +97,7 @@ pub fn run_all(make: Factory<'_>) {
         case(store.as_ref());
     }
     crate::contract_semantics::run_semantics(make);
+    crate::contract_rotate::run_rotate(make);
 }
 
 fn t0() -> chrono::DateTime<Utc> {

@@ -5,6 +5,7 @@
 
 pub mod contract;
 pub mod contract_semantics;
+pub mod contract_rotate;
 
 use chrono::{DateTime, Utc};
 use muster_core::audit::AuditEntry;
@@ -488,6 +489,10 @@ pub struct ClientKeys {
     pub jwt_keys: Option<String>,
     /// When any of them last changed; `None` when none was ever set.
     pub updated_at: Option<DateTime<Utc>>,
+    /// The HMAC key before the last rotation, sealed, still accepted until
+    /// `hmac_previous_until` (the rotation overlap).
+    pub hmac_previous_sealed: Option<Vec<u8>>,
+    pub hmac_previous_until: Option<DateTime<Utc>>,
 }
 
 /// One change to a client's [`ClientKeys`]; `None` removes the credential.
@@ -800,6 +805,134 @@ pub trait Store: Send + Sync + 'static {
     /// re-read under the write lock (the tenant's audit chain head), so
     /// instances running this at once never both apply one transition.
     fn person_settle_due(&self, ctx: &WriteContext, limit: u32) -> Result<Vec<ItemResult>>;
+    // ---- rotate: master-key rotation, HMAC key overlap, failed-auth limits
+    // and live instances (issues 3, 4, 5) ---------------------------------
+
+    /// Every value sealed under the master key, of every tenant, with the
+    /// id its seal is bound to (see [`SealedColumn`]), for re-sealing.
+    fn sealed_all(&self) -> Result<Vec<SealedValue>>;
+    /// Replaces sealed values of one column in one transaction, each only
+    /// where the row still holds `old` (a value changed meanwhile is left
+    /// alone: it was sealed afresh). Returns how many were replaced.
+    fn sealed_replace(&self, column: SealedColumn, swaps: Vec<SealedSwap>) -> Result<u64>;
+    /// Installs a new sealed HMAC key. The current one, if any, becomes the
+    /// previous key, accepted until `previous_until`; `None` drops it.
+    fn client_hmac_rotate(
+        &self,
+        client_id: &str,
+        sealed: Vec<u8>,
+        previous_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<ClientKeys>;
+    /// Counts one failed authentication against each key (`addr:..`,
+    /// `client:..`): a key whose window (of `window`) ran out starts a new
+    /// one. Returns each key's failures in its window and the window's start,
+    /// in order. Shared by all instances on the database.
+    fn auth_failure_record(
+        &self,
+        keys: &[String],
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(u32, DateTime<Utc>)>>;
+    /// The keys with at least `max` failures in a window still running, and
+    /// when each window started. Also purges some expired counters.
+    fn auth_failures_over(
+        &self,
+        max: u32,
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>>;
+    /// Records that instance `id` is alive, and the master key it seals with.
+    fn instance_heartbeat(&self, id: &str, master_key_id: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Instances seen at or after `since`, by id.
+    fn instance_list(&self, since: DateTime<Utc>) -> Result<Vec<InstanceRow>>;
+    /// Forgets an instance (a clean shutdown).
+    fn instance_remove(&self, id: &str) -> Result<()>;
+}
+
+// ---- rotate: master-key rotation, HMAC overlap, limits, instances --------
+
+/// A column that holds values sealed under the master key. Each seal's
+/// associated data names its owner: a key id, a client id, an issuer id or
+/// a subscription id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SealedColumn {
+    /// `keys.sealed_secret`, bound to the key id (a sealed stream).
+    KeySecret,
+    /// A client's HMAC request-signing key, bound to its client id.
+    ClientHmac,
+    /// The HMAC key before the last rotation, during its overlap.
+    ClientHmacPrevious,
+    /// A login-sync issuer's HS256 secret, bound to the issuer id.
+    IssuerHs256,
+    /// A webhook subscription's secret, bound to the subscription id.
+    WebhookSecret,
+    /// A subscription's secret before its last rotation.
+    WebhookPreviousSecret,
+}
+
+impl SealedColumn {
+    pub const ALL: [SealedColumn; 6] = [
+        SealedColumn::KeySecret,
+        SealedColumn::ClientHmac,
+        SealedColumn::ClientHmacPrevious,
+        SealedColumn::IssuerHs256,
+        SealedColumn::WebhookSecret,
+        SealedColumn::WebhookPreviousSecret,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SealedColumn::KeySecret => "tenant_keys",
+            SealedColumn::ClientHmac => "client_hmac_keys",
+            SealedColumn::ClientHmacPrevious => "client_hmac_previous_keys",
+            SealedColumn::IssuerHs256 => "issuer_secrets",
+            SealedColumn::WebhookSecret => "webhook_secrets",
+            SealedColumn::WebhookPreviousSecret => "webhook_previous_secrets",
+        }
+    }
+}
+
+/// One sealed value and the id its seal is bound to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub column: SealedColumn,
+    pub id: String,
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedValue")
+            .field("column", &self.column)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Replace `old` by `new` for the row bound to `id`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSwap {
+    pub id: String,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedSwap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedSwap")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running gateway instance, as its last heartbeat described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRow {
+    pub id: String,
+    pub seen_at: DateTime<Utc>,
+    /// The id of the master key it seals with (never the key).
+    pub master_key_id: String,
 }
 
 // ---- change events and subscriptions (SPEC 4) ----------------------------

@@ -76,6 +76,21 @@ enum AdminCommand {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// The installation's master key (operator only: tenant:admin on default).
+    #[command(subcommand, name = "master-key")]
+    MasterKey(MasterKeyCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum MasterKeyCmd {
+    /// The current and previous key ids, and the key each instance uses.
+    Status,
+    /// Generate a new master key and re-seal every sealed row under it;
+    /// the old key stays (previous) for uploads still waiting.
+    Rotate,
+    /// Forget the previous keys once no instance and no waiting upload
+    /// needs them.
+    RetirePrevious,
 }
 
 #[derive(Debug, Subcommand)]
@@ -428,6 +443,14 @@ async fn dispatch(c: &Client, cmd: AdminCommand, json: bool) -> Result<ExitCode,
         AdminCommand::Import(cmd) => import_cmd(c, cmd, json).await?,
         AdminCommand::Person(cmd) => person_cmd(c, cmd, json).await?,
         AdminCommand::Audit(cmd) => return audit_cmd(c, cmd, json).await,
+        AdminCommand::MasterKey(cmd) => {
+            let v = match cmd {
+                MasterKeyCmd::Status => c.master_key_status().await?,
+                MasterKeyCmd::Rotate => c.master_key_rotate().await?,
+                MasterKeyCmd::RetirePrevious => c.master_key_retire_previous().await?,
+            };
+            print_json(&v);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
