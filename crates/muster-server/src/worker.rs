@@ -64,6 +64,9 @@ enum RunError {
     Fail(anyhow::Error),
     /// Told to stop (shutdown, or the lease was lost) before the end.
     Halted,
+    /// A batch was refused because this instance no longer holds the
+    /// import's lease: another instance has taken it over.
+    LeaseLost,
 }
 
 impl From<muster_store::StoreError> for RunError {
@@ -218,7 +221,7 @@ fn process(
         let _done = done;
         run_import(state, &imp, &halt)
     });
-    if lost.load(Ordering::SeqCst) {
+    if lost.load(Ordering::SeqCst) || matches!(result, Err(RunError::LeaseLost)) {
         // Whatever this run got to, the import is another instance's now:
         // recording an end here could contradict its work.
         return Outcome::LeaseLost;
@@ -234,7 +237,10 @@ fn process(
         }
     };
     match result {
-        Ok(Outcome::Interrupted) | Ok(Outcome::LeaseLost) | Err(RunError::Halted) => {
+        Ok(Outcome::Interrupted)
+        | Ok(Outcome::LeaseLost)
+        | Err(RunError::Halted)
+        | Err(RunError::LeaseLost) => {
             // Hand the import back now rather than make the next instance
             // wait out the lease.
             let released = store.import_renew(&id, &state.instance, chrono::Duration::zero(), now);
@@ -538,7 +544,9 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
                 row: v.last_row,
                 unchanged: v.unchanged,
             };
-            store.apply_batch(&ctx, Vec::new(), Some(cp), imp.dry_run)?;
+            store
+                .apply_batch_claimed(&ctx, Vec::new(), cp, &state.instance, imp.dry_run)?
+                .ok_or(RunError::LeaseLost)?;
             return Ok(Outcome::Done);
         }
         return apply(store, &src, &client, stop, &v.same);
@@ -858,16 +866,22 @@ fn apply(
             {
                 let mut ctx = ctx.clone();
                 ctx.now = src.state.clock.now();
-                store.apply_batch(
-                    &ctx,
-                    items,
-                    Some(Checkpoint {
-                        import_id: imp.id.clone(),
-                        row: last_row,
-                        unchanged,
-                    }),
-                    imp.dry_run,
-                )?;
+                // Fenced: committed only while this instance holds the
+                // lease, so a stalled instance cannot apply rows the one
+                // that took the import over is applying too.
+                store
+                    .apply_batch_claimed(
+                        &ctx,
+                        items,
+                        Checkpoint {
+                            import_id: imp.id.clone(),
+                            row: last_row,
+                            unchanged,
+                        },
+                        &src.state.instance,
+                        imp.dry_run,
+                    )?
+                    .ok_or(RunError::LeaseLost)?;
                 src.state.changes_committed.notify_waiters();
             }
             Ok(())

@@ -1498,4 +1498,18 @@ impl Store for PostgresStore {
             }
         }
     }
+
+    // ---- crash safety: fenced import batches -----------------------------
+    fn apply_batch_claimed(
+        &self,
+        ctx: &WriteContext,
+        items: Vec<BatchItem>,
+        checkpoint: Checkpoint,
+        owner: &str,
+        dry_run: bool,
+    ) -> Result<Option<Vec<ItemResult>>> {
+        fenced(self.pool.write(|s| {
+            apply::apply_batch_owned(s, ctx, &items, Some(&checkpoint), Some(owner), dry_run)
+        }))
+    }
 }

@@ -96,6 +96,7 @@ pub fn run_all(make: Factory<'_>) {
         eprintln!("store contract: {name}");
         case(store.as_ref());
     }
+    crate::contract_crash::run_crash(make);
 }
 
 fn t0() -> chrono::DateTime<Utc> {

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod contract;
+pub mod contract_crash;
 
 use chrono::{DateTime, Utc};
 use muster_core::audit::AuditEntry;
@@ -731,6 +732,36 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<SubscriptionRow>;
     /// A subscription's delivery log, oldest first, after `after` (a seq).
     fn delivery_list(&self, id: &str, after: i64, limit: u32) -> Result<Vec<DeliveryRecord>>;
+
+    // ---- crash safety: fenced import batches -----------------------------
+    /// [`Store::apply_batch`] for the import worker: the batch and its
+    /// checkpoint commit only while `owner` still holds the import's lease
+    /// (see [`Store::import_claim`]), checked in the same transaction. An
+    /// instance that stalled past its lease, while another one took the
+    /// import over, gets `Ok(None)` and nothing of its batch is written,
+    /// so no row is applied (or counted) twice.
+    fn apply_batch_claimed(
+        &self,
+        ctx: &WriteContext,
+        items: Vec<BatchItem>,
+        checkpoint: Checkpoint,
+        owner: &str,
+        dry_run: bool,
+    ) -> Result<Option<Vec<ItemResult>>>;
+}
+
+/// The `Conflict` text a backend uses internally to roll back a fenced
+/// batch whose lease is gone; [`Store::apply_batch_claimed`] turns it into
+/// `Ok(None)`.
+pub const LEASE_LOST: &str = "the import's lease is held by another instance";
+
+/// Maps the [`LEASE_LOST`] rollback of a fenced batch to `Ok(None)`.
+pub fn fenced<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(StoreError::Conflict(m)) if m == LEASE_LOST => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 // ---- change events and subscriptions (SPEC 4) ----------------------------
