@@ -19,6 +19,7 @@ mod issuers;
 mod migrate;
 mod pool;
 mod subscriptions;
+pub mod transfer;
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use muster_core::audit::AuditEntry;

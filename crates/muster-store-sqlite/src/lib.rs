@@ -12,6 +12,7 @@
 mod client_keys;
 mod issuers;
 mod subscriptions;
+pub mod transfer;
 mod writer;
 
 use chrono::{DateTime, TimeZone, Utc};

@@ -5,6 +5,7 @@
 
 pub mod contract;
 pub mod contract_crash;
+pub mod transfer;
 
 use chrono::{DateTime, Utc};
 use muster_core::audit::AuditEntry;
