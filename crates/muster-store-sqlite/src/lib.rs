@@ -1848,23 +1848,6 @@ fn apply_items(
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_sqlite_backend_passes_the_store_contract() {
-        muster_store::contract::run_all(&|| {
-            let dir = tempfile::tempdir().unwrap();
-            let store = SqliteStore::open(&dir.path().join("muster.db")).unwrap();
-            (
-                Box::new(store) as Box<dyn Store>,
-                Box::new(dir) as Box<dyn std::any::Any>,
-            )
-        });
-    }
-}
-
 /// One batch and its checkpoint, in the writer's transaction. With an
 /// `owner`, the checkpoint moves only while that instance holds the
 /// import's lease; otherwise the job fails with [`LEASE_LOST`] and its
@@ -1916,4 +1899,21 @@ fn apply_tx(
         }
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sqlite_backend_passes_the_store_contract() {
+        muster_store::contract::run_all(&|| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(&dir.path().join("muster.db")).unwrap();
+            (
+                Box::new(store) as Box<dyn Store>,
+                Box::new(dir) as Box<dyn std::any::Any>,
+            )
+        });
+    }
 }
