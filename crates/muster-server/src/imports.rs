@@ -608,6 +608,13 @@ async fn receive_upload<T>(
         verdict.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("upload not checked")))?;
     std::fs::rename(&part, &final_path)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("storing the upload failed: {e}")))?;
+    // The rename is durable before the import row that names the file
+    // commits, so even a power cut cannot leave an import without its
+    // upload (a process crash cannot anyway).
+    let synced = tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all()).await;
+    if let Ok(Err(e)) = synced {
+        tracing::warn!(error = %e, "cannot sync the uploads directory");
+    }
     Ok((total, verdict))
 }
 

@@ -64,6 +64,9 @@ enum RunError {
     Fail(anyhow::Error),
     /// Told to stop (shutdown, or the lease was lost) before the end.
     Halted,
+    /// A batch was refused because this instance no longer holds the
+    /// import's lease: another instance has taken it over.
+    LeaseLost,
 }
 
 impl From<muster_store::StoreError> for RunError {
@@ -218,7 +221,7 @@ fn process(
         let _done = done;
         run_import(state, &imp, &halt)
     });
-    if lost.load(Ordering::SeqCst) {
+    if lost.load(Ordering::SeqCst) || matches!(result, Err(RunError::LeaseLost)) {
         // Whatever this run got to, the import is another instance's now:
         // recording an end here could contradict its work.
         return Outcome::LeaseLost;
@@ -234,7 +237,10 @@ fn process(
         }
     };
     match result {
-        Ok(Outcome::Interrupted) | Ok(Outcome::LeaseLost) | Err(RunError::Halted) => {
+        Ok(Outcome::Interrupted)
+        | Ok(Outcome::LeaseLost)
+        | Err(RunError::Halted)
+        | Err(RunError::LeaseLost) => {
             // Hand the import back now rather than make the next instance
             // wait out the lease.
             let released = store.import_renew(&id, &state.instance, chrono::Duration::zero(), now);
@@ -541,7 +547,9 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
                 row: v.last_row,
                 unchanged: v.unchanged,
             };
-            store.apply_batch(&ctx, Vec::new(), Some(cp), imp.dry_run)?;
+            store
+                .apply_batch_claimed(&ctx, Vec::new(), cp, &state.instance, imp.dry_run)?
+                .ok_or(RunError::LeaseLost)?;
             return deactivate(store, state, imp, &client, v.deactivate, stop);
         }
         return match apply(store, &src, &client, stop, &v.same)? {
@@ -1077,16 +1085,19 @@ fn deactivate(
             items.push(BatchItem::new(0, inc));
         }
         let ctx = write_context(state, imp, client);
-        store.apply_batch(
-            &ctx,
-            items,
-            Some(Checkpoint {
-                import_id: imp.id.clone(),
-                row,
-                unchanged: 0,
-            }),
-            imp.dry_run,
-        )?;
+        store
+            .apply_batch_claimed(
+                &ctx,
+                items,
+                Checkpoint {
+                    import_id: imp.id.clone(),
+                    row,
+                    unchanged: 0,
+                },
+                &state.instance,
+                imp.dry_run,
+            )?
+            .ok_or(RunError::LeaseLost)?;
         state.changes_committed.notify_waiters();
     }
     Ok(Outcome::Done)
@@ -1121,16 +1132,22 @@ fn apply(
             {
                 let mut ctx = ctx.clone();
                 ctx.now = src.state.clock.now();
-                store.apply_batch(
-                    &ctx,
-                    items,
-                    Some(Checkpoint {
-                        import_id: imp.id.clone(),
-                        row: last_row,
-                        unchanged,
-                    }),
-                    imp.dry_run,
-                )?;
+                // Fenced: committed only while this instance holds the
+                // lease, so a stalled instance cannot apply rows the one
+                // that took the import over is applying too.
+                store
+                    .apply_batch_claimed(
+                        &ctx,
+                        items,
+                        Checkpoint {
+                            import_id: imp.id.clone(),
+                            row: last_row,
+                            unchanged,
+                        },
+                        &src.state.instance,
+                        imp.dry_run,
+                    )?
+                    .ok_or(RunError::LeaseLost)?;
                 src.state.changes_committed.notify_waiters();
             }
             Ok(())
@@ -1215,11 +1232,14 @@ fn produce(
         }
         if same.contains(row) {
             unchanged += 1;
-            // A long unchanged stretch still moves the checkpoint.
+            // A long unchanged stretch still moves the checkpoint. The
+            // records gathered so far go with it: a checkpoint past rows
+            // whose changes are not in its batch would, after a crash,
+            // resume beyond them and lose them.
             if unchanged >= size as u64 * 4 {
-                let empty = Vec::new();
+                let items = std::mem::replace(&mut batch, Vec::with_capacity(size));
                 tx.send(Batch {
-                    items: empty,
+                    items,
                     last_row,
                     unchanged,
                 })
@@ -1269,4 +1289,92 @@ fn produce(
         .map_err(|_| gone())?;
     }
     Ok(Outcome::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use muster_core::policy::WritePolicy;
+    use muster_core::TenantId;
+
+    const MAPPING: &str = r#"{"key": "id", "attributes": {"given_name": {"column": "name"}}}"#;
+
+    /// The batches `produce` hands the applier for `rows` rows, of which
+    /// those in `same` were found unchanged by validation.
+    fn batches(rows: u64, same: &RowSet, size: usize) -> Vec<Batch> {
+        let mut csv = String::from("id,name\n");
+        for i in 1..=rows {
+            csv.push_str(&format!("E{i},N{i}\n"));
+        }
+        let input: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(csv.into_bytes()));
+        let mut reader = RecordReader::new(
+            BufReader::new(input),
+            Format::Csv { delimiter: b',' },
+            Limits::default(),
+        )
+        .unwrap();
+        let doc = MappingDoc::parse(MAPPING, MappingFormat::Json).unwrap();
+        let compiled = doc.compile(&["id", "name"], &BTreeMap::new()).unwrap();
+        let ctx = WriteContext {
+            tenant: TenantId::default_tenant(),
+            principal: "client:c".into(),
+            on_behalf_of: None,
+            source: "import:i".into(),
+            policy: WritePolicy::allow_all(),
+            now: chrono::Utc::now(),
+            source_system: None,
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(1024);
+        let outcome = produce(
+            &mut reader,
+            &compiled,
+            (&HashSet::new(), same),
+            (0, size),
+            &AtomicBool::new(false),
+            &ctx,
+            &tx,
+        );
+        assert!(matches!(outcome, Ok(Outcome::Done)));
+        drop(tx);
+        rx.into_iter().collect()
+    }
+
+    #[test]
+    fn a_checkpoint_never_passes_a_row_whose_change_is_not_in_its_batch() {
+        // Mostly unchanged rows with a few changes among them: the long
+        // unchanged stretches move the checkpoint while changed records
+        // are still gathering. A crash after such a checkpoint resumes
+        // after it, so the records must have gone with it.
+        let (rows, size) = (2000u64, 10usize);
+        let mut same = RowSet::default();
+        let mut changed = Vec::new();
+        for row in 2..=rows + 1 {
+            if row % 7 == 0 {
+                changed.push(row);
+            } else {
+                same.insert(row);
+            }
+        }
+        let got = batches(rows, &same, size);
+        assert!(got.len() > 2);
+        let mut previous = 0u64;
+        let mut applied = Vec::new();
+        let mut unchanged = 0u64;
+        for b in &got {
+            for item in &b.items {
+                assert!(
+                    item.row > previous && item.row <= b.last_row,
+                    "row {} travels with a batch whose stretch is {previous}..={}",
+                    item.row,
+                    b.last_row
+                );
+                applied.push(item.row);
+            }
+            unchanged += b.unchanged;
+            previous = b.last_row;
+        }
+        assert_eq!(applied, changed, "every changed row once, in order");
+        assert_eq!(unchanged, rows - changed.len() as u64);
+        assert_eq!(previous, rows + 1, "the last checkpoint is the last row");
+    }
 }

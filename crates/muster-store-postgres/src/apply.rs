@@ -27,7 +27,7 @@ use muster_core::audit::{AuditFields, GENESIS};
 use muster_core::person::{apply, change_detail_json, classify, ChangeKind, Incoming, PersonState};
 use muster_core::Attributes;
 use muster_store::{audit_time, AuditDraft, BatchItem, Checkpoint, Counts, ItemResult};
-use muster_store::{StoreError, WriteContext};
+use muster_store::{StoreError, WriteContext, LEASE_LOST};
 use postgres::GenericClient;
 use std::collections::{BTreeSet, HashMap};
 
@@ -256,6 +256,22 @@ pub(crate) fn apply_batch<C: GenericClient>(
     checkpoint: Option<&Checkpoint>,
     dry_run: bool,
 ) -> Result<Vec<ItemResult>> {
+    apply_batch_owned(s, ctx, items, checkpoint, None, dry_run)
+}
+
+/// [`apply_batch`] fenced by the import's lease: with an `owner`, the
+/// checkpoint moves only while that instance holds the lease, in the same
+/// transaction (the `UPDATE` takes the import row's lock, so a claim by
+/// another instance waits for, or skips, this commit); otherwise the
+/// transaction fails with [`LEASE_LOST`] and rolls back whole.
+pub(crate) fn apply_batch_owned<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    ctx: &WriteContext,
+    items: &[BatchItem],
+    checkpoint: Option<&Checkpoint>,
+    owner: Option<&str>,
+    dry_run: bool,
+) -> Result<Vec<ItemResult>> {
     let results = if items.is_empty() {
         Vec::new()
     } else {
@@ -267,10 +283,11 @@ pub(crate) fn apply_batch<C: GenericClient>(
             c.add_kind(r.kind);
         }
         c.unchanged += cp.unchanged;
-        s.exec(
+        let n = s.exec(
             "UPDATE imports SET checkpoint_row = $1, created = created + $2, \
              updated = updated + $3, unchanged = unchanged + $4, \
-             deactivated = deactivated + $5, updated_at = $6 WHERE id = $7",
+             deactivated = deactivated + $5, updated_at = $6 \
+             WHERE id = $7 AND ($8::text IS NULL OR lease_owner = $8)",
             &[
                 &(cp.row as i64),
                 &(c.created as i64),
@@ -279,8 +296,12 @@ pub(crate) fn apply_batch<C: GenericClient>(
                 &(c.deactivated as i64),
                 &ctx.now,
                 &cp.import_id,
+                &owner,
             ],
         )?;
+        if n == 0 && owner.is_some() {
+            return Err(StoreError::Conflict(LEASE_LOST.into()));
+        }
     }
     Ok(results)
 }

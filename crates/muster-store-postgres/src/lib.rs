@@ -20,6 +20,7 @@ mod migrate;
 mod pool;
 mod rotate;
 mod subscriptions;
+pub mod transfer;
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use muster_core::audit::AuditEntry;
@@ -1632,5 +1633,19 @@ impl Store for PostgresStore {
                 return Ok(());
             }
         }
+    }
+
+    // ---- crash safety: fenced import batches -----------------------------
+    fn apply_batch_claimed(
+        &self,
+        ctx: &WriteContext,
+        items: Vec<BatchItem>,
+        checkpoint: Checkpoint,
+        owner: &str,
+        dry_run: bool,
+    ) -> Result<Option<Vec<ItemResult>>> {
+        fenced(self.pool.write(|s| {
+            apply::apply_batch_owned(s, ctx, &items, Some(&checkpoint), Some(owner), dry_run)
+        }))
     }
 }

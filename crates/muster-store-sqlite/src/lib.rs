@@ -11,9 +11,10 @@
 
 mod client_keys;
 mod issuers;
-mod semantics;
 mod rotate;
+mod semantics;
 mod subscriptions;
+pub mod transfer;
 mod writer;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -1228,38 +1229,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<ItemResult>> {
         let ctx = ctx.clone();
         let (results, items) = self.writer.write(move |conn| {
-            if dry_run {
-                conn.execute_batch("SAVEPOINT dry_run").map_err(be)?;
-            }
-            let applied = apply_items(conn, &ctx, &items);
-            if dry_run {
-                conn.execute_batch("ROLLBACK TO dry_run; RELEASE dry_run")
-                    .map_err(be)?;
-            }
-            let results = applied?;
-            if let Some(cp) = checkpoint {
-                let mut c = Counts::default();
-                for r in &results {
-                    c.add_kind(r.kind);
-                }
-                c.unchanged += cp.unchanged;
-                conn.prepare_cached(
-                    "UPDATE imports SET checkpoint_row = ?1, created = created + ?2, \
-                     updated = updated + ?3, unchanged = unchanged + ?4, \
-                     deactivated = deactivated + ?5, updated_at = ?6 WHERE id = ?7",
-                )
-                .map_err(be)?
-                .execute(params![
-                    cp.row as i64,
-                    c.created as i64,
-                    c.updated as i64,
-                    c.unchanged as i64,
-                    c.deactivated as i64,
-                    us(ctx.now),
-                    cp.import_id
-                ])
-                .map_err(be)?;
-            }
+            let results = apply_tx(conn, &ctx, &items, checkpoint.as_ref(), None, dry_run)?;
             // The items go back to be freed by the caller: thousands of
             // small maps are not the single writer's work.
             Ok((results, items))
@@ -1762,6 +1732,24 @@ impl Store for SqliteStore {
             Ok(())
         })
     }
+
+    // ---- crash safety: fenced import batches -----------------------------
+    fn apply_batch_claimed(
+        &self,
+        ctx: &WriteContext,
+        items: Vec<BatchItem>,
+        checkpoint: Checkpoint,
+        owner: &str,
+        dry_run: bool,
+    ) -> Result<Option<Vec<ItemResult>>> {
+        let (ctx, owner) = (ctx.clone(), owner.to_owned());
+        let done = fenced(self.writer.write(move |conn| {
+            let results = apply_tx(conn, &ctx, &items, Some(&checkpoint), Some(&owner), dry_run)?;
+            // Freed by the caller, as in `apply_batch`.
+            Ok((results, items))
+        }))?;
+        Ok(done.map(|(results, _items)| results))
+    }
 }
 
 const KEY_COLS: &str = "id, tenant_id, kind, algorithm, purpose, key_ids, public_key, \
@@ -2043,6 +2031,59 @@ pub(crate) fn apply_items(
         out.push(ItemResult { kind, version });
     }
     Ok(out)
+}
+
+/// One batch and its checkpoint, in the writer's transaction. With an
+/// `owner`, the checkpoint moves only while that instance holds the
+/// import's lease; otherwise the job fails with [`LEASE_LOST`] and its
+/// savepoint (the whole batch) rolls back.
+fn apply_tx(
+    conn: &Connection,
+    ctx: &WriteContext,
+    items: &[BatchItem],
+    checkpoint: Option<&Checkpoint>,
+    owner: Option<&str>,
+    dry_run: bool,
+) -> Result<Vec<ItemResult>> {
+    if dry_run {
+        conn.execute_batch("SAVEPOINT dry_run").map_err(be)?;
+    }
+    let applied = apply_items(conn, ctx, items);
+    if dry_run {
+        conn.execute_batch("ROLLBACK TO dry_run; RELEASE dry_run")
+            .map_err(be)?;
+    }
+    let results = applied?;
+    if let Some(cp) = checkpoint {
+        let mut c = Counts::default();
+        for r in &results {
+            c.add_kind(r.kind);
+        }
+        c.unchanged += cp.unchanged;
+        let n = conn
+            .prepare_cached(
+                "UPDATE imports SET checkpoint_row = ?1, created = created + ?2, \
+                 updated = updated + ?3, unchanged = unchanged + ?4, \
+                 deactivated = deactivated + ?5, updated_at = ?6 \
+                 WHERE id = ?7 AND (?8 IS NULL OR lease_owner = ?8)",
+            )
+            .map_err(be)?
+            .execute(params![
+                cp.row as i64,
+                c.created as i64,
+                c.updated as i64,
+                c.unchanged as i64,
+                c.deactivated as i64,
+                us(ctx.now),
+                cp.import_id,
+                owner
+            ])
+            .map_err(be)?;
+        if n == 0 && owner.is_some() {
+            return Err(StoreError::Conflict(LEASE_LOST.into()));
+        }
+    }
+    Ok(results)
 }
 
 #[cfg(test)]

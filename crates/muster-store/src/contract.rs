@@ -98,6 +98,7 @@ pub fn run_all(make: Factory<'_>) {
     }
     crate::contract_semantics::run_semantics(make);
     crate::contract_rotate::run_rotate(make);
+    crate::contract_crash::run_crash(make);
 }
 
 fn t0() -> chrono::DateTime<Utc> {

@@ -4,8 +4,10 @@
 #![forbid(unsafe_code)]
 
 pub mod contract;
-pub mod contract_semantics;
+pub mod contract_crash;
 pub mod contract_rotate;
+pub mod contract_semantics;
+pub mod transfer;
 
 use chrono::{DateTime, Utc};
 use muster_core::audit::AuditEntry;
@@ -848,6 +850,22 @@ pub trait Store: Send + Sync + 'static {
     fn instance_list(&self, since: DateTime<Utc>) -> Result<Vec<InstanceRow>>;
     /// Forgets an instance (a clean shutdown).
     fn instance_remove(&self, id: &str) -> Result<()>;
+
+    // ---- crash safety: fenced import batches -----------------------------
+    /// [`Store::apply_batch`] for the import worker: the batch and its
+    /// checkpoint commit only while `owner` still holds the import's lease
+    /// (see [`Store::import_claim`]), checked in the same transaction. An
+    /// instance that stalled past its lease, while another one took the
+    /// import over, gets `Ok(None)` and nothing of its batch is written,
+    /// so no row is applied (or counted) twice.
+    fn apply_batch_claimed(
+        &self,
+        ctx: &WriteContext,
+        items: Vec<BatchItem>,
+        checkpoint: Checkpoint,
+        owner: &str,
+        dry_run: bool,
+    ) -> Result<Option<Vec<ItemResult>>>;
 }
 
 // ---- rotate: master-key rotation, HMAC overlap, limits, instances --------
@@ -933,6 +951,20 @@ pub struct InstanceRow {
     pub seen_at: DateTime<Utc>,
     /// The id of the master key it seals with (never the key).
     pub master_key_id: String,
+}
+
+/// The `Conflict` text a backend uses internally to roll back a fenced
+/// batch whose lease is gone; [`Store::apply_batch_claimed`] turns it into
+/// `Ok(None)`.
+pub const LEASE_LOST: &str = "the import's lease is held by another instance";
+
+/// Maps the [`LEASE_LOST`] rollback of a fenced batch to `Ok(None)`.
+pub fn fenced<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(StoreError::Conflict(m)) if m == LEASE_LOST => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 // ---- change events and subscriptions (SPEC 4) ----------------------------

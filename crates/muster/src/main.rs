@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod migrate;
 mod output;
 mod push;
 
@@ -50,6 +51,9 @@ enum Command {
     /// Operator tools for the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Move a whole installation from SQLite to a fresh PostgreSQL database
+    /// (stop the gateway first; the target must be empty).
+    Migrate(migrate::MigrateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         }) => audit_verify(config, tenant, json),
         Command::Push(args) => on_runtime(push::run(args)),
         Command::Admin(args) => on_runtime(admin::run(args)),
+        Command::Migrate(args) => migrate::run(args),
     }
 }
 
@@ -237,6 +242,13 @@ mod tests {
                 "verify",
             ],
             &["push", "f.csv", "--mapping", "hr"],
+            &[
+                "migrate",
+                "--from",
+                "sqlite://muster-data/muster.db",
+                "--to",
+                "postgres://postgres@127.0.0.1/muster",
+            ],
         ] {
             if let Err(e) = parse(args) {
                 panic!("{args:?}: {e}");
