@@ -7,14 +7,32 @@
 #
 #   bench/import.sh                 # 1,000,000 rows
 #   ROWS=100000 bench/import.sh     # a quicker run
+#   BACKEND=postgres bench/import.sh
+#       the same on PostgreSQL (PG_URL, default
+#       postgres://postgres@127.0.0.1:5432/postgres: a role that may create
+#       databases), in a database made for the run and dropped after it;
+#       the floor is then `psql \copy` of the file into an unindexed table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-1000000}
+BACKEND=${BACKEND:-sqlite}
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
 cargo build --release -q -p muster -p muster-gen
 source bench/lib.sh
 work=$(mktemp -d)
-trap 'bench_cleanup; rm -rf "$work"' EXIT
+db=""
+drop_db() { [ -n "$db" ] && psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1; db=""; }
+trap 'bench_cleanup; drop_db; rm -rf "$work"' EXIT
+case $BACKEND in
+  sqlite) ;;
+  postgres)
+    db=muster_bench_$$
+    psql -q "$PG_URL" -c "CREATE DATABASE $db" >/dev/null
+    export MUSTER_DATABASE_URL=${PG_URL%/*}/$db
+    ;;
+  *) echo "BACKEND must be sqlite or postgres" >&2; exit 2 ;;
+esac
 
 "$BIN/muster-gen" --rows "$ROWS" --seed 42 --out "$work/v1.csv"
 "$BIN/muster-gen" --rows "$ROWS" --seed 42 --change-percent 1 --out "$work/v2.csv"
@@ -30,8 +48,16 @@ rss_kib=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
 bench_stop
 
 s=$(date +%s.%N)
-sqlite3 "$work/floor.db" ".mode csv" ".import $work/v1.csv people"
+if [ "$BACKEND" = postgres ]; then
+  cols=$(head -1 "$work/v1.csv" | tr -d '\r' | sed 's/[^,][^,]*/"&" text/g')
+  psql -q "$MUSTER_DATABASE_URL" -c "CREATE TABLE floor ($cols)" >/dev/null
+  psql -q "$MUSTER_DATABASE_URL" -c "\\copy floor FROM '$work/v1.csv' WITH (FORMAT csv, HEADER true)" >/dev/null
+  floor_name=psql_copy_s
+else
+  sqlite3 "$work/floor.db" ".mode csv" ".import $work/v1.csv people"
+  floor_name=sqlite3_import_s
+fi
 t_floor=$(python3 -c "print($(date +%s.%N) - $s)")
 
-printf 'import-bench rows=%d all_new_s=%.2f unchanged_s=%.2f changed_1pct_s=%.2f peak_rss_mib=%d sqlite3_import_s=%.2f cores=%d\n' \
-  "$ROWS" "$t_new" "$t_same" "$t_change" $((rss_kib / 1024)) "$t_floor" "$(nproc)"
+printf 'import-bench backend=%s rows=%d all_new_s=%.2f unchanged_s=%.2f changed_1pct_s=%.2f peak_rss_mib=%d %s=%.2f cores=%d\n' \
+  "$BACKEND" "$ROWS" "$t_new" "$t_same" "$t_change" $((rss_kib / 1024)) "$floor_name" "$t_floor" "$(nproc)"

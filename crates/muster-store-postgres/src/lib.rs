@@ -105,6 +105,37 @@ fn tenant_id(s: &str) -> Result<TenantId> {
 /// blocks the calling thread.
 pub struct PostgresStore {
     pool: Pool,
+    stats: TableStats,
+}
+
+/// Keeps the planner's statistics of the tables a bulk import grows in
+/// step with them. Autovacuum analyzes a table only a minute or so after
+/// it grew, and until then (and in every cached plan made meanwhile) a
+/// freshly loaded `people` looks empty: a re-import right after the first
+/// one then scans the whole table once per batch of lookups. So each
+/// process analyzes after its own writes have doubled what it last saw
+/// (10,000 new people at the least): a handful of ANALYZE runs for a
+/// million-row load, none for everyday traffic.
+#[derive(Default)]
+struct TableStats {
+    /// (people created since the last ANALYZE, people seen at it)
+    counts: std::sync::Mutex<(u64, u64)>,
+}
+
+impl TableStats {
+    const MIN_GROWTH: u64 = 10_000;
+
+    /// Counts created people; says whether it is time to analyze.
+    fn grew(&self, created: u64) -> bool {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.0 += created;
+        if c.0 >= Self::MIN_GROWTH.max(c.1) {
+            c.1 += c.0;
+            c.0 = 0;
+            return true;
+        }
+        false
+    }
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -154,7 +185,30 @@ impl PostgresStore {
         let pool = Pool::new(config, max_connections, POOL_WAIT);
         let mut client = pool.connect()?;
         migrate::run(&mut client)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            stats: TableStats::default(),
+        })
+    }
+
+    /// After a batch commits: analyze the grown tables when due (see
+    /// [`TableStats`]). A failure only costs plan quality, so it is logged.
+    fn after_batch(&self, results: &[ItemResult], dry_run: bool) {
+        if dry_run {
+            return;
+        }
+        let created = results
+            .iter()
+            .filter(|r| r.kind == muster_core::person::ChangeKind::Created)
+            .count() as u64;
+        if created > 0 && self.stats.grew(created) {
+            if let Err(e) = self
+                .pool
+                .run(|s| s.exec("ANALYZE people, audit, events", &[]).map(drop))
+            {
+                tracing::warn!(error = %e, "cannot refresh the planner statistics after a bulk write");
+            }
+        }
     }
 
     /// The schema version this build migrates to.
@@ -1066,8 +1120,11 @@ impl Store for PostgresStore {
         checkpoint: Option<Checkpoint>,
         dry_run: bool,
     ) -> Result<Vec<ItemResult>> {
-        self.pool
-            .write(|s| apply::apply_batch(s, ctx, &items, checkpoint.as_ref(), dry_run))
+        let results = self
+            .pool
+            .write(|s| apply::apply_batch(s, ctx, &items, checkpoint.as_ref(), dry_run))?;
+        self.after_batch(&results, dry_run);
+        Ok(results)
     }
 
     fn person_get(&self, tenant: &TenantId, id: &ExternalId) -> Result<PersonRow> {
@@ -1644,8 +1701,28 @@ impl Store for PostgresStore {
         owner: &str,
         dry_run: bool,
     ) -> Result<Option<Vec<ItemResult>>> {
-        fenced(self.pool.write(|s| {
+        let done = fenced(self.pool.write(|s| {
             apply::apply_batch_owned(s, ctx, &items, Some(&checkpoint), Some(owner), dry_run)
-        }))
+        }))?;
+        if let Some(results) = &done {
+            self.after_batch(results, dry_run);
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod table_stats_tests {
+    use super::TableStats;
+
+    #[test]
+    fn analyzes_when_new_people_double_what_it_last_saw() {
+        let s = TableStats::default();
+        assert!(!s.grew(5_000), "5,000 new people are below the minimum");
+        assert!(s.grew(5_000), "10,000 new people are due");
+        assert!(!s.grew(9_999), "not yet double the 10,000 seen");
+        assert!(s.grew(1), "20,000 seen now");
+        assert!(!s.grew(19_999));
+        assert!(s.grew(1), "40,000 seen now");
     }
 }
