@@ -343,6 +343,7 @@ pub async fn spawn(
     let shutdown = Arc::new(Notify::new());
     let app = router(state.clone());
     let sd = shutdown.clone();
+    let release_state = state.clone();
     let handle = tokio::spawn(async move {
         // The peer address feeds the failed-authentication limits.
         axum::serve(
@@ -357,6 +358,9 @@ pub async fn spawn(
         // Delivery may be mid-request: stopping it there only means that
         // event goes out again (at least once).
         deliveries.abort();
+        let _ = deliveries.await;
+        // Hands the subscriptions back, so another instance goes on at once.
+        webhooks::release_all(&release_state).await;
         let _ = worker.await;
         Ok(())
     });

@@ -19,6 +19,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (4, "issuers", include_str!("../migrations/0004_issuers.sql")),
     (5, "outbox", include_str!("../migrations/0005_outbox.sql")),
+    (
+        6,
+        "fanout_leases",
+        include_str!("../migrations/0006_fanout_leases.sql"),
+    ),
 ];
 
 /// The advisory lock key that guards migrations ("muster-m" in ASCII).

@@ -32,14 +32,23 @@ use writer::Writer;
 const SCHEMA: &str = include_str!("schema.sql");
 /// Changes after the version-1 schema, in order: `(version, SQL)`. Never
 /// edit a released entry; add one.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    2,
-    // Import leases, as in PostgreSQL: which instance works on an import
-    // and until when (see `Store::import_claim`).
-    "ALTER TABLE imports ADD COLUMN lease_owner TEXT; \
-     ALTER TABLE imports ADD COLUMN lease_until INTEGER;",
-)];
-const SCHEMA_VERSION: i64 = 2;
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        2,
+        // Import leases, as in PostgreSQL: which instance works on an import
+        // and until when (see `Store::import_claim`).
+        "ALTER TABLE imports ADD COLUMN lease_owner TEXT; \
+         ALTER TABLE imports ADD COLUMN lease_until INTEGER;",
+    ),
+    (
+        3,
+        // Delivery leases (fan-out), as in PostgreSQL: which instance
+        // delivers a subscription and until when (`Store::subscription_claim`).
+        "ALTER TABLE subscriptions ADD COLUMN lease_owner TEXT; \
+         ALTER TABLE subscriptions ADD COLUMN lease_until INTEGER;",
+    ),
+];
+const SCHEMA_VERSION: i64 = 3;
 const READERS_KEPT: usize = 8;
 
 pub(crate) fn be(e: rusqlite::Error) -> StoreError {
@@ -1467,6 +1476,43 @@ impl Store for SqliteStore {
     fn delivery_list(&self, id: &str, after: i64, limit: u32) -> Result<Vec<DeliveryRecord>> {
         self.read(|conn| subscriptions::deliveries(conn, id, after, limit))
     }
+
+    // ---- fan-out: subscription delivery leases ---------------------------
+    // One writer serialises claims; the lease matters across restarts (a
+    // restarted instance has a new id) as it does in PostgreSQL.
+    fn subscription_claim(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SubscriptionRow>> {
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        self.writer.write(move |conn| {
+            subscriptions::claim(conn, &id, &owner, us(now), us(now + lease))
+        })
+    }
+
+    fn subscription_save(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: chrono::Duration,
+        save: &DeliverySave,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (id, owner, save) = (id.to_owned(), owner.to_owned(), save.clone());
+        self.writer.write(move |conn| {
+            subscriptions::save(conn, &id, &owner, us(now + lease), &save, now)
+        })
+    }
+
+    fn subscription_release(&self, id: &str, owner: &str) -> Result<()> {
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        self.writer
+            .write(move |conn| subscriptions::release(conn, &id, &owner))
+    }
+    // ---- end of fan-out ----------------------------------------------------
 
     fn audit_walk(&self, tenant: &TenantId, f: &mut dyn FnMut(AuditRow) -> bool) -> Result<()> {
         self.read(|conn| {

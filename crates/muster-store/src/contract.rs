@@ -96,6 +96,7 @@ pub fn run_all(make: Factory<'_>) {
         eprintln!("store contract: {name}");
         case(store.as_ref());
     }
+    crate::contract_fanout::run_fanout(make);
 }
 
 fn t0() -> chrono::DateTime<Utc> {

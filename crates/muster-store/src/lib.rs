@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod contract;
+pub mod contract_fanout;
 
 use chrono::{DateTime, Utc};
 use muster_core::audit::AuditEntry;
@@ -731,6 +732,50 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<SubscriptionRow>;
     /// A subscription's delivery log, oldest first, after `after` (a seq).
     fn delivery_list(&self, id: &str, after: i64, limit: u32) -> Result<Vec<DeliveryRecord>>;
+
+    // ---- fan-out: subscription delivery leases (several instances) -------
+    /// Takes the delivery lease of an active subscription for `owner` until
+    /// `now + lease` (or extends `owner`'s own) when no other owner holds an
+    /// unexpired one, and returns the row as it is now. `None`: another
+    /// instance delivers it, or it is gone or disabled. Of instances
+    /// claiming at once, one gets it; one whose lease ran out (its instance
+    /// died) loses it to the next claim.
+    fn subscription_claim(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SubscriptionRow>>;
+    /// [`Store::subscription_progress`] for the lease holder: writes only
+    /// while `owner` holds the lease, and extends it to `now + lease`. A
+    /// redelivery range an admin set since `save.redeliver_seen` was read
+    /// is kept. `false`: the lease was lost and nothing was written.
+    fn subscription_save(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: chrono::Duration,
+        save: &DeliverySave,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Hands `owner`'s lease back, so any instance may claim the
+    /// subscription at once (nothing happens when `owner` does not hold it).
+    fn subscription_release(&self, id: &str, owner: &str) -> Result<()>;
+    // ---- end of fan-out ----------------------------------------------------
+}
+
+/// What one delivery round of a lease holder commits
+/// ([`Store::subscription_save`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliverySave {
+    pub progress: DeliveryProgress,
+    /// The redelivery range as the round read it: if an admin changed it
+    /// since, the admin's stands and `progress.redeliver` is dropped.
+    pub redeliver_seen: Option<(i64, i64)>,
+    pub records: Vec<DeliveryRecord>,
+    /// Disables the subscription with this reason (a 410).
+    pub disable: Option<String>,
 }
 
 // ---- change events and subscriptions (SPEC 4) ----------------------------

@@ -76,6 +76,9 @@ enum AdminCommand {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Webhook subscriptions, their delivery log and redelivery.
+    #[command(subcommand)]
+    Subscription(crate::subscription::SubscriptionCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -428,6 +431,9 @@ async fn dispatch(c: &Client, cmd: AdminCommand, json: bool) -> Result<ExitCode,
         AdminCommand::Import(cmd) => import_cmd(c, cmd, json).await?,
         AdminCommand::Person(cmd) => person_cmd(c, cmd, json).await?,
         AdminCommand::Audit(cmd) => return audit_cmd(c, cmd, json).await,
+        AdminCommand::Subscription(cmd) => {
+            crate::subscription::subscription_cmd(c, cmd, json).await?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@
 mod admin;
 mod output;
 mod push;
+mod subscription;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -9,6 +9,7 @@ mod helpers;
 mod admin;
 mod audit;
 mod encrypted;
+mod fanout;
 mod imports;
 mod instances;
 mod isolation;
