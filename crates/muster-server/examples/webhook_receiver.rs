@@ -45,7 +45,10 @@ type Shared = Arc<Mutex<Inner>>;
 
 fn now_ms() -> (i64, f64) {
     let now = chrono::Utc::now();
-    (now.timestamp_millis(), now.timestamp_micros() as f64 / 1000.0)
+    (
+        now.timestamp_millis(),
+        now.timestamp_micros() as f64 / 1000.0,
+    )
 }
 
 fn verified(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {

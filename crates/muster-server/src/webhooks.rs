@@ -16,14 +16,14 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
+use muster_core::TenantId;
 use muster_intake::sealed_box;
 use muster_proto::{AttributeChange, ChangeEventData, ChangeEventInfo};
-use muster_core::TenantId;
 use muster_store::{
     AuditDraft, ChangeEvent, DeliveryProgress, DeliveryRecord, DeliverySave, SubscriptionRow,
 };
-use std::collections::{BTreeSet, HashMap, HashSet};
 use sha2::Sha256;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -659,8 +659,8 @@ pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
     let mut resting: HashMap<String, tokio::time::Instant> = HashMap::new();
     let mut turn = 0usize;
     let finished = |done: Result<(String, bool), tokio::task::JoinError>,
-                        busy: &mut HashSet<String>,
-                        resting: &mut HashMap<String, tokio::time::Instant>| {
+                    busy: &mut HashSet<String>,
+                    resting: &mut HashMap<String, tokio::time::Instant>| {
         if let Ok((id, worked)) = done {
             busy.remove(&id);
             if !worked {

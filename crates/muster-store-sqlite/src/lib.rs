@@ -1488,9 +1488,8 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Option<SubscriptionRow>> {
         let (id, owner) = (id.to_owned(), owner.to_owned());
-        self.writer.write(move |conn| {
-            subscriptions::claim(conn, &id, &owner, us(now), us(now + lease))
-        })
+        self.writer
+            .write(move |conn| subscriptions::claim(conn, &id, &owner, us(now), us(now + lease)))
     }
 
     fn subscription_save(
@@ -1502,9 +1501,8 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let (id, owner, save) = (id.to_owned(), owner.to_owned(), save.clone());
-        self.writer.write(move |conn| {
-            subscriptions::save(conn, &id, &owner, us(now + lease), &save, now)
-        })
+        self.writer
+            .write(move |conn| subscriptions::save(conn, &id, &owner, us(now + lease), &save, now))
     }
 
     fn subscription_release(&self, id: &str, owner: &str) -> Result<()> {

@@ -93,7 +93,13 @@ fn a_subscription_is_delivered_by_one_lease_holder_at_a_time(s: &dyn Store) {
     // A save by the holder commits progress and the log, and extends the lease.
     let t1 = t0() + Duration::seconds(40);
     assert!(s
-        .subscription_save("sub_1", "a", lease, &saving(3, vec![delivered("sub_1", 3)]), t1)
+        .subscription_save(
+            "sub_1",
+            "a",
+            lease,
+            &saving(3, vec![delivered("sub_1", 3)]),
+            t1
+        )
         .unwrap());
     assert!(s
         .subscription_claim("sub_1", "b", lease, t1 + Duration::seconds(29))
@@ -101,12 +107,21 @@ fn a_subscription_is_delivered_by_one_lease_holder_at_a_time(s: &dyn Store) {
         .is_none());
     // A save by a non-holder writes nothing.
     assert!(!s
-        .subscription_save("sub_1", "b", lease, &saving(9, vec![delivered("sub_1", 9)]), t1)
+        .subscription_save(
+            "sub_1",
+            "b",
+            lease,
+            &saving(9, vec![delivered("sub_1", 9)]),
+            t1
+        )
         .unwrap());
     assert_eq!(s.delivery_list("sub_1", 0, 10).unwrap().len(), 1);
     // a dies: once its lease has run out, b takes over from a's progress.
     let t2 = t1 + Duration::seconds(31);
-    let got = s.subscription_claim("sub_1", "b", lease, t2).unwrap().unwrap();
+    let got = s
+        .subscription_claim("sub_1", "b", lease, t2)
+        .unwrap()
+        .unwrap();
     assert_eq!(got.progress.cursor, 3);
     // a, back from a stall, has lost it: its save is refused.
     assert!(!s
@@ -159,7 +174,11 @@ fn a_lease_holder_keeps_a_redelivery_an_admin_asked_for_meanwhile(s: &dyn Store)
         .unwrap());
     let row = s.subscription_get(&tenant, "sub_1").unwrap();
     assert_eq!(row.progress.cursor, 7);
-    assert_eq!(row.progress.redeliver, Some((2, 5)), "the admin's range stands");
+    assert_eq!(
+        row.progress.redeliver,
+        Some((2, 5)),
+        "the admin's range stands"
+    );
     // The holder working through that range moves it on.
     let mut v = saving(7, Vec::new());
     v.redeliver_seen = Some((2, 5));

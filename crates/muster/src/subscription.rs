@@ -4,8 +4,8 @@ use crate::output::{opt, print_json, table, time};
 use clap::Subcommand;
 use muster_client::{Client, ClientError};
 use muster_proto::{
-    DeliveryInfo, Page, RedeliverRequest, SubscriptionCreated, SubscriptionInfo,
-    SubscriptionPatch, SubscriptionSpec, WebhookSecretRotate,
+    DeliveryInfo, Page, RedeliverRequest, SubscriptionCreated, SubscriptionInfo, SubscriptionPatch,
+    SubscriptionSpec, WebhookSecretRotate,
 };
 
 #[derive(Debug, Subcommand)]
@@ -13,8 +13,9 @@ pub enum SubscriptionCmd {
     /// Subscribe a receiver: its `whsec_` secret is printed once.
     Create {
         /// Where events are POSTed (https; http only to allowed private
-        /// destinations).
-        url: String,
+        /// destinations). (`--url` is the gateway's.)
+        #[arg(value_name = "URL")]
+        endpoint: String,
         /// Attributes its events may carry, comma-separated (`roles` for
         /// the role set, `*` for all). Data minimisation: required.
         #[arg(long, value_delimiter = ',', required = true)]
@@ -33,8 +34,9 @@ pub enum SubscriptionCmd {
     /// Change a subscription's URL, events or attributes.
     Update {
         id: String,
-        #[arg(long)]
-        url: Option<String>,
+        /// The new receiver URL (`--url` is the gateway's).
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
         /// Event names, comma-separated.
         #[arg(long, value_delimiter = ',')]
         events: Option<Vec<String>>,
@@ -161,7 +163,7 @@ pub async fn subscription_cmd(
 ) -> Result<(), ClientError> {
     match cmd {
         SubscriptionCmd::Create {
-            url,
+            endpoint: url,
             attributes,
             events,
             from_beginning,
@@ -186,13 +188,13 @@ pub async fn subscription_cmd(
         SubscriptionCmd::Show { id } => show(&c.subscription_get(&id).await?, json),
         SubscriptionCmd::Update {
             id,
-            url,
+            endpoint: url,
             events,
             attributes,
         } => {
             if url.is_none() && events.is_none() && attributes.is_none() {
                 return Err(ClientError::InvalidInput(
-                    "nothing to change: give --url, --events or --attributes".into(),
+                    "nothing to change: give --endpoint, --events or --attributes".into(),
                 ));
             }
             let patch = SubscriptionPatch {
@@ -235,7 +237,8 @@ pub async fn subscription_cmd(
             let s = c.subscription_redeliver(&id, &req).await?;
             if json {
                 print_json(&s);
-            } else if let Some((from, to)) = req.from_cursor.zip(req.to_cursor.or(req.from_cursor)) {
+            } else if let Some((from, to)) = req.from_cursor.zip(req.to_cursor.or(req.from_cursor))
+            {
                 println!("subscription {id}: events {from}..={to} queued for redelivery");
             } else {
                 println!("subscription {id}: the event queued for redelivery");

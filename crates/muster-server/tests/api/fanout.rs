@@ -210,7 +210,10 @@ async fn subscription_changes_are_audited_with_their_principal_and_never_the_sec
         StatusCode::OK
     );
     let r = app
-        .admin_post(&format!("{path}/redeliver"), json!({"from_cursor": 1, "to_cursor": 3}))
+        .admin_post(
+            &format!("{path}/redeliver"),
+            json!({"from_cursor": 1, "to_cursor": 3}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let r = app
@@ -287,9 +290,14 @@ async fn subscription_changes_are_audited_with_their_principal_and_never_the_sec
     }
     let created = entries
         .iter()
-        .find(|e| e["action"] == "subscription.created" && e["detail"]["subscription"] == sub.as_str())
+        .find(|e| {
+            e["action"] == "subscription.created" && e["detail"]["subscription"] == sub.as_str()
+        })
         .unwrap();
-    assert!(created["detail"]["url"].as_str().unwrap().ends_with("/hook"));
+    assert!(created["detail"]["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/hook"));
     let updated = entries
         .iter()
         .find(|e| e["action"] == "subscription.updated")
@@ -301,7 +309,10 @@ async fn subscription_changes_are_audited_with_their_principal_and_never_the_sec
         .find(|e| e["action"] == "subscription.redelivery_requested")
         .unwrap();
     assert_eq!(
-        (&redelivery["detail"]["from_cursor"], &redelivery["detail"]["to_cursor"]),
+        (
+            &redelivery["detail"]["from_cursor"],
+            &redelivery["detail"]["to_cursor"]
+        ),
         (&json!(1), &json!(3))
     );
     let gone: Vec<&&Value> = entries
@@ -311,7 +322,10 @@ async fn subscription_changes_are_audited_with_their_principal_and_never_the_sec
     assert_eq!(gone.len(), 2, "{gone:?}");
     assert_eq!(gone[1]["action"], "subscription.disabled");
     assert_eq!(gone[1]["principal"], "system:webhooks");
-    assert!(gone[1]["detail"]["reason"].as_str().unwrap().contains("410"));
+    assert!(gone[1]["detail"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("410"));
     // No secret, and not the receiver's own token from its URL.
     let text = page.to_string();
     for s in [&secret, &new_secret, &gone_secret] {
