@@ -5,12 +5,17 @@
 //!
 //! The worker keeps one cursor per subscription and sends that
 //! subscription's events one at a time in cursor order, so each person's
-//! changes arrive in order. A failed event holds the subscription back and
+//! changes arrive in order. Each subscription with work has a task of its
+//! own (up to `webhooks.concurrency`), so subscriptions do not wait for
+//! each other, and a task works only while it holds the subscription's
+//! lease, so of several instances one at a time sends a subscription's
+//! events, and another takes over when the holder dies. A failed event holds the subscription back and
 //! is retried on the configured schedule (with jitter, never before a
 //! `Retry-After`); after the last retry it is dead-lettered (logged as
 //! `dead`) and the cursor moves on. A 410 disables the subscription.
 //! Progress is saved after the attempts it records, so a crash can only
 //! repeat a delivery (at least once), never skip one.
+use crate::error::ApiError;
 use crate::state::AppState;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -31,8 +36,8 @@ use std::time::Duration;
 
 /// Secret prefix of the Standard Webhooks specification.
 pub const SECRET_PREFIX: &str = "whsec_";
-/// Events read per subscription per round.
-const PAGE: u32 = 100;
+/// Events read per subscription per round (progress commits once a round).
+const PAGE: u32 = 500;
 /// A `Retry-After` longer than this is treated as this.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -543,35 +548,44 @@ async fn deliver_round(d: &Deliverer, sub: SubscriptionRow) -> anyhow::Result<Ro
 /// subscriptions when there are more of them than slots.
 const ROUNDS_PER_TURN: usize = 20;
 
-/// Delivers one subscription for a turn: claims its lease before each
-/// round (which also picks up an admin's changes to it), and hands the
-/// lease back at the end unless another instance took it. Returns the id
-/// and whether it was delivered at all (if not, it is held elsewhere or
+/// Delivers one subscription for a turn: claims its lease, then runs
+/// rounds (each save renews the lease; each round reads the subscription
+/// afresh, so an admin's changes apply from the next page on), and hands
+/// the lease back at the end unless another instance took it. Returns the
+/// id and whether it was delivered at all (if not, it is held elsewhere or
 /// failed, and is left alone for a poll interval).
 async fn drive(d: Arc<Deliverer>, id: String) -> (String, bool) {
     let owner = d.owner();
+    let (i, o, lease, now) = (id.clone(), owner.clone(), d.lease, d.state.clock.now());
+    let mut sub = match d
+        .state
+        .db(move |s| s.subscription_claim(&i, &o, lease, now))
+        .await
+    {
+        Ok(Some(sub)) => sub,
+        // Held by another instance, disabled or deleted.
+        Ok(None) => return (id, false),
+        Err(e) => {
+            tracing::error!(subscription = %id, error = ?e, "cannot claim a subscription");
+            return (id, false);
+        }
+    };
+    let tenant = sub.tenant.clone();
     for round in 0..ROUNDS_PER_TURN {
-        let (i, o, lease, now) = (id.clone(), owner.clone(), d.lease, d.state.clock.now());
-        let sub = match d
-            .state
-            .db(move |s| s.subscription_claim(&i, &o, lease, now))
-            .await
-        {
-            Ok(Some(sub)) => sub,
-            // Held by another instance, disabled or deleted.
-            Ok(None) => {
-                if round > 0 {
-                    // Disabled under our hold: hand the lease back.
-                    release(&d, &id, &owner).await;
+        if round > 0 {
+            // Held since the claim (the last save renewed it): a read will do.
+            let (t, i) = (tenant.clone(), id.clone());
+            sub = match d.state.db(move |s| s.subscription_get(&t, &i)).await {
+                Ok(sub) if sub.state == "active" => sub,
+                // Disabled or deleted under our hold.
+                Ok(_) | Err(ApiError::NotFound(_)) => break,
+                Err(e) => {
+                    tracing::error!(subscription = %id, error = ?e, "cannot read a subscription");
+                    break;
                 }
-                return (id, round > 0);
-            }
-            Err(e) => {
-                tracing::error!(subscription = %id, error = ?e, "cannot claim a subscription");
-                return (id, false);
-            }
-        };
-        match deliver_round(&d, sub).await {
+            };
+        }
+        match deliver_round(&d, sub.clone()).await {
             Ok(Round::More) => continue,
             Ok(Round::Done) => break,
             Ok(Round::Idle) => {

@@ -64,6 +64,9 @@ fn start_with(env: &[(&str, &str)]) -> Server {
         .env("MUSTER_DATA_DIR", data.path())
         .env("MUSTER_LISTEN", format!("127.0.0.1:{port}"))
         .envs(env.iter().copied())
+        // The test run's own settings are no server settings.
+        .env_remove("MUSTER_TEST_BACKEND")
+        .env_remove("MUSTER_TEST_POSTGRES_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -86,7 +89,9 @@ impl Server {
             .env("MUSTER_DATA_DIR", self.data.path())
             .env_remove("MUSTER_ADMIN_TOKEN")
             .env_remove("MUSTER_CLIENT_ID")
-            .env_remove("MUSTER_CLIENT_SECRET");
+            .env_remove("MUSTER_CLIENT_SECRET")
+            .env_remove("MUSTER_TEST_BACKEND")
+            .env_remove("MUSTER_TEST_POSTGRES_URL");
         c
     }
 
@@ -727,7 +732,7 @@ impl Instance {
             .env("MUSTER_WEBHOOKS__POLL_INTERVAL_MS", "100")
             .env("MUSTER_WEBHOOKS__LEASE_SECONDS", "3")
             .env("MUSTER_WEBHOOKS__REQUEST_TIMEOUT_SECONDS", "1")
-            // The test's own settings are no server settings.
+            // The test run's own settings are no server settings.
             .env_remove("MUSTER_TEST_BACKEND")
             .env_remove("MUSTER_TEST_POSTGRES_URL")
             .stdout(Stdio::null())
