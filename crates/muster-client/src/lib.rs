@@ -396,6 +396,31 @@ impl Client {
         self.get("/api/v1/tenants").await
     }
 
+    /// `GET /api/v1/admin/master-key`: the master key ring's ids and the
+    /// key each live instance seals with (the installation's operator only).
+    pub async fn master_key_status(&self) -> Result<serde_json::Value, ClientError> {
+        self.get("/api/v1/admin/master-key").await
+    }
+
+    /// `POST /api/v1/admin/master-key/rotate`: a new master key, every
+    /// sealed row re-sealed under it; the old key stays as previous.
+    pub async fn master_key_rotate(&self) -> Result<serde_json::Value, ClientError> {
+        self.call(Method::POST, "/api/v1/admin/master-key/rotate", &[], None)
+            .await
+    }
+
+    /// `POST /api/v1/admin/master-key/retire-previous`: forgets the
+    /// previous keys once nothing needs them (409 says what still does).
+    pub async fn master_key_retire_previous(&self) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            Method::POST,
+            "/api/v1/admin/master-key/retire-previous",
+            &[],
+            None,
+        )
+        .await
+    }
+
     /// `POST /api/v1/clients`; the answer holds the secret, shown once.
     pub async fn client_create(&self, spec: &ClientSpec) -> Result<ClientCreated, ClientError> {
         self.post("/api/v1/clients", spec).await

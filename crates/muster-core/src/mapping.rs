@@ -484,6 +484,32 @@ impl CompiledMapping {
         Some(self.key_column.clone())
     }
 
+    /// The external id of a CSV record, when its key cell is valid, even
+    /// if other cells are not: a snapshot import must not deactivate the
+    /// person of a row that failed for another reason.
+    pub fn row_key(&self, fields: &[&str]) -> Option<ExternalId> {
+        match &self.key {
+            Source::Index(i) => fields
+                .get(*i)
+                .and_then(|t| ExternalId::parse(t.trim()).ok()),
+            Source::Name(_) => None,
+        }
+    }
+
+    /// [`CompiledMapping::row_key`] for a JSON object.
+    pub fn object_key(
+        &self,
+        obj: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<ExternalId> {
+        match &self.key {
+            Source::Name(n) => match json_field(obj.get(n)) {
+                Field::Text(t) => ExternalId::parse(t.trim()).ok(),
+                _ => None,
+            },
+            Source::Index(_) => None,
+        }
+    }
+
     /// Maps one CSV record.
     pub fn map_row(&self, fields: &[&str]) -> Result<Incoming, Vec<RowError>> {
         self.map_with(|src| match src {

@@ -272,6 +272,86 @@ pub fn is_terminated(s: &PersonState) -> bool {
         .is_some_and(|v| v == "terminated")
 }
 
+/// Effective dates. A person's employment status follows their dates:
+///
+/// - a `termination_date` on or before `today` (and not before the
+///   `hire_date`, which would be an earlier employment) makes them
+///   `terminated`;
+/// - a `hire_date` after `today` makes an `active` (or status-less) person
+///   `pending`, and a `pending` person whose `hire_date` has come becomes
+///   `active`.
+///
+/// `today` is an ISO date (`YYYY-MM-DD`), as dates are stored, so the
+/// comparisons are on text. Returns whether the state changed. Every write
+/// path settles what it stores, and the scheduler settles people whose
+/// [`due_on`] date has come.
+pub fn settle(state: &mut PersonState, today: &str) -> bool {
+    let status = state
+        .attrs
+        .get("employment_status")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let next = match (
+        status.as_deref(),
+        termination_due_on(state),
+        date_of(state, "hire_date"),
+    ) {
+        (Some("terminated"), _, _) => None,
+        (_, Some(t), _) if t <= today => Some("terminated"),
+        (Some("pending"), _, Some(h)) if h <= today => Some("active"),
+        (None | Some("active"), _, Some(h)) if h > today => Some("pending"),
+        _ => None,
+    };
+    match next {
+        Some(n) if status.as_deref() != Some(n) => {
+            state
+                .attrs
+                .insert("employment_status".into(), AttrValue::string(n));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The date on which [`settle`] will next change this (settled) state, if
+/// any: the stores keep it beside the person so that the scheduler finds
+/// due transitions without reading every person.
+pub fn due_on(state: &PersonState) -> Option<String> {
+    let status = state
+        .attrs
+        .get("employment_status")
+        .and_then(|v| v.as_str());
+    if status == Some("terminated") {
+        return None;
+    }
+    let hire = (status == Some("pending"))
+        .then(|| date_of(state, "hire_date"))
+        .flatten();
+    match (termination_due_on(state), hire) {
+        (Some(t), Some(h)) => Some(t.min(h).to_owned()),
+        (t, h) => t.or(h).map(str::to_owned),
+    }
+}
+
+fn date_of<'a>(state: &'a PersonState, name: &str) -> Option<&'a str> {
+    state.attrs.get(name).and_then(|v| v.as_str())
+}
+
+/// The termination date that ends the current employment: none when it
+/// lies before the hire date (a rehire keeps its old termination date).
+fn termination_due_on(state: &PersonState) -> Option<&str> {
+    let t = date_of(state, "termination_date")?;
+    match date_of(state, "hire_date") {
+        Some(h) if t < h => None,
+        _ => Some(t),
+    }
+}
+
+/// Today's date as [`settle`] compares it: the UTC calendar day.
+pub fn today(now: chrono::DateTime<chrono::Utc>) -> String {
+    now.format("%Y-%m-%d").to_string()
+}
+
 pub fn classify(before: Option<&PersonState>, after: &PersonState) -> ChangeKind {
     match before {
         None => ChangeKind::Created,
@@ -347,6 +427,60 @@ mod tests {
         assert_eq!(classify(Some(&a), &t), ChangeKind::Deactivated);
         assert_eq!(classify(Some(&t), &a), ChangeKind::Reactivated);
         assert_eq!(classify(None, &a), ChangeKind::Created);
+    }
+
+    fn dated(pairs: &[(&str, &str)]) -> PersonState {
+        let mut s = PersonState::default();
+        for (k, v) in pairs {
+            s.attrs.insert(k.to_string(), AttrValue::string(*v));
+        }
+        s
+    }
+
+    #[test]
+    fn a_termination_date_that_has_come_terminates() {
+        let mut s = dated(&[
+            ("employment_status", "active"),
+            ("hire_date", "2020-01-01"),
+            ("termination_date", "2025-06-30"),
+        ]);
+        assert_eq!(due_on(&s).as_deref(), Some("2025-06-30"));
+        assert!(!settle(&mut s, "2025-06-29"));
+        assert!(settle(&mut s, "2025-06-30"));
+        assert!(is_terminated(&s));
+        assert_eq!(due_on(&s), None);
+        assert!(
+            !settle(&mut s, "2025-07-01"),
+            "settling twice changes nothing"
+        );
+    }
+
+    #[test]
+    fn a_future_hire_is_pending_until_its_date() {
+        let mut s = dated(&[("employment_status", "active"), ("hire_date", "2025-09-01")]);
+        assert!(settle(&mut s, "2025-08-01"));
+        assert_eq!(s.attrs["employment_status"].as_str(), Some("pending"));
+        assert_eq!(due_on(&s).as_deref(), Some("2025-09-01"));
+        assert!(!settle(&mut s, "2025-08-31"));
+        assert!(settle(&mut s, "2025-09-01"));
+        assert_eq!(s.attrs["employment_status"].as_str(), Some("active"));
+        assert_eq!(due_on(&s), None);
+    }
+
+    #[test]
+    fn an_old_termination_date_does_not_end_a_rehire() {
+        let mut s = dated(&[
+            ("employment_status", "active"),
+            ("hire_date", "2024-01-01"),
+            ("termination_date", "2022-12-31"),
+        ]);
+        assert!(!settle(&mut s, "2025-01-01"));
+        assert_eq!(due_on(&s), None);
+        let mut leave = dated(&[("employment_status", "leave"), ("hire_date", "2030-01-01")]);
+        assert!(
+            !settle(&mut leave, "2025-01-01"),
+            "leave is the source's word"
+        );
     }
 
     #[test]

@@ -17,7 +17,9 @@ pub enum AttrType {
     Integer,
 }
 
-pub const EMPLOYMENT_STATUSES: [&str; 3] = ["active", "leave", "terminated"];
+/// `pending`: hired with a `hire_date` still in the future (see
+/// [`crate::person::settle`]); it becomes `active` on that date.
+pub const EMPLOYMENT_STATUSES: [&str; 4] = ["active", "leave", "terminated", "pending"];
 
 /// The core attributes, in the order SPEC 1 lists them.
 pub const CORE_ATTRIBUTES: [&str; 11] = [

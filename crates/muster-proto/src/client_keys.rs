@@ -10,6 +10,10 @@ pub struct ClientKeysInfo {
     /// An HMAC-SHA256 request-signing key is set (its value is never shown
     /// again after it was issued).
     pub hmac: bool,
+    /// During an HMAC key rotation overlap: until when the previous key
+    /// still verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac_previous_until: Option<DateTime<Utc>>,
     /// The Ed25519 request-signing public key, base64url without padding
     /// (32 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,6 +35,14 @@ pub struct HmacKeyIssued {
     pub alg: String,
     /// The 32-byte key, base64url without padding.
     pub hmac_key: String,
+    /// A public name for this key (`hk_...`), to tell it from the previous
+    /// one; never the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Until when the previous key still verifies (absent: there was none,
+    /// or no overlap was asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_valid_until: Option<DateTime<Utc>>,
     pub keys: ClientKeysInfo,
 }
 

@@ -276,6 +276,10 @@ pub struct ImportInfo {
     pub mapping: String,
     pub mapping_version: i64,
     pub mode: String,
+    /// The import source the file speaks for (snapshot scope): the
+    /// `source` parameter, or the client's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub dry_run: bool,
     pub format: String,
     pub bytes: u64,
@@ -364,6 +368,9 @@ pub struct PersonInfo {
     pub updated_by: String,
     pub on_behalf_of: Option<String>,
     pub source: String,
+    /// The import source that last imported or confirmed this person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_system: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -511,6 +518,13 @@ pub struct IssuerInfo {
     /// How audit entries name the issuer: `issuer:<tenant>/<name>`.
     pub principal: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// The answer to `POST /api/v1/effective-dates/run`: how many due
+/// effective-date transitions were applied.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EffectiveDatesRun {
+    pub applied: u64,
 }
 
 /// The answer to `POST /api/v1/login-sync`: which person, its version and

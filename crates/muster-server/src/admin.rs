@@ -44,7 +44,7 @@ fn tenant_info(t: TenantRow) -> TenantInfo {
 }
 
 /// Only an administrator of the `default` tenant manages tenants.
-fn require_operator(caller: &Caller) -> ApiResult<()> {
+pub(crate) fn require_operator(caller: &Caller) -> ApiResult<()> {
     caller.require(Permission::TenantAdmin)?;
     if caller.principal.tenant != TenantId::default_tenant() {
         return Err(ApiError::Forbidden(

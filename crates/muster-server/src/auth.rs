@@ -5,7 +5,7 @@
 use crate::error::ApiError;
 use crate::signing::{has_signature, SignedBy};
 use crate::state::AppState;
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use muster_core::policy::{parse_scope, role_permissions, Permission, Permissions};
@@ -100,12 +100,23 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or(ApiError::Unauthorized(
                 "an Authorization: Bearer token is required",
             ))?;
-        let digest = secret::digest(token);
+        // Failed-authentication limits (see `crate::ratelimit`): a token
+        // names no client until it is found, so these count by address.
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let limit_keys = crate::ratelimit::keys(peer, None);
         let now = state.clock.now();
+        if let Err(retry_after) = state.auth_failures.check(&limit_keys, now) {
+            return Err(ApiError::TooManyRequests { retry_after });
+        }
+        let digest = secret::digest(token);
         let outcome = state.db(move |s| s.token_use(digest, now)).await?;
         let grant = match outcome {
             Ok(g) => g,
             Err(refusal) => {
+                crate::ratelimit::record_failure(state, limit_keys).await;
                 return Err(ApiError::Unauthorized(refusal.reason()));
             }
         };

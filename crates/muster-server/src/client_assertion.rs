@@ -94,7 +94,7 @@ pub async fn authenticate(
         (None, None) => return Err(fail("sub is required")),
     };
     let lookup = client_id.clone();
-    let client = match state.db(move |s| s.client_get(&lookup)).await {
+    let client = match state.db_read(move |s| s.client_get(&lookup)).await {
         Ok(c) if c.kind == PrincipalKind::Client => c,
         Ok(_) | Err(crate::error::ApiError::NotFound(_)) => {
             return Err(OAuthFailure::invalid_client(

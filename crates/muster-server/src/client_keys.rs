@@ -22,7 +22,6 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgo
 use jsonwebtoken::{Algorithm, DecodingKey};
 use muster_core::policy::Permission;
 use muster_httpsig::{HmacKey, VerifyingKey};
-use muster_intake::sealed_box;
 use muster_proto::{ClientKeysInfo, Ed25519KeyRequest, HmacKeyIssued, JwtKeysRequest};
 use muster_store::{ClientKeyChange, ClientKeys, ClientRow};
 use rand::RngCore;
@@ -30,16 +29,23 @@ use rand::RngCore;
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Associated data of a sealed HMAC key: binds it to its client.
-fn hmac_aad(client_id: &str) -> Vec<u8> {
+pub(crate) fn hmac_aad(client_id: &str) -> Vec<u8> {
     format!("muster client hmac key:{client_id}").into_bytes()
 }
 
-/// The request-signing keys a client can verify with, HMAC first. A sealed
-/// HMAC key that does not open (wrong master key) is logged and skipped.
+/// The request-signing keys a client can verify with: the HMAC key, the
+/// previous HMAC key during its rotation overlap, then the Ed25519 key. A
+/// sealed HMAC key that does not open (wrong master key) is logged and
+/// skipped.
 pub fn verifying_keys(state: &AppState, client_id: &str, keys: &ClientKeys) -> Vec<VerifyingKey> {
     let mut out = Vec::new();
-    if let Some(sealed) = &keys.hmac_sealed {
-        match sealed_box::open(state.master_key.bytes(), &hmac_aad(client_id), sealed) {
+    let now = state.clock.now();
+    let previous = match (&keys.hmac_previous_sealed, keys.hmac_previous_until) {
+        (Some(p), Some(until)) if until > now => Some(p),
+        _ => None,
+    };
+    for sealed in keys.hmac_sealed.iter().chain(previous) {
+        match state.master_key.open_box(&hmac_aad(client_id), sealed) {
             Ok(k) => out.push(VerifyingKey::HmacSha256(HmacKey::new(k))),
             Err(e) => tracing::error!(client_id, error = %e, "a sealed HMAC key does not open"),
         }
@@ -179,6 +185,7 @@ fn keys_info(client_id: &str, k: &ClientKeys) -> ClientKeysInfo {
     ClientKeysInfo {
         client_id: client_id.to_owned(),
         hmac: k.hmac_sealed.is_some(),
+        hmac_previous_until: k.hmac_previous_sealed.as_ref().and(k.hmac_previous_until),
         ed25519_public_key: k.ed25519_public.as_ref().map(|b| B64URL.encode(b)),
         jwt_keys: k
             .jwt_keys
@@ -228,25 +235,69 @@ pub async fn client_keys_get(
     Ok(Json(keys_info(&c.client_id, &keys)))
 }
 
-/// Issues (or replaces) the HMAC key; the only time it is shown.
+/// A short public name for an HMAC key (never the key), so a client and
+/// an operator can tell which key is which during an overlap.
+fn hmac_key_id(key: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::new()
+        .chain_update(b"muster hmac key id\0")
+        .chain_update(key)
+        .finalize();
+    format!("hk_{}", &hex::encode(d)[..12])
+}
+
+/// Issues the HMAC key, or rotates it: the new key is shown this once,
+/// and the previous one keeps verifying until the overlap ends (like a
+/// client secret's rotation). The optional body is
+/// `{"overlap_seconds": N}`; 0 drops the previous key at once.
 pub async fn client_hmac_rotate(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<HmacKeyIssued>)> {
     let c = own_client(&state, &caller, id).await?;
+    let req: muster_proto::RotateSecretRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        muster_proto::RotateSecretRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_body",
+                "the body must be a JSON object with an optional overlap_seconds",
+            )
+        })?
+    };
+    let overlap = req
+        .overlap_seconds
+        .unwrap_or(state.config.tokens.secret_overlap_seconds);
+    if overlap > 30 * 86_400 {
+        return Err(ApiError::unprocessable(
+            "invalid_overlap",
+            "overlap_seconds: at most 2592000 (30 days)",
+        ));
+    }
+    let now = state.clock.now();
+    let until = (overlap > 0).then(|| now + chrono::Duration::seconds(overlap as i64));
     let mut key = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut key);
-    let sealed = sealed_box::seal(state.master_key.bytes(), &hmac_aad(&c.client_id), &key);
+    let sealed = state.master_key.seal_box(&hmac_aad(&c.client_id), &key);
     let shown = B64URL.encode(key);
+    let key_id = hmac_key_id(&key);
     key.iter_mut().for_each(|b| *b = 0);
-    let keys = change(
+    let cid = c.client_id.clone();
+    let keys = state
+        .db(move |s| s.client_hmac_rotate(&cid, sealed, until, now))
+        .await?;
+    audit(
         &state,
         &caller,
-        &c,
-        ClientKeyChange::Hmac(Some(sealed)),
         "client.key_set",
-        "hmac",
+        serde_json::json!({
+            "client_id": c.client_id,
+            "key": "hmac",
+            "key_id": key_id,
+            "previous_valid_until": keys.hmac_previous_until,
+        }),
     )
     .await?;
     Ok((
@@ -255,6 +306,8 @@ pub async fn client_hmac_rotate(
             client_id: c.client_id.clone(),
             alg: "hmac-sha256".into(),
             hmac_key: shown,
+            key_id: Some(key_id),
+            previous_valid_until: keys.hmac_previous_until,
             keys: keys_info(&c.client_id, &keys),
         }),
     ))

@@ -30,6 +30,17 @@ pub struct Config {
     pub import: ImportConfig,
     pub tokens: TokenConfig,
     pub webhooks: WebhookConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// How instances sharing a database keep each other informed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// How often an instance records that it is alive, rereads the master
+    /// key files and syncs the failed-authentication limits, in ms. Three
+    /// missed beats and it is taken as gone.
+    pub heartbeat_ms: u64,
 }
 
 /// Webhook delivery (SPEC 4).
@@ -105,6 +116,9 @@ pub struct Limits {
     pub failed_auth_max: u32,
     /// ... within this many seconds.
     pub failed_auth_window_seconds: u64,
+    /// Token-endpoint requests per second per client id and per source
+    /// address, across all instances (0: no limit).
+    pub token_requests_per_second: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +134,17 @@ pub struct ImportConfig {
     /// renews every third of this while it works): after a crash, the
     /// longest an import waits before another instance resumes it.
     pub lease_seconds: u64,
+    /// A snapshot import that would deactivate more than this share (in
+    /// percent) of its source's active people is rejected, unless the
+    /// request allows it (`allow_mass_deactivation=true`) or sets its own
+    /// `max_deactivate_percent`.
+    pub snapshot_max_deactivate_percent: f64,
+    /// How often each instance applies due effective-date transitions
+    /// (future termination and hire dates); it also does at start.
+    pub effective_dates_interval_seconds: u64,
+    /// Run the import worker on this instance; `false` makes an instance
+    /// that takes uploads and leaves processing to the others.
+    pub worker: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,11 +177,15 @@ max_decompression_ratio = 100
 ratio_grace_bytes = 8388608
 failed_auth_max = 20
 failed_auth_window_seconds = 300
+token_requests_per_second = 0
 [import]
 batch_size = 5000
 retain_uploads = false
 max_wait_seconds = 3600
 lease_seconds = 60
+snapshot_max_deactivate_percent = 10.0
+effective_dates_interval_seconds = 300
+worker = true
 [webhooks]
 allow_private_destinations = false
 retry_schedule = "5s,5m,30m,2h,5h,10h,10h"
@@ -169,6 +198,8 @@ concurrency = 16
 default_ttl_seconds = 900
 secret_overlap_seconds = 86400
 max_assertion_lifetime_seconds = 300
+[cluster]
+heartbeat_ms = 2000
 "#;
 
 /// Environment variables that are not server settings: the client side's
@@ -242,6 +273,14 @@ impl Config {
         anyhow::ensure!(
             self.import.batch_size > 0,
             "import.batch_size must be positive"
+        );
+        anyhow::ensure!(
+            (0.0..=100.0).contains(&self.import.snapshot_max_deactivate_percent),
+            "import.snapshot_max_deactivate_percent must be between 0 and 100"
+        );
+        anyhow::ensure!(
+            (1..=86400).contains(&self.import.effective_dates_interval_seconds),
+            "import.effective_dates_interval_seconds must be between 1 and 86400"
         );
         anyhow::ensure!(
             (3..=86400).contains(&self.import.lease_seconds),

@@ -36,6 +36,13 @@ pub struct ImportParams {
     /// The tenant key the client says it encrypted to (informational: the
     /// message itself names its recipients).
     pub encryption_key_id: Option<String>,
+    /// The import source this file speaks for (snapshot scope); by default
+    /// the client's id.
+    pub source: Option<String>,
+    /// Snapshot safety valve: this request's limit, in percent.
+    pub max_deactivate_percent: Option<f64>,
+    /// Snapshot safety valve: lifts the limit for this request.
+    pub allow_mass_deactivation: bool,
 }
 
 /// How an upload is encrypted, as declared or detected from its first bytes.
@@ -100,6 +107,9 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
         header_map: BTreeMap::new(),
         encryption: None,
         encryption_key_id: None,
+        source: None,
+        max_deactivate_percent: None,
+        allow_mass_deactivation: false,
     };
     let mut seen = std::collections::HashSet::new();
     for (k, v) in pairs {
@@ -112,13 +122,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
         match k.as_str() {
             "mapping" => p.mapping = v,
             "mode" => match v.as_str() {
-                "upsert" => p.mode = v,
-                "snapshot" => {
-                    return Err(ApiError::bad_request(
-                        "unsupported_mode",
-                        "mode: 'snapshot' is not available yet; use 'upsert'",
-                    ))
-                }
+                "upsert" | "snapshot" => p.mode = v,
                 _ => {
                     return Err(ApiError::bad_request(
                         "invalid_parameter",
@@ -127,6 +131,34 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
                 }
             },
             "dry_run" => p.dry_run = parse_bool("dry_run", &v)?,
+            "source" => {
+                let ok = (1..=64).contains(&v.len())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+                if !ok {
+                    return Err(ApiError::bad_request(
+                        "invalid_parameter",
+                        "source: 1 to 64 of letters, digits and . _ : -",
+                    ));
+                }
+                p.source = Some(v)
+            }
+            "max_deactivate_percent" => {
+                let pct = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| (0.0..=100.0).contains(x))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_parameter",
+                            "max_deactivate_percent: must be a number from 0 to 100",
+                        )
+                    })?;
+                p.max_deactivate_percent = Some(pct)
+            }
+            "allow_mass_deactivation" => {
+                p.allow_mass_deactivation = parse_bool("allow_mass_deactivation", &v)?
+            }
             "wait" => {
                 p.wait = v.parse().ok().filter(|w| *w <= max_wait).ok_or_else(|| {
                     ApiError::bad_request(
@@ -196,6 +228,18 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
             "mapping: required (the name of a stored mapping)",
         ));
     }
+    if p.mode != "snapshot" {
+        let given = [
+            ("max_deactivate_percent", p.max_deactivate_percent.is_some()),
+            ("allow_mass_deactivation", p.allow_mass_deactivation),
+        ];
+        if let Some((name, _)) = given.iter().find(|(_, g)| *g) {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("{name}: only with mode=snapshot"),
+            ));
+        }
+    }
     Ok(p)
 }
 
@@ -259,6 +303,7 @@ pub fn import_info(r: &ImportRow) -> ImportInfo {
         mapping: r.mapping.clone(),
         mapping_version: r.mapping_version,
         mode: r.mode.clone(),
+        source: Some(crate::worker::source_system(r)),
         dry_run: r.dry_run,
         format: r.format.clone(),
         bytes: r.bytes,
@@ -330,6 +375,16 @@ pub async fn import_create(
 ) -> ApiResult<Response> {
     caller.require(Permission::ImportsCreate)?;
     let p = parse_params(query.as_deref(), state.config.import.max_wait_seconds)?;
+    if p.mode == "snapshot" && !caller.principal.write_policy.may_write("employment_status") {
+        // A snapshot deactivates by setting employment_status.
+        return Err(ApiError::unprocessable(
+            "snapshot_not_permitted",
+            format!(
+                "mode: a snapshot deactivates people by writing employment_status, which the write policy of client '{}' does not allow",
+                caller.principal.client_id
+            ),
+        ));
+    }
     let format = detect_format(&p, &headers)?;
     let key = idempotency_key(&headers)?;
     let tenant = caller.principal.tenant.clone();
@@ -396,6 +451,9 @@ pub async fn import_create(
             "header_map": p.header_map,
             "encryption": encryption.as_str(),
             "encryption_key_id": p.encryption_key_id,
+            "source": p.source.clone().unwrap_or_else(|| caller.principal.client_id.clone()),
+            "max_deactivate_percent": p.max_deactivate_percent,
+            "allow_mass_deactivation": p.allow_mass_deactivation,
         }),
         bytes,
         created_at: state.clock.now(),
@@ -465,7 +523,7 @@ async fn receive_upload<T>(
     let dir = state.config.uploads_dir();
     let final_path = crate::worker::upload_path(&state.config, id);
     let part = dir.join(format!("{id}.part"));
-    let key = *state.master_key.bytes();
+    let key = state.master_key.current();
     let aad = id.as_bytes().to_vec();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let part2 = part.clone();
@@ -550,6 +608,13 @@ async fn receive_upload<T>(
         verdict.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("upload not checked")))?;
     std::fs::rename(&part, &final_path)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("storing the upload failed: {e}")))?;
+    // The rename is durable before the import row that names the file
+    // commits, so even a power cut cannot leave an import without its
+    // upload (a process crash cannot anyway).
+    let synced = tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all()).await;
+    if let Ok(Err(e)) = synced {
+        tracing::warn!(error = %e, "cannot sync the uploads directory");
+    }
     Ok((total, verdict))
 }
 

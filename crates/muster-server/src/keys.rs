@@ -11,29 +11,23 @@ use axum::http::StatusCode;
 use axum::Json;
 use muster_core::policy::{IntakePolicy, Permission};
 use muster_intake::decrypt::{DecryptionKey, OpenPgpKeyKind, SignerKey};
-use muster_intake::seal::{SealWriter, UnsealReader};
 use muster_proto::{IntakePolicyInfo, KeyInfo, KeySpec};
 use muster_store::{KeyPurpose, KeyRow, KeyState, Store, StoreError};
 use rand::RngCore;
 use secrecy::ExposeSecret;
-use std::io::Read;
 
-fn aad(id: &str) -> Vec<u8> {
+pub(crate) fn aad(id: &str) -> Vec<u8> {
     format!("muster-key:{id}").into_bytes()
 }
 
 /// Seals a key's secret text under the master key, bound to the key's id
 /// (a sealed secret copied onto another key row does not open).
 pub fn seal_secret(master: &MasterKey, id: &str, secret: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut w = SealWriter::new(Vec::new(), master.bytes(), &aad(id))?;
-    std::io::Write::write_all(&mut w, secret)?;
-    w.finish()
+    master.seal_stream(&aad(id), secret)
 }
 
 pub fn unseal_secret(master: &MasterKey, id: &str, sealed: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    UnsealReader::new(sealed, master.bytes(), &aad(id))?.read_to_end(&mut out)?;
-    Ok(out)
+    master.open_stream(&aad(id), sealed)
 }
 
 /// Opens a stored decryption key. Errors name the key, never its content.

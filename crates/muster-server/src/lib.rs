@@ -10,16 +10,19 @@ pub mod audit_api;
 pub mod auth;
 pub mod client_assertion;
 pub mod client_keys;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod imports;
 pub mod json;
 pub mod keys;
 pub mod login_sync;
+pub mod master_key;
 pub mod oauth;
 pub mod openapi;
 pub mod people;
 pub mod ratelimit;
+pub mod schedule;
 pub mod signing;
 pub mod state;
 pub mod subscriptions;
@@ -89,6 +92,16 @@ pub fn router(state: AppState) -> Router {
             "/people/{external_id}",
             put(people::person_put).get(people::person_get),
         )
+        // The installation's master key (issue 3): operator only.
+        .route("/admin/master-key", get(master_key::master_key_get))
+        .route(
+            "/admin/master-key/rotate",
+            post(master_key::master_key_rotate),
+        )
+        .route(
+            "/admin/master-key/retire-previous",
+            post(master_key::master_key_retire_previous),
+        )
         .route("/audit", get(audit_api::audit_list))
         .route("/audit/verify", get(audit_api::audit_verify))
         .route(
@@ -141,6 +154,8 @@ pub fn router(state: AppState) -> Router {
             "/subscriptions/{id}/redeliver",
             post(subscriptions::subscription_redeliver),
         )
+        // Effective dates (issue 6).
+        .route("/effective-dates/run", post(schedule::effective_dates_run))
         // RFC 9421 signed requests, as an alternative to Bearer tokens.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -188,36 +203,14 @@ async fn ready(
     }
 }
 
-/// Reads the master key, or creates one (mode 0600) on first start.
+/// Reads the master key ring, or creates a first key (mode 0600) on
+/// first start.
 fn master_key(config: &config::Config) -> anyhow::Result<MasterKey> {
-    let path = config.master_key_path();
-    if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read the master key file {}", path.display()))?;
-        let bytes = hex::decode(text.trim())
-            .ok()
-            .filter(|b| b.len() == 32)
-            .with_context(|| {
-                format!("{} must hold 64 hex characters (32 bytes)", path.display())
-            })?;
-        let mut k = [0u8; 32];
-        k.copy_from_slice(&bytes);
-        return Ok(MasterKey(k));
-    }
-    anyhow::ensure!(
-        config.master_key_file.is_empty(),
-        "the master key file {} does not exist",
-        path.display()
-    );
-    let mut k = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k);
-    write_private(&path, &hex::encode(k))?;
-    tracing::info!(path = %path.display(), "generated a new master key");
-    Ok(MasterKey(k))
+    MasterKey::load(&config.master_key_path(), config.master_key_file.is_empty())
 }
 
 /// Writes a file readable by its owner only.
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -323,6 +316,9 @@ pub async fn spawn(
         config.limits.failed_auth_max,
         config.limits.failed_auth_window_seconds,
     ));
+    let token_rate = Arc::new(ratelimit::RequestLimiter::new(
+        config.limits.token_requests_per_second,
+    ));
     let state = AppState {
         store,
         clock,
@@ -334,16 +330,26 @@ pub async fn spawn(
         issuer: issuer.into(),
         instance: uuid::Uuid::new_v4().simple().to_string().into(),
         auth_failures,
+        token_rate,
         jwks_cache: Arc::default(),
     };
     tracing::info!(instance = %state.instance, "this instance's id (it names the imports it works on)");
     let stop = Arc::new(AtomicBool::new(false));
-    let worker = tokio::spawn(worker::run(state.clone(), stop.clone()));
+    // The first heartbeat before serving: this instance is counted (and its
+    // master key known) from its first request on.
+    cluster::beat(&state).await;
+    let heartbeat = tokio::spawn(cluster::run(state.clone(), stop.clone()));
+    let worker = state
+        .config
+        .import
+        .worker
+        .then(|| tokio::spawn(worker::run(state.clone(), stop.clone())));
     let deliveries = tokio::spawn(webhooks::run(state.clone(), stop.clone()));
+    let scheduler = tokio::spawn(schedule::run(state.clone(), stop.clone()));
     let shutdown = Arc::new(Notify::new());
     let app = router(state.clone());
     let sd = shutdown.clone();
-    let release_state = state.clone();
+    let gone = state.clone();
     let handle = tokio::spawn(async move {
         // The peer address feeds the failed-authentication limits.
         axum::serve(
@@ -360,8 +366,14 @@ pub async fn spawn(
         deliveries.abort();
         let _ = deliveries.await;
         // Hands the subscriptions back, so another instance goes on at once.
-        webhooks::release_all(&release_state).await;
-        let _ = worker.await;
+        webhooks::release_all(&gone).await;
+        // A settling round is one transaction: stopping between them is safe.
+        scheduler.abort();
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+        heartbeat.abort();
+        cluster::leave(&gone).await;
         Ok(())
     });
     Ok(Running {

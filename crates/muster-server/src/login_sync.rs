@@ -41,7 +41,6 @@ use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use muster_core::mapping::{MappingDoc, MappingFormat};
 use muster_core::policy::{Permission, WritePolicy};
 use muster_core::TenantId;
-use muster_intake::sealed_box;
 use muster_proto::{IssuerInfo, IssuerSpec, LoginSyncResult, WritePolicyInfo};
 use muster_store::{AuditDraft, BatchItem, IssuerRow, IssuerSettings, WriteContext};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -73,7 +72,7 @@ fn principal_name(i: &IssuerRow) -> String {
 }
 
 /// Associated data of a sealed HS256 secret: binds it to its issuer.
-fn hs256_aad(issuer_id: &str) -> Vec<u8> {
+pub(crate) fn hs256_aad(issuer_id: &str) -> Vec<u8> {
     format!("muster issuer hs256 secret:{issuer_id}").into_bytes()
 }
 
@@ -242,11 +241,7 @@ pub async fn issuer_create(
                 "hs256_secret: at least {MIN_HS256_SECRET} bytes (RFC 7518 3.2)"
             )))
         }
-        Some(s) => Some(sealed_box::seal(
-            state.master_key.bytes(),
-            &hs256_aad(&id),
-            s.as_bytes(),
-        )),
+        Some(s) => Some(state.master_key.seal_box(&hs256_aad(&id), s.as_bytes())),
     };
     let row = IssuerRow {
         id,
@@ -671,7 +666,9 @@ async fn keys_for(
             .hs256_sealed
             .as_deref()
             .ok_or(Refusal::Hs256NotConfigured)?;
-        let secret = sealed_box::open(state.master_key.bytes(), &hs256_aad(&issuer.id), sealed)
+        let secret = state
+            .master_key
+            .open_box(&hs256_aad(&issuer.id), sealed)
             .map_err(|e| {
                 tracing::error!(issuer = %issuer.name, error = %e, "a sealed HS256 secret does not open");
                 Refusal::Hs256NotConfigured
@@ -914,6 +911,15 @@ async fn write_person(state: &AppState, v: Verified) -> ApiResult<LoginSyncResul
         });
     }
     let external_id = incoming.external_id.to_string();
+    let batch = vec![BatchItem::new(1, incoming)];
+    let refused = crate::write::manager_errors(state, &issuer.tenant, &batch).await?;
+    if !refused.is_empty() {
+        return Err(ApiError::Unprocessable {
+            code: "invalid_person",
+            detail: "the claims do not map to a valid person; see errors".into(),
+            errors: refused.into_iter().map(|(_, e)| e).collect(),
+        });
+    }
     let ctx = WriteContext {
         tenant: issuer.tenant.clone(),
         principal: name,
@@ -921,9 +927,10 @@ async fn write_person(state: &AppState, v: Verified) -> ApiResult<LoginSyncResul
         source: "login-sync".into(),
         policy,
         now: state.clock.now(),
+        source_system: None,
     };
     let applied = state
-        .db(move |s| s.apply_batch(&ctx, vec![BatchItem::new(1, incoming)], None, false))
+        .db(move |s| s.apply_batch(&ctx, batch, None, false))
         .await?;
     let r = applied
         .first()

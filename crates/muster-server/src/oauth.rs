@@ -55,6 +55,16 @@ impl OAuthFailure {
             )
         }
     }
+    fn too_many_requests(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                format!("too many token requests; try again in {retry_after} seconds"),
+            )
+        }
+    }
     fn server_error() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -187,7 +197,7 @@ async fn authenticate_client(
         }
     };
     let lookup = client_id.clone();
-    let client = match state.db(move |s| s.client_get(&lookup)).await {
+    let client = match state.db_read(move |s| s.client_get(&lookup)).await {
         Ok(c) if c.kind == PrincipalKind::Client => c,
         Ok(_) | Err(crate::error::ApiError::NotFound(_)) => {
             return Err(OAuthFailure::invalid_client(
@@ -261,20 +271,14 @@ async fn authenticate_limited(
     form: &HashMap<String, String>,
 ) -> Result<ClientRow, OAuthFailure> {
     let now = state.clock.now();
-    let mut keys = vec![format!("addr:{peer}")];
-    if let Some(c) = claimed_client_id(headers, form) {
-        keys.push(format!("client:{c}"));
-    }
-    for k in &keys {
-        if let Err(retry) = state.auth_failures.check(k, now) {
-            return Err(OAuthFailure::too_many(retry));
-        }
+    let claimed = claimed_client_id(headers, form);
+    let keys = crate::ratelimit::keys(Some(peer), claimed.as_deref());
+    if let Err(retry) = state.auth_failures.check(&keys, now) {
+        return Err(OAuthFailure::too_many(retry));
     }
     let result = authenticate_client(state, headers, form).await;
     if matches!(&result, Err(f) if f.status == StatusCode::UNAUTHORIZED) {
-        for k in &keys {
-            state.auth_failures.failed(k, now);
-        }
+        crate::ratelimit::record_failure(state, keys).await;
     }
     result
 }
@@ -286,6 +290,14 @@ pub async fn token_create(
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthFailure> {
     let form = parse_form(&headers, &body)?;
+    // The request rate (when limited), before any credential is looked at.
+    let rate_keys = crate::ratelimit::keys(
+        Some(peer.ip()),
+        claimed_client_id(&headers, &form).as_deref(),
+    );
+    if let Err(retry) = state.token_rate.allow(&rate_keys, state.clock.now()) {
+        return Err(OAuthFailure::too_many_requests(retry));
+    }
     let client = authenticate_limited(&state, peer.ip(), &headers, &form).await?;
     match form.get("grant_type").map(String::as_str) {
         Some("client_credentials") => {}

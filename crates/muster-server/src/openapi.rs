@@ -69,6 +69,7 @@ use utoipa::OpenApi;
         muster_proto::WebhookSecretRotate,
         muster_proto::RedeliverRequest,
         muster_proto::DeliveryInfo,
+        muster_proto::EffectiveDatesRun,
     ))
 )]
 struct ApiDoc;
@@ -157,7 +158,10 @@ pub const ROUTES: &[Route] = &[
     Route {
         query: &[
             ("mapping", "name of the stored mapping (required)"),
-            ("mode", "upsert (default) or snapshot"),
+            ("mode", "upsert (default) or snapshot: the source's people missing from the file are deactivated"),
+            ("source", "the import source the file speaks for (snapshot scope; default: the client id)"),
+            ("max_deactivate_percent", "snapshot: this request's limit on deactivations, percent of the source's active people (default from the configuration, 10)"),
+            ("allow_mass_deactivation", "snapshot: true lifts the limit"),
             ("dry_run", "true: report what would change, write nothing"),
             ("wait", "seconds to wait for the import to finish before answering"),
             ("format", "csv or jsonl (default: from Content-Type)"),
@@ -191,6 +195,8 @@ pub const ROUTES: &[Route] = &[
     r("post", "/api/v1/subscriptions/{id}/rotate-secret", "New signing secret (shown once); the old one also signs during the overlap", "subscriptions:admin", Body::Json("WebhookSecretRotate"), "200", Body::Json("SubscriptionCreated")),
     Route { query: &[("after", "delivery seq to start after"), ("limit", "1 to 1000")], ..r("get", "/api/v1/subscriptions/{id}/deliveries", "The subscription's delivery log", "subscriptions:admin", Body::None, "200", Body::Page("DeliveryInfo")) },
     r("post", "/api/v1/subscriptions/{id}/redeliver", "Deliver one event or a cursor range again", "subscriptions:admin", Body::Json("RedeliverRequest"), "202", Body::Json("SubscriptionInfo")),
+    // Effective dates (issue 6).
+    r("post", "/api/v1/effective-dates/run", "Apply the tenant's due effective-date transitions now", "tenant:admin", Body::None, "200", Body::Json("EffectiveDatesRun")),
     r("get", "/healthz", "Liveness", "", Body::None, "200", Body::Raw(&["text/plain"])),
     r("get", "/readyz", "Readiness (the database answers)", "", Body::None, "200", Body::Raw(&["text/plain"])),
     r("get", "/openapi.json", "This document", "", Body::None, "200", Body::Raw(&["application/json"])),

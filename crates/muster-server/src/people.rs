@@ -23,6 +23,7 @@ fn write_context(state: &AppState, caller: &Caller) -> WriteContext {
         source: "api".into(),
         policy: caller.principal.write_policy.clone(),
         now: state.clock.now(),
+        source_system: None,
     }
 }
 
@@ -75,6 +76,29 @@ async fn sync_items(
                 }
             }
         }
+    }
+    // Managers must be in this request or already stored.
+    let refused = crate::write::manager_errors(state, &caller.principal.tenant, &batch).await?;
+    if !refused.is_empty() {
+        let bad: HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
+        for (i, error) in refused {
+            let slot = slots[i];
+            results[slot] = Some(SyncResult {
+                external_id: items[slot].external_id.clone(),
+                status: "error".into(),
+                version: None,
+                errors: vec![error],
+            });
+        }
+        let (mut kept_slots, mut kept) = (Vec::new(), Vec::new());
+        for (i, (slot, item)) in slots.into_iter().zip(batch).enumerate() {
+            if !bad.contains(&i) {
+                kept_slots.push(slot);
+                kept.push(item);
+            }
+        }
+        slots = kept_slots;
+        batch = kept;
     }
     if !batch.is_empty() {
         let ctx = write_context(state, caller);
@@ -151,6 +175,7 @@ pub fn person_info(p: PersonRow) -> PersonInfo {
         updated_by: p.updated_by,
         on_behalf_of: p.on_behalf_of,
         source: p.source,
+        source_system: p.source_system,
     }
 }
 
@@ -162,7 +187,7 @@ pub async fn person_get(
     caller.require(Permission::PeopleRead)?;
     let id = ExternalId::parse(&external_id).map_err(|_| ApiError::NotFound("person"))?;
     let t = caller.principal.tenant.clone();
-    let p = state.db(move |s| s.person_get(&t, &id)).await?;
+    let p = state.db_read(move |s| s.person_get(&t, &id)).await?;
     Ok(Json(person_info(p)))
 }
 

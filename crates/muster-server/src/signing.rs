@@ -41,7 +41,7 @@ use crate::client_keys::verifying_keys;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
-use axum::extract::{OriginalUri, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -205,24 +205,44 @@ pub async fn verify_signature(State(state): State<AppState>, req: Request, next:
     if !has_signature(req.headers()) {
         return next.run(req).await;
     }
-    match authenticate(&state, req).await {
+    // Failed-authentication limits (see `crate::ratelimit`): by source
+    // address here, by key id (the client id) once it is read.
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let mut limit_keys = crate::ratelimit::keys(peer, None);
+    if let Err(retry_after) = state.auth_failures.check(&limit_keys, state.clock.now()) {
+        return ApiError::TooManyRequests { retry_after }.into_response();
+    }
+    match authenticate(&state, req, &mut limit_keys).await {
         Ok((req, None)) => next.run(req).await,
         Ok((req, Some((client, mismatch)))) => {
             let resp = next.run(req).await;
             if mismatch.load(Ordering::SeqCst) {
                 let e = VerifyError::DigestMismatch;
                 audit_refusal(&state, &client, "httpsig", e.code()).await;
+                crate::ratelimit::record_failure(&state, limit_keys).await;
                 return refused(&e);
             }
             resp
         }
-        Err(resp) => resp,
+        Err(resp) => {
+            if resp.status() == StatusCode::UNAUTHORIZED {
+                crate::ratelimit::record_failure(&state, limit_keys).await;
+            }
+            resp
+        }
     }
 }
 
 type StreamCheck = Option<(ClientRow, Arc<AtomicBool>)>;
 
-async fn authenticate(state: &AppState, req: Request) -> Result<(Request, StreamCheck), Response> {
+async fn authenticate(
+    state: &AppState,
+    req: Request,
+    limit_keys: &mut Vec<String>,
+) -> Result<(Request, StreamCheck), Response> {
     if req.headers().contains_key(header::AUTHORIZATION) {
         return Err(refusal(
             "multiple_credentials",
@@ -271,8 +291,12 @@ async fn authenticate(state: &AppState, req: Request) -> Result<(Request, Stream
     };
 
     let keyid = signature_keyid(&message(), None).map_err(|e| refused(&e))?;
+    limit_keys.extend(crate::ratelimit::keys(None, Some(&keyid)));
+    if let Err(retry_after) = state.auth_failures.check(limit_keys, state.clock.now()) {
+        return Err(ApiError::TooManyRequests { retry_after }.into_response());
+    }
     let lookup = keyid.clone();
-    let client = match state.db(move |s| s.client_get(&lookup)).await {
+    let client = match state.db_read(move |s| s.client_get(&lookup)).await {
         Ok(c) if c.kind == PrincipalKind::Client => c,
         Ok(_) | Err(ApiError::NotFound(_)) => {
             // No tenant to audit under: the log keeps the attempt.
@@ -286,7 +310,7 @@ async fn authenticate(state: &AppState, req: Request) -> Result<(Request, Stream
     };
     let cid = client.client_id.clone();
     let stored = state
-        .db(move |s| s.client_keys_get(&cid))
+        .db_read(move |s| s.client_keys_get(&cid))
         .await
         .map_err(IntoResponse::into_response)?;
     let keys = verifying_keys(state, &client.client_id, &stored);

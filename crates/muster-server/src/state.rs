@@ -11,7 +11,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
-    /// Seals uploads at rest; never logged, never leaves the process.
+    /// The master key ring: seals uploads and secrets at rest; never
+    /// logged, never leaves the process.
     pub master_key: Arc<MasterKey>,
     /// Wakes the import worker when an upload is queued.
     pub import_queued: Arc<Notify>,
@@ -27,6 +28,8 @@ pub struct AppState {
     pub instance: Arc<str>,
     /// Failed client authentications per source address and client id.
     pub auth_failures: Arc<crate::ratelimit::FailureLimiter>,
+    /// Token-endpoint requests per client id and source address.
+    pub token_rate: Arc<crate::ratelimit::RequestLimiter>,
     /// Login-sync issuers' fetched JWK Sets.
     pub jwks_cache: Arc<crate::login_sync::JwksCache>,
 }
@@ -41,19 +44,23 @@ impl AppState {
         let store = self.store.clone();
         Ok(tokio::task::spawn_blocking(move || f(store.as_ref())).await??)
     }
-}
 
-/// The 32-byte key that seals data at rest. Debug prints nothing of it.
-pub struct MasterKey(pub(crate) [u8; 32]);
-
-impl std::fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey(..)")
+    /// A short read-only store call on a hot path (a client or person by
+    /// its key): run in place when the store's reads are local (see
+    /// [`Store::reads_are_local`]), else off the async runtime like
+    /// [`AppState::db`]. Never for writes, which wait for a commit.
+    pub async fn db_read<R, F>(&self, f: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<R, muster_store::StoreError> + Send + 'static,
+    {
+        if self.store.reads_are_local() {
+            Ok(f(self.store.as_ref())?)
+        } else {
+            self.db(f).await
+        }
     }
 }
 
-impl MasterKey {
-    pub fn bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
+/// The master key ring (see [`crate::master_key`]).
+pub use crate::master_key::MasterKey;

@@ -11,7 +11,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use muster_core::policy::Permission;
-use muster_intake::sealed_box;
 use muster_proto::{
     ChangesPage, DeliveryInfo, Page, RedeliverRequest, SubscriptionCreated, SubscriptionInfo,
     SubscriptionPatch, SubscriptionSpec, WebhookSecretRotate,
@@ -145,11 +144,9 @@ fn audit_url(url: &str) -> String {
 }
 
 fn seal(state: &AppState, id: &str, secret: &str) -> Vec<u8> {
-    sealed_box::seal(
-        state.master_key.bytes(),
-        &webhooks::secret_aad(id),
-        secret.as_bytes(),
-    )
+    state
+        .master_key
+        .seal_box(&webhooks::secret_aad(id), secret.as_bytes())
 }
 
 pub async fn subscription_create(

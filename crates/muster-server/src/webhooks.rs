@@ -22,7 +22,6 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use muster_core::TenantId;
-use muster_intake::sealed_box;
 use muster_proto::{AttributeChange, ChangeEventData, ChangeEventInfo};
 use muster_store::{
     AuditDraft, ChangeEvent, DeliveryProgress, DeliveryRecord, DeliverySave, SubscriptionRow,
@@ -194,8 +193,11 @@ fn signing_keys(state: &AppState, sub: &SubscriptionRow, now: DateTime<Utc>) -> 
     }
     sealed
         .into_iter()
-        .filter_map(|s| match sealed_box::open(state.master_key.bytes(), &aad, s) {
-            Ok(secret) => String::from_utf8(secret).ok().as_deref().and_then(secret_bytes),
+        .filter_map(|s| match state.master_key.open_box(&aad, s) {
+            Ok(secret) => String::from_utf8(secret)
+                .ok()
+                .as_deref()
+                .and_then(secret_bytes),
             Err(_) => {
                 tracing::error!(subscription = %sub.id, "a sealed webhook secret does not open");
                 None

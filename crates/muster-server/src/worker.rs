@@ -64,6 +64,9 @@ enum RunError {
     Fail(anyhow::Error),
     /// Told to stop (shutdown, or the lease was lost) before the end.
     Halted,
+    /// A batch was refused because this instance no longer holds the
+    /// import's lease: another instance has taken it over.
+    LeaseLost,
 }
 
 impl From<muster_store::StoreError> for RunError {
@@ -218,7 +221,7 @@ fn process(
         let _done = done;
         run_import(state, &imp, &halt)
     });
-    if lost.load(Ordering::SeqCst) {
+    if lost.load(Ordering::SeqCst) || matches!(result, Err(RunError::LeaseLost)) {
         // Whatever this run got to, the import is another instance's now:
         // recording an end here could contradict its work.
         return Outcome::LeaseLost;
@@ -234,7 +237,10 @@ fn process(
         }
     };
     match result {
-        Ok(Outcome::Interrupted) | Ok(Outcome::LeaseLost) | Err(RunError::Halted) => {
+        Ok(Outcome::Interrupted)
+        | Ok(Outcome::LeaseLost)
+        | Err(RunError::Halted)
+        | Err(RunError::LeaseLost) => {
             // Hand the import back now rather than make the next instance
             // wait out the lease.
             let released = store.import_renew(&id, &state.instance, chrono::Duration::zero(), now);
@@ -289,14 +295,17 @@ struct Source<'a> {
 impl Source<'_> {
     fn unsealed(&self) -> Result<UnsealReader<std::fs::File>, RunError> {
         let path = upload_path(&self.state.config, &self.imp.id);
-        let f = std::fs::File::open(&path).map_err(|e| {
-            RunError::Fail(anyhow::anyhow!(
-                "the sealed upload {} cannot be opened: {e}",
-                path.display()
-            ))
-        })?;
-        UnsealReader::new(f, self.state.master_key.bytes(), self.imp.id.as_bytes())
-            .map_err(|e| RunError::Fail(anyhow::anyhow!("the sealed upload cannot be opened: {e}")))
+        // Opened with whichever key of the master key ring sealed it: an
+        // upload received before a rotation still opens after it.
+        self.state
+            .master_key
+            .open_upload(&path, self.imp.id.as_bytes())
+            .map_err(|e| {
+                RunError::Fail(anyhow::anyhow!(
+                    "the sealed upload {} cannot be opened: {e}",
+                    path.display()
+                ))
+            })
     }
 
     fn open(&self) -> Result<(UploadReader, CompiledMapping), RunError> {
@@ -527,7 +536,7 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
         let t = std::time::Instant::now();
         store.import_reset(&imp.id, state.clock.now())?;
         store.import_set_state(&imp.id, "parsing", None, state.clock.now())?;
-        let v = validate(store, &src, &client, stop)?;
+        let v = validate(store, &src, &client, stop, true)?;
         store.import_set_state(&imp.id, "applying", None, state.clock.now())?;
         tracing::info!(import = %imp.id, ms = t.elapsed().as_millis() as u64, "import validated");
         if v.good == v.unchanged {
@@ -538,10 +547,26 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
                 row: v.last_row,
                 unchanged: v.unchanged,
             };
-            store.apply_batch(&ctx, Vec::new(), Some(cp), imp.dry_run)?;
-            return Ok(Outcome::Done);
+            store
+                .apply_batch_claimed(&ctx, Vec::new(), cp, &state.instance, imp.dry_run)?
+                .ok_or(RunError::LeaseLost)?;
+            return deactivate(store, state, imp, &client, v.deactivate, stop);
         }
-        return apply(store, &src, &client, stop, &v.same);
+        return match apply(store, &src, &client, stop, &v.same)? {
+            Outcome::Done => deactivate(store, state, imp, &client, v.deactivate, stop),
+            other => Ok(other),
+        };
+    }
+    if imp.mode == "snapshot" {
+        // Resuming a snapshot: read the file again for its ids (recording
+        // nothing; the size check passed before anything was applied), so
+        // the people still to deactivate are known. Those deactivated
+        // before the restart are terminated now and drop out by themselves.
+        let v = validate(store, &src, &client, stop, false)?;
+        return match apply(store, &src, &client, stop, &v.same)? {
+            Outcome::Done => deactivate(store, state, imp, &client, v.deactivate, stop),
+            other => Ok(other),
+        };
     }
     // Resuming after a restart: what validation learnt is gone, and the
     // store's own comparison finds the unchanged rows instead.
@@ -561,6 +586,8 @@ struct Validated {
     /// Good rows in all.
     good: u64,
     last_row: u64,
+    /// Snapshot imports: the people of the source to deactivate.
+    deactivate: Vec<String>,
 }
 
 impl RowSet {
@@ -571,6 +598,17 @@ impl RowSet {
         }
         self.0[w] |= 1 << b;
     }
+    /// Takes a row out; whether it was in.
+    fn remove(&mut self, row: u64) -> bool {
+        let (w, b) = ((row / 64) as usize, row % 64);
+        match self.0.get_mut(w) {
+            Some(x) if *x & (1 << b) != 0 => {
+                *x &= !(1 << b);
+                true
+            }
+            _ => false,
+        }
+    }
     fn contains(&self, row: u64) -> bool {
         let (w, b) = ((row / 64) as usize, row % 64);
         self.0.get(w).is_some_and(|x| x & (1 << b) != 0)
@@ -579,11 +617,18 @@ impl RowSet {
 
 /// What validation concluded about one row.
 enum Checked {
-    Errors(Vec<RowErrorRecord>),
+    Errors {
+        errs: Vec<RowErrorRecord>,
+        /// The digest of the row's external id, when its key cell is valid.
+        key: Option<u64>,
+    },
     Good {
         key: u64,
         key_column: Option<String>,
         unchanged: bool,
+        /// The manager the row names, if any (checked once the whole file
+        /// has been seen: the manager may come later).
+        manager: Option<String>,
     },
 }
 
@@ -605,20 +650,26 @@ fn check_chunk(
         match item {
             Item::Problem(p) => out.push((
                 p.row,
-                Checked::Errors(vec![RowErrorRecord {
-                    row: p.row,
-                    column: p.column,
-                    attribute: None,
-                    code: p.code.to_string(),
-                    message: p.message,
-                }]),
+                Checked::Errors {
+                    errs: vec![RowErrorRecord {
+                        row: p.row,
+                        column: p.column,
+                        attribute: None,
+                        code: p.code.to_string(),
+                        message: p.message,
+                    }],
+                    key: None,
+                },
             )),
             Item::Record(rec) => {
                 let (row, mapped) = map_record(compiled, &rec);
                 match mapped {
                     Err(es) => out.push((
                         row,
-                        Checked::Errors(es.into_iter().map(|e| row_error(row, e)).collect()),
+                        Checked::Errors {
+                            errs: es.into_iter().map(|e| row_error(row, e)).collect(),
+                            key: record_key(compiled, &rec).map(|k| key_digest(k.as_str())),
+                        },
                     )),
                     Ok(inc) => {
                         let column_of = |a: &str| compiled.column_of(a);
@@ -638,6 +689,17 @@ fn check_chunk(
                             message: e.message,
                         })
                         .collect();
+                        let mut errs = errs;
+                        let manager = manager_of(&inc);
+                        if manager.as_deref() == Some(inc.external_id.as_str()) {
+                            errs.push(RowErrorRecord {
+                                row,
+                                column: compiled.column_of(MANAGER),
+                                attribute: Some(MANAGER.into()),
+                                code: "self_manager".into(),
+                                message: "a person cannot be their own manager".into(),
+                            });
+                        }
                         if errs.is_empty() {
                             good.push((out.len(), inc));
                             out.push((
@@ -646,10 +708,12 @@ fn check_chunk(
                                     key: 0,
                                     key_column: None,
                                     unchanged: false,
+                                    manager,
                                 },
                             ));
                         } else {
-                            out.push((row, Checked::Errors(errs)));
+                            let key = Some(key_digest(inc.external_id.as_str()));
+                            out.push((row, Checked::Errors { errs, key }));
                         }
                     }
                 }
@@ -660,15 +724,54 @@ fn check_chunk(
         .iter()
         .map(|(_, inc)| inc.external_id.as_str())
         .collect();
-    let stored = store.person_fingerprints(&src.imp.tenant, &ids)?;
+    let source = source_system(src.imp);
+    let stored = store.person_fingerprints_of_source(&src.imp.tenant, &ids, &source)?;
     for ((slot, inc), stored) in good.iter().zip(stored) {
-        out[*slot].1 = Checked::Good {
-            key: key_digest(inc.external_id.as_str()),
-            key_column: compiled.key_column(),
-            unchanged: stored == Some(inc.fingerprint_with(fp_key)),
-        };
+        if let Checked::Good {
+            key,
+            key_column,
+            unchanged,
+            ..
+        } = &mut out[*slot].1
+        {
+            *key = key_digest(inc.external_id.as_str());
+            *key_column = compiled.key_column();
+            *unchanged = stored == Some(inc.fingerprint_with(fp_key));
+        }
     }
     Ok(out)
+}
+
+const MANAGER: &str = "manager_external_id";
+
+/// The manager a record names (`None` when it names none or clears it).
+pub(crate) fn manager_of(inc: &Incoming) -> Option<String> {
+    inc.attrs
+        .get(MANAGER)
+        .and_then(|v| v.as_ref())
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+}
+
+/// The external id of a record that failed to map, when its key is valid.
+fn record_key(compiled: &CompiledMapping, rec: &Record) -> Option<muster_core::ExternalId> {
+    match rec {
+        Record::Fields { fields, .. } => {
+            let f: Vec<&str> = fields.iter().map(String::as_str).collect();
+            compiled.row_key(&f)
+        }
+        Record::Object { object, .. } => compiled.object_key(object),
+    }
+}
+
+/// The import source an import speaks for: its `source` parameter, or by
+/// default the importing client's id.
+pub fn source_system(imp: &ImportRow) -> String {
+    imp.options
+        .get("source")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .unwrap_or_else(|| imp.client_id.clone())
 }
 
 /// The validation pass. Reading stays on this thread; mapping, policy
@@ -680,6 +783,7 @@ fn validate(
     src: &Source<'_>,
     client: &ClientRow,
     stop: &AtomicBool,
+    record: bool,
 ) -> Result<Validated, RunError> {
     let (mut reader, compiled) = src.open()?;
     let fp_key = Incoming::fingerprint_key(&client.principal_name(), &client.write_policy);
@@ -689,6 +793,12 @@ fn validate(
     let (mut n_same, mut n_good, mut last_row) = (0u64, 0u64, 0u64);
     let mut pending: Vec<RowErrorRecord> = Vec::new();
     let (mut total, mut failed) = (0u64, 0u64);
+    let snapshot = src.imp.mode == "snapshot";
+    // Snapshot imports: the ids of rows that failed, whose people must not
+    // be deactivated for it (8 bytes a row, only for failed rows).
+    let mut failed_keys: HashSet<u64> = HashSet::new();
+    // Manager references not (yet) seen in the file: checked at the end.
+    let mut forward: Vec<(u64, String)> = Vec::new();
     let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<Item>)>(4);
     let work_rx = std::sync::Mutex::new(work_rx);
     let (done_tx, done_rx) =
@@ -698,11 +808,17 @@ fn validate(
             total += 1;
             last_row = last_row.max(row);
             let errs = match c {
-                Checked::Errors(e) => e,
+                Checked::Errors { errs, key } => {
+                    if let (true, Some(k)) = (snapshot, key) {
+                        failed_keys.insert(k);
+                    }
+                    errs
+                }
                 Checked::Good {
                     key,
                     key_column,
                     unchanged: same,
+                    manager,
                 } => match seen.get(&key) {
                     Some(first) => vec![RowErrorRecord {
                         row,
@@ -715,6 +831,11 @@ fn validate(
                     }],
                     None => {
                         seen.insert(key, u32::try_from(row).unwrap_or(u32::MAX));
+                        if let Some(m) = manager {
+                            if !seen.contains_key(&key_digest(&m)) {
+                                forward.push((row, m));
+                            }
+                        }
                         n_good += 1;
                         if same {
                             unchanged.insert(row);
@@ -726,6 +847,9 @@ fn validate(
             };
             if !errs.is_empty() {
                 failed += 1;
+                if !record {
+                    continue;
+                }
                 pending.extend(errs);
                 if pending.len() >= 1000 {
                     store.import_add_errors(&src.imp.id, &pending)?;
@@ -807,10 +931,38 @@ fn validate(
         }
         Ok(())
     })?;
-    if !pending.is_empty() {
-        store.import_add_errors(&src.imp.id, &pending)?;
+    // Managers named before their own row, or not in the file at all:
+    // those the file does not hold must already be stored.
+    forward.retain(|(_, m)| !seen.contains_key(&key_digest(m)));
+    let manager_column = compiled.column_of(MANAGER);
+    for chunk in forward.chunks(1000) {
+        let ids: Vec<&str> = chunk.iter().map(|(_, m)| m.as_str()).collect();
+        let exists = store.person_exists(&src.imp.tenant, &ids)?;
+        for ((row, _), found) in chunk.iter().zip(exists) {
+            if found {
+                continue;
+            }
+            failed += 1;
+            n_good -= 1;
+            if unchanged.remove(*row) {
+                n_same -= 1;
+            }
+            pending.push(RowErrorRecord {
+                row: *row,
+                column: manager_column.clone(),
+                attribute: Some(MANAGER.into()),
+                code: "unknown_manager".into(),
+                message: "the manager is neither in this file nor already stored".into(),
+            });
+        }
     }
-    store.import_set_total(&src.imp.id, total, failed)?;
+    if record {
+        // Row order in the error list: the late manager errors are sorted in.
+        if !pending.is_empty() {
+            store.import_add_errors(&src.imp.id, &pending)?;
+        }
+        store.import_set_total(&src.imp.id, total, failed)?;
+    }
     let max_rate = compiled.max_error_rate();
     if total > 0 && failed as f64 / total as f64 > max_rate {
         return Err(reject(
@@ -821,12 +973,134 @@ fn validate(
             ),
         ));
     }
+    let deactivate = if snapshot {
+        let file_has = |id: &str| {
+            let k = key_digest(id);
+            seen.contains_key(&k) || failed_keys.contains(&k)
+        };
+        snapshot_plan(store, src, &file_has, record)?
+    } else {
+        Vec::new()
+    };
     Ok(Validated {
         same: unchanged,
         unchanged: n_same,
         good: n_good,
         last_row,
+        deactivate,
     })
+}
+
+/// The people of the import's source that a snapshot deactivates: those
+/// not terminated and not in the file (not even on a row with errors).
+/// With `check`, refuses the import when they are more than the allowed
+/// share of the source's active people.
+fn snapshot_plan(
+    store: &dyn Store,
+    src: &Source<'_>,
+    file_has: &dyn Fn(&str) -> bool,
+    check: bool,
+) -> Result<Vec<String>, RunError> {
+    let source = source_system(src.imp);
+    let (mut active, mut missing) = (0u64, Vec::new());
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.person_source_active(&src.imp.tenant, &source, after.as_deref(), 5000)?;
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        active += page.len() as u64;
+        missing.extend(page.into_iter().filter(|id| !file_has(id)));
+        after = Some(last);
+    }
+    if !check || missing.is_empty() {
+        return Ok(missing);
+    }
+    let opts = &src.imp.options;
+    let allowed = opts
+        .get("allow_mass_deactivation")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let limit = opts
+        .get("max_deactivate_percent")
+        .and_then(|v| v.as_f64())
+        .unwrap_or(src.state.config.import.snapshot_max_deactivate_percent);
+    let share = missing.len() as f64 * 100.0 / active.max(1) as f64;
+    if !allowed && share > limit {
+        return Err(reject(
+            "mass_deactivation",
+            format!(
+                "snapshot would deactivate {} of {active} people of source {source} ({}%), \
+                 over the {}% limit; nothing was applied (allow_mass_deactivation=true permits it)",
+                missing.len(),
+                percent(share),
+                percent(limit),
+            ),
+        ));
+    }
+    Ok(missing)
+}
+
+/// A percentage as people read it: `25`, `12.5`.
+fn percent(p: f64) -> String {
+    let r = (p * 10.0).round() / 10.0;
+    if r.fract() == 0.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.1}")
+    }
+}
+
+/// Deactivates the people a snapshot left out, in batches through the one
+/// write path: each with its audit entry and `person.deactivated` event,
+/// counted with the import (the checkpoint stays on the last row).
+fn deactivate(
+    store: &dyn Store,
+    state: &AppState,
+    imp: &ImportRow,
+    client: &ClientRow,
+    ids: Vec<String>,
+    stop: &AtomicBool,
+) -> Result<Outcome, RunError> {
+    if ids.is_empty() {
+        return Ok(Outcome::Done);
+    }
+    let row = store.import_get(&imp.tenant, &imp.id)?.checkpoint_row;
+    let size = state.config.import.batch_size;
+    let mut ids = ids.into_iter().peekable();
+    while ids.peek().is_some() {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(Outcome::Interrupted);
+        }
+        let mut items = Vec::with_capacity(size);
+        for id in ids.by_ref().take(size) {
+            let Ok(ext) = muster_core::ExternalId::parse(&id) else {
+                continue;
+            };
+            let mut inc = Incoming::new(ext);
+            inc.attrs.insert(
+                "employment_status".into(),
+                Some(muster_core::AttrValue::string("terminated")),
+            );
+            items.push(BatchItem::new(0, inc));
+        }
+        let ctx = write_context(state, imp, client);
+        store
+            .apply_batch_claimed(
+                &ctx,
+                items,
+                Checkpoint {
+                    import_id: imp.id.clone(),
+                    row,
+                    unchanged: 0,
+                },
+                &state.instance,
+                imp.dry_run,
+            )?
+            .ok_or(RunError::LeaseLost)?;
+        state.changes_committed.notify_waiters();
+    }
+    Ok(Outcome::Done)
 }
 
 fn apply(
@@ -858,16 +1132,22 @@ fn apply(
             {
                 let mut ctx = ctx.clone();
                 ctx.now = src.state.clock.now();
-                store.apply_batch(
-                    &ctx,
-                    items,
-                    Some(Checkpoint {
-                        import_id: imp.id.clone(),
-                        row: last_row,
-                        unchanged,
-                    }),
-                    imp.dry_run,
-                )?;
+                // Fenced: committed only while this instance holds the
+                // lease, so a stalled instance cannot apply rows the one
+                // that took the import over is applying too.
+                store
+                    .apply_batch_claimed(
+                        &ctx,
+                        items,
+                        Checkpoint {
+                            import_id: imp.id.clone(),
+                            row: last_row,
+                            unchanged,
+                        },
+                        &src.state.instance,
+                        imp.dry_run,
+                    )?
+                    .ok_or(RunError::LeaseLost)?;
                 src.state.changes_committed.notify_waiters();
             }
             Ok(())
@@ -900,6 +1180,7 @@ fn write_context(state: &AppState, imp: &ImportRow, client: &ClientRow) -> Write
         source: format!("import:{}", imp.id),
         policy: client.write_policy.clone(),
         now: state.clock.now(),
+        source_system: Some(source_system(imp)),
     }
 }
 
@@ -926,6 +1207,7 @@ fn produce(
     // this thread does its share (fingerprint, JSON, audit detail) while
     // the writer commits the previous batch.
     let key = Incoming::fingerprint_key(&ctx.principal, &ctx.policy);
+    let today = muster_core::person::today(ctx.now);
     let mut batch: Vec<BatchItem> = Vec::with_capacity(size);
     let mut last_row = resume;
     let mut rows_in_batch = 0u64;
@@ -950,11 +1232,14 @@ fn produce(
         }
         if same.contains(row) {
             unchanged += 1;
-            // A long unchanged stretch still moves the checkpoint.
+            // A long unchanged stretch still moves the checkpoint. The
+            // records gathered so far go with it: a checkpoint past rows
+            // whose changes are not in its batch would, after a crash,
+            // resume beyond them and lose them.
             if unchanged >= size as u64 * 4 {
-                let empty = Vec::new();
+                let items = std::mem::replace(&mut batch, Vec::with_capacity(size));
                 tx.send(Batch {
-                    items: empty,
+                    items,
                     last_row,
                     unchanged,
                 })
@@ -965,7 +1250,13 @@ fn produce(
             continue;
         }
         match map_record(compiled, &rec).1 {
-            Ok(incoming) => batch.push(BatchItem::prepared(row, incoming, &key, &ctx.policy)),
+            Ok(incoming) => batch.push(BatchItem::prepared_on(
+                row,
+                incoming,
+                &key,
+                &ctx.policy,
+                &today,
+            )),
             // Validation saw this row as good; a different answer now means
             // the upload changed under us.
             Err(_) => {
@@ -998,4 +1289,92 @@ fn produce(
         .map_err(|_| gone())?;
     }
     Ok(Outcome::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use muster_core::policy::WritePolicy;
+    use muster_core::TenantId;
+
+    const MAPPING: &str = r#"{"key": "id", "attributes": {"given_name": {"column": "name"}}}"#;
+
+    /// The batches `produce` hands the applier for `rows` rows, of which
+    /// those in `same` were found unchanged by validation.
+    fn batches(rows: u64, same: &RowSet, size: usize) -> Vec<Batch> {
+        let mut csv = String::from("id,name\n");
+        for i in 1..=rows {
+            csv.push_str(&format!("E{i},N{i}\n"));
+        }
+        let input: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(csv.into_bytes()));
+        let mut reader = RecordReader::new(
+            BufReader::new(input),
+            Format::Csv { delimiter: b',' },
+            Limits::default(),
+        )
+        .unwrap();
+        let doc = MappingDoc::parse(MAPPING, MappingFormat::Json).unwrap();
+        let compiled = doc.compile(&["id", "name"], &BTreeMap::new()).unwrap();
+        let ctx = WriteContext {
+            tenant: TenantId::default_tenant(),
+            principal: "client:c".into(),
+            on_behalf_of: None,
+            source: "import:i".into(),
+            policy: WritePolicy::allow_all(),
+            now: chrono::Utc::now(),
+            source_system: None,
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(1024);
+        let outcome = produce(
+            &mut reader,
+            &compiled,
+            (&HashSet::new(), same),
+            (0, size),
+            &AtomicBool::new(false),
+            &ctx,
+            &tx,
+        );
+        assert!(matches!(outcome, Ok(Outcome::Done)));
+        drop(tx);
+        rx.into_iter().collect()
+    }
+
+    #[test]
+    fn a_checkpoint_never_passes_a_row_whose_change_is_not_in_its_batch() {
+        // Mostly unchanged rows with a few changes among them: the long
+        // unchanged stretches move the checkpoint while changed records
+        // are still gathering. A crash after such a checkpoint resumes
+        // after it, so the records must have gone with it.
+        let (rows, size) = (2000u64, 10usize);
+        let mut same = RowSet::default();
+        let mut changed = Vec::new();
+        for row in 2..=rows + 1 {
+            if row % 7 == 0 {
+                changed.push(row);
+            } else {
+                same.insert(row);
+            }
+        }
+        let got = batches(rows, &same, size);
+        assert!(got.len() > 2);
+        let mut previous = 0u64;
+        let mut applied = Vec::new();
+        let mut unchanged = 0u64;
+        for b in &got {
+            for item in &b.items {
+                assert!(
+                    item.row > previous && item.row <= b.last_row,
+                    "row {} travels with a batch whose stretch is {previous}..={}",
+                    item.row,
+                    b.last_row
+                );
+                applied.push(item.row);
+            }
+            unchanged += b.unchanged;
+            previous = b.last_row;
+        }
+        assert_eq!(applied, changed, "every changed row once, in order");
+        assert_eq!(unchanged, rows - changed.len() as u64);
+        assert_eq!(previous, rows + 1, "the last checkpoint is the last row");
+    }
 }

@@ -142,6 +142,69 @@ pub fn incoming_from_api(
     }
 }
 
+/// Manager references of API and login-sync writes (issue 6): a person's
+/// `manager_external_id` must name someone in the same request or already
+/// stored, and not the person themself. Returns, by position in `batch`,
+/// the items refused and why (naming the attribute, never the value).
+pub async fn manager_errors(
+    state: &crate::state::AppState,
+    tenant: &muster_core::TenantId,
+    batch: &[muster_store::BatchItem],
+) -> crate::error::ApiResult<Vec<(usize, RowErrorInfo)>> {
+    const MANAGER: &str = "manager_external_id";
+    let in_request: std::collections::HashSet<&str> = batch
+        .iter()
+        .map(|b| b.incoming.external_id.as_str())
+        .collect();
+    let mut out = Vec::new();
+    let mut lookup: Vec<(usize, String)> = Vec::new();
+    for (i, b) in batch.iter().enumerate() {
+        let Some(m) = crate::worker::manager_of(&b.incoming) else {
+            continue;
+        };
+        if m == b.incoming.external_id.as_str() {
+            out.push((
+                i,
+                err(
+                    b.row,
+                    Some(MANAGER),
+                    "self_manager",
+                    "a person cannot be their own manager",
+                ),
+            ));
+        } else if !in_request.contains(m.as_str()) {
+            lookup.push((i, m));
+        }
+    }
+    if !lookup.is_empty() {
+        let (t, ids) = (
+            tenant.clone(),
+            lookup.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>(),
+        );
+        let found = state
+            .db(move |s| {
+                let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                s.person_exists(&t, &refs)
+            })
+            .await?;
+        for ((i, _), found) in lookup.into_iter().zip(found) {
+            if !found {
+                out.push((
+                    i,
+                    err(
+                        batch[i].row,
+                        Some(MANAGER),
+                        "unknown_manager",
+                        "the manager is neither in this request nor already stored",
+                    ),
+                ));
+            }
+        }
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

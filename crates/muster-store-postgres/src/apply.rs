@@ -27,7 +27,7 @@ use muster_core::audit::{AuditFields, GENESIS};
 use muster_core::person::{apply, change_detail_json, classify, ChangeKind, Incoming, PersonState};
 use muster_core::Attributes;
 use muster_store::{audit_time, AuditDraft, BatchItem, Checkpoint, Counts, ItemResult};
-use muster_store::{StoreError, WriteContext};
+use muster_store::{StoreError, WriteContext, LEASE_LOST};
 use postgres::GenericClient;
 use std::collections::{BTreeSet, HashMap};
 
@@ -225,6 +225,7 @@ impl Events {
 struct Current {
     version: i64,
     fingerprint: Option<Vec<u8>>,
+    source_system: Option<String>,
     state: Lazy,
     /// Changed by this batch: to be written.
     dirty: bool,
@@ -255,6 +256,22 @@ pub(crate) fn apply_batch<C: GenericClient>(
     checkpoint: Option<&Checkpoint>,
     dry_run: bool,
 ) -> Result<Vec<ItemResult>> {
+    apply_batch_owned(s, ctx, items, checkpoint, None, dry_run)
+}
+
+/// [`apply_batch`] fenced by the import's lease: with an `owner`, the
+/// checkpoint moves only while that instance holds the lease, in the same
+/// transaction (the `UPDATE` takes the import row's lock, so a claim by
+/// another instance waits for, or skips, this commit); otherwise the
+/// transaction fails with [`LEASE_LOST`] and rolls back whole.
+pub(crate) fn apply_batch_owned<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    ctx: &WriteContext,
+    items: &[BatchItem],
+    checkpoint: Option<&Checkpoint>,
+    owner: Option<&str>,
+    dry_run: bool,
+) -> Result<Vec<ItemResult>> {
     let results = if items.is_empty() {
         Vec::new()
     } else {
@@ -266,10 +283,11 @@ pub(crate) fn apply_batch<C: GenericClient>(
             c.add_kind(r.kind);
         }
         c.unchanged += cp.unchanged;
-        s.exec(
+        let n = s.exec(
             "UPDATE imports SET checkpoint_row = $1, created = created + $2, \
              updated = updated + $3, unchanged = unchanged + $4, \
-             deactivated = deactivated + $5, updated_at = $6 WHERE id = $7",
+             deactivated = deactivated + $5, updated_at = $6 \
+             WHERE id = $7 AND ($8::text IS NULL OR lease_owner = $8)",
             &[
                 &(cp.row as i64),
                 &(c.created as i64),
@@ -278,8 +296,12 @@ pub(crate) fn apply_batch<C: GenericClient>(
                 &(c.deactivated as i64),
                 &ctx.now,
                 &cp.import_id,
+                &owner,
             ],
         )?;
+        if n == 0 && owner.is_some() {
+            return Err(StoreError::Conflict(LEASE_LOST.into()));
+        }
     }
     Ok(results)
 }
@@ -304,8 +326,8 @@ fn apply_items<C: GenericClient>(
         .map(|i| i.incoming.external_id.as_str())
         .collect();
     let rows = s.query(
-        "SELECT external_id, version, fingerprint, attrs::text, roles::text FROM people \
-         WHERE tenant_id = $1 AND external_id = ANY($2)",
+        "SELECT external_id, version, fingerprint, attrs::text, roles::text, source_system \
+         FROM people WHERE tenant_id = $1 AND external_id = ANY($2)",
         &[&tenant, &ids],
     )?;
     let mut people: HashMap<String, Current> = HashMap::with_capacity(items.len());
@@ -315,6 +337,7 @@ fn apply_items<C: GenericClient>(
             Current {
                 version: get(r, 1)?,
                 fingerprint: get(r, 2)?,
+                source_system: get(r, 5)?,
                 state: Lazy::Raw(get(r, 3)?, get(r, 4)?),
                 dirty: false,
             },
@@ -323,17 +346,25 @@ fn apply_items<C: GenericClient>(
 
     let at = audit_time(ctx.now);
     let key = Incoming::fingerprint_key(&ctx.principal, &ctx.policy);
+    let today = muster_core::person::today(ctx.now);
+    let source_system = ctx.source_system.as_deref();
     let mut out = Vec::with_capacity(items.len());
     let mut events = Events::default();
     // Changed people in the order of their first change.
     let mut order: Vec<&str> = Vec::new();
+    // Unchanged people an import of another source confirmed: they move
+    // to this source (no new version, no audit entry, no event).
+    let mut confirmed: Vec<(&str, [u8; 16])> = Vec::new();
     for item in items {
         let inc = &item.incoming;
         let ext = inc.external_id.as_str();
         let fp = inc.fingerprint_with(&key);
         let (kind, version, next) = {
+            let same_source = |c: &Current| {
+                source_system.is_none() || c.source_system.as_deref() == source_system
+            };
             let stored = match people.get_mut(ext) {
-                Some(c) if c.fingerprint.as_deref() == Some(fp.as_slice()) => {
+                Some(c) if c.fingerprint.as_deref() == Some(fp.as_slice()) && same_source(c) => {
                     out.push(ItemResult {
                         kind: ChangeKind::Unchanged,
                         version: c.version,
@@ -348,9 +379,19 @@ fn apply_items<C: GenericClient>(
             };
             let before = stored.map(|(_, st)| st);
             let version = stored.map_or(0, |(v, _)| v);
-            let next = apply(before, inc, &ctx.policy);
+            let mut next = apply(before, inc, &ctx.policy);
+            muster_core::person::settle(&mut next, &today);
             let kind = classify(before, &next);
             if kind == ChangeKind::Unchanged {
+                if let (Some(ss), Some(c)) = (source_system, people.get_mut(ext)) {
+                    if c.source_system.as_deref() != Some(ss) {
+                        c.source_system = Some(ss.to_owned());
+                        c.fingerprint = Some(fp.to_vec());
+                        if !c.dirty {
+                            confirmed.push((ext, fp));
+                        }
+                    }
+                }
                 out.push(ItemResult { kind, version });
                 continue;
             }
@@ -379,11 +420,13 @@ fn apply_items<C: GenericClient>(
         if !people.get(ext).is_some_and(|c| c.dirty) {
             order.push(ext);
         }
+        let previous_source = people.get(ext).and_then(|c| c.source_system.clone());
         people.insert(
             ext.to_owned(),
             Current {
                 version,
                 fingerprint: Some(fp.to_vec()),
+                source_system: ctx.source_system.clone().or(previous_source),
                 state: Lazy::State(next),
                 dirty: true,
             },
@@ -394,6 +437,19 @@ fn apply_items<C: GenericClient>(
     let Some(chain) = chain else {
         return Ok(out);
     };
+    // A person confirmed and then changed later in the batch is written
+    // with the change.
+    confirmed.retain(|(ext, _)| !people.get(*ext).is_some_and(|c| c.dirty));
+    if !confirmed.is_empty() {
+        let (exts, fps): (Vec<&str>, Vec<Vec<u8>>) =
+            confirmed.iter().map(|(e, f)| (*e, f.to_vec())).unzip();
+        s.exec(
+            "UPDATE people p SET source_system = $2, fingerprint = u.fp \
+             FROM unnest($3::text[], $4::bytea[]) AS u(ext, fp) \
+             WHERE p.tenant_id = $1 AND p.external_id = u.ext",
+            &[&tenant, &source_system, &exts, &fps],
+        )?;
+    }
     if order.is_empty() {
         return Ok(out);
     }
@@ -401,6 +457,7 @@ fn apply_items<C: GenericClient>(
     let mut fps = Vec::with_capacity(order.len());
     let mut attrs = Vec::with_capacity(order.len());
     let mut roles = Vec::with_capacity(order.len());
+    let mut due = Vec::with_capacity(order.len());
     for ext in &order {
         let c = people
             .get_mut(*ext)
@@ -408,20 +465,24 @@ fn apply_items<C: GenericClient>(
         versions.push(c.version);
         fps.push(c.fingerprint.clone());
         let st = c.state()?;
+        due.push(muster_core::person::due_on(st));
         attrs.push(serde_json::to_string(&st.attrs).map_err(json_err)?);
         roles.push(serde_json::to_string(&st.roles).map_err(json_err)?);
     }
     let written = s.exec(
         "INSERT INTO people AS p (tenant_id, external_id, version, fingerprint, attrs, roles, \
-         created_at, updated_at, updated_by, on_behalf_of, source) \
-         SELECT $1, u.ext, u.ver, u.fp, u.attrs::jsonb, u.roles::jsonb, $7, $7, $8, $9, $10 \
-         FROM unnest($2::text[], $3::bigint[], $4::bytea[], $5::text[], $6::text[]) \
-              AS u(ext, ver, fp, attrs, roles) \
+         created_at, updated_at, updated_by, on_behalf_of, source, source_system, due_on) \
+         SELECT $1, u.ext, u.ver, u.fp, u.attrs::jsonb, u.roles::jsonb, $7, $7, $8, $9, $10, \
+                $11, u.due \
+         FROM unnest($2::text[], $3::bigint[], $4::bytea[], $5::text[], $6::text[], \
+                     $12::text[]) AS u(ext, ver, fp, attrs, roles, due) \
          ON CONFLICT (tenant_id, external_id) DO UPDATE SET \
            version = excluded.version, fingerprint = excluded.fingerprint, \
            attrs = excluded.attrs, roles = excluded.roles, updated_at = excluded.updated_at, \
            updated_by = excluded.updated_by, on_behalf_of = excluded.on_behalf_of, \
-           source = excluded.source \
+           source = excluded.source, \
+           source_system = coalesce(excluded.source_system, p.source_system), \
+           due_on = excluded.due_on \
          WHERE p.version < excluded.version",
         &[
             &tenant,
@@ -434,6 +495,8 @@ fn apply_items<C: GenericClient>(
             &ctx.principal,
             &ctx.on_behalf_of,
             &ctx.source,
+            &ctx.source_system,
+            &due,
         ],
     )?;
     if written != order.len() as u64 {
@@ -446,4 +509,48 @@ fn apply_items<C: GenericClient>(
     chain.write(s)?;
     events.write(s, tenant)?;
     Ok(out)
+}
+
+/// Applies due effective-date transitions (see `Store::person_settle_due`).
+/// The head lock is taken before the due people are read, so an instance
+/// doing the same waits, and then finds them settled.
+pub(crate) fn settle_due<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    ctx: &WriteContext,
+    limit: u32,
+) -> Result<Vec<ItemResult>> {
+    let tenant = ctx.tenant.as_str();
+    let day = muster_core::person::today(ctx.now);
+    lock_head(s, tenant)?;
+    let rows = s.query(
+        "SELECT external_id, attrs::text, roles::text FROM people \
+         WHERE tenant_id = $1 AND due_on IS NOT NULL AND due_on <= $2 \
+         ORDER BY due_on, external_id LIMIT $3",
+        &[&tenant, &day, &i64::from(limit)],
+    )?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let ext: String = get(r, 0)?;
+        let mut state = decode_state(get(r, 1)?, get(r, 2)?)?;
+        if !muster_core::person::settle(&mut state, &day) {
+            // A stale mark: correct it so the person is not picked again.
+            s.exec(
+                "UPDATE people SET due_on = $3 WHERE tenant_id = $1 AND external_id = $2",
+                &[&tenant, &ext, &muster_core::person::due_on(&state)],
+            )?;
+            continue;
+        }
+        let id =
+            muster_core::ExternalId::parse(&ext).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut inc = Incoming::new(id);
+        inc.attrs.insert(
+            "employment_status".into(),
+            state.attrs.get("employment_status").cloned(),
+        );
+        items.push(BatchItem::new(0, inc));
+    }
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    apply_items(s, ctx, &items, false)
 }

@@ -18,7 +18,9 @@ mod apply;
 mod issuers;
 mod migrate;
 mod pool;
+mod rotate;
 mod subscriptions;
+pub mod transfer;
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use muster_core::audit::AuditEntry;
@@ -266,7 +268,8 @@ fn client_keys_of<C: postgres::GenericClient>(
     pid: &str,
 ) -> Result<ClientKeys> {
     Ok(s.opt(
-        "SELECT hmac_sealed, ed25519_public, jwt_keys, updated_at \
+        "SELECT hmac_sealed, ed25519_public, jwt_keys, updated_at, \
+             hmac_previous_sealed, hmac_previous_until \
              FROM client_keys WHERE principal_id = $1",
         &[&pid],
     )?
@@ -276,6 +279,8 @@ fn client_keys_of<C: postgres::GenericClient>(
             ed25519_public: get(&r, 1)?,
             jwt_keys: get(&r, 2)?,
             updated_at: Some(get(&r, 3)?),
+            hmac_previous_sealed: get(&r, 4)?,
+            hmac_previous_until: get(&r, 5)?,
         })
     })
     .transpose()?
@@ -369,7 +374,7 @@ macro_rules! person_select {
     ($rest:literal) => {
         concat!(
             "SELECT external_id, attrs::text, roles::text, version, updated_at, updated_by, \
-             on_behalf_of, source FROM people ",
+             on_behalf_of, source, source_system FROM people ",
             $rest
         )
     };
@@ -386,6 +391,7 @@ fn to_person(r: &Row) -> Result<PersonRow> {
         updated_by: get(r, 5)?,
         on_behalf_of: get(r, 6)?,
         source: get(r, 7)?,
+        source_system: get(r, 8)?,
     })
 }
 
@@ -1156,7 +1162,9 @@ impl Store for PostgresStore {
             )?;
             match &change {
                 ClientKeyChange::Hmac(v) => s.exec(
-                    "UPDATE client_keys SET hmac_sealed = $2 WHERE principal_id = $1",
+                    // Set or removed outright: no previous key stays valid.
+                    "UPDATE client_keys SET hmac_sealed = $2, hmac_previous_sealed = NULL, \
+                     hmac_previous_until = NULL WHERE principal_id = $1",
                     &[&pid, v],
                 ),
                 ClientKeyChange::Ed25519(v) => s.exec(
@@ -1308,6 +1316,66 @@ impl Store for PostgresStore {
                 }
             }
             Ok(())
+        })
+    }
+
+    // ---- rotate ----------------------------------------------------------
+
+    fn sealed_all(&self) -> Result<Vec<SealedValue>> {
+        self.pool.run(rotate::sealed_all)
+    }
+
+    fn sealed_replace(&self, column: SealedColumn, swaps: Vec<SealedSwap>) -> Result<u64> {
+        self.pool
+            .write(|s| rotate::sealed_replace(s, column, &swaps))
+    }
+
+    fn client_hmac_rotate(
+        &self,
+        client_id: &str,
+        sealed: Vec<u8>,
+        previous_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<ClientKeys> {
+        self.pool.write(|s| {
+            let pid = rotate::hmac_rotate(s, client_id, &sealed, previous_until, now)?;
+            client_keys_of(s, &pid)
+        })
+    }
+
+    fn auth_failure_record(
+        &self,
+        keys: &[String],
+        window: ChronoDuration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(u32, DateTime<Utc>)>> {
+        self.pool
+            .run(|s| rotate::failure_record(s, keys, window, now))
+    }
+
+    fn auth_failures_over(
+        &self,
+        max: u32,
+        window: ChronoDuration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>> {
+        self.pool
+            .run(|s| rotate::failures_over(s, max, window, now))
+    }
+
+    fn instance_heartbeat(&self, id: &str, master_key_id: &str, now: DateTime<Utc>) -> Result<()> {
+        self.pool
+            .run(|s| rotate::heartbeat(s, id, master_key_id, now))
+    }
+
+    fn instance_list(&self, since: DateTime<Utc>) -> Result<Vec<InstanceRow>> {
+        self.pool.run(|s| rotate::instances(s, since))
+    }
+
+    fn instance_remove(&self, id: &str) -> Result<()> {
+        self.pool.run(|s| {
+            s.exec("DELETE FROM instances WHERE id = $1", &[&id])
+                .map(|_| ())
         })
     }
 
@@ -1471,6 +1539,74 @@ impl Store for PostgresStore {
             .run(|s| subscriptions::deliveries(s, id, after, limit))
     }
 
+    // ---- import semantics: snapshot sources, managers, effective dates ----
+    fn person_source_active(
+        &self,
+        tenant: &TenantId,
+        source_system: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        self.pool.run(|s| {
+            s.query(
+                "SELECT external_id FROM people \
+                 WHERE tenant_id = $1 AND source_system = $2 \
+                 AND ($3::text IS NULL OR external_id > $3) \
+                 AND (attrs->>'employment_status') IS DISTINCT FROM 'terminated' \
+                 ORDER BY external_id LIMIT $4",
+                &[&tenant.as_str(), &source_system, &after, &i64::from(limit)],
+            )?
+            .iter()
+            .map(|r| get::<String>(r, 0))
+            .collect()
+        })
+    }
+
+    fn person_exists(&self, tenant: &TenantId, ids: &[&str]) -> Result<Vec<bool>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.pool.run(|s| {
+            let rows = s.query(
+                "SELECT p.external_id IS NOT NULL FROM unnest($2::text[]) WITH ORDINALITY AS i(ext, n) \
+                 LEFT JOIN people p ON p.tenant_id = $1 AND p.external_id = i.ext \
+                 ORDER BY i.n",
+                &[&tenant.as_str(), &ids],
+            )?;
+            rows.iter().map(|r| get::<bool>(r, 0)).collect()
+        })
+    }
+
+    fn person_fingerprints_of_source(
+        &self,
+        tenant: &TenantId,
+        ids: &[&str],
+        source_system: &str,
+    ) -> Result<Vec<Option<[u8; 16]>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.pool.run(|s| {
+            let rows = s.query(
+                "SELECT p.fingerprint FROM unnest($2::text[]) WITH ORDINALITY AS i(ext, n) \
+                 LEFT JOIN people p ON p.tenant_id = $1 AND p.external_id = i.ext \
+                      AND p.source_system = $3 \
+                 ORDER BY i.n",
+                &[&tenant.as_str(), &ids, &source_system],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    let fp: Option<&[u8]> = get(r, 0)?;
+                    Ok(fp.and_then(|b| <[u8; 16]>::try_from(b).ok()))
+                })
+                .collect()
+        })
+    }
+
+    fn person_settle_due(&self, ctx: &WriteContext, limit: u32) -> Result<Vec<ItemResult>> {
+        self.pool.write(|s| apply::settle_due(s, ctx, limit))
+    }
+
     // ---- fan-out: subscription delivery leases ---------------------------
     fn subscription_claim(
         &self,
@@ -1526,5 +1662,19 @@ impl Store for PostgresStore {
                 return Ok(());
             }
         }
+    }
+
+    // ---- crash safety: fenced import batches -----------------------------
+    fn apply_batch_claimed(
+        &self,
+        ctx: &WriteContext,
+        items: Vec<BatchItem>,
+        checkpoint: Checkpoint,
+        owner: &str,
+        dry_run: bool,
+    ) -> Result<Option<Vec<ItemResult>>> {
+        fenced(self.pool.write(|s| {
+            apply::apply_batch_owned(s, ctx, &items, Some(&checkpoint), Some(owner), dry_run)
+        }))
     }
 }

@@ -21,8 +21,14 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "outbox", include_str!("../migrations/0005_outbox.sql")),
     (
         6,
+        "import_semantics",
+        include_str!("../migrations/0006_import_semantics.sql"),
+    ),
+    (7, "rotate", include_str!("../migrations/0007_rotate.sql")),
+    (
+        8,
         "fanout_leases",
-        include_str!("../migrations/0006_fanout_leases.sql"),
+        include_str!("../migrations/0008_fanout_leases.sql"),
     ),
 ];
 

@@ -134,6 +134,7 @@ fn ctx(tenant: &TenantId) -> WriteContext {
         source: "api".into(),
         policy: WritePolicy::allow_all(),
         now: t0(),
+        source_system: None,
     }
 }
 

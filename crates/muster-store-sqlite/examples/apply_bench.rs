@@ -26,6 +26,7 @@ fn main() {
         source: "import:bench".into(),
         policy: WritePolicy::allow_all(),
         now: chrono::Utc::now(),
+        source_system: None,
     };
     let make = |i: usize| {
         let mut inc = Incoming::new(ExternalId::parse(&format!("E{i:07}")).unwrap());

@@ -18,7 +18,8 @@ pub(crate) fn keys_get(conn: &Connection, client_id: &str) -> Result<ClientKeys>
     let pid = principal_id(conn, client_id)?;
     let row = conn
         .prepare_cached(
-            "SELECT hmac_sealed, ed25519_public, jwt_keys, updated_at \
+            "SELECT hmac_sealed, ed25519_public, jwt_keys, updated_at, \
+             hmac_previous_sealed, hmac_previous_until \
              FROM client_keys WHERE principal_id = ?1",
         )
         .map_err(be)?
@@ -28,6 +29,8 @@ pub(crate) fn keys_get(conn: &Connection, client_id: &str) -> Result<ClientKeys>
                 ed25519_public: r.get(1)?,
                 jwt_keys: r.get(2)?,
                 updated_at: Some(from_us(r.get(3)?)),
+                hmac_previous_sealed: r.get(4)?,
+                hmac_previous_until: r.get::<_, Option<i64>>(5)?.map(from_us),
             })
         })
         .optional()
@@ -50,7 +53,9 @@ pub(crate) fn keys_set(
     .map_err(be)?;
     let n = match change {
         ClientKeyChange::Hmac(v) => conn.execute(
-            "UPDATE client_keys SET hmac_sealed = ?2 WHERE principal_id = ?1",
+            // Set or removed outright: no previous key stays valid.
+            "UPDATE client_keys SET hmac_sealed = ?2, hmac_previous_sealed = NULL, \
+             hmac_previous_until = NULL WHERE principal_id = ?1",
             params![pid, v],
         ),
         ClientKeyChange::Ed25519(v) => conn.execute(

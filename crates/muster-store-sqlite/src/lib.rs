@@ -11,7 +11,10 @@
 
 mod client_keys;
 mod issuers;
+mod rotate;
+mod semantics;
 mod subscriptions;
+pub mod transfer;
 mod writer;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -42,13 +45,37 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         3,
+        // Import semantics: the source system that last imported a person
+        // (snapshot scope), and the day its next effective-date transition
+        // is due (indexed only where there is one). People last written by
+        // an import before this step belong to that import's client.
+        "ALTER TABLE people ADD COLUMN source_system TEXT; \
+         ALTER TABLE people ADD COLUMN due_on TEXT; \
+         CREATE INDEX people_due ON people(tenant_id, due_on) WHERE due_on IS NOT NULL; \
+         UPDATE people SET source_system = \
+           (SELECT i.client_id FROM imports i WHERE 'import:' || i.id = people.source) \
+         WHERE source LIKE 'import:%';",
+    ),
+    (
+        4,
+        // rotate: the HMAC key rotation overlap, failed-authentication
+        // counters shared by instances, and the live-instance table.
+        "ALTER TABLE client_keys ADD COLUMN hmac_previous_sealed BLOB; \
+         ALTER TABLE client_keys ADD COLUMN hmac_previous_until INTEGER; \
+         CREATE TABLE auth_failures (key TEXT PRIMARY KEY, window_start INTEGER NOT NULL, \
+           failures INTEGER NOT NULL) WITHOUT ROWID; \
+         CREATE TABLE instances (id TEXT PRIMARY KEY, seen_at INTEGER NOT NULL, \
+           master_key_id TEXT NOT NULL) WITHOUT ROWID;",
+    ),
+    (
+        5,
         // Delivery leases (fan-out), as in PostgreSQL: which instance
         // delivers a subscription and until when (`Store::subscription_claim`).
         "ALTER TABLE subscriptions ADD COLUMN lease_owner TEXT; \
          ALTER TABLE subscriptions ADD COLUMN lease_until INTEGER;",
     ),
 ];
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 5;
 const READERS_KEPT: usize = 8;
 
 pub(crate) fn be(e: rusqlite::Error) -> StoreError {
@@ -118,7 +145,7 @@ impl SqliteStore {
         }
         Ok(Self {
             path: path.to_owned(),
-            writer: Writer::start(conn)?,
+            writer: Writer::start(conn, path)?,
             readers: Mutex::new(Vec::new()),
         })
     }
@@ -377,7 +404,8 @@ fn get_import(conn: &Connection, id: &str) -> Result<Option<ImportRow>> {
 
 /// Columns of `people p JOIN person_data d ON d.id = p.data_id`.
 const PERSON_COLS: &str =
-    "p.external_id, d.attrs, d.roles, p.version, p.updated_at, p.updated_by, p.on_behalf_of, p.source";
+    "p.external_id, d.attrs, d.roles, p.version, p.updated_at, p.updated_by, p.on_behalf_of, p.source, \
+     p.source_system";
 
 fn person_from_row(r: &Row) -> rusqlite::Result<PersonRaw> {
     Ok(PersonRaw {
@@ -389,6 +417,7 @@ fn person_from_row(r: &Row) -> rusqlite::Result<PersonRaw> {
         updated_by: r.get(5)?,
         on_behalf_of: r.get(6)?,
         source: r.get(7)?,
+        source_system: r.get(8)?,
     })
 }
 
@@ -401,9 +430,10 @@ struct PersonRaw {
     updated_by: String,
     on_behalf_of: Option<String>,
     source: String,
+    source_system: Option<String>,
 }
 
-fn decode_state(attrs: &str, roles: &str) -> Result<PersonState> {
+pub(crate) fn decode_state(attrs: &str, roles: &str) -> Result<PersonState> {
     Ok(PersonState {
         attrs: serde_json::from_str::<Attributes>(attrs).map_err(json_err)?,
         roles: serde_json::from_str::<BTreeSet<String>>(roles).map_err(json_err)?,
@@ -421,6 +451,7 @@ impl PersonRaw {
             updated_by: self.updated_by,
             on_behalf_of: self.on_behalf_of,
             source: self.source,
+            source_system: self.source_system,
         })
     }
 }
@@ -563,6 +594,12 @@ fn insert_principal(conn: &Connection, c: &NewClient, now: DateTime<Utc>) -> Res
 }
 
 impl Store for SqliteStore {
+    /// Reads go to a pool of read-only connections to a local file; in WAL
+    /// mode they never wait for the writer.
+    fn reads_are_local(&self) -> bool {
+        true
+    }
+
     fn bootstrap(&self, admin_token: SecretDigest, now: DateTime<Utc>) -> Result<bool> {
         self.writer.write(move |conn| {
             let n: i64 = conn
@@ -1198,41 +1235,14 @@ impl Store for SqliteStore {
         dry_run: bool,
     ) -> Result<Vec<ItemResult>> {
         let ctx = ctx.clone();
-        self.writer.write(move |conn| {
-            if dry_run {
-                conn.execute_batch("SAVEPOINT dry_run").map_err(be)?;
-            }
-            let applied = apply_items(conn, &ctx, &items);
-            if dry_run {
-                conn.execute_batch("ROLLBACK TO dry_run; RELEASE dry_run")
-                    .map_err(be)?;
-            }
-            let results = applied?;
-            if let Some(cp) = checkpoint {
-                let mut c = Counts::default();
-                for r in &results {
-                    c.add_kind(r.kind);
-                }
-                c.unchanged += cp.unchanged;
-                conn.prepare_cached(
-                    "UPDATE imports SET checkpoint_row = ?1, created = created + ?2, \
-                     updated = updated + ?3, unchanged = unchanged + ?4, \
-                     deactivated = deactivated + ?5, updated_at = ?6 WHERE id = ?7",
-                )
-                .map_err(be)?
-                .execute(params![
-                    cp.row as i64,
-                    c.created as i64,
-                    c.updated as i64,
-                    c.unchanged as i64,
-                    c.deactivated as i64,
-                    us(ctx.now),
-                    cp.import_id
-                ])
-                .map_err(be)?;
-            }
-            Ok(results)
-        })
+        let (results, items) = self.writer.write(move |conn| {
+            let results = apply_tx(conn, &ctx, &items, checkpoint.as_ref(), None, dry_run)?;
+            // The items go back to be freed by the caller: thousands of
+            // small maps are not the single writer's work.
+            Ok((results, items))
+        })?;
+        drop(items);
+        Ok(results)
     }
 
     fn person_get(&self, tenant: &TenantId, id: &ExternalId) -> Result<PersonRow> {
@@ -1477,6 +1487,42 @@ impl Store for SqliteStore {
         self.read(|conn| subscriptions::deliveries(conn, id, after, limit))
     }
 
+    // ---- import semantics: snapshot sources, managers, effective dates ----
+    fn person_source_active(
+        &self,
+        tenant: &TenantId,
+        source_system: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        self.read(|conn| semantics::source_active(conn, tenant, source_system, after, limit))
+    }
+
+    fn person_exists(&self, tenant: &TenantId, ids: &[&str]) -> Result<Vec<bool>> {
+        self.read(|conn| semantics::exists(conn, tenant, ids))
+    }
+
+    fn person_fingerprints_of_source(
+        &self,
+        tenant: &TenantId,
+        ids: &[&str],
+        source_system: &str,
+    ) -> Result<Vec<Option<[u8; 16]>>> {
+        self.read(|conn| {
+            // One read transaction: a consistent snapshot for the whole list.
+            conn.execute_batch("BEGIN").map_err(be)?;
+            let out = semantics::fingerprints_of_source(conn, tenant, ids, source_system);
+            let _ = conn.execute_batch("COMMIT");
+            out
+        })
+    }
+
+    fn person_settle_due(&self, ctx: &WriteContext, limit: u32) -> Result<Vec<ItemResult>> {
+        let ctx = ctx.clone();
+        self.writer
+            .write(move |conn| semantics::settle_due(conn, &ctx, limit))
+    }
+
     // ---- fan-out: subscription delivery leases ---------------------------
     // One writer serialises claims; the lease matters across restarts (a
     // restarted instance has a new id) as it does in PostgreSQL.
@@ -1661,6 +1707,91 @@ impl Store for SqliteStore {
             Ok(())
         })
     }
+
+    // ---- rotate ----------------------------------------------------------
+
+    fn sealed_all(&self) -> Result<Vec<SealedValue>> {
+        self.read(rotate::sealed_all)
+    }
+
+    fn sealed_replace(&self, column: SealedColumn, swaps: Vec<SealedSwap>) -> Result<u64> {
+        self.writer
+            .write(move |conn| rotate::sealed_replace(conn, column, &swaps))
+    }
+
+    fn client_hmac_rotate(
+        &self,
+        client_id: &str,
+        sealed: Vec<u8>,
+        previous_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<ClientKeys> {
+        let client_id = client_id.to_owned();
+        self.writer.write(move |conn| {
+            rotate::hmac_rotate(conn, &client_id, &sealed, previous_until, now)?;
+            client_keys::keys_get(conn, &client_id)
+        })
+    }
+
+    fn auth_failure_record(
+        &self,
+        keys: &[String],
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(u32, DateTime<Utc>)>> {
+        let keys = keys.to_vec();
+        self.writer
+            .write(move |conn| rotate::failure_record(conn, &keys, window, now))
+    }
+
+    fn auth_failures_over(
+        &self,
+        max: u32,
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let over = self.read(|conn| rotate::failures_over(conn, max, window, now))?;
+        self.writer
+            .write(move |conn| rotate::failures_purge(conn, window, now))?;
+        Ok(over)
+    }
+
+    fn instance_heartbeat(&self, id: &str, master_key_id: &str, now: DateTime<Utc>) -> Result<()> {
+        let (id, key) = (id.to_owned(), master_key_id.to_owned());
+        self.writer
+            .write(move |conn| rotate::heartbeat(conn, &id, &key, now))
+    }
+
+    fn instance_list(&self, since: DateTime<Utc>) -> Result<Vec<InstanceRow>> {
+        self.read(|conn| rotate::instances(conn, since))
+    }
+
+    fn instance_remove(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.writer.write(move |conn| {
+            conn.execute("DELETE FROM instances WHERE id = ?1", [&id])
+                .map_err(be)?;
+            Ok(())
+        })
+    }
+
+    // ---- crash safety: fenced import batches -----------------------------
+    fn apply_batch_claimed(
+        &self,
+        ctx: &WriteContext,
+        items: Vec<BatchItem>,
+        checkpoint: Checkpoint,
+        owner: &str,
+        dry_run: bool,
+    ) -> Result<Option<Vec<ItemResult>>> {
+        let (ctx, owner) = (ctx.clone(), owner.to_owned());
+        let done = fenced(self.writer.write(move |conn| {
+            let results = apply_tx(conn, &ctx, &items, Some(&checkpoint), Some(&owner), dry_run)?;
+            // Freed by the caller, as in `apply_batch`.
+            Ok((results, items))
+        }))?;
+        Ok(done.map(|(results, _items)| results))
+    }
 }
 
 const KEY_COLS: &str = "id, tenant_id, kind, algorithm, purpose, key_ids, public_key, \
@@ -1725,7 +1856,7 @@ fn insert_token(conn: &Connection, t: &NewToken) -> Result<()> {
 /// chain an audit entry for each change. This runs for every row of every
 /// import, so it avoids work it can: the fingerprint comparison needs no
 /// decoding, and the audit detail is written straight from the two states.
-fn apply_items(
+pub(crate) fn apply_items(
     conn: &Connection,
     ctx: &WriteContext,
     items: &[BatchItem],
@@ -1734,7 +1865,7 @@ fn apply_items(
     let mut head = audit_head(conn, tenant)?;
     let mut sel = conn
         .prepare_cached(
-            "SELECT version, fingerprint, data_id FROM people \
+            "SELECT version, fingerprint, data_id, source_system FROM people \
              WHERE tenant_id = ?1 AND external_id = ?2",
         )
         .map_err(be)?;
@@ -1752,14 +1883,23 @@ fn apply_items(
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO people (tenant_id, external_id, version, fingerprint, data_id, \
-             created_at, updated_at, updated_by, on_behalf_of, source) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9)",
+             created_at, updated_at, updated_by, on_behalf_of, source, source_system, due_on) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .map_err(be)?;
     let mut update = conn
         .prepare_cached(
             "UPDATE people SET version = ?3, fingerprint = ?4, data_id = ?5, \
-             updated_at = ?6, updated_by = ?7, on_behalf_of = ?8, source = ?9 \
+             updated_at = ?6, updated_by = ?7, on_behalf_of = ?8, source = ?9, \
+             source_system = coalesce(?10, source_system), due_on = ?11 \
+             WHERE tenant_id = ?1 AND external_id = ?2",
+        )
+        .map_err(be)?;
+    // An unchanged person confirmed by an import of another source: it now
+    // belongs to this one (no new version, no audit entry, no event).
+    let mut confirm = conn
+        .prepare_cached(
+            "UPDATE people SET source_system = ?3, fingerprint = ?4 \
              WHERE tenant_id = ?1 AND external_id = ?2",
         )
         .map_err(be)?;
@@ -1775,18 +1915,26 @@ fn apply_items(
     let now = us(ctx.now);
     let at = audit_time(ctx.now);
     let key = Incoming::fingerprint_key(&ctx.principal, &ctx.policy);
+    let today = muster_core::person::today(ctx.now);
+    let source_system = ctx.source_system.as_deref();
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let inc = &item.incoming;
-        let fp = match &item.prepared {
+        let prepared = item.prepared.as_deref().filter(|p| p.today == today);
+        let fp = match prepared {
             Some(p) => p.fingerprint,
             None => inc.fingerprint_with(&key),
         };
-        // (version, data row) unless the fingerprint already matches
+        // (version, data row) unless the fingerprint already matches (and
+        // the person already belongs to this write's source, if it has one)
+        let mut stored_source: Option<String> = None;
         let stored: Option<(i64, Option<i64>)> = sel
             .query_row(params![tenant, inc.external_id.as_str()], |r| {
                 let version: i64 = r.get(0)?;
-                if matches!(r.get_ref(1)?, ValueRef::Blob(b) if b == fp.as_slice()) {
+                let ss: Option<String> = r.get(3)?;
+                let same_source = source_system.is_none() || ss.as_deref() == source_system;
+                stored_source = ss;
+                if same_source && matches!(r.get_ref(1)?, ValueRef::Blob(b) if b == fp.as_slice()) {
                     return Ok((version, None));
                 }
                 Ok((version, Some(r.get(2)?)))
@@ -1796,8 +1944,8 @@ fn apply_items(
         // What to write: (kind, new version, attrs JSON, roles JSON, audit
         // detail, existing data row). A new person's comes precomputed when
         // the caller prepared it (BatchItem::prepared).
-        let (kind, version, attrs, roles, detail, data_id, (attrs_changed, roles_changed)) =
-            match (stored, &item.prepared) {
+        let (kind, version, attrs, roles, detail, data_id, (attrs_changed, roles_changed), due) =
+            match (stored, prepared) {
                 (Some((version, None)), _) => {
                     out.push(ItemResult {
                         kind: ChangeKind::Unchanged,
@@ -1813,6 +1961,7 @@ fn apply_items(
                     Cow::Borrowed(p.detail_json.as_str()),
                     None,
                     (true, p.roles_json != "[]"),
+                    p.due_on.clone(),
                 ),
                 (stored, _) => {
                     let (before, version, data_id) = match stored {
@@ -1824,14 +1973,28 @@ fn apply_items(
                         }
                         _ => (None, 0, None),
                     };
-                    let next = apply(before.as_ref(), inc, &ctx.policy);
+                    let mut next = apply(before.as_ref(), inc, &ctx.policy);
+                    muster_core::person::settle(&mut next, &today);
                     let kind = classify(before.as_ref(), &next);
                     if kind == ChangeKind::Unchanged {
+                        if let Some(ss) =
+                            source_system.filter(|ss| stored_source.as_deref() != Some(*ss))
+                        {
+                            confirm
+                                .execute(params![
+                                    tenant,
+                                    inc.external_id.as_str(),
+                                    ss,
+                                    fp.as_slice()
+                                ])
+                                .map_err(be)?;
+                        }
                         out.push(ItemResult { kind, version });
                         continue;
                     }
                     let version = version + 1;
                     let changed = event_changes(before.as_ref(), &next);
+                    let due = muster_core::person::due_on(&next);
                     (
                         kind,
                         version,
@@ -1840,6 +2003,7 @@ fn apply_items(
                         Cow::Owned(change_detail_json(before.as_ref(), &next, version)),
                         data_id,
                         changed,
+                        due,
                     )
                 }
             };
@@ -1862,7 +2026,9 @@ fn apply_items(
             now,
             ctx.principal,
             ctx.on_behalf_of,
-            ctx.source
+            ctx.source,
+            source_system,
+            due
         ])
         .map_err(be)?;
         audit_insert_fields(
@@ -1907,6 +2073,59 @@ fn apply_items(
         out.push(ItemResult { kind, version });
     }
     Ok(out)
+}
+
+/// One batch and its checkpoint, in the writer's transaction. With an
+/// `owner`, the checkpoint moves only while that instance holds the
+/// import's lease; otherwise the job fails with [`LEASE_LOST`] and its
+/// savepoint (the whole batch) rolls back.
+fn apply_tx(
+    conn: &Connection,
+    ctx: &WriteContext,
+    items: &[BatchItem],
+    checkpoint: Option<&Checkpoint>,
+    owner: Option<&str>,
+    dry_run: bool,
+) -> Result<Vec<ItemResult>> {
+    if dry_run {
+        conn.execute_batch("SAVEPOINT dry_run").map_err(be)?;
+    }
+    let applied = apply_items(conn, ctx, items);
+    if dry_run {
+        conn.execute_batch("ROLLBACK TO dry_run; RELEASE dry_run")
+            .map_err(be)?;
+    }
+    let results = applied?;
+    if let Some(cp) = checkpoint {
+        let mut c = Counts::default();
+        for r in &results {
+            c.add_kind(r.kind);
+        }
+        c.unchanged += cp.unchanged;
+        let n = conn
+            .prepare_cached(
+                "UPDATE imports SET checkpoint_row = ?1, created = created + ?2, \
+                 updated = updated + ?3, unchanged = unchanged + ?4, \
+                 deactivated = deactivated + ?5, updated_at = ?6 \
+                 WHERE id = ?7 AND (?8 IS NULL OR lease_owner = ?8)",
+            )
+            .map_err(be)?
+            .execute(params![
+                cp.row as i64,
+                c.created as i64,
+                c.updated as i64,
+                c.unchanged as i64,
+                c.deactivated as i64,
+                us(ctx.now),
+                cp.import_id,
+                owner
+            ])
+            .map_err(be)?;
+        if n == 0 && owner.is_some() {
+            return Err(StoreError::Conflict(LEASE_LOST.into()));
+        }
+    }
+    Ok(results)
 }
 
 #[cfg(test)]

@@ -3,9 +3,19 @@
 //! up while a transaction commits are run together in the next transaction,
 //! each inside its own savepoint (group commit): a failing job rolls back
 //! alone, and all callers get their answer only after the commit.
+//!
+//! Copying the write-ahead log back into the database file (a checkpoint)
+//! is not the writer's work: SQLite would do it inside a commit every 1,000
+//! pages, stalling every write behind it. A checkpointer thread with its
+//! own connection does it instead, woken after commits, while the writer
+//! goes on appending to the log. The writer keeps SQLite's own checkpoint
+//! only as a backstop, at a much larger log size, for when the checkpointer
+//! cannot keep up (a long reader holding an old snapshot, say).
 use muster_store::{Result, StoreError};
 use rusqlite::Connection;
+use std::path::Path;
 use std::sync::mpsc;
+use std::time::Duration;
 
 type Reply = Box<dyn FnOnce(Result<()>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
@@ -13,16 +23,37 @@ type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 /// Most jobs run in one transaction.
 const GROUP_MAX: usize = 256;
 
+/// Log pages after which the writer checkpoints by itself (SQLite's
+/// default is 1,000); 16,384 pages of 4 KiB is 64 MiB of log.
+const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
+
+/// The checkpointer runs at most this often, so a stream of small commits
+/// does not turn into a stream of checkpoints.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(50);
+
 pub struct Writer {
     tx: mpsc::SyncSender<Job>,
 }
 
 impl Writer {
-    pub fn start(conn: Connection) -> Result<Self> {
+    /// Starts the writer on `conn` and a checkpointer on its own
+    /// connection to the database at `path`.
+    pub fn start(conn: Connection, path: &Path) -> Result<Self> {
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+            .map_err(crate::be)?;
+        let checkpoints = Connection::open(path).map_err(crate::be)?;
+        checkpoints
+            .execute_batch("PRAGMA busy_timeout=10000;")
+            .map_err(crate::be)?;
+        let (wake, woken) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("muster-sqlite-checkpoint".into())
+            .spawn(move || checkpointer(checkpoints, woken))
+            .map_err(|e| StoreError::Backend(format!("cannot start the checkpointer: {e}")))?;
         let (tx, rx) = mpsc::sync_channel::<Job>(4096);
         std::thread::Builder::new()
             .name("muster-sqlite-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, wake))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(Self { tx })
     }
@@ -66,7 +97,7 @@ fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) 
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, wake: mpsc::SyncSender<()>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < GROUP_MAX {
@@ -86,6 +117,8 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
+        // A wake-up already pending covers this commit too.
+        let _ = wake.try_send(());
         for reply in replies {
             reply(match &commit {
                 Ok(()) => Ok(()),
@@ -93,4 +126,20 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
             });
         }
     }
+}
+
+/// Copies committed log pages into the database file after commits, without
+/// blocking the writer (a passive checkpoint never waits for a lock). Ends
+/// when the writer has gone, with a last checkpoint.
+fn checkpointer(conn: Connection, woken: mpsc::Receiver<()>) {
+    let checkpoint = || {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "sqlite checkpoint failed; the writer's own backstop remains");
+        }
+    };
+    while woken.recv().is_ok() {
+        checkpoint();
+        std::thread::sleep(CHECKPOINT_PAUSE);
+    }
+    checkpoint();
 }

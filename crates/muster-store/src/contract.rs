@@ -96,6 +96,9 @@ pub fn run_all(make: Factory<'_>) {
         eprintln!("store contract: {name}");
         case(store.as_ref());
     }
+    crate::contract_semantics::run_semantics(make);
+    crate::contract_rotate::run_rotate(make);
+    crate::contract_crash::run_crash(make);
     crate::contract_fanout::run_fanout(make);
 }
 
@@ -287,6 +290,7 @@ fn ctx(tenant: &TenantId) -> WriteContext {
         source: "api".into(),
         policy: WritePolicy::allow_all(),
         now: t0(),
+        source_system: None,
     }
 }
 

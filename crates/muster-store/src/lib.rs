@@ -4,7 +4,11 @@
 #![forbid(unsafe_code)]
 
 pub mod contract;
+pub mod contract_crash;
 pub mod contract_fanout;
+pub mod contract_rotate;
+pub mod contract_semantics;
+pub mod transfer;
 
 use chrono::{DateTime, Utc};
 use muster_core::audit::AuditEntry;
@@ -247,6 +251,11 @@ pub struct WriteContext {
     pub source: String,
     pub policy: WritePolicy,
     pub now: DateTime<Utc>,
+    /// The import source (system) this write speaks for: every person an
+    /// import writes or confirms is marked with it, and a snapshot import
+    /// deactivates the people of its source missing from its file. `None`
+    /// (API calls, login sync, the scheduler) leaves the mark as it is.
+    pub source_system: Option<String>,
 }
 
 /// One record to apply, with the source row it came from (0 for API calls).
@@ -270,6 +279,12 @@ pub struct Prepared {
     pub roles_json: String,
     /// The audit detail for version 1.
     pub detail_json: String,
+    /// The day (`YYYY-MM-DD`) the new state was settled for (see
+    /// [`muster_core::person::settle`]): a backend uses this preparation
+    /// only when its context's day is the same.
+    pub today: String,
+    /// [`muster_core::person::due_on`] of the new state.
+    pub due_on: Option<String>,
 }
 
 impl BatchItem {
@@ -291,7 +306,20 @@ impl BatchItem {
         key: &FingerprintKey,
         policy: &WritePolicy,
     ) -> Self {
-        let next = muster_core::person::apply(None, &incoming, policy);
+        let today = muster_core::person::today(Utc::now());
+        Self::prepared_on(row, incoming, key, policy, &today)
+    }
+
+    /// [`BatchItem::prepared`] for the day `today` (the context's).
+    pub fn prepared_on(
+        row: u64,
+        incoming: Incoming,
+        key: &FingerprintKey,
+        policy: &WritePolicy,
+        today: &str,
+    ) -> Self {
+        let mut next = muster_core::person::apply(None, &incoming, policy);
+        muster_core::person::settle(&mut next, today);
         let prepared = serde_json::to_string(&next.attrs)
             .and_then(|a| Ok((a, serde_json::to_string(&next.roles)?)))
             .ok()
@@ -301,6 +329,8 @@ impl BatchItem {
                     attrs_json,
                     roles_json,
                     detail_json: muster_core::person::change_detail_json(None, &next, 1),
+                    today: today.to_owned(),
+                    due_on: muster_core::person::due_on(&next),
                 })
             });
         Self {
@@ -337,6 +367,9 @@ pub struct PersonRow {
     pub updated_by: String,
     pub on_behalf_of: Option<String>,
     pub source: String,
+    /// The import source that last wrote or confirmed this person (see
+    /// [`WriteContext::source_system`]).
+    pub source_system: Option<String>,
 }
 
 /// An audit entry and its stored hash.
@@ -459,6 +492,10 @@ pub struct ClientKeys {
     pub jwt_keys: Option<String>,
     /// When any of them last changed; `None` when none was ever set.
     pub updated_at: Option<DateTime<Utc>>,
+    /// The HMAC key before the last rotation, sealed, still accepted until
+    /// `hmac_previous_until` (the rotation overlap).
+    pub hmac_previous_sealed: Option<Vec<u8>>,
+    pub hmac_previous_until: Option<DateTime<Utc>>,
 }
 
 /// One change to a client's [`ClientKeys`]; `None` removes the credential.
@@ -516,6 +553,14 @@ pub struct IssuerRow {
 /// them on a blocking thread. Every method that changes people writes the
 /// audit entries in the same transaction.
 pub trait Store: Send + Sync + 'static {
+    /// Whether a read is a local, short call that never waits on a network
+    /// or on the writer (an embedded database's reader connections): the
+    /// server may then run a hot read on the async thread that wants it,
+    /// sparing a hand-off to the blocking pool and back.
+    fn reads_are_local(&self) -> bool {
+        false
+    }
+
     /// Creates the default tenant and its first admin when the database is
     /// empty. Returns the admin's token (shown once) when it did.
     fn bootstrap(&self, admin_token: SecretDigest, now: DateTime<Utc>) -> Result<bool>;
@@ -733,6 +778,96 @@ pub trait Store: Send + Sync + 'static {
     /// A subscription's delivery log, oldest first, after `after` (a seq).
     fn delivery_list(&self, id: &str, after: i64, limit: u32) -> Result<Vec<DeliveryRecord>>;
 
+    // ---- import semantics: snapshot sources, managers, effective dates ----
+    /// The external ids of a source's people that are not terminated, in
+    /// id order after `after`: what a snapshot import of that source would
+    /// deactivate if its file left them out.
+    fn person_source_active(
+        &self,
+        tenant: &TenantId,
+        source_system: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>>;
+    /// Which of these people exist, in order.
+    fn person_exists(&self, tenant: &TenantId, ids: &[&str]) -> Result<Vec<bool>>;
+    /// [`Store::person_fingerprints`], but `None` for a person whose
+    /// source system is not `source_system`: an import must confirm such a
+    /// person (through `apply_batch`) even when the record is unchanged.
+    fn person_fingerprints_of_source(
+        &self,
+        tenant: &TenantId,
+        ids: &[&str],
+        source_system: &str,
+    ) -> Result<Vec<Option<[u8; 16]>>>;
+    /// Applies up to `limit` due effective-date transitions of the
+    /// context's tenant (people whose `due_on` is on or before the
+    /// context's day), in one transaction, through the same path as
+    /// `apply_batch`: each with its audit entry and event, as
+    /// `ctx.principal` from `ctx.source`. The due people are chosen and
+    /// re-read under the write lock (the tenant's audit chain head), so
+    /// instances running this at once never both apply one transition.
+    fn person_settle_due(&self, ctx: &WriteContext, limit: u32) -> Result<Vec<ItemResult>>;
+    // ---- rotate: master-key rotation, HMAC key overlap, failed-auth limits
+    // and live instances (issues 3, 4, 5) ---------------------------------
+
+    /// Every value sealed under the master key, of every tenant, with the
+    /// id its seal is bound to (see [`SealedColumn`]), for re-sealing.
+    fn sealed_all(&self) -> Result<Vec<SealedValue>>;
+    /// Replaces sealed values of one column in one transaction, each only
+    /// where the row still holds `old` (a value changed meanwhile is left
+    /// alone: it was sealed afresh). Returns how many were replaced.
+    fn sealed_replace(&self, column: SealedColumn, swaps: Vec<SealedSwap>) -> Result<u64>;
+    /// Installs a new sealed HMAC key. The current one, if any, becomes the
+    /// previous key, accepted until `previous_until`; `None` drops it.
+    fn client_hmac_rotate(
+        &self,
+        client_id: &str,
+        sealed: Vec<u8>,
+        previous_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<ClientKeys>;
+    /// Counts one failed authentication against each key (`addr:..`,
+    /// `client:..`): a key whose window (of `window`) ran out starts a new
+    /// one. Returns each key's failures in its window and the window's start,
+    /// in order. Shared by all instances on the database.
+    fn auth_failure_record(
+        &self,
+        keys: &[String],
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(u32, DateTime<Utc>)>>;
+    /// The keys with at least `max` failures in a window still running, and
+    /// when each window started. Also purges some expired counters.
+    fn auth_failures_over(
+        &self,
+        max: u32,
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>>;
+    /// Records that instance `id` is alive, and the master key it seals with.
+    fn instance_heartbeat(&self, id: &str, master_key_id: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Instances seen at or after `since`, by id.
+    fn instance_list(&self, since: DateTime<Utc>) -> Result<Vec<InstanceRow>>;
+    /// Forgets an instance (a clean shutdown).
+    fn instance_remove(&self, id: &str) -> Result<()>;
+
+    // ---- crash safety: fenced import batches -----------------------------
+    /// [`Store::apply_batch`] for the import worker: the batch and its
+    /// checkpoint commit only while `owner` still holds the import's lease
+    /// (see [`Store::import_claim`]), checked in the same transaction. An
+    /// instance that stalled past its lease, while another one took the
+    /// import over, gets `Ok(None)` and nothing of its batch is written,
+    /// so no row is applied (or counted) twice.
+    fn apply_batch_claimed(
+        &self,
+        ctx: &WriteContext,
+        items: Vec<BatchItem>,
+        checkpoint: Checkpoint,
+        owner: &str,
+        dry_run: bool,
+    ) -> Result<Option<Vec<ItemResult>>>;
+
     // ---- fan-out: subscription delivery leases (several instances) -------
     /// Takes the delivery lease of an active subscription for `owner` until
     /// `now + lease` (or extends `owner`'s own) when no other owner holds an
@@ -763,6 +898,105 @@ pub trait Store: Send + Sync + 'static {
     /// subscription at once (nothing happens when `owner` does not hold it).
     fn subscription_release(&self, id: &str, owner: &str) -> Result<()>;
     // ---- end of fan-out ----------------------------------------------------
+}
+
+// ---- rotate: master-key rotation, HMAC overlap, limits, instances --------
+
+/// A column that holds values sealed under the master key. Each seal's
+/// associated data names its owner: a key id, a client id, an issuer id or
+/// a subscription id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SealedColumn {
+    /// `keys.sealed_secret`, bound to the key id (a sealed stream).
+    KeySecret,
+    /// A client's HMAC request-signing key, bound to its client id.
+    ClientHmac,
+    /// The HMAC key before the last rotation, during its overlap.
+    ClientHmacPrevious,
+    /// A login-sync issuer's HS256 secret, bound to the issuer id.
+    IssuerHs256,
+    /// A webhook subscription's secret, bound to the subscription id.
+    WebhookSecret,
+    /// A subscription's secret before its last rotation.
+    WebhookPreviousSecret,
+}
+
+impl SealedColumn {
+    pub const ALL: [SealedColumn; 6] = [
+        SealedColumn::KeySecret,
+        SealedColumn::ClientHmac,
+        SealedColumn::ClientHmacPrevious,
+        SealedColumn::IssuerHs256,
+        SealedColumn::WebhookSecret,
+        SealedColumn::WebhookPreviousSecret,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SealedColumn::KeySecret => "tenant_keys",
+            SealedColumn::ClientHmac => "client_hmac_keys",
+            SealedColumn::ClientHmacPrevious => "client_hmac_previous_keys",
+            SealedColumn::IssuerHs256 => "issuer_secrets",
+            SealedColumn::WebhookSecret => "webhook_secrets",
+            SealedColumn::WebhookPreviousSecret => "webhook_previous_secrets",
+        }
+    }
+}
+
+/// One sealed value and the id its seal is bound to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub column: SealedColumn,
+    pub id: String,
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedValue")
+            .field("column", &self.column)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Replace `old` by `new` for the row bound to `id`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSwap {
+    pub id: String,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedSwap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedSwap")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running gateway instance, as its last heartbeat described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRow {
+    pub id: String,
+    pub seen_at: DateTime<Utc>,
+    /// The id of the master key it seals with (never the key).
+    pub master_key_id: String,
+}
+
+/// The `Conflict` text a backend uses internally to roll back a fenced
+/// batch whose lease is gone; [`Store::apply_batch_claimed`] turns it into
+/// `Ok(None)`.
+pub const LEASE_LOST: &str = "the import's lease is held by another instance";
+
+/// Maps the [`LEASE_LOST`] rollback of a fenced batch to `Ok(None)`.
+pub fn fenced<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(StoreError::Conflict(m)) if m == LEASE_LOST => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// What one delivery round of a lease holder commits

@@ -79,6 +79,21 @@ enum AdminCommand {
     /// Webhook subscriptions, their delivery log and redelivery.
     #[command(subcommand)]
     Subscription(crate::subscription::SubscriptionCmd),
+    /// The installation's master key (operator only: tenant:admin on default).
+    #[command(subcommand, name = "master-key")]
+    MasterKey(MasterKeyCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum MasterKeyCmd {
+    /// The current and previous key ids, and the key each instance uses.
+    Status,
+    /// Generate a new master key and re-seal every sealed row under it;
+    /// the old key stays (previous) for uploads still waiting.
+    Rotate,
+    /// Forget the previous keys once no instance and no waiting upload
+    /// needs them.
+    RetirePrevious,
 }
 
 #[derive(Debug, Subcommand)]
@@ -433,6 +448,14 @@ async fn dispatch(c: &Client, cmd: AdminCommand, json: bool) -> Result<ExitCode,
         AdminCommand::Audit(cmd) => return audit_cmd(c, cmd, json).await,
         AdminCommand::Subscription(cmd) => {
             crate::subscription::subscription_cmd(c, cmd, json).await?
+        }
+        AdminCommand::MasterKey(cmd) => {
+            let v = match cmd {
+                MasterKeyCmd::Status => c.master_key_status().await?,
+                MasterKeyCmd::Rotate => c.master_key_rotate().await?,
+                MasterKeyCmd::RetirePrevious => c.master_key_retire_previous().await?,
+            };
+            print_json(&v);
         }
     }
     Ok(ExitCode::SUCCESS)

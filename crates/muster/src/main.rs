@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod migrate;
 mod output;
 mod push;
 mod subscription;
@@ -51,6 +52,9 @@ enum Command {
     /// Operator tools for the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Move a whole installation from SQLite to a fresh PostgreSQL database
+    /// (stop the gateway first; the target must be empty).
+    Migrate(migrate::MigrateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         }) => audit_verify(config, tenant, json),
         Command::Push(args) => on_runtime(push::run(args)),
         Command::Admin(args) => on_runtime(admin::run(args)),
+        Command::Migrate(args) => migrate::run(args),
     }
 }
 
@@ -238,6 +243,13 @@ mod tests {
                 "verify",
             ],
             &["push", "f.csv", "--mapping", "hr"],
+            &[
+                "migrate",
+                "--from",
+                "sqlite://muster-data/muster.db",
+                "--to",
+                "postgres://postgres@127.0.0.1/muster",
+            ],
         ] {
             if let Err(e) = parse(args) {
                 panic!("{args:?}: {e}");

@@ -983,3 +983,22 @@ fn two_instances_deliver_each_event_once_and_the_survivor_finishes_a_killed_hold
     );
     assert!(repeats <= 200, "{repeats} repeats");
 }
+
+#[test]
+fn an_operator_rotates_the_master_key_and_retires_the_old_one() {
+    let s = start();
+    let key_file = s.data.path().join("master.key");
+    let before = std::fs::read_to_string(&key_file).unwrap();
+    let out = s.run(&["admin", "master-key", "rotate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["previous"].as_array().unwrap().len(), 1, "{v}");
+    assert_ne!(std::fs::read_to_string(&key_file).unwrap(), before);
+    assert!(!text(&out).contains(before.trim()), "never the key");
+    let out = s.run(&["admin", "master-key", "retire-previous"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.run(&["admin", "master-key", "status"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["previous"], serde_json::json!([]), "{v}");
+    assert!(!s.data.path().join("master.key.previous").exists());
+}

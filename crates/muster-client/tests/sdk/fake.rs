@@ -215,6 +215,7 @@ pub fn import(id: &str, state: ImportState, bytes: u64) -> ImportInfo {
         mapping: "workday".into(),
         mapping_version: 1,
         mode: "upsert".into(),
+        source: None,
         dry_run: false,
         format: "csv".into(),
         bytes,

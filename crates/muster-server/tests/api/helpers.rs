@@ -238,6 +238,12 @@ pub struct Client {
 }
 
 impl TestApp {
+    /// The injected clock's time.
+    pub fn clock_now(&self) -> chrono::DateTime<Utc> {
+        use muster_core::clock::Clock;
+        self.clock.now()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

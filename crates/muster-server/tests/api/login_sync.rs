@@ -63,14 +63,14 @@ fn kid(alg: Algorithm) -> Option<String> {
     }
 }
 
-fn sign(alg: Algorithm, claims: &Value) -> String {
+pub(crate) fn sign(alg: Algorithm, claims: &Value) -> String {
     let mut h = Header::new(alg);
     h.kid = kid(alg);
     encode(&h, claims, &encoding_key(alg)).unwrap()
 }
 
 /// The claims of a login by `sub` for employee `emp`.
-fn claims(app: &TestApp, emp: &str) -> Value {
+pub(crate) fn claims(app: &TestApp, emp: &str) -> Value {
     let now = app.clock.now().timestamp();
     json!({
         "iss": ISS,
@@ -113,7 +113,7 @@ async fn issuer_with(app: &TestApp, extra: Value) -> reqwest::Response {
     app.admin_post("/api/v1/issuers", spec).await
 }
 
-async fn issuer(app: &TestApp, extra: Value) {
+pub(crate) async fn issuer(app: &TestApp, extra: Value) {
     let r = issuer_with(app, extra).await;
     assert_eq!(
         r.status(),
@@ -123,7 +123,7 @@ async fn issuer(app: &TestApp, extra: Value) {
     );
 }
 
-async fn login(app: &TestApp, token: &str) -> reqwest::Response {
+pub(crate) async fn login(app: &TestApp, token: &str) -> reqwest::Response {
     app.http
         .post(app.url("/api/v1/login-sync"))
         .bearer_auth(token)

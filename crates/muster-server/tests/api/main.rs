@@ -8,14 +8,18 @@ mod helpers;
 
 mod admin;
 mod audit;
+mod auth_limits;
 mod encrypted;
 mod fanout;
 mod imports;
 mod instances;
 mod isolation;
 mod login_sync;
+mod master_key;
 mod oauth;
 mod people;
 mod private_key_jwt;
+mod semantics;
 mod signing;
 mod webhooks;
+mod write_policy;

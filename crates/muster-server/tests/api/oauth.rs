@@ -297,6 +297,14 @@ async fn repeated_failed_authentications_get_429_with_retry_after_until_the_wind
     // The source address is over its limit too, so another client from it waits.
     let r = app.token_response(&other, None).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The address limit holds for every credential from it, the admin's
+    // bearer token included.
+    let r = app.get_as(&app.admin_token, "/api/v1/audit").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    app.clock.advance(chrono::Duration::seconds(121));
+    let r = app.token_response(&c, None).await;
+    assert_eq!(r.status(), StatusCode::OK);
     // The failures were audited, without the credential.
     let audit: Value = app
         .get_as(&app.admin_token, "/api/v1/audit?limit=1000")
@@ -307,8 +315,4 @@ async fn repeated_failed_authentications_get_429_with_retry_after_until_the_wind
     let text = audit.to_string();
     assert!(text.contains("auth.failed"));
     assert!(!text.contains("mcs_guess"));
-
-    app.clock.advance(chrono::Duration::seconds(121));
-    let r = app.token_response(&c, None).await;
-    assert_eq!(r.status(), StatusCode::OK);
 }

@@ -12,15 +12,15 @@ use std::time::Duration;
 
 /// What the receiver got: (headers, body, the status it answered).
 #[derive(Clone, Default)]
-struct Receiver {
-    got: Arc<Mutex<Vec<(HeaderMap, String, u16)>>>,
+pub(crate) struct Receiver {
+    pub(crate) got: Arc<Mutex<Vec<(HeaderMap, String, u16)>>>,
     /// Statuses to answer, in turn; then 200 (or `then`).
     script: Arc<Mutex<Vec<u16>>>,
     then: Arc<Mutex<u16>>,
 }
 
 impl Receiver {
-    fn delivered(&self) -> Vec<(HeaderMap, Value)> {
+    pub(crate) fn delivered(&self) -> Vec<(HeaderMap, Value)> {
         self.got
             .lock()
             .unwrap()
@@ -47,7 +47,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) ->
     AxStatus::from_u16(status).unwrap()
 }
 
-async fn receiver(script: Vec<u16>, then: u16) -> (String, Receiver) {
+pub(crate) async fn receiver(script: Vec<u16>, then: u16) -> (String, Receiver) {
     let r = Receiver {
         script: Arc::new(Mutex::new(script)),
         then: Arc::new(Mutex::new(then)),
@@ -71,7 +71,7 @@ async fn app() -> TestApp {
     .await
 }
 
-async fn subscribe(app: &TestApp, body: Value) -> (String, String) {
+pub(crate) async fn subscribe(app: &TestApp, body: Value) -> (String, String) {
     let r = app.admin_post("/api/v1/subscriptions", body).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let v: Value = r.json().await.unwrap();
@@ -108,7 +108,7 @@ async fn until(app: &TestApp, step: chrono::Duration, mut done: impl FnMut() -> 
 
 /// The Standard Webhooks signature, computed here from the specification,
 /// not with the server's code.
-fn expected_signature(secret: &str, id: &str, ts: &str, body: &str) -> String {
+pub(crate) fn expected_signature(secret: &str, id: &str, ts: &str, body: &str) -> String {
     let key = base64::engine::general_purpose::STANDARD
         .decode(secret.strip_prefix("whsec_").unwrap())
         .unwrap();

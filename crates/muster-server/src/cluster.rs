@@ -1,0 +1,60 @@
+//! What instances sharing a database tell each other, on a heartbeat
+//! (`cluster.heartbeat_ms`): each records that it is alive and which master
+//! key it seals with (so a previous key is retired only once every live
+//! instance moved on), rereads the master key files (so a rotation made
+//! through another instance reaches it without a restart), learns the
+//! number of live instances (each enforces its share of the token request
+//! rate) and the keys other instances found over the failed-authentication
+//! limit.
+use crate::state::AppState;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// An instance not heard from for this long is taken as gone.
+pub fn live_for(config: &crate::config::Config) -> chrono::Duration {
+    chrono::Duration::milliseconds((config.cluster.heartbeat_ms.max(100) * 3) as i64)
+}
+
+/// One heartbeat. Errors are logged; the next beat tries again.
+pub async fn beat(state: &AppState) {
+    let st = state.clone();
+    let done = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        st.master_key.reload()?;
+        let now = st.clock.now();
+        st.store
+            .instance_heartbeat(&st.instance, &st.master_key.current_id(), now)?;
+        let live = st.store.instance_list(now - live_for(&st.config))?;
+        st.token_rate.set_instances(live.len());
+        let limiter = &st.auth_failures;
+        if limiter.max() > 0 {
+            let over = st
+                .store
+                .auth_failures_over(limiter.max(), limiter.window(), now)?;
+            limiter.sync(over, now);
+        }
+        Ok(())
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "heartbeat failed"),
+        Err(e) => tracing::warn!(error = %e, "heartbeat task failed"),
+    }
+}
+
+/// Beats until `stop` (or until aborted).
+pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
+    let every = std::time::Duration::from_millis(state.config.cluster.heartbeat_ms.max(100));
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(every).await;
+        beat(&state).await;
+    }
+}
+
+/// Removes this instance from the table (a clean shutdown).
+pub async fn leave(state: &AppState) {
+    let id = state.instance.to_string();
+    if let Err(e) = state.db(move |s| s.instance_remove(&id)).await {
+        tracing::warn!(error = ?e, "could not remove this instance from the table");
+    }
+}

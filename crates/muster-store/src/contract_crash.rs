@@ -1,0 +1,206 @@
+//! Contract cases for crash safety: an import's batches are fenced by its
+//! lease, so an instance that stalled past its lease cannot commit work
+//! that the instance which took the import over is redoing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::contract::Factory;
+use crate::*;
+use chrono::{Duration, TimeZone, Utc};
+use muster_core::audit::verify_chain;
+use muster_core::person::Incoming;
+use muster_core::secret;
+use muster_core::AttrValue;
+
+pub fn run_crash(make: Factory<'_>) {
+    type Case = (&'static str, fn(&dyn Store));
+    let cases: [Case; 2] = [
+        (
+            "a_batch_commits_only_while_its_instance_holds_the_lease",
+            a_batch_commits_only_while_its_instance_holds_the_lease,
+        ),
+        (
+            "a_fenced_dry_run_batch_moves_only_the_checkpoint",
+            a_fenced_dry_run_batch_moves_only_the_checkpoint,
+        ),
+    ];
+    for (name, case) in cases {
+        let (store, _guard) = make();
+        eprintln!("store contract (crash): {name}");
+        case(store.as_ref());
+    }
+}
+
+fn t0() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 2, 1, 9, 0, 0).unwrap()
+}
+
+fn import(id: &str, dry_run: bool) -> NewImport {
+    NewImport {
+        id: id.into(),
+        tenant: TenantId::default_tenant(),
+        principal_id: "p1".into(),
+        client_id: "c1".into(),
+        on_behalf_of: None,
+        idempotency_key: None,
+        mapping: "hr".into(),
+        mapping_version: 1,
+        mode: "upsert".into(),
+        dry_run,
+        format: "csv".into(),
+        options: serde_json::json!({}),
+        bytes: 10,
+        created_at: t0(),
+    }
+}
+
+fn ctx(import: &str, now: chrono::DateTime<Utc>) -> WriteContext {
+    WriteContext {
+        tenant: TenantId::default_tenant(),
+        principal: "client:c1".into(),
+        on_behalf_of: None,
+        source: format!("import:{import}"),
+        policy: WritePolicy::allow_all(),
+        now,
+        source_system: None,
+    }
+}
+
+fn item(row: u64, id: &str, name: &str) -> BatchItem {
+    let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
+    inc.attrs
+        .insert("given_name".into(), Some(AttrValue::string(name)));
+    BatchItem::new(row, inc)
+}
+
+fn cp(import: &str, row: u64) -> Checkpoint {
+    Checkpoint {
+        import_id: import.into(),
+        row,
+        unchanged: 0,
+    }
+}
+
+fn chain_len(s: &dyn Store) -> u64 {
+    let mut rows = Vec::new();
+    s.audit_walk(&TenantId::default_tenant(), &mut |r| {
+        rows.push((r.entry, r.hash));
+        true
+    })
+    .unwrap();
+    verify_chain(rows).unwrap()
+}
+
+fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let t = TenantId::default_tenant();
+    s.import_create(import("i1", false)).unwrap();
+    let lease = Duration::seconds(30);
+    assert_eq!(s.import_claim("a", lease, t0()).unwrap().unwrap().id, "i1");
+    // The holder commits its first batch.
+    let r = s
+        .apply_batch_claimed(
+            &ctx("i1", t0()),
+            vec![item(2, "E1", "Ada")],
+            cp("i1", 2),
+            "a",
+            false,
+        )
+        .unwrap()
+        .expect("the holder's batch commits");
+    assert_eq!(r[0].kind, ChangeKind::Created);
+    let audited = chain_len(s);
+    // "a" stalls past its lease; "b" takes the import over from row 2.
+    let later = t0() + Duration::seconds(45);
+    let taken = s.import_claim("b", lease, later).unwrap().unwrap();
+    assert_eq!((taken.id.as_str(), taken.checkpoint_row), ("i1", 2));
+    // "a" wakes up and tries its next batch: refused, nothing written.
+    let stale = s
+        .apply_batch_claimed(
+            &ctx("i1", later),
+            vec![item(3, "E2", "Bob")],
+            cp("i1", 3),
+            "a",
+            false,
+        )
+        .unwrap();
+    assert!(
+        stale.is_none(),
+        "a batch after the lease was taken over must not commit"
+    );
+    assert!(s.person_get(&t, &ExternalId::parse("E2").unwrap()).is_err());
+    assert_eq!(
+        chain_len(s),
+        audited,
+        "no audit entry from the refused batch"
+    );
+    assert_eq!(
+        s.changes_head(&t).unwrap(),
+        1,
+        "no event from the refused batch"
+    );
+    let row = s.import_get(&t, "i1").unwrap();
+    assert_eq!((row.checkpoint_row, row.counts.created), (2, 1));
+    // The new holder applies the same rows once.
+    let r = s
+        .apply_batch_claimed(
+            &ctx("i1", later),
+            vec![item(3, "E2", "Bob")],
+            cp("i1", 3),
+            "b",
+            false,
+        )
+        .unwrap()
+        .expect("the new holder's batch commits");
+    assert_eq!(r[0].kind, ChangeKind::Created);
+    assert_eq!(chain_len(s), audited + 1);
+    let row = s.import_get(&t, "i1").unwrap();
+    assert_eq!((row.checkpoint_row, row.counts.created), (3, 2));
+    // Once the import has ended (which releases it), no batch commits.
+    s.import_set_state("i1", "succeeded", None, later).unwrap();
+    let after_end = s
+        .apply_batch_claimed(
+            &ctx("i1", later),
+            vec![item(4, "E3", "Cy")],
+            cp("i1", 4),
+            "b",
+            false,
+        )
+        .unwrap();
+    assert!(after_end.is_none());
+    assert_eq!(chain_len(s), audited + 1);
+}
+
+fn a_fenced_dry_run_batch_moves_only_the_checkpoint(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let t = TenantId::default_tenant();
+    s.import_create(import("d1", true)).unwrap();
+    let lease = Duration::seconds(30);
+    s.import_claim("a", lease, t0()).unwrap().unwrap();
+    let before = chain_len(s);
+    let r = s
+        .apply_batch_claimed(
+            &ctx("d1", t0()),
+            vec![item(2, "E1", "Ada")],
+            cp("d1", 2),
+            "a",
+            true,
+        )
+        .unwrap()
+        .expect("the holder's dry run commits its progress");
+    assert_eq!(r[0].kind, ChangeKind::Created);
+    assert!(s.person_get(&t, &ExternalId::parse("E1").unwrap()).is_err());
+    assert_eq!(chain_len(s), before);
+    let row = s.import_get(&t, "d1").unwrap();
+    assert_eq!((row.checkpoint_row, row.counts.created), (2, 1));
+    assert!(s
+        .apply_batch_claimed(
+            &ctx("d1", t0()),
+            vec![item(3, "E2", "Bob")],
+            cp("d1", 3),
+            "x",
+            true
+        )
+        .unwrap()
+        .is_none());
+    assert_eq!(s.import_get(&t, "d1").unwrap().checkpoint_row, 2);
+}
