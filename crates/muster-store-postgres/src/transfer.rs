@@ -99,7 +99,14 @@ const DERIVED: &[(&str, &str)] = &[
 ];
 
 /// Tables of the target that are derived, not moved.
-const DERIVED_TABLES: &[&str] = &["audit_heads", "schema_migrations"];
+const DERIVED_TABLES: &[&str] = &[
+    "audit_heads",
+    "schema_migrations",
+    // Short-lived failed-login counters and live instances: neither
+    // outlives the stopped source.
+    "auth_failures",
+    "instances",
+];
 
 impl Target for PostgresTarget {
     fn is_empty(&mut self) -> Result<bool> {

@@ -59,7 +59,8 @@ fn query(table: &Table) -> (String, Option<&'static str>) {
     match table.name {
         "people" => (
             "SELECT p.tenant_id, p.external_id, p.version, p.fingerprint, d.attrs, d.roles, \
-             p.created_at, p.updated_at, p.updated_by, p.on_behalf_of, p.source \
+             p.created_at, p.updated_at, p.updated_by, p.on_behalf_of, p.source, \
+             p.source_system, p.due_on \
              FROM people p JOIN person_data d ON d.id = p.data_id"
                 .into(),
             None,
@@ -157,6 +158,8 @@ const NOT_MOVED: &[(&str, &str)] = &[
     ("import_errors", "id"),  // order is kept; ids are the target's
     ("import_errors", "row"), // moves as row_no
     ("audit", "id"),          // a rowid; the chain's order is (tenant_id, seq)
+    ("auth_failures", "*"),   // short-lived counters of failed logins
+    ("instances", "*"),       // live instances: the moved one is stopped
 ];
 
 #[cfg(test)]

@@ -118,6 +118,8 @@ pub const TABLES: &[Table] = &[
             ("ed25519_public", Bytes),
             ("jwt_keys", Text),
             ("updated_at", Time),
+            ("hmac_previous_sealed", Bytes),
+            ("hmac_previous_until", Time),
         ],
     },
     Table {
@@ -186,6 +188,8 @@ pub const TABLES: &[Table] = &[
             ("updated_by", Text),
             ("on_behalf_of", Text),
             ("source", Text),
+            ("source_system", Text),
+            ("due_on", Text),
         ],
     },
     Table {
