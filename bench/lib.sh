@@ -8,7 +8,7 @@
 #   bench_push FILE FIELD MIN [push args...]
 #                         push and print the seconds it took; fails unless
 #                         the import succeeded with counts.FIELD >= MIN
-BIN=${BIN:-$PWD/target/release}
+BIN=${BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release}
 pid=""
 bench_cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; }
 

@@ -35,6 +35,7 @@ mod error;
 mod params;
 mod signer;
 mod sse;
+mod subscriptions;
 
 pub use auth::{
     basic_authorization, bearer_error, renewal_due, Auth, ClientAuthMethod, TokenCache,

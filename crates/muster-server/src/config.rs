@@ -61,6 +61,12 @@ pub struct WebhookConfig {
     pub poll_interval_ms: u64,
     /// How long a rotated secret keeps signing, by default.
     pub secret_overlap_seconds: u64,
+    /// How long an instance's hold on a subscription (its delivery lease)
+    /// lasts unrenewed: after a crash, the longest its deliveries wait to
+    /// be taken over by another instance.
+    pub lease_seconds: u64,
+    /// Subscriptions one instance delivers to at the same time.
+    pub concurrency: usize,
 }
 
 impl WebhookConfig {
@@ -186,6 +192,8 @@ retry_schedule = "5s,5m,30m,2h,5h,10h,10h"
 request_timeout_seconds = 15
 poll_interval_ms = 1000
 secret_overlap_seconds = 86400
+lease_seconds = 60
+concurrency = 16
 [tokens]
 default_ttl_seconds = 900
 secret_overlap_seconds = 86400
@@ -277,6 +285,21 @@ impl Config {
         anyhow::ensure!(
             (3..=86400).contains(&self.import.lease_seconds),
             "import.lease_seconds must be between 3 and 86400"
+        );
+        anyhow::ensure!(
+            (3..=86400).contains(&self.webhooks.lease_seconds),
+            "webhooks.lease_seconds must be between 3 and 86400"
+        );
+        // A round ends a third of the lease in, plus at most one request:
+        // the holder must be able to save before its lease runs out.
+        anyhow::ensure!(
+            self.webhooks.request_timeout_seconds >= 1
+                && self.webhooks.request_timeout_seconds.saturating_mul(3) < self.webhooks.lease_seconds * 2,
+            "webhooks.request_timeout_seconds must be at least 1 and under two thirds of webhooks.lease_seconds"
+        );
+        anyhow::ensure!(
+            (1..=1024).contains(&self.webhooks.concurrency),
+            "webhooks.concurrency must be between 1 and 1024"
         );
         anyhow::ensure!(
             self.limits.max_line_bytes >= 1024,

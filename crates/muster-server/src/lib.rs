@@ -364,6 +364,9 @@ pub async fn spawn(
         // Delivery may be mid-request: stopping it there only means that
         // event goes out again (at least once).
         deliveries.abort();
+        let _ = deliveries.await;
+        // Hands the subscriptions back, so another instance goes on at once.
+        webhooks::release_all(&gone).await;
         // A settling round is one transaction: stopping between them is safe.
         scheduler.abort();
         if let Some(worker) = worker {

@@ -130,6 +130,19 @@ async fn check_url(state: &AppState, url: &str) -> ApiResult<()> {
         .map_err(|m| ApiError::unprocessable("invalid_subscription", m))
 }
 
+/// A destination as the audit log keeps it: without query or fragment,
+/// which may carry a receiver's own token.
+fn audit_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => String::new(),
+    }
+}
+
 fn seal(state: &AppState, id: &str, secret: &str) -> Vec<u8> {
     state
         .master_key
@@ -175,6 +188,19 @@ pub async fn subscription_create(
     };
     let row = state.db(move |s| s.subscription_create(row)).await?;
     tracing::info!(subscription = %row.id, "webhook subscription created");
+    crate::admin::audit(
+        &state,
+        &caller,
+        "subscription.created",
+        serde_json::json!({
+            "subscription": row.id,
+            "url": audit_url(&row.url),
+            "events": row.events,
+            "attributes": row.attributes,
+            "cursor": row.progress.cursor,
+        }),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(SubscriptionCreated {
@@ -215,6 +241,7 @@ pub async fn subscription_update(
     JsonBody(patch): JsonBody<SubscriptionPatch>,
 ) -> ApiResult<Json<SubscriptionInfo>> {
     let mut row = load(&state, &caller, id).await?;
+    let before = row.clone();
     if let Some(url) = patch.url {
         check_url(&state, &url).await?;
         row.url = url;
@@ -244,7 +271,48 @@ pub async fn subscription_update(
     }
     row.updated_at = state.clock.now();
     let row = state.db(move |s| s.subscription_update(&row)).await?;
+    audit_update(&state, &caller, &before, &row).await?;
     Ok(Json(info(&row)))
+}
+
+/// Audits what an update changed: the settings (`subscription.updated`,
+/// new values, never a secret) and the state (`subscription.disabled` or
+/// `subscription.enabled`).
+async fn audit_update(
+    state: &AppState,
+    caller: &Caller,
+    before: &SubscriptionRow,
+    after: &SubscriptionRow,
+) -> ApiResult<()> {
+    let mut changed = serde_json::Map::new();
+    if before.url != after.url {
+        changed.insert("url".into(), audit_url(&after.url).into());
+    }
+    if before.events != after.events {
+        changed.insert("events".into(), after.events.clone().into());
+    }
+    if before.attributes != after.attributes {
+        changed.insert("attributes".into(), after.attributes.clone().into());
+    }
+    if !changed.is_empty() {
+        changed.insert("subscription".into(), after.id.clone().into());
+        crate::admin::audit(state, caller, "subscription.updated", changed.into()).await?;
+    }
+    if before.state != after.state {
+        let action = if after.state == "active" {
+            "subscription.enabled"
+        } else {
+            "subscription.disabled"
+        };
+        crate::admin::audit(
+            state,
+            caller,
+            action,
+            serde_json::json!({"subscription": after.id, "reason": after.disabled_reason}),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 pub async fn subscription_delete(
@@ -254,7 +322,15 @@ pub async fn subscription_delete(
 ) -> ApiResult<StatusCode> {
     caller.require(Permission::SubscriptionsAdmin)?;
     let t = caller.principal.tenant.clone();
-    state.db(move |s| s.subscription_delete(&t, &id)).await?;
+    let sid = id.clone();
+    state.db(move |s| s.subscription_delete(&t, &sid)).await?;
+    crate::admin::audit(
+        &state,
+        &caller,
+        "subscription.deleted",
+        serde_json::json!({ "subscription": id }),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -289,6 +365,16 @@ pub async fn subscription_rotate_secret(
     row.updated_at = now;
     let row = state.db(move |s| s.subscription_update(&row)).await?;
     tracing::info!(subscription = %row.id, "webhook secret rotated");
+    crate::admin::audit(
+        &state,
+        &caller,
+        "subscription.secret_rotated",
+        serde_json::json!({
+            "subscription": row.id,
+            "previous_secret_until": row.previous_until,
+        }),
+    )
+    .await?;
     Ok(Json(SubscriptionCreated {
         subscription: info(&row),
         secret,
@@ -385,6 +471,17 @@ pub async fn subscription_redeliver(
     let row = state
         .db(move |s| s.subscription_redeliver(&t, &rid, (from, to), now))
         .await?;
+    crate::admin::audit(
+        &state,
+        &caller,
+        "subscription.redelivery_requested",
+        serde_json::json!({
+            "subscription": row.id,
+            "from_cursor": from,
+            "to_cursor": to,
+        }),
+    )
+    .await?;
     state.changes_committed.notify_waiters();
     Ok((StatusCode::ACCEPTED, Json(info(&row))))
 }

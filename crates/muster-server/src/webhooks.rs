@@ -5,20 +5,29 @@
 //!
 //! The worker keeps one cursor per subscription and sends that
 //! subscription's events one at a time in cursor order, so each person's
-//! changes arrive in order. A failed event holds the subscription back and
+//! changes arrive in order. Each subscription with work has a task of its
+//! own (up to `webhooks.concurrency`), so subscriptions do not wait for
+//! each other, and a task works only while it holds the subscription's
+//! lease, so of several instances one at a time sends a subscription's
+//! events, and another takes over when the holder dies. A failed event holds the subscription back and
 //! is retried on the configured schedule (with jitter, never before a
 //! `Retry-After`); after the last retry it is dead-lettered (logged as
 //! `dead`) and the cursor moves on. A 410 disables the subscription.
 //! Progress is saved after the attempts it records, so a crash can only
 //! repeat a delivery (at least once), never skip one.
+use crate::error::ApiError;
 use crate::state::AppState;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
+use muster_core::TenantId;
 use muster_proto::{AttributeChange, ChangeEventData, ChangeEventInfo};
-use muster_store::{ChangeEvent, DeliveryProgress, DeliveryRecord, SubscriptionRow};
+use muster_store::{
+    AuditDraft, ChangeEvent, DeliveryProgress, DeliveryRecord, DeliverySave, SubscriptionRow,
+};
 use sha2::Sha256;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,8 +35,8 @@ use std::time::Duration;
 
 /// Secret prefix of the Standard Webhooks specification.
 pub const SECRET_PREFIX: &str = "whsec_";
-/// Events read per subscription per round.
-const PAGE: u32 = 100;
+/// Events read per subscription per round (progress commits once a round).
+const PAGE: u32 = 500;
 /// A `Retry-After` longer than this is treated as this.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -222,6 +231,7 @@ fn retry_after(h: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Dur
 async fn send(
     http: &reqwest::Client,
     state: &AppState,
+    keys: &[Vec<u8>],
     sub: &SubscriptionRow,
     ev: &ChangeEventInfo,
 ) -> Outcome {
@@ -237,7 +247,6 @@ async fn send(
         }
     };
     let ts = now.timestamp();
-    let keys = signing_keys(state, sub, now);
     if keys.is_empty() {
         return Outcome::Failed {
             status: None,
@@ -318,18 +327,93 @@ fn payload_for(sub: &SubscriptionRow, ev: &ChangeEvent) -> Option<ChangeEventInf
     event_info(ev, Some(&sub.attributes))
 }
 
-/// One round for one subscription: a manual redelivery range first, else
-/// the events after its cursor until one fails.
-async fn deliver_subscription(
-    state: &AppState,
-    http: &reqwest::Client,
-    schedule: &[Duration],
-    sub: SubscriptionRow,
-) -> anyhow::Result<()> {
+/// How a round for one subscription ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Round {
+    /// There may be more to send now: claim again and go on.
+    More,
+    /// Caught up, waiting for a retry, or disabled: hand the lease back.
+    Done,
+    /// Nothing to do after all (nothing was saved): hand the lease back.
+    Idle,
+    /// Another instance holds the subscription now: stop, release nothing.
+    Lost,
+}
+
+/// What the delivery tasks of one instance share.
+struct Deliverer {
+    state: AppState,
+    http: reqwest::Client,
+    schedule: Vec<Duration>,
+    /// How long a claim or save holds the subscription.
+    lease: chrono::Duration,
+    /// A round saves its progress (renewing the lease) after this long.
+    round_time: Duration,
+}
+
+impl Deliverer {
+    fn owner(&self) -> String {
+        self.state.instance.to_string()
+    }
+
+    /// Commits a round while this instance holds the lease; `false` when
+    /// it does not any more.
+    async fn save(&self, sub: &SubscriptionRow, save: DeliverySave) -> anyhow::Result<bool> {
+        let (id, owner, lease, now) = (
+            sub.id.clone(),
+            self.owner(),
+            self.lease,
+            self.state.clock.now(),
+        );
+        let disabled = save.disable.is_some();
+        let kept = self
+            .state
+            .db(move |s| s.subscription_save(&id, &owner, lease, &save, now))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        if kept && disabled {
+            audit_gone(&self.state, sub).await;
+        }
+        Ok(kept)
+    }
+}
+
+const GONE: &str = "the receiver answered 410 Gone";
+
+/// Audits the disabling of a subscription whose receiver answered 410.
+async fn audit_gone(state: &AppState, sub: &SubscriptionRow) {
+    let d = AuditDraft {
+        tenant: sub.tenant.clone(),
+        at: state.clock.now(),
+        principal: "system:webhooks".into(),
+        on_behalf_of: None,
+        source: "webhooks".into(),
+        action: "subscription.disabled".into(),
+        person: None,
+        detail: serde_json::json!({
+            "subscription": sub.id,
+            "reason": GONE,
+        }),
+    };
+    if let Err(e) = state.db(move |s| s.audit_append(d)).await {
+        tracing::error!(subscription = %sub.id, error = ?e, "cannot audit a disabled subscription");
+    }
+}
+
+/// One round for one subscription, under its lease: a manual redelivery
+/// range first, else the events after its cursor, one at a time, until one
+/// fails, the page ends or the round has run for `round_time`.
+async fn deliver_round(d: &Deliverer, sub: SubscriptionRow) -> anyhow::Result<Round> {
+    let state = &d.state;
     let now = state.clock.now();
+    let started = tokio::time::Instant::now();
     let mut p: DeliveryProgress = sub.progress.clone();
-    let mut records = Vec::new();
-    let mut disable = None;
+    let mut save = DeliverySave {
+        redeliver_seen: p.redeliver,
+        ..Default::default()
+    };
+    // The secrets open once a round, not once an event.
+    let keys = signing_keys(state, &sub, now);
 
     if let Some((from, to)) = p.redeliver {
         let tenant = sub.tenant.clone();
@@ -345,7 +429,7 @@ async fn deliver_subscription(
                 continue;
             };
             let mut r = record(&sub, ev, 1, state.clock.now(), true);
-            match send(http, state, &sub, &info).await {
+            match send(&d.http, state, &keys, &sub, &info).await {
                 Outcome::Delivered(st) => {
                     r.status = Some(st);
                     r.outcome = "delivered".into();
@@ -353,8 +437,8 @@ async fn deliver_subscription(
                 Outcome::Gone => {
                     r.status = Some(410);
                     r.outcome = "gone".into();
-                    disable = Some("the receiver answered 410 Gone");
-                    records.push(r);
+                    save.disable = Some(GONE.into());
+                    save.records.push(r);
                     break;
                 }
                 Outcome::Failed { status, error, .. } => {
@@ -363,16 +447,24 @@ async fn deliver_subscription(
                     r.error = Some(error);
                 }
             }
-            records.push(r);
+            save.records.push(r);
+            if started.elapsed() >= d.round_time {
+                break;
+            }
         }
         // Moves the range on past what was sent, or ends it.
         p.redeliver = (!events.is_empty() && next <= to).then_some((next, to));
-        save(state, &sub.id, p, records, disable).await?;
-        return Ok(());
+        let gone = save.disable.is_some();
+        save.progress = p;
+        return Ok(match d.save(&sub, save).await? {
+            false => Round::Lost,
+            true if gone => Round::Done,
+            true => Round::More,
+        });
     }
 
     if p.next_attempt_at.is_some_and(|t| t > now) {
-        return Ok(());
+        return Ok(Round::Idle);
     }
     let tenant = sub.tenant.clone();
     let after = p.cursor;
@@ -381,8 +473,13 @@ async fn deliver_subscription(
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     if events.is_empty() {
-        return Ok(());
+        return Ok(Round::Idle);
     }
+    let mut next = if events.len() == PAGE as usize {
+        Round::More
+    } else {
+        Round::Done
+    };
     for ev in &events {
         let Some(info) = payload_for(&sub, ev) else {
             p.cursor = ev.cursor;
@@ -391,21 +488,22 @@ async fn deliver_subscription(
         let attempt = p.attempt + 1;
         let at = state.clock.now();
         let mut r = record(&sub, ev, attempt, at, false);
-        match send(http, state, &sub, &info).await {
+        match send(&d.http, state, &keys, &sub, &info).await {
             Outcome::Delivered(st) => {
                 r.status = Some(st);
                 r.outcome = "delivered".into();
                 p.cursor = ev.cursor;
                 p.attempt = 0;
                 p.next_attempt_at = None;
-                records.push(r);
+                save.records.push(r);
             }
             Outcome::Gone => {
                 r.status = Some(410);
                 r.outcome = "gone".into();
-                records.push(r);
-                disable = Some("the receiver answered 410 Gone");
+                save.records.push(r);
+                save.disable = Some(GONE.into());
                 tracing::warn!(subscription = %sub.id, "a receiver answered 410: subscription disabled");
+                next = Round::Done;
                 break;
             }
             Outcome::Failed {
@@ -415,47 +513,126 @@ async fn deliver_subscription(
             } => {
                 r.status = status;
                 r.error = Some(error);
-                if attempt as usize > schedule.len() {
+                if attempt as usize > d.schedule.len() {
                     r.outcome = "dead".into();
                     tracing::warn!(subscription = %sub.id, cursor = ev.cursor, "an event was dead-lettered after its last attempt");
                     p.cursor = ev.cursor;
                     p.attempt = 0;
                     p.next_attempt_at = None;
-                    records.push(r);
+                    save.records.push(r);
                     continue;
                 }
                 r.outcome = "failed".into();
-                records.push(r);
-                let delay = retry_delay(schedule, attempt as usize, retry_after);
+                save.records.push(r);
+                let delay = retry_delay(&d.schedule, attempt as usize, retry_after);
                 p.attempt = attempt;
                 p.next_attempt_at = Some(
                     at + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(10)),
                 );
+                next = Round::Done;
                 break;
             }
         }
+        if started.elapsed() >= d.round_time {
+            next = Round::More;
+            break;
+        }
     }
-    save(state, &sub.id, p, records, disable).await
+    save.progress = p;
+    Ok(match d.save(&sub, save).await? {
+        false => Round::Lost,
+        true => next,
+    })
 }
 
-async fn save(
-    state: &AppState,
-    id: &str,
-    p: DeliveryProgress,
-    records: Vec<DeliveryRecord>,
-    disable: Option<&'static str>,
-) -> anyhow::Result<()> {
-    let id = id.to_owned();
-    let now = state.clock.now();
-    state
-        .db(move |s| s.subscription_progress(&id, &p, &records, disable, now))
+/// Rounds one task runs for a subscription before it hands its slot (and
+/// lease) back, so that a long backlog does not starve other
+/// subscriptions when there are more of them than slots.
+const ROUNDS_PER_TURN: usize = 20;
+
+/// Delivers one subscription for a turn: claims its lease, then runs
+/// rounds (each save renews the lease; each round reads the subscription
+/// afresh, so an admin's changes apply from the next page on), and hands
+/// the lease back at the end unless another instance took it. Returns the
+/// id and whether it was delivered at all (if not, it is held elsewhere or
+/// failed, and is left alone for a poll interval).
+async fn drive(d: Arc<Deliverer>, id: String) -> (String, bool) {
+    let owner = d.owner();
+    let (i, o, lease, now) = (id.clone(), owner.clone(), d.lease, d.state.clock.now());
+    let mut sub = match d
+        .state
+        .db(move |s| s.subscription_claim(&i, &o, lease, now))
         .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))
+    {
+        Ok(Some(sub)) => sub,
+        // Held by another instance, disabled or deleted.
+        Ok(None) => return (id, false),
+        Err(e) => {
+            tracing::error!(subscription = %id, error = ?e, "cannot claim a subscription");
+            return (id, false);
+        }
+    };
+    let tenant = sub.tenant.clone();
+    for round in 0..ROUNDS_PER_TURN {
+        if round > 0 {
+            // Held since the claim (the last save renewed it): a read will do.
+            let (t, i) = (tenant.clone(), id.clone());
+            sub = match d.state.db(move |s| s.subscription_get(&t, &i)).await {
+                Ok(sub) if sub.state == "active" => sub,
+                // Disabled or deleted under our hold.
+                Ok(_) | Err(ApiError::NotFound(_)) => break,
+                Err(e) => {
+                    tracing::error!(subscription = %id, error = ?e, "cannot read a subscription");
+                    break;
+                }
+            };
+        }
+        match deliver_round(&d, sub.clone()).await {
+            Ok(Round::More) => continue,
+            Ok(Round::Done) => break,
+            Ok(Round::Idle) => {
+                release(&d, &id, &owner).await;
+                return (id, round > 0);
+            }
+            Ok(Round::Lost) => {
+                tracing::warn!(subscription = %id, "lost a subscription's delivery lease; another instance carries on");
+                return (id, false);
+            }
+            Err(e) => {
+                tracing::error!(subscription = %id, error = %e, "webhook delivery round failed");
+                release(&d, &id, &owner).await;
+                return (id, false);
+            }
+        }
+    }
+    release(&d, &id, &owner).await;
+    (id, true)
 }
 
-/// The delivery worker: runs until `stop`, woken by committed changes or
-/// every `webhooks.poll_interval_ms` (for due retries and other instances'
-/// changes).
+async fn release(d: &Deliverer, id: &str, owner: &str) {
+    let (i, o) = (id.to_owned(), owner.to_owned());
+    if let Err(e) = d.state.db(move |s| s.subscription_release(&i, &o)).await {
+        tracing::error!(subscription = %id, error = ?e, "cannot release a subscription's lease");
+    }
+}
+
+/// Whether a subscription has something to send now, given its tenant's
+/// newest event cursor.
+fn has_work(sub: &SubscriptionRow, head: i64, now: DateTime<Utc>) -> bool {
+    let p = &sub.progress;
+    p.redeliver.is_some() || (p.cursor < head && p.next_attempt_at.is_none_or(|t| t <= now))
+}
+
+/// The delivery worker: runs until `stop` (or until its task is aborted,
+/// which aborts the deliveries in flight), woken by committed changes,
+/// by a finished delivery task, or every `webhooks.poll_interval_ms` (for
+/// due retries and other instances' changes).
+///
+/// Each subscription with work gets a task of its own, up to
+/// `webhooks.concurrency` at once, so a slow or dead receiver holds back
+/// only its own subscription. A task delivers under the subscription's
+/// lease (`Store::subscription_claim`), so of several instances on one
+/// database only one sends a given subscription's events at a time.
 pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
     let cfg = state.config.webhooks.clone();
     let schedule = match cfg.schedule() {
@@ -465,11 +642,15 @@ pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
             return;
         }
     };
+    let limit = cfg.concurrency.max(1);
     let http = match reqwest::Client::builder()
         .timeout(Duration::from_secs(cfg.request_timeout_seconds))
         // A redirect could lead anywhere, past the destination check.
         .redirect(reqwest::redirect::Policy::none())
         .user_agent("Muster-Webhooks/1")
+        // Keep-alive: a warm connection per subscription in flight.
+        .pool_max_idle_per_host(limit)
+        .tcp_nodelay(true)
         .build()
     {
         Ok(c) => c,
@@ -478,26 +659,108 @@ pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
             return;
         }
     };
+    let lease_secs = cfg.lease_seconds.max(3);
+    let d = Arc::new(Deliverer {
+        state: state.clone(),
+        http,
+        schedule,
+        lease: chrono::Duration::seconds(i64::try_from(lease_secs).unwrap_or(60)),
+        round_time: Duration::from_secs(lease_secs) / 3,
+    });
     let poll = Duration::from_millis(cfg.poll_interval_ms.max(10));
+    let mut tasks: tokio::task::JoinSet<(String, bool)> = tokio::task::JoinSet::new();
+    let mut busy: HashSet<String> = HashSet::new();
+    // Subscriptions left alone until then: held by another instance (or
+    // failing), so that looking again does not become a busy loop.
+    let mut resting: HashMap<String, tokio::time::Instant> = HashMap::new();
+    let mut turn = 0usize;
+    let finished = |done: Result<(String, bool), tokio::task::JoinError>,
+                    busy: &mut HashSet<String>,
+                    resting: &mut HashMap<String, tokio::time::Instant>| {
+        if let Ok((id, worked)) = done {
+            busy.remove(&id);
+            if !worked {
+                resting.insert(id, tokio::time::Instant::now() + poll);
+            }
+        }
+    };
     while !stop.load(Ordering::SeqCst) {
         let woken = state.changes_committed.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        match state.db(|s| s.subscription_active()).await {
-            Ok(subs) => {
-                for sub in subs {
-                    let id = sub.id.clone();
-                    if let Err(e) = deliver_subscription(&state, &http, &schedule, sub).await {
-                        tracing::error!(subscription = %id, error = %e, "webhook delivery round failed");
+        while let Some(done) = tasks.try_join_next() {
+            finished(done, &mut busy, &mut resting);
+        }
+        let now = tokio::time::Instant::now();
+        resting.retain(|_, until| *until > now);
+        if tasks.len() < limit {
+            match dispatch_list(&state).await {
+                Ok(candidates) if !candidates.is_empty() => {
+                    // Start at a different place each time, so that with
+                    // more subscriptions than slots each gets its turn.
+                    turn = turn.wrapping_add(1);
+                    let n = candidates.len();
+                    for k in 0..n {
+                        if tasks.len() >= limit {
+                            break;
+                        }
+                        let id = &candidates[(turn + k) % n];
+                        if !resting.contains_key(id) && busy.insert(id.clone()) {
+                            tasks.spawn(drive(d.clone(), id.clone()));
+                        }
                     }
                 }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = ?e, "cannot list subscriptions"),
             }
-            Err(e) => tracing::error!(error = ?e, "cannot list subscriptions"),
         }
         tokio::select! {
             _ = &mut woken => {}
             _ = tokio::time::sleep(poll) => {}
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                finished(done, &mut busy, &mut resting);
+            }
         }
+    }
+}
+
+/// The active subscriptions with something to send now.
+async fn dispatch_list(state: &AppState) -> Result<Vec<String>, crate::error::ApiError> {
+    let subs = state.db(|s| s.subscription_active()).await?;
+    if subs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenants: BTreeSet<TenantId> = subs.iter().map(|s| s.tenant.clone()).collect();
+    let heads = state
+        .db(move |s| {
+            tenants
+                .into_iter()
+                .map(|t| s.changes_head(&t).map(|h| (t, h)))
+                .collect::<Result<HashMap<_, _>, _>>()
+        })
+        .await?;
+    let now = state.clock.now();
+    Ok(subs
+        .into_iter()
+        .filter(|s| has_work(s, heads.get(&s.tenant).copied().unwrap_or(0), now))
+        .map(|s| s.id)
+        .collect())
+}
+
+/// Hands back every lease this instance holds (a clean shutdown), so
+/// another instance need not wait for them to run out.
+pub async fn release_all(state: &AppState) {
+    let owner = state.instance.to_string();
+    let released = state
+        .db(move |s| {
+            for sub in s.subscription_active()? {
+                s.subscription_release(&sub.id, &owner)?;
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = released {
+        tracing::warn!(error = ?e, "could not hand back the subscription leases");
     }
 }
 

@@ -1664,6 +1664,35 @@ impl Store for PostgresStore {
         self.pool.write(|s| apply::settle_due(s, ctx, limit))
     }
 
+    // ---- fan-out: subscription delivery leases ---------------------------
+    fn subscription_claim(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: ChronoDuration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SubscriptionRow>> {
+        self.pool
+            .write(|s| subscriptions::claim(s, id, owner, now, now + lease))
+    }
+
+    fn subscription_save(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: ChronoDuration,
+        save: &DeliverySave,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.pool
+            .write(|s| subscriptions::save(s, id, owner, now + lease, save, now))
+    }
+
+    fn subscription_release(&self, id: &str, owner: &str) -> Result<()> {
+        self.pool.run(|s| subscriptions::release(s, id, owner))
+    }
+    // ---- end of fan-out ----------------------------------------------------
+
     fn audit_walk(&self, tenant: &TenantId, f: &mut dyn FnMut(AuditRow) -> bool) -> Result<()> {
         // Pages by seq: memory stays bounded however long the chain, and
         // the chain only grows at its end, so paging misses nothing.

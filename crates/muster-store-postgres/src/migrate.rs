@@ -25,6 +25,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../migrations/0006_import_semantics.sql"),
     ),
     (7, "rotate", include_str!("../migrations/0007_rotate.sql")),
+    (
+        8,
+        "fanout_leases",
+        include_str!("../migrations/0008_fanout_leases.sql"),
+    ),
 ];
 
 /// The advisory lock key that guards migrations ("muster-m" in ASCII).

@@ -4,7 +4,7 @@ use crate::pool::Sql;
 use crate::{get, is_unique_violation, json_err, tenant_id, Result};
 use chrono::{DateTime, Utc};
 use muster_core::TenantId;
-use muster_store::{DeliveryProgress, DeliveryRecord, StoreError, SubscriptionRow};
+use muster_store::{DeliveryProgress, DeliveryRecord, DeliverySave, StoreError, SubscriptionRow};
 use postgres::{GenericClient, Row};
 
 macro_rules! sub_select {
@@ -207,6 +207,14 @@ pub(crate) fn progress<C: GenericClient>(
     if n == 0 {
         return Err(NOT_FOUND);
     }
+    insert_records(s, id, records)
+}
+
+fn insert_records<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    id: &str,
+    records: &[DeliveryRecord],
+) -> Result<()> {
     for r in records {
         let attempt = i32::try_from(r.attempt).unwrap_or(i32::MAX);
         let status = r.status.map(i32::from);
@@ -276,4 +284,83 @@ pub(crate) fn deliveries<C: GenericClient>(
         })
     })
     .collect()
+}
+
+// ---- fan-out: delivery leases ---------------------------------------------
+// A claim is one conditional UPDATE: of two instances racing, the second
+// waits on the row lock and then re-checks the condition against the
+// first one's lease (READ COMMITTED), so it finds the row taken.
+
+pub(crate) fn claim<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    id: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Option<SubscriptionRow>> {
+    let n = s.exec(
+        "UPDATE subscriptions SET lease_owner = $2, lease_until = $4 \
+         WHERE id = $1 AND state = 'active' \
+           AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until <= $3)",
+        &[&id, &owner, &now, &until],
+    )?;
+    if n == 0 {
+        return Ok(None);
+    }
+    s.opt(sub_select!("WHERE id = $1"), &[&id])?
+        .map(|r| to_row(&r))
+        .transpose()
+}
+
+pub(crate) fn save<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    id: &str,
+    owner: &str,
+    until: DateTime<Utc>,
+    v: &DeliverySave,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let p = &v.progress;
+    let attempt = i32::try_from(p.attempt).unwrap_or(i32::MAX);
+    let n = s.exec(
+        "UPDATE subscriptions SET cursor = $3, attempt = $4, next_attempt_at = $5, \
+         redeliver_from = CASE WHEN redeliver_from IS NOT DISTINCT FROM $6::bigint \
+           AND redeliver_to IS NOT DISTINCT FROM $7::bigint THEN $8::bigint \
+           ELSE redeliver_from END, \
+         redeliver_to = CASE WHEN redeliver_from IS NOT DISTINCT FROM $6::bigint \
+           AND redeliver_to IS NOT DISTINCT FROM $7::bigint THEN $9::bigint \
+           ELSE redeliver_to END, \
+         updated_at = $10, \
+         state = CASE WHEN $11::text IS NULL THEN state ELSE 'disabled' END, \
+         disabled_reason = coalesce($11::text, disabled_reason), lease_until = $12 \
+         WHERE id = $1 AND lease_owner = $2",
+        &[
+            &id,
+            &owner,
+            &p.cursor,
+            &attempt,
+            &p.next_attempt_at,
+            &v.redeliver_seen.map(|x| x.0),
+            &v.redeliver_seen.map(|x| x.1),
+            &p.redeliver.map(|x| x.0),
+            &p.redeliver.map(|x| x.1),
+            &now,
+            &v.disable,
+            &until,
+        ],
+    )?;
+    if n == 0 {
+        return Ok(false);
+    }
+    insert_records(s, id, &v.records)?;
+    Ok(true)
+}
+
+pub(crate) fn release<C: GenericClient>(s: &mut Sql<'_, C>, id: &str, owner: &str) -> Result<()> {
+    s.exec(
+        "UPDATE subscriptions SET lease_owner = NULL, lease_until = NULL \
+         WHERE id = $1 AND lease_owner = $2",
+        &[&id, &owner],
+    )?;
+    Ok(())
 }

@@ -96,6 +96,9 @@ const DERIVED: &[(&str, &str)] = &[
     ("imports", "lease_owner"),
     ("imports", "lease_until"),
     ("import_errors", "id"),
+    // No instance delivers a subscription right after a move.
+    ("subscriptions", "lease_owner"),
+    ("subscriptions", "lease_until"),
 ];
 
 /// Tables of the target that are derived, not moved.

@@ -67,8 +67,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
          CREATE TABLE instances (id TEXT PRIMARY KEY, seen_at INTEGER NOT NULL, \
            master_key_id TEXT NOT NULL) WITHOUT ROWID;",
     ),
+    (
+        5,
+        // Delivery leases (fan-out), as in PostgreSQL: which instance
+        // delivers a subscription and until when (`Store::subscription_claim`).
+        "ALTER TABLE subscriptions ADD COLUMN lease_owner TEXT; \
+         ALTER TABLE subscriptions ADD COLUMN lease_until INTEGER;",
+    ),
 ];
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 const READERS_KEPT: usize = 8;
 
 pub(crate) fn be(e: rusqlite::Error) -> StoreError {
@@ -1515,6 +1522,41 @@ impl Store for SqliteStore {
         self.writer
             .write(move |conn| semantics::settle_due(conn, &ctx, limit))
     }
+
+    // ---- fan-out: subscription delivery leases ---------------------------
+    // One writer serialises claims; the lease matters across restarts (a
+    // restarted instance has a new id) as it does in PostgreSQL.
+    fn subscription_claim(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SubscriptionRow>> {
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        self.writer
+            .write(move |conn| subscriptions::claim(conn, &id, &owner, us(now), us(now + lease)))
+    }
+
+    fn subscription_save(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: chrono::Duration,
+        save: &DeliverySave,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (id, owner, save) = (id.to_owned(), owner.to_owned(), save.clone());
+        self.writer
+            .write(move |conn| subscriptions::save(conn, &id, &owner, us(now + lease), &save, now))
+    }
+
+    fn subscription_release(&self, id: &str, owner: &str) -> Result<()> {
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        self.writer
+            .write(move |conn| subscriptions::release(conn, &id, &owner))
+    }
+    // ---- end of fan-out ----------------------------------------------------
 
     fn audit_walk(&self, tenant: &TenantId, f: &mut dyn FnMut(AuditRow) -> bool) -> Result<()> {
         self.read(|conn| {

@@ -3,7 +3,9 @@
 use crate::{be, from_us, json_err, us};
 use chrono::{DateTime, Utc};
 use muster_core::TenantId;
-use muster_store::{DeliveryProgress, DeliveryRecord, Result, StoreError, SubscriptionRow};
+use muster_store::{
+    DeliveryProgress, DeliveryRecord, DeliverySave, Result, StoreError, SubscriptionRow,
+};
 use rusqlite::{params, Connection, Row};
 
 const COLS: &str = "id, tenant_id, url, events, attributes, secret_sealed, \
@@ -204,6 +206,10 @@ pub(crate) fn progress(
             what: "subscription",
         });
     }
+    insert_records(conn, id, records)
+}
+
+fn insert_records(conn: &Connection, id: &str, records: &[DeliveryRecord]) -> Result<()> {
     let mut ins = conn
         .prepare_cached(
             "INSERT INTO deliveries (subscription_id, event_id, cursor, attempt, at, status, \
@@ -279,4 +285,82 @@ pub(crate) fn deliveries(
         })
         .map_err(be)?;
     rows.collect::<rusqlite::Result<_>>().map_err(be)
+}
+
+// ---- fan-out: delivery leases ---------------------------------------------
+
+pub(crate) fn claim(
+    conn: &Connection,
+    id: &str,
+    owner: &str,
+    now: i64,
+    until: i64,
+) -> Result<Option<SubscriptionRow>> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE subscriptions SET lease_owner = ?2, lease_until = ?4 \
+             WHERE id = ?1 AND state = 'active' \
+               AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_until <= ?3)",
+        )
+        .map_err(be)?
+        .execute(params![id, owner, now, until])
+        .map_err(be)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    Ok(query(conn, "WHERE id = ?1", &[&id])?.pop())
+}
+
+pub(crate) fn save(
+    conn: &Connection,
+    id: &str,
+    owner: &str,
+    until: i64,
+    v: &DeliverySave,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let p = &v.progress;
+    let n = conn
+        .prepare_cached(
+            "UPDATE subscriptions SET cursor = ?3, attempt = ?4, next_attempt_at = ?5, \
+             redeliver_from = CASE WHEN redeliver_from IS ?6 AND redeliver_to IS ?7 \
+               THEN ?8 ELSE redeliver_from END, \
+             redeliver_to = CASE WHEN redeliver_from IS ?6 AND redeliver_to IS ?7 \
+               THEN ?9 ELSE redeliver_to END, \
+             updated_at = ?10, \
+             state = CASE WHEN ?11 IS NULL THEN state ELSE 'disabled' END, \
+             disabled_reason = coalesce(?11, disabled_reason), lease_until = ?12 \
+             WHERE id = ?1 AND lease_owner = ?2",
+        )
+        .map_err(be)?
+        .execute(params![
+            id,
+            owner,
+            p.cursor,
+            p.attempt,
+            p.next_attempt_at.map(us),
+            v.redeliver_seen.map(|r| r.0),
+            v.redeliver_seen.map(|r| r.1),
+            p.redeliver.map(|r| r.0),
+            p.redeliver.map(|r| r.1),
+            us(now),
+            v.disable,
+            until
+        ])
+        .map_err(be)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    insert_records(conn, id, &v.records)?;
+    Ok(true)
+}
+
+pub(crate) fn release(conn: &Connection, id: &str, owner: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE subscriptions SET lease_owner = NULL, lease_until = NULL \
+         WHERE id = ?1 AND lease_owner = ?2",
+        params![id, owner],
+    )
+    .map_err(be)?;
+    Ok(())
 }

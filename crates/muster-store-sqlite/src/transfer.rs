@@ -155,6 +155,8 @@ const NOT_MOVED: &[(&str, &str)] = &[
     ("people", "data_id"),      // the join key to person_data
     ("imports", "lease_owner"), // the holder is gone after a move
     ("imports", "lease_until"),
+    ("subscriptions", "lease_owner"), // likewise the delivering instance
+    ("subscriptions", "lease_until"),
     ("import_errors", "id"),  // order is kept; ids are the target's
     ("import_errors", "row"), // moves as row_no
     ("audit", "id"),          // a rowid; the chain's order is (tenant_id, seq)

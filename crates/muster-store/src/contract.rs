@@ -99,6 +99,7 @@ pub fn run_all(make: Factory<'_>) {
     crate::contract_semantics::run_semantics(make);
     crate::contract_rotate::run_rotate(make);
     crate::contract_crash::run_crash(make);
+    crate::contract_fanout::run_fanout(make);
 }
 
 fn t0() -> chrono::DateTime<Utc> {

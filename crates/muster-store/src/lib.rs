@@ -5,6 +5,7 @@
 
 pub mod contract;
 pub mod contract_crash;
+pub mod contract_fanout;
 pub mod contract_rotate;
 pub mod contract_semantics;
 pub mod transfer;
@@ -866,6 +867,37 @@ pub trait Store: Send + Sync + 'static {
         owner: &str,
         dry_run: bool,
     ) -> Result<Option<Vec<ItemResult>>>;
+
+    // ---- fan-out: subscription delivery leases (several instances) -------
+    /// Takes the delivery lease of an active subscription for `owner` until
+    /// `now + lease` (or extends `owner`'s own) when no other owner holds an
+    /// unexpired one, and returns the row as it is now. `None`: another
+    /// instance delivers it, or it is gone or disabled. Of instances
+    /// claiming at once, one gets it; one whose lease ran out (its instance
+    /// died) loses it to the next claim.
+    fn subscription_claim(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SubscriptionRow>>;
+    /// [`Store::subscription_progress`] for the lease holder: writes only
+    /// while `owner` holds the lease, and extends it to `now + lease`. A
+    /// redelivery range an admin set since `save.redeliver_seen` was read
+    /// is kept. `false`: the lease was lost and nothing was written.
+    fn subscription_save(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: chrono::Duration,
+        save: &DeliverySave,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Hands `owner`'s lease back, so any instance may claim the
+    /// subscription at once (nothing happens when `owner` does not hold it).
+    fn subscription_release(&self, id: &str, owner: &str) -> Result<()>;
+    // ---- end of fan-out ----------------------------------------------------
 }
 
 // ---- rotate: master-key rotation, HMAC overlap, limits, instances --------
@@ -965,6 +997,19 @@ pub fn fenced<T>(r: Result<T>) -> Result<Option<T>> {
         Err(StoreError::Conflict(m)) if m == LEASE_LOST => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// What one delivery round of a lease holder commits
+/// ([`Store::subscription_save`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliverySave {
+    pub progress: DeliveryProgress,
+    /// The redelivery range as the round read it: if an admin changed it
+    /// since, the admin's stands and `progress.redeliver` is dropped.
+    pub redeliver_seen: Option<(i64, i64)>,
+    pub records: Vec<DeliveryRecord>,
+    /// Disables the subscription with this reason (a 410).
+    pub disable: Option<String>,
 }
 
 // ---- change events and subscriptions (SPEC 4) ----------------------------

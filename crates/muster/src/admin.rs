@@ -76,6 +76,9 @@ enum AdminCommand {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Webhook subscriptions, their delivery log and redelivery.
+    #[command(subcommand)]
+    Subscription(crate::subscription::SubscriptionCmd),
     /// The installation's master key (operator only: tenant:admin on default).
     #[command(subcommand, name = "master-key")]
     MasterKey(MasterKeyCmd),
@@ -443,6 +446,9 @@ async fn dispatch(c: &Client, cmd: AdminCommand, json: bool) -> Result<ExitCode,
         AdminCommand::Import(cmd) => import_cmd(c, cmd, json).await?,
         AdminCommand::Person(cmd) => person_cmd(c, cmd, json).await?,
         AdminCommand::Audit(cmd) => return audit_cmd(c, cmd, json).await,
+        AdminCommand::Subscription(cmd) => {
+            crate::subscription::subscription_cmd(c, cmd, json).await?
+        }
         AdminCommand::MasterKey(cmd) => {
             let v = match cmd {
                 MasterKeyCmd::Status => c.master_key_status().await?,

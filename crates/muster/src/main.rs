@@ -11,6 +11,7 @@ mod admin;
 mod migrate;
 mod output;
 mod push;
+mod subscription;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -1,0 +1,249 @@
+//! `muster admin subscription ...`: webhook subscriptions (SPEC 4), their
+//! delivery log, manual redelivery and secret rotation.
+use crate::output::{opt, print_json, table, time};
+use clap::Subcommand;
+use muster_client::{Client, ClientError};
+use muster_proto::{
+    DeliveryInfo, Page, RedeliverRequest, SubscriptionCreated, SubscriptionInfo, SubscriptionPatch,
+    SubscriptionSpec, WebhookSecretRotate,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum SubscriptionCmd {
+    /// Subscribe a receiver: its `whsec_` secret is printed once.
+    Create {
+        /// Where events are POSTed (https; http only to allowed private
+        /// destinations). (`--url` is the gateway's.)
+        #[arg(value_name = "URL")]
+        endpoint: String,
+        /// Attributes its events may carry, comma-separated (`roles` for
+        /// the role set, `*` for all). Data minimisation: required.
+        #[arg(long, value_delimiter = ',', required = true)]
+        attributes: Vec<String>,
+        /// Event names, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+        /// Start with the tenant's first event instead of the next one.
+        #[arg(long)]
+        from_beginning: bool,
+    },
+    /// List the tenant's subscriptions.
+    List,
+    /// Show one subscription and where its delivery stands.
+    Show { id: String },
+    /// Change a subscription's URL, events or attributes.
+    Update {
+        id: String,
+        /// The new receiver URL (`--url` is the gateway's).
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// Event names, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        events: Option<Vec<String>>,
+        /// Attributes, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        attributes: Option<Vec<String>>,
+    },
+    /// Stop deliveries (events wait; nothing is lost).
+    Disable { id: String },
+    /// Resume deliveries from where they stopped (e.g. after a 410).
+    Enable { id: String },
+    /// Remove a subscription and its delivery log.
+    Delete { id: String },
+    /// A new secret (printed once); the old one keeps signing during the
+    /// overlap.
+    RotateSecret {
+        id: String,
+        /// How long the old secret keeps signing too, in seconds
+        /// (default: the gateway's, a day).
+        #[arg(long, value_name = "SECONDS")]
+        overlap: Option<u64>,
+    },
+    /// The delivery log: every attempt, oldest first.
+    Deliveries {
+        id: String,
+        /// Attempts after this one (the SEQ column).
+        #[arg(long)]
+        after: Option<i64>,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Send an event (by id or cursor) or a cursor range again.
+    Redeliver {
+        id: String,
+        /// The event's id (`webhook-id`), from the delivery log.
+        #[arg(long, conflicts_with_all = ["from", "to"], required_unless_present = "from")]
+        event: Option<String>,
+        /// The first cursor to send again.
+        #[arg(long)]
+        from: Option<i64>,
+        /// The last cursor to send again (default: --from).
+        #[arg(long, requires = "from")]
+        to: Option<i64>,
+    },
+}
+
+pub const SUBSCRIPTION_HEADER: [&str; 6] = ["ID", "STATE", "URL", "EVENTS", "ATTRIBUTES", "CURSOR"];
+
+pub fn subscription_row(s: &SubscriptionInfo) -> Vec<String> {
+    vec![
+        s.id.clone(),
+        s.state.clone(),
+        s.url.clone(),
+        s.events.join(","),
+        s.attributes.join(","),
+        s.cursor.to_string(),
+    ]
+}
+
+fn show(s: &SubscriptionInfo, json: bool) {
+    if json {
+        print_json(s);
+        return;
+    }
+    table(&SUBSCRIPTION_HEADER, &[subscription_row(s)]);
+    if let Some(r) = &s.disabled_reason {
+        println!("disabled:      {r}");
+    }
+    if s.attempt > 0 {
+        println!("failed tries:  {} at the event after the cursor", s.attempt);
+    }
+    if let Some(t) = &s.next_attempt_at {
+        println!("next attempt:  {}", time(t));
+    }
+    if let Some(t) = &s.previous_secret_until {
+        println!("old secret:    signs too until {}", time(t));
+    }
+}
+
+fn show_secret(created: &SubscriptionCreated, json: bool) {
+    if json {
+        print_json(created);
+    } else {
+        show(&created.subscription, false);
+        println!("secret:        {}", created.secret);
+        println!("(the secret is shown once and will not be shown again; store it now)");
+    }
+}
+
+fn delivery_row(d: &DeliveryInfo) -> Vec<String> {
+    vec![
+        d.seq.to_string(),
+        time(&d.at),
+        d.cursor.to_string(),
+        d.event_id.clone(),
+        d.attempt.to_string(),
+        d.status.map_or_else(|| "-".into(), |s| s.to_string()),
+        format!("{}{}", d.outcome, if d.manual { " (manual)" } else { "" }),
+        opt(&d.error),
+    ]
+}
+
+fn print_deliveries(page: &Page<DeliveryInfo>, json: bool) {
+    if json {
+        print_json(page);
+        return;
+    }
+    let rows: Vec<_> = page.items.iter().map(delivery_row).collect();
+    table(
+        &[
+            "SEQ", "AT", "CURSOR", "EVENT", "ATTEMPT", "STATUS", "OUTCOME", "ERROR",
+        ],
+        &rows,
+    );
+    if let Some(c) = &page.next_cursor {
+        eprintln!("(more: --after {c})");
+    }
+}
+
+pub async fn subscription_cmd(
+    c: &Client,
+    cmd: SubscriptionCmd,
+    json: bool,
+) -> Result<(), ClientError> {
+    match cmd {
+        SubscriptionCmd::Create {
+            endpoint: url,
+            attributes,
+            events,
+            from_beginning,
+        } => {
+            let spec = SubscriptionSpec {
+                url,
+                events,
+                attributes,
+                from_beginning,
+            };
+            show_secret(&c.subscription_create(&spec).await?, json);
+        }
+        SubscriptionCmd::List => {
+            let l = c.subscription_list().await?;
+            if json {
+                print_json(&l);
+            } else {
+                let rows: Vec<_> = l.iter().map(subscription_row).collect();
+                table(&SUBSCRIPTION_HEADER, &rows);
+            }
+        }
+        SubscriptionCmd::Show { id } => show(&c.subscription_get(&id).await?, json),
+        SubscriptionCmd::Update {
+            id,
+            endpoint: url,
+            events,
+            attributes,
+        } => {
+            if url.is_none() && events.is_none() && attributes.is_none() {
+                return Err(ClientError::InvalidInput(
+                    "nothing to change: give --endpoint, --events or --attributes".into(),
+                ));
+            }
+            let patch = SubscriptionPatch {
+                url,
+                events,
+                attributes,
+                state: None,
+            };
+            show(&c.subscription_update(&id, &patch).await?, json);
+        }
+        SubscriptionCmd::Disable { id } => show(&c.subscription_disable(&id).await?, json),
+        SubscriptionCmd::Enable { id } => show(&c.subscription_enable(&id).await?, json),
+        SubscriptionCmd::Delete { id } => {
+            c.subscription_delete(&id).await?;
+            if !json {
+                println!("subscription {id} deleted");
+            }
+        }
+        SubscriptionCmd::RotateSecret { id, overlap } => {
+            let req = WebhookSecretRotate {
+                overlap_seconds: overlap,
+            };
+            show_secret(&c.subscription_rotate_secret(&id, &req).await?, json);
+        }
+        SubscriptionCmd::Deliveries { id, after, limit } => {
+            let page = c.subscription_deliveries(&id, after, limit).await?;
+            print_deliveries(&page, json);
+        }
+        SubscriptionCmd::Redeliver {
+            id,
+            event,
+            from,
+            to,
+        } => {
+            let req = RedeliverRequest {
+                event_id: event,
+                from_cursor: from,
+                to_cursor: to,
+            };
+            let s = c.subscription_redeliver(&id, &req).await?;
+            if json {
+                print_json(&s);
+            } else if let Some((from, to)) = req.from_cursor.zip(req.to_cursor.or(req.from_cursor))
+            {
+                println!("subscription {id}: events {from}..={to} queued for redelivery");
+            } else {
+                println!("subscription {id}: the event queued for redelivery");
+            }
+        }
+    }
+    Ok(())
+}
