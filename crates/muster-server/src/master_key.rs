@@ -276,16 +276,18 @@ impl MasterKey {
         })
     }
 
-    /// Which key of the ring opens an upload in the spool (0: the current).
+    /// Which key of the ring opens an upload in the spool: its place in
+    /// the ring (0: the current) and the key itself, which a rotation
+    /// running meanwhile cannot shift under the caller as it shifts places.
     /// Reads only its first chunk.
-    pub fn upload_key_index(&self, path: &Path, aad: &[u8]) -> std::io::Result<Option<usize>> {
+    pub fn upload_key(&self, path: &Path, aad: &[u8]) -> std::io::Result<Option<(usize, Key)>> {
         let mut last = None;
         let found = self.try_each(|k| {
             let probe = std::fs::File::open(path)
                 .and_then(|f| UnsealReader::new(f, k, aad))
                 .and_then(|mut r| r.read(&mut [0u8; 1]));
             match probe {
-                Ok(_) => Some(()),
+                Ok(_) => Some(*k),
                 Err(e) => {
                     if e.kind() != std::io::ErrorKind::InvalidData {
                         last = Some(e);
@@ -295,7 +297,7 @@ impl MasterKey {
             }
         });
         match (found, last) {
-            (Some((i, ())), _) => Ok(Some(i)),
+            (Some(found), _) => Ok(Some(found)),
             (None, Some(e)) => Err(e),
             (None, None) => Ok(None),
         }
@@ -307,18 +309,13 @@ impl MasterKey {
         path: &Path,
         aad: &[u8],
     ) -> std::io::Result<UnsealReader<std::fs::File>> {
-        let i = self.upload_key_index(path, aad)?.ok_or_else(|| {
+        let (_, key) = self.upload_key(path, aad)?.ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 "the sealed upload does not open with any master key: \
                  it was altered, or sealed under a key that was retired",
             )
         })?;
-        let key = self
-            .keys()
-            .get(i)
-            .copied()
-            .unwrap_or_else(|| self.current());
         UnsealReader::new(std::fs::File::open(path)?, &key, aad)
     }
 
@@ -438,7 +435,7 @@ fn uploads_on_previous_keys(state: &AppState) -> anyhow::Result<Vec<String>> {
         if !path.exists() {
             continue;
         }
-        if let Ok(Some(i)) = state.master_key.upload_key_index(&path, imp.id.as_bytes()) {
+        if let Ok(Some((i, _))) = state.master_key.upload_key(&path, imp.id.as_bytes()) {
             if i > 0 {
                 out.push(imp.id);
             }
