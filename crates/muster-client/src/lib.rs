@@ -263,15 +263,22 @@ impl Client {
             return self.attempt_signed(&build, signer).await;
         }
         let token = self.access_token().await?;
-        let resp = self.attempt(&build, &token).await?;
         let renewable = matches!(
             &*self.auth,
             Auth::ClientCredentials { .. } | Auth::PrivateKeyJwt { .. }
         );
-        if !renewable || !token_refused(&resp) {
-            return Ok(resp);
+        match self.attempt(&build, &token).await {
+            Ok(resp) if !renewable || !token_refused(&resp) => return Ok(resp),
+            Ok(resp) => drop(resp),
+            // The gateway checks the token before it reads a body: refusing
+            // one (a consumed one-time token, say) it may answer and close
+            // while a large upload is still being written, and the refusal
+            // shows here as a broken connection. The request was not taken
+            // (an accepted upload is read to its end), so it is sent once
+            // more with a fresh token, as after a 401.
+            Err(ClientError::Transport(e)) if renewable && body_cut_short(&e) => {}
+            Err(e) => return Err(e),
         }
-        drop(resp);
         self.tokens.lock().await.refused(&token);
         let token = self.access_token().await?;
         self.attempt(&build, &token).await
@@ -1120,6 +1127,22 @@ fn seg(s: &str) -> Result<String, ClientError> {
         )));
     }
     Ok(urlencoding::encode(s).into_owned())
+}
+
+/// Whether a request failed because the peer had closed the connection
+/// while its body was being written.
+fn body_cut_short(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            // A write to a closed connection; a reset may also come while
+            // reading the answer to a request that was taken, so it is not
+            // counted here.
+            return io.kind() == std::io::ErrorKind::BrokenPipe;
+        }
+        source = err.source();
+    }
+    false
 }
 
 #[cfg(test)]

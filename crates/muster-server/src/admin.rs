@@ -323,26 +323,7 @@ pub async fn client_rotate_secret(
 ) -> ApiResult<Json<SecretRotated>> {
     caller.require(Permission::ClientsAdmin)?;
     let c = own_client(&state, &caller, id).await?;
-    // The body is optional: no body means the default overlap.
-    let req: RotateSecretRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        RotateSecretRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|_| {
-            ApiError::bad_request(
-                "invalid_body",
-                "the body must be a JSON object with an optional overlap_seconds",
-            )
-        })?
-    };
-    let overlap = req
-        .overlap_seconds
-        .unwrap_or(state.config.tokens.secret_overlap_seconds);
-    if overlap > 30 * 86_400 {
-        return Err(ApiError::unprocessable(
-            "invalid_overlap",
-            "overlap_seconds: at most 2592000 (30 days)",
-        ));
-    }
+    let overlap = rotation_overlap(&body, state.config.tokens.secret_overlap_seconds)?;
     let now = state.clock.now();
     let until = now + Duration::seconds(overlap as i64);
     let (client_secret, digest) = secret::generate("mcs_");
@@ -473,4 +454,28 @@ pub async fn mapping_versions(
     let t = caller.principal.tenant.clone();
     let rows = state.db(move |s| s.mapping_versions(&t, &name)).await?;
     Ok(Json(rows.iter().map(mapping_info).collect()))
+}
+
+/// The overlap a secret or key rotation asks for: the optional body
+/// `{"overlap_seconds": N}` (no body: `default`), at most 30 days. Both
+/// the old and the new credential are accepted for that long.
+pub(crate) fn rotation_overlap(body: &[u8], default: u64) -> ApiResult<u64> {
+    let req: RotateSecretRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateSecretRequest::default()
+    } else {
+        serde_json::from_slice(body).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_body",
+                "the body must be a JSON object with an optional overlap_seconds",
+            )
+        })?
+    };
+    let overlap = req.overlap_seconds.unwrap_or(default);
+    if overlap > 30 * 86_400 {
+        return Err(ApiError::unprocessable(
+            "invalid_overlap",
+            "overlap_seconds: at most 2592000 (30 days)",
+        ));
+    }
+    Ok(overlap)
 }

@@ -257,25 +257,8 @@ pub async fn client_hmac_rotate(
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<HmacKeyIssued>)> {
     let c = own_client(&state, &caller, id).await?;
-    let req: muster_proto::RotateSecretRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        muster_proto::RotateSecretRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|_| {
-            ApiError::bad_request(
-                "invalid_body",
-                "the body must be a JSON object with an optional overlap_seconds",
-            )
-        })?
-    };
-    let overlap = req
-        .overlap_seconds
-        .unwrap_or(state.config.tokens.secret_overlap_seconds);
-    if overlap > 30 * 86_400 {
-        return Err(ApiError::unprocessable(
-            "invalid_overlap",
-            "overlap_seconds: at most 2592000 (30 days)",
-        ));
-    }
+    let overlap =
+        crate::admin::rotation_overlap(&body, state.config.tokens.secret_overlap_seconds)?;
     let now = state.clock.now();
     let until = (overlap > 0).then(|| now + chrono::Duration::seconds(overlap as i64));
     let mut key = [0u8; 32];

@@ -13,7 +13,7 @@ use axum::Json;
 use muster_core::policy::Permission;
 use muster_proto::{
     ChangesPage, DeliveryInfo, Page, RedeliverRequest, SubscriptionCreated, SubscriptionInfo,
-    SubscriptionPatch, SubscriptionSpec, WebhookSecretRotate,
+    SubscriptionPatch, SubscriptionSpec,
 };
 use muster_store::{DeliveryProgress, DeliveryRecord, SubscriptionRow, EVENT_KINDS};
 use serde::Deserialize;
@@ -344,16 +344,8 @@ pub async fn subscription_rotate_secret(
 ) -> ApiResult<Json<SubscriptionCreated>> {
     let mut row = load(&state, &caller, id).await?;
     // The body is optional: an empty one takes the configured overlap.
-    let req: WebhookSecretRotate = if body.iter().all(u8::is_ascii_whitespace) {
-        WebhookSecretRotate::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|_| {
-            ApiError::bad_request("invalid_body", "expected {\"overlap_seconds\": N}")
-        })?
-    };
-    let overlap = req
-        .overlap_seconds
-        .unwrap_or(state.config.webhooks.secret_overlap_seconds);
+    let overlap =
+        crate::admin::rotation_overlap(&body, state.config.webhooks.secret_overlap_seconds)?;
     let now = state.clock.now();
     let secret = webhooks::new_secret();
     row.previous_secret_sealed = Some(std::mem::replace(

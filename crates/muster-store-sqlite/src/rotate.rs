@@ -6,33 +6,6 @@ use chrono::{DateTime, Duration, Utc};
 use muster_store::{InstanceRow, Result, SealedColumn, SealedSwap, SealedValue, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// `(column, SELECT id, sealed)` for every sealed column.
-fn select_sql(c: SealedColumn) -> &'static str {
-    match c {
-        SealedColumn::KeySecret => {
-            "SELECT id, sealed_secret FROM keys WHERE sealed_secret IS NOT NULL ORDER BY id"
-        }
-        SealedColumn::ClientHmac => {
-            "SELECT p.client_id, k.hmac_sealed FROM client_keys k \
-             JOIN principals p ON p.id = k.principal_id \
-             WHERE k.hmac_sealed IS NOT NULL ORDER BY p.client_id"
-        }
-        SealedColumn::ClientHmacPrevious => {
-            "SELECT p.client_id, k.hmac_previous_sealed FROM client_keys k \
-             JOIN principals p ON p.id = k.principal_id \
-             WHERE k.hmac_previous_sealed IS NOT NULL ORDER BY p.client_id"
-        }
-        SealedColumn::IssuerHs256 => {
-            "SELECT id, hs256_sealed FROM issuers WHERE hs256_sealed IS NOT NULL ORDER BY id"
-        }
-        SealedColumn::WebhookSecret => "SELECT id, secret_sealed FROM subscriptions ORDER BY id",
-        SealedColumn::WebhookPreviousSecret => {
-            "SELECT id, previous_secret_sealed FROM subscriptions \
-             WHERE previous_secret_sealed IS NOT NULL ORDER BY id"
-        }
-    }
-}
-
 fn update_sql(c: SealedColumn) -> &'static str {
     match c {
         SealedColumn::KeySecret => {
@@ -62,7 +35,7 @@ fn update_sql(c: SealedColumn) -> &'static str {
 pub(crate) fn sealed_all(conn: &Connection) -> Result<Vec<SealedValue>> {
     let mut out = Vec::new();
     for column in SealedColumn::ALL {
-        let mut s = conn.prepare_cached(select_sql(column)).map_err(be)?;
+        let mut s = conn.prepare_cached(column.select_sql()).map_err(be)?;
         let rows = s
             .query_map([], |r| {
                 Ok(SealedValue {

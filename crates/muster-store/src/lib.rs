@@ -922,6 +922,36 @@ pub enum SealedColumn {
 }
 
 impl SealedColumn {
+    /// The query listing this column's sealed values as `(id, sealed)`, in
+    /// id order: plain SQL that both backends run as it is.
+    pub fn select_sql(self) -> &'static str {
+        match self {
+            SealedColumn::KeySecret => {
+                "SELECT id, sealed_secret FROM keys WHERE sealed_secret IS NOT NULL ORDER BY id"
+            }
+            SealedColumn::ClientHmac => {
+                "SELECT p.client_id, k.hmac_sealed FROM client_keys k \
+                 JOIN principals p ON p.id = k.principal_id \
+                 WHERE k.hmac_sealed IS NOT NULL ORDER BY p.client_id"
+            }
+            SealedColumn::ClientHmacPrevious => {
+                "SELECT p.client_id, k.hmac_previous_sealed FROM client_keys k \
+                 JOIN principals p ON p.id = k.principal_id \
+                 WHERE k.hmac_previous_sealed IS NOT NULL ORDER BY p.client_id"
+            }
+            SealedColumn::IssuerHs256 => {
+                "SELECT id, hs256_sealed FROM issuers WHERE hs256_sealed IS NOT NULL ORDER BY id"
+            }
+            SealedColumn::WebhookSecret => {
+                "SELECT id, secret_sealed FROM subscriptions ORDER BY id"
+            }
+            SealedColumn::WebhookPreviousSecret => {
+                "SELECT id, previous_secret_sealed FROM subscriptions \
+                 WHERE previous_secret_sealed IS NOT NULL ORDER BY id"
+            }
+        }
+    }
+
     pub const ALL: [SealedColumn; 6] = [
         SealedColumn::KeySecret,
         SealedColumn::ClientHmac,
