@@ -597,3 +597,62 @@ print(jwt.encode(claims, key, algorithm=sys.argv[4], headers={"kid": sys.argv[5]
         assert_eq!(p["on_behalf_of"], "py@idp");
     }
 }
+
+#[tokio::test]
+async fn a_login_naming_an_unknown_manager_is_refused_and_a_known_one_accepted() {
+    let app = spawn_app().await;
+    let mapping =
+        format!("{IDP_MAPPING}\n[attributes.manager_external_id]\ncolumn = \"manager\"\n");
+    let r = app.put_mapping("idp_mgr", &mapping).await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    issuer(
+        &app,
+        json!({
+            "mapping": "idp_mgr",
+            "write_policy": {
+                "attributes": ["given_name", "family_name", "email", "manager_external_id"],
+                "roles": ["staff"]
+            }
+        }),
+    )
+    .await;
+
+    // A manager who is neither stored nor the person: refused, naming the
+    // attribute and never the value; nothing written.
+    let mut c = claims(&app, "E1");
+    c["manager"] = json!("GHOST9");
+    let r = login(&app, &sign(Algorithm::RS256, &c)).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errors"][0]["code"], "unknown_manager", "{v}");
+    assert_eq!(v["errors"][0]["attribute"], "manager_external_id", "{v}");
+    assert!(!v.to_string().contains("GHOST9"), "no values: {v}");
+    assert_eq!(
+        app.get_as(&app.admin_token, "/api/v1/people/E1")
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Oneself as manager: refused too.
+    let mut c = claims(&app, "E1");
+    c["manager"] = json!("E1");
+    let v: Value = login(&app, &sign(Algorithm::RS256, &c))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["errors"][0]["code"], "self_manager", "{v}");
+
+    // Once the manager has synced, the report's login goes through.
+    let r = login(&app, &sign(Algorithm::RS256, &claims(&app, "M1"))).await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let mut c = claims(&app, "E1");
+    c["manager"] = json!("M1");
+    let r = login(&app, &sign(Algorithm::RS256, &c)).await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert_eq!(
+        person(&app, "E1").await["attributes"]["manager_external_id"],
+        "M1"
+    );
+}
