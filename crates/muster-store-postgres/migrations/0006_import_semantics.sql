@@ -11,3 +11,12 @@ CREATE INDEX people_due ON people (tenant_id, due_on) WHERE due_on IS NOT NULL;
 UPDATE people p SET source_system = i.client_id
 FROM imports i
 WHERE p.source LIKE 'import:%' AND i.id = substr(p.source, 8);
+-- People stored with a termination date (not before their hire date) and
+-- not yet terminated are due on it: the scheduler ends their employment on
+-- that day (or at once, when it has passed), as for a person written after
+-- this step.
+UPDATE people SET due_on = attrs->>'termination_date'
+WHERE jsonb_typeof(attrs->'termination_date') = 'string'
+  AND coalesce(attrs->>'employment_status', '') <> 'terminated'
+  AND (jsonb_typeof(attrs->'hire_date') IS DISTINCT FROM 'string'
+       OR (attrs->>'termination_date') COLLATE "C" >= (attrs->>'hire_date') COLLATE "C");

@@ -510,3 +510,86 @@ fn unnest_and_copy_staging_compared() {
         .get(0);
     assert_eq!(changed as usize, n);
 }
+
+/// A database made by the release before import semantics (migrations 1 to
+/// 5) gets due dates for its stored future terminations when opened.
+#[test]
+fn upgrading_gives_stored_terminations_their_due_date() {
+    let Some(server) = server() else { return };
+    let db = TestDb::create(&server);
+    let mut c = db.config().connect(NoTls).unwrap();
+    c.batch_execute(
+        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, \
+         applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .unwrap();
+    for (v, name, sql) in [
+        (1, "initial", include_str!("../migrations/0001_initial.sql")),
+        (2, "keys", include_str!("../migrations/0002_keys.sql")),
+        (
+            3,
+            "client_keys",
+            include_str!("../migrations/0003_client_keys.sql"),
+        ),
+        (4, "issuers", include_str!("../migrations/0004_issuers.sql")),
+        (5, "outbox", include_str!("../migrations/0005_outbox.sql")),
+    ] {
+        c.batch_execute(sql).unwrap();
+        c.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+            &[&v, &name],
+        )
+        .unwrap();
+    }
+    c.batch_execute(
+        "INSERT INTO tenants (id, name, created_at) VALUES ('default', 'default', now())",
+    )
+    .unwrap();
+    let people = [
+        // (id, attrs, due date expected after the upgrade)
+        (
+            "LEAVES",
+            r#"{"employment_status":"active","hire_date":"2020-01-01","termination_date":"2999-01-31"}"#,
+            Some("2999-01-31"),
+        ),
+        (
+            "NO-HIRE",
+            r#"{"termination_date":"2999-02-01"}"#,
+            Some("2999-02-01"),
+        ),
+        (
+            "GONE",
+            r#"{"employment_status":"terminated","termination_date":"2020-06-30"}"#,
+            None,
+        ),
+        (
+            "STAYS",
+            r#"{"employment_status":"active","hire_date":"2020-01-01","termination_date":null}"#,
+            None,
+        ),
+        (
+            "REHIRED",
+            r#"{"employment_status":"active","hire_date":"2024-01-01","termination_date":"2022-12-31"}"#,
+            None,
+        ),
+    ];
+    for (id, attrs, _) in people {
+        c.execute(
+            "INSERT INTO people (tenant_id, external_id, version, fingerprint, attrs, roles, \
+             created_at, updated_at, updated_by, on_behalf_of, source) \
+             VALUES ('default', $1, 1, NULL, $2::text::jsonb, '[]', now(), now(), 'client:c', NULL, 'api')",
+            &[&id, &attrs],
+        )
+        .unwrap();
+    }
+    drop(c);
+    drop(db.open());
+    let mut c = db.config().connect(NoTls).unwrap();
+    for (id, _, want) in people {
+        let due: Option<String> = c
+            .query_one("SELECT due_on FROM people WHERE external_id = $1", &[&id])
+            .unwrap()
+            .get(0);
+        assert_eq!(due.as_deref(), want, "{id}");
+    }
+}

@@ -48,13 +48,26 @@ const MIGRATIONS: &[(i64, &str)] = &[
         // Import semantics: the source system that last imported a person
         // (snapshot scope), and the day its next effective-date transition
         // is due (indexed only where there is one). People last written by
-        // an import before this step belong to that import's client.
+        // an import before this step belong to that import's client; people
+        // stored with a termination date (not before their hire date) and
+        // not yet terminated are due on it, so the scheduler ends their
+        // employment on that day (or at once, when it has passed) as it
+        // would for a person written after the upgrade.
         "ALTER TABLE people ADD COLUMN source_system TEXT; \
          ALTER TABLE people ADD COLUMN due_on TEXT; \
          CREATE INDEX people_due ON people(tenant_id, due_on) WHERE due_on IS NOT NULL; \
          UPDATE people SET source_system = \
            (SELECT i.client_id FROM imports i WHERE 'import:' || i.id = people.source) \
-         WHERE source LIKE 'import:%';",
+         WHERE source LIKE 'import:%'; \
+         UPDATE people SET due_on = \
+           (SELECT json_extract(d.attrs, '$.termination_date') FROM person_data d \
+            WHERE d.id = people.data_id) \
+         WHERE data_id IN (SELECT d.id FROM person_data d \
+           WHERE json_type(d.attrs, '$.termination_date') = 'text' \
+           AND coalesce(json_extract(d.attrs, '$.employment_status'), '') <> 'terminated' \
+           AND (json_type(d.attrs, '$.hire_date') IS NOT 'text' \
+                OR json_extract(d.attrs, '$.termination_date') \
+                   >= json_extract(d.attrs, '$.hire_date')));",
     ),
     (
         4,
@@ -2131,6 +2144,78 @@ fn apply_tx(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database made by the release before import semantics (schema v2)
+    /// gets due dates for its stored future terminations when opened.
+    #[test]
+    fn upgrading_gives_stored_terminations_their_due_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version=1; COMMIT;"))
+                .unwrap();
+            let (v, sql) = MIGRATIONS[0];
+            assert_eq!(v, 2);
+            conn.execute_batch(&format!("BEGIN; {sql} PRAGMA user_version=2; COMMIT;"))
+                .unwrap();
+            let people = [
+                // (id, attrs, due date expected after the upgrade)
+                (
+                    "LEAVES",
+                    r#"{"employment_status":"active","hire_date":"2020-01-01","termination_date":"2999-01-31"}"#,
+                    Some("2999-01-31"),
+                ),
+                (
+                    "NO-HIRE",
+                    r#"{"termination_date":"2999-02-01"}"#,
+                    Some("2999-02-01"),
+                ),
+                (
+                    "GONE",
+                    r#"{"employment_status":"terminated","termination_date":"2020-06-30"}"#,
+                    None,
+                ),
+                (
+                    "STAYS",
+                    r#"{"employment_status":"active","hire_date":"2020-01-01","termination_date":null}"#,
+                    None,
+                ),
+                (
+                    "REHIRED",
+                    r#"{"employment_status":"active","hire_date":"2024-01-01","termination_date":"2022-12-31"}"#,
+                    None,
+                ),
+            ];
+            for (i, (id, attrs, _)) in people.iter().enumerate() {
+                conn.execute(
+                    "INSERT INTO person_data (id, attrs, roles) VALUES (?1, ?2, '[]')",
+                    params![i as i64 + 1, attrs],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO people (tenant_id, external_id, version, fingerprint, data_id, \
+                     created_at, updated_at, updated_by, on_behalf_of, source) \
+                     VALUES ('default', ?1, 1, NULL, ?2, 0, 0, 'client:c', NULL, 'api')",
+                    params![id, i as i64 + 1],
+                )
+                .unwrap();
+            }
+            drop(conn);
+            drop(SqliteStore::open(&path).unwrap());
+            let conn = Connection::open(&path).unwrap();
+            for (id, _, want) in people {
+                let due: Option<String> = conn
+                    .query_row(
+                        "SELECT due_on FROM people WHERE external_id = ?1",
+                        [id],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(due.as_deref(), want, "{id}");
+            }
+        }
+    }
 
     #[test]
     fn the_sqlite_backend_passes_the_store_contract() {
