@@ -843,6 +843,103 @@ impl Drop for PgDb {
     }
 }
 
+/// Subscriptions `/hook/0..n` on `hooks`, the `workday` mapping and an
+/// importer, made through instance `i`; returns the subscriptions (id,
+/// path) and a push of a file through any instance as that importer.
+#[allow(clippy::type_complexity)]
+fn fanout_setup<'a>(
+    i: &Instance,
+    data: &'a Path,
+    hooks: &Hooks,
+    n: usize,
+) -> (Vec<(String, String)>, Box<dyn Fn(&Instance, &Path) + 'a>) {
+    let run = |args: &[&str]| i.cmd(data, args).output().unwrap();
+    let mut subs = Vec::new();
+    for k in 0..n {
+        let path = format!("/hook/{k}");
+        let v = json_of(&run(&[
+            "admin",
+            "subscription",
+            "create",
+            &hooks.url(&path),
+            "--attributes",
+            "*",
+            "--json",
+        ]));
+        subs.push((v["subscription"]["id"].as_str().unwrap().to_owned(), path));
+    }
+    assert!(run(&[
+        "admin",
+        "mapping",
+        "put",
+        "workday",
+        "examples/hr/mapping.toml"
+    ])
+    .status
+    .success());
+    let creds = json_of(&run(&[
+        "admin",
+        "client",
+        "create",
+        "--role",
+        "importer",
+        "--attributes",
+        "*",
+        "--grant-roles",
+        "*",
+        "--json",
+    ]));
+    let id = creds["client"]["client_id"].as_str().unwrap().to_owned();
+    let secret = creds["client_secret"].as_str().unwrap().to_owned();
+    let push = move |i: &Instance, file: &Path| {
+        let out = i
+            .cmd(
+                data,
+                &["push", file.to_str().unwrap(), "--mapping", "workday"],
+            )
+            .env("MUSTER_CLIENT_ID", &id)
+            .env("MUSTER_CLIENT_SECRET", &secret)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    };
+    (subs, Box::new(push))
+}
+
+#[test]
+fn a_gateway_killed_between_commit_and_delivery_delivers_every_event_after_restart() {
+    // The embedded default: one instance on SQLite, killed with SIGKILL
+    // while committed events still wait for delivery, then started again.
+    let data = tempfile::tempdir().unwrap();
+    let hooks = Hooks::start(Duration::from_millis(10));
+    let a = Instance::start(data.path(), "");
+    let (subs, push) = fanout_setup(&a, data.path(), &hooks, 1);
+    let path = subs[0].1.clone();
+    let f = data.path().join("1.csv");
+    std::fs::write(&f, hr_csv(0, 300)).unwrap();
+    push(&a, &f);
+    wait_until(60, "deliveries under way", || {
+        hooks.counts(&path).len() >= 20
+    });
+    let mut a = a;
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let before = hooks.counts(&path).len();
+    assert!(
+        before < 300,
+        "the kill came too late: {before} of 300 delivered"
+    );
+    let _b = Instance::start(data.path(), "");
+    wait_until(120, "all 300 events after the restart", || {
+        hooks.counts(&path).len() >= 300
+    });
+    let c = hooks.counts(&path);
+    assert_eq!(c.len(), 300, "every event, and no other");
+    let repeats: usize = c.values().map(|n| n - 1).sum();
+    eprintln!("killed after {before} of 300 events; {repeats} sent again after the restart");
+    assert!(repeats <= 300, "{repeats} repeats");
+}
+
 #[test]
 fn two_instances_deliver_each_event_once_and_the_survivor_finishes_a_killed_holders_work() {
     let Some(db) = PgDb::create() else {
@@ -853,70 +950,7 @@ fn two_instances_deliver_each_event_once_and_the_survivor_finishes_a_killed_hold
     let hooks = Hooks::start(Duration::from_millis(10));
     let a = Instance::start(data.path(), &db.url);
     let b = Instance::start(data.path(), &db.url);
-    let run = |i: &Instance, args: &[&str]| i.cmd(data.path(), args).output().unwrap();
-    let mut subs = Vec::new();
-    for k in 0..3 {
-        let path = format!("/hook/{k}");
-        let v = json_of(&run(
-            &a,
-            &[
-                "admin",
-                "subscription",
-                "create",
-                &hooks.url(&path),
-                "--attributes",
-                "*",
-                "--json",
-            ],
-        ));
-        subs.push((v["subscription"]["id"].as_str().unwrap().to_owned(), path));
-    }
-    assert!(run(
-        &a,
-        &[
-            "admin",
-            "mapping",
-            "put",
-            "workday",
-            "examples/hr/mapping.toml"
-        ]
-    )
-    .status
-    .success());
-    let creds = json_of(&run(
-        &a,
-        &[
-            "admin",
-            "client",
-            "create",
-            "--role",
-            "importer",
-            "--attributes",
-            "*",
-            "--grant-roles",
-            "*",
-            "--json",
-        ],
-    ));
-    let push = |i: &Instance, file: &Path| {
-        let out = i
-            .cmd(
-                data.path(),
-                &["push", file.to_str().unwrap(), "--mapping", "workday"],
-            )
-            .env(
-                "MUSTER_CLIENT_ID",
-                creds["client"]["client_id"].as_str().unwrap(),
-            )
-            .env(
-                "MUSTER_CLIENT_SECRET",
-                creds["client_secret"].as_str().unwrap(),
-            )
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    };
-
+    let (subs, push) = fanout_setup(&a, data.path(), &hooks, 3);
     // Normal operation: changes committed through both instances, every
     // event reaches every subscription exactly once.
     let (f1, f2) = (data.path().join("1.csv"), data.path().join("2.csv"));
