@@ -797,8 +797,12 @@ fn validate(
     // Snapshot imports: the ids of rows that failed, whose people must not
     // be deactivated for it (8 bytes a row, only for failed rows).
     let mut failed_keys: HashSet<u64> = HashSet::new();
-    // Manager references not (yet) seen in the file: checked at the end.
-    let mut forward: Vec<(u64, String)> = Vec::new();
+    // Manager references not (yet) seen in the file: checked at the end
+    // (row, the row's key, the manager).
+    let mut forward: Vec<(u64, u64, String)> = Vec::new();
+    // Every good row's (manager key, key): when a manager's row fails late
+    // (its own manager unknown), the rows under it fail too.
+    let mut reports: Vec<(u64, u64)> = Vec::new();
     let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<Item>)>(4);
     let work_rx = std::sync::Mutex::new(work_rx);
     let (done_tx, done_rx) =
@@ -832,8 +836,10 @@ fn validate(
                     None => {
                         seen.insert(key, u32::try_from(row).unwrap_or(u32::MAX));
                         if let Some(m) = manager {
-                            if !seen.contains_key(&key_digest(&m)) {
-                                forward.push((row, m));
+                            let mk = key_digest(&m);
+                            reports.push((mk, key));
+                            if !seen.contains_key(&mk) {
+                                forward.push((row, key, m));
                             }
                         }
                         n_good += 1;
@@ -933,28 +939,60 @@ fn validate(
     })?;
     // Managers named before their own row, or not in the file at all:
     // those the file does not hold must already be stored.
-    forward.retain(|(_, m)| !seen.contains_key(&key_digest(m)));
+    forward.retain(|(_, _, m)| !seen.contains_key(&key_digest(m)));
     let manager_column = compiled.column_of(MANAGER);
-    for chunk in forward.chunks(1000) {
-        let ids: Vec<&str> = chunk.iter().map(|(_, m)| m.as_str()).collect();
-        let exists = store.person_exists(&src.imp.tenant, &ids)?;
-        for ((row, _), found) in chunk.iter().zip(exists) {
-            if found {
-                continue;
-            }
-            failed += 1;
-            n_good -= 1;
-            if unchanged.remove(*row) {
-                n_same -= 1;
-            }
-            pending.push(RowErrorRecord {
-                row: *row,
-                column: manager_column.clone(),
-                attribute: Some(MANAGER.into()),
-                code: "unknown_manager".into(),
-                message: "the manager is neither in this file nor already stored".into(),
-            });
+    // Rows failed here, by key: their people will not be stored either.
+    let mut late: HashSet<u64> = HashSet::new();
+    let mut fail_late = |row: u64, message: &str| {
+        failed += 1;
+        n_good -= 1;
+        if unchanged.remove(row) {
+            n_same -= 1;
         }
+        pending.push(RowErrorRecord {
+            row,
+            column: manager_column.clone(),
+            attribute: Some(MANAGER.into()),
+            code: "unknown_manager".into(),
+            message: message.into(),
+        });
+    };
+    let mut dead: HashSet<u64> = HashSet::new();
+    for chunk in forward.chunks(1000) {
+        let ids: Vec<&str> = chunk.iter().map(|(_, _, m)| m.as_str()).collect();
+        let exists = store.person_exists(&src.imp.tenant, &ids)?;
+        for ((row, key, _), found) in chunk.iter().zip(exists) {
+            if !found {
+                fail_late(
+                    *row,
+                    "the manager is neither in this file nor already stored",
+                );
+                late.insert(*key);
+                dead.insert(*key);
+            }
+        }
+    }
+    // A manager whose own row failed will not be stored: the rows naming
+    // it fail too, down the chain (each round follows one level).
+    while !dead.is_empty() {
+        let mut next = HashSet::new();
+        for (mk, key) in &reports {
+            if dead.contains(mk) && !next.contains(key) && !late.contains(key) {
+                if let Some(row) = seen.get(key) {
+                    next.insert(*key);
+                    late.insert(*key);
+                    fail_late(
+                        u64::from(*row),
+                        "the manager's own row has errors, so the manager will not be stored",
+                    );
+                }
+            }
+        }
+        dead = next;
+    }
+    if snapshot {
+        // A failed row still speaks for its person: no deactivation.
+        failed_keys.extend(late.iter().copied());
     }
     if record {
         // Row order in the error list: the late manager errors are sorted in.

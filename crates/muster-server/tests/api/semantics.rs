@@ -333,11 +333,12 @@ async fn managers_resolve_regardless_of_row_order_and_an_unknown_one_is_a_row_er
         row("E4", "A", "SECRETBOSS", "", ""), // in neither
         row("E5", "A", "E5", "", ""),         // themself
         row("E6", "A", "E4", "", ""),         // a manager whose row fails later
+        row("E7", "A", "E6", "", ""),         // and one more level down
     ]);
     let v = import(&app, &t, "", body).await;
     assert_eq!(v["state"], "succeeded_with_errors", "{v}");
-    assert_eq!(v["counts"]["created"], 4, "{v}");
-    assert_eq!(v["counts"]["failed"], 2);
+    assert_eq!(v["counts"]["created"], 3, "{v}");
+    assert_eq!(v["counts"]["failed"], 4);
     let errs = app.errors(&t, v["id"].as_str().unwrap()).await;
     let text = serde_json::to_string(&errs).unwrap();
     assert!(!text.contains("SECRETBOSS"), "{text}");
@@ -358,8 +359,19 @@ async fn managers_resolve_regardless_of_row_order_and_an_unknown_one_is_a_row_er
         vec![
             (5, "unknown_manager", "Manager", "manager_external_id"),
             (6, "self_manager", "Manager", "manager_external_id"),
+            (7, "unknown_manager", "Manager", "manager_external_id"),
+            (8, "unknown_manager", "Manager", "manager_external_id"),
         ]
     );
+    for gone in ["E6", "E7"] {
+        assert_eq!(
+            app.get_as(&app.admin_token, &format!("/api/v1/people/{gone}"))
+                .await
+                .status(),
+            StatusCode::NOT_FOUND,
+            "{gone}: its manager is not stored, so neither is it"
+        );
+    }
     assert_eq!(
         person(&app, "E1").await["attributes"]["manager_external_id"],
         "E3"
