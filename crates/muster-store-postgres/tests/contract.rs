@@ -545,34 +545,7 @@ fn upgrading_gives_stored_terminations_their_due_date() {
         "INSERT INTO tenants (id, name, created_at) VALUES ('default', 'default', now())",
     )
     .unwrap();
-    let people = [
-        // (id, attrs, due date expected after the upgrade)
-        (
-            "LEAVES",
-            r#"{"employment_status":"active","hire_date":"2020-01-01","termination_date":"2999-01-31"}"#,
-            Some("2999-01-31"),
-        ),
-        (
-            "NO-HIRE",
-            r#"{"termination_date":"2999-02-01"}"#,
-            Some("2999-02-01"),
-        ),
-        (
-            "GONE",
-            r#"{"employment_status":"terminated","termination_date":"2020-06-30"}"#,
-            None,
-        ),
-        (
-            "STAYS",
-            r#"{"employment_status":"active","hire_date":"2020-01-01","termination_date":null}"#,
-            None,
-        ),
-        (
-            "REHIRED",
-            r#"{"employment_status":"active","hire_date":"2024-01-01","termination_date":"2022-12-31"}"#,
-            None,
-        ),
-    ];
+    let people = muster_store::contract_semantics::PRE_UPGRADE_PEOPLE;
     for (id, attrs, _) in people {
         c.execute(
             "INSERT INTO people (tenant_id, external_id, version, fingerprint, attrs, roles, \
@@ -590,6 +563,6 @@ fn upgrading_gives_stored_terminations_their_due_date() {
             .query_one("SELECT due_on FROM people WHERE external_id = $1", &[&id])
             .unwrap()
             .get(0);
-        assert_eq!(due.as_deref(), want, "{id}");
+        assert_eq!(due.as_deref(), *want, "{id}");
     }
 }

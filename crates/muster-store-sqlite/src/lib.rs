@@ -2159,34 +2159,7 @@ mod tests {
             assert_eq!(v, 2);
             conn.execute_batch(&format!("BEGIN; {sql} PRAGMA user_version=2; COMMIT;"))
                 .unwrap();
-            let people = [
-                // (id, attrs, due date expected after the upgrade)
-                (
-                    "LEAVES",
-                    r#"{"employment_status":"active","hire_date":"2020-01-01","termination_date":"2999-01-31"}"#,
-                    Some("2999-01-31"),
-                ),
-                (
-                    "NO-HIRE",
-                    r#"{"termination_date":"2999-02-01"}"#,
-                    Some("2999-02-01"),
-                ),
-                (
-                    "GONE",
-                    r#"{"employment_status":"terminated","termination_date":"2020-06-30"}"#,
-                    None,
-                ),
-                (
-                    "STAYS",
-                    r#"{"employment_status":"active","hire_date":"2020-01-01","termination_date":null}"#,
-                    None,
-                ),
-                (
-                    "REHIRED",
-                    r#"{"employment_status":"active","hire_date":"2024-01-01","termination_date":"2022-12-31"}"#,
-                    None,
-                ),
-            ];
+            let people = muster_store::contract_semantics::PRE_UPGRADE_PEOPLE;
             for (i, (id, attrs, _)) in people.iter().enumerate() {
                 conn.execute(
                     "INSERT INTO person_data (id, attrs, roles) VALUES (?1, ?2, '[]')",
@@ -2212,7 +2185,7 @@ mod tests {
                         |r| r.get(0),
                     )
                     .unwrap();
-                assert_eq!(due.as_deref(), want, "{id}");
+                assert_eq!(due.as_deref(), *want, "{id}");
             }
         }
     }

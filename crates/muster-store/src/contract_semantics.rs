@@ -11,6 +11,39 @@ use muster_core::person::Incoming;
 use muster_core::secret;
 use muster_core::AttrValue;
 
+/// People as a database made before import semantics stored them (id,
+/// attributes JSON), and the `due_on` each backend's schema step must give
+/// them: a stored termination date of someone not terminated and not
+/// rehired since. Each backend's upgrade test stores these at the old
+/// schema, opens the store and compares.
+pub const PRE_UPGRADE_PEOPLE: &[(&str, &str, Option<&str>)] = &[
+    (
+        "LEAVES",
+        r#"{"employment_status":"active","hire_date":"2020-01-01","termination_date":"2999-01-31"}"#,
+        Some("2999-01-31"),
+    ),
+    (
+        "NO-HIRE",
+        r#"{"termination_date":"2999-02-01"}"#,
+        Some("2999-02-01"),
+    ),
+    (
+        "GONE",
+        r#"{"employment_status":"terminated","termination_date":"2020-06-30"}"#,
+        None,
+    ),
+    (
+        "STAYS",
+        r#"{"employment_status":"active","hire_date":"2020-01-01","termination_date":null}"#,
+        None,
+    ),
+    (
+        "REHIRED",
+        r#"{"employment_status":"active","hire_date":"2024-01-01","termination_date":"2022-12-31"}"#,
+        None,
+    ),
+];
+
 pub fn run_semantics(make: Factory<'_>) {
     type Case = (&'static str, fn(&dyn Store));
     let cases: [Case; 4] = [
