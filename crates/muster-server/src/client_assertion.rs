@@ -19,14 +19,16 @@
 //! client without the assertion.
 use crate::auth::audit_refusal;
 use crate::client_keys::assertion_keys;
+use crate::client_keys::AssertionKey;
+use crate::jws::{self, SigError};
 use crate::oauth::OAuthFailure;
 use crate::state::AppState;
 use chrono::{Duration, TimeZone, Utc};
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{decode, decode_header, Algorithm, Validation};
+use jsonwebtoken::{decode_header, Algorithm};
 use muster_store::{ClientRow, PrincipalKind};
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// RFC 7523 2.2.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -36,13 +38,37 @@ const MAX_JTI: usize = 256;
 
 #[derive(Debug, Deserialize)]
 struct Claims {
-    exp: i64,
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    aud: Option<Audience>,
+    #[serde(default)]
+    exp: Option<i64>,
     #[serde(default)]
     nbf: Option<i64>,
     #[serde(default)]
     iat: Option<i64>,
     #[serde(default)]
     jti: Option<String>,
+}
+
+/// `aud`: one string or an array of them (RFC 7519 4.1.3).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn names(&self, wanted: &[&str]) -> bool {
+        match self {
+            Self::One(a) => wanted.contains(&a.as_str()),
+            Self::Many(all) => all.iter().any(|a| wanted.contains(&a.as_str())),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +145,39 @@ pub async fn authenticate(
     }
 }
 
+/// Parsed assertion keys per client, with the stored text they were parsed
+/// from: a grant then parses no JSON or PEM, and a changed registration
+/// (its text differs) is parsed afresh on first use.
+#[derive(Default)]
+pub struct KeyCache(Mutex<HashMap<String, Parsed>>);
+
+/// A registration's stored text and the keys parsed from it.
+type Parsed = (String, Arc<Vec<AssertionKey>>);
+
+/// Clients whose parsed keys are kept; past it the cache starts over.
+const KEY_CACHE_MAX: usize = 4096;
+
+impl KeyCache {
+    fn keys(&self, principal: &str, text: &str) -> Result<Arc<Vec<AssertionKey>>, &'static str> {
+        let lock = || self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((t, k)) = lock().get(principal) {
+            if t == text {
+                return Ok(k.clone());
+            }
+        }
+        let doc: serde_json::Value =
+            serde_json::from_str(text).map_err(|_| "the client's registered key is unusable")?;
+        let keys =
+            Arc::new(assertion_keys(&doc).map_err(|_| "the client's registered key is unusable")?);
+        let mut m = lock();
+        if m.len() >= KEY_CACHE_MAX {
+            m.clear();
+        }
+        m.insert(principal.to_owned(), (text.to_owned(), keys.clone()));
+        Ok(keys)
+    }
+}
+
 async fn verify(
     state: &AppState,
     client: &ClientRow,
@@ -127,15 +186,14 @@ async fn verify(
 ) -> Result<(), &'static str> {
     let cid = client.client_id.clone();
     let stored = state
-        .db(move |s| s.client_keys_get(&cid))
+        .db_read(move |s| s.client_keys_get(&cid))
         .await
         .map_err(|_| "the client's keys cannot be read")?;
-    let doc: serde_json::Value = stored
+    let text = stored
         .jwt_keys
         .as_deref()
-        .and_then(|t| serde_json::from_str(t).ok())
         .ok_or("the client has no registered key")?;
-    let keys = assertion_keys(&doc).map_err(|_| "the client's registered key is unusable")?;
+    let keys = state.assertion_keys.keys(&client.id, text)?;
     let candidates: Vec<_> = keys
         .iter()
         .filter(|k| k.alg == header.alg)
@@ -147,48 +205,45 @@ async fn verify(
     if candidates.is_empty() {
         return Err("no registered key matches the JWT's kid and alg");
     }
-
-    let mut v = Validation::new(header.alg);
-    // Time is checked below against the injected clock.
-    v.validate_exp = false;
-    v.validate_nbf = false;
-    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    v.set_issuer(&[&client.client_id]);
-    v.sub = Some(client.client_id.clone());
-    let token_endpoint = format!("{}/oauth2/token", state.issuer);
-    v.set_audience(&[token_endpoint.as_str(), &*state.issuer]);
-
-    let mut outcome = Err("the signature does not verify with the registered key");
+    let mut signed = false;
     for k in candidates {
-        match decode::<Claims>(assertion, &k.key, &v) {
-            Ok(data) => {
-                outcome = Ok(data.claims);
+        match jws::verify(assertion, k.alg, &k.key) {
+            Ok(()) => {
+                signed = true;
                 break;
             }
-            Err(e) => {
-                let why = match e.kind() {
-                    ErrorKind::InvalidSignature => continue,
-                    ErrorKind::InvalidAudience => {
-                        "aud is neither the token endpoint nor the issuer"
-                    }
-                    ErrorKind::InvalidIssuer => "iss is not the client id",
-                    ErrorKind::InvalidSubject => "sub is not the client id",
-                    ErrorKind::MissingRequiredClaim(_) => "exp, iss, sub and aud are required",
-                    _ => "the assertion is malformed",
-                };
-                return Err(why);
-            }
+            Err(SigError::Invalid) => continue,
+            Err(_) => return Err("the assertion is malformed"),
         }
     }
-    let claims = outcome?;
+    if !signed {
+        return Err("the signature does not verify with the registered key");
+    }
+
+    let claims: Claims = jws::payload(assertion).ok_or("the assertion is malformed")?;
+    let (Some(exp), Some(iss), Some(sub), Some(aud)) =
+        (claims.exp, &claims.iss, &claims.sub, &claims.aud)
+    else {
+        return Err("exp, iss, sub and aud are required");
+    };
+    if *iss != client.client_id {
+        return Err("iss is not the client id");
+    }
+    if *sub != client.client_id {
+        return Err("sub is not the client id");
+    }
+    let token_endpoint = format!("{}/oauth2/token", state.issuer);
+    if !aud.names(&[token_endpoint.as_str(), &*state.issuer]) {
+        return Err("aud is neither the token endpoint nor the issuer");
+    }
 
     let now = state.clock.now();
     let t = now.timestamp();
-    if claims.exp <= t - LEEWAY {
+    if exp <= t - LEEWAY {
         return Err("the assertion has expired");
     }
     let max = i64::try_from(state.config.tokens.max_assertion_lifetime_seconds).unwrap_or(300);
-    if claims.exp > t + max + LEEWAY {
+    if exp > t + max + LEEWAY {
         return Err("exp lies further ahead than the gateway accepts");
     }
     if claims.nbf.is_some_and(|n| n > t + LEEWAY) || claims.iat.is_some_and(|i| i > t + LEEWAY) {
@@ -202,7 +257,7 @@ async fn verify(
         return Err("the client is disabled");
     }
     let until = Utc
-        .timestamp_opt(claims.exp + LEEWAY, 0)
+        .timestamp_opt(exp + LEEWAY, 0)
         .single()
         .unwrap_or(now + Duration::seconds(max + LEEWAY));
     let (pid, key) = (client.id.clone(), format!("jti:{jti}"));

@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod imports;
 pub mod json;
+pub mod jws;
 pub mod keys;
 pub mod login_sync;
 pub mod master_key;
@@ -332,6 +333,7 @@ pub async fn spawn(
         auth_failures,
         token_rate,
         jwks_cache: Arc::default(),
+        assertion_keys: Arc::default(),
     };
     tracing::info!(instance = %state.instance, "this instance's id (it names the imports it works on)");
     let stop = Arc::new(AtomicBool::new(false));

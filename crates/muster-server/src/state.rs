@@ -32,6 +32,8 @@ pub struct AppState {
     pub token_rate: Arc<crate::ratelimit::RequestLimiter>,
     /// Login-sync issuers' fetched JWK Sets.
     pub jwks_cache: Arc<crate::login_sync::JwksCache>,
+    /// Clients' parsed `private_key_jwt` keys.
+    pub assertion_keys: Arc<crate::client_assertion::KeyCache>,
 }
 
 impl AppState {

@@ -341,3 +341,52 @@ async fn the_sdk_fetches_tokens_with_private_key_jwt() {
         client.mapping_list().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_claims_are_checked_after_the_signature() {
+    let app = spawn_app().await;
+    let c = jwt_client(&app).await;
+    // iss another client, with sub and client_id still this one.
+    let mut cl = claims(&app, &c);
+    cl["iss"] = json!("someone-else");
+    let a = assertion(Algorithm::ES256, true, &cl);
+    assert_invalid_client(token_with(&app, &a).await, "iss is not the client id").await;
+    // No aud at all.
+    let mut cl = claims(&app, &c);
+    cl.as_object_mut().unwrap().remove("aud");
+    let a = assertion(Algorithm::ES256, true, &cl);
+    assert_invalid_client(token_with(&app, &a).await, "aud are required").await;
+    // exp of the wrong type.
+    let mut cl = claims(&app, &c);
+    cl["exp"] = json!("tomorrow");
+    let a = assertion(Algorithm::EdDSA, true, &cl);
+    assert_invalid_client(token_with(&app, &a).await, "malformed").await;
+    // aud as an array naming the issuer among others (RFC 7519 4.1.3).
+    let mut cl = claims(&app, &c);
+    cl["aud"] = json!(["https://elsewhere.example", app.url("")]);
+    let a = assertion(Algorithm::RS256, true, &cl);
+    assert_token(&app, token_with(&app, &a).await).await;
+}
+
+#[tokio::test]
+async fn a_replaced_key_stops_working_at_once() {
+    let app = spawn_app().await;
+    let c = jwt_client(&app).await;
+    let a = assertion(Algorithm::ES256, true, &claims(&app, &c));
+    assert_token(&app, token_with(&app, &a).await).await;
+    // The registration is replaced by the Ed25519 key alone: the P-256
+    // key, parsed and kept from the grant above, is not used again.
+    let r = app
+        .http
+        .put(app.url(&format!("/api/v1/clients/{}/keys/jwt", c.id)))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({ "public_key_pem": fixture("ed25519.pub.pem") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let a = assertion(Algorithm::ES256, false, &claims(&app, &c));
+    assert_invalid_client(token_with(&app, &a).await, "no registered key matches").await;
+    let a = assertion(Algorithm::EdDSA, false, &claims(&app, &c));
+    assert_token(&app, token_with(&app, &a).await).await;
+}
