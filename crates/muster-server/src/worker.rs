@@ -762,7 +762,14 @@ fn validate(
     // Keyed with a random key of this run: digests on disk link to no id.
     let digester = Digester::new();
     let upload = upload_path(&src.state.config, &src.imp.id);
-    let parts = row_index::partitions_for(std::fs::metadata(&upload).map_or(0, |m| m.len()));
+    let mut bytes = std::fs::metadata(&upload).map_or(0, |m| m.len());
+    let encryption = src.imp.options.get("encryption").and_then(|v| v.as_str());
+    if encryption.unwrap_or("none") != "none" {
+        // Encrypted uploads are often compressed (OpenPGP does by
+        // default): the file may be many times the upload.
+        bytes = bytes.saturating_mul(16);
+    }
+    let parts = row_index::partitions_for(bytes);
     let dir = row_index::dir_for(&src.state.config.uploads_dir(), &src.imp.id);
     let mut index = RowIndex::create(dir, parts, record)?;
     let mut unchanged = RowSet::default();
