@@ -23,6 +23,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod people;
 pub mod ratelimit;
+pub mod row_index;
 pub mod schedule;
 pub mod signing;
 pub mod state;
@@ -232,6 +233,32 @@ pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 /// Opens the database `config` names, creating an SQLite file (and its
 /// directory) unless `existing_only`. Blocks (PostgreSQL connects and
 /// migrates): call it off the async runtime.
+/// Removes the validation indexes (`worker`'s spill files) a crash left
+/// behind, except those of imports not yet final: the run that takes such
+/// an import up again starts its index afresh, and another instance sharing
+/// the uploads directory may be running it now. A failure here only leaves
+/// files that hold no personnel data in plaintext: logged, not fatal.
+async fn sweep_row_indexes(config: &config::Config, store: &Arc<dyn Store>) {
+    let (uploads, store) = (config.uploads_dir(), store.clone());
+    let swept = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+        let pending: std::collections::HashSet<String> =
+            store.import_pending()?.into_iter().map(|i| i.id).collect();
+        Ok(row_index::sweep(&uploads, &|id| pending.contains(id))?)
+    })
+    .await;
+    match swept {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(removed = n, "removed validation indexes left by a crash"),
+        Ok(Err(e)) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot remove validation indexes left by a crash"
+            )
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot remove validation indexes left by a crash"),
+    }
+}
+
 fn open_store(config: &config::Config, existing_only: bool) -> anyhow::Result<Arc<dyn Store>> {
     match config.database()? {
         config::Database::Sqlite(path) => {
@@ -295,6 +322,7 @@ pub async fn spawn(
         let config = config.clone();
         tokio::task::spawn_blocking(move || open_store(&config, false)).await??
     };
+    sweep_row_indexes(&config, &store).await;
     let (token, digest) = secret::generate("mat_");
     let now = clock.now();
     let s2 = store.clone();

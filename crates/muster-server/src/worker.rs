@@ -9,8 +9,10 @@
 //!    each batch commits with its audit entries and a checkpoint, so a
 //!    restart resumes after the last committed row and applies nothing twice.
 //!
-//! Memory stays bounded: rows stream through; what is kept per row is a
-//! 64-bit key digest for duplicate detection.
+//! Memory stays bounded: rows stream through; what validation must keep
+//! about every row until the whole file is seen (keys for duplicates,
+//! manager references) goes to a disk-backed index ([`crate::row_index`]),
+//! and in memory stays a bit a row (rows found unchanged, duplicates).
 //!
 //! Instances sharing a database divide the queue by claiming: each import
 //! is worked on by the instance holding its lease ([`Store::import_claim`]),
@@ -19,6 +21,8 @@
 //! from its last committed checkpoint; one that shuts down cleanly hands
 //! its lease back so its successor need not wait.
 use crate::config::Config;
+pub use crate::row_index::RowSet;
+use crate::row_index::{self, Digester, Late, RowIndex};
 use crate::state::AppState;
 use crate::write::policy_errors;
 use muster_core::mapping::{CompiledMapping, MappingDoc, MappingError, MappingFormat, RowError};
@@ -29,8 +33,7 @@ use muster_intake::seal::UnsealReader;
 use muster_store::{
     BatchItem, Checkpoint, ClientRow, ImportRow, RowErrorRecord, Store, WriteContext,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,6 +75,14 @@ enum RunError {
 impl From<muster_store::StoreError> for RunError {
     fn from(e: muster_store::StoreError) -> Self {
         RunError::Fail(e.into())
+    }
+}
+
+/// The validation index's files (see [`crate::row_index`]): the gateway's
+/// own disk, not the client's file.
+impl From<std::io::Error> for RunError {
+    fn from(e: std::io::Error) -> Self {
+        RunError::Fail(anyhow::anyhow!("the import's validation index: {e}"))
     }
 }
 
@@ -494,12 +505,6 @@ fn map_record(compiled: &CompiledMapping, rec: &Record) -> (u64, Result<Incoming
     }
 }
 
-fn key_digest(id: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut h);
-    h.finish()
-}
-
 fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Outcome, RunError> {
     let store = state.store.as_ref();
     let mapping = store.mapping_get(&imp.tenant, &imp.mapping, Some(imp.mapping_version))?;
@@ -573,13 +578,10 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
     apply(store, &src, &client, stop, &RowSet::default())
 }
 
-/// Rows known unchanged before applying: a bit per source row.
-#[derive(Debug, Default)]
-pub struct RowSet(Vec<u64>);
-
 /// What the validation pass learnt that the apply pass can use.
 #[derive(Debug, Default)]
 struct Validated {
+    /// Rows known unchanged before applying.
     same: RowSet,
     /// Good rows that would change nothing.
     unchanged: u64,
@@ -588,31 +590,6 @@ struct Validated {
     last_row: u64,
     /// Snapshot imports: the people of the source to deactivate.
     deactivate: Vec<String>,
-}
-
-impl RowSet {
-    fn insert(&mut self, row: u64) {
-        let (w, b) = ((row / 64) as usize, row % 64);
-        if self.0.len() <= w {
-            self.0.resize(w + 1, 0);
-        }
-        self.0[w] |= 1 << b;
-    }
-    /// Takes a row out; whether it was in.
-    fn remove(&mut self, row: u64) -> bool {
-        let (w, b) = ((row / 64) as usize, row % 64);
-        match self.0.get_mut(w) {
-            Some(x) if *x & (1 << b) != 0 => {
-                *x &= !(1 << b);
-                true
-            }
-            _ => false,
-        }
-    }
-    fn contains(&self, row: u64) -> bool {
-        let (w, b) = ((row / 64) as usize, row % 64);
-        self.0.get(w).is_some_and(|x| x & (1 << b) != 0)
-    }
 }
 
 /// What validation concluded about one row.
@@ -624,11 +601,10 @@ enum Checked {
     },
     Good {
         key: u64,
-        key_column: Option<String>,
         unchanged: bool,
-        /// The manager the row names, if any (checked once the whole file
-        /// has been seen: the manager may come later).
-        manager: Option<String>,
+        /// The manager the row names, if any, with its digest (checked
+        /// once the whole file has been seen: the manager may come later).
+        manager: Option<(u64, String)>,
     },
 }
 
@@ -642,6 +618,7 @@ fn check_chunk(
     client: &ClientRow,
     compiled: &CompiledMapping,
     fp_key: &muster_core::person::FingerprintKey,
+    digester: &Digester,
     items: Vec<Item>,
 ) -> Result<Vec<(u64, Checked)>, RunError> {
     let mut out = Vec::with_capacity(items.len());
@@ -668,7 +645,7 @@ fn check_chunk(
                         row,
                         Checked::Errors {
                             errs: es.into_iter().map(|e| row_error(row, e)).collect(),
-                            key: record_key(compiled, &rec).map(|k| key_digest(k.as_str())),
+                            key: record_key(compiled, &rec).map(|k| digester.digest(k.as_str())),
                         },
                     )),
                     Ok(inc) => {
@@ -706,13 +683,12 @@ fn check_chunk(
                                 row,
                                 Checked::Good {
                                     key: 0,
-                                    key_column: None,
                                     unchanged: false,
-                                    manager,
+                                    manager: manager.map(|m| (digester.digest(&m), m)),
                                 },
                             ));
                         } else {
-                            let key = Some(key_digest(inc.external_id.as_str()));
+                            let key = Some(digester.digest(inc.external_id.as_str()));
                             out.push((row, Checked::Errors { errs, key }));
                         }
                     }
@@ -727,15 +703,8 @@ fn check_chunk(
     let source = source_system(src.imp);
     let stored = store.person_fingerprints_of_source(&src.imp.tenant, &ids, &source)?;
     for ((slot, inc), stored) in good.iter().zip(stored) {
-        if let Checked::Good {
-            key,
-            key_column,
-            unchanged,
-            ..
-        } = &mut out[*slot].1
-        {
-            *key = key_digest(inc.external_id.as_str());
-            *key_column = compiled.key_column();
+        if let Checked::Good { key, unchanged, .. } = &mut out[*slot].1 {
+            *key = digester.digest(inc.external_id.as_str());
             *unchanged = stored == Some(inc.fingerprint_with(fp_key));
         }
     }
@@ -776,8 +745,11 @@ pub fn source_system(imp: &ImportRow) -> String {
 
 /// The validation pass. Reading stays on this thread; mapping, policy
 /// checks and the unchanged look-up run on two threads, chunk by chunk;
-/// results are taken back in row order, where duplicates are found.
-/// Returns the rows that would change nothing.
+/// results are taken back in row order and written to the import's
+/// [`RowIndex`]. After the pass the index settles what needed the whole
+/// file (duplicates, managers, the chain under a failed manager), and the
+/// row errors are recorded in row order. Returns the rows that would change
+/// nothing.
 fn validate(
     store: &dyn Store,
     src: &Source<'_>,
@@ -787,22 +759,23 @@ fn validate(
 ) -> Result<Validated, RunError> {
     let (mut reader, compiled) = src.open()?;
     let fp_key = Incoming::fingerprint_key(&client.principal_name(), &client.write_policy);
-    // 12 bytes a row: a key digest and the first row it was on.
-    let mut seen: HashMap<u64, u32> = HashMap::new();
+    // Keyed with a random key of this run: digests on disk link to no id.
+    let digester = Digester::new();
+    let upload = upload_path(&src.state.config, &src.imp.id);
+    let mut bytes = std::fs::metadata(&upload).map_or(0, |m| m.len());
+    let encryption = src.imp.options.get("encryption").and_then(|v| v.as_str());
+    if encryption.unwrap_or("none") != "none" {
+        // Encrypted uploads are often compressed (OpenPGP does by
+        // default): the file may be many times the upload.
+        bytes = bytes.saturating_mul(16);
+    }
+    let parts = row_index::partitions_for(bytes);
+    let dir = row_index::dir_for(&src.state.config.uploads_dir(), &src.imp.id);
+    let mut index = RowIndex::create(dir, parts, record)?;
     let mut unchanged = RowSet::default();
     let (mut n_same, mut n_good, mut last_row) = (0u64, 0u64, 0u64);
-    let mut pending: Vec<RowErrorRecord> = Vec::new();
     let (mut total, mut failed) = (0u64, 0u64);
     let snapshot = src.imp.mode == "snapshot";
-    // Snapshot imports: the ids of rows that failed, whose people must not
-    // be deactivated for it (8 bytes a row, only for failed rows).
-    let mut failed_keys: HashSet<u64> = HashSet::new();
-    // Manager references not (yet) seen in the file: checked at the end
-    // (row, the row's key, the manager).
-    let mut forward: Vec<(u64, u64, String)> = Vec::new();
-    // Every good row's (manager key, key): when a manager's row fails late
-    // (its own manager unknown), the rows under it fail too.
-    let mut reports: Vec<(u64, u64)> = Vec::new();
     let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<Item>)>(4);
     let work_rx = std::sync::Mutex::new(work_rx);
     let (done_tx, done_rx) =
@@ -811,55 +784,36 @@ fn validate(
         for (row, c) in checked {
             total += 1;
             last_row = last_row.max(row);
-            let errs = match c {
+            match c {
                 Checked::Errors { errs, key } => {
+                    // A failed row still speaks for its person: a snapshot
+                    // does not deactivate them.
                     if let (true, Some(k)) = (snapshot, key) {
-                        failed_keys.insert(k);
+                        index.add_failed_key(k)?;
                     }
-                    errs
+                    if !errs.is_empty() {
+                        failed += 1;
+                    }
+                    for e in &errs {
+                        index.add_error(e)?;
+                    }
                 }
+                // Good so far: a duplicate, or a manager that is not to be
+                // had, fails it after the pass.
                 Checked::Good {
                     key,
-                    key_column,
                     unchanged: same,
                     manager,
-                } => match seen.get(&key) {
-                    Some(first) => vec![RowErrorRecord {
-                        row,
-                        column: key_column,
-                        attribute: None,
-                        code: "duplicate_key".into(),
-                        message: format!(
-                            "the same external id appears on row {first}; only the first is applied"
-                        ),
-                    }],
-                    None => {
-                        seen.insert(key, u32::try_from(row).unwrap_or(u32::MAX));
-                        if let Some(m) = manager {
-                            let mk = key_digest(&m);
-                            reports.push((mk, key));
-                            if !seen.contains_key(&mk) {
-                                forward.push((row, key, m));
-                            }
-                        }
-                        n_good += 1;
-                        if same {
-                            unchanged.insert(row);
-                            n_same += 1;
-                        }
-                        Vec::new()
+                } => {
+                    index.add_key(key, row)?;
+                    if let Some((mk, m)) = manager {
+                        index.add_manager(mk, key, row, &m)?;
                     }
-                },
-            };
-            if !errs.is_empty() {
-                failed += 1;
-                if !record {
-                    continue;
-                }
-                pending.extend(errs);
-                if pending.len() >= 1000 {
-                    store.import_add_errors(&src.imp.id, &pending)?;
-                    pending.clear();
+                    n_good += 1;
+                    if same {
+                        unchanged.insert(row);
+                        n_same += 1;
+                    }
                 }
             }
         }
@@ -868,11 +822,11 @@ fn validate(
     std::thread::scope(|scope| -> Result<(), RunError> {
         for _ in 0..2 {
             let (work_rx, done_tx) = (&work_rx, done_tx.clone());
-            let (compiled, fp_key) = (&compiled, &fp_key);
+            let (compiled, fp_key, digester) = (&compiled, &fp_key, &digester);
             scope.spawn(move || loop {
                 let next = work_rx.lock().map(|rx| rx.recv());
                 let Ok(Ok((seq, items))) = next else { return };
-                let r = check_chunk(store, src, client, compiled, fp_key, items);
+                let r = check_chunk(store, src, client, compiled, fp_key, digester, items);
                 if done_tx.send((seq, r)).is_err() {
                     return;
                 }
@@ -937,70 +891,60 @@ fn validate(
         }
         Ok(())
     })?;
-    // Managers named before their own row, or not in the file at all:
-    // those the file does not hold must already be stored.
-    forward.retain(|(_, _, m)| !seen.contains_key(&key_digest(m)));
-    let manager_column = compiled.column_of(MANAGER);
-    // Rows failed here, by key: their people will not be stored either.
-    let mut late: HashSet<u64> = HashSet::new();
-    let mut fail_late = |row: u64, message: &str| {
+    drop(reader);
+    // What needed the whole file: duplicates; managers named before their
+    // own row, or not in the file at all, which must then be stored; and
+    // the rows under a manager whose row failed, down the chain.
+    let exists = |ids: &[&str]| -> Result<Vec<bool>, RunError> {
+        Ok(store.person_exists(&src.imp.tenant, ids)?)
+    };
+    let mut fail_late = |row: u64, _: Late| {
         failed += 1;
         n_good -= 1;
         if unchanged.remove(row) {
             n_same -= 1;
         }
-        pending.push(RowErrorRecord {
-            row,
-            column: manager_column.clone(),
-            attribute: Some(MANAGER.into()),
-            code: "unknown_manager".into(),
-            message: message.into(),
-        });
     };
-    let mut dead: HashSet<u64> = HashSet::new();
-    for chunk in forward.chunks(1000) {
-        let ids: Vec<&str> = chunk.iter().map(|(_, _, m)| m.as_str()).collect();
-        let exists = store.person_exists(&src.imp.tenant, &ids)?;
-        for ((row, key, _), found) in chunk.iter().zip(exists) {
-            if !found {
-                fail_late(
-                    *row,
-                    "the manager is neither in this file nor already stored",
-                );
-                late.insert(*key);
-                dead.insert(*key);
-            }
-        }
-    }
-    // A manager whose own row failed will not be stored: the rows naming
-    // it fail too, down the chain (each round follows one level).
-    while !dead.is_empty() {
-        let mut next = HashSet::new();
-        for (mk, key) in &reports {
-            if dead.contains(mk) && !next.contains(key) && !late.contains(key) {
-                if let Some(row) = seen.get(key) {
-                    next.insert(*key);
-                    late.insert(*key);
-                    fail_late(
-                        u64::from(*row),
-                        "the manager's own row has errors, so the manager will not be stored",
-                    );
-                }
-            }
-        }
-        dead = next;
-    }
-    if snapshot {
-        // A failed row still speaks for its person: no deactivation.
-        failed_keys.extend(late.iter().copied());
-    }
+    let settled = index
+        .finish()?
+        .settle(last_row, snapshot, exists, &mut fail_late)?;
     if record {
-        // Row order in the error list: the late manager errors are sorted in.
-        if !pending.is_empty() {
-            store.import_add_errors(&src.imp.id, &pending)?;
-        }
+        // The late errors go in among the pass's, so the list is in row order.
+        let key_column = compiled.key_column();
+        let manager_column = compiled.column_of(MANAGER);
+        let late = |row: u64, what: Late| match what {
+            Late::Duplicate { first } => RowErrorRecord {
+                row,
+                column: key_column.clone(),
+                attribute: None,
+                code: "duplicate_key".into(),
+                message: format!(
+                    "the same external id appears on row {first}; only the first is applied"
+                ),
+            },
+            Late::UnknownManager => RowErrorRecord {
+                row,
+                column: manager_column.clone(),
+                attribute: Some(MANAGER.into()),
+                code: "unknown_manager".into(),
+                message: "the manager is neither in this file nor already stored".into(),
+            },
+            Late::ManagerFailed => RowErrorRecord {
+                row,
+                column: manager_column.clone(),
+                attribute: Some(MANAGER.into()),
+                code: "unknown_manager".into(),
+                message: "the manager's own row has errors, so the manager will not be stored"
+                    .into(),
+            },
+        };
+        settled.errors(&late, &mut |errs| -> Result<(), RunError> {
+            Ok(store.import_add_errors(&src.imp.id, errs)?)
+        })?;
         store.import_set_total(&src.imp.id, total, failed)?;
     }
+    // The index's files go now; a snapshot keeps the sorted key digests.
+    let file_keys = settled.into_file_keys();
     let max_rate = compiled.max_error_rate();
     if total > 0 && failed as f64 / total as f64 > max_rate {
         return Err(reject(
@@ -1012,10 +956,9 @@ fn validate(
         ));
     }
     let deactivate = if snapshot {
-        let file_has = |id: &str| {
-            let k = key_digest(id);
-            seen.contains_key(&k) || failed_keys.contains(&k)
-        };
+        // Every key in the file: good rows, and rows with errors (a row
+        // error is not a departure).
+        let file_has = |id: &str| file_keys.binary_search(&digester.digest(id)).is_ok();
         snapshot_plan(store, src, &file_has, record)?
     } else {
         Vec::new()

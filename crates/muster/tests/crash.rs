@@ -608,6 +608,14 @@ fn run_backend(backend: Backend) {
             entries.keys().all(|k| changed.contains(k)),
             "round {round}: audited but unchanged"
         );
+        // Validation's index (crates/muster-server/src/row_index.rs) is
+        // gone, even one a kill left behind.
+        let left: Vec<String> = std::fs::read_dir(run.setup.data.join("uploads"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".index"))
+            .collect();
+        assert!(left.is_empty(), "round {round}: index files left: {left:?}");
         // The chain verifies.
         let out = run.setup.audit_verify();
         assert!(out.status.success(), "round {round}: {}", text(&out));
