@@ -4,15 +4,22 @@
 //! tenant's chain head, read every person the batch names (one `= ANY`),
 //! decide in Rust (the same `apply`/`classify` as the SQLite backend, items
 //! in order, so an id named twice sees its own earlier change), then write
-//! all changed people with one set-based upsert over `unnest` arrays, all
-//! audit entries with one multi-row insert, move the head, and advance the
-//! import's checkpoint, in one transaction.
+//! the changed people, the audit entries and the change events, move the
+//! head, and advance the import's checkpoint, in one transaction.
 //!
-//! Arrays bound to one `INSERT ... SELECT FROM unnest(..)`, rather than
-//! COPY into a temporary staging table: one round trip, typed binary
-//! parameters, no temporary table created and dropped per batch. Measured
-//! on a local server for 5000 rows (`unnest_and_copy_staging_compared` in
-//! `tests/contract.rs`): 104-138 ms against 128-173 ms for COPY + staging.
+//! How rows are written depends on how many there are. A batch of
+//! [`COPY_MIN`] or more rows per table uses binary `COPY ... FROM STDIN`
+//! straight into `audit` and `events` (they only ever grow), and into
+//! `people` for the people the batch creates; changed people that already
+//! exist go through one set-based upsert over `unnest` arrays. A small
+//! batch (a single `PUT`) uses the `unnest` statements throughout: one
+//! round trip each, prepared once. `COPY` into the tables themselves needs
+//! no staging table: nobody else can write these rows meanwhile, since the
+//! transaction holds the tenant's head lock, which every change takes. On
+//! 200,000 new people, `COPY` took the load from 5.3-5.8 s to 4.7-4.8 s,
+//! and new people prepared by the import's reading thread
+//! (`BatchItem::prepared`) are written from their prepared JSON, so the
+//! transaction holds the head lock for less.
 //!
 //! Change detection is done in Rust, not by an `ON CONFLICT ... WHERE ...
 //! IS DISTINCT FROM` in SQL, because every change needs its audit entry
@@ -22,12 +29,14 @@
 //! makes the count differ, and the transaction fails rather than lose a
 //! change.
 use crate::pool::Sql;
-use crate::{get, json_err, Result};
+use crate::{be, get, json_err, Result};
 use muster_core::audit::{AuditFields, GENESIS};
 use muster_core::person::{apply, change_detail_json, classify, ChangeKind, Incoming, PersonState};
 use muster_core::Attributes;
-use muster_store::{audit_time, AuditDraft, BatchItem, Checkpoint, Counts, ItemResult};
+use muster_store::{audit_time, AuditDraft, BatchItem, Checkpoint, Counts, ItemResult, Prepared};
 use muster_store::{StoreError, WriteContext, LEASE_LOST};
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::GenericClient;
 use std::collections::{BTreeSet, HashMap};
 
@@ -124,6 +133,50 @@ impl<'t> Chain<'t> {
         if self.seq.is_empty() {
             return Ok(self.head.seq);
         }
+        if self.seq.len() >= COPY_MIN {
+            let types = [
+                Type::TEXT,
+                Type::INT8,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+            ];
+            let mut w = BinaryCopyInWriter::new(
+                s.copy_in(
+                    "COPY audit (tenant_id, seq, at, principal, on_behalf_of, source, action, \
+                     person, detail, prev_hash, hash) FROM STDIN (FORMAT binary)",
+                )?,
+                &types,
+            );
+            for i in 0..self.seq.len() {
+                w.write(&[
+                    &self.tenant,
+                    &self.seq[i],
+                    &self.at[i],
+                    &self.principal[i],
+                    &self.on_behalf_of[i],
+                    &self.source[i],
+                    &self.action[i],
+                    &self.person[i],
+                    &self.detail[i],
+                    &self.prev_hash[i],
+                    &self.hash[i],
+                ])
+                .map_err(be)?;
+            }
+            w.finish().map_err(be)?;
+            s.exec(
+                "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant_id = $1",
+                &[&self.tenant, &self.head.seq, &self.head.hash],
+            )?;
+            return Ok(self.head.seq);
+        }
         s.exec(
             "INSERT INTO audit (tenant_id, seq, at, principal, on_behalf_of, source, action, \
              person, detail, prev_hash, hash) \
@@ -201,6 +254,46 @@ impl Events {
         if self.id.is_empty() {
             return Ok(());
         }
+        if self.id.len() >= COPY_MIN {
+            let last: i64 = get(
+                &s.one(
+                    "SELECT coalesce(max(cursor), 0) FROM events WHERE tenant_id = $1",
+                    &[&tenant],
+                )?,
+                0,
+            )?;
+            let types = [
+                Type::TEXT,
+                Type::INT8,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::INT8,
+                Type::INT8,
+            ];
+            let mut w = BinaryCopyInWriter::new(
+                s.copy_in(
+                    "COPY events (tenant_id, cursor, id, kind, external_id, version, audit_seq) \
+                     FROM STDIN (FORMAT binary)",
+                )?,
+                &types,
+            );
+            for i in 0..self.id.len() {
+                let cursor = last + 1 + i as i64;
+                w.write(&[
+                    &tenant,
+                    &cursor,
+                    &self.id[i],
+                    &self.kind[i],
+                    &self.external_id[i],
+                    &self.version[i],
+                    &self.audit_seq[i],
+                ])
+                .map_err(be)?;
+            }
+            w.finish().map_err(be)?;
+            return Ok(());
+        }
         s.exec(
             "INSERT INTO events (tenant_id, cursor, id, kind, external_id, version, audit_seq) \
              SELECT $1, (SELECT coalesce(max(cursor), 0) FROM events WHERE tenant_id = $1) \
@@ -222,29 +315,37 @@ impl Events {
 
 /// A person as this batch knows it: as stored, then as changed by earlier
 /// items of the batch.
-struct Current {
+struct Current<'a> {
     version: i64,
     fingerprint: Option<Vec<u8>>,
     source_system: Option<String>,
-    state: Lazy,
+    state: Lazy<'a>,
     /// Changed by this batch: to be written.
     dirty: bool,
+    /// Stored before this batch (else the batch creates it).
+    existed: bool,
 }
 
-/// The stored JSON is decoded only for people whose fingerprint differs.
-enum Lazy {
+/// The stored JSON is decoded only for people whose fingerprint differs;
+/// a new person's prepared JSON only if the batch changes them again.
+enum Lazy<'a> {
     Raw(String, String),
+    Prepared(&'a Prepared),
     State(PersonState),
 }
 
-impl Current {
+impl Current<'_> {
     fn state(&mut self) -> Result<&PersonState> {
-        if let Lazy::Raw(a, r) = &self.state {
-            self.state = Lazy::State(decode_state(a, r)?);
+        match &self.state {
+            Lazy::Raw(a, r) => self.state = Lazy::State(decode_state(a, r)?),
+            Lazy::Prepared(p) => {
+                self.state = Lazy::State(decode_state(&p.attrs_json, &p.roles_json)?)
+            }
+            Lazy::State(_) => {}
         }
         match &self.state {
             Lazy::State(s) => Ok(s),
-            Lazy::Raw(..) => Err(StoreError::Backend("person state not decoded".into())),
+            _ => Err(StoreError::Backend("person state not decoded".into())),
         }
     }
 }
@@ -340,6 +441,7 @@ fn apply_items<C: GenericClient>(
                 source_system: get(r, 5)?,
                 state: Lazy::Raw(get(r, 3)?, get(r, 4)?),
                 dirty: false,
+                existed: true,
             },
         );
     }
@@ -358,7 +460,8 @@ fn apply_items<C: GenericClient>(
     for item in items {
         let inc = &item.incoming;
         let ext = inc.external_id.as_str();
-        let fp = inc.fingerprint_with(&key);
+        let prepared = item.prepared.as_deref().filter(|p| p.today == today);
+        let fp = prepared.map_or_else(|| inc.fingerprint_with(&key), |p| p.fingerprint);
         let (kind, version, next) = {
             let same_source = |c: &Current| {
                 source_system.is_none() || c.source_system.as_deref() == source_system
@@ -377,6 +480,47 @@ fn apply_items<C: GenericClient>(
                 }
                 None => None,
             };
+            // A new person prepared by the caller (BatchItem::prepared):
+            // its JSON and audit detail come computed, so the transaction
+            // (and the tenant's head lock) is held for less.
+            if let (None, Some(p)) = (&stored, prepared) {
+                if let Some(chain) = chain.as_mut() {
+                    let kind = ChangeKind::Created;
+                    chain.push(AuditFields {
+                        prev_hash: "",
+                        tenant,
+                        seq: 0,
+                        at: &at,
+                        principal: &ctx.principal,
+                        on_behalf_of: ctx.on_behalf_of.as_deref(),
+                        source: &ctx.source,
+                        action: kind.event_name(),
+                        person: Some(ext),
+                        detail: &p.detail_json,
+                    });
+                    let roles_changed = p.roles_json != "[]";
+                    for name in muster_store::change_event_kinds(kind, true, roles_changed) {
+                        events.push(name, ext, 1, chain.head.seq);
+                    }
+                }
+                order.push(ext);
+                people.insert(
+                    ext.to_owned(),
+                    Current {
+                        version: 1,
+                        fingerprint: Some(p.fingerprint.to_vec()),
+                        source_system: ctx.source_system.clone(),
+                        state: Lazy::Prepared(p),
+                        dirty: true,
+                        existed: false,
+                    },
+                );
+                out.push(ItemResult {
+                    kind: ChangeKind::Created,
+                    version: 1,
+                });
+                continue;
+            }
             let before = stored.map(|(_, st)| st);
             let version = stored.map_or(0, |(v, _)| v);
             let mut next = apply(before, inc, &ctx.policy);
@@ -421,6 +565,7 @@ fn apply_items<C: GenericClient>(
             order.push(ext);
         }
         let previous_source = people.get(ext).and_then(|c| c.source_system.clone());
+        let existed = people.get(ext).is_some_and(|c| c.existed);
         people.insert(
             ext.to_owned(),
             Current {
@@ -429,6 +574,7 @@ fn apply_items<C: GenericClient>(
                 source_system: ctx.source_system.clone().or(previous_source),
                 state: Lazy::State(next),
                 dirty: true,
+                existed,
             },
         );
         out.push(ItemResult { kind, version });
@@ -453,6 +599,24 @@ fn apply_items<C: GenericClient>(
     if order.is_empty() {
         return Ok(out);
     }
+    // Many new people (an import's first load) are copied in; the rest go
+    // through the upsert. No other writer can create them meanwhile: this
+    // transaction holds the tenant's head lock, which every change takes.
+    let mut order = order;
+    if order.len() >= COPY_MIN {
+        let (new, old): (Vec<&str>, Vec<&str>) = order
+            .iter()
+            .partition(|ext| people.get(**ext).is_some_and(|c| !c.existed));
+        if new.len() >= COPY_MIN {
+            copy_new_people(s, ctx, &new, &mut people)?;
+            order = old;
+        }
+    }
+    if order.is_empty() {
+        chain.write(s)?;
+        events.write(s, tenant)?;
+        return Ok(out);
+    }
     let mut versions = Vec::with_capacity(order.len());
     let mut fps = Vec::with_capacity(order.len());
     let mut attrs = Vec::with_capacity(order.len());
@@ -464,6 +628,12 @@ fn apply_items<C: GenericClient>(
             .ok_or_else(|| StoreError::Backend("a changed person went missing".into()))?;
         versions.push(c.version);
         fps.push(c.fingerprint.clone());
+        if let Lazy::Prepared(p) = c.state {
+            due.push(p.due_on.clone());
+            attrs.push(p.attrs_json.clone());
+            roles.push(p.roles_json.clone());
+            continue;
+        }
         let st = c.state()?;
         due.push(muster_core::person::due_on(st));
         attrs.push(serde_json::to_string(&st.attrs).map_err(json_err)?);
@@ -509,6 +679,109 @@ fn apply_items<C: GenericClient>(
     chain.write(s)?;
     events.write(s, tenant)?;
     Ok(out)
+}
+
+/// Batches of at least this many rows are written with binary `COPY`;
+/// smaller ones (a single `PUT`) with one `INSERT` over `unnest` arrays,
+/// which costs no extra round trip.
+const COPY_MIN: usize = 64;
+
+/// A JSON text bound as `jsonb` in binary form (its version byte, then the
+/// text), so `COPY` can carry the JSON the batch already serialized.
+#[derive(Debug)]
+struct Jsonb<'a>(&'a str);
+
+impl ToSql for Jsonb<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&[1]);
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+
+    to_sql_checked!();
+}
+
+/// Copies the people a batch creates into `people`, with their final state.
+fn copy_new_people<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    ctx: &WriteContext,
+    new: &[&str],
+    people: &mut HashMap<String, Current<'_>>,
+) -> Result<()> {
+    let types = [
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::BYTEA,
+        Type::JSONB,
+        Type::JSONB,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+    ];
+    let mut w = BinaryCopyInWriter::new(
+        s.copy_in(
+            "COPY people (tenant_id, external_id, version, fingerprint, attrs, roles, \
+             created_at, updated_at, updated_by, on_behalf_of, source, source_system, due_on) \
+             FROM STDIN (FORMAT binary)",
+        )?,
+        &types,
+    );
+    let tenant = ctx.tenant.as_str();
+    for ext in new {
+        let c = people
+            .get_mut(*ext)
+            .ok_or_else(|| StoreError::Backend("a changed person went missing".into()))?;
+        let computed;
+        let (attrs, roles, due) = match c.state {
+            Lazy::Prepared(p) => (&*p.attrs_json, &*p.roles_json, &p.due_on),
+            _ => {
+                let st = c.state()?;
+                computed = (
+                    serde_json::to_string(&st.attrs).map_err(json_err)?,
+                    serde_json::to_string(&st.roles).map_err(json_err)?,
+                    muster_core::person::due_on(st),
+                );
+                (&*computed.0, &*computed.1, &computed.2)
+            }
+        };
+        w.write(&[
+            &tenant,
+            ext,
+            &c.version,
+            &c.fingerprint,
+            &Jsonb(attrs),
+            &Jsonb(roles),
+            &ctx.now,
+            &ctx.now,
+            &ctx.principal,
+            &ctx.on_behalf_of,
+            &ctx.source,
+            &c.source_system,
+            &due,
+        ])
+        .map_err(be)?;
+    }
+    let written = w.finish().map_err(be)?;
+    if written != new.len() as u64 {
+        return Err(StoreError::Backend(format!(
+            "{written} of {} new people were copied",
+            new.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Applies due effective-date transitions (see `Store::person_settle_due`).

@@ -120,6 +120,8 @@ pub struct PostgresStore {
 struct TableStats {
     /// (people created since the last ANALYZE, people seen at it)
     counts: std::sync::Mutex<(u64, u64)>,
+    /// An ANALYZE is under way.
+    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TableStats {
@@ -192,7 +194,10 @@ impl PostgresStore {
     }
 
     /// After a batch commits: analyze the grown tables when due (see
-    /// [`TableStats`]). A failure only costs plan quality, so it is logged.
+    /// [`TableStats`]), on a connection and thread of its own, so the
+    /// import goes on meanwhile (at 1M rows a run took about as long as a
+    /// batch). At most one runs at a time; a failure only costs plan
+    /// quality, so it is logged.
     fn after_batch(&self, results: &[ItemResult], dry_run: bool) {
         if dry_run {
             return;
@@ -201,13 +206,33 @@ impl PostgresStore {
             .iter()
             .filter(|r| r.kind == muster_core::person::ChangeKind::Created)
             .count() as u64;
-        if created > 0 && self.stats.grew(created) {
-            if let Err(e) = self
-                .pool
-                .run(|s| s.exec("ANALYZE people, audit, events", &[]).map(drop))
-            {
-                tracing::warn!(error = %e, "cannot refresh the planner statistics after a bulk write");
-            }
+        if created == 0 || !self.stats.grew(created) {
+            return;
+        }
+        use std::sync::atomic::Ordering;
+        if self.stats.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (config, running) = (self.pool.config().clone(), self.stats.running.clone());
+        let spawned = std::thread::Builder::new()
+            .name("muster-pg-analyze".into())
+            .spawn(move || {
+                let outcome = config
+                    .connect(postgres::NoTls)
+                    .and_then(|mut c| {
+                        // Row counts and a coarse histogram are all these
+                        // keyed look-ups need: a tenth of the default sample.
+                        c.batch_execute(
+                            "SET default_statistics_target = 10; ANALYZE people, audit, events",
+                        )
+                    });
+                if let Err(e) = outcome {
+                    tracing::warn!(error = %describe(&e), "cannot refresh the planner statistics after a bulk write");
+                }
+                running.store(false, Ordering::Release);
+            });
+        if spawned.is_err() {
+            self.stats.running.store(false, Ordering::Release);
         }
     }
 
@@ -1732,11 +1757,35 @@ impl Store for PostgresStore {
     ) -> Result<Option<Vec<ItemResult>>> {
         let done = fenced(self.pool.write(|s| {
             apply::apply_batch_owned(s, ctx, &items, Some(&checkpoint), Some(owner), dry_run)
-        }))?;
+        }));
+        free_later(items);
+        let done = done?;
         if let Some(results) = &done {
             self.after_batch(results, dry_run);
         }
         Ok(done)
+    }
+}
+
+/// Frees a written batch on a thread of its own. The thread that applies
+/// batches waits on PostgreSQL for the rest of its time, so freeing 5,000
+/// records' attribute maps there lengthened every batch; the channel holds
+/// two batches, so memory stays bounded.
+fn free_later(items: Vec<BatchItem>) {
+    use std::sync::mpsc::{sync_channel, SyncSender};
+    static FREE: std::sync::OnceLock<Option<SyncSender<Vec<BatchItem>>>> =
+        std::sync::OnceLock::new();
+    let tx = FREE.get_or_init(|| {
+        let (tx, rx) = sync_channel::<Vec<BatchItem>>(2);
+        std::thread::Builder::new()
+            .name("muster-pg-free".into())
+            .spawn(move || rx.into_iter().for_each(drop))
+            .ok()
+            .map(|_| tx)
+    });
+    if let Some(tx) = tx {
+        // A stopped thread hands the batch back, to be freed here.
+        let _ = tx.send(items);
     }
 }
 

@@ -263,6 +263,12 @@ impl<C: GenericClient> Sql<'_, C> {
         self.check(sql, r).map_err(be)
     }
 
+    /// Starts a `COPY ... FROM STDIN` on this client (in its transaction,
+    /// if it is one).
+    pub(crate) fn copy_in(&mut self, sql: &str) -> Result<postgres::CopyInWriter<'_>> {
+        self.c.copy_in(sql).map_err(be)
+    }
+
     pub(crate) fn one(&mut self, sql: &'static str, params: Params<'_>) -> Result<Row> {
         let s = self.stmt(sql)?;
         let r = self.c.query_one(&s, params);
