@@ -602,7 +602,6 @@ fn apply_items<C: GenericClient>(
     // Many new people (an import's first load) are copied in; the rest go
     // through the upsert. No other writer can create them meanwhile: this
     // transaction holds the tenant's head lock, which every change takes.
-    let mut order = order;
     if order.len() >= COPY_MIN {
         let (new, old): (Vec<&str>, Vec<&str>) = order
             .iter()
