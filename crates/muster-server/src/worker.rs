@@ -806,7 +806,12 @@ fn validate(
         bytes = bytes.saturating_mul(16);
     }
     let parts = row_index::partitions_for(bytes);
-    let dir = row_index::dir_for(&src.state.config.uploads_dir(), &src.imp.id);
+    // This run's own directory, after removing any other of the import's
+    // (a crash's, or a run's that lost the lease).
+    let uploads = src.state.config.uploads_dir();
+    row_index::clear_import(&uploads, &src.imp.id)?;
+    let run = format!("{:016x}", rand::random::<u64>());
+    let dir = row_index::dir_for(&uploads, &src.imp.id, &run);
     let mut index = RowIndex::create(dir, parts, record)?;
     let mut unchanged = RowSet::default();
     let (mut n_same, mut n_good, mut last_row) = (0u64, 0u64, 0u64);
