@@ -11,8 +11,8 @@
 //! The files live in a directory of their own next to the upload spool
 //! (`<uploads>/<import id>.index/`), removed when the index is dropped (on
 //! success and on every error) and, after a crash, when the import runs
-//! again ([`clear_import`]) or the gateway starts ([`sweep`]). Nothing in
-//! them names a person:
+//! again ([`clear_import`]) or by the uploads directory's sweep
+//! ([`crate::spool`]). Nothing in them names a person:
 //!
 //! - keys are 64-bit digests keyed with a random key of this run, held in
 //!   memory only ([`Digester`]), so they cannot be linked to external ids;
@@ -135,27 +135,6 @@ pub fn clear_import(uploads: &Path, import_id: &str) -> io::Result<usize> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-    }
-    Ok(removed)
-}
-
-/// Removes the index directories left in `uploads` by a crash, except
-/// those of imports `keep` names (not final yet: the run that takes them
-/// up again removes them, and another instance sharing the directory may
-/// be running them now). Returns how many it removed.
-pub fn sweep(uploads: &Path, keep: &dyn Fn(&str) -> bool) -> io::Result<usize> {
-    let mut removed = 0;
-    for entry in std::fs::read_dir(uploads)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(id) = name.to_str().and_then(import_of) else {
-            continue;
-        };
-        if keep(id) || !entry.file_type()?.is_dir() {
-            continue;
-        }
-        std::fs::remove_dir_all(entry.path())?;
-        removed += 1;
     }
     Ok(removed)
 }
