@@ -145,6 +145,13 @@ pub struct ImportConfig {
     /// Run the import worker on this instance; `false` makes an instance
     /// that takes uploads and leaves processing to the others.
     pub worker: bool,
+    /// How long a file in the uploads directory that no pending import
+    /// needs (a partial upload a kill left, the upload or validation index
+    /// of an import that has ended or was never recorded) must have gone
+    /// unmodified before it is removed; the sweep runs at start and then
+    /// this often. It protects uploads other instances sharing the
+    /// directory are receiving: keep it above a slow client's longest pause.
+    pub orphan_grace_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -186,6 +193,7 @@ lease_seconds = 60
 snapshot_max_deactivate_percent = 10.0
 effective_dates_interval_seconds = 300
 worker = true
+orphan_grace_seconds = 3600
 [webhooks]
 allow_private_destinations = false
 retry_schedule = "5s,5m,30m,2h,5h,10h,10h"
@@ -285,6 +293,10 @@ impl Config {
         anyhow::ensure!(
             (3..=86400).contains(&self.import.lease_seconds),
             "import.lease_seconds must be between 3 and 86400"
+        );
+        anyhow::ensure!(
+            (60..=2_592_000).contains(&self.import.orphan_grace_seconds),
+            "import.orphan_grace_seconds must be between 60 and 2592000 (30 days)"
         );
         anyhow::ensure!(
             (3..=86400).contains(&self.webhooks.lease_seconds),
@@ -483,6 +495,26 @@ mod tests {
         assert_eq!(c.import.batch_size, 20);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
     }
+    #[test]
+    fn the_orphan_grace_period_is_bounded() {
+        for bad in ["0", "59", "2592001"] {
+            let env = vec![("MUSTER_IMPORT__ORPHAN_GRACE_SECONDS".into(), bad.into())];
+            let err = Config::load_from(None, env).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("import.orphan_grace_seconds"),
+                "{err:#}"
+            );
+        }
+        let env = vec![("MUSTER_IMPORT__ORPHAN_GRACE_SECONDS".into(), "60".into())];
+        assert_eq!(
+            Config::load_from(None, env)
+                .unwrap()
+                .import
+                .orphan_grace_seconds,
+            60
+        );
+    }
+
     #[test]
     fn unknown_file_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -430,6 +430,8 @@ pub async fn import_create(
     let pid = caller.principal.id.clone();
     let intake = state.db(move |s| s.intake_policy_get(&pid)).await?;
     let id = uuid::Uuid::now_v7().to_string();
+    // Until the import row commits, the spool sweep leaves its files alone.
+    let _receiving = state.receiving.start(&id);
     let (bytes, encryption) = receive_upload(&state, &id, body, |head| {
         check_encryption(&p, &intake, head)
     })

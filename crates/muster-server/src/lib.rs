@@ -26,6 +26,7 @@ pub mod ratelimit;
 pub mod row_index;
 pub mod schedule;
 pub mod signing;
+pub mod spool;
 pub mod state;
 pub mod subscriptions;
 pub mod telemetry;
@@ -233,32 +234,6 @@ pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 /// Opens the database `config` names, creating an SQLite file (and its
 /// directory) unless `existing_only`. Blocks (PostgreSQL connects and
 /// migrates): call it off the async runtime.
-/// Removes the validation indexes (`worker`'s spill files) a crash left
-/// behind, except those of imports not yet final: the run that takes such
-/// an import up again starts its index afresh, and another instance sharing
-/// the uploads directory may be running it now. A failure here only leaves
-/// files that hold no personnel data in plaintext: logged, not fatal.
-async fn sweep_row_indexes(config: &config::Config, store: &Arc<dyn Store>) {
-    let (uploads, store) = (config.uploads_dir(), store.clone());
-    let swept = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
-        let pending: std::collections::HashSet<String> =
-            store.import_pending()?.into_iter().map(|i| i.id).collect();
-        Ok(row_index::sweep(&uploads, &|id| pending.contains(id))?)
-    })
-    .await;
-    match swept {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::info!(removed = n, "removed validation indexes left by a crash"),
-        Ok(Err(e)) => {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "cannot remove validation indexes left by a crash"
-            )
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot remove validation indexes left by a crash"),
-    }
-}
-
 fn open_store(config: &config::Config, existing_only: bool) -> anyhow::Result<Arc<dyn Store>> {
     match config.database()? {
         config::Database::Sqlite(path) => {
@@ -322,7 +297,6 @@ pub async fn spawn(
         let config = config.clone();
         tokio::task::spawn_blocking(move || open_store(&config, false)).await??
     };
-    sweep_row_indexes(&config, &store).await;
     let (token, digest) = secret::generate("mat_");
     let now = clock.now();
     let s2 = store.clone();
@@ -362,7 +336,10 @@ pub async fn spawn(
         token_rate,
         jwks_cache: Arc::default(),
         assertion_keys: Arc::default(),
+        receiving: Arc::default(),
     };
+    // What a crash left in the uploads directory, before the worker starts.
+    spool::sweep_logged(&state).await;
     tracing::info!(instance = %state.instance, "this instance's id (it names the imports it works on)");
     let stop = Arc::new(AtomicBool::new(false));
     // The first heartbeat before serving: this instance is counted (and its
@@ -376,6 +353,7 @@ pub async fn spawn(
         .then(|| tokio::spawn(worker::run(state.clone(), stop.clone())));
     let deliveries = tokio::spawn(webhooks::run(state.clone(), stop.clone()));
     let scheduler = tokio::spawn(schedule::run(state.clone(), stop.clone()));
+    let sweeper = tokio::spawn(spool::run(state.clone(), stop.clone()));
     let shutdown = Arc::new(Notify::new());
     let app = router(state.clone());
     let sd = shutdown.clone();
@@ -399,6 +377,8 @@ pub async fn spawn(
         webhooks::release_all(&gone).await;
         // A settling round is one transaction: stopping between them is safe.
         scheduler.abort();
+        // A sweep removes one file at a time: stopping between them is safe.
+        sweeper.abort();
         if let Some(worker) = worker {
             let _ = worker.await;
         }

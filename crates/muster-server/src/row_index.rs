@@ -11,7 +11,8 @@
 //! The files live in a directory of their own next to the upload spool
 //! (`<uploads>/<import id>.index/`), removed when the index is dropped (on
 //! success and on every error) and, after a crash, when the import runs
-//! again or the gateway starts ([`sweep`]). Nothing in them names a person:
+//! again ([`clear_import`]) or by the uploads directory's sweep
+//! ([`crate::spool`]). Nothing in them names a person:
 //!
 //! - keys are 64-bit digests keyed with a random key of this run, held in
 //!   memory only ([`Digester`]), so they cannot be linked to external ids;
@@ -101,28 +102,39 @@ pub fn partitions_for(bytes: u64) -> usize {
         .min(MAX_PARTITIONS)
 }
 
-/// The index directory of an import.
-pub fn dir_for(uploads: &Path, import_id: &str) -> PathBuf {
-    uploads.join(format!("{import_id}.index"))
+/// The index directory of one run of an import's validation. Each run has
+/// its own (`run` is random per run): an instance that stalled past its
+/// lease and wakes up after another took the import over removes only its
+/// own directory when it stops, never the one the new holder is using.
+pub fn dir_for(uploads: &Path, import_id: &str, run: &str) -> PathBuf {
+    uploads.join(format!("{import_id}.{run}.index"))
 }
 
-/// Removes the index directories left in `uploads` by a crash, except
-/// those of imports `keep` names (not final yet: the run that takes them
-/// up again removes them, and another instance sharing the directory may
-/// be running them now). Returns how many it removed.
-pub fn sweep(uploads: &Path, keep: &dyn Fn(&str) -> bool) -> io::Result<usize> {
+/// The import an entry of the uploads directory is the index of, if it is
+/// one (`<import id>.<run>.index`, or `<import id>.index` as earlier
+/// releases named them).
+pub fn import_of(name: &str) -> Option<&str> {
+    let stem = name.strip_suffix(".index")?;
+    Some(stem.split_once('.').map_or(stem, |(id, _)| id))
+}
+
+/// Removes every index directory of `import_id`: called by the run that
+/// holds the import's lease before it starts its own, so what a crash left
+/// goes, and so does the directory of a run that lost the lease (which
+/// can write nothing more: its writes are fenced). Returns how many.
+pub fn clear_import(uploads: &Path, import_id: &str) -> io::Result<usize> {
     let mut removed = 0;
     for entry in std::fs::read_dir(uploads)? {
         let entry = entry?;
         let name = entry.file_name();
-        let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".index")) else {
-            continue;
-        };
-        if keep(id) || !entry.file_type()?.is_dir() {
+        if name.to_str().and_then(import_of) != Some(import_id) {
             continue;
         }
-        std::fs::remove_dir_all(entry.path())?;
-        removed += 1;
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(removed)
 }
@@ -1104,21 +1116,15 @@ mod tests {
     }
 
     #[test]
-    fn the_files_go_on_error_and_a_leftover_goes_when_the_import_runs_again_or_at_start() {
+    fn the_files_go_on_error_and_a_leftover_goes_when_the_import_runs_again() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = dir_for(tmp.path(), "imp1");
+        let dir = dir_for(tmp.path(), "imp1", "run1");
         // Dropped half-way (the pass failed): nothing stays.
         let mut index = RowIndex::create(dir.clone(), 2, true).unwrap();
         index.add_key(1, 2).unwrap();
         assert!(dir.exists());
         drop(index);
         assert!(!dir.exists());
-        // A crash leaves the directory; the next run starts afresh.
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::write(dir.join("k7"), b"stale").unwrap();
-        let index = RowIndex::create(dir.clone(), 2, false).unwrap();
-        assert!(!dir.join("k7").exists());
-        drop(index);
         // Settling fails (the store is down): the files go too.
         let mut index = RowIndex::create(dir.clone(), 2, false).unwrap();
         index.add_key(5, 2).unwrap();
@@ -1131,15 +1137,48 @@ mod tests {
         );
         assert!(r.is_err());
         assert!(!dir.exists());
-        // At start: leftovers of final imports go, those of pending ones stay.
-        for id in ["done", "pending"] {
-            std::fs::create_dir(dir_for(tmp.path(), id)).unwrap();
+        // A crash leaves directories (of this release's runs and of an
+        // earlier one's); the next run of the import removes them all, and
+        // only this import's.
+        for d in [
+            dir.clone(),
+            tmp.path().join("imp1.index"),
+            dir_for(tmp.path(), "imp2", "run9"),
+        ] {
+            std::fs::create_dir(&d).unwrap();
+            std::fs::write(d.join("k0"), b"stale").unwrap();
         }
-        std::fs::write(tmp.path().join("pending.sealed"), b"x").unwrap();
-        assert_eq!(sweep(tmp.path(), &|id| id == "pending").unwrap(), 1);
-        assert!(!dir_for(tmp.path(), "done").exists());
-        assert!(dir_for(tmp.path(), "pending").exists());
-        assert!(tmp.path().join("pending.sealed").exists());
+        std::fs::write(tmp.path().join("imp1.sealed"), b"x").unwrap();
+        assert_eq!(clear_import(tmp.path(), "imp1").unwrap(), 2);
+        assert!(!dir.exists());
+        assert!(!tmp.path().join("imp1.index").exists());
+        assert!(dir_for(tmp.path(), "imp2", "run9").exists());
+        assert!(tmp.path().join("imp1.sealed").exists());
+    }
+
+    #[test]
+    fn a_run_that_lost_its_lease_removes_only_its_own_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        // The stalled run's index, and then the new holder's.
+        let mut stale = RowIndex::create(dir_for(tmp.path(), "imp1", "a"), 1, true).unwrap();
+        stale.add_key(1, 2).unwrap();
+        let mine = dir_for(tmp.path(), "imp1", "b");
+        let mut index = RowIndex::create(mine.clone(), 1, true).unwrap();
+        index.add_key(1, 2).unwrap();
+        // The stalled run stops (its first write is refused) and drops its
+        // index: the new holder's files stay.
+        drop(stale);
+        assert!(mine.join("k0").exists());
+        drop(index);
+        assert!(!mine.exists());
+    }
+
+    #[test]
+    fn index_directories_name_their_import() {
+        assert_eq!(import_of("0190-ab.f00d.index"), Some("0190-ab"));
+        assert_eq!(import_of("0190-ab.index"), Some("0190-ab"));
+        assert_eq!(import_of("0190-ab.sealed"), None);
+        assert_eq!(import_of("0190-ab.part"), None);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct AppState {
     pub jwks_cache: Arc<crate::login_sync::JwksCache>,
     /// Clients' parsed `private_key_jwt` keys.
     pub assertion_keys: Arc<crate::client_assertion::KeyCache>,
+    /// The uploads this instance is receiving (the spool sweep passes them by).
+    pub receiving: Arc<crate::spool::Receiving>,
 }
 
 impl AppState {

@@ -19,7 +19,11 @@
 //! which a heartbeat thread renews while the import runs. An instance that
 //! dies leaves its lease to run out, and another one resumes the import
 //! from its last committed checkpoint; one that shuts down cleanly hands
-//! its lease back so its successor need not wait.
+//! its lease back so its successor need not wait. Every write a run makes
+//! is fenced by the lease (the batches, and validation's reset, state, row
+//! errors and totals, and the end): an instance that stalled past its lease
+//! while another took the import over writes nothing more, stops with
+//! `RunError::LeaseLost`, and leaves the upload to the new holder.
 use crate::config::Config;
 pub use crate::row_index::RowSet;
 use crate::row_index::{self, Digester, Late, RowIndex};
@@ -83,6 +87,16 @@ impl From<muster_store::StoreError> for RunError {
 impl From<std::io::Error> for RunError {
     fn from(e: std::io::Error) -> Self {
         RunError::Fail(anyhow::anyhow!("the import's validation index: {e}"))
+    }
+}
+
+/// The answer of a fenced write ([`Store::import_reset_claimed`] and its
+/// kin): `false` means another instance holds the import now.
+fn held(still_ours: bool) -> Result<(), RunError> {
+    if still_ours {
+        Ok(())
+    } else {
+        Err(RunError::LeaseLost)
     }
 }
 
@@ -239,13 +253,25 @@ fn process(
     }
     let now = state.clock.now();
     let path = upload_path(&state.config, &id);
-    let finish = |s: &str, err: Option<(&str, &str)>| {
-        if let Err(e) = store.import_set_state(&id, s, err, now) {
-            tracing::error!(import = %id, error = ?e, "cannot record the import's end");
+    // Records the end, fenced: `false` when the lease went meanwhile, and
+    // then neither the end nor the upload (the new holder reads it) is
+    // touched.
+    let finish = |s: &str, err: Option<(&str, &str)>| -> bool {
+        match store.import_set_state_claimed(&id, &state.instance, s, err, now) {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(e) => {
+                tracing::error!(import = %id, error = ?e, "cannot record the import's end");
+            }
         }
         if !state.config.import.retain_uploads {
             let _ = std::fs::remove_file(&path);
         }
+        true
+    };
+    let lease_lost = || {
+        tracing::warn!(import = %id, "the import's lease went to another instance before its end was recorded");
+        Outcome::LeaseLost
     };
     match result {
         Ok(Outcome::Interrupted)
@@ -270,22 +296,29 @@ fn process(
             } else {
                 "succeeded"
             };
-            finish(s, None);
+            if !finish(s, None) {
+                return lease_lost();
+            }
             tracing::info!(import = %id, state = s, ms = started.elapsed().as_millis() as u64, "import finished");
         }
         Err(RunError::Reject(r)) => {
-            finish("rejected", Some((r.code, &r.message)));
+            if !finish("rejected", Some((r.code, &r.message))) {
+                return lease_lost();
+            }
             tracing::info!(import = %id, code = r.code, "import rejected");
         }
         Err(RunError::Fail(e)) => {
             tracing::error!(import = %id, error = format!("{e:#}"), "import failed");
-            finish(
+            let failed = finish(
                 "failed",
                 Some((
                     "internal",
                     "the import could not be processed; the cause is in the gateway's log",
                 )),
             );
+            if !failed {
+                return lease_lost();
+            }
         }
     }
     Outcome::Done
@@ -539,10 +572,13 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
     };
     if imp.state != "applying" {
         let t = std::time::Instant::now();
-        store.import_reset(&imp.id, state.clock.now())?;
-        store.import_set_state(&imp.id, "parsing", None, state.clock.now())?;
+        // Fenced, like every write of the run: an instance that lost the
+        // lease must not reset or re-state what the new holder works on.
+        let me = &*state.instance;
+        held(store.import_reset_claimed(&imp.id, me, state.clock.now())?)?;
+        held(store.import_set_state_claimed(&imp.id, me, "parsing", None, state.clock.now())?)?;
         let v = validate(store, &src, &client, stop, true)?;
-        store.import_set_state(&imp.id, "applying", None, state.clock.now())?;
+        held(store.import_set_state_claimed(&imp.id, me, "applying", None, state.clock.now())?)?;
         tracing::info!(import = %imp.id, ms = t.elapsed().as_millis() as u64, "import validated");
         if v.good == v.unchanged {
             // Nothing would change: record the counts, skip the second read.
@@ -770,7 +806,12 @@ fn validate(
         bytes = bytes.saturating_mul(16);
     }
     let parts = row_index::partitions_for(bytes);
-    let dir = row_index::dir_for(&src.state.config.uploads_dir(), &src.imp.id);
+    // This run's own directory, after removing any other of the import's
+    // (a crash's, or a run's that lost the lease).
+    let uploads = src.state.config.uploads_dir();
+    row_index::clear_import(&uploads, &src.imp.id)?;
+    let run = format!("{:016x}", rand::random::<u64>());
+    let dir = row_index::dir_for(&uploads, &src.imp.id, &run);
     let mut index = RowIndex::create(dir, parts, record)?;
     let mut unchanged = RowSet::default();
     let (mut n_same, mut n_good, mut last_row) = (0u64, 0u64, 0u64);
@@ -938,10 +979,11 @@ fn validate(
                     .into(),
             },
         };
+        let me = &*src.state.instance;
         settled.errors(&late, &mut |errs| -> Result<(), RunError> {
-            Ok(store.import_add_errors(&src.imp.id, errs)?)
+            held(store.import_add_errors_claimed(&src.imp.id, me, errs)?)
         })?;
-        store.import_set_total(&src.imp.id, total, failed)?;
+        held(store.import_set_total_claimed(&src.imp.id, me, total, failed)?)?;
     }
     // The index's files go now; a snapshot keeps the sorted key digests.
     let file_keys = settled.into_file_keys();
@@ -1357,5 +1399,117 @@ mod tests {
         assert_eq!(applied, changed, "every changed row once, in order");
         assert_eq!(unchanged, rows - changed.len() as u64);
         assert_eq!(previous, rows + 1, "the last checkpoint is the last row");
+    }
+
+    /// A gateway on a fresh data directory whose own worker is off, so the
+    /// test decides who works on what.
+    async fn gateway(dir: &std::path::Path) -> crate::Running {
+        let env = [
+            ("MUSTER_DATA_DIR", dir.display().to_string()),
+            ("MUSTER_IMPORT__WORKER", "false".into()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v));
+        let config = Config::load_from(None, env).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let clock = Arc::new(muster_core::clock::SystemClock);
+        crate::spawn(config, listener, clock).await.unwrap()
+    }
+
+    /// Uploads `csv` through the API (mapping `m`: key `id`, a required
+    /// `name`) and answers the import's id.
+    async fn upload(running: &crate::Running, dir: &std::path::Path, csv: &str) -> String {
+        let base = format!("http://{}", running.addr);
+        let admin = std::fs::read_to_string(dir.join("initial-admin-token")).unwrap();
+        let http = reqwest::Client::new();
+        let mapping = "key = \"id\"\n[attributes.given_name]\ncolumn = \"name\"\nrequired = true\n";
+        let r = http
+            .put(format!("{base}/api/v1/mappings/m"))
+            .bearer_auth(admin.trim())
+            .header("content-type", "application/toml")
+            .body(mapping)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        let r = http
+            .post(format!("{base}/api/v1/clients"))
+            .bearer_auth(admin.trim())
+            .json(&serde_json::json!({
+                "role": "syncer",
+                "write_policy": {"attributes": ["*"], "roles": ["*"]}
+            }))
+            .send()
+            .await
+            .unwrap();
+        let v: serde_json::Value = r.json().await.unwrap();
+        let (id, secret) = (
+            v["client"]["client_id"].as_str().unwrap(),
+            v["client_secret"].as_str().unwrap(),
+        );
+        let v: serde_json::Value = http
+            .post(format!("{base}/oauth2/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = v["access_token"].as_str().unwrap();
+        let r = http
+            .post(format!("{base}/api/v1/imports?mapping=m"))
+            .bearer_auth(token)
+            .header("content-type", "text/csv")
+            .body(csv.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    /// An instance running an import whose lease another instance holds
+    /// (it stalled past its lease and was taken over) writes nothing: no
+    /// reset, no state, no row errors, no rejection, and the upload stays
+    /// for the holder. Every row of the file is bad, so a run that did
+    /// write would reject the import and delete the upload.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_run_without_the_lease_records_nothing_and_keeps_the_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = gateway(dir.path()).await;
+        let id = upload(&running, dir.path(), "id,name\nE1,\nE2,\nE3,\n").await;
+        let state = running.state.clone();
+        let tenant = TenantId::default_tenant();
+        let lease = chrono::Duration::seconds(600);
+        let imp = state
+            .store
+            .import_claim("another-instance", lease, state.clock.now())
+            .unwrap()
+            .unwrap();
+        assert_eq!(imp.id, id);
+        let before = state.store.import_get(&tenant, &id).unwrap();
+        let st = state.clone();
+        let outcome =
+            tokio::task::spawn_blocking(move || process(&st, imp, &AtomicBool::new(false), lease))
+                .await
+                .unwrap();
+        assert!(matches!(outcome, Outcome::LeaseLost));
+        let after = state.store.import_get(&tenant, &id).unwrap();
+        assert_eq!(after.state, "received");
+        assert_eq!(after.error_code, None);
+        assert_eq!(after.counts, before.counts);
+        assert_eq!(after.updated_at, before.updated_at);
+        assert!(state.store.import_errors(&id, 0, 100).unwrap().is_empty());
+        assert!(upload_path(&state.config, &id).exists());
+        assert!(
+            state
+                .store
+                .import_renew(&id, "another-instance", lease, state.clock.now())
+                .unwrap(),
+            "the holder keeps its lease"
+        );
+        running.stop().await.unwrap();
     }
 }

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod apply;
+mod fenced;
 mod issuers;
 mod migrate;
 mod pool;
@@ -1034,67 +1035,30 @@ impl Store for PostgresStore {
         error: Option<(&str, &str)>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let fin = matches!(
-            state,
-            "succeeded" | "succeeded_with_errors" | "failed" | "rejected"
-        );
-        let (code, message) = error.unzip();
-        self.pool.run(|s| {
-            s.exec(
-                "UPDATE imports SET state = $1, error_code = $2, error_message = $3, \
-                 updated_at = $4, finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END, \
-                 lease_owner = CASE WHEN $5 THEN NULL ELSE lease_owner END, \
-                 lease_until = CASE WHEN $5 THEN NULL ELSE lease_until END \
-                 WHERE id = $6",
-                &[&state, &code, &message, &now, &fin, &id],
-            )?;
-            Ok(())
-        })
+        self.pool
+            .run(|s| fenced::set_state(s, id, None, state, error, now))
+            .map(|_| ())
     }
 
     fn import_reset(&self, id: &str, now: DateTime<Utc>) -> Result<()> {
-        self.pool.write(|s| {
-            s.exec("DELETE FROM import_errors WHERE import_id = $1", &[&id])?;
-            s.exec(
-                "UPDATE imports SET rows_total = 0, created = 0, updated = 0, unchanged = 0, \
-                 deactivated = 0, failed = 0, checkpoint_row = 0, updated_at = $1 WHERE id = $2",
-                &[&now, &id],
-            )?;
-            Ok(())
-        })
+        self.pool
+            .write(|s| fenced::reset(s, id, None, now))
+            .map(|_| ())
     }
 
     fn import_add_errors(&self, id: &str, errors: &[RowErrorRecord]) -> Result<()> {
         if errors.is_empty() {
             return Ok(());
         }
-        let rows: Vec<i64> = errors.iter().map(|e| e.row as i64).collect();
-        let cols: Vec<Option<&str>> = errors.iter().map(|e| e.column.as_deref()).collect();
-        let attrs: Vec<Option<&str>> = errors.iter().map(|e| e.attribute.as_deref()).collect();
-        let codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
-        let msgs: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
-        self.pool.run(|s| {
-            // One statement for the lot; WITH ORDINALITY keeps their order,
-            // which is the order import_errors pages in.
-            s.exec(
-                "INSERT INTO import_errors (import_id, row_no, col, attribute, code, message) \
-                 SELECT $1, e.r, e.c, e.a, e.k, e.m \
-                 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) \
-                 WITH ORDINALITY AS e(r, c, a, k, m, n) ORDER BY e.n",
-                &[&id, &rows, &cols, &attrs, &codes, &msgs],
-            )?;
-            Ok(())
-        })
+        self.pool
+            .run(|s| fenced::add_errors(s, id, None, errors))
+            .map(|_| ())
     }
 
     fn import_set_total(&self, id: &str, rows_total: u64, failed: u64) -> Result<()> {
-        self.pool.run(|s| {
-            s.exec(
-                "UPDATE imports SET rows_total = $1, failed = $2 WHERE id = $3",
-                &[&(rows_total as i64), &(failed as i64), &id],
-            )?;
-            Ok(())
-        })
+        self.pool
+            .run(|s| fenced::set_total(s, id, None, rows_total, failed))
+            .map(|_| ())
     }
 
     fn import_errors(
@@ -1764,6 +1728,44 @@ impl Store for PostgresStore {
             self.after_batch(results, dry_run);
         }
         Ok(done)
+    }
+
+    // ---- crash safety: fenced validation writes (see `fenced.rs`) ---------
+    fn import_reset_claimed(&self, id: &str, owner: &str, now: DateTime<Utc>) -> Result<bool> {
+        self.pool.write(|s| fenced::reset(s, id, Some(owner), now))
+    }
+
+    fn import_set_state_claimed(
+        &self,
+        id: &str,
+        owner: &str,
+        state: &str,
+        error: Option<(&str, &str)>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.pool
+            .run(|s| fenced::set_state(s, id, Some(owner), state, error, now))
+    }
+
+    fn import_add_errors_claimed(
+        &self,
+        id: &str,
+        owner: &str,
+        errors: &[RowErrorRecord],
+    ) -> Result<bool> {
+        self.pool
+            .write(|s| fenced::add_errors(s, id, Some(owner), errors))
+    }
+
+    fn import_set_total_claimed(
+        &self,
+        id: &str,
+        owner: &str,
+        rows_total: u64,
+        failed: u64,
+    ) -> Result<bool> {
+        self.pool
+            .run(|s| fenced::set_total(s, id, Some(owner), rows_total, failed))
     }
 }
 

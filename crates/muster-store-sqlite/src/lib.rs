@@ -1117,82 +1117,19 @@ impl Store for SqliteStore {
         error: Option<(&str, &str)>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let (id, state) = (id.to_owned(), state.to_owned());
-        let error = error.map(|(c, m)| (c.to_owned(), m.to_owned()));
-        self.writer.write(move |conn| {
-            let fin = matches!(
-                state.as_str(),
-                "succeeded" | "succeeded_with_errors" | "failed" | "rejected"
-            );
-            conn.execute(
-                "UPDATE imports SET state = ?1, error_code = ?2, error_message = ?3, \
-                 updated_at = ?4, finished_at = CASE WHEN ?5 THEN ?4 ELSE finished_at END, \
-                 lease_owner = CASE WHEN ?5 THEN NULL ELSE lease_owner END, \
-                 lease_until = CASE WHEN ?5 THEN NULL ELSE lease_until END \
-                 WHERE id = ?6",
-                params![
-                    state,
-                    error.as_ref().map(|e| e.0.clone()),
-                    error.as_ref().map(|e| e.1.clone()),
-                    us(now),
-                    fin,
-                    id
-                ],
-            )
-            .map_err(be)?;
-            Ok(())
-        })
+        self.set_state(id, None, state, error, now).map(|_| ())
     }
 
     fn import_reset(&self, id: &str, now: DateTime<Utc>) -> Result<()> {
-        let id = id.to_owned();
-        self.writer.write(move |conn| {
-            conn.execute("DELETE FROM import_errors WHERE import_id = ?1", [&id])
-                .map_err(be)?;
-            conn.execute(
-                "UPDATE imports SET rows_total = 0, created = 0, updated = 0, unchanged = 0, \
-                 deactivated = 0, failed = 0, checkpoint_row = 0, updated_at = ?1 WHERE id = ?2",
-                params![us(now), id],
-            )
-            .map_err(be)?;
-            Ok(())
-        })
+        self.reset(id, None, now).map(|_| ())
     }
 
     fn import_add_errors(&self, id: &str, errors: &[RowErrorRecord]) -> Result<()> {
-        let (id, errors) = (id.to_owned(), errors.to_vec());
-        self.writer.write(move |conn| {
-            let mut s = conn
-                .prepare_cached(
-                    "INSERT INTO import_errors (import_id, row, col, attribute, code, message) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(be)?;
-            for e in &errors {
-                s.execute(params![
-                    id,
-                    e.row as i64,
-                    e.column,
-                    e.attribute,
-                    e.code,
-                    e.message
-                ])
-                .map_err(be)?;
-            }
-            Ok(())
-        })
+        self.add_errors(id, None, errors).map(|_| ())
     }
 
     fn import_set_total(&self, id: &str, rows_total: u64, failed: u64) -> Result<()> {
-        let id = id.to_owned();
-        self.writer.write(move |conn| {
-            conn.execute(
-                "UPDATE imports SET rows_total = ?1, failed = ?2 WHERE id = ?3",
-                params![rows_total as i64, failed as i64, id],
-            )
-            .map_err(be)?;
-            Ok(())
-        })
+        self.set_total(id, None, rows_total, failed).map(|_| ())
     }
 
     fn import_errors(
@@ -1804,6 +1741,166 @@ impl Store for SqliteStore {
             Ok((results, items))
         }))?;
         Ok(done.map(|(results, _items)| results))
+    }
+
+    // ---- crash safety: fenced validation writes --------------------------
+    // The one writer runs each job whole, so the lease check and the write
+    // cannot be split by a claim.
+    fn import_reset_claimed(&self, id: &str, owner: &str, now: DateTime<Utc>) -> Result<bool> {
+        self.reset(id, Some(owner), now)
+    }
+
+    fn import_set_state_claimed(
+        &self,
+        id: &str,
+        owner: &str,
+        state: &str,
+        error: Option<(&str, &str)>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.set_state(id, Some(owner), state, error, now)
+    }
+
+    fn import_add_errors_claimed(
+        &self,
+        id: &str,
+        owner: &str,
+        errors: &[RowErrorRecord],
+    ) -> Result<bool> {
+        self.add_errors(id, Some(owner), errors)
+    }
+
+    fn import_set_total_claimed(
+        &self,
+        id: &str,
+        owner: &str,
+        rows_total: u64,
+        failed: u64,
+    ) -> Result<bool> {
+        self.set_total(id, Some(owner), rows_total, failed)
+    }
+}
+
+/// An import's bookkeeping, unfenced (`owner` `None`) or only while `owner`
+/// holds its lease (`false`, and nothing written, when it does not).
+impl SqliteStore {
+    fn set_state(
+        &self,
+        id: &str,
+        owner: Option<&str>,
+        state: &str,
+        error: Option<(&str, &str)>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (id, state) = (id.to_owned(), state.to_owned());
+        let owner = owner.map(str::to_owned);
+        let error = error.map(|(c, m)| (c.to_owned(), m.to_owned()));
+        self.writer.write(move |conn| {
+            let fin = matches!(
+                state.as_str(),
+                "succeeded" | "succeeded_with_errors" | "failed" | "rejected"
+            );
+            let n = conn
+                .prepare_cached(
+                    "UPDATE imports SET state = ?1, error_code = ?2, error_message = ?3, \
+                     updated_at = ?4, finished_at = CASE WHEN ?5 THEN ?4 ELSE finished_at END, \
+                     lease_owner = CASE WHEN ?5 THEN NULL ELSE lease_owner END, \
+                     lease_until = CASE WHEN ?5 THEN NULL ELSE lease_until END \
+                     WHERE id = ?6 AND (?7 IS NULL OR lease_owner = ?7)",
+                )
+                .map_err(be)?
+                .execute(params![
+                    state,
+                    error.as_ref().map(|e| e.0.clone()),
+                    error.as_ref().map(|e| e.1.clone()),
+                    us(now),
+                    fin,
+                    id,
+                    owner
+                ])
+                .map_err(be)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn reset(&self, id: &str, owner: Option<&str>, now: DateTime<Utc>) -> Result<bool> {
+        let (id, owner) = (id.to_owned(), owner.map(str::to_owned));
+        self.writer.write(move |conn| {
+            // The fenced row first: when it is not ours, no error goes.
+            let n = conn
+                .prepare_cached(
+                    "UPDATE imports SET rows_total = 0, created = 0, updated = 0, unchanged = 0, \
+                     deactivated = 0, failed = 0, checkpoint_row = 0, updated_at = ?1 \
+                     WHERE id = ?2 AND (?3 IS NULL OR lease_owner = ?3)",
+                )
+                .map_err(be)?
+                .execute(params![us(now), id, owner])
+                .map_err(be)?;
+            if n == 0 && owner.is_some() {
+                return Ok(false);
+            }
+            conn.prepare_cached("DELETE FROM import_errors WHERE import_id = ?1")
+                .map_err(be)?
+                .execute([&id])
+                .map_err(be)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn add_errors(&self, id: &str, owner: Option<&str>, errors: &[RowErrorRecord]) -> Result<bool> {
+        let (id, errors) = (id.to_owned(), errors.to_vec());
+        let owner = owner.map(str::to_owned);
+        self.writer.write(move |conn| {
+            if let Some(owner) = &owner {
+                let held = conn
+                    .prepare_cached("SELECT 1 FROM imports WHERE id = ?1 AND lease_owner = ?2")
+                    .map_err(be)?
+                    .exists(params![id, owner])
+                    .map_err(be)?;
+                if !held {
+                    return Ok(false);
+                }
+            }
+            let mut s = conn
+                .prepare_cached(
+                    "INSERT INTO import_errors (import_id, row, col, attribute, code, message) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(be)?;
+            for e in &errors {
+                s.execute(params![
+                    id,
+                    e.row as i64,
+                    e.column,
+                    e.attribute,
+                    e.code,
+                    e.message
+                ])
+                .map_err(be)?;
+            }
+            Ok(true)
+        })
+    }
+
+    fn set_total(
+        &self,
+        id: &str,
+        owner: Option<&str>,
+        rows_total: u64,
+        failed: u64,
+    ) -> Result<bool> {
+        let (id, owner) = (id.to_owned(), owner.map(str::to_owned));
+        self.writer.write(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE imports SET rows_total = ?1, failed = ?2 \
+                     WHERE id = ?3 AND (?4 IS NULL OR lease_owner = ?4)",
+                )
+                .map_err(be)?
+                .execute(params![rows_total as i64, failed as i64, id, owner])
+                .map_err(be)?;
+            Ok(n == 1)
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Contract cases for crash safety: an import's batches are fenced by its
 //! lease, so an instance that stalled past its lease cannot commit work
-//! that the instance which took the import over is redoing.
+//! that the instance which took the import over is redoing, and neither
+//! can its validation bookkeeping (reset, state, row errors, totals).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::contract::Factory;
@@ -13,7 +14,7 @@ use muster_core::AttrValue;
 
 pub fn run_crash(make: Factory<'_>) {
     type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 2] = [
+    let cases: [Case; 4] = [
         (
             "a_batch_commits_only_while_its_instance_holds_the_lease",
             a_batch_commits_only_while_its_instance_holds_the_lease,
@@ -21,6 +22,14 @@ pub fn run_crash(make: Factory<'_>) {
         (
             "a_fenced_dry_run_batch_moves_only_the_checkpoint",
             a_fenced_dry_run_batch_moves_only_the_checkpoint,
+        ),
+        (
+            "validation_writes_of_an_instance_that_lost_the_lease_change_nothing",
+            validation_writes_of_an_instance_that_lost_the_lease_change_nothing,
+        ),
+        (
+            "validation_writes_need_a_lease_and_end_with_the_import",
+            validation_writes_need_a_lease_and_end_with_the_import,
         ),
     ];
     for (name, case) in cases {
@@ -203,4 +212,145 @@ fn a_fenced_dry_run_batch_moves_only_the_checkpoint(s: &dyn Store) {
         .unwrap()
         .is_none());
     assert_eq!(s.import_get(&t, "d1").unwrap().checkpoint_row, 2);
+}
+
+fn row_error(row: u64, code: &str) -> RowErrorRecord {
+    RowErrorRecord {
+        row,
+        column: Some("id".into()),
+        attribute: None,
+        code: code.into(),
+        message: format!("{code} on row {row}"),
+    }
+}
+
+/// The import as a reader sees it: state, error, counts, checkpoint and
+/// its row errors (codes by row).
+fn seen(s: &dyn Store, id: &str) -> (String, Option<String>, Counts, u64, Vec<(u64, String)>) {
+    let row = s.import_get(&TenantId::default_tenant(), id).unwrap();
+    let errors = s
+        .import_errors(id, 0, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| (e.row, e.code))
+        .collect();
+    (
+        row.state,
+        row.error_code,
+        row.counts,
+        row.checkpoint_row,
+        errors,
+    )
+}
+
+fn validation_writes_of_an_instance_that_lost_the_lease_change_nothing(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    s.import_create(import("v1", false)).unwrap();
+    let lease = Duration::seconds(30);
+    s.import_claim("a", lease, t0()).unwrap().unwrap();
+    // "a" validates: resets, says so, records an error and the totals.
+    assert!(s.import_reset_claimed("v1", "a", t0()).unwrap());
+    assert!(s
+        .import_set_state_claimed("v1", "a", "parsing", None, t0())
+        .unwrap());
+    assert!(s
+        .import_add_errors_claimed("v1", "a", &[row_error(3, "a_first")])
+        .unwrap());
+    assert!(s.import_set_total_claimed("v1", "a", 10, 1).unwrap());
+    // "a" stalls past its lease; "b" takes the import over and starts its
+    // own validation from scratch.
+    let later = t0() + Duration::seconds(45);
+    assert_eq!(s.import_claim("b", lease, later).unwrap().unwrap().id, "v1");
+    assert!(s.import_reset_claimed("v1", "b", later).unwrap());
+    assert!(s
+        .import_set_state_claimed("v1", "b", "parsing", None, later)
+        .unwrap());
+    assert!(s
+        .import_add_errors_claimed("v1", "b", &[row_error(4, "b_first")])
+        .unwrap());
+    let before = seen(s, "v1");
+    assert_eq!(before.4, vec![(4, "b_first".to_owned())]);
+    // "a" wakes up and goes on where it was: every write is refused and
+    // the import stays exactly as "b" left it.
+    assert!(!s
+        .import_add_errors_claimed("v1", "a", &[row_error(5, "a_late")])
+        .unwrap());
+    assert!(!s.import_set_total_claimed("v1", "a", 99, 9).unwrap());
+    assert!(!s
+        .import_set_state_claimed("v1", "a", "applying", None, later)
+        .unwrap());
+    assert!(!s
+        .import_set_state_claimed(
+            "v1",
+            "a",
+            "rejected",
+            Some(("too_many_row_errors", "x")),
+            later
+        )
+        .unwrap());
+    assert!(!s.import_reset_claimed("v1", "a", later).unwrap());
+    assert_eq!(seen(s, "v1"), before, "the stale instance changed nothing");
+    // The lease is still "b"'s: "a"'s refused end did not release it.
+    assert!(s.import_claim("c", lease, later).unwrap().is_none());
+    // "b" finishes its validation.
+    assert!(s.import_set_total_claimed("v1", "b", 10, 1).unwrap());
+    assert!(s
+        .import_set_state_claimed("v1", "b", "applying", None, later)
+        .unwrap());
+    let (state, _, counts, _, errors) = seen(s, "v1");
+    assert_eq!(state, "applying");
+    assert_eq!((counts.rows_total, counts.failed), (10, 1));
+    assert_eq!(errors, vec![(4, "b_first".to_owned())]);
+}
+
+fn validation_writes_need_a_lease_and_end_with_the_import(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let t = TenantId::default_tenant();
+    // Nobody has claimed it yet: no instance may write its bookkeeping.
+    s.import_create(import("v2", false)).unwrap();
+    let before = seen(s, "v2");
+    assert!(!s.import_reset_claimed("v2", "a", t0()).unwrap());
+    assert!(!s
+        .import_set_state_claimed("v2", "a", "parsing", None, t0())
+        .unwrap());
+    assert!(!s
+        .import_add_errors_claimed("v2", "a", &[row_error(2, "x")])
+        .unwrap());
+    assert!(!s.import_set_total_claimed("v2", "a", 5, 1).unwrap());
+    assert_eq!(seen(s, "v2"), before);
+    // Nor for an import that does not exist.
+    assert!(!s.import_reset_claimed("nope", "a", t0()).unwrap());
+    assert!(!s
+        .import_add_errors_claimed("nope", "a", &[row_error(2, "x")])
+        .unwrap());
+    // Claimed: the holder's final state ends it and releases the lease ...
+    s.import_claim("a", Duration::seconds(30), t0())
+        .unwrap()
+        .unwrap();
+    assert!(s
+        .import_add_errors_claimed("v2", "a", &[row_error(2, "bad"), row_error(3, "bad")])
+        .unwrap());
+    assert!(s
+        .import_set_state_claimed(
+            "v2",
+            "a",
+            "rejected",
+            Some(("too_many_row_errors", "2 of 2 rows have errors")),
+            t0()
+        )
+        .unwrap());
+    let ended = seen(s, "v2");
+    assert_eq!(ended.0, "rejected");
+    assert_eq!(ended.1.as_deref(), Some("too_many_row_errors"));
+    assert_eq!(ended.4.len(), 2);
+    assert!(s.import_get(&t, "v2").unwrap().finished_at.is_some());
+    // ... after which even its former holder writes nothing more.
+    assert!(!s.import_reset_claimed("v2", "a", t0()).unwrap());
+    assert!(!s
+        .import_add_errors_claimed("v2", "a", &[row_error(4, "late")])
+        .unwrap());
+    assert!(!s
+        .import_set_state_claimed("v2", "a", "succeeded", None, t0())
+        .unwrap());
+    assert_eq!(seen(s, "v2"), ended);
 }

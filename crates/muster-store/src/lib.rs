@@ -638,6 +638,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
     // ---- end of import claiming ---------------------------------------------
 
+    // Unfenced: the import worker, which may lose its lease, uses the
+    // `_claimed` variants at the end of the trait instead.
     fn import_set_state(
         &self,
         id: &str,
@@ -898,6 +900,43 @@ pub trait Store: Send + Sync + 'static {
     /// subscription at once (nothing happens when `owner` does not hold it).
     fn subscription_release(&self, id: &str, owner: &str) -> Result<()>;
     // ---- end of fan-out ----------------------------------------------------
+
+    // ---- crash safety: fenced validation writes --------------------------
+    // The import worker's own bookkeeping, fenced like its batches
+    // ([`Store::apply_batch_claimed`]): each writes only while `owner`
+    // holds the import's lease, checked in the write's own transaction, and
+    // answers `false`, having changed nothing, when it does not (another
+    // instance took the import over, or it has ended). So an instance that
+    // stalled past its lease cannot reset, re-state or add errors to an
+    // import the new holder is validating.
+    /// [`Store::import_reset`] for the lease holder.
+    fn import_reset_claimed(&self, id: &str, owner: &str, now: DateTime<Utc>) -> Result<bool>;
+    /// [`Store::import_set_state`] for the lease holder (a final state
+    /// still releases the lease).
+    fn import_set_state_claimed(
+        &self,
+        id: &str,
+        owner: &str,
+        state: &str,
+        error: Option<(&str, &str)>,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// [`Store::import_add_errors`] for the lease holder: all or none.
+    fn import_add_errors_claimed(
+        &self,
+        id: &str,
+        owner: &str,
+        errors: &[RowErrorRecord],
+    ) -> Result<bool>;
+    /// [`Store::import_set_total`] for the lease holder.
+    fn import_set_total_claimed(
+        &self,
+        id: &str,
+        owner: &str,
+        rows_total: u64,
+        failed: u64,
+    ) -> Result<bool>;
+    // ---- end of fenced validation writes -----------------------------------
 }
 
 // ---- rotate: master-key rotation, HMAC overlap, limits, instances --------

@@ -8,7 +8,11 @@
 //!   version), computed here with the same mapping engine from the file,
 //! - every person the import changed has exactly one audit entry from it,
 //!   and no one else has any,
-//! - `muster audit verify` passes.
+//! - `muster audit verify` passes,
+//! - nothing is left in the uploads directory: no upload, no validation
+//!   index, and no partial upload, not even one a kill during the upload
+//!   left (an instance removes those when it starts, once they are older
+//!   than `import.orphan_grace_seconds`; the test ages them past it).
 //!
 //! Kills fall during the upload (the client then sends the file again
 //! with the same `Idempotency-Key`), during validation and while applying.
@@ -121,6 +125,32 @@ fn expected_states(file: &Path) -> HashMap<String, (u64, u64)> {
         out.insert(inc.external_id.as_str().to_owned(), digest(&state));
     }
     out
+}
+
+/// The spool's entries (uploads, partial uploads, validation indexes).
+fn spool(uploads: &Path) -> Vec<String> {
+    std::fs::read_dir(uploads)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".index") || n.ends_with(".part") || n.ends_with(".sealed"))
+        .collect()
+}
+
+/// Makes the spool's files look two hours old (past the default grace
+/// period of `import.orphan_grace_seconds`); answers how many partial
+/// uploads there are.
+fn age_spool(uploads: &Path) -> usize {
+    let then = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+    let mut partial = 0;
+    for name in spool(uploads) {
+        let path = uploads.join(&name);
+        if path.is_file() {
+            let f = std::fs::File::options().write(true).open(&path).unwrap();
+            f.set_modified(then).unwrap();
+            partial += usize::from(name.ends_with(".part"));
+        }
+    }
+    partial
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -482,6 +512,12 @@ fn run_backend(backend: Backend) {
                     up.join().unwrap()
                 });
                 drop(victim);
+                // What the kill left in the spool (a partial upload, or one
+                // renamed into place whose import never committed) goes when
+                // an instance starts, once older than the grace period: aged
+                // past it here, as if the restart came an hour later.
+                let uploads = run.setup.data.join("uploads");
+                let partial = age_spool(&uploads);
                 run.kills.push("Upload".into());
                 eprintln!(
                     "  kill {} ({backend:?}, instance {target}) during the upload ({})",
@@ -493,6 +529,19 @@ fn run_backend(backend: Backend) {
                     }
                 );
                 run.servers[target] = Some(Server::start(&run.setup, &target.to_string()));
+                let still: Vec<String> = spool(&uploads)
+                    .into_iter()
+                    .filter(|n| n.ends_with(".part"))
+                    .collect();
+                assert!(
+                    still.is_empty(),
+                    "round {round}: partial uploads left after the restart: {still:?}"
+                );
+                if partial > 0 {
+                    eprintln!(
+                        "  the kill left {partial} partial upload(s); gone after the restart"
+                    );
+                }
                 // The client sends the file again, with the same key.
                 let to = run.live().url.clone();
                 run.upload(&to, bodies[which], &key, None)
@@ -608,14 +657,14 @@ fn run_backend(backend: Backend) {
             entries.keys().all(|k| changed.contains(k)),
             "round {round}: audited but unchanged"
         );
-        // Validation's index (crates/muster-server/src/row_index.rs) is
-        // gone, even one a kill left behind.
-        let left: Vec<String> = std::fs::read_dir(run.setup.data.join("uploads"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".index"))
-            .collect();
-        assert!(left.is_empty(), "round {round}: index files left: {left:?}");
+        // The spool is empty: the upload went with the import's end, and
+        // validation's index (crates/muster-server/src/row_index.rs) and
+        // partial uploads are gone, even those a kill left behind.
+        let left = spool(&run.setup.data.join("uploads"));
+        assert!(
+            left.is_empty(),
+            "round {round}: files left in the uploads directory: {left:?}"
+        );
         // The chain verifies.
         let out = run.setup.audit_verify();
         assert!(out.status.success(), "round {round}: {}", text(&out));

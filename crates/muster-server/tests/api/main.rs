@@ -21,5 +21,6 @@ mod people;
 mod private_key_jwt;
 mod semantics;
 mod signing;
+mod spool;
 mod webhooks;
 mod write_policy;
