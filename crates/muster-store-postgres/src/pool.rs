@@ -4,8 +4,9 @@
 //! Why our own and not r2d2_postgres: rust-postgres prepares a fresh
 //! statement for every `query(&str, ..)` (a round trip and a planning of
 //! its own), and r2d2 hands out bare `Client`s with nowhere to keep
-//! prepared ones. Measured on a local server (`examples/choices_bench.rs`), a one-row indexed read took 0.36-0.70 ms
-//! prepared per call and 0.09-0.10 ms prepared once. What r2d2 adds beyond
+//! prepared ones. Measured on a local server (`examples/choices_bench.rs`),
+//! a one-row indexed read took 0.13-0.70 ms prepared per call and
+//! 0.06-0.10 ms prepared once. What r2d2 adds beyond
 //! that (a reaper thread, idle limits, a checkout ping that costs another
 //! round trip) this store does not need: connections open on demand up to
 //! a maximum, and one found closed is dropped instead of reused.
