@@ -127,6 +127,26 @@ impl<'t> Chain<'t> {
         self.head = Head { seq: f.seq, hash };
     }
 
+    /// Chains the audit entry of one person's change and queues its events.
+    fn change(&mut self, ctx: &WriteContext, at: &str, c: Change<'_>, events: &mut Events) {
+        self.push(AuditFields {
+            prev_hash: "",
+            tenant: self.tenant,
+            seq: 0,
+            at,
+            principal: &ctx.principal,
+            on_behalf_of: ctx.on_behalf_of.as_deref(),
+            source: &ctx.source,
+            action: c.kind.event_name(),
+            person: Some(c.ext),
+            detail: c.detail,
+        });
+        let (attrs, roles) = c.changed;
+        for name in muster_store::change_event_kinds(c.kind, attrs, roles) {
+            events.push(name, c.ext, c.version, self.head.seq);
+        }
+    }
+
     /// Writes the chained entries and moves the head, in the caller's
     /// transaction (which holds the head lock).
     fn write<C: GenericClient>(self, s: &mut Sql<'_, C>) -> Result<i64> {
@@ -226,6 +246,16 @@ pub(crate) fn audit_append_one<C: GenericClient>(
         detail: &detail,
     });
     chain.write(s)
+}
+
+/// One person's change, as its audit entry and events record it.
+struct Change<'a> {
+    kind: ChangeKind,
+    ext: &'a str,
+    version: i64,
+    detail: &'a str,
+    /// (attributes changed, roles changed)
+    changed: (bool, bool),
 }
 
 /// Change events of a batch (SPEC 4), written with one multi-row insert;
@@ -485,23 +515,14 @@ fn apply_items<C: GenericClient>(
             // (and the tenant's head lock) is held for less.
             if let (None, Some(p)) = (&stored, prepared) {
                 if let Some(chain) = chain.as_mut() {
-                    let kind = ChangeKind::Created;
-                    chain.push(AuditFields {
-                        prev_hash: "",
-                        tenant,
-                        seq: 0,
-                        at: &at,
-                        principal: &ctx.principal,
-                        on_behalf_of: ctx.on_behalf_of.as_deref(),
-                        source: &ctx.source,
-                        action: kind.event_name(),
-                        person: Some(ext),
+                    let change = Change {
+                        kind: ChangeKind::Created,
+                        ext,
+                        version: 1,
                         detail: &p.detail_json,
-                    });
-                    let roles_changed = p.roles_json != "[]";
-                    for name in muster_store::change_event_kinds(kind, true, roles_changed) {
-                        events.push(name, ext, 1, chain.head.seq);
-                    }
+                        changed: (true, p.roles_json != "[]"),
+                    };
+                    chain.change(ctx, &at, change, &mut events);
                 }
                 order.push(ext);
                 people.insert(
@@ -541,23 +562,14 @@ fn apply_items<C: GenericClient>(
             }
             let version = version + 1;
             if let Some(chain) = chain.as_mut() {
-                let detail = change_detail_json(before, &next, version);
-                chain.push(AuditFields {
-                    prev_hash: "",
-                    tenant,
-                    seq: 0,
-                    at: &at,
-                    principal: &ctx.principal,
-                    on_behalf_of: ctx.on_behalf_of.as_deref(),
-                    source: &ctx.source,
-                    action: kind.event_name(),
-                    person: Some(ext),
-                    detail: &detail,
-                });
-                let (attrs_changed, roles_changed) = muster_store::event_changes(before, &next);
-                for name in muster_store::change_event_kinds(kind, attrs_changed, roles_changed) {
-                    events.push(name, ext, version, chain.head.seq);
-                }
+                let change = Change {
+                    kind,
+                    ext,
+                    version,
+                    detail: &change_detail_json(before, &next, version),
+                    changed: muster_store::event_changes(before, &next),
+                };
+                chain.change(ctx, &at, change, &mut events);
             }
             (kind, version, next)
         };
