@@ -18,8 +18,7 @@
 //! Every failure is `invalid_client` (RFC 6749 5.2), audited for a known
 //! client without the assertion.
 use crate::auth::audit_refusal;
-use crate::client_keys::assertion_keys;
-use crate::client_keys::AssertionKey;
+use crate::client_keys::{assertion_keys, AssertionKey};
 use crate::jws::{self, SigError};
 use crate::oauth::OAuthFailure;
 use crate::state::AppState;
