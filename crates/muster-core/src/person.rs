@@ -231,6 +231,64 @@ pub fn change_detail_json(
     serde_json::to_string(&DetailRef { changes, version }).unwrap_or_default()
 }
 
+/// The audit detail of a change as it is stored (and hashed). A creation
+/// keeps only the new state, `{"created":{..},"roles":[..],"version":N}`:
+/// its diff would repeat every attribute's name with a null before it, and
+/// creations are most of what a first import writes, to the largest table.
+/// Readers see [`display_detail`], the diff, either way.
+pub fn stored_detail_json(
+    before: Option<&PersonState>,
+    after: &PersonState,
+    version: i64,
+) -> String {
+    match before {
+        Some(b) => change_detail_json(Some(b), after, version),
+        None => {
+            let attrs = serde_json::to_string(&after.attrs).unwrap_or_default();
+            let roles = serde_json::to_string(&after.roles).unwrap_or_default();
+            created_detail_json(&attrs, &roles, version)
+        }
+    }
+}
+
+/// The stored detail of a creation from the new state's attributes and
+/// roles as JSON text (as `person_data` keeps them).
+pub fn created_detail_json(attrs_json: &str, roles_json: &str, version: i64) -> String {
+    format!("{{\"created\":{attrs_json},\"roles\":{roles_json},\"version\":{version}}}")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatedDetail {
+    created: Attributes,
+    roles: BTreeSet<String>,
+    version: i64,
+}
+
+/// The detail readers see: the canonical diff ([`change_detail_json`]). A
+/// stored creation is expanded; anything else (a diff, or text that was
+/// edited and no longer parses) is given as stored.
+pub fn display_detail(stored: &str) -> std::borrow::Cow<'_, str> {
+    if stored.starts_with("{\"created\":") {
+        if let Ok(c) = serde_json::from_str::<CreatedDetail>(stored) {
+            let state = PersonState {
+                attrs: c.created,
+                roles: c.roles,
+            };
+            return change_detail_json(None, &state, c.version).into();
+        }
+    }
+    stored.into()
+}
+
+/// [`display_detail`] of an owned text, copying only what it expands.
+pub fn into_display_detail(stored: String) -> String {
+    match display_detail(&stored) {
+        std::borrow::Cow::Owned(shown) => shown,
+        std::borrow::Cow::Borrowed(_) => stored,
+    }
+}
+
 /// What kind of change a write is, for counts and events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -511,6 +569,55 @@ mod tests {
         assert_eq!(attrs, expected);
         assert_eq!(v["changes"][2]["after"], serde_json::json!(["staff"]));
         assert!(v["changes"][1]["after"].is_null());
+    }
+
+    #[test]
+    fn a_stored_creation_reads_as_its_diff() {
+        let all = WritePolicy::allow_all();
+        let mut states = vec![PersonState::default()];
+        let mut i = inc(&[
+            ("given_name", Some("Ada \"the\" first")),
+            ("location", Some("Zürich")),
+            ("department", Some("")),
+        ]);
+        states.push(apply(None, &i, &all));
+        i.roles = Some(["staff".to_string(), "a\\b".to_string()].into());
+        states.push(apply(None, &i, &all));
+        let mut odd = states[2].clone();
+        odd.attrs.insert(
+            "count".into(),
+            AttrValue::from_json(serde_json::json!(12.5)),
+        );
+        odd.attrs.insert(
+            "tags".into(),
+            AttrValue::from_json(serde_json::json!(["x", {"y": null}])),
+        );
+        states.push(odd);
+        for (n, state) in states.iter().enumerate() {
+            for version in [1, 7] {
+                let stored = stored_detail_json(None, state, version);
+                assert!(stored.len() < change_detail_json(None, state, version).len() || n == 0);
+                assert_eq!(
+                    display_detail(&stored),
+                    change_detail_json(None, state, version),
+                    "state {n}"
+                );
+                let (a, r) = (
+                    serde_json::to_string(&state.attrs).unwrap(),
+                    serde_json::to_string(&state.roles).unwrap(),
+                );
+                assert_eq!(created_detail_json(&a, &r, version), stored);
+            }
+        }
+        // A change to a stored person is kept as its diff.
+        let b = apply(Some(&states[1]), &inc(&[("location", None)]), &all);
+        let stored = stored_detail_json(Some(&states[1]), &b, 2);
+        assert_eq!(stored, change_detail_json(Some(&states[1]), &b, 2));
+        assert_eq!(display_detail(&stored), stored);
+        // Edited text is shown as it is, not expanded or dropped.
+        for edited in [r#"{"created":{"a":"b"},"roles":[]}"#, r#"{"created":"#] {
+            assert_eq!(display_detail(edited), edited);
+        }
     }
 
     #[test]

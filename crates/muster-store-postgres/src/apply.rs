@@ -31,7 +31,7 @@
 use crate::pool::Sql;
 use crate::{be, get, json_err, Result};
 use muster_core::audit::{AuditFields, GENESIS};
-use muster_core::person::{apply, change_detail_json, classify, ChangeKind, Incoming, PersonState};
+use muster_core::person::{apply, classify, stored_detail_json, ChangeKind, Incoming, PersonState};
 use muster_core::Attributes;
 use muster_store::{audit_time, AuditDraft, BatchItem, Checkpoint, Counts, ItemResult, Prepared};
 use muster_store::{StoreError, WriteContext, LEASE_LOST};
@@ -566,7 +566,7 @@ fn apply_items<C: GenericClient>(
                     kind,
                     ext,
                     version,
-                    detail: &change_detail_json(before, &next, version),
+                    detail: &stored_detail_json(before, &next, version),
                     changed: muster_store::event_changes(before, &next),
                 };
                 chain.change(ctx, &at, change, &mut events);

@@ -1487,7 +1487,7 @@ impl Store for PostgresStore {
                 &[&tenant.as_str(), &after, &i64::from(limit)],
             )?
             .iter()
-            .map(to_audit)
+            .map(|r| to_audit(r).map(AuditRow::for_display))
             .collect()
         })
     }
@@ -1513,7 +1513,7 @@ impl Store for PostgresStore {
                     source: get(r, 5)?,
                     principal: get(r, 6)?,
                     on_behalf_of: get(r, 7)?,
-                    detail: get(r, 8)?,
+                    detail: muster_core::person::into_display_detail(get(r, 8)?),
                     created_at: get(r, 9)?,
                 })
             })

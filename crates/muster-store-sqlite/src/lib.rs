@@ -19,7 +19,9 @@ mod writer;
 
 use chrono::{DateTime, TimeZone, Utc};
 use muster_core::audit::{AuditEntry, AuditFields, GENESIS};
-use muster_core::person::{apply, change_detail_json, classify, ChangeKind, Incoming, PersonState};
+use muster_core::person::{
+    apply, classify, into_display_detail, stored_detail_json, ChangeKind, Incoming, PersonState,
+};
 use muster_core::policy::{IntakePolicy, WritePolicy};
 use muster_core::secret::SecretDigest;
 use muster_core::{Attributes, ExternalId, TenantId};
@@ -1331,7 +1333,8 @@ impl Store for SqliteStore {
             let rows = s
                 .query_map(params![tenant.as_str(), after, limit], audit_from_row)
                 .map_err(be)?;
-            rows.map(|r| r.map_err(be)).collect()
+            rows.map(|r| r.map(AuditRow::for_display).map_err(be))
+                .collect()
         })
     }
 
@@ -1359,7 +1362,7 @@ impl Store for SqliteStore {
                         source: r.get(5)?,
                         principal: r.get(6)?,
                         on_behalf_of: r.get(7)?,
-                        detail: r.get(8)?,
+                        detail: into_display_detail(r.get(8)?),
                         created_at: r.get(9)?,
                     })
                 })
@@ -2110,7 +2113,7 @@ pub(crate) fn apply_items(
                         version,
                         Cow::Owned(serde_json::to_string(&next.attrs).map_err(json_err)?),
                         Cow::Owned(serde_json::to_string(&next.roles).map_err(json_err)?),
-                        Cow::Owned(change_detail_json(before.as_ref(), &next, version)),
+                        Cow::Owned(stored_detail_json(before.as_ref(), &next, version)),
                         data_id,
                         changed,
                         due,

@@ -277,7 +277,8 @@ pub struct Prepared {
     pub fingerprint: [u8; 16],
     pub attrs_json: String,
     pub roles_json: String,
-    /// The audit detail for version 1.
+    /// The stored audit detail for version 1
+    /// ([`muster_core::person::created_detail_json`]).
     pub detail_json: String,
     /// The day (`YYYY-MM-DD`) the new state was settled for (see
     /// [`muster_core::person::settle`]): a backend uses this preparation
@@ -326,9 +327,13 @@ impl BatchItem {
             .map(|(attrs_json, roles_json)| {
                 Box::new(Prepared {
                     fingerprint: incoming.fingerprint_with(key),
+                    detail_json: muster_core::person::created_detail_json(
+                        &attrs_json,
+                        &roles_json,
+                        1,
+                    ),
                     attrs_json,
                     roles_json,
-                    detail_json: muster_core::person::change_detail_json(None, &next, 1),
                     today: today.to_owned(),
                     due_on: muster_core::person::due_on(&next),
                 })
@@ -377,6 +382,14 @@ pub struct PersonRow {
 pub struct AuditRow {
     pub entry: AuditEntry,
     pub hash: String,
+}
+
+impl AuditRow {
+    /// The row for reading (see [`Store::audit_list`]).
+    pub fn for_display(mut self) -> Self {
+        self.entry.detail = muster_core::person::into_display_detail(self.entry.detail);
+        self
+    }
 }
 
 /// An audit entry to append; the store assigns seq, prev_hash and hash.
@@ -737,8 +750,12 @@ pub trait Store: Send + Sync + 'static {
     fn issuer_delete(&self, tenant: &TenantId, name: &str) -> Result<()>;
 
     fn audit_append(&self, d: AuditDraft) -> Result<i64>;
+    /// A tenant's audit entries after `after`, for reading: each detail as
+    /// its diff ([`muster_core::person::display_detail`]), which for a
+    /// creation is not the text its hash covers.
     fn audit_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<AuditRow>>;
-    /// Visits a tenant's whole chain in order, for verification.
+    /// Visits a tenant's whole chain in order, for verification: entries
+    /// exactly as stored and hashed.
     fn audit_walk(&self, tenant: &TenantId, f: &mut dyn FnMut(AuditRow) -> bool) -> Result<()>;
 
     // ---- change events and subscriptions (SPEC 4) ----------------------
@@ -1103,7 +1120,8 @@ pub struct ChangeEvent {
     pub source: String,
     pub principal: String,
     pub on_behalf_of: Option<String>,
-    /// The audit detail text of the change.
+    /// The audit detail of the change, as its diff
+    /// ([`muster_core::person::display_detail`]).
     pub detail: String,
     /// The audit timestamp text of the change.
     pub created_at: String,
