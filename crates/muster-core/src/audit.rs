@@ -49,6 +49,11 @@ impl AuditFields<'_> {
     /// SHA-256 over every field, each length-prefixed (so no two entries
     /// encode alike; an absent field differs from an empty one), hex encoded.
     pub fn hash(&self) -> String {
+        hex::encode(self.digest())
+    }
+
+    /// The hash as its 32 bytes.
+    pub fn digest(&self) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"muster-audit-v1");
         let mut field = |b: Option<&[u8]>| match b {
@@ -69,7 +74,7 @@ impl AuditFields<'_> {
         field(Some(self.action.as_bytes()));
         field(self.person.map(str::as_bytes));
         field(Some(self.detail.as_bytes()));
-        hex::encode(h.finalize())
+        h.finalize().into()
     }
 }
 

@@ -483,10 +483,25 @@ fn audit_from_row(r: &Row) -> rusqlite::Result<AuditRow> {
             action: r.get(6)?,
             person: r.get(7)?,
             detail: r.get(8)?,
-            prev_hash: r.get(9)?,
+            prev_hash: hash_col(r, 9)?,
         },
-        hash: r.get(10)?,
+        hash: hash_col(r, 10)?,
     })
+}
+
+/// An audit hash column as hex text. Entries keep their hashes as the 32
+/// bytes (half the text, on the table an import writes most); entries
+/// written by earlier releases keep theirs as hex text.
+fn hash_col(r: &Row, i: usize) -> rusqlite::Result<String> {
+    match r.get_ref(i)? {
+        ValueRef::Blob(b) => Ok(hex::encode(b)),
+        ValueRef::Text(t) => Ok(String::from_utf8_lossy(t).into_owned()),
+        v => Err(rusqlite::Error::InvalidColumnType(
+            i,
+            "hash".into(),
+            v.data_type(),
+        )),
+    }
 }
 
 const AUDIT_COLS: &str =
@@ -499,7 +514,7 @@ fn audit_head(conn: &Connection, tenant: &str) -> Result<(i64, String)> {
             "SELECT seq, hash FROM audit WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT 1",
         )
         .map_err(be)?
-        .query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([tenant], |r| Ok((r.get(0)?, hash_col(r, 1)?)))
         .optional()
         .map_err(be)?
         .unwrap_or((0, GENESIS.to_owned())))
@@ -539,7 +554,14 @@ fn audit_insert_fields(
         seq: head.0 + 1,
         ..f
     };
-    let hash = f.hash();
+    let digest = f.digest();
+    // Both hashes as bytes (see `hash_col`); a previous hash that is not a
+    // digest's hex (an edited entry) stays the text it was hashed as.
+    let mut prev = [0u8; 32];
+    let prev_cell: &dyn rusqlite::ToSql = match hex::decode_to_slice(f.prev_hash, &mut prev) {
+        Ok(()) => &prev,
+        Err(_) => &f.prev_hash,
+    };
     conn.prepare_cached(
         "INSERT INTO audit (tenant_id, seq, at, principal, on_behalf_of, source, action, person, \
          detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -555,11 +577,11 @@ fn audit_insert_fields(
         f.action,
         f.person,
         f.detail,
-        f.prev_hash,
-        hash
+        prev_cell,
+        digest
     ])
     .map_err(be)?;
-    *head = (f.seq, hash);
+    *head = (f.seq, hex::encode(digest));
     Ok(())
 }
 
@@ -2288,6 +2310,71 @@ mod tests {
                 assert_eq!(due.as_deref(), *want, "{id}");
             }
         }
+    }
+
+    /// Entries keep their hashes as bytes; a chain whose older entries
+    /// hold them as hex text (written by an earlier release) still verifies,
+    /// reads as hex throughout and goes on from a text head.
+    #[test]
+    fn audit_hashes_are_bytes_and_older_text_hashes_still_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("muster.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let t = TenantId::default_tenant();
+        let draft = |n: i64| AuditDraft {
+            tenant: t.clone(),
+            at: Utc.timestamp_opt(1_800_000_000 + n, 0).unwrap(),
+            principal: "admin:a".into(),
+            on_behalf_of: None,
+            source: "api".into(),
+            action: "tenant.updated".into(),
+            person: None,
+            detail: serde_json::json!({ "n": n }),
+        };
+        for n in 1..=3 {
+            store.audit_append(draft(n)).unwrap();
+        }
+        let conn = Connection::open(&path).unwrap();
+        let types = |seq: i64| -> (String, String) {
+            conn.query_row(
+                "SELECT typeof(prev_hash), typeof(hash) FROM audit WHERE seq = ?1",
+                [seq],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(types(2), ("blob".into(), "blob".into()));
+        conn.execute(
+            "UPDATE audit SET prev_hash = lower(hex(prev_hash)), hash = lower(hex(hash))",
+            [],
+        )
+        .unwrap();
+        assert_eq!(types(3), ("text".into(), "text".into()));
+        store.audit_append(draft(4)).unwrap();
+        assert_eq!(types(4), ("blob".into(), "blob".into()));
+        let mut rows = Vec::new();
+        store
+            .audit_walk(&t, &mut |r| {
+                rows.push((r.entry, r.hash));
+                true
+            })
+            .unwrap();
+        assert!(rows
+            .iter()
+            .all(|(e, h)| h.len() == 64 && e.prev_hash.len() == 64));
+        assert_eq!(muster_core::audit::verify_chain(rows).unwrap(), 4);
+        // An edited hash is caught, bytes or text.
+        conn.execute("UPDATE audit SET hash = zeroblob(32) WHERE seq = 4", [])
+            .unwrap();
+        let mut rows = Vec::new();
+        store
+            .audit_walk(&t, &mut |r| {
+                rows.push((r.entry, r.hash));
+                true
+            })
+            .unwrap();
+        let broken = muster_core::audit::verify_chain(rows).unwrap_err();
+        assert_eq!(broken.seq(), 4);
     }
 
     #[test]

@@ -94,13 +94,14 @@ fn cell(table: &Table, col: usize, kind: Kind, v: ValueRef<'_>) -> Result<Cell> 
     };
     Ok(match (kind, v) {
         (_, ValueRef::Null) => Cell::Null,
-        (Kind::Text | Kind::Json, ValueRef::Text(t)) => {
+        (Kind::Text | Kind::Json | Kind::Hash, ValueRef::Text(t)) => {
             Cell::Text(std::str::from_utf8(t).map_err(|_| wrong())?.to_owned())
         }
         (Kind::Int, ValueRef::Integer(i)) => Cell::Int(i),
         (Kind::Bool, ValueRef::Integer(i)) => Cell::Bool(i != 0),
         (Kind::Time, ValueRef::Integer(i)) => Cell::Time(from_us(i)),
         (Kind::Bytes, ValueRef::Blob(b)) => Cell::Bytes(b.to_vec()),
+        (Kind::Hash, ValueRef::Blob(b)) => Cell::Text(hex::encode(b)),
         (Kind::Uuid, ValueRef::Blob(b)) => Cell::Text(
             uuid::Uuid::from_slice(b)
                 .map_err(|_| wrong())?

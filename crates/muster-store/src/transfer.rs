@@ -27,6 +27,9 @@ pub enum Kind {
     Bytes,
     /// A UUID, travelling as its hyphenated text (SQLite keeps 16 bytes).
     Uuid,
+    /// An audit hash, travelling as its hex text (SQLite keeps 32 bytes,
+    /// or the text in entries of earlier releases).
+    Hash,
 }
 
 /// One value of a row. `Json` and `Uuid` columns travel as `Text`.
@@ -246,8 +249,8 @@ pub const TABLES: &[Table] = &[
             ("action", Text),
             ("person", Text),
             ("detail", Text),
-            ("prev_hash", Text),
-            ("hash", Text),
+            ("prev_hash", Hash),
+            ("hash", Hash),
         ],
     },
     Table {
