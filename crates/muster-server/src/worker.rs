@@ -741,7 +741,8 @@ fn check_chunk(
     for ((slot, inc), stored) in good.iter().zip(stored) {
         if let Checked::Good { key, unchanged, .. } = &mut out[*slot].1 {
             *key = digester.digest(inc.external_id.as_str());
-            *unchanged = stored == Some(inc.fingerprint_with(fp_key));
+            // (no fingerprint to compute for a person not stored)
+            *unchanged = stored.is_some_and(|s| s == inc.fingerprint_with(fp_key));
         }
     }
     Ok(out)
