@@ -1142,8 +1142,10 @@ fn apply(
     let size = src.state.config.import.batch_size;
     // Mapping (this thread) and writing (the store's writer, fed by the
     // applier thread) overlap: while one batch commits, the next is mapped.
-    // The channel holds one batch, so memory stays bounded.
+    // The channel holds one batch, so memory stays bounded. Written
+    // batches come back to this thread to be freed (see `Applied`).
     let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(1);
+    let (spent_tx, spent) = std::sync::mpsc::sync_channel::<Vec<BatchItem>>(2);
     std::thread::scope(|scope| {
         let ctx = &ctx;
         let imp = &imp;
@@ -1159,7 +1161,7 @@ fn apply(
                 // Fenced: committed only while this instance holds the
                 // lease, so a stalled instance cannot apply rows the one
                 // that took the import over is applying too.
-                store
+                let applied = store
                     .apply_batch_claimed(
                         &ctx,
                         items,
@@ -1173,6 +1175,9 @@ fn apply(
                     )?
                     .ok_or(RunError::LeaseLost)?;
                 src.state.changes_committed.notify_waiters();
+                // Never waits: when the producer is behind on freeing (or
+                // done), this batch is freed here.
+                let _ = spent_tx.try_send(applied.items);
             }
             Ok(())
         });
@@ -1183,7 +1188,7 @@ fn apply(
             (resume, size),
             stop,
             ctx,
-            &tx,
+            (&tx, &spent),
         );
         drop(tx);
         let applied = applier
@@ -1225,7 +1230,10 @@ fn produce(
     (resume, size): (u64, usize),
     stop: &AtomicBool,
     ctx: &WriteContext,
-    tx: &std::sync::mpsc::SyncSender<Batch>,
+    (tx, spent): (
+        &std::sync::mpsc::SyncSender<Batch>,
+        &std::sync::mpsc::Receiver<Vec<BatchItem>>,
+    ),
 ) -> Result<Outcome, RunError> {
     // Creating a person is most of the writer's work in an all-new import;
     // this thread does its share (fingerprint, JSON, audit detail) while
@@ -1290,6 +1298,8 @@ fn produce(
             }
         }
         if batch.len() >= size {
+            // Frees what was made here and has been written since.
+            spent.try_iter().for_each(drop);
             let items = std::mem::replace(&mut batch, Vec::with_capacity(size));
             tx.send(Batch {
                 items,
@@ -1349,6 +1359,7 @@ mod tests {
             source_system: None,
         };
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(1024);
+        let (_, spent) = std::sync::mpsc::sync_channel::<Vec<BatchItem>>(1);
         let outcome = produce(
             &mut reader,
             &compiled,
@@ -1356,7 +1367,7 @@ mod tests {
             (0, size),
             &AtomicBool::new(false),
             &ctx,
-            &tx,
+            (&tx, &spent),
         );
         assert!(matches!(outcome, Ok(Outcome::Done)));
         drop(tx);

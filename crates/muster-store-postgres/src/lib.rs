@@ -1718,16 +1718,14 @@ impl Store for PostgresStore {
         checkpoint: Checkpoint,
         owner: &str,
         dry_run: bool,
-    ) -> Result<Option<Vec<ItemResult>>> {
+    ) -> Result<Option<Applied>> {
         let done = fenced(self.pool.write(|s| {
             apply::apply_batch_owned(s, ctx, &items, Some(&checkpoint), Some(owner), dry_run)
-        }));
-        free_later(items);
-        let done = done?;
-        if let Some(results) = &done {
-            self.after_batch(results, dry_run);
-        }
-        Ok(done)
+        }))?;
+        Ok(done.map(|results| {
+            self.after_batch(&results, dry_run);
+            Applied { results, items }
+        }))
     }
 
     // ---- crash safety: fenced validation writes (see `fenced.rs`) ---------
@@ -1766,28 +1764,6 @@ impl Store for PostgresStore {
     ) -> Result<bool> {
         self.pool
             .run(|s| fenced::set_total(s, id, Some(owner), rows_total, failed))
-    }
-}
-
-/// Frees a written batch on a thread of its own. The thread that applies
-/// batches waits on PostgreSQL for the rest of its time, so freeing 5,000
-/// records' attribute maps there lengthened every batch; the channel holds
-/// two batches, so memory stays bounded.
-fn free_later(items: Vec<BatchItem>) {
-    use std::sync::mpsc::{sync_channel, SyncSender};
-    static FREE: std::sync::OnceLock<Option<SyncSender<Vec<BatchItem>>>> =
-        std::sync::OnceLock::new();
-    let tx = FREE.get_or_init(|| {
-        let (tx, rx) = sync_channel::<Vec<BatchItem>>(2);
-        std::thread::Builder::new()
-            .name("muster-pg-free".into())
-            .spawn(move || rx.into_iter().for_each(drop))
-            .ok()
-            .map(|_| tx)
-    });
-    if let Some(tx) = tx {
-        // A stopped thread hands the batch back, to be freed here.
-        let _ = tx.send(items);
     }
 }
 

@@ -1758,14 +1758,12 @@ impl Store for SqliteStore {
         checkpoint: Checkpoint,
         owner: &str,
         dry_run: bool,
-    ) -> Result<Option<Vec<ItemResult>>> {
+    ) -> Result<Option<Applied>> {
         let (ctx, owner) = (ctx.clone(), owner.to_owned());
-        let done = fenced(self.writer.write(move |conn| {
+        fenced(self.writer.write(move |conn| {
             let results = apply_tx(conn, &ctx, &items, Some(&checkpoint), Some(&owner), dry_run)?;
-            // Freed by the caller, as in `apply_batch`.
-            Ok((results, items))
-        }))?;
-        Ok(done.map(|(results, _items)| results))
+            Ok(Applied { results, items })
+        }))
     }
 
     // ---- crash safety: fenced validation writes --------------------------

@@ -116,7 +116,7 @@ fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
         )
         .unwrap()
         .expect("the holder's batch commits");
-    assert_eq!(r[0].kind, ChangeKind::Created);
+    assert_eq!(r.results[0].kind, ChangeKind::Created);
     let audited = chain_len(s);
     // "a" stalls past its lease; "b" takes the import over from row 2.
     let later = t0() + Duration::seconds(45);
@@ -160,7 +160,7 @@ fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
         )
         .unwrap()
         .expect("the new holder's batch commits");
-    assert_eq!(r[0].kind, ChangeKind::Created);
+    assert_eq!(r.results[0].kind, ChangeKind::Created);
     assert_eq!(chain_len(s), audited + 1);
     let row = s.import_get(&t, "i1").unwrap();
     assert_eq!((row.checkpoint_row, row.counts.created), (3, 2));
@@ -196,7 +196,7 @@ fn a_fenced_dry_run_batch_moves_only_the_checkpoint(s: &dyn Store) {
         )
         .unwrap()
         .expect("the holder's dry run commits its progress");
-    assert_eq!(r[0].kind, ChangeKind::Created);
+    assert_eq!(r.results[0].kind, ChangeKind::Created);
     assert!(s.person_get(&t, &ExternalId::parse("E1").unwrap()).is_err());
     assert_eq!(chain_len(s), before);
     let row = s.import_get(&t, "d1").unwrap();
