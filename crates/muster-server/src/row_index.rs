@@ -87,6 +87,14 @@ impl RowSet {
     }
 }
 
+impl FromIterator<u64> for RowSet {
+    fn from_iter<I: IntoIterator<Item = u64>>(rows: I) -> Self {
+        let mut set = RowSet::default();
+        rows.into_iter().for_each(|r| set.insert(r));
+        set
+    }
+}
+
 /// The most partitions an index uses (each open partition holds two
 /// files and their buffers during the pass).
 pub const MAX_PARTITIONS: usize = 64;

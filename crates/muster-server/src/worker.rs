@@ -37,7 +37,7 @@ use muster_intake::seal::UnsealReader;
 use muster_store::{
     BatchItem, Checkpoint, ClientRow, ImportRow, RowErrorRecord, Store, WriteContext,
 };
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1136,7 +1136,8 @@ fn apply(
 ) -> Result<Outcome, RunError> {
     let imp = store.import_get(&src.imp.tenant, &src.imp.id)?;
     let resume = imp.checkpoint_row;
-    let bad: HashSet<u64> = store.import_error_rows(&imp.id)?.into_iter().collect();
+    // A bit per row, however many of them have errors.
+    let bad: RowSet = store.import_error_rows(&imp.id)?.into_iter().collect();
     let (mut reader, compiled) = src.open()?;
     let ctx = write_context(src.state, &imp, client);
     let size = src.state.config.import.batch_size;
@@ -1226,7 +1227,7 @@ struct Batch {
 fn produce(
     reader: &mut UploadReader,
     compiled: &CompiledMapping,
-    (bad, same): (&HashSet<u64>, &RowSet),
+    (bad, same): (&RowSet, &RowSet),
     (resume, size): (u64, usize),
     stop: &AtomicBool,
     ctx: &WriteContext,
@@ -1259,7 +1260,7 @@ fn produce(
         }
         last_row = row;
         rows_in_batch += 1;
-        if bad.contains(&row) {
+        if bad.contains(row) {
             continue;
         }
         if same.contains(row) {
@@ -1363,7 +1364,7 @@ mod tests {
         let outcome = produce(
             &mut reader,
             &compiled,
-            (&HashSet::new(), same),
+            (&RowSet::default(), same),
             (0, size),
             &AtomicBool::new(false),
             &ctx,
