@@ -49,7 +49,7 @@ impl AuditFields<'_> {
     /// SHA-256 over every field, each length-prefixed (so no two entries
     /// encode alike; an absent field differs from an empty one), hex encoded.
     pub fn hash(&self) -> String {
-        hex::encode(self.digest())
+        digest_hex(&self.digest())
     }
 
     /// The hash as its 32 bytes.
@@ -97,6 +97,18 @@ impl AuditEntry {
     pub fn compute_hash(&self) -> String {
         self.fields().hash()
     }
+}
+
+/// A digest as lowercase hex text, written in one go (an import's writer
+/// does this for every entry it appends).
+pub fn digest_hex(digest: &[u8; 32]) -> String {
+    let mut text = [0u8; 64];
+    // Neither can fail: the buffer is twice the digest's length, and hex
+    // digits are ASCII.
+    let _ = hex::encode_to_slice(digest, &mut text);
+    std::str::from_utf8(&text)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// Where and how a chain stops being valid.
@@ -180,6 +192,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_digest_reads_as_the_hex_crate_writes_it() {
+        let d: [u8; 32] = std::array::from_fn(|i| (i * 37 + 5) as u8);
+        assert_eq!(digest_hex(&d), hex::encode(d));
+    }
 
     fn chain(n: i64) -> Vec<(AuditEntry, String)> {
         let mut prev = GENESIS.to_string();

@@ -1146,7 +1146,7 @@ fn apply(
     // The channel holds one batch, so memory stays bounded. Written
     // batches come back to this thread to be freed (see `Applied`).
     let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(1);
-    let (spent_tx, spent) = std::sync::mpsc::sync_channel::<Vec<BatchItem>>(2);
+    let (spent_tx, spent) = std::sync::mpsc::sync_channel::<Vec<BatchItem>>(1);
     std::thread::scope(|scope| {
         let ctx = &ctx;
         let imp = &imp;

@@ -581,7 +581,7 @@ fn audit_insert_fields(
         digest
     ])
     .map_err(be)?;
-    *head = (f.seq, hex::encode(digest));
+    *head = (f.seq, muster_core::audit::digest_hex(&digest));
     Ok(())
 }
 
