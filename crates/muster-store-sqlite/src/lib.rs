@@ -2350,13 +2350,17 @@ mod tests {
         assert_eq!(types(3), ("text".into(), "text".into()));
         store.audit_append(draft(4)).unwrap();
         assert_eq!(types(4), ("blob".into(), "blob".into()));
-        let mut rows = Vec::new();
-        store
-            .audit_walk(&t, &mut |r| {
-                rows.push((r.entry, r.hash));
-                true
-            })
-            .unwrap();
+        let chain = || {
+            let mut rows = Vec::new();
+            store
+                .audit_walk(&t, &mut |r| {
+                    rows.push((r.entry, r.hash));
+                    true
+                })
+                .unwrap();
+            rows
+        };
+        let rows = chain();
         assert!(rows
             .iter()
             .all(|(e, h)| h.len() == 64 && e.prev_hash.len() == 64));
@@ -2364,14 +2368,7 @@ mod tests {
         // An edited hash is caught, bytes or text.
         conn.execute("UPDATE audit SET hash = zeroblob(32) WHERE seq = 4", [])
             .unwrap();
-        let mut rows = Vec::new();
-        store
-            .audit_walk(&t, &mut |r| {
-                rows.push((r.entry, r.hash));
-                true
-            })
-            .unwrap();
-        let broken = muster_core::audit::verify_chain(rows).unwrap_err();
+        let broken = muster_core::audit::verify_chain(chain()).unwrap_err();
         assert_eq!(broken.seq(), 4);
     }
 
