@@ -593,7 +593,7 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
                 .ok_or(RunError::LeaseLost)?;
             return deactivate(store, state, imp, &client, v.deactivate, stop);
         }
-        return match apply(store, &src, &client, stop, &v.same)? {
+        return match apply(store, &src, &client, stop, (&v.same, Some(&v.unseen)))? {
             Outcome::Done => deactivate(store, state, imp, &client, v.deactivate, stop),
             other => Ok(other),
         };
@@ -604,14 +604,14 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
         // the people still to deactivate are known. Those deactivated
         // before the restart are terminated now and drop out by themselves.
         let v = validate(store, &src, &client, stop, false)?;
-        return match apply(store, &src, &client, stop, &v.same)? {
+        return match apply(store, &src, &client, stop, (&v.same, Some(&v.unseen)))? {
             Outcome::Done => deactivate(store, state, imp, &client, v.deactivate, stop),
             other => Ok(other),
         };
     }
     // Resuming after a restart: what validation learnt is gone, and the
     // store's own comparison finds the unchanged rows instead.
-    apply(store, &src, &client, stop, &RowSet::default())
+    apply(store, &src, &client, stop, (&RowSet::default(), None))
 }
 
 /// What the validation pass learnt that the apply pass can use.
@@ -619,6 +619,9 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
 struct Validated {
     /// Rows known unchanged before applying.
     same: RowSet,
+    /// Good rows whose person was not stored (for this import's source):
+    /// new people, mostly, whose records are worth preparing.
+    unseen: RowSet,
     /// Good rows that would change nothing.
     unchanged: u64,
     /// Good rows in all.
@@ -638,6 +641,8 @@ enum Checked {
     Good {
         key: u64,
         unchanged: bool,
+        /// No fingerprint of the import's source is stored for the person.
+        unseen: bool,
         /// The manager the row names, if any, with its digest (checked
         /// once the whole file has been seen: the manager may come later).
         manager: Option<(u64, String)>,
@@ -720,6 +725,7 @@ fn check_chunk(
                                 Checked::Good {
                                     key: 0,
                                     unchanged: false,
+                                    unseen: false,
                                     manager: manager.map(|m| (digester.digest(&m), m)),
                                 },
                             ));
@@ -739,8 +745,15 @@ fn check_chunk(
     let source = source_system(src.imp);
     let stored = store.person_fingerprints_of_source(&src.imp.tenant, &ids, &source)?;
     for ((slot, inc), stored) in good.iter().zip(stored) {
-        if let Checked::Good { key, unchanged, .. } = &mut out[*slot].1 {
+        if let Checked::Good {
+            key,
+            unchanged,
+            unseen,
+            ..
+        } = &mut out[*slot].1
+        {
             *key = digester.digest(inc.external_id.as_str());
+            *unseen = stored.is_none();
             // (no fingerprint to compute for a person not stored)
             *unchanged = stored.is_some_and(|s| s == inc.fingerprint_with(fp_key));
         }
@@ -815,6 +828,7 @@ fn validate(
     let dir = row_index::dir_for(&uploads, &src.imp.id, &run);
     let mut index = RowIndex::create(dir, parts, record)?;
     let mut unchanged = RowSet::default();
+    let mut unseen = RowSet::default();
     let (mut n_same, mut n_good, mut last_row) = (0u64, 0u64, 0u64);
     let (mut total, mut failed) = (0u64, 0u64);
     let snapshot = src.imp.mode == "snapshot";
@@ -845,9 +859,13 @@ fn validate(
                 Checked::Good {
                     key,
                     unchanged: same,
+                    unseen: new,
                     manager,
                 } => {
                     index.add_key(key, row)?;
+                    if new {
+                        unseen.insert(row);
+                    }
                     if let Some((mk, m)) = manager {
                         index.add_manager(mk, key, row, &m)?;
                     }
@@ -1008,6 +1026,7 @@ fn validate(
     };
     Ok(Validated {
         same: unchanged,
+        unseen,
         unchanged: n_same,
         good: n_good,
         last_row,
@@ -1132,7 +1151,7 @@ fn apply(
     src: &Source<'_>,
     client: &ClientRow,
     stop: &AtomicBool,
-    same: &RowSet,
+    (same, unseen): (&RowSet, Option<&RowSet>),
 ) -> Result<Outcome, RunError> {
     let imp = store.import_get(&src.imp.tenant, &src.imp.id)?;
     let resume = imp.checkpoint_row;
@@ -1185,7 +1204,7 @@ fn apply(
         let produced = produce(
             &mut reader,
             &compiled,
-            (&bad, same),
+            (&bad, same, unseen),
             (resume, size),
             stop,
             ctx,
@@ -1227,7 +1246,7 @@ struct Batch {
 fn produce(
     reader: &mut UploadReader,
     compiled: &CompiledMapping,
-    (bad, same): (&RowSet, &RowSet),
+    (bad, same, unseen): (&RowSet, &RowSet, Option<&RowSet>),
     (resume, size): (u64, usize),
     stop: &AtomicBool,
     ctx: &WriteContext,
@@ -1283,13 +1302,13 @@ fn produce(
             continue;
         }
         match map_record(compiled, &rec).1 {
-            Ok(incoming) => batch.push(BatchItem::prepared_on(
-                row,
-                incoming,
-                &key,
-                &ctx.policy,
-                &today,
-            )),
+            // Prepared only where validation found no one stored (or, when
+            // resuming, knows nothing): a backend may take a prepared
+            // record for a creation without looking first.
+            Ok(incoming) if unseen.is_none_or(|u| u.contains(row)) => batch.push(
+                BatchItem::prepared_on(row, incoming, &key, &ctx.policy, &today),
+            ),
+            Ok(incoming) => batch.push(BatchItem::new(row, incoming)),
             // Validation saw this row as good; a different answer now means
             // the upload changed under us.
             Err(_) => {
@@ -1364,7 +1383,7 @@ mod tests {
         let outcome = produce(
             &mut reader,
             &compiled,
-            (&RowSet::default(), same),
+            (&RowSet::default(), same, None),
             (0, size),
             &AtomicBool::new(false),
             &ctx,

@@ -2011,14 +2011,19 @@ pub(crate) fn apply_items(
     let mut update_data = conn
         .prepare_cached("UPDATE person_data SET attrs = ?2, roles = ?3 WHERE id = ?1")
         .map_err(be)?;
-    // The select said whether the person exists, so a plain INSERT or
-    // UPDATE does: no conflict handling, no statement journal.
+    // A person is looked up first, unless the caller prepared the record
+    // (it found the person absent): then the insert's own key check says
+    // whether someone has written them since (no change: see below).
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO people (tenant_id, external_id, version, fingerprint, data_id, \
              created_at, updated_at, updated_by, on_behalf_of, source, source_system, due_on) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT DO NOTHING",
         )
+        .map_err(be)?;
+    let mut delete_data = conn
+        .prepare_cached("DELETE FROM person_data WHERE id = ?1")
         .map_err(be)?;
     let mut update = conn
         .prepare_cached(
@@ -2051,159 +2056,186 @@ pub(crate) fn apply_items(
     let today = muster_core::person::today(ctx.now);
     let source_system = ctx.source_system.as_deref();
     let mut out = Vec::with_capacity(items.len());
-    for item in items {
+    'items: for item in items {
         let inc = &item.incoming;
         let prepared = item.prepared.as_deref().filter(|p| p.today == today);
         let fp = match prepared {
             Some(p) => p.fingerprint,
             None => inc.fingerprint_with(&key),
         };
-        // (version, data row) unless the fingerprint already matches (and
-        // the person already belongs to this write's source, if it has one)
-        let mut stored_source: Option<String> = None;
-        let stored: Option<(i64, Option<i64>)> = sel
-            .query_row(params![tenant, inc.external_id.as_str()], |r| {
-                let version: i64 = r.get(0)?;
-                let ss: Option<String> = r.get(3)?;
-                let same_source = source_system.is_none() || ss.as_deref() == source_system;
-                stored_source = ss;
-                if same_source && matches!(r.get_ref(1)?, ValueRef::Blob(b) if b == fp.as_slice()) {
-                    return Ok((version, None));
-                }
-                Ok((version, Some(r.get(2)?)))
-            })
-            .optional()
-            .map_err(be)?;
-        // What to write: (kind, new version, attrs JSON, roles JSON, audit
-        // detail, existing data row). A new person's comes precomputed when
-        // the caller prepared it (BatchItem::prepared).
-        let (kind, version, attrs, roles, detail, data_id, (attrs_changed, roles_changed), due) =
-            match (stored, prepared) {
-                (Some((version, None)), _) => {
-                    out.push(ItemResult {
-                        kind: ChangeKind::Unchanged,
-                        version,
-                    });
-                    continue;
-                }
-                (None, Some(p)) => (
-                    ChangeKind::Created,
-                    1,
-                    Cow::Borrowed(p.attrs_json.as_str()),
-                    Cow::Borrowed(p.roles_json.as_str()),
-                    Cow::Borrowed(p.detail_json.as_str()),
-                    None,
-                    (true, p.roles_json != "[]"),
-                    p.due_on.clone(),
-                ),
-                (stored, _) => {
-                    let (before, version, data_id) = match stored {
-                        Some((version, Some(data_id))) => {
-                            let (a, r): (String, String) = sel_data
-                                .query_row([data_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                                .map_err(be)?;
-                            (Some(decode_state(&a, &r)?), version, Some(data_id))
-                        }
-                        _ => (None, 0, None),
-                    };
-                    let mut next = apply(before.as_ref(), inc, &ctx.policy);
-                    muster_core::person::settle(&mut next, &today);
-                    let kind = classify(before.as_ref(), &next);
-                    if kind == ChangeKind::Unchanged {
-                        if let Some(ss) =
-                            source_system.filter(|ss| stored_source.as_deref() != Some(*ss))
-                        {
-                            confirm
-                                .execute(params![
-                                    tenant,
-                                    inc.external_id.as_str(),
-                                    ss,
-                                    fp.as_slice()
-                                ])
-                                .map_err(be)?;
-                        }
-                        out.push(ItemResult { kind, version });
-                        continue;
+        // A prepared record is taken for a creation without a look-up; if
+        // the person exists after all, it goes round again, looking first.
+        let mut look_up = prepared.is_none();
+        loop {
+            // (version, data row) unless the fingerprint already matches (and
+            // the person already belongs to this write's source, if it has one)
+            let mut stored_source: Option<String> = None;
+            let stored: Option<(i64, Option<i64>)> = if !look_up {
+                None
+            } else {
+                sel.query_row(params![tenant, inc.external_id.as_str()], |r| {
+                    let version: i64 = r.get(0)?;
+                    let ss: Option<String> = r.get(3)?;
+                    let same_source = source_system.is_none() || ss.as_deref() == source_system;
+                    stored_source = ss;
+                    if same_source
+                        && matches!(r.get_ref(1)?, ValueRef::Blob(b) if b == fp.as_slice())
+                    {
+                        return Ok((version, None));
                     }
-                    let version = version + 1;
-                    let changed = event_changes(before.as_ref(), &next);
-                    let due = muster_core::person::due_on(&next);
-                    (
-                        kind,
-                        version,
-                        Cow::Owned(serde_json::to_string(&next.attrs).map_err(json_err)?),
-                        Cow::Owned(serde_json::to_string(&next.roles).map_err(json_err)?),
-                        Cow::Owned(stored_detail_json(before.as_ref(), &next, version)),
-                        data_id,
-                        changed,
-                        due,
-                    )
+                    Ok((version, Some(r.get(2)?)))
+                })
+                .optional()
+                .map_err(be)?
+            };
+            // What to write: (kind, new version, attrs JSON, roles JSON, audit
+            // detail, existing data row). A new person's comes precomputed when
+            // the caller prepared it (BatchItem::prepared).
+            let (kind, version, attrs, roles, detail, data_id, (attrs_changed, roles_changed), due) =
+                match (stored, prepared) {
+                    (Some((version, None)), _) => {
+                        out.push(ItemResult {
+                            kind: ChangeKind::Unchanged,
+                            version,
+                        });
+                        continue 'items;
+                    }
+                    (None, Some(p)) => (
+                        ChangeKind::Created,
+                        1,
+                        Cow::Borrowed(p.attrs_json.as_str()),
+                        Cow::Borrowed(p.roles_json.as_str()),
+                        Cow::Borrowed(p.detail_json.as_str()),
+                        None,
+                        (true, p.roles_json != "[]"),
+                        p.due_on.clone(),
+                    ),
+                    (stored, _) => {
+                        let (before, version, data_id) = match stored {
+                            Some((version, Some(data_id))) => {
+                                let (a, r): (String, String) = sel_data
+                                    .query_row([data_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                                    .map_err(be)?;
+                                (Some(decode_state(&a, &r)?), version, Some(data_id))
+                            }
+                            _ => (None, 0, None),
+                        };
+                        let mut next = apply(before.as_ref(), inc, &ctx.policy);
+                        muster_core::person::settle(&mut next, &today);
+                        let kind = classify(before.as_ref(), &next);
+                        if kind == ChangeKind::Unchanged {
+                            if let Some(ss) =
+                                source_system.filter(|ss| stored_source.as_deref() != Some(*ss))
+                            {
+                                confirm
+                                    .execute(params![
+                                        tenant,
+                                        inc.external_id.as_str(),
+                                        ss,
+                                        fp.as_slice()
+                                    ])
+                                    .map_err(be)?;
+                            }
+                            out.push(ItemResult { kind, version });
+                            continue 'items;
+                        }
+                        let version = version + 1;
+                        let changed = event_changes(before.as_ref(), &next);
+                        let due = muster_core::person::due_on(&next);
+                        (
+                            kind,
+                            version,
+                            Cow::Owned(serde_json::to_string(&next.attrs).map_err(json_err)?),
+                            Cow::Owned(serde_json::to_string(&next.roles).map_err(json_err)?),
+                            Cow::Owned(stored_detail_json(before.as_ref(), &next, version)),
+                            data_id,
+                            changed,
+                            due,
+                        )
+                    }
+                };
+            let inserting = data_id.is_none();
+            let (stmt, data_id) = match data_id {
+                Some(id) => {
+                    update_data.execute(params![id, attrs, roles]).map_err(be)?;
+                    (&mut update, id)
+                }
+                None => {
+                    insert_data.execute(params![attrs, roles]).map_err(be)?;
+                    (&mut insert, conn.last_insert_rowid())
                 }
             };
-        let (stmt, data_id) = match data_id {
-            Some(id) => {
-                update_data.execute(params![id, attrs, roles]).map_err(be)?;
-                (&mut update, id)
-            }
-            None => {
-                insert_data.execute(params![attrs, roles]).map_err(be)?;
-                (&mut insert, conn.last_insert_rowid())
-            }
-        };
-        stmt.execute(params![
-            tenant,
-            inc.external_id.as_str(),
-            version,
-            fp.as_slice(),
-            data_id,
-            now,
-            ctx.principal,
-            ctx.on_behalf_of,
-            ctx.source,
-            source_system,
-            due
-        ])
-        .map_err(be)?;
-        audit_insert_fields(
-            conn,
-            &mut head,
-            AuditFields {
-                prev_hash: "",
-                tenant,
-                seq: 0,
-                at: &at,
-                principal: &ctx.principal,
-                on_behalf_of: ctx.on_behalf_of.as_deref(),
-                source: &ctx.source,
-                action: kind.event_name(),
-                person: Some(inc.external_id.as_str()),
-                detail: &detail,
-            },
-        )?;
-        let mut c = match cursor {
-            Some(c) => c,
-            None => conn
-                .prepare_cached("SELECT coalesce(max(cursor), 0) FROM events WHERE tenant_id = ?1")
-                .map_err(be)?
-                .query_row([tenant], |r| r.get(0))
-                .map_err(be)?,
-        };
-        for name in change_event_kinds(kind, attrs_changed, roles_changed) {
-            c += 1;
-            insert_event
+            let written = stmt
                 .execute(params![
                     tenant,
-                    c,
-                    uuid::Uuid::now_v7().as_bytes().as_slice(),
-                    name,
                     inc.external_id.as_str(),
                     version,
-                    head.0
+                    fp.as_slice(),
+                    data_id,
+                    now,
+                    ctx.principal,
+                    ctx.on_behalf_of,
+                    ctx.source,
+                    source_system,
+                    due
                 ])
                 .map_err(be)?;
+            if written == 0 && inserting && !look_up {
+                // Written since the caller looked: its attributes row goes,
+                // and the person is applied as stored.
+                delete_data.execute([data_id]).map_err(be)?;
+                look_up = true;
+                continue;
+            }
+            if written != 1 {
+                return Err(StoreError::Backend(format!(
+                    "expected one write of a person's row, made {written}"
+                )));
+            }
+            audit_insert_fields(
+                conn,
+                &mut head,
+                AuditFields {
+                    prev_hash: "",
+                    tenant,
+                    seq: 0,
+                    at: &at,
+                    principal: &ctx.principal,
+                    on_behalf_of: ctx.on_behalf_of.as_deref(),
+                    source: &ctx.source,
+                    action: kind.event_name(),
+                    person: Some(inc.external_id.as_str()),
+                    detail: &detail,
+                },
+            )?;
+            let mut c = match cursor {
+                Some(c) => c,
+                None => conn
+                    .prepare_cached(
+                        "SELECT coalesce(max(cursor), 0) FROM events WHERE tenant_id = ?1",
+                    )
+                    .map_err(be)?
+                    .query_row([tenant], |r| r.get(0))
+                    .map_err(be)?,
+            };
+            for name in change_event_kinds(kind, attrs_changed, roles_changed) {
+                c += 1;
+                insert_event
+                    .execute(params![
+                        tenant,
+                        c,
+                        uuid::Uuid::now_v7().as_bytes().as_slice(),
+                        name,
+                        inc.external_id.as_str(),
+                        version,
+                        head.0
+                    ])
+                    .map_err(be)?;
+            }
+            cursor = Some(c);
+            out.push(ItemResult { kind, version });
+            break;
         }
-        cursor = Some(c);
-        out.push(ItemResult { kind, version });
     }
     Ok(out)
 }
@@ -2370,6 +2402,63 @@ mod tests {
             .unwrap();
         let broken = muster_core::audit::verify_chain(chain()).unwrap_err();
         assert_eq!(broken.seq(), 4);
+    }
+
+    /// A prepared record is inserted without a look-up; when the person
+    /// is there after all, it is applied as stored, and the attributes row
+    /// its first try wrote does not stay behind.
+    #[test]
+    fn a_prepared_record_for_a_stored_person_leaves_no_stray_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("muster.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .bootstrap(muster_core::secret::digest("a"), Utc::now())
+            .unwrap();
+        let ctx = WriteContext {
+            tenant: TenantId::default_tenant(),
+            principal: "client:c".into(),
+            on_behalf_of: None,
+            source: "import:i".into(),
+            policy: muster_core::policy::WritePolicy::allow_all(),
+            now: Utc::now(),
+            source_system: Some("hr".into()),
+        };
+        let key = Incoming::fingerprint_key(&ctx.principal, &ctx.policy);
+        let item = |name: &str| {
+            let mut inc = Incoming::new(ExternalId::parse("E1").unwrap());
+            inc.attrs.insert(
+                "given_name".into(),
+                Some(muster_core::AttrValue::string(name)),
+            );
+            BatchItem::prepared(2, inc, &key, &ctx.policy)
+        };
+        let kinds = |items: Vec<BatchItem>| -> Vec<(ChangeKind, i64)> {
+            store
+                .apply_batch(&ctx, items, None, false)
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.kind, r.version))
+                .collect()
+        };
+        assert_eq!(kinds(vec![item("Ada")]), [(ChangeKind::Created, 1)]);
+        assert_eq!(
+            kinds(vec![item("Ada"), item("Ida"), item("Ida")]),
+            [
+                (ChangeKind::Unchanged, 1),
+                (ChangeKind::Updated, 2),
+                (ChangeKind::Unchanged, 2)
+            ]
+        );
+        let p = store
+            .person_get(&ctx.tenant, &ExternalId::parse("E1").unwrap())
+            .unwrap();
+        assert_eq!(p.state.attrs["given_name"].as_str(), Some("Ida"));
+        let conn = Connection::open(&path).unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM person_data", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
     }
 
     #[test]

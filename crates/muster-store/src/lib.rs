@@ -299,8 +299,10 @@ impl BatchItem {
 
     /// An item with its creation precomputed for `key` (from
     /// [`Incoming::fingerprint_key`] of the context's principal and policy)
-    /// and `policy`. A backend uses it only when the person turns out to
-    /// be new; otherwise it costs only the time it took here.
+    /// and `policy`. Prepare records whose person was not stored when
+    /// last looked: a backend may take a prepared record for a creation
+    /// without looking the person up, and look only when the creation
+    /// finds them there after all (which costs more than looking first).
     pub fn prepared(
         row: u64,
         incoming: Incoming,
