@@ -36,6 +36,9 @@ esac
 
 "$BIN/muster-gen" --rows "$ROWS" --seed 42 --out "$work/v1.csv"
 "$BIN/muster-gen" --rows "$ROWS" --seed 42 --change-percent 1 --out "$work/v2.csv"
+# The files just written (and any build) go to disk now, not during the
+# first import, whose own fsyncs would wait behind them.
+sync
 
 bench_start "$work"
 bench_importer
