@@ -1040,27 +1040,6 @@ impl Store for PostgresStore {
             .map(|_| ())
     }
 
-    fn import_reset(&self, id: &str, now: DateTime<Utc>) -> Result<()> {
-        self.pool
-            .write(|s| fenced::reset(s, id, None, now))
-            .map(|_| ())
-    }
-
-    fn import_add_errors(&self, id: &str, errors: &[RowErrorRecord]) -> Result<()> {
-        if errors.is_empty() {
-            return Ok(());
-        }
-        self.pool
-            .run(|s| fenced::add_errors(s, id, None, errors))
-            .map(|_| ())
-    }
-
-    fn import_set_total(&self, id: &str, rows_total: u64, failed: u64) -> Result<()> {
-        self.pool
-            .run(|s| fenced::set_total(s, id, None, rows_total, failed))
-            .map(|_| ())
-    }
-
     fn import_errors(
         &self,
         id: &str,

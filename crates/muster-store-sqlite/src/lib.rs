@@ -1144,18 +1144,6 @@ impl Store for SqliteStore {
         self.set_state(id, None, state, error, now).map(|_| ())
     }
 
-    fn import_reset(&self, id: &str, now: DateTime<Utc>) -> Result<()> {
-        self.reset(id, None, now).map(|_| ())
-    }
-
-    fn import_add_errors(&self, id: &str, errors: &[RowErrorRecord]) -> Result<()> {
-        self.add_errors(id, None, errors).map(|_| ())
-    }
-
-    fn import_set_total(&self, id: &str, rows_total: u64, failed: u64) -> Result<()> {
-        self.set_total(id, None, rows_total, failed).map(|_| ())
-    }
-
     fn import_errors(
         &self,
         id: &str,
@@ -1804,8 +1792,9 @@ impl Store for SqliteStore {
     }
 }
 
-/// An import's bookkeeping, unfenced (`owner` `None`) or only while `owner`
-/// holds its lease (`false`, and nothing written, when it does not).
+/// An import's bookkeeping, only while `owner` holds its lease (`false`,
+/// and nothing written, when it does not). Only the state is also set
+/// unfenced (`owner` `None`: `Store::import_set_state`).
 impl SqliteStore {
     fn set_state(
         &self,

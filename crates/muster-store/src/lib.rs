@@ -664,8 +664,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
     // ---- end of import claiming ---------------------------------------------
 
-    // Unfenced: the import worker, which may lose its lease, uses the
-    // `_claimed` variants at the end of the trait instead.
+    /// Sets an import's state (and, for a failure, its error code and
+    /// message), whoever holds it. Unfenced: the import worker, which may
+    /// lose its lease, uses [`Store::import_set_state_claimed`] and the
+    /// other `_claimed` writes at the end of the trait.
     fn import_set_state(
         &self,
         id: &str,
@@ -673,10 +675,6 @@ pub trait Store: Send + Sync + 'static {
         error: Option<(&str, &str)>,
         now: DateTime<Utc>,
     ) -> Result<()>;
-    /// Starts (or restarts) validation: forgets errors and counts.
-    fn import_reset(&self, id: &str, now: DateTime<Utc>) -> Result<()>;
-    fn import_add_errors(&self, id: &str, errors: &[RowErrorRecord]) -> Result<()>;
-    fn import_set_total(&self, id: &str, rows_total: u64, failed: u64) -> Result<()>;
     /// Row errors in row order; `after` is the cursor of the previous page.
     fn import_errors(&self, id: &str, after: u64, limit: u32)
         -> Result<Vec<(u64, RowErrorRecord)>>;
@@ -940,7 +938,8 @@ pub trait Store: Send + Sync + 'static {
     // instance took the import over, or it has ended). So an instance that
     // stalled past its lease cannot reset, re-state or add errors to an
     // import the new holder is validating.
-    /// [`Store::import_reset`] for the lease holder.
+    /// Starts (or restarts) validation: forgets the import's errors and
+    /// counts.
     fn import_reset_claimed(&self, id: &str, owner: &str, now: DateTime<Utc>) -> Result<bool>;
     /// [`Store::import_set_state`] for the lease holder (a final state
     /// still releases the lease).
@@ -952,14 +951,14 @@ pub trait Store: Send + Sync + 'static {
         error: Option<(&str, &str)>,
         now: DateTime<Utc>,
     ) -> Result<bool>;
-    /// [`Store::import_add_errors`] for the lease holder: all or none.
+    /// Records row errors, all or none.
     fn import_add_errors_claimed(
         &self,
         id: &str,
         owner: &str,
         errors: &[RowErrorRecord],
     ) -> Result<bool>;
-    /// [`Store::import_set_total`] for the lease holder.
+    /// Records how many rows the file has, and how many of them failed.
     fn import_set_total_claimed(
         &self,
         id: &str,
