@@ -119,6 +119,21 @@ pub struct Limits {
     /// Token-endpoint requests per second per client id and per source
     /// address, across all instances (0: no limit).
     pub token_requests_per_second: u32,
+    /// Largest body accepted by the routes reachable before authentication
+    /// (`/oauth2/token`, `/oauth2/revoke`, `POST /api/v1/login-sync`), and
+    /// the most a signed request to a route that takes no JSON body may
+    /// send, in bytes. Larger bodies are answered 413 without being read.
+    pub max_unauthenticated_body_bytes: usize,
+    /// A request body (an upload included) that delivers nothing for this
+    /// many seconds is ended with 408.
+    pub body_read_timeout_seconds: u64,
+    /// A request body that averages fewer bytes per second than this, over
+    /// the time the gateway waited for it, is ended with 408 once it has
+    /// been waited on for `body_rate_grace_seconds` (0: no minimum).
+    pub min_upload_bytes_per_second: u64,
+    /// How long a body is waited on before `min_upload_bytes_per_second`
+    /// applies, in seconds.
+    pub body_rate_grace_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -185,6 +200,10 @@ ratio_grace_bytes = 8388608
 failed_auth_max = 20
 failed_auth_window_seconds = 300
 token_requests_per_second = 0
+max_unauthenticated_body_bytes = 65536
+body_read_timeout_seconds = 30
+min_upload_bytes_per_second = 1024
+body_rate_grace_seconds = 10
 [import]
 batch_size = 5000
 retain_uploads = false
@@ -316,6 +335,19 @@ impl Config {
         anyhow::ensure!(
             self.limits.max_line_bytes >= 1024,
             "limits.max_line_bytes must be at least 1024"
+        );
+        anyhow::ensure!(
+            (1024..=self.limits.max_json_bytes.max(1024))
+                .contains(&self.limits.max_unauthenticated_body_bytes),
+            "limits.max_unauthenticated_body_bytes must be at least 1024 and at most limits.max_json_bytes"
+        );
+        anyhow::ensure!(
+            (1..=3600).contains(&self.limits.body_read_timeout_seconds),
+            "limits.body_read_timeout_seconds must be between 1 and 3600"
+        );
+        anyhow::ensure!(
+            (1..=3600).contains(&self.limits.body_rate_grace_seconds),
+            "limits.body_rate_grace_seconds must be between 1 and 3600"
         );
         Ok(())
     }
@@ -513,6 +545,24 @@ mod tests {
                 .orphan_grace_seconds,
             60
         );
+    }
+
+    #[test]
+    fn body_limits_have_safe_defaults_and_bounds() {
+        let c = Config::load_from(None, Vec::new()).unwrap();
+        assert_eq!(c.limits.max_unauthenticated_body_bytes, 64 * 1024);
+        assert_eq!(c.limits.body_read_timeout_seconds, 30);
+        for (var, bad) in [
+            ("MUSTER_LIMITS__MAX_UNAUTHENTICATED_BODY_BYTES", "100"),
+            ("MUSTER_LIMITS__BODY_READ_TIMEOUT_SECONDS", "0"),
+            ("MUSTER_LIMITS__BODY_RATE_GRACE_SECONDS", "0"),
+        ] {
+            let err = Config::load_from(None, vec![(var.into(), bad.into())]).unwrap_err();
+            let name = var
+                .trim_start_matches("MUSTER_LIMITS__")
+                .to_ascii_lowercase();
+            assert!(format!("{err:#}").contains(&name), "{err:#}");
+        }
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub enum ApiError {
     Conflict(String),
     UnsupportedMediaType(String),
     PayloadTooLarge(String),
+    /// 408: the request body arrived too slowly (or stalled).
+    RequestTimeout {
+        code: &'static str,
+        detail: String,
+    },
     /// 429 with `Retry-After`: too many failed authentications (or token
     /// requests) from this address or for this client.
     TooManyRequests {
@@ -68,6 +73,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -88,6 +94,7 @@ impl ApiError {
             ApiError::Conflict(d) => ("conflict", d.clone()),
             ApiError::UnsupportedMediaType(d) => ("unsupported_media_type", d.clone()),
             ApiError::PayloadTooLarge(d) => ("payload_too_large", d.clone()),
+            ApiError::RequestTimeout { code, detail } => (code, detail.clone()),
             ApiError::TooManyRequests { retry_after } => (
                 "too_many_requests",
                 format!("too many failed authentications; try again in {retry_after} seconds"),
@@ -206,6 +213,14 @@ mod tests {
         assert_eq!(
             ApiError::PayloadTooLarge("x".into()).status(),
             StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            ApiError::RequestTimeout {
+                code: "upload_too_slow",
+                detail: "x".into()
+            }
+            .status(),
+            StatusCode::REQUEST_TIMEOUT
         );
         assert_eq!(
             ApiError::Unavailable(anyhow::anyhow!("x")).status(),

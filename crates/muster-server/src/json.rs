@@ -27,11 +27,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             ));
         }
         let limit = state.config.limits.max_json_bytes;
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
+        let bytes = crate::bodies::read_limited(req.into_body(), limit)
             .await
-            .map_err(|_| {
-                ApiError::PayloadTooLarge(format!("the JSON body is larger than {limit} bytes"))
-            })?;
+            .map_err(|e| e.api_error("the JSON body"))?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             // serde's message names the field and the expected type; it

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod audit_api;
 pub mod auth;
+pub mod bodies;
 pub mod client_assertion;
 pub mod client_keys;
 pub mod cluster;
@@ -132,7 +133,14 @@ pub fn router(state: AppState) -> Router {
             "/issuers/{name}",
             get(login_sync::issuer_get).delete(login_sync::issuer_delete),
         )
-        .route("/login-sync", post(login_sync::login_sync))
+        // Reachable before authentication: a small body limit.
+        .route(
+            "/login-sync",
+            post(login_sync::login_sync).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                bodies::limit_problem,
+            )),
+        )
         // Change events and webhook subscriptions (SPEC 4).
         .route("/changes", get(subscriptions::changes_list))
         .route(
@@ -164,10 +172,18 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             signing::verify_signature,
         ));
+    // The OAuth endpoints read their bodies before the client is known.
+    let small_body = || axum::middleware::from_fn_with_state(state.clone(), bodies::limit_oauth);
     Router::new()
         .nest("/api/v1", api)
-        .route("/oauth2/token", post(oauth::token_create))
-        .route("/oauth2/revoke", post(oauth::token_revoke))
+        .route(
+            "/oauth2/token",
+            post(oauth::token_create).layer(small_body()),
+        )
+        .route(
+            "/oauth2/revoke",
+            post(oauth::token_revoke).layer(small_body()),
+        )
         .route(
             "/.well-known/oauth-authorization-server",
             get(oauth::metadata),
@@ -176,9 +192,15 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found)
-        // Uploads are streamed and limited by the import handler itself;
-        // JSON bodies by their extractor.
-        .layer(DefaultBodyLimit::disable())
+        // Uploads are streamed and limited by the import handler itself
+        // (a raw `Body` is not held to this); JSON bodies by their
+        // extractor; anything else axum buffers, to the JSON limit.
+        .layer(DefaultBodyLimit::max(state.config.limits.max_json_bytes))
+        // Every body keeps a minimum pace (see `bodies`).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            bodies::pace,
+        ))
         .layer(telemetry::trace_layer())
         .with_state(state)
 }

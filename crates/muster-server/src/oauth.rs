@@ -65,6 +65,26 @@ impl OAuthFailure {
             )
         }
     }
+    /// A body the endpoint would not read whole (see [`crate::bodies`]):
+    /// `invalid_request` (RFC 6749 5.2) with the status that says why.
+    pub(crate) fn body_refused(e: &crate::bodies::BodyError) -> Self {
+        use crate::bodies::BodyError;
+        match e {
+            BodyError::TooLarge { limit } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                format!("the request body is larger than {limit} bytes"),
+            ),
+            BodyError::TooSlow(t) => Self::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request",
+                format!("the request body arrived too slowly: {t}"),
+            ),
+            BodyError::Interrupted => {
+                Self::invalid_request("the request body ended before it was complete")
+            }
+        }
+    }
     fn server_error() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

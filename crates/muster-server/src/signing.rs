@@ -24,7 +24,9 @@
 //! host does not verify here.
 //!
 //! **Bodies.** For every route but the upload, the body is buffered (up to
-//! `limits.max_json_bytes`, the largest any of them accepts) and its
+//! the route's own limit: `limits.max_json_bytes` for POST, PUT and PATCH,
+//! `limits.max_unauthenticated_body_bytes` for login sync and the methods
+//! that take no body; a larger one is answered 413 unread) and its
 //! `Content-Digest` checked (RFC 9530) before the handler runs. The upload
 //! (`POST /api/v1/imports`) is streamed to disk, never buffered: its body
 //! is wrapped so that SHA-256 (or SHA-512) is computed as it flows, and a
@@ -61,6 +63,23 @@ pub struct SignedBy(pub ClientRow);
 
 /// The one route whose body is streamed rather than buffered.
 const UPLOAD_PATH: &str = "/api/v1/imports";
+/// The route reachable without a client credential (its JWT is its
+/// credential): it takes no body.
+const LOGIN_SYNC_PATH: &str = "/api/v1/login-sync";
+
+/// How much of a signed request's body is buffered to check its digest:
+/// the JSON limit for the methods that carry a JSON body, the small
+/// unauthenticated limit for the rest (they take no body) and login sync.
+fn buffer_limit(limits: &crate::config::Limits, method: &Method, path: &str) -> usize {
+    let takes_json =
+        matches!(*method, Method::POST | Method::PUT | Method::PATCH) && path != LOGIN_SYNC_PATH;
+    if takes_json {
+        limits.max_json_bytes
+    } else {
+        limits.max_unauthenticated_body_bytes
+    }
+}
+
 /// Longest nonce accepted (and stored).
 const MAX_NONCE: usize = 128;
 /// How long a nonce is remembered: a signature is acceptable while its
@@ -264,11 +283,16 @@ async fn authenticate(
     let (buffered, streamed): (Option<Bytes>, Option<Body>) = if streaming {
         (None, Some(body))
     } else {
-        let limit = state.config.limits.max_json_bytes;
-        let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-            ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
-                .into_response()
-        })?;
+        // Read before the signature is checked, so no more than the route
+        // itself would take.
+        let limit = buffer_limit(&state.config.limits, &parts.method, uri.path());
+        let refuse = |e: crate::bodies::BodyError| e.api_error("the body").into_response();
+        if crate::bodies::declared_length(&parts.headers).is_some_and(|n| n > limit as u64) {
+            return Err(refuse(crate::bodies::BodyError::TooLarge { limit }));
+        }
+        let bytes = crate::bodies::read_limited(body, limit)
+            .await
+            .map_err(refuse)?;
         (Some(bytes), None)
     };
     // Header lines for the signature base; values that are not visible
