@@ -512,10 +512,58 @@ fn check_encryption(p: &ImportParams, intake: &IntakePolicy, head: &[u8]) -> Api
 /// armor line fits well within this).
 const SNIFF_BYTES: usize = 64;
 
+/// Plaintext gathered before it is sealed and written, in one short
+/// blocking job: an upload holds a blocking thread only while a piece is
+/// written, never while it waits for the client's bytes.
+const PIECE: usize = 256 * 1024;
+
+type Sealer = SealWriter<std::fs::File>;
+
+/// The `.part` being written: idle between pieces, or in the blocking job
+/// writing one (which hands the writer and the emptied buffer back).
+enum Sink {
+    Idle(Sealer),
+    Writing(tokio::task::JoinHandle<std::io::Result<(Sealer, Vec<u8>)>>),
+}
+
+impl Sink {
+    /// Waits for the piece in hand, if any.
+    async fn settle(self) -> ApiResult<(Sealer, Option<Vec<u8>>)> {
+        match self {
+            Sink::Idle(w) => Ok((w, None)),
+            Sink::Writing(job) => {
+                let (w, buf) = job.await?.map_err(sealing_failed)?;
+                Ok((w, Some(buf)))
+            }
+        }
+    }
+}
+
+fn sealing_failed(e: std::io::Error) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("sealing the upload failed: {e}"))
+}
+
+/// Removes the `.part` when dropped, unless it was stored: on every
+/// failure, and when the request is dropped mid-body (the client went
+/// away). The file is created before any piece is written, so a write
+/// still running then cannot create it again after the removal.
+struct PartFile {
+    path: std::path::PathBuf,
+    stored: bool,
+}
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        if !self.stored {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// Streams the body into a sealed file; never holds it whole in memory and
-/// never writes plaintext. `check` sees the first bytes before anything is
-/// kept and can refuse the upload. Returns the bytes received and `check`'s
-/// answer.
+/// never writes plaintext. `check` sees the first bytes before anything of
+/// the body is kept and can refuse the upload. Returns the bytes received
+/// and `check`'s answer.
 async fn receive_upload<T>(
     state: &AppState,
     id: &str,
@@ -524,22 +572,19 @@ async fn receive_upload<T>(
 ) -> ApiResult<(u64, T)> {
     let dir = state.config.uploads_dir();
     let final_path = crate::worker::upload_path(&state.config, id);
-    let part = dir.join(format!("{id}.part"));
+    let mut part = PartFile {
+        path: dir.join(format!("{id}.part")),
+        stored: false,
+    };
     let key = state.master_key.current();
     let aad = id.as_bytes().to_vec();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
-    let part2 = part.clone();
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let f = std::fs::File::create(&part2)?;
-        let mut w = SealWriter::new(std::io::BufWriter::with_capacity(256 * 1024, f), &key, &aad)?;
-        while let Some(chunk) = rx.blocking_recv() {
-            w.write_all(&chunk)?;
-        }
-        let inner = w.finish()?;
-        let f = inner.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        Ok(())
-    });
+    let path = part.path.clone();
+    let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Sealer> {
+        SealWriter::new(std::fs::File::create(&path)?, &key, &aad)
+    })
+    .await?
+    .map_err(sealing_failed)?;
+    let mut sink = Some(Sink::Idle(opened));
     let max = state.config.limits.max_upload_bytes;
     let mut total = 0u64;
     let mut stream = body.into_data_stream();
@@ -547,42 +592,69 @@ async fn receive_upload<T>(
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF_BYTES);
     let mut check = Some(check);
     let mut verdict: Option<T> = None;
+    // `buf` fills while the previous piece is written from `spare`.
+    let mut buf: Vec<u8> = Vec::new();
+    let mut spare: Vec<u8> = Vec::new();
     while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(c) => {
-                if head.len() < SNIFF_BYTES {
-                    let take = (SNIFF_BYTES - head.len()).min(c.len());
-                    head.extend_from_slice(&c[..take]);
-                    if head.len() == SNIFF_BYTES {
-                        if let Some(f) = check.take() {
-                            match f(&head) {
-                                Ok(v) => verdict = Some(v),
-                                Err(e) => {
-                                    failure = Some(e);
-                                    break;
-                                }
-                            }
+        let c = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                failure = Some(match crate::bodies::too_slow(&e) {
+                    Some(why) => ApiError::RequestTimeout {
+                        code: "upload_too_slow",
+                        detail: format!("the upload arrived too slowly: {why}"),
+                    },
+                    None => ApiError::bad_request(
+                        "upload_interrupted",
+                        "the upload ended before the body was complete",
+                    ),
+                });
+                break;
+            }
+        };
+        if head.len() < SNIFF_BYTES {
+            let take = (SNIFF_BYTES - head.len()).min(c.len());
+            head.extend_from_slice(&c[..take]);
+            if head.len() == SNIFF_BYTES {
+                if let Some(f) = check.take() {
+                    match f(&head) {
+                        Ok(v) => verdict = Some(v),
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
                         }
                     }
                 }
-                total += c.len() as u64;
-                if total > max {
-                    failure = Some(ApiError::PayloadTooLarge(format!(
-                        "the upload is larger than the limit of {max} bytes"
-                    )));
+            }
+        }
+        total += c.len() as u64;
+        if total > max {
+            failure = Some(ApiError::PayloadTooLarge(format!(
+                "the upload is larger than the limit of {max} bytes"
+            )));
+            break;
+        }
+        buf.extend_from_slice(&c);
+        if buf.len() >= PIECE {
+            // The sniff check has run: a piece is far longer than its window.
+            let Some(s) = sink.take() else { break };
+            let w = match s.settle().await {
+                Ok((w, emptied)) => {
+                    spare = emptied.unwrap_or(spare);
+                    w
+                }
+                Err(e) => {
+                    failure = Some(e);
                     break;
                 }
-                if tx.send(c).await.is_err() {
-                    break;
-                }
-            }
-            Err(_) => {
-                failure = Some(ApiError::bad_request(
-                    "upload_interrupted",
-                    "the upload ended before the body was complete",
-                ));
-                break;
-            }
+            };
+            let mut piece = std::mem::replace(&mut buf, std::mem::take(&mut spare));
+            sink = Some(Sink::Writing(tokio::task::spawn_blocking(move || {
+                let mut w = w;
+                w.write_all(&piece)?;
+                piece.clear();
+                Ok((w, piece))
+            })));
         }
     }
     if failure.is_none() {
@@ -594,29 +666,37 @@ async fn receive_upload<T>(
             }
         }
     }
-    drop(tx);
-    let written = writer.await?;
+    // The piece in hand ends before anything else happens to the file.
+    let settled = match sink.take() {
+        Some(s) => s.settle().await,
+        None => Err(ApiError::Internal(anyhow::anyhow!(
+            "the upload lost its file"
+        ))),
+    };
     if let Some(f) = failure {
-        let _ = std::fs::remove_file(&part);
         return Err(f);
     }
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&part);
-        return Err(ApiError::Internal(anyhow::anyhow!(
-            "sealing the upload failed: {e}"
-        )));
-    }
+    let (w, _) = settled?;
     let verdict =
         verdict.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("upload not checked")))?;
-    std::fs::rename(&part, &final_path)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("storing the upload failed: {e}")))?;
-    // The rename is durable before the import row that names the file
-    // commits, so even a power cut cannot leave an import without its
-    // upload (a process crash cannot anyway).
-    let synced = tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all()).await;
-    if let Ok(Err(e)) = synced {
-        tracing::warn!(error = %e, "cannot sync the uploads directory");
-    }
+    // The tail and the last chunk, then fsync and rename, and the rename
+    // made durable before the import row that names the file commits, so
+    // even a power cut cannot leave an import without its upload (a
+    // process crash cannot anyway).
+    let from = part.path.clone();
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let mut w = w;
+        w.write_all(&buf)?;
+        w.finish()?.sync_all()?;
+        std::fs::rename(&from, &final_path)?;
+        if let Err(e) = std::fs::File::open(&dir).and_then(|d| d.sync_all()) {
+            tracing::warn!(error = %e, "cannot sync the uploads directory");
+        }
+        Ok(())
+    })
+    .await?
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("storing the upload failed: {e}")))?;
+    part.stored = true;
     Ok((total, verdict))
 }
 
