@@ -9,6 +9,7 @@ mod helpers;
 mod admin;
 mod audit;
 mod auth_limits;
+mod bodies;
 mod encrypted;
 mod fanout;
 mod imports;
