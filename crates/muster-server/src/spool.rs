@@ -20,13 +20,17 @@
 //! may be receiving an upload into a `.part` (there is no import yet), or
 //! have renamed it and not yet committed the import, or have just created
 //! an import (and its index) after this sweep read the pending ones. A
-//! `.part` being written is modified as its bytes arrive (a buffer at a
-//! time), so only an upload that sends nothing for the whole grace period
-//! can lose its file; its client then gets an error and sends the file
-//! again with the same `Idempotency-Key`. Ages are read from the files'
-//! own times, so they are measured by the real clock, not the injected one
-//! (instances on several hosts sharing the directory need clocks that
-//! agree to well within the grace period).
+//! `.part` being written is modified as its bytes arrive (a sealed piece of
+//! 256 KiB at a time), and an upload that falls behind
+//! `limits.min_upload_bytes_per_second` or stalls for
+//! `limits.body_read_timeout_seconds` is ended (and its `.part` removed) by
+//! its own instance: at the default pace a live upload's `.part` changes
+//! at least every 256 s, far within the grace period. A client whose
+//! upload is ended gets an error and sends the file again with the same
+//! `Idempotency-Key`. Ages are read from the files' own times, so they
+//! are measured by the real clock, not the injected one (instances on
+//! several hosts sharing the directory need clocks that agree to well
+//! within the grace period).
 use crate::state::AppState;
 use muster_store::{Store, StoreError};
 use std::collections::HashSet;
