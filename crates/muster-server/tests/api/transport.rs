@@ -319,6 +319,43 @@ async fn an_https_request_works_with_a_generated_certificate() {
     assert_eq!(alpn(&app, &first, b"http/1.1").await, b"http/1.1");
 }
 
+#[tokio::test]
+async fn an_http2_client_is_served_over_tls() {
+    // curl, built with nghttp2, is the HTTP/2 peer.
+    if !crate::encrypted::have("curl") {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    let p = pki("h2");
+    install(certs.path(), &p);
+    let ca = certs.path().join("ca.pem");
+    std::fs::write(&ca, &p.ca_pem).unwrap();
+    let app = spawn_tls_app(&certs, vec![]).await;
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "--http2",
+            "-sS",
+            "-D",
+            "-",
+            "-w",
+            "\n%{http_version}",
+            "--cacert",
+        ])
+        .arg(&ca)
+        .arg(app.url("/healthz"))
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.ends_with("ok\n2"), "{text}");
+    assert!(text.contains("x-content-type-options: nosniff"), "{text}");
+}
+
 /// The protocol the server picks when the client offers only `proto`.
 async fn alpn(app: &TestApp, ca: &Pki, proto: &[u8]) -> Vec<u8> {
     use tokio_rustls::rustls;
