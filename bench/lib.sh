@@ -8,6 +8,8 @@
 #   bench_push FILE FIELD MIN [push args...]
 #                         push and print the seconds it took; fails unless
 #                         the import succeeded with counts.FIELD >= MIN
+#   bench_cert DIR        a self-signed P-256 certificate for 127.0.0.1 in
+#                         DIR (chain.pem, key.pem 0600), for [tls]
 BIN=${BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release}
 pid=""
 bench_cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; }
@@ -25,6 +27,14 @@ bench_start() {
 
 bench_stop() {
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+}
+
+bench_cert() {
+  mkdir -p "$1"
+  ( umask 077
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout "$1/key.pem" -out "$1/chain.pem" -days 2 -subj "/CN=127.0.0.1" \
+      -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" 2>/dev/null )
 }
 
 bench_json() { python3 -c "import json,sys; v=json.load(sys.stdin); print(v$1)"; }

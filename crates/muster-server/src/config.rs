@@ -19,7 +19,7 @@ pub struct Config {
     /// Address to listen on.
     pub listen: String,
     /// The URL clients use to reach the gateway (the OAuth issuer); empty
-    /// means `http://<listen>`.
+    /// means `http://<listen>`, or `https://<listen>` when `[tls]` is on.
     pub public_url: String,
     /// A file holding the 32-byte master key (64 hex characters); empty
     /// means `<data_dir>/master.key`, generated on first start.
@@ -31,6 +31,56 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub webhooks: WebhookConfig,
     pub cluster: ClusterConfig,
+    pub http: HttpConfig,
+    pub tls: TlsConfig,
+}
+
+/// How the listener treats connections (see docs/security.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Seconds a client has to send a whole request head once its first
+    /// byte has arrived (and to finish the TLS handshake); a connection
+    /// that takes longer is closed.
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a connection may stay open with no request in flight and,
+    /// on HTTP/1.1, no byte of the next request received: then it is
+    /// closed. Keep it above the idle timeout of a proxy or load balancer
+    /// that reuses connections to the gateway.
+    pub idle_timeout_seconds: u64,
+    /// Open connections served at once. At the cap the gateway stops
+    /// accepting until one closes, so further clients wait in the kernel's
+    /// listen backlog. Keep it below the process's open-file limit.
+    pub max_connections: usize,
+    /// Seconds requests in flight get to finish when the gateway stops
+    /// (`muster serve` on SIGTERM or Ctrl-C); then the remaining
+    /// connections are closed.
+    pub shutdown_grace_seconds: u64,
+}
+
+/// HTTPS from certificate files (see docs/security.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, the gateway's own certificate
+    /// first. Empty (with `key_file`) serves plain HTTP.
+    pub cert_file: String,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or
+    /// SEC1). Readable by the service user alone.
+    pub key_file: String,
+    /// How often, in seconds, the files' modification times are checked;
+    /// changed files are loaded without a restart (as they are on SIGHUP).
+    pub reload_check_seconds: u64,
+    /// `max-age` of the `Strict-Transport-Security` header sent on every
+    /// response over TLS; 0 tells browsers to forget an earlier one.
+    pub hsts_max_age_seconds: u64,
+}
+
+impl TlsConfig {
+    /// Whether the gateway serves HTTPS.
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.is_empty()
+    }
 }
 
 /// How instances sharing a database keep each other informed.
@@ -227,6 +277,16 @@ secret_overlap_seconds = 86400
 max_assertion_lifetime_seconds = 300
 [cluster]
 heartbeat_ms = 2000
+[http]
+header_read_timeout_seconds = 10
+idle_timeout_seconds = 120
+max_connections = 4096
+shutdown_grace_seconds = 20
+[tls]
+cert_file = ""
+key_file = ""
+reload_check_seconds = 5
+hsts_max_age_seconds = 31536000
 "#;
 
 /// Environment variables that are not server settings: the client side's
@@ -242,6 +302,10 @@ const CLIENT_VARS: [&str; 9] = [
     "CLIENT_SECRET_FILE",
     "SQLITE_SYNCHRONOUS",
 ];
+
+/// Settings whose names end in `_FILE` because they name a file, not
+/// because the value is to be read from one.
+const PATH_SETTINGS: [&str; 3] = ["MASTER_KEY_FILE", "TLS__CERT_FILE", "TLS__KEY_FILE"];
 
 impl Config {
     /// Defaults, then `file`, then the process environment.
@@ -275,7 +339,9 @@ impl Config {
                 url_from_file = Some(url.trim().to_owned());
                 continue;
             }
-            if CLIENT_VARS.contains(&rest) || rest.ends_with("_FILE") && rest != "MASTER_KEY_FILE" {
+            if CLIENT_VARS.contains(&rest)
+                || rest.ends_with("_FILE") && !PATH_SETTINGS.contains(&rest)
+            {
                 continue;
             }
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
@@ -348,6 +414,31 @@ impl Config {
         anyhow::ensure!(
             (1..=3600).contains(&self.limits.body_rate_grace_seconds),
             "limits.body_rate_grace_seconds must be between 1 and 3600"
+        );
+        let http = &self.http;
+        anyhow::ensure!(
+            (1..=3600).contains(&http.header_read_timeout_seconds),
+            "http.header_read_timeout_seconds must be between 1 and 3600"
+        );
+        anyhow::ensure!(
+            (1..=86400).contains(&http.idle_timeout_seconds),
+            "http.idle_timeout_seconds must be between 1 and 86400"
+        );
+        anyhow::ensure!(
+            (1..=1_000_000).contains(&http.max_connections),
+            "http.max_connections must be between 1 and 1000000"
+        );
+        anyhow::ensure!(
+            http.shutdown_grace_seconds <= 3600,
+            "http.shutdown_grace_seconds must be at most 3600"
+        );
+        anyhow::ensure!(
+            self.tls.cert_file.is_empty() == self.tls.key_file.is_empty(),
+            "tls.cert_file and tls.key_file go together: set both (HTTPS) or neither"
+        );
+        anyhow::ensure!(
+            (1..=3600).contains(&self.tls.reload_check_seconds),
+            "tls.reload_check_seconds must be between 1 and 3600"
         );
         Ok(())
     }
@@ -562,6 +653,41 @@ mod tests {
                 .trim_start_matches("MUSTER_LIMITS__")
                 .to_ascii_lowercase();
             assert!(format!("{err:#}").contains(&name), "{err:#}");
+        }
+    }
+
+    #[test]
+    fn tls_files_can_be_named_in_the_environment_and_go_together() {
+        let env = vec![
+            (
+                "MUSTER_TLS__CERT_FILE".into(),
+                "/etc/muster/chain.pem".into(),
+            ),
+            ("MUSTER_TLS__KEY_FILE".into(), "/etc/muster/key.pem".into()),
+        ];
+        let c = Config::load_from(None, env).unwrap();
+        assert_eq!(c.tls.cert_file, "/etc/muster/chain.pem");
+        assert_eq!(c.tls.key_file, "/etc/muster/key.pem");
+        assert!(c.tls.enabled());
+        assert!(!Config::load_from(None, Vec::new()).unwrap().tls.enabled());
+        let env = vec![(
+            "MUSTER_TLS__CERT_FILE".into(),
+            "/etc/muster/chain.pem".into(),
+        )];
+        let err = Config::load_from(None, env).unwrap_err();
+        assert!(format!("{err:#}").contains("tls.key_file"), "{err:#}");
+    }
+
+    #[test]
+    fn connection_limits_are_bounded() {
+        for (var, bad) in [
+            ("MUSTER_HTTP__HEADER_READ_TIMEOUT_SECONDS", "0"),
+            ("MUSTER_HTTP__IDLE_TIMEOUT_SECONDS", "0"),
+            ("MUSTER_HTTP__MAX_CONNECTIONS", "0"),
+            ("MUSTER_HTTP__SHUTDOWN_GRACE_SECONDS", "3601"),
+        ] {
+            let err = Config::load_from(None, vec![(var.into(), bad.into())]).unwrap_err();
+            assert!(format!("{err:#}").contains("http."), "{var}: {err:#}");
         }
     }
 

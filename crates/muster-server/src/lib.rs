@@ -31,6 +31,7 @@ pub mod spool;
 pub mod state;
 pub mod subscriptions;
 pub mod telemetry;
+pub mod transport;
 pub mod webhooks;
 pub mod worker;
 pub mod write;
@@ -51,6 +52,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -202,6 +204,11 @@ pub fn router(state: AppState) -> Router {
             bodies::pace,
         ))
         .layer(telemetry::trace_layer())
+        // Outermost: also the answers of the layers inside get the headers.
+        .layer(axum::middleware::from_fn_with_state(
+            transport::ResponseHeaders::new(&state.config),
+            transport::security_headers,
+        ))
         .with_state(state)
 }
 
@@ -288,15 +295,29 @@ fn open_store(config: &config::Config, existing_only: bool) -> anyhow::Result<Ar
 pub struct Running {
     pub addr: std::net::SocketAddr,
     pub state: AppState,
-    shutdown: Arc<Notify>,
+    tls: Option<Arc<transport::Tls>>,
+    shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
-    /// Asks for a graceful stop and waits for it.
+    /// Asks for a graceful stop and waits for it: requests in flight get
+    /// `http.shutdown_grace_seconds`, then the connections are closed.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.notify_one();
+        self.shutdown.cancel();
         self.handle.await.context("server task")?
+    }
+
+    /// `https://ADDR` or `http://ADDR`: the listener itself, whatever
+    /// `public_url` says.
+    pub fn local_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The TLS certificate reloader, when TLS is on (SIGHUP calls it).
+    pub fn tls(&self) -> Option<Arc<transport::Tls>> {
+        self.tls.clone()
     }
 }
 
@@ -307,6 +328,14 @@ pub async fn spawn(
     listener: TcpListener,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Running> {
+    // A certificate that cannot be used stops the start, before anything
+    // else is touched.
+    let tls = if config.tls.enabled() {
+        let tls_config = config.tls.clone();
+        Some(tokio::task::spawn_blocking(move || transport::Tls::load(&tls_config)).await??)
+    } else {
+        None
+    };
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -333,7 +362,8 @@ pub async fn spawn(
     }
     let addr = listener.local_addr()?;
     let issuer = if config.public_url.is_empty() {
-        format!("http://{addr}")
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{addr}")
     } else {
         config.public_url.trim_end_matches('/').to_owned()
     };
@@ -376,19 +406,26 @@ pub async fn spawn(
     let deliveries = tokio::spawn(webhooks::run(state.clone(), stop.clone()));
     let scheduler = tokio::spawn(schedule::run(state.clone(), stop.clone()));
     let sweeper = tokio::spawn(spool::run(state.clone(), stop.clone()));
-    let shutdown = Arc::new(Notify::new());
+    let shutdown = CancellationToken::new();
     let app = router(state.clone());
-    let sd = shutdown.clone();
+    let limits = transport::Limits::from_config(&state.config.http);
+    let watcher = tls.clone().map(|t| {
+        let every = std::time::Duration::from_secs(state.config.tls.reload_check_seconds);
+        tokio::spawn(t.watch(every, shutdown.clone()))
+    });
+    let listening = tokio::spawn(transport::serve(
+        listener,
+        app,
+        limits,
+        tls.clone(),
+        shutdown.clone(),
+    ));
     let gone = state.clone();
     let handle = tokio::spawn(async move {
-        // The peer address feeds the failed-authentication limits.
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { sd.notified().await })
-        .await
-        .context("http server")?;
+        listening.await.context("http server")?;
+        if let Some(w) = watcher {
+            w.abort();
+        }
         // The worker stops between batches: no batch is half-applied.
         stop.store(true, Ordering::SeqCst);
         // Delivery may be mid-request: stopping it there only means that
@@ -411,6 +448,7 @@ pub async fn spawn(
     Ok(Running {
         addr,
         state,
+        tls,
         shutdown,
         handle,
     })
@@ -422,12 +460,32 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
     // Signal handlers first: a SIGTERM that arrives during startup still
     // means a clean stop, not the default of dying on the spot.
     let stop = shutdown_signal()?;
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")?;
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let running = spawn(config, listener, Arc::new(SystemClock)).await?;
-    tracing::info!(addr = %running.addr, "muster is listening");
+    tracing::info!(url = %running.local_url(), "muster is listening");
+    // SIGHUP reloads the TLS certificate (the files are also watched).
+    #[cfg(unix)]
+    let reloader = {
+        let tls = running.tls();
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                match tls.clone() {
+                    Some(tls) => {
+                        let _ = tokio::task::spawn_blocking(move || tls.reload("SIGHUP")).await;
+                    }
+                    None => tracing::info!("SIGHUP: TLS is off, nothing to reload"),
+                }
+            }
+        })
+    };
     stop.await;
+    #[cfg(unix)]
+    reloader.abort();
     tracing::info!("shutting down: finishing the current batch");
     running.stop().await
 }

@@ -17,8 +17,8 @@
 //! **`@target-uri`** (RFC 9421 2.2.2) is the absolute URI the client used.
 //! The gateway rebuilds it as: the configured `public_url` (scheme,
 //! authority and any path prefix a proxy strips) followed by the request's
-//! path and query; without `public_url`, `http://` + the `Host` header +
-//! path and query (the gateway itself speaks plain HTTP). `X-Forwarded-*`
+//! path and query; without `public_url`, `http://` (`https://` when the
+//! gateway serves TLS itself) + the `Host` header + path and query. `X-Forwarded-*`
 //! headers are never trusted: behind a TLS-terminating proxy, set
 //! `public_url`, which also pins the host so a signature made for another
 //! host does not verify here.
@@ -138,7 +138,12 @@ fn target_uri(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Option<String
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
-    valid.then(|| format!("http://{host}{pq}"))
+    let scheme = if state.config.tls.enabled() {
+        "https"
+    } else {
+        "http"
+    };
+    valid.then(|| format!("{scheme}://{host}{pq}"))
 }
 
 /// An expected body digest for a streamed body (RFC 9530 2: the first of

@@ -8,7 +8,7 @@ use std::process::Command;
 
 /// Whether `tool` can run here. Missing under CI=true is a failure: the
 /// test command installs it (scripts/install-test-tools).
-fn have(tool: &str) -> bool {
+pub fn have(tool: &str) -> bool {
     let ok = Command::new(tool)
         .arg("--version")
         .output()

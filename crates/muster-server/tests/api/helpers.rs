@@ -190,7 +190,7 @@ async fn start(
     let running = muster_server::spawn(config, listener, Arc::new(clock.clone()))
         .await
         .unwrap();
-    let base = format!("http://{}", running.addr);
+    let base = running.local_url();
     let token_path = dir.path().join("initial-admin-token");
     let admin_token = std::fs::read_to_string(&token_path)
         .unwrap()

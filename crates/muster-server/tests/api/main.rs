@@ -23,5 +23,6 @@ mod private_key_jwt;
 mod semantics;
 mod signing;
 mod spool;
+mod transport;
 mod webhooks;
 mod write_policy;
