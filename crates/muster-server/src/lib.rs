@@ -21,6 +21,7 @@ pub mod login_sync;
 pub mod master_key;
 pub mod oauth;
 pub mod openapi;
+pub mod outbound;
 pub mod people;
 pub mod ratelimit;
 pub mod row_index;
@@ -133,6 +134,10 @@ pub fn router(state: AppState) -> Router {
             get(login_sync::issuer_get).delete(login_sync::issuer_delete),
         )
         .route("/login-sync", post(login_sync::login_sync))
+        .route(
+            "/tenants/{tenant}/login-sync",
+            post(login_sync::tenant_login_sync),
+        )
         // Change events and webhook subscriptions (SPEC 4).
         .route("/changes", get(subscriptions::changes_list))
         .route(

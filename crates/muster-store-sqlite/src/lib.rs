@@ -89,8 +89,24 @@ const MIGRATIONS: &[(i64, &str)] = &[
         "ALTER TABLE subscriptions ADD COLUMN lease_owner TEXT; \
          ALTER TABLE subscriptions ADD COLUMN lease_until INTEGER;",
     ),
+    (
+        6,
+        // Issuers per tenant, as in PostgreSQL: `(issuer, audience)` unique
+        // within a tenant instead of across them. SQLite cannot drop a
+        // table constraint, so the table is rebuilt (nothing refers to it).
+        "CREATE TABLE issuers_per_tenant (id TEXT PRIMARY KEY, \
+           tenant_id TEXT NOT NULL REFERENCES tenants(id), name TEXT NOT NULL, \
+           issuer TEXT NOT NULL, audience TEXT NOT NULL, settings TEXT NOT NULL, \
+           hs256_sealed BLOB, created_at INTEGER NOT NULL, \
+           UNIQUE (tenant_id, name), UNIQUE (tenant_id, issuer, audience)); \
+         INSERT INTO issuers_per_tenant (id, tenant_id, name, issuer, audience, settings, \
+           hs256_sealed, created_at) SELECT id, tenant_id, name, issuer, audience, settings, \
+           hs256_sealed, created_at FROM issuers; \
+         DROP TABLE issuers; \
+         ALTER TABLE issuers_per_tenant RENAME TO issuers;",
+    ),
 ];
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 const READERS_KEPT: usize = 8;
 
 pub(crate) fn be(e: rusqlite::Error) -> StoreError {
@@ -1316,8 +1332,8 @@ impl Store for SqliteStore {
         self.read(|conn| issuers::list(conn, tenant))
     }
 
-    fn issuer_find(&self, issuer: &str) -> Result<Vec<IssuerRow>> {
-        self.read(|conn| issuers::find(conn, issuer))
+    fn issuer_find(&self, tenant: &TenantId, issuer: &str) -> Result<Vec<IssuerRow>> {
+        self.read(|conn| issuers::find(conn, tenant, issuer))
     }
 
     fn issuer_delete(&self, tenant: &TenantId, name: &str) -> Result<()> {
