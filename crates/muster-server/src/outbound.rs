@@ -511,6 +511,81 @@ mod tests {
             .is_err());
     }
 
+    /// A loopback listener counting the connections it gets.
+    async fn counting_listener() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let n = Arc::new(AtomicUsize::new(0));
+        let seen = n.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = l.accept().await {
+                seen.fetch_add(1, Ordering::SeqCst);
+                drop(sock);
+            }
+        });
+        (port, n)
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_a_special_purpose_destination_is_not_followed() {
+        use axum::http::{header::LOCATION, StatusCode};
+        use std::sync::atomic::Ordering;
+        let (target, connections) = counting_listener().await;
+        let hop = axum::Router::new()
+            .route(
+                "/literal",
+                axum::routing::get(move || async move {
+                    let to = format!("https://127.0.0.1:{target}/jwks");
+                    (StatusCode::FOUND, [(LOCATION, to)])
+                }),
+            )
+            .route(
+                "/name",
+                axum::routing::get(move || async move {
+                    let to = format!("https://localhost:{target}/jwks");
+                    (StatusCode::FOUND, [(LOCATION, to)])
+                }),
+            )
+            .route(
+                "/loop",
+                axum::routing::get(|| async { (StatusCode::FOUND, [(LOCATION, "/loop")]) }),
+            );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hop_addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, hop).await.unwrap() });
+        // The first hop stands in for an IdP on a public address: its name
+        // is pinned to the local server, past the resolver.
+        let client = |rule: Rule| {
+            rule.client(
+                reqwest::Client::builder().resolve("idp.test", hop_addr),
+                Redirects::Checked(3),
+            )
+            .unwrap()
+        };
+        let first = |path: &str| format!("http://idp.test:{}{path}", hop_addr.port());
+        let deny = client(DENY);
+        for (path, why) in [
+            ("/literal", "a redirect: the destination address 127.0.0.1"),
+            ("/name", "localhost: "),
+        ] {
+            let err = deny.get(first(path)).send().await.unwrap_err();
+            let r = refusal(&err).expect("the rule's refusal");
+            assert!(r.to_string().starts_with(why), "{path}: {r}");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 0, "a hop was followed");
+        // Hops are counted.
+        let allow = client(Rule {
+            allow_private: true,
+        });
+        let err = allow.get(first("/loop")).send().await.unwrap_err();
+        let r = refusal(&err).expect("the rule's refusal");
+        assert_eq!(r.to_string(), "more than 3 redirects");
+        // Where the rule allows it, the hop is followed.
+        let _ = allow.get(first("/literal")).send().await;
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+    }
+
     #[tokio::test]
     async fn a_name_that_resolves_to_loopback_is_refused_at_registration_and_connect() {
         let e = DENY

@@ -2347,6 +2347,63 @@ mod tests {
         }
     }
 
+    /// A database made before issuers were per tenant (schema v5) keeps
+    /// its issuers when opened, and then lets another tenant register the
+    /// same `(issuer, audience)`.
+    #[test]
+    fn upgrading_keeps_issuers_and_makes_them_per_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v5.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version=1; COMMIT;"))
+                .unwrap();
+            for (v, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 5) {
+                conn.execute_batch(&format!("BEGIN; {sql} PRAGMA user_version={v}; COMMIT;"))
+                    .unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO tenants (id, name, created_at) VALUES ('default', 'Default', 0), \
+                   ('other', 'Other', 0); \
+                 INSERT INTO issuers (id, tenant_id, name, issuer, audience, settings, \
+                   hs256_sealed, created_at) VALUES ('i1', 'default', 'okta', \
+                   'https://idp.example', 'muster', '{}', X'0102', 7);",
+            )
+            .unwrap();
+            // Before: the pair is unique across tenants.
+            assert!(conn
+                .execute(
+                    "INSERT INTO issuers (id, tenant_id, name, issuer, audience, settings, \
+                     created_at) VALUES ('i2', 'other', 'okta', 'https://idp.example', \
+                     'muster', '{}', 7)",
+                    [],
+                )
+                .is_err());
+        }
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let kept: (String, String, Vec<u8>, i64) = conn
+            .query_row(
+                "SELECT tenant_id, name, hs256_sealed, created_at FROM issuers WHERE id = 'i1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, ("default".into(), "okta".into(), vec![1, 2], 7));
+        let insert = |id: &str, tenant: &str, name: &str| {
+            conn.execute(
+                "INSERT INTO issuers (id, tenant_id, name, issuer, audience, settings, \
+                 created_at) VALUES (?1, ?2, ?3, 'https://idp.example', 'muster', '{}', 7)",
+                params![id, tenant, name],
+            )
+        };
+        insert("i2", "other", "okta").unwrap();
+        assert!(
+            insert("i3", "default", "entra").is_err(),
+            "unique per tenant"
+        );
+    }
+
     /// Entries keep their hashes as bytes; a chain whose older entries
     /// hold them as hex text (written by an earlier release) still verifies,
     /// reads as hex throughout and goes on from a text head.
