@@ -229,3 +229,71 @@ async fn unauthenticated_logins_make_at_most_one_jwks_fetch_per_interval_even_wh
     }
     assert_eq!(hits.load(Ordering::SeqCst), 2);
 }
+
+/// A JWK Set endpoint that answers `body` slowly or not at all.
+async fn jwks_server(body: axum::body::Body) -> String {
+    let body = Arc::new(std::sync::Mutex::new(Some(body)));
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let b = body.lock().unwrap().take();
+            async move {
+                match b {
+                    Some(b) => axum::response::Response::new(b),
+                    None => axum::response::Response::new(axum::body::Body::empty()),
+                }
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    url
+}
+
+async fn refused_as_unavailable(app: &TestApp) {
+    let r = login(app, &sign(Algorithm::RS256, &claims(app, "E1"))).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "jwks_unavailable", "{v}");
+}
+
+#[tokio::test]
+async fn a_jwks_answer_larger_than_256_kib_is_not_read() {
+    let app = spawn_app_with(vec![(
+        "MUSTER_OUTBOUND__ALLOW_PRIVATE_DESTINATIONS",
+        "true",
+    )])
+    .await;
+    // A chunked body (no length announced): refused while reading.
+    let big = futures::stream::iter(
+        (0..80).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 4096]))),
+    );
+    let url = jwks_server(axum::body::Body::from_stream(big)).await;
+    issuer(&app, json!({"jwks": null, "jwks_url": url})).await;
+    refused_as_unavailable(&app).await;
+}
+
+#[tokio::test]
+async fn a_jwks_endpoint_that_trickles_its_answer_is_given_up_after_5_seconds() {
+    let app = spawn_app_with(vec![(
+        "MUSTER_OUTBOUND__ALLOW_PRIVATE_DESTINATIONS",
+        "true",
+    )])
+    .await;
+    // One byte a second, for a minute.
+    let slow = futures::stream::unfold(0u32, |n| async move {
+        (n < 60).then_some(())?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Some((
+            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b" ")),
+            n + 1,
+        ))
+    });
+    let url = jwks_server(axum::body::Body::from_stream(slow)).await;
+    issuer(&app, json!({"jwks": null, "jwks_url": url})).await;
+    let started = std::time::Instant::now();
+    refused_as_unavailable(&app).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+}
