@@ -7,8 +7,9 @@
 //! A login-sync request carries the IdP's JWT as `Authorization: Bearer`.
 //! The path names the tenant; among that tenant's issuers the gateway
 //! selects one by `iss` and `aud` (RFC 7519 4.1.1, 4.1.3), so a login
-//! lands in the tenant that registered the issuer and no other. It checks the JWS `alg` against the issuer's list (RFC 7515 4.1.1;
-//! `none` never, `HS256` only with a registered secret), verifies the
+//! lands in the tenant that registered the issuer and no other. It checks
+//! the JWS `alg` against the issuer's list (RFC 7515 4.1.1; `none` never,
+//! `HS256` only with a registered secret), verifies the
 //! signature with the issuer's JWK Set (uploaded, or fetched and cached;
 //! an unknown `kid`, RFC 7515 4.1.4, triggers one refetch), checks `exp`
 //! and `nbf` with the issuer's clock skew (RFC 7519 4.1.4, 4.1.5) and that
