@@ -211,6 +211,7 @@ async fn send(
         }
     };
     if let Err(why) = rule.check_url(&url) {
+        tracing::warn!(subscription = %sub.id, reason = %why, "a webhook delivery was refused by the outbound destination rule");
         return Outcome::Failed {
             status: None,
             error: format!("refused: {why}"),
@@ -237,6 +238,7 @@ async fn send(
         Err(e) => Outcome::Failed {
             status: None,
             error: if let Some(why) = crate::outbound::refusal(&e) {
+                tracing::warn!(subscription = %sub.id, reason = %why, "a webhook delivery was refused by the outbound destination rule");
                 format!("refused: {why}")
             } else if e.is_timeout() {
                 "the request timed out".into()
