@@ -30,6 +30,7 @@ pub struct Config {
     pub import: ImportConfig,
     pub tokens: TokenConfig,
     pub webhooks: WebhookConfig,
+    pub outbound: OutboundConfig,
     pub cluster: ClusterConfig,
     pub http: HttpConfig,
     pub tls: TlsConfig,
@@ -93,12 +94,26 @@ pub struct ClusterConfig {
     pub heartbeat_ms: u64,
 }
 
+/// Requests the gateway makes itself: webhook deliveries, identity
+/// providers' JWK Sets (see docs/security.md, "Outbound requests").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Allow destinations in the IANA special-purpose address ranges
+    /// (loopback, private, link-local, ...) and plain `http`, for every
+    /// outbound request. Off: nothing outbound can reach the gateway's own
+    /// network. (`webhooks.allow_private_destinations` still allows them
+    /// for webhooks alone.)
+    pub allow_private_destinations: bool,
+}
+
 /// Webhook delivery (SPEC 4).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
-    /// Allow destinations in loopback, private and link-local ranges (off:
-    /// a subscription cannot be pointed at the gateway's own network).
+    /// Allow special-purpose (loopback, private, link-local, ...)
+    /// destinations and plain `http` for webhooks only; the older spelling
+    /// of `outbound.allow_private_destinations`, which covers them too.
     pub allow_private_destinations: bool,
     /// Delays before each retry, comma separated, with units s/m/h; the
     /// default is the Standard Webhooks schedule. After the last, the
@@ -263,6 +278,8 @@ snapshot_max_deactivate_percent = 10.0
 effective_dates_interval_seconds = 300
 worker = true
 orphan_grace_seconds = 3600
+[outbound]
+allow_private_destinations = false
 [webhooks]
 allow_private_destinations = false
 retry_schedule = "5s,5m,30m,2h,5h,10h,10h"

@@ -22,6 +22,7 @@ pub mod login_sync;
 pub mod master_key;
 pub mod oauth;
 pub mod openapi;
+pub mod outbound;
 pub mod people;
 pub mod ratelimit;
 pub mod row_index;
@@ -139,6 +140,13 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/login-sync",
             post(login_sync::login_sync).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                bodies::limit_problem,
+            )),
+        )
+        .route(
+            "/tenants/{tenant}/login-sync",
+            post(login_sync::tenant_login_sync).layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 bodies::limit_problem,
             )),

@@ -1,11 +1,15 @@
-//! Just-in-time sync at login from the tenant's identity provider (SPEC
-//! 2.3): the admin API for registered issuers (`/api/v1/issuers`,
-//! `clients:admin`) and `POST /api/v1/login-sync`.
+//! Just-in-time sync at login from the tenant's identity provider: the
+//! admin API for registered issuers (`/api/v1/issuers`,
+//! `clients:admin`), `POST /api/v1/login-sync` (the default tenant's
+//! issuers) and `POST /api/v1/tenants/{tenant}/login-sync` (that
+//! tenant's).
 //!
 //! A login-sync request carries the IdP's JWT as `Authorization: Bearer`.
-//! The gateway selects the issuer by `iss` and `aud` (RFC 7519 4.1.1,
-//! 4.1.3), checks the JWS `alg` against the issuer's list (RFC 7515 4.1.1;
-//! `none` never, `HS256` only with a registered secret), verifies the
+//! The path names the tenant; among that tenant's issuers the gateway
+//! selects one by `iss` and `aud` (RFC 7519 4.1.1, 4.1.3), so a login
+//! lands in the tenant that registered the issuer and no other. It checks
+//! the JWS `alg` against the issuer's list (RFC 7515 4.1.1; `none` never,
+//! `HS256` only with a registered secret), verifies the
 //! signature with the issuer's JWK Set (uploaded, or fetched and cached;
 //! an unknown `kid`, RFC 7515 4.1.4, triggers one refetch), checks `exp`
 //! and `nbf` with the issuer's clock skew (RFC 7519 4.1.4, 4.1.5) and that
@@ -28,6 +32,7 @@ use crate::auth::Caller;
 use crate::client_keys::{assertion_keys, private_members, signature_keys, AssertionKey};
 use crate::error::{ApiError, ApiResult};
 use crate::json::JsonBody;
+use crate::outbound::{self, Redirects, Rule};
 use crate::state::AppState;
 use crate::write::{policy_errors, valid_role_name};
 use axum::extract::{Path, State};
@@ -60,6 +65,8 @@ const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// An unknown `kid` refetches the JWK Set at most this often, so random
 /// `kid` values cannot turn the gateway into a fetch amplifier.
 const MIN_REFETCH_SECONDS: i64 = 10;
+/// Redirects a JWK Set fetch follows, each hop checked by the outbound rule.
+const MAX_REDIRECTS: usize = 3;
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 const MAX_JTI: usize = 256;
 const MAX_SUB: usize = 256;
@@ -108,25 +115,6 @@ fn issuer_info(i: &IssuerRow) -> IssuerInfo {
 
 fn invalid(detail: impl Into<String>) -> ApiError {
     ApiError::unprocessable("invalid_issuer", detail)
-}
-
-/// `https://`, or `http://` to a loopback host (a local IdP, tests).
-fn check_jwks_url(text: &str) -> ApiResult<()> {
-    let url = reqwest::Url::parse(text).map_err(|_| invalid("jwks_url: not a URL"))?;
-    let host = url.host_str().unwrap_or_default();
-    let loopback = host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|a| a.is_loopback());
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => Err(invalid(
-            "jwks_url: must be https (http only for a loopback host)",
-        )),
-    }
 }
 
 fn check_algorithms(spec: &IssuerSpec) -> ApiResult<Vec<String>> {
@@ -213,7 +201,11 @@ pub async fn issuer_create(
         }
     };
     if let Some(u) = &spec.jwks_url {
-        check_jwks_url(u)?;
+        // The fetch is judged again at connect time and on every redirect.
+        Rule::outbound(&state.config)
+            .check_registration(u)
+            .await
+            .map_err(|why| invalid(format!("jwks_url: {why}")))?;
     }
     if let Some(c) = &spec.roles_claim {
         if c.is_empty() || c.len() > 128 {
@@ -320,15 +312,28 @@ pub async fn issuer_delete(
 // ---------------------------------------------------------------------
 
 struct Cached {
-    keys: Arc<Vec<AssertionKey>>,
+    /// The keys of the last fetch that succeeded; `None` after a failed
+    /// one (a set that could not be refreshed is not trusted on).
+    keys: Option<Arc<Vec<AssertionKey>>>,
     fetched_at: DateTime<Utc>,
+    /// The last fetch, whatever its outcome: the next one waits
+    /// [`MIN_REFETCH_SECONDS`] after it.
+    attempted_at: DateTime<Utc>,
 }
 
 /// Fetched JWK Sets by issuer id, each used until its issuer's
 /// `jwks_cache_seconds` have passed (by the injected clock).
+///
+/// Login-sync requests are unauthenticated until their signature is
+/// checked, so nothing they send may make the gateway fetch at will: an
+/// issuer's set is fetched by one request at a time (the others wait for
+/// its result), and at most once per [`MIN_REFETCH_SECONDS`], a failed
+/// fetch included.
 #[derive(Default)]
 pub struct JwksCache {
     entries: Mutex<HashMap<String, Cached>>,
+    /// One fetch at a time per issuer.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     http: std::sync::OnceLock<reqwest::Client>,
 }
 
@@ -343,19 +348,31 @@ impl JwksCache {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn forget(&self, issuer_id: &str) {
-        self.lock().remove(issuer_id);
+    fn gate(&self, issuer_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        gates.entry(issuer_id.to_owned()).or_default().clone()
     }
 
-    fn http(&self) -> Result<&reqwest::Client, Refusal> {
+    fn forget(&self, issuer_id: &str) {
+        self.lock().remove(issuer_id);
+        self.gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(issuer_id);
+    }
+
+    /// The client for JWK Set fetches: the outbound destination rule at
+    /// connect time and on each of at most 3 redirects (an IdP may move
+    /// its keys document; each hop is judged like the first URL).
+    fn http(&self, rule: Rule) -> Result<&reqwest::Client, Refusal> {
         if let Some(c) = self.http.get() {
             return Ok(c);
         }
-        let c = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
-            .connect_timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
+            .connect_timeout(FETCH_TIMEOUT);
+        let c = rule
+            .client(builder, Redirects::Checked(MAX_REDIRECTS))
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot build the JWKS HTTP client");
                 Refusal::JwksUnavailable
@@ -372,38 +389,85 @@ impl JwksCache {
         let ttl = i64::try_from(issuer.settings.jwks_cache_seconds).unwrap_or(i64::MAX);
         let entries = self.lock();
         let c = entries.get(&issuer.id)?;
-        (now < c.fetched_at + Duration::seconds(ttl)).then(|| (c.keys.clone(), c.fetched_at))
+        let keys = c.keys.clone()?;
+        (now < c.fetched_at + Duration::seconds(ttl)).then_some((keys, c.fetched_at))
     }
 
+    /// Fetches the issuer's set unless a fetch was made in the last
+    /// [`MIN_REFETCH_SECONDS`] (by this request's rivals, who it waits
+    /// for, or before): then that fetch's result is the answer.
     async fn fetch(
         &self,
         issuer: &IssuerRow,
         url: &str,
         now: DateTime<Utc>,
-    ) -> Result<Arc<Vec<AssertionKey>>, Refusal> {
-        let keys = Arc::new(self.download(&issuer.name, url).await?);
-        self.lock().insert(
-            issuer.id.clone(),
-            Cached {
-                keys: keys.clone(),
-                fetched_at: now,
-            },
-        );
-        Ok(keys)
+        rule: Rule,
+    ) -> Result<(Arc<Vec<AssertionKey>>, DateTime<Utc>), Refusal> {
+        let gate = self.gate(&issuer.id);
+        let _one_at_a_time = gate.lock().await;
+        if let Some(c) = self.lock().get(&issuer.id) {
+            if now - c.attempted_at < Duration::seconds(MIN_REFETCH_SECONDS) {
+                return c
+                    .keys
+                    .clone()
+                    .map(|k| (k, c.fetched_at))
+                    .ok_or(Refusal::JwksUnavailable);
+            }
+        }
+        let got = self.download(&issuer.name, url, rule).await;
+        let mut entries = self.lock();
+        match got {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                entries.insert(
+                    issuer.id.clone(),
+                    Cached {
+                        keys: Some(keys.clone()),
+                        fetched_at: now,
+                        attempted_at: now,
+                    },
+                );
+                Ok((keys, now))
+            }
+            Err(why) => {
+                entries.insert(
+                    issuer.id.clone(),
+                    Cached {
+                        keys: None,
+                        fetched_at: now,
+                        attempted_at: now,
+                    },
+                );
+                Err(why)
+            }
+        }
     }
 
-    async fn download(&self, issuer: &str, url: &str) -> Result<Vec<AssertionKey>, Refusal> {
+    async fn download(
+        &self,
+        issuer: &str,
+        url: &str,
+        rule: Rule,
+    ) -> Result<Vec<AssertionKey>, Refusal> {
         let fail = |why: &str| {
             tracing::warn!(issuer, why, "fetching the issuer's JWK Set failed");
             Refusal::JwksUnavailable
         };
+        let url = reqwest::Url::parse(url).map_err(|_| fail("the stored URL is not valid"))?;
+        // An IP literal skips the resolver: judged here, at every fetch.
+        if let Err(why) = rule.check_url(&url) {
+            return Err(fail(&format!("refused: {why}")));
+        }
         let mut resp = self
-            .http()?
+            .http(rule)?
             .get(url)
             .header(header::ACCEPT, "application/json, application/jwk-set+json")
             .send()
             .await
-            .map_err(|_| fail("the request failed"))?;
+            .map_err(|e| match outbound::refusal(&e) {
+                Some(why) => fail(&format!("refused: {why}")),
+                None => fail("the request failed"),
+            })?;
         if !resp.status().is_success() {
             return Err(fail("the answer was not a success"));
         }
@@ -603,33 +667,64 @@ struct Verified {
     sub: String,
 }
 
-/// `POST /api/v1/login-sync`.
+/// `POST /api/v1/login-sync`: a login through one of the default
+/// tenant's issuers.
 pub async fn login_sync(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> ApiResult<Json<LoginSyncResult>> {
-    let v = match authenticate(&state, &headers).await {
+    sync_login(&state, &TenantId::default_tenant(), &headers).await
+}
+
+/// `POST /api/v1/tenants/{tenant}/login-sync`: a login through one of
+/// that tenant's issuers. Issuers are per tenant: the same `(iss, aud)`
+/// registered by two tenants is two issuers, and the path alone says
+/// whose a login is, so it lands in that tenant and no other.
+pub async fn tenant_login_sync(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<LoginSyncResult>> {
+    // A tenant that cannot exist has no issuers: the same refusal as an
+    // unknown one, so the answer does not tell which tenants exist.
+    let Ok(tenant) = TenantId::parse(&tenant) else {
+        audit_failure(&state, None, Refusal::UnknownIssuer).await;
+        return Err(refused(Refusal::UnknownIssuer));
+    };
+    sync_login(&state, &tenant, &headers).await
+}
+
+async fn sync_login(
+    state: &AppState,
+    tenant: &TenantId,
+    headers: &HeaderMap,
+) -> ApiResult<Json<LoginSyncResult>> {
+    let v = match authenticate(state, tenant, headers).await {
         Ok(v) => v,
         Err((issuer, why)) => {
-            audit_failure(&state, issuer.as_ref(), why).await;
+            audit_failure(state, issuer.as_ref(), why).await;
             return Err(refused(why));
         }
     };
-    write_person(&state, v).await.map(Json)
+    write_person(state, v).await.map(Json)
 }
 
 async fn authenticate(
     state: &AppState,
+    tenant: &TenantId,
     headers: &HeaderMap,
 ) -> Result<Verified, (Option<IssuerRow>, Refusal)> {
     let anon = |why: Refusal| -> (Option<IssuerRow>, Refusal) { (None, why) };
     let token = bearer(headers).map_err(anon)?;
     let u = unverified(token).map_err(anon)?;
-    let iss = u.iss.clone();
-    let candidates = state.db(move |s| s.issuer_find(&iss)).await.map_err(|e| {
-        tracing::error!(error = ?e, "cannot read issuers");
-        (None, Refusal::UnknownIssuer)
-    })?;
+    let (t, iss) = (tenant.clone(), u.iss.clone());
+    let candidates = state
+        .db(move |s| s.issuer_find(&t, &iss))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = ?e, "cannot read issuers");
+            (None, Refusal::UnknownIssuer)
+        })?;
     let Some(first) = candidates.first().cloned() else {
         return Err(anon(Refusal::UnknownIssuer));
     };
@@ -692,9 +787,10 @@ async fn keys_for(
         .ok_or(Refusal::UnknownKid)?;
     let now = state.clock.now();
     let cache = &state.jwks_cache;
+    let rule = Rule::outbound(&state.config);
     let (keys, fetched_at) = match cache.cached(issuer, now) {
         Some(c) => c,
-        None => (cache.fetch(issuer, url, now).await?, now),
+        None => cache.fetch(issuer, url, now, rule).await?,
     };
     let found = pick(&keys);
     if !found.is_empty() {
@@ -704,7 +800,7 @@ async fn keys_for(
     if now - fetched_at < Duration::seconds(MIN_REFETCH_SECONDS) {
         return Err(Refusal::UnknownKid);
     }
-    let keys = cache.fetch(issuer, url, now).await?;
+    let (keys, _) = cache.fetch(issuer, url, now, rule).await?;
     let found = pick(&keys);
     if found.is_empty() {
         Err(Refusal::UnknownKid)

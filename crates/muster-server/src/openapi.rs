@@ -184,7 +184,8 @@ pub const ROUTES: &[Route] = &[
     r("get", "/api/v1/issuers", "List the tenant's login-sync issuers", "clients:admin", Body::None, "200", Body::List("IssuerInfo")),
     r("get", "/api/v1/issuers/{name}", "Show a login-sync issuer", "clients:admin", Body::None, "200", Body::Json("IssuerInfo")),
     r("delete", "/api/v1/issuers/{name}", "Remove a login-sync issuer", "clients:admin", Body::None, "204", Body::None),
-    r("post", "/api/v1/login-sync", "Create or update the person of an identity provider's JWT (Authorization: Bearer <IdP JWT>); every refusal is 401 with its own code", "token", Body::None, "200", Body::Json("LoginSyncResult")),
+    r("post", "/api/v1/login-sync", "Create or update, in the default tenant, the person of a JWT from one of the default tenant's issuers (Authorization: Bearer <IdP JWT>); every refusal is 401 with its own code", "token", Body::None, "200", Body::Json("LoginSyncResult")),
+    r("post", "/api/v1/tenants/{tenant}/login-sync", "Create or update, in this tenant, the person of a JWT from one of this tenant's issuers (Authorization: Bearer <IdP JWT>); every refusal is 401 with its own code", "token", Body::None, "200", Body::Json("LoginSyncResult")),
     // Change events and webhook subscriptions (SPEC 4).
     Route { query: &[("after", "cursor to start after (default 0)"), ("limit", "1 to 1000"), ("wait", "long poll: seconds to wait for an event, at most 30")], ..r("get", "/api/v1/changes", "The tenant's change events in cursor order", "people:read", Body::None, "200", Body::Json("ChangesPage")) },
     r("post", "/api/v1/subscriptions", "Create a webhook subscription; its secret is shown once", "subscriptions:admin", Body::Json("SubscriptionSpec"), "201", Body::Json("SubscriptionCreated")),

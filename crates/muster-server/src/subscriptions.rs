@@ -125,9 +125,11 @@ fn check_attributes(attributes: Vec<String>) -> ApiResult<Vec<String>> {
 }
 
 async fn check_url(state: &AppState, url: &str) -> ApiResult<()> {
-    webhooks::check_destination(url, state.config.webhooks.allow_private_destinations)
+    crate::outbound::Rule::webhooks(&state.config)
+        .check_registration(url)
         .await
-        .map_err(|m| ApiError::unprocessable("invalid_subscription", m))
+        .map(|_| ())
+        .map_err(|why| ApiError::unprocessable("invalid_subscription", format!("url: {why}")))
 }
 
 /// A destination as the audit log keeps it: without query or fragment,

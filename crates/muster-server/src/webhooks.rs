@@ -1,7 +1,8 @@
-//! Webhook delivery (SPEC 4) per the Standard Webhooks specification:
+//! Webhook delivery per the Standard Webhooks specification:
 //! signing (`webhook-id`, `webhook-timestamp`, `webhook-signature`, secrets
-//! `whsec_...`), the event payload with data minimisation, the destination
-//! check, and the delivery worker.
+//! `whsec_...`), the event payload with data minimisation, and the
+//! delivery worker. Where a delivery may connect is decided by
+//! [`crate::outbound`], at connect time.
 //!
 //! The worker keeps one cursor per subscription and sends that
 //! subscription's events one at a time in cursor order, so each person's
@@ -28,7 +29,6 @@ use muster_store::{
 };
 use sha2::Sha256;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,69 +118,6 @@ pub fn event_info(ev: &ChangeEvent, allowed: Option<&[String]>) -> Option<Change
     })
 }
 
-/// Whether an address is one a subscription may not point at unless
-/// `webhooks.allow_private_destinations` is set.
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                // 100.64.0.0/10, carrier-grade NAT
-                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let seg = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (seg & 0xfe00) == 0xfc00 // unique local
-                || (seg & 0xffc0) == 0xfe80 // link local
-        }
-    }
-}
-
-/// Checks a destination URL: http(s), a host, and (unless allowed) no
-/// address of the host in a private range. The reason is for the caller.
-pub async fn check_destination(url: &str, allow_private: bool) -> Result<(), String> {
-    let u = reqwest::Url::parse(url).map_err(|_| "url: not a valid URL".to_owned())?;
-    match u.scheme() {
-        "https" => {}
-        "http" if allow_private => {}
-        "http" => return Err("url: must be https".into()),
-        _ => return Err("url: must be https".into()),
-    }
-    if !u.username().is_empty() || u.password().is_some() {
-        return Err("url: must not carry credentials".into());
-    }
-    let host = u.host_str().ok_or("url: has no host")?.to_owned();
-    if allow_private {
-        return Ok(());
-    }
-    let port = u.port_or_known_default().unwrap_or(443);
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|_| "url: the host does not resolve".to_owned())?
-            .map(|a| a.ip())
-            .collect(),
-    };
-    if addrs.is_empty() || addrs.into_iter().any(is_private) {
-        return Err("url: private, loopback and link-local destinations are not allowed".into());
-    }
-    Ok(())
-}
-
 /// The signing keys of a subscription now: the current secret, and the
 /// previous one during a rotation overlap.
 fn signing_keys(state: &AppState, sub: &SubscriptionRow, now: DateTime<Utc>) -> Vec<Vec<u8>> {
@@ -259,8 +196,30 @@ async fn send(
         .map(|k| sign(k, &ev.id, ts, &body))
         .collect::<Vec<_>>()
         .join(" ");
+    // An IP literal is connected to without the resolver: judged here. A
+    // stored URL is judged again at every delivery, whatever it passed
+    // when it was saved.
+    let rule = crate::outbound::Rule::webhooks(&state.config);
+    let url = match reqwest::Url::parse(&sub.url) {
+        Ok(u) => u,
+        Err(_) => {
+            return Outcome::Failed {
+                status: None,
+                error: "refused: the URL is not valid".into(),
+                retry_after: None,
+            }
+        }
+    };
+    if let Err(why) = rule.check_url(&url) {
+        tracing::warn!(subscription = %sub.id, reason = %why, "a webhook delivery was refused by the outbound destination rule");
+        return Outcome::Failed {
+            status: None,
+            error: format!("refused: {why}"),
+            retry_after: None,
+        };
+    }
     let res = http
-        .post(&sub.url)
+        .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("webhook-id", &ev.id)
         .header("webhook-timestamp", ts.to_string())
@@ -278,7 +237,10 @@ async fn send(
         },
         Err(e) => Outcome::Failed {
             status: None,
-            error: if e.is_timeout() {
+            error: if let Some(why) = crate::outbound::refusal(&e) {
+                tracing::warn!(subscription = %sub.id, reason = %why, "a webhook delivery was refused by the outbound destination rule");
+                format!("refused: {why}")
+            } else if e.is_timeout() {
                 "the request timed out".into()
             } else if e.is_connect() {
                 "cannot connect to the receiver".into()
@@ -643,15 +605,16 @@ pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
         }
     };
     let limit = cfg.concurrency.max(1);
-    let http = match reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(cfg.request_timeout_seconds))
-        // A redirect could lead anywhere, past the destination check.
-        .redirect(reqwest::redirect::Policy::none())
         .user_agent("Muster-Webhooks/1")
         // Keep-alive: a warm connection per subscription in flight.
         .pool_max_idle_per_host(limit)
-        .tcp_nodelay(true)
-        .build()
+        .tcp_nodelay(true);
+    // No redirects: a receiver has no reason to send a signed POST on to
+    // somewhere else, and a 3xx is recorded as the answer.
+    let http = match crate::outbound::Rule::webhooks(&state.config)
+        .client(builder, crate::outbound::Redirects::None)
     {
         Ok(c) => c,
         Err(e) => {
@@ -784,25 +747,6 @@ mod tests {
             ),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
-    }
-
-    #[test]
-    fn private_ranges_are_recognised() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.0.1",
-            "169.254.169.254",
-            "::1",
-            "fd00::1",
-            "::ffff:10.0.0.1",
-            "100.64.1.1",
-        ] {
-            assert!(is_private(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["93.184.216.34", "2606:2800:220:1::1"] {
-            assert!(!is_private(ip.parse().unwrap()), "{ip}");
-        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Login-sync issuers (SPEC 2.3).
+//! Login-sync issuers, each a tenant's own.
 use crate::pool::Sql;
 use crate::{be, get, is_unique_violation, json_err, tenant_id, Result};
 use muster_core::TenantId;
@@ -50,7 +50,8 @@ pub(crate) fn create<C: GenericClient>(s: &mut Sql<'_, C>, i: &IssuerRow) -> Res
     match res {
         Ok(_) => Ok(()),
         Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(
-            "an issuer with this name, or with this issuer and audience, exists already".into(),
+            "the tenant has an issuer with this name, or with this issuer and audience, already"
+                .into(),
         )),
         Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
             Err(StoreError::NotFound { what: "tenant" })
@@ -86,11 +87,18 @@ pub(crate) fn list<C: GenericClient>(
     .collect()
 }
 
-pub(crate) fn find<C: GenericClient>(s: &mut Sql<'_, C>, issuer: &str) -> Result<Vec<IssuerRow>> {
-    s.query(select!("WHERE issuer = $1 ORDER BY id"), &[&issuer])?
-        .iter()
-        .map(to_issuer)
-        .collect()
+pub(crate) fn find<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    tenant: &TenantId,
+    issuer: &str,
+) -> Result<Vec<IssuerRow>> {
+    s.query(
+        select!("WHERE tenant_id = $1 AND issuer = $2 ORDER BY id"),
+        &[&tenant.as_str(), &issuer],
+    )?
+    .iter()
+    .map(to_issuer)
+    .collect()
 }
 
 pub(crate) fn delete<C: GenericClient>(

@@ -1447,8 +1447,8 @@ impl Store for PostgresStore {
         self.pool.run(|s| issuers::list(s, tenant))
     }
 
-    fn issuer_find(&self, issuer: &str) -> Result<Vec<IssuerRow>> {
-        self.pool.run(|s| issuers::find(s, issuer))
+    fn issuer_find(&self, tenant: &TenantId, issuer: &str) -> Result<Vec<IssuerRow>> {
+        self.pool.run(|s| issuers::find(s, tenant, issuer))
     }
 
     fn issuer_delete(&self, tenant: &TenantId, name: &str) -> Result<()> {

@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "fanout_leases",
         include_str!("../migrations/0008_fanout_leases.sql"),
     ),
+    (
+        9,
+        "issuers_per_tenant",
+        include_str!("../migrations/0009_issuers_per_tenant.sql"),
+    ),
 ];
 
 /// The advisory lock key that guards migrations ("muster-m" in ASCII).

@@ -1,4 +1,4 @@
-//! Login-sync issuers (SPEC 2.3).
+//! Login-sync issuers, each a tenant's own.
 use crate::{be, from_us, json_err, us};
 use muster_core::TenantId;
 use muster_store::{IssuerRow, Result, StoreError};
@@ -53,7 +53,7 @@ pub(crate) fn create(conn: &Connection, i: &IssuerRow) -> Result<IssuerRow> {
             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
         {
             Err(StoreError::Conflict(
-                "an issuer with this name, or with this issuer and audience, exists already".into(),
+                "the tenant has an issuer with this name, or with this issuer and audience, already".into(),
             ))
         }
         Err(e) => Err(be(e)),
@@ -85,12 +85,16 @@ pub(crate) fn list(conn: &Connection, tenant: &TenantId) -> Result<Vec<IssuerRow
     )
 }
 
-pub(crate) fn find(conn: &Connection, issuer: &str) -> Result<Vec<IssuerRow>> {
-    many(
-        conn,
-        &format!("SELECT {COLS} FROM issuers WHERE issuer = ?1 ORDER BY id"),
-        issuer,
-    )
+pub(crate) fn find(conn: &Connection, tenant: &TenantId, issuer: &str) -> Result<Vec<IssuerRow>> {
+    let mut s = conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM issuers WHERE tenant_id = ?1 AND issuer = ?2 ORDER BY id"
+        ))
+        .map_err(be)?;
+    let rows = s
+        .query_map(params![tenant.as_str(), issuer], from_row)
+        .map_err(be)?;
+    rows.map(|r| r.map_err(be)?).collect()
 }
 
 pub(crate) fn delete(conn: &Connection, tenant: &TenantId, name: &str) -> Result<()> {

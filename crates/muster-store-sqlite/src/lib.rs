@@ -89,8 +89,24 @@ const MIGRATIONS: &[(i64, &str)] = &[
         "ALTER TABLE subscriptions ADD COLUMN lease_owner TEXT; \
          ALTER TABLE subscriptions ADD COLUMN lease_until INTEGER;",
     ),
+    (
+        6,
+        // Issuers per tenant, as in PostgreSQL: `(issuer, audience)` unique
+        // within a tenant instead of across them. SQLite cannot drop a
+        // table constraint, so the table is rebuilt (nothing refers to it).
+        "CREATE TABLE issuers_per_tenant (id TEXT PRIMARY KEY, \
+           tenant_id TEXT NOT NULL REFERENCES tenants(id), name TEXT NOT NULL, \
+           issuer TEXT NOT NULL, audience TEXT NOT NULL, settings TEXT NOT NULL, \
+           hs256_sealed BLOB, created_at INTEGER NOT NULL, \
+           UNIQUE (tenant_id, name), UNIQUE (tenant_id, issuer, audience)); \
+         INSERT INTO issuers_per_tenant (id, tenant_id, name, issuer, audience, settings, \
+           hs256_sealed, created_at) SELECT id, tenant_id, name, issuer, audience, settings, \
+           hs256_sealed, created_at FROM issuers; \
+         DROP TABLE issuers; \
+         ALTER TABLE issuers_per_tenant RENAME TO issuers;",
+    ),
 ];
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 const READERS_KEPT: usize = 8;
 
 pub(crate) fn be(e: rusqlite::Error) -> StoreError {
@@ -1316,8 +1332,8 @@ impl Store for SqliteStore {
         self.read(|conn| issuers::list(conn, tenant))
     }
 
-    fn issuer_find(&self, issuer: &str) -> Result<Vec<IssuerRow>> {
-        self.read(|conn| issuers::find(conn, issuer))
+    fn issuer_find(&self, tenant: &TenantId, issuer: &str) -> Result<Vec<IssuerRow>> {
+        self.read(|conn| issuers::find(conn, tenant, issuer))
     }
 
     fn issuer_delete(&self, tenant: &TenantId, name: &str) -> Result<()> {
@@ -2329,6 +2345,63 @@ mod tests {
                 assert_eq!(due.as_deref(), *want, "{id}");
             }
         }
+    }
+
+    /// A database made before issuers were per tenant (schema v5) keeps
+    /// its issuers when opened, and then lets another tenant register the
+    /// same `(issuer, audience)`.
+    #[test]
+    fn upgrading_keeps_issuers_and_makes_them_per_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v5.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version=1; COMMIT;"))
+                .unwrap();
+            for (v, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 5) {
+                conn.execute_batch(&format!("BEGIN; {sql} PRAGMA user_version={v}; COMMIT;"))
+                    .unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO tenants (id, name, created_at) VALUES ('default', 'Default', 0), \
+                   ('other', 'Other', 0); \
+                 INSERT INTO issuers (id, tenant_id, name, issuer, audience, settings, \
+                   hs256_sealed, created_at) VALUES ('i1', 'default', 'okta', \
+                   'https://idp.example', 'muster', '{}', X'0102', 7);",
+            )
+            .unwrap();
+            // Before: the pair is unique across tenants.
+            assert!(conn
+                .execute(
+                    "INSERT INTO issuers (id, tenant_id, name, issuer, audience, settings, \
+                     created_at) VALUES ('i2', 'other', 'okta', 'https://idp.example', \
+                     'muster', '{}', 7)",
+                    [],
+                )
+                .is_err());
+        }
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let kept: (String, String, Vec<u8>, i64) = conn
+            .query_row(
+                "SELECT tenant_id, name, hs256_sealed, created_at FROM issuers WHERE id = 'i1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, ("default".into(), "okta".into(), vec![1, 2], 7));
+        let insert = |id: &str, tenant: &str, name: &str| {
+            conn.execute(
+                "INSERT INTO issuers (id, tenant_id, name, issuer, audience, settings, \
+                 created_at) VALUES (?1, ?2, ?3, 'https://idp.example', 'muster', '{}', 7)",
+                params![id, tenant, name],
+            )
+        };
+        insert("i2", "other", "okta").unwrap();
+        assert!(
+            insert("i3", "default", "entra").is_err(),
+            "unique per tenant"
+        );
     }
 
     /// Entries keep their hashes as bytes; a chain whose older entries

@@ -71,8 +71,8 @@ pub fn run_all(make: Factory<'_>) {
             issuers_are_stored_found_by_iss_and_deleted,
         ),
         (
-            "issuer_names_and_iss_audience_pairs_are_unique",
-            issuer_names_and_iss_audience_pairs_are_unique,
+            "issuer_names_and_iss_audience_pairs_are_unique_per_tenant",
+            issuer_names_and_iss_audience_pairs_are_unique_per_tenant,
         ),
         (
             "every_change_has_its_event_and_no_event_lacks_its_change",
@@ -752,11 +752,17 @@ fn issuers_are_stored_found_by_iss_and_deleted(store: &dyn Store) {
         .map(|i| i.name)
         .collect();
     assert_eq!(names, vec!["entra".to_string(), "okta".to_string()]);
-    let mut found = store.issuer_find("https://idp.example").unwrap();
-    found.sort_by(|x, y| x.audience.cmp(&y.audience));
-    assert_eq!(found, vec![a.clone(), b.clone()]);
+    // Found only among the tenant's own issuers.
+    assert_eq!(
+        store.issuer_find(&tenant, "https://idp.example").unwrap(),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        store.issuer_find(&other, "https://idp.example").unwrap(),
+        vec![b.clone()]
+    );
     assert!(store
-        .issuer_find("https://nobody.example")
+        .issuer_find(&tenant, "https://nobody.example")
         .unwrap()
         .is_empty());
     assert!(matches!(
@@ -773,10 +779,17 @@ fn issuers_are_stored_found_by_iss_and_deleted(store: &dyn Store) {
         store.issuer_get(&tenant, "okta"),
         Err(StoreError::NotFound { .. })
     ));
-    assert_eq!(store.issuer_find("https://idp.example").unwrap(), vec![b]);
+    assert!(store
+        .issuer_find(&tenant, "https://idp.example")
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.issuer_find(&other, "https://idp.example").unwrap(),
+        vec![b]
+    );
 }
 
-fn issuer_names_and_iss_audience_pairs_are_unique(store: &dyn Store) {
+fn issuer_names_and_iss_audience_pairs_are_unique_per_tenant(store: &dyn Store) {
     store.bootstrap([0; 32], t0()).unwrap();
     let other = TenantId::parse("other").unwrap();
     store.tenant_create(&other, "Other", t0()).unwrap();
@@ -790,12 +803,17 @@ fn issuer_names_and_iss_audience_pairs_are_unique(store: &dyn Store) {
         store.issuer_create(same_name),
         Err(StoreError::Conflict(_))
     ));
-    // Two tenants cannot both claim the same (iss, aud): a token must
-    // select exactly one issuer.
+    // Within a tenant, (iss, aud) selects one issuer...
+    let mut same_pair = issuer(&tenant, "entra", "https://idp.example", "muster");
+    same_pair.id = "a-third-id".into();
     assert!(matches!(
-        store.issuer_create(issuer(&other, "mine", "https://idp.example", "muster")),
+        store.issuer_create(same_pair),
         Err(StoreError::Conflict(_))
     ));
+    // ...but another tenant may register the same identity provider and
+    // audience: it is that tenant's own issuer.
+    let theirs = issuer(&other, "mine", "https://idp.example", "muster");
+    assert_eq!(store.issuer_create(theirs.clone()).unwrap(), theirs);
     assert!(matches!(
         store.issuer_create(issuer(
             &TenantId::parse("nosuch").unwrap(),

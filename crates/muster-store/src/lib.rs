@@ -558,8 +558,9 @@ pub struct IssuerSettings {
     pub write_policy: WritePolicy,
 }
 
-/// A tenant's registered identity-provider issuer. `(issuer, audience)` is
-/// unique installation-wide, `name` within the tenant.
+/// A tenant's registered identity-provider issuer. `name` and
+/// `(issuer, audience)` are unique within the tenant; two tenants may
+/// register the same identity provider and audience.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuerRow {
     pub id: String,
@@ -749,15 +750,17 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool>;
 
-    // Login-sync issuers (SPEC 2.3).
+    // Login-sync issuers, each a tenant's own.
     /// Registers an issuer. `Conflict` when the tenant has one of this
-    /// name, or any tenant one with the same `issuer` and `audience`.
+    /// name, or one with the same `issuer` and `audience` (another
+    /// tenant may register the same pair: it is another issuer).
     fn issuer_create(&self, i: IssuerRow) -> Result<IssuerRow>;
     fn issuer_get(&self, tenant: &TenantId, name: &str) -> Result<IssuerRow>;
     /// A tenant's issuers by name.
     fn issuer_list(&self, tenant: &TenantId) -> Result<Vec<IssuerRow>>;
-    /// Every issuer, of any tenant, whose tokens carry this `iss`.
-    fn issuer_find(&self, issuer: &str) -> Result<Vec<IssuerRow>>;
+    /// The tenant's issuers whose tokens carry this `iss` (one per
+    /// audience); never another tenant's.
+    fn issuer_find(&self, tenant: &TenantId, issuer: &str) -> Result<Vec<IssuerRow>>;
     fn issuer_delete(&self, tenant: &TenantId, name: &str) -> Result<()>;
 
     fn audit_append(&self, d: AuditDraft) -> Result<i64>;

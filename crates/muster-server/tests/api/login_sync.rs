@@ -1,6 +1,7 @@
-//! Login sync from identity-provider JWTs (SPEC 2.3): issuers registered
-//! per tenant, `POST /api/v1/login-sync` creating and updating people just
-//! in time, and each refusal with its own reason.
+//! Login sync from identity-provider JWTs: issuers registered per tenant,
+//! `POST /api/v1/login-sync` (the default tenant) and
+//! `POST /api/v1/tenants/{tenant}/login-sync` creating and updating people
+//! just in time, and each refusal with its own reason.
 use crate::helpers::*;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use muster_core::clock::Clock;
@@ -468,7 +469,12 @@ async fn rotating_jwks_server() -> (String, Arc<AtomicUsize>) {
 
 #[tokio::test]
 async fn an_unknown_kid_refetches_the_jwks_url_once_and_then_is_refused() {
-    let app = spawn_app().await;
+    // The JWK Set is served on loopback.
+    let app = spawn_app_with(vec![(
+        "MUSTER_OUTBOUND__ALLOW_PRIVATE_DESTINATIONS",
+        "true",
+    )])
+    .await;
     let (url, fetches) = rotating_jwks_server().await;
     issuer(&app, json!({"jwks": null, "jwks_url": url})).await;
     // The first fetch has rsa-1.
@@ -655,4 +661,107 @@ async fn a_login_naming_an_unknown_manager_is_refused_and_a_known_one_accepted()
         person(&app, "E1").await["attributes"]["manager_external_id"],
         "M1"
     );
+}
+
+/// Registers the `idp` mapping and the standard issuer in a tenant, as
+/// that tenant's administrator.
+async fn issuer_as(app: &TestApp, admin_token: &str) -> reqwest::Response {
+    let r = app
+        .http
+        .put(app.url("/api/v1/mappings/idp"))
+        .bearer_auth(admin_token)
+        .header("content-type", "application/toml")
+        .body(IDP_MAPPING)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    app.http
+        .post(app.url("/api/v1/issuers"))
+        .bearer_auth(admin_token)
+        .json(&json!({
+            "name": "okta",
+            "issuer": ISS,
+            "audience": AUD,
+            "jwks": jwks(),
+            "mapping": "idp",
+            "roles_claim": "groups",
+            "write_policy": {
+                "attributes": ["given_name", "family_name", "email"],
+                "roles": ["staff", "engineering"]
+            }
+        }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_tenants_registering_the_same_issuer_each_get_only_the_logins_of_their_own_route() {
+    let app = spawn_app().await;
+    let r = app
+        .admin_post("/api/v1/tenants", json!({"id": "acme", "name": "Acme"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let acme: Value = r.json().await.unwrap();
+    let acme = acme["admin_token"].as_str().unwrap().to_owned();
+
+    // Acme registers the default tenant's identity provider first; the
+    // default tenant can still register it as its own.
+    assert_eq!(issuer_as(&app, &acme).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        issuer_as(&app, &app.admin_token).await.status(),
+        StatusCode::CREATED
+    );
+
+    // A login through the default tenant's route lands there, never in acme.
+    assert_synced(
+        login(&app, &sign(Algorithm::RS256, &claims(&app, "E1"))).await,
+        "created",
+        1,
+    )
+    .await;
+    assert_eq!(person(&app, "E1").await["attributes"]["given_name"], "Ada");
+    assert_eq!(
+        app.get_as(&acme, "/api/v1/people/E1").await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // A login through acme's route lands in acme, never in the default.
+    let r = app
+        .http
+        .post(app.url("/api/v1/tenants/acme/login-sync"))
+        .bearer_auth(sign(Algorithm::RS256, &claims(&app, "E2")))
+        .send()
+        .await
+        .unwrap();
+    assert_synced(r, "created", 1).await;
+    let p: Value = app
+        .get_as(&acme, "/api/v1/people/E2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(p["updated_by"], "issuer:okta", "{p}");
+    assert_eq!(
+        app.get_as(&app.admin_token, "/api/v1/people/E2")
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // A tenant without the issuer, or with no such tenant, refuses it.
+    for tenant in ["nosuch", "NOT A TENANT"] {
+        let r = app
+            .http
+            .post(app.url(&format!(
+                "/api/v1/tenants/{}/login-sync",
+                urlencoding::encode(tenant)
+            )))
+            .bearer_auth(sign(Algorithm::RS256, &claims(&app, "E3")))
+            .send()
+            .await
+            .unwrap();
+        assert_refused(r, "unknown_issuer").await;
+    }
 }

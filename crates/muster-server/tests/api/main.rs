@@ -18,6 +18,7 @@ mod isolation;
 mod login_sync;
 mod master_key;
 mod oauth;
+mod outbound;
 mod people;
 mod private_key_jwt;
 mod semantics;
