@@ -10,6 +10,7 @@ mod admin;
 mod audit;
 mod auth_limits;
 mod encrypted;
+mod fairness;
 mod fanout;
 mod imports;
 mod instances;
