@@ -225,6 +225,12 @@ pub struct ImportConfig {
     /// Run the import worker on this instance; `false` makes an instance
     /// that takes uploads and leaves processing to the others.
     pub worker: bool,
+    /// Imports this instance's worker runs at the same time. With more
+    /// than one, the last free slot is kept for a tenant with no import
+    /// running anywhere, so that one tenant's queue of large imports never
+    /// holds every slot while another tenant's import waits; free slots go
+    /// to the tenant with the fewest imports running, tenants taking turns.
+    pub concurrency: usize,
     /// How long a file in the uploads directory that no pending import
     /// needs (a partial upload a kill left, the upload or validation index
     /// of an import that has ended or was never recorded) must have gone
@@ -277,6 +283,7 @@ lease_seconds = 60
 snapshot_max_deactivate_percent = 10.0
 effective_dates_interval_seconds = 300
 worker = true
+concurrency = 2
 orphan_grace_seconds = 3600
 [outbound]
 allow_private_destinations = false
@@ -395,6 +402,10 @@ impl Config {
         anyhow::ensure!(
             (3..=86400).contains(&self.import.lease_seconds),
             "import.lease_seconds must be between 3 and 86400"
+        );
+        anyhow::ensure!(
+            (1..=64).contains(&self.import.concurrency),
+            "import.concurrency must be between 1 and 64"
         );
         anyhow::ensure!(
             (60..=2_592_000).contains(&self.import.orphan_grace_seconds),

@@ -28,7 +28,7 @@ use muster_store::{
     AuditDraft, ChangeEvent, DeliveryProgress, DeliveryRecord, DeliverySave, SubscriptionRow,
 };
 use sha2::Sha256;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -364,8 +364,13 @@ async fn audit_gone(state: &AppState, sub: &SubscriptionRow) {
 
 /// One round for one subscription, under its lease: a manual redelivery
 /// range first, else the events after its cursor, one at a time, until one
-/// fails, the page ends or the round has run for `round_time`.
-async fn deliver_round(d: &Deliverer, sub: SubscriptionRow) -> anyhow::Result<Round> {
+/// fails, the page ends, the round has run for `round_time`, or the
+/// dispatcher asks for the slot back (`yield_now`, between attempts).
+async fn deliver_round(
+    d: &Deliverer,
+    sub: SubscriptionRow,
+    yield_now: &AtomicBool,
+) -> anyhow::Result<Round> {
     let state = &d.state;
     let now = state.clock.now();
     let started = tokio::time::Instant::now();
@@ -410,7 +415,7 @@ async fn deliver_round(d: &Deliverer, sub: SubscriptionRow) -> anyhow::Result<Ro
                 }
             }
             save.records.push(r);
-            if started.elapsed() >= d.round_time {
+            if started.elapsed() >= d.round_time || yield_now.load(Ordering::SeqCst) {
                 break;
             }
         }
@@ -495,7 +500,7 @@ async fn deliver_round(d: &Deliverer, sub: SubscriptionRow) -> anyhow::Result<Ro
                 break;
             }
         }
-        if started.elapsed() >= d.round_time {
+        if started.elapsed() >= d.round_time || yield_now.load(Ordering::SeqCst) {
             next = Round::More;
             break;
         }
@@ -515,10 +520,13 @@ const ROUNDS_PER_TURN: usize = 20;
 /// Delivers one subscription for a turn: claims its lease, then runs
 /// rounds (each save renews the lease; each round reads the subscription
 /// afresh, so an admin's changes apply from the next page on), and hands
-/// the lease back at the end unless another instance took it. Returns the
-/// id and whether it was delivered at all (if not, it is held elsewhere or
+/// the lease back at the end unless another instance took it. The turn
+/// ends early when the dispatcher sets `yield_now` (its tenant holds more
+/// than its share of the slots while another tenant waits): after the
+/// attempt in flight, whose progress is saved as usual. Returns the id and
+/// whether it was delivered at all (if not, it is held elsewhere or
 /// failed, and is left alone for a poll interval).
-async fn drive(d: Arc<Deliverer>, id: String) -> (String, bool) {
+async fn drive(d: Arc<Deliverer>, id: String, yield_now: Arc<AtomicBool>) -> (String, bool) {
     let owner = d.owner();
     let (i, o, lease, now) = (id.clone(), owner.clone(), d.lease, d.state.clock.now());
     let mut sub = match d
@@ -549,7 +557,8 @@ async fn drive(d: Arc<Deliverer>, id: String) -> (String, bool) {
                 }
             };
         }
-        match deliver_round(&d, sub.clone()).await {
+        match deliver_round(&d, sub.clone(), &yield_now).await {
+            Ok(Round::More) if yield_now.load(Ordering::SeqCst) => break,
             Ok(Round::More) => continue,
             Ok(Round::Done) => break,
             Ok(Round::Idle) => {
@@ -585,6 +594,116 @@ fn has_work(sub: &SubscriptionRow, head: i64, now: DateTime<Utc>) -> bool {
     p.redeliver.is_some() || (p.cursor < head && p.next_attempt_at.is_none_or(|t| t <= now))
 }
 
+/// A delivery task in flight: its subscription's tenant, and the flag that
+/// asks it to hand its slot back after the attempt it is making.
+struct InFlight {
+    tenant: TenantId,
+    yield_now: Arc<AtomicBool>,
+}
+
+/// What the dispatcher does now: the subscriptions to start (with their
+/// tenants), and how many more tasks of each tenant to ask to yield.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Plan {
+    start: Vec<(TenantId, String)>,
+    yields: Vec<(TenantId, usize)>,
+}
+
+/// Shares `limit` slots between the tenants with work (those with a task
+/// in flight or a subscription waiting). Each may hold its fair share,
+/// `limit` divided by their number (at least one): free slots go first to
+/// tenants under their share, one at a time round the tenants, then to
+/// whoever still waits, so no slot stays idle while there is work. When a
+/// tenant under its share still waits (every slot is taken), tenants over
+/// their share are asked to give back the excess, each slot after the
+/// attempt in flight, which takes at most `request_timeout_seconds`.
+///
+/// `held` counts each tenant's tasks in flight and those of them already
+/// asked to yield; `waiting` lists each tenant's subscriptions with work
+/// and no task. `turn` rotates where the round starts, among tenants and
+/// among each tenant's subscriptions, so that each gets its turn.
+fn plan(
+    limit: usize,
+    held: &BTreeMap<TenantId, (usize, usize)>,
+    waiting: &BTreeMap<TenantId, Vec<String>>,
+    turn: usize,
+) -> Plan {
+    let tenants: BTreeSet<&TenantId> = held
+        .iter()
+        .filter(|(_, (n, _))| *n > 0)
+        .map(|(t, _)| t)
+        .chain(
+            waiting
+                .iter()
+                .filter(|(_, w)| !w.is_empty())
+                .map(|(t, _)| t),
+        )
+        .collect();
+    if tenants.is_empty() {
+        return Plan::default();
+    }
+    let share = (limit / tenants.len()).max(1);
+    let mut holds: BTreeMap<&TenantId, usize> = held.iter().map(|(t, (n, _))| (t, *n)).collect();
+    let mut free = limit.saturating_sub(holds.values().sum());
+    // Each tenant's queue, rotated by the turn.
+    let mut queues: Vec<(&TenantId, std::collections::VecDeque<&String>)> = waiting
+        .iter()
+        .filter(|(_, w)| !w.is_empty())
+        .map(|(t, w)| {
+            let mut q: std::collections::VecDeque<&String> = w.iter().collect();
+            q.rotate_left(turn % w.len());
+            (t, q)
+        })
+        .collect();
+    if !queues.is_empty() {
+        let k = turn % queues.len();
+        queues.rotate_left(k);
+    }
+    let mut plan = Plan::default();
+    for within_share in [true, false] {
+        loop {
+            let mut started = false;
+            for (t, q) in queues.iter_mut() {
+                let h = holds.entry(*t).or_insert(0);
+                if free == 0 || (within_share && *h >= share) {
+                    continue;
+                }
+                if let Some(id) = q.pop_front() {
+                    plan.start.push((TenantId::clone(t), id.clone()));
+                    *h += 1;
+                    free -= 1;
+                    started = true;
+                }
+            }
+            if !started || free == 0 {
+                break;
+            }
+        }
+    }
+    // Slots owed to tenants that still wait below their share, less those
+    // that tasks already asked to yield will free.
+    let owed: usize = queues
+        .iter()
+        .map(|(t, q)| {
+            let h = holds.get(*t).copied().unwrap_or(0);
+            q.len().min(share.saturating_sub(h))
+        })
+        .sum();
+    let mut owed = owed.saturating_sub(held.values().map(|(_, leaving)| leaving).sum());
+    for (t, (_, leaving)) in held {
+        if owed == 0 {
+            break;
+        }
+        let n = holds.get(t).copied().unwrap_or(0);
+        let excess = n.saturating_sub(*leaving).saturating_sub(share).min(owed);
+        if excess > 0 {
+            plan.yields.push((t.clone(), excess));
+            owed -= excess;
+        }
+    }
+    plan
+}
+
 /// The delivery worker: runs until `stop` (or until its task is aborted,
 /// which aborts the deliveries in flight), woken by committed changes,
 /// by a finished delivery task, or every `webhooks.poll_interval_ms` (for
@@ -592,9 +711,12 @@ fn has_work(sub: &SubscriptionRow, head: i64, now: DateTime<Utc>) -> bool {
 ///
 /// Each subscription with work gets a task of its own, up to
 /// `webhooks.concurrency` at once, so a slow or dead receiver holds back
-/// only its own subscription. A task delivers under the subscription's
-/// lease (`Store::subscription_claim`), so of several instances on one
-/// database only one sends a given subscription's events at a time.
+/// only its own subscription; the tenants share those slots fairly
+/// ([`plan`]), so one tenant's dead receivers cannot take them all from
+/// another tenant for longer than one request timeout. A task delivers
+/// under the subscription's lease (`Store::subscription_claim`), so of
+/// several instances on one database only one sends a given
+/// subscription's events at a time.
 pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
     let cfg = state.config.webhooks.clone();
     let schedule = match cfg.schedule() {
@@ -632,16 +754,16 @@ pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
     });
     let poll = Duration::from_millis(cfg.poll_interval_ms.max(10));
     let mut tasks: tokio::task::JoinSet<(String, bool)> = tokio::task::JoinSet::new();
-    let mut busy: HashSet<String> = HashSet::new();
+    let mut flights: HashMap<String, InFlight> = HashMap::new();
     // Subscriptions left alone until then: held by another instance (or
     // failing), so that looking again does not become a busy loop.
     let mut resting: HashMap<String, tokio::time::Instant> = HashMap::new();
     let mut turn = 0usize;
     let finished = |done: Result<(String, bool), tokio::task::JoinError>,
-                    busy: &mut HashSet<String>,
+                    flights: &mut HashMap<String, InFlight>,
                     resting: &mut HashMap<String, tokio::time::Instant>| {
         if let Ok((id, worked)) = done {
-            busy.remove(&id);
+            flights.remove(&id);
             if !worked {
                 resting.insert(id, tokio::time::Instant::now() + poll);
             }
@@ -652,43 +774,58 @@ pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
         tokio::pin!(woken);
         woken.as_mut().enable();
         while let Some(done) = tasks.try_join_next() {
-            finished(done, &mut busy, &mut resting);
+            finished(done, &mut flights, &mut resting);
         }
         let now = tokio::time::Instant::now();
         resting.retain(|_, until| *until > now);
-        if tasks.len() < limit {
-            match dispatch_list(&state).await {
-                Ok(candidates) if !candidates.is_empty() => {
-                    // Start at a different place each time, so that with
-                    // more subscriptions than slots each gets its turn.
-                    turn = turn.wrapping_add(1);
-                    let n = candidates.len();
-                    for k in 0..n {
-                        if tasks.len() >= limit {
-                            break;
-                        }
-                        let id = &candidates[(turn + k) % n];
-                        if !resting.contains_key(id) && busy.insert(id.clone()) {
-                            tasks.spawn(drive(d.clone(), id.clone()));
-                        }
+        // Listed even when every slot is taken: a tenant waiting below its
+        // share makes the tenants over theirs give slots back.
+        match dispatch_list(&state).await {
+            Ok(candidates) if !candidates.is_empty() => {
+                let mut waiting: BTreeMap<TenantId, Vec<String>> = BTreeMap::new();
+                for (tenant, id) in candidates {
+                    if !resting.contains_key(&id) && !flights.contains_key(&id) {
+                        waiting.entry(tenant).or_default().push(id);
                     }
                 }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = ?e, "cannot list subscriptions"),
+                let mut held: BTreeMap<TenantId, (usize, usize)> = BTreeMap::new();
+                for f in flights.values() {
+                    let h = held.entry(f.tenant.clone()).or_default();
+                    h.0 += 1;
+                    h.1 += usize::from(f.yield_now.load(Ordering::SeqCst));
+                }
+                turn = turn.wrapping_add(1);
+                let p = plan(limit, &held, &waiting, turn);
+                for (tenant, id) in p.start {
+                    let yield_now = Arc::new(AtomicBool::new(false));
+                    tasks.spawn(drive(d.clone(), id.clone(), yield_now.clone()));
+                    flights.insert(id, InFlight { tenant, yield_now });
+                }
+                for (tenant, n) in p.yields {
+                    flights
+                        .values()
+                        .filter(|f| f.tenant == tenant && !f.yield_now.load(Ordering::SeqCst))
+                        .take(n)
+                        .for_each(|f| f.yield_now.store(true, Ordering::SeqCst));
+                }
             }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = ?e, "cannot list subscriptions"),
         }
         tokio::select! {
             _ = &mut woken => {}
             _ = tokio::time::sleep(poll) => {}
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                finished(done, &mut busy, &mut resting);
+                finished(done, &mut flights, &mut resting);
             }
         }
     }
 }
 
-/// The active subscriptions with something to send now.
-async fn dispatch_list(state: &AppState) -> Result<Vec<String>, crate::error::ApiError> {
+/// The active subscriptions with something to send now, with their tenants.
+async fn dispatch_list(
+    state: &AppState,
+) -> Result<Vec<(TenantId, String)>, crate::error::ApiError> {
     let subs = state.db(|s| s.subscription_active()).await?;
     if subs.is_empty() {
         return Ok(Vec::new());
@@ -706,7 +843,7 @@ async fn dispatch_list(state: &AppState) -> Result<Vec<String>, crate::error::Ap
     Ok(subs
         .into_iter()
         .filter(|s| has_work(s, heads.get(&s.tenant).copied().unwrap_or(0), now))
-        .map(|s| s.id)
+        .map(|s| (s.tenant, s.id))
         .collect())
 }
 
@@ -756,6 +893,62 @@ mod tests {
         assert!(d >= Duration::from_secs(270) && d <= Duration::from_secs(330));
         let d = retry_delay(&s, 1, Some(Duration::from_secs(60)));
         assert_eq!(d, Duration::from_secs(60));
+    }
+
+    fn tenant(name: &str) -> TenantId {
+        TenantId::parse(name).unwrap()
+    }
+
+    fn subs(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i}")).collect()
+    }
+
+    fn started(p: &Plan, t: &str) -> usize {
+        p.start.iter().filter(|(x, _)| x.as_str() == t).count()
+    }
+
+    #[test]
+    fn free_slots_go_to_each_tenant_up_to_its_share_before_anyone_gets_more() {
+        let waiting = BTreeMap::from([(tenant("a"), subs("a", 10)), (tenant("b"), subs("b", 1))]);
+        let p = plan(4, &BTreeMap::new(), &waiting, 0);
+        // Share 2 each; b needs one, and its unused slot goes to a.
+        assert_eq!((started(&p, "a"), started(&p, "b")), (3, 1));
+        assert!(p.yields.is_empty());
+    }
+
+    #[test]
+    fn a_tenant_holding_every_slot_is_asked_to_give_back_its_excess_to_a_waiting_one() {
+        let held = BTreeMap::from([(tenant("a"), (4, 0))]);
+        let waiting = BTreeMap::from([
+            (tenant("a"), subs("a", 30)),
+            (tenant("b"), subs("b", 1)),
+            (tenant("c"), subs("c", 5)),
+        ]);
+        let p = plan(4, &held, &waiting, 0);
+        assert!(p.start.is_empty(), "no slot is free");
+        // Share 1 each (4 slots, 3 tenants): b and c are owed one each.
+        assert_eq!(p.yields, vec![(tenant("a"), 2)]);
+        // Those already asked are not asked again.
+        let held = BTreeMap::from([(tenant("a"), (4, 2))]);
+        assert!(plan(4, &held, &waiting, 0).yields.is_empty());
+        // A slot freed goes to a tenant below its share, not back to a.
+        let held = BTreeMap::from([(tenant("a"), (3, 1))]);
+        let p = plan(4, &held, &waiting, 7);
+        assert_eq!((started(&p, "a"), p.start.len()), (0, 1));
+    }
+
+    #[test]
+    fn one_tenant_alone_may_use_every_slot_and_each_of_its_subscriptions_gets_a_turn() {
+        let waiting = BTreeMap::from([(tenant("a"), subs("a", 5))]);
+        let first = plan(2, &BTreeMap::new(), &waiting, 0);
+        assert_eq!(first.start.len(), 2);
+        let next = plan(2, &BTreeMap::new(), &waiting, 2);
+        assert_ne!(first.start, next.start);
+        assert!(
+            plan(2, &BTreeMap::from([(tenant("a"), (2, 0))]), &waiting, 0)
+                .start
+                .is_empty()
+        );
     }
 
     #[test]

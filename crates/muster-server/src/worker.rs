@@ -35,7 +35,7 @@ use muster_intake::decrypt::{self, DecryptError, SignerKey};
 use muster_intake::records::{Format, FormatError, Item, Limits, Record, RecordReader};
 use muster_intake::seal::UnsealReader;
 use muster_store::{
-    BatchItem, Checkpoint, ClientRow, ImportRow, RowErrorRecord, Store, WriteContext,
+    BatchItem, Checkpoint, ClaimScope, ClientRow, ImportRow, RowErrorRecord, Store, WriteContext,
 };
 use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
@@ -107,21 +107,38 @@ fn reject(code: &'static str, message: impl Into<String>) -> RunError {
     })
 }
 
-/// Claims and runs queued imports, one at a time, until `stop` is set.
+/// Claims and runs queued imports, up to `import.concurrency` at once,
+/// until `stop` is set; then waits for the runs in progress, which stop
+/// between batches.
+///
+/// Tenants share the slots (see `docs/security.md`, "Tenant fairness"):
+/// each claim takes the next import in the tenants' turn order
+/// ([`Store::import_claim`]), and with more than one slot the last free one
+/// is only ever given to a tenant with no import running
+/// ([`ClaimScope::IdleTenants`]), so a tenant's queue of large imports
+/// leaves a slot for another tenant's small one rather than making it wait
+/// for the whole queue.
 pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
     let lease = lease_of(&state);
-    loop {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
+    let slots = state.config.import.concurrency.max(1);
+    let mut runs: tokio::task::JoinSet<(String, Result<Outcome, tokio::task::JoinError>)> =
+        tokio::task::JoinSet::new();
+    while !stop.load(Ordering::SeqCst) {
         // Registered before claiming, so an upload queued meanwhile wakes us.
         let notified = state.import_queued.notified();
-        loop {
-            if stop.load(Ordering::SeqCst) {
-                return;
-            }
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        while runs.len() < slots && !stop.load(Ordering::SeqCst) {
+            let scope = if slots > 1 && runs.len() + 1 == slots {
+                ClaimScope::IdleTenants
+            } else {
+                ClaimScope::AnyTenant
+            };
             let (owner, now) = (state.instance.clone(), state.clock.now());
-            let imp = match state.db(move |s| s.import_claim(&owner, lease, now)).await {
+            let claimed = state
+                .db(move |s| s.import_claim_in(&owner, lease, now, scope))
+                .await;
+            let imp = match claimed {
                 Ok(Some(imp)) => imp,
                 Ok(None) => break,
                 Err(e) => {
@@ -131,25 +148,39 @@ pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
             };
             let (st, stop2) = (state.clone(), stop.clone());
             let id = imp.id.clone();
-            let res = tokio::task::spawn_blocking(move || process(&st, imp, &stop2, lease)).await;
-            state.import_finished.notify_waiters();
-            match res {
-                Ok(Outcome::Done) => {}
-                Ok(Outcome::LeaseLost) => {
-                    tracing::warn!(import = %id, "lost the import's lease; another instance carries on with it");
-                }
-                Ok(Outcome::Interrupted) => {
-                    tracing::info!(import = %id, "import paused for shutdown; it resumes on restart");
-                    return;
-                }
-                // The lease runs out and the import is tried again.
-                Err(e) => tracing::error!(import = %id, error = %e, "import task panicked"),
-            }
+            runs.spawn(async move {
+                let res =
+                    tokio::task::spawn_blocking(move || process(&st, imp, &stop2, lease)).await;
+                (id, res)
+            });
         }
         tokio::select! {
-            _ = notified => {}
+            _ = &mut notified => {}
             _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            Some(done) = runs.join_next(), if !runs.is_empty() => ended(&state, done),
         }
+    }
+    while let Some(done) = runs.join_next().await {
+        ended(&state, done);
+    }
+}
+
+type RunEnd = Result<(String, Result<Outcome, tokio::task::JoinError>), tokio::task::JoinError>;
+
+/// Logs how a run ended and wakes those waiting for imports to end.
+fn ended(state: &AppState, done: RunEnd) {
+    state.import_finished.notify_waiters();
+    match done {
+        Ok((_, Ok(Outcome::Done))) => {}
+        Ok((id, Ok(Outcome::LeaseLost))) => {
+            tracing::warn!(import = %id, "lost the import's lease; another instance carries on with it");
+        }
+        Ok((id, Ok(Outcome::Interrupted))) => {
+            tracing::info!(import = %id, "import paused for shutdown; it resumes on restart");
+        }
+        // The lease runs out and the import is tried again.
+        Ok((id, Err(e))) => tracing::error!(import = %id, error = %e, "import task panicked"),
+        Err(e) => tracing::error!(error = %e, "import task panicked"),
     }
 }
 

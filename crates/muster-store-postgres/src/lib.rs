@@ -981,24 +981,40 @@ impl Store for PostgresStore {
 
     // ---- import claiming ---------------------------------------------------
     // Instances polling at once each get a different import: the candidate
-    // row is locked `FOR UPDATE SKIP LOCKED`, so a concurrent claim skips it.
-    fn import_claim(
+    // row is locked `FOR UPDATE SKIP LOCKED`, so a concurrent claim skips it
+    // and takes the next in turn. The turn order (see `Store::import_claim`)
+    // reads the running count and the last end per candidate through the
+    // `(tenant_id, pos)` index; two instances may read the same counts at
+    // once, which can only give one tenant a turn early, never an import
+    // twice.
+    fn import_claim_in(
         &self,
         owner: &str,
         lease: ChronoDuration,
         now: DateTime<Utc>,
+        scope: ClaimScope,
     ) -> Result<Option<ImportRow>> {
         let until = now + lease;
+        let idle_only = scope == ClaimScope::IdleTenants;
         self.pool.write(|s| {
             let row = s.opt(
                 "WITH next AS ( \
-                   SELECT id FROM imports \
-                   WHERE state IN ('received', 'decrypting', 'parsing', 'applying') \
-                     AND (lease_until IS NULL OR lease_until <= $2) \
-                   ORDER BY pos LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                   SELECT i.id FROM imports i \
+                   WHERE i.state IN ('received', 'decrypting', 'parsing', 'applying') \
+                     AND (i.lease_until IS NULL OR i.lease_until <= $2) \
+                     AND (NOT $4 OR NOT EXISTS (SELECT 1 FROM imports r \
+                          WHERE r.tenant_id = i.tenant_id AND r.lease_until > $2 \
+                            AND r.state IN ('received', 'decrypting', 'parsing', 'applying'))) \
+                   ORDER BY (SELECT count(*) FROM imports r \
+                              WHERE r.tenant_id = i.tenant_id AND r.lease_until > $2 \
+                                AND r.state IN ('received', 'decrypting', 'parsing', 'applying')), \
+                            (SELECT max(f.finished_at) FROM imports f \
+                              WHERE f.tenant_id = i.tenant_id) NULLS FIRST, \
+                            i.pos \
+                   LIMIT 1 FOR UPDATE OF i SKIP LOCKED) \
                  UPDATE imports i SET lease_owner = $1, lease_until = $3 \
                  FROM next WHERE i.id = next.id RETURNING i.id",
-                &[&owner, &now, &until],
+                &[&owner, &now, &until, &idle_only],
             )?;
             match row {
                 Some(r) => {

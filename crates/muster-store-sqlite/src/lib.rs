@@ -1099,24 +1099,38 @@ impl Store for SqliteStore {
     // still matters: a restarted instance (with a new id) takes its old
     // work back once the dead one's lease runs out, or at once after a
     // clean shutdown handed it back.
-    fn import_claim(
+    fn import_claim_in(
         &self,
         owner: &str,
         lease: chrono::Duration,
         now: DateTime<Utc>,
+        scope: ClaimScope,
     ) -> Result<Option<ImportRow>> {
         let owner = owner.to_owned();
         let (now, until) = (us(now), us(now + lease));
+        let idle_only = scope == ClaimScope::IdleTenants;
         self.writer.write(move |conn| {
+            // Tenants take turns (see `Store::import_claim`): the running
+            // count and the last end are read per candidate, through the
+            // tenant index, and only for imports that could be claimed.
             let id: Option<String> = conn
                 .prepare_cached(
-                    "SELECT id FROM imports \
-                     WHERE state IN ('received', 'decrypting', 'parsing', 'applying') \
-                       AND (lease_until IS NULL OR lease_until <= ?1) \
-                     ORDER BY rowid LIMIT 1",
+                    "SELECT i.id FROM imports i \
+                     WHERE i.state IN ('received', 'decrypting', 'parsing', 'applying') \
+                       AND (i.lease_until IS NULL OR i.lease_until <= ?1) \
+                       AND (NOT ?2 OR NOT EXISTS (SELECT 1 FROM imports r \
+                            WHERE r.tenant_id = i.tenant_id AND r.lease_until > ?1 \
+                              AND r.state IN ('received', 'decrypting', 'parsing', 'applying'))) \
+                     ORDER BY (SELECT count(*) FROM imports r \
+                                WHERE r.tenant_id = i.tenant_id AND r.lease_until > ?1 \
+                                  AND r.state IN ('received', 'decrypting', 'parsing', 'applying')), \
+                              (SELECT max(f.finished_at) FROM imports f \
+                                WHERE f.tenant_id = i.tenant_id) NULLS FIRST, \
+                              i.rowid \
+                     LIMIT 1",
                 )
                 .map_err(be)?
-                .query_row([now], |r| r.get(0))
+                .query_row(params![now, idle_only], |r| r.get(0))
                 .optional()
                 .map_err(be)?;
             let Some(id) = id else { return Ok(None) };

@@ -100,6 +100,7 @@ pub fn run_all(make: Factory<'_>) {
     crate::contract_rotate::run_rotate(make);
     crate::contract_crash::run_crash(make);
     crate::contract_fanout::run_fanout(make);
+    crate::contract_fairness::run_fairness(make);
 }
 
 fn t0() -> chrono::DateTime<Utc> {

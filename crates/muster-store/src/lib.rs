@@ -5,6 +5,7 @@
 
 pub mod contract;
 pub mod contract_crash;
+pub mod contract_fairness;
 pub mod contract_fanout;
 pub mod contract_rotate;
 pub mod contract_semantics;
@@ -218,6 +219,16 @@ pub struct ImportRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Which imports [`Store::import_claim_in`] may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimScope {
+    /// Any claimable import, by the tenants' turns.
+    AnyTenant,
+    /// Only imports of tenants with no import running: the slot an
+    /// instance keeps so that one tenant's queue never fills all of them.
+    IdleTenants,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -641,17 +652,33 @@ pub trait Store: Send + Sync + 'static {
     fn import_pending(&self) -> Result<Vec<ImportRow>>;
 
     // ---- import claiming: how instances divide the import queue ----------
-    /// Claims the oldest pending import that no live instance holds, for
-    /// `owner` until `now + lease`. Of instances polling at once each gets a
-    /// different import; one whose lease ran out (its instance died or
-    /// stalled) is claimed again, and resumes from its checkpoint. The
-    /// holder keeps it with [`Store::import_renew`]; a final state set by
+    /// Claims a pending import that no live instance holds, for `owner`
+    /// until `now + lease`, taking turns between tenants: of the tenants
+    /// with a claimable import, the one with the fewest imports running
+    /// (held under a live lease, by any instance) goes first, then the one
+    /// whose last import ended longest ago (or never), and of its imports
+    /// the oldest. Of instances polling at once each gets a different
+    /// import; one whose lease ran out (its instance died or stalled) is
+    /// claimed again, and resumes from its checkpoint. The holder keeps it
+    /// with [`Store::import_renew`]; a final state set by
     /// [`Store::import_set_state`] releases it.
     fn import_claim(
         &self,
         owner: &str,
         lease: chrono::Duration,
         now: DateTime<Utc>,
+    ) -> Result<Option<ImportRow>> {
+        self.import_claim_in(owner, lease, now, ClaimScope::AnyTenant)
+    }
+    /// [`Store::import_claim`] limited to `scope`: with
+    /// [`ClaimScope::IdleTenants`], only imports of tenants that have no
+    /// import running at all.
+    fn import_claim_in(
+        &self,
+        owner: &str,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+        scope: ClaimScope,
     ) -> Result<Option<ImportRow>>;
     /// Extends `owner`'s lease on an import to `now + lease` (a zero lease
     /// hands it back at once, for a clean shutdown). `false` when `owner`

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// A loopback receiver: answers `status` after `delay`, and records the
 /// `webhook-id` and body of every request.
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     got: Arc<Mutex<Vec<(String, Value)>>>,
     /// Requests that arrived, answered or not.
     arrived: Arc<Mutex<usize>>,
@@ -22,7 +22,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn got(&self) -> Vec<(String, Value)> {
+    pub(crate) fn got(&self) -> Vec<(String, Value)> {
         self.got.lock().unwrap().clone()
     }
     fn arrived(&self) -> usize {
@@ -43,7 +43,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) ->
     AxStatus::from_u16(r.status).unwrap()
 }
 
-async fn receiver(status: u16, delay: Duration) -> (String, Receiver) {
+pub(crate) async fn receiver(status: u16, delay: Duration) -> (String, Receiver) {
     let r = Receiver {
         status,
         delay,
@@ -66,7 +66,7 @@ fn env(timeout: &'static str) -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-async fn subscribe(app: &TestApp, url: &str) -> (String, String) {
+pub(crate) async fn subscribe(app: &TestApp, url: &str) -> (String, String) {
     let r = app
         .admin_post(
             "/api/v1/subscriptions",
@@ -81,7 +81,7 @@ async fn subscribe(app: &TestApp, url: &str) -> (String, String) {
     )
 }
 
-async fn put_people(app: &TestApp, token: &str, ids: impl IntoIterator<Item = String>) {
+pub(crate) async fn put_people(app: &TestApp, token: &str, ids: impl IntoIterator<Item = String>) {
     for id in ids {
         let r = app
             .http
@@ -96,7 +96,7 @@ async fn put_people(app: &TestApp, token: &str, ids: impl IntoIterator<Item = St
 }
 
 /// Polls `done` every 50 ms, at most `secs` seconds.
-async fn wait_for(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) async fn wait_for(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..secs * 20 {
         if done() {
             return;

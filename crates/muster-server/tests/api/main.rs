@@ -11,6 +11,7 @@ mod audit;
 mod auth_limits;
 mod bodies;
 mod encrypted;
+mod fairness;
 mod fanout;
 mod imports;
 mod instances;
