@@ -530,7 +530,7 @@ async fn receive_upload<T>(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let part2 = part.clone();
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let f = std::fs::File::create(&part2)?;
+        let f = crate::data_dir::create_private_file(&part2)?;
         let mut w = SealWriter::new(std::io::BufWriter::with_capacity(256 * 1024, f), &key, &aad)?;
         while let Some(chunk) = rx.blocking_recv() {
             w.write_all(&chunk)?;

@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "fanout_leases",
         include_str!("../migrations/0008_fanout_leases.sql"),
     ),
+    (
+        9,
+        "admin_tokens",
+        include_str!("../migrations/0009_admin_tokens.sql"),
+    ),
 ];
 
 /// The advisory lock key that guards migrations ("muster-m" in ASCII).
