@@ -7,8 +7,10 @@
 mod helpers;
 
 mod admin;
+mod admin_tokens;
 mod audit;
 mod auth_limits;
+mod data_files;
 mod encrypted;
 mod fanout;
 mod imports;
