@@ -115,6 +115,7 @@ pub fn tighten(_root: &Path) -> io::Result<u64> {
 
 #[cfg(all(test, unix))]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
@@ -153,7 +154,7 @@ mod tests {
         create_private_dirs(&d).unwrap();
         assert_eq!(mode(&tmp.path().join("a")), 0o700);
         assert_eq!(mode(&d), 0o700);
-        create_private_file(&d.join("f")).unwrap();
+        create_private_file(d.join("f")).unwrap();
         assert_eq!(mode(&d.join("f")), 0o600);
     }
 }
