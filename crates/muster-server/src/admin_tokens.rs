@@ -14,8 +14,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use muster_core::policy::Permission;
 use muster_core::secret;
+use muster_core::secret::SecretDigest;
+use muster_core::TenantId;
 use muster_proto::{AdminTokenCreated, AdminTokenInfo, AdminTokenSpec};
-use muster_store::{AdminTokenRef, AdminTokenRow, NewAdminToken, PrincipalKind};
+use muster_store::{
+    AdminTokenRef, AdminTokenRow, AuditDraft, NewAdminToken, PrincipalKind, Store,
+    INITIAL_TOKEN_NAME,
+};
 
 /// The path segment that names the presented token instead of an id.
 pub const CURRENT: &str = "current";
@@ -146,4 +151,56 @@ pub async fn admin_token_revoke(
     )
     .await?;
     Ok(Json(info(row)))
+}
+
+/// At a start after the first: when the installation's first admin (the
+/// default tenant's `admin`) has no admin token left that works, stores
+/// `digest` as a new initial token and returns true, so that the caller
+/// writes the initial token file as at the first start. Whoever can start
+/// the gateway and read its data directory can read the database anyway;
+/// an installation whose tokens all lapsed must not be locked out for good.
+pub fn reissue_initial(
+    store: &dyn Store,
+    digest: SecretDigest,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<bool> {
+    let tenant = TenantId::default_tenant();
+    let operator = match store.client_get("admin") {
+        Ok(p) if p.kind == PrincipalKind::Admin && p.tenant == tenant => p,
+        _ => return Ok(false),
+    };
+    let live = store.admin_token_list(&tenant)?.into_iter().any(|t| {
+        t.admin == operator.client_id
+            && t.revoked_at.is_none()
+            && t.expires_at.is_none_or(|e| e > now)
+    });
+    if live {
+        return Ok(false);
+    }
+    let row = store.admin_token_create(NewAdminToken {
+        id: uuid::Uuid::now_v7().to_string(),
+        digest,
+        principal_id: operator.id,
+        name: INITIAL_TOKEN_NAME.into(),
+        created_at: now,
+        expires_at: Some(expires_at),
+    })?;
+    store.audit_append(AuditDraft {
+        tenant,
+        at: now,
+        principal: "system".into(),
+        on_behalf_of: None,
+        source: "bootstrap".into(),
+        action: "admin_token.created".into(),
+        person: None,
+        detail: serde_json::json!({
+            "id": row.id,
+            "name": row.name,
+            "admin": row.admin,
+            "expires_at": row.expires_at,
+            "reason": "the first admin had no admin token left that works",
+        }),
+    })?;
+    Ok(true)
 }

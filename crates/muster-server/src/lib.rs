@@ -307,15 +307,34 @@ pub async fn spawn(
     let s2 = store.clone();
     let ttl = config.tokens.initial_admin_ttl_seconds;
     let expires = now + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX));
-    if tokio::task::spawn_blocking(move || s2.bootstrap_admin(digest, Some(expires), now)).await?? {
+    let first = tokio::task::spawn_blocking(move || s2.bootstrap_admin(digest, Some(expires), now))
+        .await??;
+    let reissued = if first {
+        false
+    } else {
+        let s2 = store.clone();
+        tokio::task::spawn_blocking(move || {
+            admin_tokens::reissue_initial(s2.as_ref(), digest, expires, now)
+        })
+        .await??
+    };
+    if first || reissued {
         let path = config.data_dir.join("initial-admin-token");
         let _ = std::fs::remove_file(&path);
         write_private(&path, &token)?;
-        tracing::info!(
-            path = %path.display(),
-            expires_at = %expires.to_rfc3339(),
-            "created the tenant 'default' and its first admin; the admin's API token is in this file until it expires: replace it now with `muster admin token replace-initial`, which mints your own token and deletes the file"
-        );
+        if first {
+            tracing::info!(
+                path = %path.display(),
+                expires_at = %expires.to_rfc3339(),
+                "created the tenant 'default' and its first admin; the admin's API token is in this file until it expires: replace it now with `muster admin token replace-initial`, which mints your own token and deletes the file"
+            );
+        } else {
+            tracing::warn!(
+                path = %path.display(),
+                expires_at = %expires.to_rfc3339(),
+                "the first admin had no admin token left that works (all expired or revoked): a new initial token is in this file; replace it with `muster admin token replace-initial`"
+            );
+        }
     }
     let addr = listener.local_addr()?;
     let issuer = if config.public_url.is_empty() {

@@ -244,3 +244,46 @@ async fn a_tenant_admin_sees_and_revokes_only_its_own_tenants_tokens() {
     );
     assert_eq!(answer(&app, &t).await.0, StatusCode::OK);
 }
+
+async fn restart(app: TestApp) -> TestApp {
+    let mut app = app;
+    app.running.take().unwrap().stop().await.unwrap();
+    app.spawn_peer(vec![]).await
+}
+
+#[tokio::test]
+async fn a_start_after_the_first_admin_lost_every_token_writes_a_new_initial_token() {
+    let app = spawn_app().await;
+    let initial = app.admin_token.clone();
+    let (_, own) = minted(&app, json!({"name": "own"})).await;
+    assert_eq!(
+        revoke(&app, &initial, "current").await.status(),
+        StatusCode::OK
+    );
+    // A token of its own still works: nothing new is written.
+    let app = restart(app).await;
+    assert_eq!(app.admin_token, initial, "the file was left as it was");
+    assert_eq!(answer(&app, &initial).await, unknown(&app).await);
+    assert_eq!(answer(&app, &own).await.0, StatusCode::OK);
+    // Its last token revoked, the next start writes a new initial token.
+    assert_eq!(revoke(&app, &own, "current").await.status(), StatusCode::OK);
+    let app = restart(app).await;
+    assert_ne!(app.admin_token, initial);
+    assert_eq!(answer(&app, &app.admin_token).await.0, StatusCode::OK);
+    let audit = app
+        .get_as(&app.admin_token, "/api/v1/audit?limit=1000")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!audit.contains(&app.admin_token));
+    let list: Vec<Value> = app
+        .get_as(&app.admin_token, "/api/v1/admin/tokens")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let live: Vec<&Value> = list.iter().filter(|t| t["revoked_at"].is_null()).collect();
+    assert_eq!(live.len(), 1, "{list:?}");
+    assert_eq!(live[0]["name"], "initial");
+}
