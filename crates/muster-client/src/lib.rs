@@ -428,6 +428,28 @@ impl Client {
         .await
     }
 
+    /// `POST /api/v1/admin/tokens`: a new admin API token for the calling
+    /// admin, shown once in the answer.
+    pub async fn admin_token_create(
+        &self,
+        spec: &AdminTokenSpec,
+    ) -> Result<AdminTokenCreated, ClientError> {
+        self.post("/api/v1/admin/tokens", spec).await
+    }
+
+    /// `GET /api/v1/admin/tokens`: the tenant's admin tokens (never a
+    /// secret).
+    pub async fn admin_token_list(&self) -> Result<Vec<AdminTokenInfo>, ClientError> {
+        self.get("/api/v1/admin/tokens").await
+    }
+
+    /// `POST /api/v1/admin/tokens/{id}/revoke`; `current` revokes the
+    /// token this client presents.
+    pub async fn admin_token_revoke(&self, id: &str) -> Result<AdminTokenInfo, ClientError> {
+        let path = format!("/api/v1/admin/tokens/{}/revoke", seg(id)?);
+        self.call(Method::POST, &path, &[], None).await
+    }
+
     /// `POST /api/v1/clients`; the answer holds the secret, shown once.
     pub async fn client_create(&self, spec: &ClientSpec) -> Result<ClientCreated, ClientError> {
         self.post("/api/v1/clients", spec).await

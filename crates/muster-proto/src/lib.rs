@@ -117,6 +117,42 @@ pub struct TenantCreated {
     pub admin_token: String,
 }
 
+/// What an admin sends to mint an admin API token for itself.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTokenSpec {
+    /// What the token is for (1 to 64 printable characters), shown in the
+    /// list.
+    pub name: String,
+    /// Seconds until it expires; default from the gateway's configuration
+    /// (90 days), at most its maximum (one year).
+    #[serde(default)]
+    pub lifetime_seconds: Option<u64>,
+}
+
+/// An admin API token as listed: never the token or its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AdminTokenInfo {
+    /// Public id, to revoke it by.
+    pub id: String,
+    pub name: String,
+    /// The admin it speaks for.
+    pub admin: String,
+    pub created_at: DateTime<Utc>,
+    /// `null`: never (tokens made before lifetimes existed).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// To the minute.
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A new admin API token; `admin_token` is shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AdminTokenCreated {
+    pub token: AdminTokenInfo,
+    pub admin_token: String,
+}
+
 /// What an admin sends to register an integration client.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

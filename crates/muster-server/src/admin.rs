@@ -80,19 +80,18 @@ pub async fn tenant_create(
         secret: None,
     };
     let created = state.db(move |s| s.client_create(admin, now)).await?;
-    let pid = created.id.clone();
-    state
-        .db(move |s| {
-            s.token_insert(muster_store::NewToken {
-                digest,
-                principal_id: pid,
-                scope: "*".into(),
-                one_time: false,
-                created_at: now,
-                expires_at: None,
-            })
-        })
-        .await?;
+    // Like any minted admin token, it expires; the tenant's admin mints
+    // its own with it and revokes it.
+    let ttl = state.config.tokens.admin_ttl_seconds;
+    let first = muster_store::NewAdminToken {
+        id: uuid::Uuid::now_v7().to_string(),
+        digest,
+        principal_id: created.id.clone(),
+        name: muster_store::INITIAL_TOKEN_NAME.into(),
+        created_at: now,
+        expires_at: Some(now + Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX))),
+    };
+    state.db(move |s| s.admin_token_create(first)).await?;
     audit(
         &state,
         &caller,

@@ -251,6 +251,17 @@ pub struct TokenConfig {
     /// may lie (RFC 7523 3, item 4): short-lived assertions bound how long
     /// their `jti` must be remembered.
     pub max_assertion_lifetime_seconds: u64,
+    /// Lifetime of an admin API token minted with `POST
+    /// /api/v1/admin/tokens` (or `muster admin token create`) that asks for
+    /// none, and of a new tenant's first admin token (90 days).
+    pub admin_ttl_seconds: u64,
+    /// The longest lifetime a minted admin token may ask for (one year).
+    pub admin_max_ttl_seconds: u64,
+    /// Lifetime of the initial admin token `muster serve` writes to
+    /// `<data_dir>/initial-admin-token` on its first start (one day): it
+    /// is for replacing itself (`muster admin token replace-initial`),
+    /// not for daily use.
+    pub initial_admin_ttl_seconds: u64,
 }
 
 const DEFAULTS: &str = r#"
@@ -299,6 +310,9 @@ concurrency = 16
 default_ttl_seconds = 900
 secret_overlap_seconds = 86400
 max_assertion_lifetime_seconds = 300
+admin_ttl_seconds = 7776000
+admin_max_ttl_seconds = 31536000
+initial_admin_ttl_seconds = 86400
 [cluster]
 heartbeat_ms = 2000
 [http]
@@ -425,6 +439,19 @@ impl Config {
         anyhow::ensure!(
             (1..=1024).contains(&self.webhooks.concurrency),
             "webhooks.concurrency must be between 1 and 1024"
+        );
+        anyhow::ensure!(
+            (60..=self.tokens.admin_max_ttl_seconds).contains(&self.tokens.admin_ttl_seconds),
+            "tokens.admin_ttl_seconds must be between 60 and tokens.admin_max_ttl_seconds"
+        );
+        anyhow::ensure!(
+            (60..=self.tokens.admin_max_ttl_seconds)
+                .contains(&self.tokens.initial_admin_ttl_seconds),
+            "tokens.initial_admin_ttl_seconds must be between 60 and tokens.admin_max_ttl_seconds"
+        );
+        anyhow::ensure!(
+            self.tokens.admin_max_ttl_seconds <= 10 * 31_536_000,
+            "tokens.admin_max_ttl_seconds must be at most ten years"
         );
         anyhow::ensure!(
             self.limits.max_line_bytes >= 1024,

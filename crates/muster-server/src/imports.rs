@@ -580,7 +580,7 @@ async fn receive_upload<T>(
     let aad = id.as_bytes().to_vec();
     let path = part.path.clone();
     let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Sealer> {
-        SealWriter::new(std::fs::File::create(&path)?, &key, &aad)
+        SealWriter::new(crate::data_dir::create_private_file(&path)?, &key, &aad)
     })
     .await?
     .map_err(sealing_failed)?;

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_tokens;
 pub mod audit_api;
 pub mod auth;
 pub mod bodies;
@@ -13,6 +14,7 @@ pub mod client_assertion;
 pub mod client_keys;
 pub mod cluster;
 pub mod config;
+pub mod data_dir;
 pub mod error;
 pub mod imports;
 pub mod json;
@@ -98,6 +100,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/people/{external_id}",
             put(people::person_put).get(people::person_get),
+        )
+        // Admin API tokens: minted with a lifetime, listed, revoked.
+        .route(
+            "/admin/tokens",
+            post(admin_tokens::admin_token_create).get(admin_tokens::admin_token_list),
+        )
+        .route(
+            "/admin/tokens/{id}/revoke",
+            post(admin_tokens::admin_token_revoke),
         )
         // The installation's master key (issue 3): operator only.
         .route("/admin/master-key", get(master_key::master_key_get))
@@ -278,7 +289,7 @@ fn open_store(config: &config::Config, existing_only: bool) -> anyhow::Result<Ar
                 anyhow::ensure!(path.exists(), "no database at {}", path.display());
             } else if let Some(dir) = path.parent() {
                 if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir)
+                    data_dir::create_private_dirs(dir)
                         .with_context(|| format!("cannot create {}", dir.display()))?;
                 }
             }
@@ -344,13 +355,7 @@ pub async fn spawn(
     } else {
         None
     };
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
-    std::fs::create_dir_all(config.uploads_dir())?;
+    data_dir::prepare(&config)?;
     let key = master_key(&config)?;
     let store = {
         let config = config.clone();
@@ -359,14 +364,36 @@ pub async fn spawn(
     let (token, digest) = secret::generate("mat_");
     let now = clock.now();
     let s2 = store.clone();
-    if tokio::task::spawn_blocking(move || s2.bootstrap(digest, now)).await?? {
+    let ttl = config.tokens.initial_admin_ttl_seconds;
+    let expires = now + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX));
+    let first = tokio::task::spawn_blocking(move || s2.bootstrap_admin(digest, Some(expires), now))
+        .await??;
+    let reissued = if first {
+        false
+    } else {
+        let s2 = store.clone();
+        tokio::task::spawn_blocking(move || {
+            admin_tokens::reissue_initial(s2.as_ref(), digest, expires, now)
+        })
+        .await??
+    };
+    if first || reissued {
         let path = config.data_dir.join("initial-admin-token");
         let _ = std::fs::remove_file(&path);
         write_private(&path, &token)?;
-        tracing::info!(
-            path = %path.display(),
-            "created the tenant 'default' and its first admin; the admin's API token is in this file (use MUSTER_ADMIN_TOKEN or muster admin --token-file)"
-        );
+        if first {
+            tracing::info!(
+                path = %path.display(),
+                expires_at = %expires.to_rfc3339(),
+                "created the tenant 'default' and its first admin; the admin's API token is in this file until it expires: replace it now with `muster admin token replace-initial`, which mints your own token and deletes the file"
+            );
+        } else {
+            tracing::warn!(
+                path = %path.display(),
+                expires_at = %expires.to_rfc3339(),
+                "the first admin had no admin token left that works (all expired or revoked): a new initial token is in this file; replace it with `muster admin token replace-initial`"
+            );
+        }
     }
     let addr = listener.local_addr()?;
     let issuer = if config.public_url.is_empty() {

@@ -258,13 +258,13 @@ impl RowIndex {
         let mut keys = Vec::with_capacity(parts);
         let mut managers = Vec::with_capacity(parts);
         for p in 0..parts {
-            let k = File::create(layout.path("k", p))?;
+            let k = crate::data_dir::create_private_file(layout.path("k", p))?;
             keys.push(BufWriter::with_capacity(32 * 1024, k));
-            let m = File::create(layout.path("m", p))?;
+            let m = crate::data_dir::create_private_file(layout.path("m", p))?;
             managers.push(SealWriter::new(m, &layout.seal_key, &Layout::aad("m", p))?);
         }
         let errors = if record_errors {
-            let f = File::create(layout.errors_path())?;
+            let f = crate::data_dir::create_private_file(layout.errors_path())?;
             Some(SealWriter::new(
                 f,
                 &layout.seal_key,
@@ -591,7 +591,7 @@ impl LateWriter {
         let mut files = Vec::new();
         if record {
             for p in 0..layout.parts() {
-                let f = File::create(layout.path("l", p))?;
+                let f = crate::data_dir::create_private_file(layout.path("l", p))?;
                 files.push(BufWriter::with_capacity(16 * 1024, f));
             }
         }

@@ -553,6 +553,44 @@ fn insert_principal<C: GenericClient>(
     Ok(id)
 }
 
+/// Admin tokens (rows with an id) of admin principals; callers append
+/// `AND ...` conditions.
+macro_rules! admin_token_select {
+    () => {
+        "SELECT t.id, p.client_id, coalesce(t.name, ''), t.created_at, t.expires_at, \
+         t.last_used_at, t.revoked_at FROM tokens t JOIN principals p ON p.id = t.principal_id \
+         WHERE t.id IS NOT NULL AND p.kind = 'admin'"
+    };
+}
+
+fn to_admin_token(r: &Row) -> Result<AdminTokenRow> {
+    Ok(AdminTokenRow {
+        id: get(r, 0)?,
+        admin: get(r, 1)?,
+        name: get(r, 2)?,
+        created_at: get(r, 3)?,
+        expires_at: get(r, 4)?,
+        last_used_at: get(r, 5)?,
+        revoked_at: get(r, 6)?,
+    })
+}
+
+fn insert_admin_token<C: GenericClient>(s: &mut Sql<'_, C>, t: &NewAdminToken) -> Result<()> {
+    s.exec(
+        "INSERT INTO tokens (digest, principal_id, scope, one_time, created_at, expires_at, id, name) \
+         VALUES ($1, $2, '*', false, $3, $4, $5, $6)",
+        &[
+            &t.digest.as_slice(),
+            &t.principal_id,
+            &t.created_at,
+            &t.expires_at,
+            &t.id,
+            &t.name,
+        ],
+    )?;
+    Ok(())
+}
+
 fn insert_token<C: GenericClient>(s: &mut Sql<'_, C>, t: &NewToken) -> Result<()> {
     s.exec(
         "INSERT INTO tokens (digest, principal_id, scope, one_time, created_at, expires_at) \
@@ -570,7 +608,12 @@ fn insert_token<C: GenericClient>(s: &mut Sql<'_, C>, t: &NewToken) -> Result<()
 }
 
 impl Store for PostgresStore {
-    fn bootstrap(&self, admin_token: SecretDigest, now: DateTime<Utc>) -> Result<bool> {
+    fn bootstrap_admin(
+        &self,
+        admin_token: SecretDigest,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         self.pool.write(|s| {
             // Instances starting together take turns; the first one creates.
             s.exec("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_BOOTSTRAP])?;
@@ -598,15 +641,15 @@ impl Store for PostgresStore {
                 },
                 now,
             )?;
-            insert_token(
+            insert_admin_token(
                 s,
-                &NewToken {
+                &NewAdminToken {
+                    id: uuid::Uuid::now_v7().to_string(),
                     digest: admin_token,
                     principal_id: pid,
-                    scope: "*".into(),
-                    one_time: false,
+                    name: INITIAL_TOKEN_NAME.into(),
                     created_at: now,
-                    expires_at: None,
+                    expires_at,
                 },
             )?;
             apply::audit_append_one(
@@ -749,7 +792,8 @@ impl Store for PostgresStore {
                 concat!(
                     "SELECT ",
                     principal_cols!(),
-                    ", t.scope, t.one_time, t.expires_at, t.consumed_at, t.revoked_at \
+                    ", t.scope, t.one_time, t.expires_at, t.consumed_at, t.revoked_at, \
+                     t.id, t.last_used_at \
                      FROM tokens t JOIN principals p ON p.id = t.principal_id \
                      WHERE t.digest = $1"
                 ),
@@ -764,14 +808,24 @@ impl Store for PostgresStore {
             let expires: Option<DateTime<Utc>> = get(&t, 16)?;
             let consumed: Option<DateTime<Utc>> = get(&t, 17)?;
             let revoked: Option<DateTime<Utc>> = get(&t, 18)?;
+            let admin_id: Option<String> = get(&t, 19)?;
+            let last_used: Option<DateTime<Utc>> = get(&t, 20)?;
             if revoked.is_some() {
-                return Ok(Err(TokenRefusal::Revoked));
+                return Ok(Err(TokenRefusal::Revoked.as_told_to(principal.kind)));
             }
             if consumed.is_some() {
                 return Ok(Err(TokenRefusal::Consumed));
             }
             if expires.is_some_and(|e| e <= now) {
-                return Ok(Err(TokenRefusal::Expired));
+                return Ok(Err(TokenRefusal::Expired.as_told_to(principal.kind)));
+            }
+            let stale = last_used
+                .is_none_or(|t| now - t >= ChronoDuration::seconds(LAST_USE_RESOLUTION_SECONDS));
+            if admin_id.is_some() && stale {
+                s.exec(
+                    "UPDATE tokens SET last_used_at = $1 WHERE digest = $2",
+                    &[&now, &digest.as_slice()],
+                )?;
             }
             if principal.disabled {
                 return Ok(Err(TokenRefusal::ClientDisabled));
@@ -803,6 +857,77 @@ impl Store for PostgresStore {
                 &[&digest.as_slice(), &principal_id],
             )?;
             Ok(())
+        })
+    }
+
+    fn admin_token_create(&self, t: NewAdminToken) -> Result<AdminTokenRow> {
+        self.pool.write(|s| {
+            let kind: Option<String> = s
+                .opt(
+                    "SELECT kind FROM principals WHERE id = $1",
+                    &[&t.principal_id],
+                )?
+                .map(|r| get(&r, 0))
+                .transpose()?;
+            if kind.as_deref() != Some("admin") {
+                return Err(StoreError::NotFound { what: "admin" });
+            }
+            insert_admin_token(s, &t)?;
+            let r = s.one(concat!(admin_token_select!(), " AND t.id = $1"), &[&t.id])?;
+            to_admin_token(&r)
+        })
+    }
+
+    fn admin_token_list(&self, tenant: &TenantId) -> Result<Vec<AdminTokenRow>> {
+        self.pool.run(|s| {
+            s.query(
+                concat!(
+                    admin_token_select!(),
+                    " AND p.tenant_id = $1 ORDER BY t.created_at, t.id"
+                ),
+                &[&tenant.as_str()],
+            )?
+            .iter()
+            .map(to_admin_token)
+            .collect()
+        })
+    }
+
+    fn admin_token_revoke(
+        &self,
+        tenant: &TenantId,
+        which: AdminTokenRef,
+        now: DateTime<Utc>,
+    ) -> Result<AdminTokenRow> {
+        self.pool.write(|s| {
+            let id: Option<String> = match &which {
+                AdminTokenRef::Id(id) => Some(id.clone()),
+                AdminTokenRef::Digest(d) => s
+                    .opt("SELECT id FROM tokens WHERE digest = $1", &[&d.as_slice()])?
+                    .map(|r| get::<Option<String>>(&r, 0))
+                    .transpose()?
+                    .flatten(),
+            };
+            let Some(id) = id else {
+                return Err(StoreError::NotFound {
+                    what: "admin token",
+                });
+            };
+            let found = s.opt(
+                concat!(admin_token_select!(), " AND t.id = $1 AND p.tenant_id = $2"),
+                &[&id, &tenant.as_str()],
+            )?;
+            if found.is_none() {
+                return Err(StoreError::NotFound {
+                    what: "admin token",
+                });
+            }
+            s.exec(
+                "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                &[&now, &id],
+            )?;
+            let r = s.one(concat!(admin_token_select!(), " AND t.id = $1"), &[&id])?;
+            to_admin_token(&r)
         })
     }
 

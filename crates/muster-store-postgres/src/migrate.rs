@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "issuers_per_tenant",
         include_str!("../migrations/0009_issuers_per_tenant.sql"),
     ),
+    (
+        10,
+        "admin_tokens",
+        include_str!("../migrations/0010_admin_tokens.sql"),
+    ),
 ];
 
 /// The advisory lock key that guards migrations ("muster-m" in ASCII).

@@ -105,8 +105,21 @@ const MIGRATIONS: &[(i64, &str)] = &[
          DROP TABLE issuers; \
          ALTER TABLE issuers_per_tenant RENAME TO issuers;",
     ),
+    (
+        7,
+        // Admin API tokens with a lifetime: a public id to list and revoke
+        // them by, a name, and when each was last used. Admin tokens made
+        // before this step (each admin's first) are listed as `initial`,
+        // keep never expiring, and can now be revoked.
+        "ALTER TABLE tokens ADD COLUMN id TEXT; \
+         ALTER TABLE tokens ADD COLUMN name TEXT; \
+         ALTER TABLE tokens ADD COLUMN last_used_at INTEGER; \
+         CREATE UNIQUE INDEX tokens_id ON tokens(id) WHERE id IS NOT NULL; \
+         UPDATE tokens SET id = lower(hex(randomblob(16))), name = 'initial' \
+         WHERE id IS NULL AND principal_id IN (SELECT id FROM principals WHERE kind = 'admin');",
+    ),
 ];
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 const READERS_KEPT: usize = 8;
 
 pub(crate) fn be(e: rusqlite::Error) -> StoreError {
@@ -139,6 +152,46 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Makes the database file exist with mode 0600 before SQLite opens it,
+/// and tightens one that is more open (with its `-wal` and `-shm`), so
+/// that the plaintext personnel data it holds is readable by the service
+/// user alone whatever the umask. SQLite creates the `-wal` and `-shm`
+/// files with the database file's permissions, so they follow.
+fn private_database_file(path: &Path) -> Result<()> {
+    let io =
+        |e: std::io::Error| StoreError::Backend(format!("cannot prepare {}: {e}", path.display()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let p = PathBuf::from(p);
+            let meta = match std::fs::metadata(&p) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(e)),
+            };
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+                tracing::warn!(
+                    path = %p.display(),
+                    "the database file was readable by others; its mode is now 0600"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn configure(conn: &Connection) -> Result<()> {
     let sync = match std::env::var("MUSTER_SQLITE_SYNCHRONOUS").as_deref() {
         Ok("FULL") | Ok("full") => "FULL",
@@ -154,6 +207,7 @@ fn configure(conn: &Connection) -> Result<()> {
 impl SqliteStore {
     /// Opens (creating and migrating when needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        private_database_file(path)?;
         let conn = Connection::open(path).map_err(be)?;
         configure(&conn)?;
         let version: i64 = conn
@@ -653,7 +707,12 @@ impl Store for SqliteStore {
         true
     }
 
-    fn bootstrap(&self, admin_token: SecretDigest, now: DateTime<Utc>) -> Result<bool> {
+    fn bootstrap_admin(
+        &self,
+        admin_token: SecretDigest,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         self.writer.write(move |conn| {
             let n: i64 = conn
                 .query_row("SELECT count(*) FROM tenants", [], |r| r.get(0))
@@ -682,15 +741,15 @@ impl Store for SqliteStore {
                 },
                 now,
             )?;
-            insert_token(
+            insert_admin_token(
                 conn,
-                &NewToken {
+                &NewAdminToken {
+                    id: uuid::Uuid::now_v7().to_string(),
                     digest: admin_token,
                     principal_id: pid,
-                    scope: "*".into(),
-                    one_time: false,
+                    name: INITIAL_TOKEN_NAME.into(),
                     created_at: now,
-                    expires_at: None,
+                    expires_at,
                 },
             )?;
             let mut head = audit_head(conn, tenant.as_str())?;
@@ -849,42 +908,74 @@ impl Store for SqliteStore {
         digest: SecretDigest,
         now: DateTime<Utc>,
     ) -> Result<Result<TokenGrant, TokenRefusal>> {
-        type TokRow = (String, String, bool, Option<i64>, Option<i64>, Option<i64>);
-        let found: Option<(TokRow, Option<ClientRow>)> =
-            self.read(|conn| {
-                let row: Option<TokRow> = conn
+        type TokRow = (
+            String,
+            String,
+            bool,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+        );
+        let found: Option<(TokRow, Option<ClientRow>)> = self.read(|conn| {
+            let row: Option<TokRow> = conn
                 .prepare_cached(
-                    "SELECT principal_id, scope, one_time, expires_at, consumed_at, revoked_at \
-                     FROM tokens WHERE digest = ?1",
+                    "SELECT principal_id, scope, one_time, expires_at, consumed_at, revoked_at, \
+                     id, last_used_at FROM tokens WHERE digest = ?1",
                 )
                 .map_err(be)?
                 .query_row([digest.to_vec()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                    ))
                 })
                 .optional()
                 .map_err(be)?;
-                match row {
-                    None => Ok(None),
-                    Some(row) => {
-                        let p = load_principal(conn, "id = ?1", &row.0)?;
-                        Ok(Some((row, p)))
-                    }
+            match row {
+                None => Ok(None),
+                Some(row) => {
+                    let p = load_principal(conn, "id = ?1", &row.0)?;
+                    Ok(Some((row, p)))
                 }
-            })?;
-        let Some(((_, scope, one_time, expires, consumed, revoked), principal)) = found else {
+            }
+        })?;
+        let Some((
+            (_, scope, one_time, expires, consumed, revoked, admin_id, last_used),
+            principal,
+        )) = found
+        else {
             return Ok(Err(TokenRefusal::Unknown));
         };
         let Some(principal) = principal else {
             return Ok(Err(TokenRefusal::Unknown));
         };
         if revoked.is_some() {
-            return Ok(Err(TokenRefusal::Revoked));
+            return Ok(Err(TokenRefusal::Revoked.as_told_to(principal.kind)));
         }
         if consumed.is_some() {
             return Ok(Err(TokenRefusal::Consumed));
         }
         if expires.is_some_and(|e| e <= us(now)) {
-            return Ok(Err(TokenRefusal::Expired));
+            return Ok(Err(TokenRefusal::Expired.as_told_to(principal.kind)));
+        }
+        let stale =
+            last_used.is_none_or(|t| us(now) - t >= LAST_USE_RESOLUTION_SECONDS * 1_000_000);
+        if admin_id.is_some() && stale {
+            self.writer.write(move |conn| {
+                conn.prepare_cached("UPDATE tokens SET last_used_at = ?1 WHERE digest = ?2")
+                    .map_err(be)?
+                    .execute(params![us(now), digest.to_vec()])
+                    .map_err(be)?;
+                Ok(())
+            })?;
         }
         if principal.disabled {
             return Ok(Err(TokenRefusal::ClientDisabled));
@@ -923,6 +1014,76 @@ impl Store for SqliteStore {
             )
             .map_err(be)?;
             Ok(())
+        })
+    }
+
+    fn admin_token_create(&self, t: NewAdminToken) -> Result<AdminTokenRow> {
+        self.writer.write(move |conn| {
+            let kind: Option<String> = conn
+                .query_row(
+                    "SELECT kind FROM principals WHERE id = ?1",
+                    [&t.principal_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(be)?;
+            if kind.as_deref() != Some("admin") {
+                return Err(StoreError::NotFound { what: "admin" });
+            }
+            insert_admin_token(conn, &t)?;
+            admin_token_rows(conn, "t.id = ?1", [&t.id])?
+                .pop()
+                .ok_or(StoreError::NotFound {
+                    what: "admin token",
+                })
+        })
+    }
+
+    fn admin_token_list(&self, tenant: &TenantId) -> Result<Vec<AdminTokenRow>> {
+        let tenant = tenant.as_str().to_owned();
+        self.read(move |conn| admin_token_rows(conn, "p.tenant_id = ?1", [&tenant]))
+    }
+
+    fn admin_token_revoke(
+        &self,
+        tenant: &TenantId,
+        which: AdminTokenRef,
+        now: DateTime<Utc>,
+    ) -> Result<AdminTokenRow> {
+        let tenant = tenant.as_str().to_owned();
+        self.writer.write(move |conn| {
+            let id: Option<String> = match &which {
+                AdminTokenRef::Id(id) => Some(id.clone()),
+                AdminTokenRef::Digest(d) => conn
+                    .query_row(
+                        "SELECT id FROM tokens WHERE digest = ?1",
+                        [d.to_vec()],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(be)?
+                    .flatten(),
+            };
+            let row = match id {
+                Some(id) => {
+                    admin_token_rows(conn, "t.id = ?1 AND p.tenant_id = ?2", params![id, tenant])?
+                        .pop()
+                }
+                None => None,
+            }
+            .ok_or(StoreError::NotFound {
+                what: "admin token",
+            })?;
+            conn.execute(
+                "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+                params![us(now), row.id],
+            )
+            .map_err(be)?;
+            admin_token_rows(conn, "t.id = ?1", [&row.id])?
+                .pop()
+                .ok_or(StoreError::NotFound {
+                    what: "admin token",
+                })
         })
     }
 
@@ -2002,6 +2163,55 @@ fn insert_token(conn: &Connection, t: &NewToken) -> Result<()> {
     ])
     .map_err(be)?;
     Ok(())
+}
+
+fn insert_admin_token(conn: &Connection, t: &NewAdminToken) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO tokens (digest, principal_id, scope, one_time, created_at, expires_at, id, name) \
+         VALUES (?1, ?2, '*', 0, ?3, ?4, ?5, ?6)",
+    )
+    .map_err(be)?
+    .execute(params![
+        t.digest.to_vec(),
+        t.principal_id,
+        us(t.created_at),
+        t.expires_at.map(us),
+        t.id,
+        t.name
+    ])
+    .map_err(be)?;
+    Ok(())
+}
+
+/// Admin tokens (rows with an id) of admin principals, where `where_`
+/// (over `t` tokens and `p` principals) holds.
+fn admin_token_rows(
+    conn: &Connection,
+    where_: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<AdminTokenRow>> {
+    let sql = format!(
+        "SELECT t.id, p.client_id, coalesce(t.name, ''), t.created_at, t.expires_at, \
+         t.last_used_at, t.revoked_at FROM tokens t JOIN principals p ON p.id = t.principal_id \
+         WHERE t.id IS NOT NULL AND p.kind = 'admin' AND {where_} ORDER BY t.created_at, t.id"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(be)?;
+    let rows = stmt
+        .query_map(args, |r| {
+            Ok(AdminTokenRow {
+                id: r.get(0)?,
+                admin: r.get(1)?,
+                name: r.get(2)?,
+                created_at: from_us(r.get(3)?),
+                expires_at: r.get::<_, Option<i64>>(4)?.map(from_us),
+                last_used_at: r.get::<_, Option<i64>>(5)?.map(from_us),
+                revoked_at: r.get::<_, Option<i64>>(6)?.map(from_us),
+            })
+        })
+        .map_err(be)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(be)?;
+    Ok(rows)
 }
 
 /// The heart of every write path: compare, write only what changed, and

@@ -14,7 +14,7 @@ pub type Factory<'a> = &'a dyn Fn() -> (Box<dyn Store>, Box<dyn std::any::Any>);
 
 pub fn run_all(make: Factory<'_>) {
     type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 21] = [
+    let cases: [Case; 22] = [
         ("bootstrap_happens_once", bootstrap_happens_once),
         (
             "one_time_tokens_are_used_once",
@@ -90,6 +90,10 @@ pub fn run_all(make: Factory<'_>) {
             "subscriptions_keep_their_progress_and_delivery_log",
             subscriptions_keep_their_progress_and_delivery_log,
         ),
+        (
+            "admin_tokens_expire_are_listed_and_revoked_per_tenant",
+            admin_tokens_expire_are_listed_and_revoked_per_tenant,
+        ),
     ];
     for (name, case) in cases {
         let (store, _guard) = make();
@@ -133,6 +137,106 @@ fn bootstrap_happens_once(s: &dyn Store) {
     let grant = s.token_use(secret::digest("a"), t0()).unwrap().unwrap();
     assert_eq!(grant.principal.kind, PrincipalKind::Admin);
     assert!(s.token_use(secret::digest("b"), t0()).unwrap().is_err());
+}
+
+fn admin_tokens_expire_are_listed_and_revoked_per_tenant(s: &dyn Store) {
+    let first = secret::digest("first");
+    assert!(s
+        .bootstrap_admin(first, Some(t0() + Duration::hours(1)), t0())
+        .unwrap());
+    let listed = s.admin_token_list(&TenantId::default_tenant()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, INITIAL_TOKEN_NAME);
+    assert_eq!(listed[0].admin, "admin");
+    assert_eq!(listed[0].expires_at, Some(t0() + Duration::hours(1)));
+    assert_eq!(listed[0].last_used_at, None);
+    // Used: its last use is recorded; expired: refused as unknown.
+    assert!(s
+        .token_use(first, t0() + Duration::minutes(5))
+        .unwrap()
+        .is_ok());
+    let listed = s.admin_token_list(&TenantId::default_tenant()).unwrap();
+    assert_eq!(listed[0].last_used_at, Some(t0() + Duration::minutes(5)));
+    assert_eq!(
+        s.token_use(first, t0() + Duration::hours(1))
+            .unwrap()
+            .unwrap_err(),
+        TokenRefusal::Unknown
+    );
+    // A minted token works until revoked, by id or by its digest.
+    let admin = s.token_use(first, t0()).unwrap().unwrap().principal;
+    let minted = |name: &str| {
+        s.admin_token_create(NewAdminToken {
+            id: format!("id-{name}"),
+            digest: secret::digest(name),
+            principal_id: admin.id.clone(),
+            name: name.into(),
+            created_at: t0(),
+            expires_at: Some(t0() + Duration::days(30)),
+        })
+        .unwrap()
+    };
+    let a = minted("ci");
+    assert_eq!(a.id, "id-ci");
+    assert_eq!(a.revoked_at, None);
+    let b = minted("laptop");
+    assert!(s.token_use(secret::digest("ci"), t0()).unwrap().is_ok());
+    let other = TenantId::parse("acme").unwrap();
+    s.tenant_create(&other, "Acme", t0()).unwrap();
+    assert!(matches!(
+        s.admin_token_revoke(&other, AdminTokenRef::Id(a.id.clone()), t0()),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(s.admin_token_list(&other).unwrap().is_empty());
+    let r = s
+        .admin_token_revoke(
+            &TenantId::default_tenant(),
+            AdminTokenRef::Id(a.id.clone()),
+            t0() + Duration::minutes(1),
+        )
+        .unwrap();
+    assert_eq!(r.revoked_at, Some(t0() + Duration::minutes(1)));
+    assert_eq!(
+        s.token_use(secret::digest("ci"), t0() + Duration::minutes(2))
+            .unwrap()
+            .unwrap_err(),
+        TokenRefusal::Unknown
+    );
+    s.admin_token_revoke(
+        &TenantId::default_tenant(),
+        AdminTokenRef::Digest(secret::digest("laptop")),
+        t0(),
+    )
+    .unwrap();
+    assert!(s
+        .token_use(secret::digest("laptop"), t0())
+        .unwrap()
+        .is_err());
+    let listed = s.admin_token_list(&TenantId::default_tenant()).unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed
+        .iter()
+        .any(|t| t.id == b.id && t.revoked_at.is_some()));
+    assert!(matches!(
+        s.admin_token_revoke(
+            &TenantId::default_tenant(),
+            AdminTokenRef::Id("nope".into()),
+            t0()
+        ),
+        Err(StoreError::NotFound { .. })
+    ));
+    // Only admins get admin tokens.
+    let c = client(s, &TenantId::default_tenant(), "c1");
+    assert!(s
+        .admin_token_create(NewAdminToken {
+            id: "id-c".into(),
+            digest: secret::digest("c"),
+            principal_id: c.id,
+            name: "c".into(),
+            created_at: t0(),
+            expires_at: None,
+        })
+        .is_err());
 }
 
 fn one_time_tokens_are_used_once(s: &dyn Store) {

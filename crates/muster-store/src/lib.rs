@@ -129,6 +129,63 @@ impl TokenRefusal {
     }
 }
 
+impl TokenRefusal {
+    /// The refusal as the holder of a token of a `kind` principal is told
+    /// it. An admin API token that expired or was revoked is answered as
+    /// an unknown one: whoever holds a stolen or left-behind admin token
+    /// learns nothing about its life. Integration clients are told
+    /// `Expired`, which their SDKs take as the cue to fetch a new token.
+    pub fn as_told_to(self, kind: PrincipalKind) -> TokenRefusal {
+        match (kind, self) {
+            (PrincipalKind::Admin, TokenRefusal::Expired | TokenRefusal::Revoked) => {
+                TokenRefusal::Unknown
+            }
+            (_, r) => r,
+        }
+    }
+}
+
+/// A new admin API token: its digest (never the token), a public id to
+/// list and revoke it by, and a name its owner chose.
+#[derive(Debug, Clone)]
+pub struct NewAdminToken {
+    pub id: String,
+    pub digest: SecretDigest,
+    pub principal_id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    /// `None`: never expires (only tokens made before lifetimes existed).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An admin API token as listed: never the token or its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminTokenRow {
+    pub id: String,
+    /// The admin principal's public id (`admin`, `admin@acme`).
+    pub admin: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Which admin token to revoke.
+#[derive(Debug, Clone)]
+pub enum AdminTokenRef {
+    Id(String),
+    /// The token presented with the request, by its digest.
+    Digest(SecretDigest),
+}
+
+/// How often a token's last use is written: an admin API call costs a
+/// write at most once a minute, and the list is still accurate to that.
+pub const LAST_USE_RESOLUTION_SECONDS: i64 = 60;
+
+/// The name of the token `bootstrap` creates for the first admin.
+pub const INITIAL_TOKEN_NAME: &str = "initial";
+
 /// A token that authenticated, and who it speaks for.
 #[derive(Debug, Clone)]
 pub struct TokenGrant {
@@ -601,7 +658,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates the default tenant and its first admin when the database is
     /// empty. Returns the admin's token (shown once) when it did.
-    fn bootstrap(&self, admin_token: SecretDigest, now: DateTime<Utc>) -> Result<bool>;
+    fn bootstrap(&self, admin_token: SecretDigest, now: DateTime<Utc>) -> Result<bool> {
+        self.bootstrap_admin(admin_token, None, now)
+    }
+    /// [`Store::bootstrap`] with the first admin token's expiry; the token
+    /// is an admin token named [`INITIAL_TOKEN_NAME`], listed and revoked
+    /// like any other.
+    fn bootstrap_admin(
+        &self,
+        admin_token: SecretDigest,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
 
     fn tenant_create(&self, id: &TenantId, name: &str, now: DateTime<Utc>) -> Result<TenantRow>;
     fn tenant_list(&self) -> Result<Vec<TenantRow>>;
@@ -632,6 +700,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Result<TokenGrant, TokenRefusal>>;
     /// Revokes the token if it belongs to `principal_id` (RFC 7009: no error otherwise).
     fn token_revoke(&self, digest: SecretDigest, principal_id: &str) -> Result<()>;
+
+    /// Stores an admin API token (its digest) for an admin principal.
+    fn admin_token_create(&self, t: NewAdminToken) -> Result<AdminTokenRow>;
+    /// The admin tokens of `tenant`'s admins, revoked ones included, oldest
+    /// first.
+    fn admin_token_list(&self, tenant: &TenantId) -> Result<Vec<AdminTokenRow>>;
+    /// Revokes one admin token of `tenant` (at once: its next use is
+    /// refused). Revoking a revoked token changes nothing. `NotFound` when
+    /// `tenant` has no such admin token.
+    fn admin_token_revoke(
+        &self,
+        tenant: &TenantId,
+        which: AdminTokenRef,
+        now: DateTime<Utc>,
+    ) -> Result<AdminTokenRow>;
 
     fn mapping_put(&self, m: MappingRow) -> Result<MappingRow>;
     fn mapping_get(

@@ -111,6 +111,9 @@ pub const TABLES: &[Table] = &[
             ("expires_at", Time),
             ("consumed_at", Time),
             ("revoked_at", Time),
+            ("id", Text),
+            ("name", Text),
+            ("last_used_at", Time),
         ],
     },
     Table {

@@ -14,9 +14,9 @@ use crate::output::{
 use clap::{Args, Subcommand, ValueEnum};
 use muster_client::{Auth, Client, ClientError, MappingFormat, SecretString};
 use muster_proto::{
-    ClientInfo, ClientKeysInfo, ClientSpec, Ed25519KeyRequest, ImportState, IssuerInfo, IssuerSpec,
-    JwtKeysRequest, KeyInfo, KeySpec, MappingInfo, Page, PersonInfo, RotateSecretRequest,
-    TenantSpec, TokenPolicy, WritePolicyInfo,
+    AdminTokenCreated, AdminTokenInfo, AdminTokenSpec, ClientInfo, ClientKeysInfo, ClientSpec,
+    Ed25519KeyRequest, ImportState, IssuerInfo, IssuerSpec, JwtKeysRequest, KeyInfo, KeySpec,
+    MappingInfo, Page, PersonInfo, RotateSecretRequest, TenantSpec, TokenPolicy, WritePolicyInfo,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,6 +24,8 @@ use std::process::ExitCode;
 /// The default data directory of `muster serve`.
 const DEFAULT_DATA_DIR: &str = "muster-data";
 const INITIAL_TOKEN_FILE: &str = "initial-admin-token";
+/// The revoke path segment that names the token the request presents.
+const CURRENT_TOKEN: &str = "current";
 
 #[derive(Debug, Args)]
 #[command(
@@ -82,6 +84,44 @@ enum AdminCommand {
     /// The installation's master key (operator only: tenant:admin on default).
     #[command(subcommand, name = "master-key")]
     MasterKey(MasterKeyCmd),
+    /// Admin API tokens: mint (with a lifetime), list, revoke, and replace
+    /// the initial one.
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCmd {
+    /// Mint an admin API token for yourself; printed once.
+    Create {
+        /// What it is for (shown in the list).
+        #[arg(long)]
+        name: String,
+        /// Seconds until it expires (default: the gateway's, 90 days).
+        #[arg(long, value_name = "SECONDS")]
+        lifetime: Option<u64>,
+        /// Write the token to FILE (created, mode 0600) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// List the tenant's admin tokens (never a secret).
+    List,
+    /// Revoke an admin token at once, by id ('current': the one in use).
+    Revoke { id: String },
+    /// Mint your own token, revoke the initial one and delete its file
+    /// (--token-file, else $MUSTER_DATA_DIR/initial-admin-token).
+    ReplaceInitial {
+        /// The new token's name.
+        #[arg(long, default_value = "admin")]
+        name: String,
+        /// Seconds until the new token expires (default: the gateway's).
+        #[arg(long, value_name = "SECONDS")]
+        lifetime: Option<u64>,
+        /// Write the new token to FILE (created, mode 0600) instead of
+        /// printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -408,7 +448,28 @@ pub fn admin_token(
     }
 }
 
+/// The initial token file `replace-initial` retires: `--token-file`, else
+/// the data directory's (the environment's token is not the file's).
+fn initial_token_path(token_file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> PathBuf {
+    match token_file {
+        Some(f) => f.to_path_buf(),
+        None => {
+            PathBuf::from(env("MUSTER_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()))
+                .join(INITIAL_TOKEN_FILE)
+        }
+    }
+}
+
 pub async fn run(args: AdminArgs) -> ExitCode {
+    if let AdminCommand::Token(TokenCmd::ReplaceInitial {
+        name,
+        lifetime,
+        out,
+    }) = &args.command
+    {
+        let path = initial_token_path(args.token_file.as_deref(), |k| std::env::var(k).ok());
+        return replace_initial(&args.url, &path, name, *lifetime, out.as_deref(), args.json).await;
+    }
     let token = match admin_token(
         args.token_file.as_deref(),
         |k| std::env::var(k).ok(),
@@ -449,6 +510,7 @@ async fn dispatch(c: &Client, cmd: AdminCommand, json: bool) -> Result<ExitCode,
         AdminCommand::Subscription(cmd) => {
             crate::subscription::subscription_cmd(c, cmd, json).await?
         }
+        AdminCommand::Token(cmd) => token_cmd(c, cmd, json).await?,
         AdminCommand::MasterKey(cmd) => {
             let v = match cmd {
                 MasterKeyCmd::Status => c.master_key_status().await?,
@@ -459,6 +521,190 @@ async fn dispatch(c: &Client, cmd: AdminCommand, json: bool) -> Result<ExitCode,
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+const TOKEN_HEADER: [&str; 7] = [
+    "ID",
+    "NAME",
+    "ADMIN",
+    "CREATED",
+    "EXPIRES",
+    "LAST_USED",
+    "STATUS",
+];
+
+fn token_row(t: &AdminTokenInfo) -> Vec<String> {
+    let status = match (&t.revoked_at, &t.expires_at) {
+        (Some(_), _) => "revoked",
+        (None, Some(e)) if *e <= chrono::Utc::now() => "expired",
+        _ => "active",
+    };
+    vec![
+        t.id.clone(),
+        t.name.clone(),
+        t.admin.clone(),
+        time(&t.created_at),
+        t.expires_at
+            .as_ref()
+            .map_or_else(|| "never".to_owned(), time),
+        t.last_used_at.as_ref().map_or_else(|| "-".to_owned(), time),
+        status.to_owned(),
+    ]
+}
+
+/// Writes a new token to `path`, which must not exist yet, readable by
+/// its owner only.
+fn write_token_file(path: &Path, token: &str) -> Result<(), ClientError> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let io = |e: std::io::Error| {
+        ClientError::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        ))
+    };
+    let mut f = opts.open(path).map_err(io)?;
+    f.write_all(token.as_bytes()).map_err(io)?;
+    f.write_all(b"\n").map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+/// Prints a new token once (or writes it to `out`).
+fn show_new_token(
+    t: &AdminTokenCreated,
+    out: Option<&Path>,
+    json: bool,
+) -> Result<(), ClientError> {
+    if let Some(out) = out {
+        write_token_file(out, &t.admin_token)?;
+    }
+    if json {
+        if out.is_some() {
+            print_json(&t.token);
+        } else {
+            print_json(t);
+        }
+        return Ok(());
+    }
+    println!("id:          {}", t.token.id);
+    println!(
+        "expires:     {}",
+        t.token
+            .expires_at
+            .as_ref()
+            .map_or_else(|| "never".to_owned(), time)
+    );
+    match out {
+        Some(out) => println!("admin token: written to {}", out.display()),
+        None => {
+            println!("admin token: {}", t.admin_token);
+            println!("(the token is shown once and will not be shown again; store it now)");
+        }
+    }
+    Ok(())
+}
+
+async fn token_cmd(c: &Client, cmd: TokenCmd, json: bool) -> Result<(), ClientError> {
+    match cmd {
+        TokenCmd::Create {
+            name,
+            lifetime,
+            out,
+        } => {
+            let spec = AdminTokenSpec {
+                name,
+                lifetime_seconds: lifetime,
+            };
+            let t = c.admin_token_create(&spec).await?;
+            show_new_token(&t, out.as_deref(), json)?;
+        }
+        TokenCmd::List => {
+            let l = c.admin_token_list().await?;
+            print_list(&l, json, &TOKEN_HEADER, token_row);
+        }
+        TokenCmd::Revoke { id } => {
+            let t = c.admin_token_revoke(&id).await?;
+            if json {
+                print_json(&t);
+            } else {
+                table(&TOKEN_HEADER, &[token_row(&t)]);
+            }
+        }
+        // Handled by `run`, which reads the initial token itself.
+        TokenCmd::ReplaceInitial { .. } => {}
+    }
+    Ok(())
+}
+
+/// Mints the admin's own token with the initial one, then revokes the
+/// initial token and deletes its file. The new token is shown (or written)
+/// before the initial one goes, so a failure on the way never leaves the
+/// admin without a working token.
+async fn replace_initial(
+    url: &str,
+    path: &Path,
+    name: &str,
+    lifetime: Option<u64>,
+    out: Option<&Path>,
+    json: bool,
+) -> ExitCode {
+    let initial = match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => SecretString::from(t.trim()),
+        Ok(_) => {
+            eprintln!("muster admin: {} is empty", path.display());
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!(
+                "muster admin: cannot read the initial token file {}: {e}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let run = async {
+        let c = Client::new(url, Auth::Bearer(initial))?;
+        let spec = AdminTokenSpec {
+            name: name.to_owned(),
+            lifetime_seconds: lifetime,
+        };
+        let t = c.admin_token_create(&spec).await?;
+        if let Err(e) = show_new_token(&t, out, json) {
+            // Not shown, so of no use: do not leave it behind.
+            let _ = c.admin_token_revoke(&t.token.id).await;
+            return Err(e);
+        }
+        c.admin_token_revoke(CURRENT_TOKEN).await?;
+        std::fs::remove_file(path).map_err(|e| {
+            ClientError::Io(std::io::Error::new(
+                e.kind(),
+                format!(
+                    "the initial token is revoked, but {} stays: {e}",
+                    path.display()
+                ),
+            ))
+        })?;
+        if !json {
+            eprintln!(
+                "the initial token is revoked and {} deleted",
+                path.display()
+            );
+        }
+        Ok::<(), ClientError>(())
+    };
+    match run.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report_error("muster admin", &e);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Tells on stderr how to get the next page, if there is one.

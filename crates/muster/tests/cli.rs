@@ -1036,3 +1036,110 @@ fn an_operator_rotates_the_master_key_and_retires_the_old_one() {
     assert_eq!(v["previous"], serde_json::json!([]), "{v}");
     assert!(!s.data.path().join("master.key.previous").exists());
 }
+
+#[test]
+fn an_operator_creates_lists_and_revokes_admin_tokens_and_replaces_the_initial_one() {
+    let s = start();
+    let initial = s.data.path().join("initial-admin-token");
+    let initial_token = std::fs::read_to_string(&initial).unwrap();
+    let initial_token = initial_token.trim();
+
+    // Create: printed once, with its id and expiry.
+    let v = json_of(&s.run(&[
+        "admin",
+        "token",
+        "create",
+        "--name",
+        "ci",
+        "--lifetime",
+        "3600",
+        "--json",
+    ]));
+    let ci_id = v["token"]["id"].as_str().unwrap().to_owned();
+    let ci = v["admin_token"].as_str().unwrap().to_owned();
+    assert!(ci.starts_with("mat_"), "{v}");
+    assert_eq!(v["token"]["name"], "ci");
+    let ci_file = s.data.path().join("ci-token");
+    std::fs::write(&ci_file, &ci).unwrap();
+    let ci_file = ci_file.to_str().unwrap();
+    let out = s.run(&["admin", "--token-file", ci_file, "tenant", "list"]);
+    assert!(out.status.success(), "the new token works: {}", text(&out));
+
+    // List: ids, names, times; never a token.
+    let out = s.run(&["admin", "token", "list"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listed = text(&out);
+    assert!(
+        listed.contains(&ci_id) && listed.contains("initial"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&ci) && !listed.contains(initial_token),
+        "{listed}"
+    );
+    let l = json_of(&s.run(&["admin", "token", "list", "--json"]));
+    assert_eq!(l.as_array().unwrap().len(), 2, "{l}");
+    assert!(!l.to_string().contains(&ci), "{l}");
+
+    // Revoke: refused from the next request on.
+    let out = s.run(&["admin", "token", "revoke", &ci_id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("revoked"), "{}", text(&out));
+    let out = s.run(&["admin", "--token-file", ci_file, "tenant", "list"]);
+    assert!(!out.status.success(), "a revoked token is refused");
+    assert!(text(&out).contains("invalid_token"), "{}", text(&out));
+
+    // Replace the initial token: a new one in a 0600 file, the initial one
+    // revoked and its file gone.
+    let own = s.data.path().join("my-admin-token");
+    let out = s.run(&[
+        "admin",
+        "token",
+        "replace-initial",
+        "--name",
+        "operator",
+        "--out",
+        own.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!initial.exists(), "the initial token file is deleted");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&own).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let own_token = std::fs::read_to_string(&own).unwrap();
+    assert!(
+        !text(&out).contains(own_token.trim()),
+        "written, not printed"
+    );
+    let own = own.to_str().unwrap();
+    let l = json_of(&s.run(&["admin", "--token-file", own, "token", "list", "--json"]));
+    let by_name = |n: &str| {
+        l.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert!(by_name("initial")["revoked_at"].is_string(), "{l}");
+    assert!(by_name("operator")["revoked_at"].is_null(), "{l}");
+    // The initial token no longer works, wherever it was kept.
+    let kept = s.data.path().join("kept-initial");
+    std::fs::write(&kept, initial_token).unwrap();
+    let out = s.run(&[
+        "admin",
+        "--token-file",
+        kept.to_str().unwrap(),
+        "tenant",
+        "list",
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("invalid_token"), "{}", text(&out));
+    // With no initial token file left, replace-initial says so.
+    let out = s.run(&["admin", "token", "replace-initial"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("initial-admin-token"), "{}", text(&out));
+}

@@ -179,6 +179,12 @@ async fn start(
     clock: Option<ManualClock>,
 ) -> TestApp {
     let mut env = env_of(&dir, db.as_deref());
+    // Tests move the clock on by days; the initial admin token they all
+    // use must outlive that (admin_tokens.rs tests its own lifetime).
+    env.push((
+        "MUSTER_TOKENS__INITIAL_ADMIN_TTL_SECONDS".to_string(),
+        "31536000".to_string(),
+    ));
     env.extend(
         extra_env
             .into_iter()

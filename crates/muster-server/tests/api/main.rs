@@ -7,9 +7,11 @@
 mod helpers;
 
 mod admin;
+mod admin_tokens;
 mod audit;
 mod auth_limits;
 mod bodies;
+mod data_files;
 mod encrypted;
 mod fairness;
 mod fanout;
