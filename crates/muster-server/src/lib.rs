@@ -13,6 +13,7 @@ pub mod client_keys;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod fuzz;
 pub mod imports;
 pub mod json;
 pub mod jws;

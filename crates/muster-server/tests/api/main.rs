@@ -11,6 +11,7 @@ mod audit;
 mod auth_limits;
 mod encrypted;
 mod fanout;
+mod fuzzing;
 mod imports;
 mod instances;
 mod isolation;
