@@ -21,6 +21,7 @@
 mod base;
 mod digest;
 mod error;
+pub mod fuzz;
 mod keys;
 mod request;
 mod sign;

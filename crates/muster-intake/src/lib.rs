@@ -3,9 +3,11 @@
 //! while it waits, and [`records`] turns CSV or JSON-lines bytes into raw
 //! records and row problems, one at a time, with bounded memory.
 //! [`sealed_box`] seals short secrets (HMAC signing keys) under the master key.
+//! [`fuzz`] holds the entry points of the fuzz targets (`docs/fuzzing.md`).
 #![forbid(unsafe_code)]
 
 pub mod decrypt;
+pub mod fuzz;
 pub mod records;
 pub mod seal;
 pub mod sealed_box;

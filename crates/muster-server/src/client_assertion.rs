@@ -36,7 +36,7 @@ const LEEWAY: i64 = 30;
 const MAX_JTI: usize = 256;
 
 #[derive(Debug, Deserialize)]
-struct Claims {
+pub(crate) struct Claims {
     #[serde(default)]
     iss: Option<String>,
     #[serde(default)]
@@ -70,6 +70,47 @@ impl Audience {
     }
 }
 
+/// The claim checks of RFC 7523 3, items 1 to 7 but the replay check, for
+/// `client_id` at `issuer` at `t` (Unix seconds) with assertions living at
+/// most `max` seconds: the `exp` and the `jti` to remember.
+pub(crate) fn check_claims(
+    claims: Claims,
+    client_id: &str,
+    issuer: &str,
+    t: i64,
+    max: i64,
+) -> Result<(i64, String), &'static str> {
+    let (Some(exp), Some(iss), Some(sub), Some(aud)) =
+        (claims.exp, &claims.iss, &claims.sub, &claims.aud)
+    else {
+        return Err("exp, iss, sub and aud are required");
+    };
+    if iss != client_id {
+        return Err("iss is not the client id");
+    }
+    if sub != client_id {
+        return Err("sub is not the client id");
+    }
+    let token_endpoint = format!("{issuer}/oauth2/token");
+    if !aud.names(&[token_endpoint.as_str(), issuer]) {
+        return Err("aud is neither the token endpoint nor the issuer");
+    }
+    if exp <= t - LEEWAY {
+        return Err("the assertion has expired");
+    }
+    if exp > t + max + LEEWAY {
+        return Err("exp lies further ahead than the gateway accepts");
+    }
+    if claims.nbf.is_some_and(|n| n > t + LEEWAY) || claims.iat.is_some_and(|i| i > t + LEEWAY) {
+        return Err("the assertion is not valid yet");
+    }
+    let jti = claims
+        .jti
+        .filter(|j| !j.is_empty() && j.len() <= MAX_JTI)
+        .ok_or("jti is required")?;
+    Ok((exp, jti))
+}
+
 #[derive(Debug, Deserialize)]
 struct Unverified {
     #[serde(default)]
@@ -99,25 +140,7 @@ pub async fn authenticate(
         .get("client_assertion")
         .filter(|a| !a.is_empty())
         .ok_or_else(|| OAuthFailure::invalid_request("client_assertion is required"))?;
-    let header = decode_header(assertion).map_err(|_| fail("not a JWT"))?;
-    if !matches!(
-        header.alg,
-        Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
-    ) {
-        return Err(fail("alg must be RS256, ES256 or EdDSA"));
-    }
-    // Which client: `client_id` when sent (RFC 7521 4.2), else `sub`.
-    let unverified = jsonwebtoken::dangerous::insecure_decode::<Unverified>(assertion)
-        .map_err(|_| fail("the claims do not decode"))?
-        .claims;
-    let client_id = match (form.get("client_id"), unverified.sub) {
-        (Some(id), Some(sub)) if *id != sub => {
-            return Err(fail("client_id differs from the assertion's sub"))
-        }
-        (Some(id), _) => id.clone(),
-        (None, Some(sub)) => sub,
-        (None, None) => return Err(fail("sub is required")),
-    };
+    let (header, client_id) = read_unverified(assertion, form.get("client_id"))?;
     let lookup = client_id.clone();
     let client = match state.db_read(move |s| s.client_get(&lookup)).await {
         Ok(c) if c.kind == PrincipalKind::Client => c,
@@ -142,6 +165,34 @@ pub async fn authenticate(
             Err(fail(why))
         }
     }
+}
+
+/// What is read of an assertion before its client is known: the header,
+/// whose `alg` must be one clients sign with, and the client it names
+/// (`client_id` when sent, RFC 7521 4.2, else `sub`).
+pub(crate) fn read_unverified(
+    assertion: &str,
+    client_id: Option<&String>,
+) -> Result<(jsonwebtoken::Header, String), OAuthFailure> {
+    let header = decode_header(assertion).map_err(|_| fail("not a JWT"))?;
+    if !matches!(
+        header.alg,
+        Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
+    ) {
+        return Err(fail("alg must be RS256, ES256 or EdDSA"));
+    }
+    let unverified = jsonwebtoken::dangerous::insecure_decode::<Unverified>(assertion)
+        .map_err(|_| fail("the claims do not decode"))?
+        .claims;
+    let client_id = match (client_id, unverified.sub) {
+        (Some(id), Some(sub)) if *id != sub => {
+            return Err(fail("client_id differs from the assertion's sub"))
+        }
+        (Some(id), _) => id.clone(),
+        (None, Some(sub)) => sub,
+        (None, None) => return Err(fail("sub is required")),
+    };
+    Ok((header, client_id))
 }
 
 /// Parsed assertion keys per client, with the stored text they were parsed
@@ -220,38 +271,15 @@ async fn verify(
     }
 
     let claims: Claims = jws::payload(assertion).ok_or("the assertion is malformed")?;
-    let (Some(exp), Some(iss), Some(sub), Some(aud)) =
-        (claims.exp, &claims.iss, &claims.sub, &claims.aud)
-    else {
-        return Err("exp, iss, sub and aud are required");
-    };
-    if *iss != client.client_id {
-        return Err("iss is not the client id");
-    }
-    if *sub != client.client_id {
-        return Err("sub is not the client id");
-    }
-    let token_endpoint = format!("{}/oauth2/token", state.issuer);
-    if !aud.names(&[token_endpoint.as_str(), &*state.issuer]) {
-        return Err("aud is neither the token endpoint nor the issuer");
-    }
-
     let now = state.clock.now();
-    let t = now.timestamp();
-    if exp <= t - LEEWAY {
-        return Err("the assertion has expired");
-    }
     let max = i64::try_from(state.config.tokens.max_assertion_lifetime_seconds).unwrap_or(300);
-    if exp > t + max + LEEWAY {
-        return Err("exp lies further ahead than the gateway accepts");
-    }
-    if claims.nbf.is_some_and(|n| n > t + LEEWAY) || claims.iat.is_some_and(|i| i > t + LEEWAY) {
-        return Err("the assertion is not valid yet");
-    }
-    let jti = claims
-        .jti
-        .filter(|j| !j.is_empty() && j.len() <= MAX_JTI)
-        .ok_or("jti is required")?;
+    let (exp, jti) = check_claims(
+        claims,
+        &client.client_id,
+        &state.issuer,
+        now.timestamp(),
+        max,
+    )?;
     if client.disabled {
         return Err("the client is disabled");
     }

@@ -244,7 +244,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
 }
 
 /// The file's format, from `format=` or the media type.
-fn detect_format(p: &ImportParams, headers: &HeaderMap) -> ApiResult<String> {
+pub(crate) fn detect_format(p: &ImportParams, headers: &HeaderMap) -> ApiResult<String> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -277,7 +277,7 @@ fn detect_format(p: &ImportParams, headers: &HeaderMap) -> ApiResult<String> {
     }
 }
 
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
     };

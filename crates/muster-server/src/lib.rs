@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod data_dir;
 pub mod error;
+pub mod fuzz;
 pub mod imports;
 pub mod json;
 pub mod jws;

@@ -496,7 +496,7 @@ impl JwksCache {
 
 /// Why a login-sync token was refused; each has its own problem `code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
+pub(crate) enum Refusal {
     MissingToken,
     Malformed,
     AlgNone,
@@ -555,7 +555,7 @@ impl Refusal {
 
 /// The parts of a JWT read before its signature is checked, only to find
 /// the issuer and key.
-struct Unverified {
+pub(crate) struct Unverified {
     alg: String,
     kid: Option<String>,
     iss: String,
@@ -570,7 +570,7 @@ fn b64_json(part: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
     }
 }
 
-fn unverified(token: &str) -> Result<Unverified, Refusal> {
+pub(crate) fn unverified(token: &str) -> Result<Unverified, Refusal> {
     let parts: Vec<&str> = token.split('.').collect();
     // RFC 7515 7.1: three parts; five would be a JWE, which is not accepted.
     let [h, c, _] = parts.as_slice() else {
@@ -850,10 +850,36 @@ async fn verify(
     }
     let claims = claims.ok_or(Refusal::BadSignature)?;
 
-    // RFC 7519 4.1.4, 4.1.5 (and 4.1.6 for iat), with the issuer's skew.
     let now = state.clock.now();
-    let t = now.timestamp();
     let skew = i64::try_from(issuer.settings.clock_skew_seconds).unwrap_or(0);
+    let (exp, sub, jti) = check_claims(&claims, now.timestamp(), skew)?;
+    let until = Utc
+        .timestamp_opt(exp.saturating_add(skew), 0)
+        .single()
+        .unwrap_or(now + Duration::days(1));
+    let (pid, key) = (format!("issuer:{}", issuer.id), format!("jti:{jti}"));
+    let fresh = state
+        .db(move |s| s.nonce_record(&pid, &key, until, now))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = ?e, "the login-sync replay check failed");
+            Refusal::JtiReplayed
+        })?;
+    if !fresh {
+        return Err(Refusal::JtiReplayed);
+    }
+    Ok((claims, sub))
+}
+
+/// The time and identity claims of a verified token, at `t` (Unix
+/// seconds) with the issuer's `skew`: RFC 7519 4.1.4, 4.1.5 (and 4.1.6 for
+/// `iat`), a usable `sub`, and a `jti` (4.1.7) to remember. Returns `exp`,
+/// `sub` and `jti`.
+pub(crate) fn check_claims(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    t: i64,
+    skew: i64,
+) -> Result<(i64, String, String), Refusal> {
     let num = |name: &str| -> Result<Option<i64>, Refusal> {
         match claims.get(name) {
             None => Ok(None),
@@ -877,29 +903,15 @@ async fn verify(
         .filter(|s| !s.is_empty() && s.len() <= MAX_SUB && !s.chars().any(char::is_control))
         .ok_or(Refusal::MissingClaim)?
         .to_owned();
-    // RFC 7519 4.1.7: remembered until the token could not pass anyway.
+    // RFC 7519 4.1.7; the caller remembers it until the token could not
+    // pass anyway.
     let jti = claims
         .get("jti")
         .and_then(|j| j.as_str())
         .filter(|j| !j.is_empty() && j.len() <= MAX_JTI)
         .ok_or(Refusal::MissingClaim)?
         .to_owned();
-    let until = Utc
-        .timestamp_opt(exp.saturating_add(skew), 0)
-        .single()
-        .unwrap_or(now + Duration::days(1));
-    let (pid, key) = (format!("issuer:{}", issuer.id), format!("jti:{jti}"));
-    let fresh = state
-        .db(move |s| s.nonce_record(&pid, &key, until, now))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = ?e, "the login-sync replay check failed");
-            Refusal::JtiReplayed
-        })?;
-    if !fresh {
-        return Err(Refusal::JtiReplayed);
-    }
-    Ok((claims, sub))
+    Ok((exp, sub, jti))
 }
 
 /// Roles from the issuer's roles claim: an array of names or one string

@@ -3,6 +3,7 @@
 // Test helpers outside #[test] functions panic on broken fixtures by design.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fuzz_corpus;
 mod helpers;
 mod refusals;
 mod rfc9421;

@@ -15,6 +15,7 @@ mod data_files;
 mod encrypted;
 mod fairness;
 mod fanout;
+mod fuzzing;
 mod imports;
 mod instances;
 mod isolation;
