@@ -296,6 +296,7 @@ async fn a_hundred_trickling_uploads_do_not_hold_a_hundred_threads() {
     }
     let parts = parts_in(&app).len();
     assert_eq!(parts, 100, "every upload is being received");
+    eprintln!("threads: {before} before 100 trickling uploads, {peak} at most during them");
     assert!(
         peak < before + 30,
         "100 trickling uploads raised the threads from {before} to {peak}"
