@@ -119,7 +119,9 @@ pub struct WebhookConfig {
     /// default is the Standard Webhooks schedule. After the last, the
     /// event is dead-lettered.
     pub retry_schedule: String,
-    /// How long one delivery request may take.
+    /// How long one delivery request may take. It is also the longest a
+    /// tenant over its share of the delivery slots keeps one after being
+    /// asked to hand it to a waiting tenant.
     pub request_timeout_seconds: u64,
     /// How often the delivery worker looks for due retries when no change
     /// wakes it, in milliseconds.
@@ -130,7 +132,10 @@ pub struct WebhookConfig {
     /// lasts unrenewed: after a crash, the longest its deliveries wait to
     /// be taken over by another instance.
     pub lease_seconds: u64,
-    /// Subscriptions one instance delivers to at the same time.
+    /// Subscriptions one instance delivers to at the same time. The tenants
+    /// with work share these slots: each may hold the slots divided by
+    /// their number (at least one), and a slot another tenant does not
+    /// need goes to whoever waits.
     pub concurrency: usize,
 }
 

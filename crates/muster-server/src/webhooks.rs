@@ -7,8 +7,10 @@
 //! The worker keeps one cursor per subscription and sends that
 //! subscription's events one at a time in cursor order, so each person's
 //! changes arrive in order. Each subscription with work has a task of its
-//! own (up to `webhooks.concurrency`), so subscriptions do not wait for
-//! each other, and a task works only while it holds the subscription's
+//! own (up to `webhooks.concurrency`, shared fairly between the tenants
+//! with work, see `plan`), so subscriptions do not wait for each other
+//! and one tenant's dead receivers do not hold back another tenant's,
+//! and a task works only while it holds the subscription's
 //! lease, so of several instances one at a time sends a subscription's
 //! events, and another takes over when the holder dies. A failed event holds the subscription back and
 //! is retried on the configured schedule (with jitter, never before a
@@ -712,7 +714,7 @@ fn plan(
 /// Each subscription with work gets a task of its own, up to
 /// `webhooks.concurrency` at once, so a slow or dead receiver holds back
 /// only its own subscription; the tenants share those slots fairly
-/// ([`plan`]), so one tenant's dead receivers cannot take them all from
+/// (`plan`), so one tenant's dead receivers cannot take them all from
 /// another tenant for longer than one request timeout. A task delivers
 /// under the subscription's lease (`Store::subscription_claim`), so of
 /// several instances on one database only one sends a given

@@ -359,6 +359,65 @@ fn a_large_batch_is_applied_whole() {
 }
 
 #[test]
+fn instances_claiming_by_tenant_turns_at_once_never_share_an_import() {
+    let Some(server) = server() else { return };
+    let db = TestDb::create(&server);
+    let setup = db.open();
+    setup.bootstrap(secret::digest("a"), t0()).unwrap();
+    let tenants = [TenantId::default_tenant(), TenantId::parse("acme").unwrap()];
+    setup.tenant_create(&tenants[1], "Acme", t0()).unwrap();
+    let mut all = Vec::new();
+    for i in 0..24 {
+        let mut imp = new_import(&format!("i{i}"));
+        // The default tenant queues most of them.
+        imp.tenant = tenants[usize::from(i % 4 == 0)].clone();
+        imp.principal_id = format!("p{i}");
+        setup.import_create(imp).unwrap();
+        all.push(format!("i{i}"));
+    }
+    // Four instances claim at once, half of the claims for idle tenants
+    // only, until nothing is left that they may take.
+    let start = Arc::new(Barrier::new(4));
+    let claimed: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..4)
+            .map(|n| {
+                let (store, start) = (db.open(), start.clone());
+                scope.spawn(move || {
+                    start.wait();
+                    let mut got = Vec::new();
+                    let mut k = 0;
+                    loop {
+                        let scope = if (n + k) % 2 == 0 {
+                            ClaimScope::AnyTenant
+                        } else {
+                            ClaimScope::IdleTenants
+                        };
+                        k += 1;
+                        let owner = format!("instance-{n}");
+                        match store
+                            .import_claim_in(&owner, Duration::minutes(1), t0(), scope)
+                            .unwrap()
+                        {
+                            Some(i) => got.push(i.id),
+                            None if scope == ClaimScope::AnyTenant => break,
+                            None => {}
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        runs.into_iter().flat_map(|r| r.join().unwrap()).collect()
+    });
+    let mut sorted = claimed.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), claimed.len(), "an import was claimed twice");
+    all.sort();
+    assert_eq!(sorted, all, "every import was claimed");
+}
+
+#[test]
 fn each_pending_import_is_claimed_by_one_instance() {
     let Some(server) = server() else { return };
     let db = TestDb::create(&server);
