@@ -89,7 +89,7 @@ pub async fn tenant_create(
         principal_id: created.id.clone(),
         name: muster_store::INITIAL_TOKEN_NAME.into(),
         created_at: now,
-        expires_at: Some(now + Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX))),
+        expires_at: Some(crate::admin_tokens::expiry(now, ttl)),
     };
     state.db(move |s| s.admin_token_create(first)).await?;
     audit(

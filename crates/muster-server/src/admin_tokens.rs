@@ -47,6 +47,15 @@ fn require_admin(caller: &Caller) -> ApiResult<()> {
     Ok(())
 }
 
+/// `now` plus `seconds`, saturating (lifetimes are bounded by the
+/// configuration's checks; this only keeps an arithmetic slip from
+/// panicking).
+pub fn expiry(now: chrono::DateTime<chrono::Utc>, seconds: u64) -> chrono::DateTime<chrono::Utc> {
+    chrono::Duration::try_seconds(i64::try_from(seconds).unwrap_or(i64::MAX))
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+}
+
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.chars().count()) && !name.chars().any(char::is_control)
 }
@@ -76,7 +85,7 @@ pub async fn admin_token_create(
         ));
     }
     let now = state.clock.now();
-    let expires_at = now + chrono::Duration::seconds(i64::try_from(lifetime).unwrap_or(i64::MAX));
+    let expires_at = expiry(now, lifetime);
     let (token, digest) = secret::generate("mat_");
     let new = NewAdminToken {
         id: uuid::Uuid::now_v7().to_string(),

@@ -366,7 +366,7 @@ pub async fn spawn(
     let now = clock.now();
     let s2 = store.clone();
     let ttl = config.tokens.initial_admin_ttl_seconds;
-    let expires = now + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX));
+    let expires = admin_tokens::expiry(now, ttl);
     let first = tokio::task::spawn_blocking(move || s2.bootstrap_admin(digest, Some(expires), now))
         .await??;
     let reissued = if first {
