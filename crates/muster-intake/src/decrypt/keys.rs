@@ -26,9 +26,7 @@ pub(crate) fn hex_fpr(fpr: &pgp::types::Fingerprint) -> String {
 
 /// Error text of a key that does not parse, without echoing the key.
 fn key_err(what: &str, e: impl std::fmt::Display) -> DecryptError {
-    let mut detail = e.to_string();
-    detail.truncate(200);
-    DecryptError::InvalidKey(format!("{what}: {detail}"))
+    DecryptError::InvalidKey(format!("{what}: {}", super::clipped(e, 200)))
 }
 
 /// The kinds of OpenPGP key [`DecryptionKey::generate_openpgp`] makes.
@@ -305,5 +303,20 @@ impl SignerKey {
                 .public_subkeys
                 .iter()
                 .any(|s| s.fingerprint() == *fpr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_key_error_in_another_script_is_cut_without_a_panic() {
+        // One ASCII byte, then two-byte characters: byte 200 falls inside one.
+        let DecryptError::InvalidKey(text) = key_err("bad", format!("x{}", "é".repeat(150)))
+        else {
+            panic!("not InvalidKey");
+        };
+        assert_eq!(text.len(), "bad: ".len() + 199);
     }
 }

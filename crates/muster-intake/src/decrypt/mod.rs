@@ -204,6 +204,21 @@ fn bomb_message(limit: &BombLimit) -> String {
     }
 }
 
+/// A library's error text cut to at most `max` bytes, at a character
+/// boundary: the text may quote parts of the message in any script, and
+/// `String::truncate` panics inside a character.
+pub(crate) fn clipped(e: impl std::fmt::Display, max: usize) -> String {
+    let mut s = e.to_string();
+    if s.len() > max {
+        let mut at = max;
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
+    }
+    s
+}
+
 impl DecryptError {
     /// The [`DecryptError`] inside an error returned by the reader of
     /// [`decrypt_reader`], if it is one (an error of the underlying input

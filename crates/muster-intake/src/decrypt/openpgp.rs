@@ -79,11 +79,9 @@ fn malformed(e: PgpError, progress: &Progress) -> DecryptError {
     if progress.input_failed() {
         return DecryptError::Io(io::Error::other("the upload could not be read to the end"));
     }
-    let mut detail = e.to_string();
-    detail.truncate(200);
     DecryptError::Malformed {
         format: "OpenPGP",
-        detail,
+        detail: super::clipped(e, 200),
     }
 }
 
@@ -466,5 +464,23 @@ impl Read for ChannelReader {
         buf[..n].copy_from_slice(&self.piece[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_error_text_in_another_script_is_cut_without_a_panic() {
+        // One ASCII byte, then two-byte characters: byte 200 falls inside one.
+        let e = PgpError::Message {
+            message: format!("x{}", "é".repeat(150)),
+            backtrace: None,
+        };
+        let DecryptError::Malformed { detail, .. } = malformed(e, &Progress::default()) else {
+            panic!("not Malformed");
+        };
+        assert_eq!(detail.len(), 199);
     }
 }
