@@ -218,13 +218,6 @@ async fn authenticate_client(
         }
         Err(e) => return Err(e.into()),
     };
-    if let Some(id_in_body) = form.get("client_id") {
-        if used_basic && id_in_body != &client.client_id {
-            return Err(OAuthFailure::invalid_request(
-                "client_id in the body differs from the authenticated client",
-            ));
-        }
-    }
     let now = state.clock.now();
     let presented = secret::digest(&secret_text);
     let mut ok = false;
@@ -246,6 +239,15 @@ async fn authenticate_client(
             OAuthFailure::invalid_client("client authentication failed", used_basic)
                 .guessing(Some(&client.client_id)),
         );
+    }
+    // Checked once the secret has verified: before, a different answer
+    // for a known client id would tell that it exists.
+    if let Some(id_in_body) = form.get("client_id") {
+        if used_basic && id_in_body != &client.client_id {
+            return Err(OAuthFailure::invalid_request(
+                "client_id in the body differs from the authenticated client",
+            ));
+        }
     }
     if client.disabled {
         audit_refusal(state, &client, "oauth2", "client is disabled", addr).await;

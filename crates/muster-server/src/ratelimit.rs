@@ -282,12 +282,16 @@ pub fn addr_key(ip: IpAddr) -> String {
 /// The failure-counter keys of a request: its source address and, when it
 /// names one, the (address, client id) pair.
 pub fn keys(addr: IpAddr, client_id: Option<&str>) -> Vec<String> {
-    let a = addr_key(addr);
-    let mut out = vec![format!("addr:{a}")];
-    if let Some(c) = client_id.filter(|c| !c.is_empty() && c.len() <= 256) {
-        out.push(format!("pair:{a}|{c}"));
-    }
+    let mut out = vec![format!("addr:{}", addr_key(addr))];
+    out.extend(client_id.and_then(|c| pair_key(addr, c)));
     out
+}
+
+/// The counter key of an (address, client id) pair; none for an id no
+/// client can have.
+pub fn pair_key(addr: IpAddr, client_id: &str) -> Option<String> {
+    (!client_id.is_empty() && client_id.len() <= 256)
+        .then(|| format!("pair:{}|{client_id}", addr_key(addr)))
 }
 
 /// Decrements the count of waiting answers when dropped.

@@ -235,17 +235,12 @@ pub async fn verify_signature(State(state): State<AppState>, req: Request, next:
     // Failed-authentication limits (see `crate::ratelimit`): nothing is
     // refused before the signature is checked; a failure that counts as
     // guessing counts by source address and, once the key id is read, by
-    // (address, key id).
-    let Some(peer) = req
+    // (address, key id). Served without connection info (embedded), all
+    // peers count as one address.
+    let peer = req
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
-    else {
-        return refusal(
-            "component_unavailable",
-            "the client address is unknown".into(),
-        );
-    };
+        .map_or(std::net::IpAddr::from([0u8; 4]), |c| c.0.ip());
     let addr = state.auth_failures.client_addr(peer, req.headers());
     let mut limit_keys = crate::ratelimit::keys(addr, None);
     match authenticate(&state, req, addr, &mut limit_keys).await {
@@ -336,11 +331,7 @@ async fn authenticate(
 
     let failed = |e: VerifyError| (refused(&e), guessing(&e));
     let keyid = signature_keyid(&message(), None).map_err(failed)?;
-    limit_keys.extend(
-        crate::ratelimit::keys(addr, Some(&keyid))
-            .into_iter()
-            .skip(1),
-    );
+    limit_keys.extend(crate::ratelimit::pair_key(addr, &keyid));
     let now = state.clock.now();
     let policy = VerifyPolicy::muster(now.timestamp());
     let lookup = keyid.clone();

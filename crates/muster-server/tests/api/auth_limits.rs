@@ -713,3 +713,38 @@ async fn failures_spread_over_two_instances_add_up_on_both() {
         assert!(took < QUICK, "{took:?}");
     }
 }
+
+#[tokio::test]
+async fn a_known_client_id_with_a_wrong_secret_is_answered_like_an_unknown_one() {
+    let app = spawn_app().await;
+    let c = app.syncer().await;
+    let unknown = Client {
+        id: "no-such-client".into(),
+        secret: "mcs_wrong".into(),
+    };
+    // Even with a body that names another client, which only the holder
+    // of the secret is told about.
+    let send = |who: Client| {
+        let app = &app;
+        async move {
+            let r = app
+                .http
+                .post(app.url("/oauth2/token"))
+                .basic_auth(&who.id, Some(&who.secret))
+                .form(&[("grant_type", "client_credentials"), ("client_id", "other")])
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let a = send(wrong(&c)).await;
+    let b = send(unknown).await;
+    assert_eq!(a.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(a, b);
+    let right = Client {
+        id: c.id.clone(),
+        secret: c.secret.clone(),
+    };
+    assert_eq!(send(right).await.0, StatusCode::BAD_REQUEST);
+}
