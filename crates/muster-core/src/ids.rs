@@ -3,14 +3,22 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Why an identifier does not parse. Each message is one whole sentence
+/// naming the identifier ("the external id is longer than 256 bytes"), to
+/// be shown as it is, never spliced into another sentence; it never quotes
+/// the value.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdError {
-    #[error("{what} must not be empty")]
+    #[error("the {what} must not be empty")]
     Empty { what: &'static str },
-    #[error("{what} is longer than {max} bytes")]
+    #[error("the {what} is longer than {max} bytes")]
     TooLong { what: &'static str, max: usize },
-    #[error("{what} contains a character that is not allowed")]
-    BadChar { what: &'static str },
+    /// `rule` says what the identifier may hold.
+    #[error("the {what} {rule}")]
+    BadChar {
+        what: &'static str,
+        rule: &'static str,
+    },
 }
 
 /// A tenant's id: 1 to 64 characters of `a-z`, `0-9`, `-` and `_`.
@@ -34,7 +42,10 @@ impl TenantId {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         {
-            return Err(IdError::BadChar { what: WHAT });
+            return Err(IdError::BadChar {
+                what: WHAT,
+                rule: "may contain only a-z, 0-9, '-' and '_'",
+            });
         }
         Ok(Self(s.to_owned()))
     }
@@ -91,7 +102,11 @@ impl ExternalId {
             });
         }
         if s.chars().any(|c| c.is_control()) || s.trim() != s || s.contains('/') {
-            return Err(IdError::BadChar { what: WHAT });
+            return Err(IdError::BadChar {
+                what: WHAT,
+                rule:
+                    "must not contain control characters or '/', nor begin or end with white space",
+            });
         }
         Ok(Self(s.to_owned()))
     }
@@ -133,6 +148,31 @@ mod tests {
         assert!(TenantId::parse("").is_err());
         assert!(TenantId::parse(&"a".repeat(65)).is_err());
     }
+    #[test]
+    fn every_id_error_reads_as_one_sentence_naming_the_id() {
+        let long = "x".repeat(300);
+        let msg = |r: Result<ExternalId, IdError>| r.err().map(|e| e.to_string());
+        assert_eq!(
+            msg(ExternalId::parse(&long)).as_deref(),
+            Some("the external id is longer than 256 bytes")
+        );
+        assert_eq!(
+            msg(ExternalId::parse("")).as_deref(),
+            Some("the external id must not be empty")
+        );
+        assert_eq!(
+            msg(ExternalId::parse("a/b")).as_deref(),
+            Some("the external id must not contain control characters or '/', nor begin or end with white space")
+        );
+        assert_eq!(
+            TenantId::parse("Acme")
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("the tenant id may contain only a-z, 0-9, '-' and '_'")
+        );
+    }
+
     #[test]
     fn external_ids_refuse_control_characters_and_padding() {
         assert!(ExternalId::parse("E-1001").is_ok());

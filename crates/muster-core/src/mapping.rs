@@ -553,10 +553,7 @@ impl CompiledMapping {
                     match ExternalId::parse(t) {
                         Ok(id) => Some(id),
                         Err(e) => {
-                            errors.push(key_err(
-                                "invalid_key",
-                                &format!("the key is not a valid {e}"),
-                            ));
+                            errors.push(key_err("invalid_key", &e.to_string()));
                             None
                         }
                     }

@@ -61,7 +61,7 @@ pub async fn tenant_create(
 ) -> ApiResult<(StatusCode, Json<TenantCreated>)> {
     require_operator(&caller)?;
     let id = TenantId::parse(&spec.id)
-        .map_err(|e| ApiError::unprocessable("invalid_tenant_id", format!("id: {e}")))?;
+        .map_err(|e| ApiError::unprocessable("invalid_tenant_id", e.to_string()))?;
     let name = spec.name.unwrap_or_else(|| spec.id.clone());
     let now = state.clock.now();
     let tid = id.clone();

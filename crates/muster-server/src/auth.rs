@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use muster_core::policy::{parse_scope, role_permissions, Permission, Permissions};
 use muster_core::secret;
-use muster_store::{AuditDraft, ClientRow};
+use muster_store::{ClientRow, TokenRefusal};
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -87,36 +87,32 @@ impl FromRequestParts<AppState> for Caller {
                 "request signatures are not accepted on this route",
             ));
         }
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+        let token = authorization(&parts.headers, "bearer")
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized(
                 "an Authorization: Bearer token is required",
             ))?;
-        // Failed-authentication limits (see `crate::ratelimit`): a token
-        // names no client until it is found, so these count by address.
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
-        let limit_keys = crate::ratelimit::keys(peer, None);
+        // Nothing is refused by address before the token is checked: a
+        // valid token always passes. An unknown token counts as guessing
+        // by source address (see `crate::ratelimit`); an expired, revoked
+        // or already used one was genuine and does not.
         let now = state.clock.now();
-        if let Err(retry_after) = state.auth_failures.check(&limit_keys, now) {
-            return Err(ApiError::TooManyRequests { retry_after });
-        }
         let digest = secret::digest(token);
         let outcome = state.db(move |s| s.token_use(digest, now)).await?;
         let grant = match outcome {
             Ok(g) => g,
             Err(refusal) => {
-                crate::ratelimit::record_failure(state, limit_keys).await;
+                if refusal == TokenRefusal::Unknown {
+                    if let Some(peer) = parts
+                        .extensions
+                        .get::<ConnectInfo<std::net::SocketAddr>>()
+                        .map(|c| c.0.ip())
+                    {
+                        let addr = state.auth_failures.client_addr(peer, &parts.headers);
+                        crate::ratelimit::record_failure(state, crate::ratelimit::keys(addr, None))
+                            .await;
+                    }
+                }
                 return Err(ApiError::Unauthorized(refusal.reason()));
             }
         };
@@ -130,27 +126,50 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// Audits a refused credential of a known principal; the credential itself
-/// is never recorded.
-pub async fn audit_refusal(state: &AppState, principal: &ClientRow, source: &str, why: &str) {
-    let d = AuditDraft {
-        tenant: principal.tenant.clone(),
-        at: state.clock.now(),
-        principal: principal.principal_name(),
-        on_behalf_of: None,
-        source: source.to_owned(),
-        action: "auth.failed".into(),
-        person: None,
-        detail: serde_json::json!({ "reason": why }),
-    };
-    if let Err(e) = state.db(move |s| s.audit_append(d)).await {
-        tracing::warn!(error = ?e, "could not audit a failed authentication");
-    }
+/// Audits a refused credential of a known principal, aggregated by
+/// [`crate::ratelimit::audit_failure`] (whoever sent it may be anyone); the
+/// credential itself is never recorded.
+pub async fn audit_refusal(
+    state: &AppState,
+    principal: &ClientRow,
+    source: &str,
+    why: &str,
+    addr: std::net::IpAddr,
+) {
+    crate::ratelimit::audit_failure(
+        state,
+        principal.tenant.clone(),
+        principal.principal_name(),
+        source,
+        why,
+        addr,
+    )
+    .await;
+}
+
+/// The credentials of the `Authorization` header when it uses `scheme`,
+/// compared case-insensitively (RFC 9110 11.1), trimmed.
+pub fn authorization<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (s, rest) = v.trim_start().split_once(' ')?;
+    s.eq_ignore_ascii_case(scheme).then(|| rest.trim())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn the_authorization_scheme_is_matched_in_any_case() {
+        let mut h = HeaderMap::new();
+        for v in ["Basic abc", "basic abc", "BASIC  abc ", "bAsIc abc"] {
+            h.insert(header::AUTHORIZATION, v.parse().unwrap());
+            assert_eq!(authorization(&h, "basic"), Some("abc"), "{v}");
+            assert_eq!(authorization(&h, "bearer"), None, "{v}");
+        }
+        h.insert(header::AUTHORIZATION, "Basicabc".parse().unwrap());
+        assert_eq!(authorization(&h, "basic"), None);
+    }
+
     #[test]
     fn a_scope_narrows_but_never_widens_the_role() {
         let p = effective_permissions("importer", "imports:create people:read");

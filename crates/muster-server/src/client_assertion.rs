@@ -16,7 +16,12 @@
 //!   the same replay table as request-signature nonces until `exp`.
 //!
 //! Every failure is `invalid_client` (RFC 6749 5.2), audited for a known
-//! client without the assertion.
+//! client without the assertion. Until the signature has verified, every
+//! failure that depends on the client (unknown id, no registered key, no
+//! key matching `kid`/`alg`, a signature that does not verify) gets the
+//! same answer, so the answer tells nobody whether a client id exists; the
+//! audit entry keeps the reason. Those failures count as guessing (see
+//! `crate::ratelimit`); the ones after the signature verified do not.
 use crate::auth::audit_refusal;
 use crate::client_keys::{assertion_keys, AssertionKey};
 use crate::jws::{self, SigError};
@@ -117,19 +122,35 @@ struct Unverified {
     sub: Option<String>,
 }
 
+/// A refusal whose reason may be told: it does not depend on the client.
 fn fail(why: &str) -> OAuthFailure {
     OAuthFailure::invalid_client(format!("client assertion refused: {why}"), false)
+}
+
+/// The one answer to every failure before the signature has verified that
+/// depends on the client.
+fn unproven(client_id: &str) -> OAuthFailure {
+    OAuthFailure::invalid_client("client authentication failed", false).guessing(Some(client_id))
+}
+
+/// Why a known client's assertion was refused.
+enum Refused {
+    /// Before its signature verified: answered as [`unproven`].
+    Unproven(&'static str),
+    /// After: the signer holds the key and may be told why.
+    Proven(&'static str),
 }
 
 /// Authenticates the client of a token or revocation request by its
 /// assertion.
 pub async fn authenticate(
     state: &AppState,
+    addr: std::net::IpAddr,
     form: &HashMap<String, String>,
 ) -> Result<ClientRow, OAuthFailure> {
     match form.get("client_assertion_type").map(String::as_str) {
         Some(JWT_BEARER) => {}
-        Some(_) => return Err(fail("unsupported client_assertion_type")),
+        Some(_) => return Err(fail("unsupported client_assertion_type").guessing(None)),
         None => {
             return Err(OAuthFailure::invalid_request(
                 "client_assertion_type is required with client_assertion",
@@ -140,28 +161,33 @@ pub async fn authenticate(
         .get("client_assertion")
         .filter(|a| !a.is_empty())
         .ok_or_else(|| OAuthFailure::invalid_request("client_assertion is required"))?;
-    let (header, client_id) = read_unverified(assertion, form.get("client_id"))?;
+    // What is checked before the client is looked up is the same for
+    // every client id, and answered as it is.
+    let (header, client_id) =
+        read_unverified(assertion, form.get("client_id")).map_err(|f| f.guessing(None))?;
     let lookup = client_id.clone();
     let client = match state.db_read(move |s| s.client_get(&lookup)).await {
         Ok(c) if c.kind == PrincipalKind::Client => c,
         Ok(_) | Err(crate::error::ApiError::NotFound(_)) => {
-            return Err(OAuthFailure::invalid_client(
-                "client authentication failed",
-                false,
-            ))
+            // No tenant to audit under: the log keeps the attempt.
+            tracing::warn!(
+                reason = "unknown_client",
+                "a client assertion named no known client"
+            );
+            return Err(unproven(&client_id));
         }
         Err(e) => return Err(e.into()),
     };
     match verify(state, &client, assertion, &header).await {
         Ok(()) => Ok(client),
-        Err(why) => {
-            audit_refusal(
-                state,
-                &client,
-                "oauth2",
-                &format!("client assertion: {why}"),
-            )
-            .await;
+        Err(Refused::Unproven(why)) => {
+            let why = format!("client assertion: {why}");
+            audit_refusal(state, &client, "oauth2", &why, addr).await;
+            Err(unproven(&client.client_id))
+        }
+        Err(Refused::Proven(why)) => {
+            let reason = format!("client assertion: {why}");
+            audit_refusal(state, &client, "oauth2", &reason, addr).await;
             Err(fail(why))
         }
     }
@@ -233,17 +259,21 @@ async fn verify(
     client: &ClientRow,
     assertion: &str,
     header: &jsonwebtoken::Header,
-) -> Result<(), &'static str> {
+) -> Result<(), Refused> {
+    use Refused::{Proven, Unproven};
     let cid = client.client_id.clone();
     let stored = state
         .db_read(move |s| s.client_keys_get(&cid))
         .await
-        .map_err(|_| "the client's keys cannot be read")?;
+        .map_err(|_| Unproven("the client's keys cannot be read"))?;
     let text = stored
         .jwt_keys
         .as_deref()
-        .ok_or("the client has no registered key")?;
-    let keys = state.assertion_keys.keys(&client.id, text)?;
+        .ok_or(Unproven("the client has no registered key"))?;
+    let keys = state
+        .assertion_keys
+        .keys(&client.id, text)
+        .map_err(Unproven)?;
     let candidates: Vec<_> = keys
         .iter()
         .filter(|k| k.alg == header.alg)
@@ -253,7 +283,7 @@ async fn verify(
         })
         .collect();
     if candidates.is_empty() {
-        return Err("no registered key matches the JWT's kid and alg");
+        return Err(Unproven("no registered key matches the JWT's kid and alg"));
     }
     let mut signed = false;
     for k in candidates {
@@ -263,14 +293,17 @@ async fn verify(
                 break;
             }
             Err(SigError::Invalid) => continue,
-            Err(_) => return Err("the assertion is malformed"),
+            Err(_) => return Err(Unproven("the assertion is malformed")),
         }
     }
     if !signed {
-        return Err("the signature does not verify with the registered key");
+        return Err(Unproven(
+            "the signature does not verify with the registered key",
+        ));
     }
 
-    let claims: Claims = jws::payload(assertion).ok_or("the assertion is malformed")?;
+    // The signer holds the client's key from here on.
+    let claims: Claims = jws::payload(assertion).ok_or(Proven("the assertion is malformed"))?;
     let now = state.clock.now();
     let max = i64::try_from(state.config.tokens.max_assertion_lifetime_seconds).unwrap_or(300);
     let (exp, jti) = check_claims(
@@ -279,9 +312,10 @@ async fn verify(
         &state.issuer,
         now.timestamp(),
         max,
-    )?;
+    )
+    .map_err(Proven)?;
     if client.disabled {
-        return Err("the client is disabled");
+        return Err(Proven("the client is disabled"));
     }
     let until = Utc
         .timestamp_opt(exp + LEEWAY, 0)
@@ -291,9 +325,9 @@ async fn verify(
     let fresh = state
         .db(move |s| s.nonce_record(&pid, &key, until, now))
         .await
-        .map_err(|_| "the replay check failed")?;
+        .map_err(|_| Proven("the replay check failed"))?;
     if !fresh {
-        return Err("this jti was already used");
+        return Err(Proven("this jti was already used"));
     }
     Ok(())
 }

@@ -4,8 +4,8 @@
 //! instance moved on), rereads the master key files (so a rotation made
 //! through another instance reaches it without a restart), learns the
 //! number of live instances (each enforces its share of the token request
-//! rate) and the keys other instances found over the failed-authentication
-//! limit.
+//! rate), purges expired failed-authentication counters and writes the
+//! audit summaries of failed authentications whose window has ended.
 use crate::state::AppState;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,12 +25,19 @@ pub async fn beat(state: &AppState) {
             .instance_heartbeat(&st.instance, &st.master_key.current_id(), now)?;
         let live = st.store.instance_list(now - live_for(&st.config))?;
         st.token_rate.set_instances(live.len());
+        // Failure counts come back with each failure, from the database
+        // (so every instance's add up); the beat purges expired ones.
         let limiter = &st.auth_failures;
-        if limiter.max() > 0 {
+        if limiter.enabled() {
             let over = st
                 .store
-                .auth_failures_over(limiter.max(), limiter.window(), now)?;
-            limiter.sync(over, now);
+                .auth_failures_over(limiter.lowest_max(), limiter.window(), now)?;
+            if !over.is_empty() {
+                tracing::debug!(
+                    sources = over.len(),
+                    "failed authentications are being slowed down"
+                );
+            }
         }
         Ok(())
     })
@@ -48,11 +55,14 @@ pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::SeqCst) {
         tokio::time::sleep(every).await;
         beat(&state).await;
+        crate::ratelimit::flush_audit(&state, false).await;
     }
 }
 
 /// Removes this instance from the table (a clean shutdown).
 pub async fn leave(state: &AppState) {
+    // Failures counted but not yet audited are written now, not lost.
+    crate::ratelimit::flush_audit(state, true).await;
     let id = state.instance.to_string();
     if let Err(e) = state.db(move |s| s.instance_remove(&id)).await {
         tracing::warn!(error = ?e, "could not remove this instance from the table");

@@ -181,11 +181,32 @@ pub struct Limits {
     /// (after the first `ratio_grace_bytes`).
     pub max_decompression_ratio: u64,
     pub ratio_grace_bytes: u64,
-    /// Failed client authentications at the token endpoint, per source
-    /// address and per client id, before 429 (0: no limit) ...
+    /// Failed authentications per (source address, client id) pair within
+    /// the window that are answered at once; later failures of the pair
+    /// are answered after a growing delay (0: not counted). A correct
+    /// credential is never refused or delayed.
     pub failed_auth_max: u32,
-    /// ... within this many seconds.
+    /// The same per source address, whatever client id is named (0: not
+    /// counted). Higher than the pair's: clients behind one NAT or proxy
+    /// share an address.
+    pub failed_auth_address_max: u32,
+    /// The window failures are counted in, and audit entries of
+    /// unauthenticated failures aggregated over, in seconds.
     pub failed_auth_window_seconds: u64,
+    /// How long the answer to the first failure over a threshold waits, in
+    /// milliseconds; each further failure doubles it ...
+    pub failed_auth_delay_ms: u64,
+    /// ... up to this many milliseconds.
+    pub failed_auth_max_delay_ms: u64,
+    /// Addresses or CIDR blocks of reverse proxies whose forwarding header
+    /// is believed (a TOML list, or one comma-separated string in
+    /// `MUSTER_LIMITS__TRUSTED_PROXIES`). Empty: the peer's address is the
+    /// client's, whatever a header says.
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
+    /// The header those proxies set: `x-forwarded-for` or `forwarded`
+    /// (RFC 7239). Only that one is read: the other may come from the client.
+    pub trusted_proxy_header: String,
     /// Token-endpoint requests per second per client id and per source
     /// address, across all instances (0: no limit).
     pub token_requests_per_second: u32,
@@ -285,7 +306,12 @@ max_decompressed_bytes = 17179869184
 max_decompression_ratio = 100
 ratio_grace_bytes = 8388608
 failed_auth_max = 20
+failed_auth_address_max = 100
 failed_auth_window_seconds = 300
+failed_auth_delay_ms = 500
+failed_auth_max_delay_ms = 10000
+trusted_proxies = []
+trusted_proxy_header = "x-forwarded-for"
 token_requests_per_second = 0
 max_unauthenticated_body_bytes = 65536
 body_read_timeout_seconds = 30
@@ -500,6 +526,13 @@ impl Config {
             (1..=3600).contains(&self.tls.reload_check_seconds),
             "tls.reload_check_seconds must be between 1 and 3600"
         );
+        anyhow::ensure!(
+            self.limits.failed_auth_delay_ms <= self.limits.failed_auth_max_delay_ms
+                && self.limits.failed_auth_max_delay_ms <= 60_000,
+            "limits.failed_auth_delay_ms must not exceed limits.failed_auth_max_delay_ms, which must not exceed 60000"
+        );
+        crate::ratelimit::parse_proxies(&self.limits.trusted_proxies)?;
+        crate::ratelimit::parse_proxy_header(&self.limits.trusted_proxy_header)?;
         Ok(())
     }
 
@@ -632,6 +665,26 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
 }
 
 /// Environment values are text; numbers and booleans are read as such.
+/// A list of strings given as a TOML array, or as one comma-separated
+/// string (how an environment variable carries it).
+fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
 fn scalar(v: &str) -> toml::Value {
     if let Ok(i) = v.parse::<i64>() {
         return toml::Value::Integer(i);

@@ -403,10 +403,7 @@ pub async fn spawn(
     } else {
         config.public_url.trim_end_matches('/').to_owned()
     };
-    let auth_failures = Arc::new(ratelimit::FailureLimiter::new(
-        config.limits.failed_auth_max,
-        config.limits.failed_auth_window_seconds,
-    ));
+    let auth_failures = Arc::new(ratelimit::FailureLimiter::new(&config.limits)?);
     let token_rate = Arc::new(ratelimit::RequestLimiter::new(
         config.limits.token_requests_per_second,
     ));

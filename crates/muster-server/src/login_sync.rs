@@ -23,10 +23,14 @@
 //! could be used elsewhere. Audit names it `issuer:<name>`; its `jti`
 //! values are remembered under `issuer:<id>`.
 //!
-//! Every refusal is a 401 with its own problem `code` and an
-//! `auth.failed` audit entry (never the token). A refusal before any
-//! issuer is known (no token, malformed, unknown `iss`) is audited in the
-//! default tenant, the operator's.
+//! Every refusal is a 401 with its own problem `code` and is audited as
+//! `auth.failed` (never the token), aggregated per source address and
+//! reason (see `crate::ratelimit`): anyone can send a token, and no one
+//! may grow a tenant's audit chain at will. A refusal before any issuer is
+//! known (no token, malformed, unknown `iss`) is audited in the default
+//! tenant, the operator's. Refusals of tokens that cannot pass count as
+//! guessing by source address; a missing token, a replayed `jti` and a
+//! verified token outside its validity do not.
 use crate::admin::{audit, check_write_policy, valid_client_id};
 use crate::auth::Caller;
 use crate::client_keys::{assertion_keys, private_members, signature_keys, AssertionKey};
@@ -35,7 +39,7 @@ use crate::json::JsonBody;
 use crate::outbound::{self, Redirects, Rule};
 use crate::state::AppState;
 use crate::write::{policy_errors, valid_role_name};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use base64::Engine;
@@ -47,7 +51,7 @@ use muster_core::mapping::{MappingDoc, MappingFormat};
 use muster_core::policy::{Permission, WritePolicy};
 use muster_core::TenantId;
 use muster_proto::{IssuerInfo, IssuerSpec, LoginSyncResult, WritePolicyInfo};
-use muster_store::{AuditDraft, BatchItem, IssuerRow, IssuerSettings, WriteContext};
+use muster_store::{BatchItem, IssuerRow, IssuerSettings, WriteContext};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -617,14 +621,7 @@ pub(crate) fn unverified(token: &str) -> Result<Unverified, Refusal> {
 }
 
 fn bearer(headers: &HeaderMap) -> Result<&str, Refusal> {
-    let t = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+    let t = crate::auth::authorization(headers, "bearer")
         .filter(|t| !t.is_empty())
         .ok_or(Refusal::MissingToken)?;
     if t.len() > MAX_TOKEN_BYTES {
@@ -633,24 +630,25 @@ fn bearer(headers: &HeaderMap) -> Result<&str, Refusal> {
     Ok(t)
 }
 
-async fn audit_failure(state: &AppState, issuer: Option<&IssuerRow>, why: Refusal) {
+async fn audit_failure(
+    state: &AppState,
+    issuer: Option<&IssuerRow>,
+    why: Refusal,
+    addr: std::net::IpAddr,
+) {
     let (tenant, principal) = match issuer {
         Some(i) => (i.tenant.clone(), principal_name(i)),
         None => (TenantId::default_tenant(), "anonymous".to_owned()),
     };
-    let d = AuditDraft {
-        tenant,
-        at: state.clock.now(),
-        principal,
-        on_behalf_of: None,
-        source: "login-sync".into(),
-        action: "auth.failed".into(),
-        person: None,
-        detail: serde_json::json!({ "reason": why.code() }),
-    };
-    if let Err(e) = state.db(move |s| s.audit_append(d)).await {
-        tracing::warn!(error = ?e, "could not audit a refused login-sync token");
-    }
+    crate::ratelimit::audit_failure(state, tenant, principal, "login-sync", why.code(), addr).await;
+}
+
+/// Whether a refusal counts as guessing (see the module docs).
+fn guessing(why: Refusal) -> bool {
+    !matches!(
+        why,
+        Refusal::MissingToken | Refusal::JtiReplayed | Refusal::Expired | Refusal::NotYetValid
+    )
 }
 
 fn refused(why: Refusal) -> ApiError {
@@ -671,9 +669,10 @@ struct Verified {
 /// tenant's issuers.
 pub async fn login_sync(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
 ) -> ApiResult<Json<LoginSyncResult>> {
-    sync_login(&state, &TenantId::default_tenant(), &headers).await
+    sync_login(&state, &TenantId::default_tenant(), peer, &headers).await
 }
 
 /// `POST /api/v1/tenants/{tenant}/login-sync`: a login through one of
@@ -682,27 +681,34 @@ pub async fn login_sync(
 /// whose a login is, so it lands in that tenant and no other.
 pub async fn tenant_login_sync(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<LoginSyncResult>> {
     // A tenant that cannot exist has no issuers: the same refusal as an
     // unknown one, so the answer does not tell which tenants exist.
     let Ok(tenant) = TenantId::parse(&tenant) else {
-        audit_failure(&state, None, Refusal::UnknownIssuer).await;
+        let addr = state.auth_failures.client_addr(peer.ip(), &headers);
+        audit_failure(&state, None, Refusal::UnknownIssuer, addr).await;
         return Err(refused(Refusal::UnknownIssuer));
     };
-    sync_login(&state, &tenant, &headers).await
+    sync_login(&state, &tenant, peer, &headers).await
 }
 
 async fn sync_login(
     state: &AppState,
     tenant: &TenantId,
+    peer: std::net::SocketAddr,
     headers: &HeaderMap,
 ) -> ApiResult<Json<LoginSyncResult>> {
     let v = match authenticate(state, tenant, headers).await {
         Ok(v) => v,
         Err((issuer, why)) => {
-            audit_failure(state, issuer.as_ref(), why).await;
+            let addr = state.auth_failures.client_addr(peer.ip(), headers);
+            audit_failure(state, issuer.as_ref(), why, addr).await;
+            if guessing(why) {
+                crate::ratelimit::record_failure(state, crate::ratelimit::keys(addr, None)).await;
+            }
             return Err(refused(why));
         }
     };

@@ -24,6 +24,21 @@ pub struct OAuthFailure {
     basic_challenge: bool,
     /// Seconds, for `Retry-After` on a 429.
     retry_after: Option<u64>,
+    /// Whether (and against which client id) this failure counts as
+    /// guessing (see `crate::ratelimit`).
+    guess: Guess,
+}
+
+/// What a failed client authentication is counted against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Guess {
+    /// Not guessing: no credential, or one that was genuine.
+    #[default]
+    No,
+    /// An unreadable credential: counted by source address.
+    Address,
+    /// A credential for this client id that did not verify.
+    Client(String),
 }
 
 impl OAuthFailure {
@@ -34,6 +49,15 @@ impl OAuthFailure {
             description: description.into(),
             basic_challenge: false,
             retry_after: None,
+            guess: Guess::No,
+        }
+    }
+    /// Marks the failure as guessing: against `client` when the request
+    /// named one, else by address only.
+    pub(crate) fn guessing(self, client: Option<&str>) -> Self {
+        Self {
+            guess: client.map_or(Guess::Address, |c| Guess::Client(c.to_owned())),
+            ..self
         }
     }
     pub(crate) fn invalid_request(d: impl Into<String>) -> Self {
@@ -43,16 +67,6 @@ impl OAuthFailure {
         Self {
             basic_challenge: basic,
             ..Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
-        }
-    }
-    fn too_many(retry_after: u64) -> Self {
-        Self {
-            retry_after: Some(retry_after),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_requests",
-                format!("too many failed authentications; try again in {retry_after} seconds"),
-            )
         }
     }
     fn too_many_requests(retry_after: u64) -> Self {
@@ -163,16 +177,11 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String
 /// secret form-urlencoded) or the body parameters, never both.
 async fn authenticate_client(
     state: &AppState,
+    addr: std::net::IpAddr,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Result<ClientRow, OAuthFailure> {
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        });
+    let basic = crate::auth::authorization(headers, "basic");
     let in_body = form.contains_key("client_secret");
     if form.contains_key("client_assertion") || form.contains_key("client_assertion_type") {
         if basic.is_some() || in_body {
@@ -180,7 +189,7 @@ async fn authenticate_client(
                 "use one client authentication method, not two",
             ));
         }
-        return crate::client_assertion::authenticate(state, form).await;
+        return crate::client_assertion::authenticate(state, addr, form).await;
     }
     let (client_id, secret_text, used_basic) = match (basic, in_body) {
         (Some(_), true) => {
@@ -189,18 +198,18 @@ async fn authenticate_client(
             ))
         }
         (Some(b), false) => {
+            let malformed =
+                || OAuthFailure::invalid_client("malformed Basic credentials", true).guessing(None);
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(b.trim())
                 .ok()
                 .and_then(|d| String::from_utf8(d).ok())
-                .ok_or_else(|| OAuthFailure::invalid_client("malformed Basic credentials", true))?;
-            let (id, sec) = raw
-                .split_once(':')
-                .ok_or_else(|| OAuthFailure::invalid_client("malformed Basic credentials", true))?;
+                .ok_or_else(malformed)?;
+            let (id, sec) = raw.split_once(':').ok_or_else(malformed)?;
             let dec = |s: &str| {
                 urlencoding::decode(&s.replace('+', " "))
                     .map(|c| c.into_owned())
-                    .map_err(|_| OAuthFailure::invalid_client("malformed Basic credentials", true))
+                    .map_err(|_| malformed())
             };
             (dec(id)?, dec(sec)?, true)
         }
@@ -220,20 +229,15 @@ async fn authenticate_client(
     let client = match state.db_read(move |s| s.client_get(&lookup)).await {
         Ok(c) if c.kind == PrincipalKind::Client => c,
         Ok(_) | Err(crate::error::ApiError::NotFound(_)) => {
-            return Err(OAuthFailure::invalid_client(
-                "client authentication failed",
-                used_basic,
-            ))
+            // The same answer as a wrong secret: it tells nobody whether
+            // the client id exists.
+            return Err(
+                OAuthFailure::invalid_client("client authentication failed", used_basic)
+                    .guessing(Some(&client_id)),
+            );
         }
         Err(e) => return Err(e.into()),
     };
-    if let Some(id_in_body) = form.get("client_id") {
-        if used_basic && id_in_body != &client.client_id {
-            return Err(OAuthFailure::invalid_request(
-                "client_id in the body differs from the authenticated client",
-            ));
-        }
-    }
     let now = state.clock.now();
     let presented = secret::digest(&secret_text);
     let mut ok = false;
@@ -243,14 +247,30 @@ async fn authenticate_client(
         ok |= live & secret::digest_eq(&s.digest, &presented);
     }
     if !ok {
-        audit_refusal(state, &client, "oauth2", "client authentication failed").await;
-        return Err(OAuthFailure::invalid_client(
+        audit_refusal(
+            state,
+            &client,
+            "oauth2",
             "client authentication failed",
-            used_basic,
-        ));
+            addr,
+        )
+        .await;
+        return Err(
+            OAuthFailure::invalid_client("client authentication failed", used_basic)
+                .guessing(Some(&client.client_id)),
+        );
+    }
+    // Checked once the secret has verified: before, a different answer
+    // for a known client id would tell that it exists.
+    if let Some(id_in_body) = form.get("client_id") {
+        if used_basic && id_in_body != &client.client_id {
+            return Err(OAuthFailure::invalid_request(
+                "client_id in the body differs from the authenticated client",
+            ));
+        }
     }
     if client.disabled {
-        audit_refusal(state, &client, "oauth2", "client is disabled").await;
+        audit_refusal(state, &client, "oauth2", "client is disabled", addr).await;
         return Err(OAuthFailure::invalid_client(
             "the client is disabled",
             used_basic,
@@ -259,46 +279,26 @@ async fn authenticate_client(
     Ok(client)
 }
 
-/// The client id a request claims, before it is authenticated: from Basic
-/// credentials or the form (a private_key_jwt assertion names it in `iss`,
-/// which is only read once verified; the address limit covers those).
-fn claimed_client_id(headers: &HeaderMap, form: &HashMap<String, String>) -> Option<String> {
-    use base64::Engine;
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .ok()
-        })
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|raw| raw.split_once(':').map(|(id, _)| id.to_owned()))
-        .and_then(|id| urlencoding::decode(&id).ok().map(|c| c.into_owned()));
-    basic
-        .or_else(|| form.get("client_id").cloned())
-        .filter(|c| !c.is_empty() && c.len() <= 256)
-}
-
-/// [`authenticate_client`] behind the failed-authentication limits: a
-/// source address or client id over its limit gets 429 before any secret
-/// is looked at; each refusal counts against both.
+/// [`authenticate_client`] with the failed-authentication limits: nothing
+/// is refused before the credential is checked, and a failure that counts
+/// as guessing is counted (and its answer held back once over the limit,
+/// see `crate::ratelimit`).
 async fn authenticate_limited(
     state: &AppState,
-    peer: std::net::IpAddr,
+    addr: std::net::IpAddr,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Result<ClientRow, OAuthFailure> {
-    let now = state.clock.now();
-    let claimed = claimed_client_id(headers, form);
-    let keys = crate::ratelimit::keys(Some(peer), claimed.as_deref());
-    if let Err(retry) = state.auth_failures.check(&keys, now) {
-        return Err(OAuthFailure::too_many(retry));
-    }
-    let result = authenticate_client(state, headers, form).await;
-    if matches!(&result, Err(f) if f.status == StatusCode::UNAUTHORIZED) {
-        crate::ratelimit::record_failure(state, keys).await;
+    let result = authenticate_client(state, addr, headers, form).await;
+    if let Err(f) = &result {
+        let keys = match &f.guess {
+            Guess::No => None,
+            Guess::Address => Some(crate::ratelimit::keys(addr, None)),
+            Guess::Client(c) => Some(crate::ratelimit::keys(addr, Some(c))),
+        };
+        if let Some(keys) = keys {
+            crate::ratelimit::record_failure(state, keys).await;
+        }
     }
     result
 }
@@ -310,15 +310,19 @@ pub async fn token_create(
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthFailure> {
     let form = parse_form(&headers, &body)?;
-    // The request rate (when limited), before any credential is looked at.
-    let rate_keys = crate::ratelimit::keys(
-        Some(peer.ip()),
-        claimed_client_id(&headers, &form).as_deref(),
-    );
-    if let Err(retry) = state.token_rate.allow(&rate_keys, state.clock.now()) {
+    let addr = state.auth_failures.client_addr(peer.ip(), &headers);
+    // The request rate (when limited): the address's before any credential
+    // is looked at, the client's once the client has proven who it is, so
+    // nobody else can spend a client's share.
+    let addr_rate = [format!("addr:{}", crate::ratelimit::addr_key(addr))];
+    if let Err(retry) = state.token_rate.allow(&addr_rate, state.clock.now()) {
         return Err(OAuthFailure::too_many_requests(retry));
     }
-    let client = authenticate_limited(&state, peer.ip(), &headers, &form).await?;
+    let client = authenticate_limited(&state, addr, &headers, &form).await?;
+    let client_rate = [format!("client:{}", client.client_id)];
+    if let Err(retry) = state.token_rate.allow(&client_rate, state.clock.now()) {
+        return Err(OAuthFailure::too_many_requests(retry));
+    }
     match form.get("grant_type").map(String::as_str) {
         Some("client_credentials") => {}
         Some(_) => {
@@ -394,7 +398,8 @@ pub async fn token_revoke(
     body: axum::body::Bytes,
 ) -> Result<Response, OAuthFailure> {
     let form = parse_form(&headers, &body)?;
-    let client = authenticate_limited(&state, peer.ip(), &headers, &form).await?;
+    let addr = state.auth_failures.client_addr(peer.ip(), &headers);
+    let client = authenticate_limited(&state, addr, &headers, &form).await?;
     let token = form
         .get("token")
         .filter(|t| !t.is_empty())

@@ -37,7 +37,13 @@
 //! Every refusal is a 401 problem document whose `code` is the reason
 //! ([`muster_httpsig::VerifyError::code`], or `nonce_reused`,
 //! `client_disabled`, `multiple_credentials`), audited as `auth.failed` for
-//! a known client (never with the signature or key).
+//! a known client (never with the signature or key; aggregated, see
+//! `crate::ratelimit`). The answer does not tell whether a key id names a
+//! client: an unknown key id, a client without a key and a key of the other
+//! algorithm are all answered `bad_signature`, and an unknown client's
+//! signature goes through the same policy checks, against a random key, as
+//! a known one's (the audit entry keeps the real reason). Only failures of
+//! the signature itself count as guessing.
 use crate::auth::audit_refusal;
 use crate::client_keys::verifying_keys;
 use crate::error::ApiError;
@@ -119,7 +125,28 @@ pub fn refusal(code: &'static str, detail: String) -> Response {
 }
 
 fn refused(e: &VerifyError) -> Response {
-    refusal(e.code(), e.to_string())
+    match e {
+        // One answer whether or not the key id names a client with such a key.
+        VerifyError::UnknownKey | VerifyError::AlgorithmMismatch | VerifyError::BadSignature => {
+            let e = VerifyError::BadSignature;
+            refusal(e.code(), e.to_string())
+        }
+        _ => refusal(e.code(), e.to_string()),
+    }
+}
+
+/// Whether a refusal tested a key (and so counts as guessing): the
+/// signature did not verify, or could not be read.
+fn guessing(e: &VerifyError) -> bool {
+    matches!(
+        e,
+        VerifyError::UnknownKey
+            | VerifyError::AlgorithmMismatch
+            | VerifyError::BadSignature
+            | VerifyError::Malformed(_)
+            | VerifyError::MissingKeyId
+            | VerifyError::MissingSignature
+    )
 }
 
 /// Rebuilds the absolute target URI (see the module docs).
@@ -229,30 +256,31 @@ pub async fn verify_signature(State(state): State<AppState>, req: Request, next:
     if !has_signature(req.headers()) {
         return next.run(req).await;
     }
-    // Failed-authentication limits (see `crate::ratelimit`): by source
-    // address here, by key id (the client id) once it is read.
+    // Failed-authentication limits (see `crate::ratelimit`): nothing is
+    // refused before the signature is checked; a failure that counts as
+    // guessing counts by source address and, once the key id is read, by
+    // (address, key id). Served without connection info (embedded), all
+    // peers count as one address.
     let peer = req
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    let mut limit_keys = crate::ratelimit::keys(peer, None);
-    if let Err(retry_after) = state.auth_failures.check(&limit_keys, state.clock.now()) {
-        return ApiError::TooManyRequests { retry_after }.into_response();
-    }
-    match authenticate(&state, req, &mut limit_keys).await {
+        .map_or(std::net::IpAddr::from([0u8; 4]), |c| c.0.ip());
+    let addr = state.auth_failures.client_addr(peer, req.headers());
+    let mut limit_keys = crate::ratelimit::keys(addr, None);
+    match authenticate(&state, req, addr, &mut limit_keys).await {
         Ok((req, None)) => next.run(req).await,
         Ok((req, Some((client, mismatch)))) => {
             let resp = next.run(req).await;
             if mismatch.load(Ordering::SeqCst) {
+                // The signature verified: a damaged body is no guess.
                 let e = VerifyError::DigestMismatch;
-                audit_refusal(&state, &client, "httpsig", e.code()).await;
-                crate::ratelimit::record_failure(&state, limit_keys).await;
+                audit_refusal(&state, &client, "httpsig", e.code(), addr).await;
                 return refused(&e);
             }
             resp
         }
-        Err(resp) => {
-            if resp.status() == StatusCode::UNAUTHORIZED {
+        Err((resp, guess)) => {
+            if guess {
                 crate::ratelimit::record_failure(&state, limit_keys).await;
             }
             resp
@@ -262,16 +290,25 @@ pub async fn verify_signature(State(state): State<AppState>, req: Request, next:
 
 type StreamCheck = Option<(ClientRow, Arc<AtomicBool>)>;
 
+/// A refused signed request: the answer, and whether it counts as guessing.
+type Refusal = (Response, bool);
+
+/// A refusal that does not count as guessing.
+fn plain(resp: Response) -> Refusal {
+    (resp, false)
+}
+
 async fn authenticate(
     state: &AppState,
     req: Request,
+    addr: std::net::IpAddr,
     limit_keys: &mut Vec<String>,
-) -> Result<(Request, StreamCheck), Response> {
+) -> Result<(Request, StreamCheck), Refusal> {
     if req.headers().contains_key(header::AUTHORIZATION) {
-        return Err(refusal(
+        return Err(plain(refusal(
             "multiple_credentials",
             "send either a signature or an Authorization header, not both".into(),
-        ));
+        )));
     }
     let (mut parts, body) = req.into_parts();
     let uri = parts
@@ -279,10 +316,10 @@ async fn authenticate(
         .get::<OriginalUri>()
         .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
     let target = target_uri(state, &parts.headers, &uri).ok_or_else(|| {
-        refusal(
+        plain(refusal(
             "component_unavailable",
             "the target URI cannot be determined (no valid Host header)".into(),
-        )
+        ))
     })?;
     let streaming = parts.method == Method::POST && uri.path() == UPLOAD_PATH;
     let (buffered, streamed): (Option<Bytes>, Option<Body>) = if streaming {
@@ -291,7 +328,7 @@ async fn authenticate(
         // Read before the signature is checked, so no more than the route
         // itself would take.
         let limit = buffer_limit(&state.config.limits, &parts.method, uri.path());
-        let refuse = |e: crate::bodies::BodyError| e.api_error("the body").into_response();
+        let refuse = |e: crate::bodies::BodyError| plain(e.api_error("the body").into_response());
         if crate::bodies::declared_length(&parts.headers).is_some_and(|n| n > limit as u64) {
             return Err(refuse(crate::bodies::BodyError::TooLarge { limit }));
         }
@@ -319,38 +356,53 @@ async fn authenticate(
         m
     };
 
-    let keyid = signature_keyid(&message(), None).map_err(|e| refused(&e))?;
-    limit_keys.extend(crate::ratelimit::keys(None, Some(&keyid)));
-    if let Err(retry_after) = state.auth_failures.check(limit_keys, state.clock.now()) {
-        return Err(ApiError::TooManyRequests { retry_after }.into_response());
-    }
+    let failed = |e: VerifyError| (refused(&e), guessing(&e));
+    let keyid = signature_keyid(&message(), None).map_err(failed)?;
+    limit_keys.extend(crate::ratelimit::pair_key(addr, &keyid));
+    let now = state.clock.now();
+    let policy = VerifyPolicy::muster(now.timestamp());
     let lookup = keyid.clone();
     let client = match state.db_read(move |s| s.client_get(&lookup)).await {
         Ok(c) if c.kind == PrincipalKind::Client => c,
         Ok(_) | Err(ApiError::NotFound(_)) => {
-            // No tenant to audit under: the log keeps the attempt.
+            // The same checks as for a known client, against a key nobody
+            // has, so the answer is the same as for a wrong key. No tenant
+            // to audit under: the log keeps the attempt.
+            let e = check(&message(), &[decoy()], &policy, streaming)
+                .err()
+                .unwrap_or(VerifyError::BadSignature);
             tracing::warn!(
                 reason = "unknown_key",
                 "a signed request named no known client"
             );
-            return Err(refused(&VerifyError::UnknownKey));
+            return Err(failed(e));
         }
-        Err(e) => return Err(e.into_response()),
+        Err(e) => return Err(plain(e.into_response())),
     };
     let cid = client.client_id.clone();
     let stored = state
         .db_read(move |s| s.client_keys_get(&cid))
         .await
-        .map_err(IntoResponse::into_response)?;
-    let keys = verifying_keys(state, &client.client_id, &stored);
-    let now = state.clock.now();
-    let policy = VerifyPolicy::muster(now.timestamp());
+        .map_err(|e| plain(e.into_response()))?;
+    let mut keys = verifying_keys(state, &client.client_id, &stored);
+    let keyless = keys.is_empty();
+    if keyless {
+        keys.push(decoy());
+    }
 
     let verified = match check(&message(), &keys, &policy, streaming) {
+        Ok(_) if keyless => {
+            audit_refusal(state, &client, "httpsig", "unknown_key", addr).await;
+            return Err(failed(VerifyError::UnknownKey));
+        }
         Ok(v) => v,
         Err(e) => {
-            audit_refusal(state, &client, "httpsig", e.code()).await;
-            return Err(refused(&e));
+            let code = match e {
+                VerifyError::BadSignature if keyless => "unknown_key",
+                _ => e.code(),
+            };
+            audit_refusal(state, &client, "httpsig", code, addr).await;
+            return Err(failed(e));
         }
     };
     let expected = if streaming {
@@ -362,24 +414,27 @@ async fn authenticate(
         match expected_digest(field) {
             Ok(x) => Some(x),
             Err(e) => {
-                audit_refusal(state, &client, "httpsig", e.code()).await;
-                return Err(refused(&e));
+                audit_refusal(state, &client, "httpsig", e.code(), addr).await;
+                return Err(plain(refused(&e)));
             }
         }
     } else {
         None
     };
     if client.disabled {
-        audit_refusal(state, &client, "httpsig", "client_disabled").await;
-        return Err(refusal("client_disabled", "the client is disabled".into()));
+        audit_refusal(state, &client, "httpsig", "client_disabled", addr).await;
+        return Err(plain(refusal(
+            "client_disabled",
+            "the client is disabled".into(),
+        )));
     }
     let nonce = verified.nonce.unwrap_or_default();
     if nonce.is_empty() || nonce.len() > MAX_NONCE {
-        audit_refusal(state, &client, "httpsig", "malformed").await;
-        return Err(refusal(
+        audit_refusal(state, &client, "httpsig", "malformed", addr).await;
+        return Err(plain(refusal(
             "malformed",
             format!("the nonce must be 1 to {MAX_NONCE} characters"),
-        ));
+        )));
     }
     let (pid, key, until) = (
         client.id.clone(),
@@ -389,13 +444,14 @@ async fn authenticate(
     let fresh = state
         .db(move |s| s.nonce_record(&pid, &key, until, now))
         .await
-        .map_err(IntoResponse::into_response)?;
+        .map_err(|e| plain(e.into_response()))?;
     if !fresh {
-        audit_refusal(state, &client, "httpsig", "nonce_reused").await;
-        return Err(refusal(
+        // A replay of a signature that verified: not a guess.
+        audit_refusal(state, &client, "httpsig", "nonce_reused", addr).await;
+        return Err(plain(refusal(
             "nonce_reused",
             "this signature nonce was already used".into(),
-        ));
+        )));
     }
 
     parts.extensions.insert(SignedBy(client.clone()));
@@ -411,6 +467,14 @@ async fn authenticate(
         _ => (Body::empty(), None),
     };
     Ok((Request::from_parts(parts, body), check))
+}
+
+/// A random HMAC key nobody holds: what a signature naming no client (or a
+/// client without keys) is checked against.
+fn decoy() -> muster_httpsig::VerifyingKey {
+    muster_httpsig::VerifyingKey::HmacSha256(muster_httpsig::HmacKey::new(
+        rand::random::<[u8; 32]>().to_vec(),
+    ))
 }
 
 /// Verifies with each of the client's keys in turn (RFC 9421 3.2). A policy

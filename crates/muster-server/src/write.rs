@@ -66,7 +66,7 @@ pub fn incoming_from_api(
     let id = match ExternalId::parse(external_id) {
         Ok(id) => Some(id),
         Err(e) => {
-            errors.push(err(row, None, "invalid_key", format!("external_id: {e}")));
+            errors.push(err(row, None, "invalid_key", e.to_string()));
             None
         }
     };

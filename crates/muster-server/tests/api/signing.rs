@@ -301,11 +301,11 @@ async fn an_upload_whose_signature_does_not_cover_its_digest_is_refused() {
 }
 
 #[tokio::test]
-async fn an_unknown_keyid_is_refused() {
+async fn an_unknown_keyid_is_refused_like_a_bad_signature() {
     let app = spawn_app().await;
     let (_, key) = hmac_client(&app).await;
     let r = put_person(&app, &Sig::new(&app, "no-such-client", key), None).await;
-    assert_eq!(reason(r).await, "unknown_key");
+    assert_eq!(reason(r).await, "bad_signature");
 }
 
 #[tokio::test]
@@ -426,7 +426,7 @@ async fn the_hmac_key_is_shown_once_and_stored_only_sealed() {
     let sig = Sig::new(&app, &c.id, SigningKey::HmacSha256(HmacKey::new(shown)));
     assert_eq!(
         reason(put_person(&app, &sig, None).await).await,
-        "unknown_key"
+        "bad_signature"
     );
 }
 
