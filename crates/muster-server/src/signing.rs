@@ -69,16 +69,22 @@ pub struct SignedBy(pub ClientRow);
 
 /// The one route whose body is streamed rather than buffered.
 const UPLOAD_PATH: &str = "/api/v1/imports";
-/// The route reachable without a client credential (its JWT is its
-/// credential): it takes no body.
-const LOGIN_SYNC_PATH: &str = "/api/v1/login-sync";
+/// The routes reachable without a client credential (the JWT is the
+/// credential), the default tenant's and every tenant's: they take no body.
+fn is_login_sync(path: &str) -> bool {
+    path == "/api/v1/login-sync"
+        || path
+            .strip_prefix("/api/v1/tenants/")
+            .and_then(|rest| rest.strip_suffix("/login-sync"))
+            .is_some_and(|tenant| !tenant.is_empty() && !tenant.contains('/'))
+}
 
 /// How much of a signed request's body is buffered to check its digest:
 /// the JSON limit for the methods that carry a JSON body, the small
 /// unauthenticated limit for the rest (they take no body) and login sync.
 fn buffer_limit(limits: &crate::config::Limits, method: &Method, path: &str) -> usize {
     let takes_json =
-        matches!(*method, Method::POST | Method::PUT | Method::PATCH) && path != LOGIN_SYNC_PATH;
+        matches!(*method, Method::POST | Method::PUT | Method::PATCH) && !is_login_sync(path);
     if takes_json {
         limits.max_json_bytes
     } else {
@@ -529,5 +535,23 @@ mod tests {
             expected_digest("garbage"),
             Err(VerifyError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn every_tenants_login_sync_route_gets_the_small_body_limit() {
+        let limits = crate::config::Config::load_from(None, Vec::new())
+            .unwrap()
+            .limits;
+        let small = limits.max_unauthenticated_body_bytes;
+        for path in ["/api/v1/login-sync", "/api/v1/tenants/acme/login-sync"] {
+            assert_eq!(buffer_limit(&limits, &Method::POST, path), small, "{path}");
+        }
+        for path in ["/api/v1/tenants//login-sync", "/api/v1/tenants/a/b/login-sync"] {
+            assert!(!is_login_sync(path), "{path}");
+        }
+        assert_eq!(
+            buffer_limit(&limits, &Method::POST, "/api/v1/people/sync"),
+            limits.max_json_bytes
+        );
     }
 }

@@ -106,6 +106,27 @@ async fn until(app: &TestApp, step: chrono::Duration, mut done: impl FnMut() -> 
     panic!("the condition was not met in time");
 }
 
+/// The subscription's delivery log once it holds at least `n` attempts:
+/// the receiver has an event before the gateway has saved its outcome.
+async fn delivery_log(app: &TestApp, sub: &str, n: usize) -> Value {
+    for _ in 0..400 {
+        let log: Value = app
+            .get_as(
+                &app.admin_token,
+                &format!("/api/v1/subscriptions/{sub}/deliveries?limit=100"),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        if log["items"].as_array().map_or(0, Vec::len) >= n {
+            return log;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the delivery log did not reach {n} attempts in time");
+}
+
 /// The Standard Webhooks signature, computed here from the specification,
 /// not with the server's code.
 pub(crate) fn expected_signature(secret: &str, id: &str, ts: &str, body: &str) -> String {
@@ -154,15 +175,7 @@ async fn a_signed_delivery_verifies_with_an_independently_computed_signature() {
     assert_eq!(v["data"]["external_id"], "E1");
     assert_eq!(v["data"]["version"], 1);
     assert_eq!(v["data"]["source"], "api");
-    let log: Value = app
-        .get_as(
-            &app.admin_token,
-            &format!("/api/v1/subscriptions/{sub}/deliveries"),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let log = delivery_log(&app, &sub, 1).await;
     assert_eq!(log["items"][0]["outcome"], "delivered");
     assert_eq!(log["items"][0]["event_id"], id);
 
@@ -256,15 +269,7 @@ async fn a_receiver_that_fails_then_recovers_gets_every_event_in_order_per_perso
         .map(|(_, v)| v["cursor"].as_i64().unwrap())
         .collect();
     assert_eq!(cursors, (1..=6).collect::<Vec<_>>());
-    let log: Value = app
-        .get_as(
-            &app.admin_token,
-            &format!("/api/v1/subscriptions/{sub}/deliveries?limit=100"),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let log = delivery_log(&app, &sub, 10).await;
     let outcomes: Vec<&str> = log["items"]
         .as_array()
         .unwrap()
