@@ -546,7 +546,10 @@ mod tests {
         for path in ["/api/v1/login-sync", "/api/v1/tenants/acme/login-sync"] {
             assert_eq!(buffer_limit(&limits, &Method::POST, path), small, "{path}");
         }
-        for path in ["/api/v1/tenants//login-sync", "/api/v1/tenants/a/b/login-sync"] {
+        for path in [
+            "/api/v1/tenants//login-sync",
+            "/api/v1/tenants/a/b/login-sync",
+        ] {
             assert!(!is_login_sync(path), "{path}");
         }
         assert_eq!(

@@ -4,6 +4,7 @@
 //! cannot make the gateway fetch at will.
 use crate::helpers::*;
 use crate::login_sync::{claims, issuer, login, sign};
+use crate::webhooks::delivery_log;
 use jsonwebtoken::Algorithm;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -42,27 +43,6 @@ async fn store_url(app: &TestApp, id: &str, url: String) {
     .unwrap();
 }
 
-/// The delivery log once it has an entry.
-async fn first_deliveries(app: &TestApp, sub: &str) -> Vec<Value> {
-    for _ in 0..200 {
-        let v: Value = app
-            .get_as(
-                &app.admin_token,
-                &format!("/api/v1/subscriptions/{sub}/deliveries?limit=100"),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
-        let items = v["items"].as_array().unwrap().clone();
-        if !items.is_empty() {
-            return items;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no delivery was recorded");
-}
-
 async fn refused_at_connect_time(host: &str) {
     // Private destinations are not allowed (the default).
     let app = spawn_app_with(vec![("MUSTER_WEBHOOKS__POLL_INTERVAL_MS", "50")]).await;
@@ -91,7 +71,10 @@ async fn refused_at_connect_time(host: &str) {
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 
-    let log = first_deliveries(&app, &sub).await;
+    let log = delivery_log(&app, &sub, 1).await["items"]
+        .as_array()
+        .unwrap()
+        .clone();
     let error = log[0]["error"].as_str().unwrap_or_default();
     assert_eq!(log[0]["outcome"], "failed", "{log:?}");
     assert!(error.starts_with("refused: "), "{error}");

@@ -108,7 +108,7 @@ async fn until(app: &TestApp, step: chrono::Duration, mut done: impl FnMut() -> 
 
 /// The subscription's delivery log once it holds at least `n` attempts:
 /// the receiver has an event before the gateway has saved its outcome.
-async fn delivery_log(app: &TestApp, sub: &str, n: usize) -> Value {
+pub(crate) async fn delivery_log(app: &TestApp, sub: &str, n: usize) -> Value {
     for _ in 0..400 {
         let log: Value = app
             .get_as(
