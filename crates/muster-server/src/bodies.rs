@@ -23,7 +23,6 @@
 //! that for 413), so the client cannot keep the gateway reading.
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::state::AppState;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -127,9 +126,9 @@ pub fn paced(body: Body, pace: Pace) -> Body {
 }
 
 /// Middleware for every route: bodies keep their [`Pace`]. A body known
-/// to be empty is left as it is.
-pub async fn pace(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let pace = Pace::of(&state.config.limits);
+/// to be empty is left as it is. Its state is the pace alone, so a request
+/// costs no clone of the whole application state.
+pub async fn pace(State(pace): State<Pace>, req: Request, next: Next) -> Response {
     let req = req.map(|b| if b.is_end_stream() { b } else { paced(b, pace) });
     next.run(req).await
 }
@@ -203,10 +202,14 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, BodyError> 
     Ok(first.unwrap_or_else(|| Bytes::from(buf)))
 }
 
+/// The body limit of the routes reachable before authentication
+/// (`limits.max_unauthenticated_body_bytes`), the state of their layers.
+#[derive(Debug, Clone, Copy)]
+pub struct SmallBody(pub usize);
+
 /// Checks the declared length and reads the body up to the unauthenticated
 /// limit, putting it back buffered for the handler.
-async fn buffer_small(state: &AppState, req: Request) -> Result<Request, BodyError> {
-    let limit = state.config.limits.max_unauthenticated_body_bytes;
+async fn buffer_small(SmallBody(limit): SmallBody, req: Request) -> Result<Request, BodyError> {
     if declared_length(req.headers()).is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge { limit });
     }
@@ -217,8 +220,8 @@ async fn buffer_small(state: &AppState, req: Request) -> Result<Request, BodyErr
 
 /// The small body limit of the OAuth endpoints; refusals as RFC 6749 5.2
 /// error bodies.
-pub async fn limit_oauth(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match buffer_small(&state, req).await {
+pub async fn limit_oauth(State(limit): State<SmallBody>, req: Request, next: Next) -> Response {
+    match buffer_small(limit, req).await {
         Ok(req) => next.run(req).await,
         Err(e) => crate::oauth::OAuthFailure::body_refused(&e).into_response(),
     }
@@ -226,8 +229,8 @@ pub async fn limit_oauth(State(state): State<AppState>, req: Request, next: Next
 
 /// The small body limit of other routes reachable before authentication;
 /// refusals as problem documents.
-pub async fn limit_problem(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match buffer_small(&state, req).await {
+pub async fn limit_problem(State(limit): State<SmallBody>, req: Request, next: Next) -> Response {
+    match buffer_small(limit, req).await {
         Ok(req) => next.run(req).await,
         Err(e) => e.api_error("the request body").into_response(),
     }

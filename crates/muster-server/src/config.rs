@@ -57,6 +57,10 @@ pub struct HttpConfig {
     /// (`muster serve` on SIGTERM or Ctrl-C); then the remaining
     /// connections are closed.
     pub shutdown_grace_seconds: u64,
+    /// Seconds a response write may wait for the client to read (its
+    /// receive window full) before the connection is closed: a client that
+    /// asks and never reads cannot hold a connection for ever.
+    pub write_timeout_seconds: u64,
 }
 
 /// HTTPS from certificate files (see docs/security.md).
@@ -351,6 +355,7 @@ header_read_timeout_seconds = 10
 idle_timeout_seconds = 120
 max_connections = 4096
 shutdown_grace_seconds = 20
+write_timeout_seconds = 60
 [tls]
 cert_file = ""
 key_file = ""
@@ -517,6 +522,10 @@ impl Config {
         anyhow::ensure!(
             http.shutdown_grace_seconds <= 3600,
             "http.shutdown_grace_seconds must be at most 3600"
+        );
+        anyhow::ensure!(
+            (1..=3600).contains(&http.write_timeout_seconds),
+            "http.write_timeout_seconds must be between 1 and 3600"
         );
         anyhow::ensure!(
             self.tls.cert_file.is_empty() == self.tls.key_file.is_empty(),
@@ -798,6 +807,7 @@ mod tests {
             ("MUSTER_HTTP__IDLE_TIMEOUT_SECONDS", "0"),
             ("MUSTER_HTTP__MAX_CONNECTIONS", "0"),
             ("MUSTER_HTTP__SHUTDOWN_GRACE_SECONDS", "3601"),
+            ("MUSTER_HTTP__WRITE_TIMEOUT_SECONDS", "0"),
         ] {
             let err = Config::load_from(None, vec![(var.into(), bad.into())]).unwrap_err();
             assert!(format!("{err:#}").contains("http."), "{var}: {err:#}");

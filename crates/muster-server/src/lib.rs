@@ -59,6 +59,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub fn router(state: AppState) -> Router {
+    let small = bodies::SmallBody(state.config.limits.max_unauthenticated_body_bytes);
     let api = Router::new()
         .route(
             "/tenants",
@@ -152,14 +153,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/login-sync",
             post(login_sync::login_sync).layer(axum::middleware::from_fn_with_state(
-                state.clone(),
+                small,
                 bodies::limit_problem,
             )),
         )
         .route(
             "/tenants/{tenant}/login-sync",
             post(login_sync::tenant_login_sync).layer(axum::middleware::from_fn_with_state(
-                state.clone(),
+                small,
                 bodies::limit_problem,
             )),
         )
@@ -195,7 +196,7 @@ pub fn router(state: AppState) -> Router {
             signing::verify_signature,
         ));
     // The OAuth endpoints read their bodies before the client is known.
-    let small_body = || axum::middleware::from_fn_with_state(state.clone(), bodies::limit_oauth);
+    let small_body = || axum::middleware::from_fn_with_state(small, bodies::limit_oauth);
     Router::new()
         .nest("/api/v1", api)
         .route(
@@ -220,7 +221,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.limits.max_json_bytes))
         // Every body keeps a minimum pace (see `bodies`).
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            bodies::Pace::of(&state.config.limits),
             bodies::pace,
         ))
         .layer(telemetry::trace_layer())

@@ -38,6 +38,7 @@ use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -70,6 +71,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+    /// How long a write may wait for the client to read before the
+    /// connection is closed.
+    pub write_timeout: Duration,
 }
 
 impl Limits {
@@ -79,6 +83,7 @@ impl Limits {
             idle_timeout: Duration::from_secs(c.idle_timeout_seconds),
             max_connections: c.max_connections,
             shutdown_grace: Duration::from_secs(c.shutdown_grace_seconds),
+            write_timeout: Duration::from_secs(c.write_timeout_seconds),
         }
     }
 }
@@ -237,7 +242,15 @@ where
         }
     });
     let builder = if h2 { &shared.http2 } else { &shared.http1 };
-    let conn = builder.serve_connection(TokioIo::new(Watched { io, activity }), service);
+    let conn = builder.serve_connection(
+        TokioIo::new(Watched {
+            io,
+            activity,
+            write_timeout: shared.limits.write_timeout,
+            stalled: None,
+        }),
+        service,
+    );
     tokio::pin!(conn);
     let expiry = expiry(
         phases,
@@ -420,10 +433,42 @@ impl HttpBody for Tracked {
     }
 }
 
-/// The connection's byte stream, telling [`Activity`] when bytes arrive.
+/// The connection's byte stream, telling [`Activity`] when bytes arrive,
+/// and failing a write that the client leaves unread for `write_timeout`
+/// (a client that sends requests but never reads the answers would
+/// otherwise hold its connection, and a slot, for ever).
 struct Watched<I> {
     io: I,
     activity: Arc<Activity>,
+    write_timeout: Duration,
+    /// Running while a write (or flush) waits for the client.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<I> Watched<I> {
+    /// Passes on a write's outcome; while it is pending, the stall timer
+    /// runs, and once it fires the write fails.
+    fn timed<T>(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        r: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if r.is_ready() {
+            self.stalled = None;
+            return r;
+        }
+        let limit = self.write_timeout;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client read nothing within the write timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
@@ -447,7 +492,8 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         cx: &mut TaskContext<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.timed(cx, r)
     }
 
     fn poll_write_vectored(
@@ -455,7 +501,8 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         cx: &mut TaskContext<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.timed(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -463,7 +510,8 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        self.timed(cx, r)
     }
 
     fn poll_shutdown(

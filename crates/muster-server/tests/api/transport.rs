@@ -172,6 +172,41 @@ async fn at_max_connections_the_next_connection_is_served_once_one_closes() {
 }
 
 #[tokio::test]
+async fn a_client_that_never_reads_its_answers_is_closed_after_the_write_timeout() {
+    let app = spawn_app_with(vec![
+        ("MUSTER_HTTP__MAX_CONNECTIONS", "1"),
+        ("MUSTER_HTTP__WRITE_TIMEOUT_SECONDS", "1"),
+    ])
+    .await;
+    // Pipelined requests for the OpenAPI document, many megabytes of
+    // answers, with a small receive buffer that is never read: the
+    // gateway's writes stall with a request in flight, where no idle or
+    // header timeout applies.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut reader = socket
+        .connect(app.running.as_ref().unwrap().addr)
+        .await
+        .unwrap();
+    let one = b"GET /openapi.json HTTP/1.1\r\nHost: muster\r\n\r\n";
+    let _ = tokio::time::timeout(Duration::from_secs(2), reader.write_all(&one.repeat(2000))).await;
+    // It holds the only slot; the next client waits until the stalled
+    // connection is closed.
+    let mut next = connect(&app).await;
+    next.write_all(HEALTH).await.unwrap();
+    let start = Instant::now();
+    health_response(&mut next, Duration::from_secs(8))
+        .await
+        .expect("the stalled connection kept the slot");
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "served after {:?}",
+        start.elapsed()
+    );
+    drop(reader);
+}
+
+#[tokio::test]
 async fn a_stop_with_a_trickling_client_finishes_within_the_grace() {
     let mut app = spawn_app_with(vec![
         ("MUSTER_HTTP__SHUTDOWN_GRACE_SECONDS", "1"),
