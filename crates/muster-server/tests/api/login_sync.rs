@@ -88,11 +88,9 @@ pub(crate) fn claims(app: &TestApp, emp: &str) -> Value {
     })
 }
 
-/// The `idp` mapping and an issuer with `extra` settings merged in.
-async fn issuer_with(app: &TestApp, extra: Value) -> reqwest::Response {
-    let r = app.put_mapping("idp", IDP_MAPPING).await;
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    let mut spec = json!({
+/// The standard issuer's registration: Okta-like, with the `idp` mapping.
+fn standard_issuer() -> Value {
+    json!({
         "name": "okta",
         "issuer": ISS,
         "audience": AUD,
@@ -103,7 +101,14 @@ async fn issuer_with(app: &TestApp, extra: Value) -> reqwest::Response {
             "attributes": ["given_name", "family_name", "email"],
             "roles": ["staff", "engineering"]
         }
-    });
+    })
+}
+
+/// The `idp` mapping and an issuer with `extra` settings merged in.
+async fn issuer_with(app: &TestApp, extra: Value) -> reqwest::Response {
+    let r = app.put_mapping("idp", IDP_MAPPING).await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let mut spec = standard_issuer();
     for (k, v) in extra.as_object().unwrap() {
         if v.is_null() {
             spec.as_object_mut().unwrap().remove(k);
@@ -679,18 +684,7 @@ async fn issuer_as(app: &TestApp, admin_token: &str) -> reqwest::Response {
     app.http
         .post(app.url("/api/v1/issuers"))
         .bearer_auth(admin_token)
-        .json(&json!({
-            "name": "okta",
-            "issuer": ISS,
-            "audience": AUD,
-            "jwks": jwks(),
-            "mapping": "idp",
-            "roles_claim": "groups",
-            "write_policy": {
-                "attributes": ["given_name", "family_name", "email"],
-                "roles": ["staff", "engineering"]
-            }
-        }))
+        .json(&standard_issuer())
         .send()
         .await
         .unwrap()
