@@ -12,16 +12,17 @@ use muster_core::policy::{role_permissions, Permission, WritePolicy, BUILTIN_ROL
 use muster_core::schema::{core_type, valid_custom_name, ROLES};
 use muster_core::{secret, TenantId};
 use muster_proto::*;
-use muster_store::{AuditDraft, ClientRow, MappingRow, NewClient, PrincipalKind, TenantRow};
+use muster_store::{Audit, AuditDraft, ClientRow, MappingRow, NewClient, PrincipalKind, TenantRow};
 use serde::Deserialize;
 
-pub(crate) async fn audit(
+/// The audit entry of an admin action by `caller`.
+pub(crate) fn audit_entry(
     state: &AppState,
     caller: &Caller,
     action: &str,
     detail: serde_json::Value,
-) -> ApiResult<()> {
-    let d = AuditDraft {
+) -> AuditDraft {
+    AuditDraft {
         tenant: caller.principal.tenant.clone(),
         at: state.clock.now(),
         principal: caller.name(),
@@ -30,7 +31,33 @@ pub(crate) async fn audit(
         action: action.to_owned(),
         person: None,
         detail,
-    };
+    }
+}
+
+/// The [`Audit`] of an admin change by `caller`: one entry whose detail is
+/// built from the changed row, appended in the change's own transaction.
+pub(crate) fn recorded<T>(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    detail: impl FnOnce(&T) -> serde_json::Value + Send + 'static,
+) -> Audit<T> {
+    let mut entry = audit_entry(state, caller, action, serde_json::Value::Null);
+    Box::new(move |row| {
+        entry.detail = detail(row);
+        vec![entry]
+    })
+}
+
+/// Records an admin action that changed nothing in the database (a file
+/// rotated on disk): the entry alone.
+pub(crate) async fn audit_only(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    detail: serde_json::Value,
+) -> ApiResult<()> {
+    let d = audit_entry(state, caller, action, detail);
     state.db(move |s| s.audit_append(d)).await?;
     Ok(())
 }
@@ -65,7 +92,15 @@ pub async fn tenant_create(
     let name = spec.name.unwrap_or_else(|| spec.id.clone());
     let now = state.clock.now();
     let tid = id.clone();
-    let row = state.db(move |s| s.tenant_create(&tid, &name, now)).await?;
+    let audit = recorded(
+        &state,
+        &caller,
+        "tenant.created",
+        |t: &TenantRow| serde_json::json!({ "tenant": t.id.as_str() }),
+    );
+    let row = state
+        .db(move |s| s.tenant_create(&tid, &name, now, audit))
+        .await?;
     // The tenant's first administrator, with an API token shown once.
     let (token, digest) = secret::generate("mat_");
     let admin = NewClient {
@@ -79,7 +114,15 @@ pub async fn tenant_create(
         write_policy: WritePolicy::allow_all(),
         secret: None,
     };
-    let created = state.db(move |s| s.client_create(admin, now)).await?;
+    let audit = recorded(
+        &state,
+        &caller,
+        "client.created",
+        |c: &ClientRow| serde_json::json!({ "client_id": c.client_id, "role": c.role, "tenant": c.tenant.as_str() }),
+    );
+    let created = state
+        .db(move |s| s.client_create(admin, now, audit))
+        .await?;
     // Like any minted admin token, it expires; the tenant's admin mints
     // its own with it and revokes it.
     let ttl = state.config.tokens.admin_ttl_seconds;
@@ -91,14 +134,15 @@ pub async fn tenant_create(
         created_at: now,
         expires_at: Some(crate::admin_tokens::expiry(now, ttl)),
     };
-    state.db(move |s| s.admin_token_create(first)).await?;
-    audit(
+    let audit = recorded(
         &state,
         &caller,
-        "tenant.created",
-        serde_json::json!({ "tenant": id.as_str() }),
-    )
-    .await?;
+        "admin_token.created",
+        crate::admin_tokens::created_detail,
+    );
+    state
+        .db(move |s| s.admin_token_create(first, audit))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(TenantCreated {
@@ -235,14 +279,13 @@ pub async fn client_create(
         secret: Some(digest),
     };
     let now = state.clock.now();
-    let row = state.db(move |s| s.client_create(new, now)).await?;
-    audit(
+    let audit = recorded(
         &state,
         &caller,
         "client.created",
-        serde_json::json!({ "client_id": row.client_id, "role": row.role }),
-    )
-    .await?;
+        |c: &ClientRow| serde_json::json!({ "client_id": c.client_id, "role": c.role }),
+    );
+    let row = state.db(move |s| s.client_create(new, now, audit)).await?;
     Ok((
         StatusCode::CREATED,
         Json(ClientCreated {
@@ -280,21 +323,20 @@ async fn set_disabled(
     caller.require(Permission::ClientsAdmin)?;
     let c = own_client(&state, &caller, id).await?;
     let cid = c.client_id.clone();
-    let row = state
-        .db(move |s| s.client_set_disabled(&cid, disabled))
-        .await?;
     let action = if disabled {
         "client.disabled"
     } else {
         "client.enabled"
     };
-    audit(
+    let audit = recorded(
         &state,
         &caller,
         action,
-        serde_json::json!({ "client_id": row.client_id }),
-    )
-    .await?;
+        |c: &ClientRow| serde_json::json!({ "client_id": c.client_id }),
+    );
+    let row = state
+        .db(move |s| s.client_set_disabled(&cid, disabled, audit))
+        .await?;
     Ok(Json(client_info(&row)))
 }
 
@@ -327,16 +369,15 @@ pub async fn client_rotate_secret(
     let until = now + Duration::seconds(overlap as i64);
     let (client_secret, digest) = secret::generate("mcs_");
     let cid = c.client_id.clone();
-    let row = state
-        .db(move |s| s.client_rotate_secret(&cid, digest, until, now))
-        .await?;
-    audit(
+    let audit = recorded(
         &state,
         &caller,
         "client.secret_rotated",
-        serde_json::json!({ "client_id": row.client_id, "overlap_seconds": overlap }),
-    )
-    .await?;
+        move |c: &ClientRow| serde_json::json!({ "client_id": c.client_id, "overlap_seconds": overlap }),
+    );
+    let row = state
+        .db(move |s| s.client_rotate_secret(&cid, digest, until, now, audit))
+        .await?;
     Ok(Json(SecretRotated {
         client_id: row.client_id,
         client_secret,
@@ -405,14 +446,13 @@ pub async fn mapping_put(
         created_at: state.clock.now(),
         created_by: caller.name(),
     };
-    let row = state.db(move |s| s.mapping_put(row)).await?;
-    audit(
+    let audit = recorded(
         &state,
         &caller,
         "mapping.created",
-        serde_json::json!({ "name": row.name, "version": row.version }),
-    )
-    .await?;
+        |m: &MappingRow| serde_json::json!({ "name": m.name, "version": m.version }),
+    );
+    let row = state.db(move |s| s.mapping_put(row, audit)).await?;
     Ok((StatusCode::CREATED, Json(mapping_info(&row))))
 }
 

@@ -4,7 +4,7 @@
 //! retires the initial token). Stored as SHA-256 digests only; minting and
 //! revoking are audited (`admin_token.created`, `admin_token.revoked`),
 //! never with the token. See docs/security.md.
-use crate::admin::audit;
+use crate::admin::recorded;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::JsonBody;
@@ -50,6 +50,16 @@ fn require_admin(caller: &Caller) -> ApiResult<()> {
 /// `now` plus `seconds`, saturating (lifetimes are bounded by the
 /// configuration's checks; this only keeps an arithmetic slip from
 /// panicking).
+/// What the audit trail keeps of a minted admin token (never its secret).
+pub(crate) fn created_detail(t: &AdminTokenRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": t.id,
+        "name": t.name,
+        "admin": t.admin,
+        "expires_at": t.expires_at,
+    })
+}
+
 pub fn expiry(now: chrono::DateTime<chrono::Utc>, seconds: u64) -> chrono::DateTime<chrono::Utc> {
     chrono::Duration::try_seconds(i64::try_from(seconds).unwrap_or(i64::MAX))
         .and_then(|d| now.checked_add_signed(d))
@@ -95,19 +105,8 @@ pub async fn admin_token_create(
         created_at: now,
         expires_at: Some(expires_at),
     };
-    let row = state.db(move |s| s.admin_token_create(new)).await?;
-    audit(
-        &state,
-        &caller,
-        "admin_token.created",
-        serde_json::json!({
-            "id": row.id,
-            "name": row.name,
-            "admin": row.admin,
-            "expires_at": row.expires_at,
-        }),
-    )
-    .await?;
+    let audit = recorded(&state, &caller, "admin_token.created", created_detail);
+    let row = state.db(move |s| s.admin_token_create(new, audit)).await?;
     Ok((
         StatusCode::CREATED,
         Json(AdminTokenCreated {
@@ -149,16 +148,15 @@ pub async fn admin_token_revoke(
     };
     let tenant = caller.principal.tenant.clone();
     let now = state.clock.now();
-    let row = state
-        .db(move |s| s.admin_token_revoke(&tenant, which, now))
-        .await?;
-    audit(
+    let audit = recorded(
         &state,
         &caller,
         "admin_token.revoked",
-        serde_json::json!({ "id": row.id, "name": row.name, "admin": row.admin }),
-    )
-    .await?;
+        |t: &AdminTokenRow| serde_json::json!({ "id": t.id, "name": t.name, "admin": t.admin }),
+    );
+    let row = state
+        .db(move |s| s.admin_token_revoke(&tenant, which, now, audit))
+        .await?;
     Ok(Json(info(row)))
 }
 
@@ -187,29 +185,30 @@ pub fn reissue_initial(
     if live {
         return Ok(false);
     }
-    let row = store.admin_token_create(NewAdminToken {
-        id: uuid::Uuid::now_v7().to_string(),
-        digest,
-        principal_id: operator.id,
-        name: INITIAL_TOKEN_NAME.into(),
-        created_at: now,
-        expires_at: Some(expires_at),
-    })?;
-    store.audit_append(AuditDraft {
-        tenant,
-        at: now,
-        principal: "system".into(),
-        on_behalf_of: None,
-        source: "bootstrap".into(),
-        action: "admin_token.created".into(),
-        person: None,
-        detail: serde_json::json!({
-            "id": row.id,
-            "name": row.name,
-            "admin": row.admin,
-            "expires_at": row.expires_at,
-            "reason": "the first admin had no admin token left that works",
-        }),
-    })?;
+    let audit: muster_store::Audit<AdminTokenRow> = Box::new(move |row| {
+        let mut detail = created_detail(row);
+        detail["reason"] = "the first admin had no admin token left that works".into();
+        vec![AuditDraft {
+            tenant,
+            at: now,
+            principal: "system".into(),
+            on_behalf_of: None,
+            source: "bootstrap".into(),
+            action: "admin_token.created".into(),
+            person: None,
+            detail,
+        }]
+    });
+    store.admin_token_create(
+        NewAdminToken {
+            id: uuid::Uuid::now_v7().to_string(),
+            digest,
+            principal_id: operator.id,
+            name: INITIAL_TOKEN_NAME.into(),
+            created_at: now,
+            expires_at: Some(expires_at),
+        },
+        audit,
+    )?;
     Ok(true)
 }

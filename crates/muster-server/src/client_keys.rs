@@ -9,7 +9,7 @@
 //!   (`kid` selects) or one PEM public key, for RS256, ES256 or EdDSA.
 //!
 //! Every change is audited by kind, never with key material.
-use crate::admin::audit;
+use crate::admin::recorded;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::JsonBody;
@@ -211,16 +211,11 @@ async fn change(
 ) -> ApiResult<ClientKeys> {
     let now = state.clock.now();
     let cid = client.client_id.clone();
+    let detail = serde_json::json!({ "client_id": client.client_id, "key": kind });
+    let audit = recorded(state, caller, action, move |_: &ClientKeys| detail);
     let keys = state
-        .db(move |s| s.client_keys_set(&cid, change, now))
+        .db(move |s| s.client_keys_set(&cid, change, now, audit))
         .await?;
-    audit(
-        state,
-        caller,
-        action,
-        serde_json::json!({ "client_id": client.client_id, "key": kind }),
-    )
-    .await?;
     Ok(keys)
 }
 
@@ -268,21 +263,18 @@ pub async fn client_hmac_rotate(
     let key_id = hmac_key_id(&key);
     key.iter_mut().for_each(|b| *b = 0);
     let cid = c.client_id.clone();
-    let keys = state
-        .db(move |s| s.client_hmac_rotate(&cid, sealed, until, now))
-        .await?;
-    audit(
-        &state,
-        &caller,
-        "client.key_set",
+    let (client_id, kid) = (c.client_id.clone(), key_id.clone());
+    let audit = recorded(&state, &caller, "client.key_set", move |k: &ClientKeys| {
         serde_json::json!({
-            "client_id": c.client_id,
+            "client_id": client_id,
             "key": "hmac",
-            "key_id": key_id,
-            "previous_valid_until": keys.hmac_previous_until,
-        }),
-    )
-    .await?;
+            "key_id": kid,
+            "previous_valid_until": k.hmac_previous_until,
+        })
+    });
+    let keys = state
+        .db(move |s| s.client_hmac_rotate(&cid, sealed, until, now, audit))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(HmacKeyIssued {

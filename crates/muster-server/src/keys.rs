@@ -278,14 +278,13 @@ async fn create(state: &AppState, caller: &Caller, plan: Plan) -> ApiResult<KeyR
             k.id
         )));
     }
-    let row = state.db(move |s| s.key_create(row)).await?;
-    crate::admin::audit(
+    let audit = crate::admin::recorded(
         state,
         caller,
         "key.created",
-        serde_json::json!({"key": row.id, "kind": row.kind, "algorithm": row.algorithm, "purpose": key_info(&row).purpose, "key_ids": row.key_ids}),
-    )
-    .await?;
+        |k: &KeyRow| serde_json::json!({"key": k.id, "kind": k.kind, "algorithm": k.algorithm, "purpose": key_info(k).purpose, "key_ids": k.key_ids}),
+    );
+    let row = state.db(move |s| s.key_create(row, audit)).await?;
     Ok(row)
 }
 
@@ -317,16 +316,16 @@ async fn set_state(
             "key {id} is revoked; a revoked key stays revoked"
         )));
     }
-    let row = state
-        .db(move |s| s.key_set_state(&tenant, &id, to, now))
-        .await?;
-    crate::admin::audit(
+    let from = cur.state;
+    let audit = crate::admin::recorded(
         state,
         caller,
         "key.state_changed",
-        serde_json::json!({"key": row.id, "from": cur.state.as_str(), "to": to.as_str()}),
-    )
-    .await?;
+        move |k: &KeyRow| serde_json::json!({"key": k.id, "from": from.as_str(), "to": to.as_str()}),
+    );
+    let row = state
+        .db(move |s| s.key_set_state(&tenant, &id, to, now, audit))
+        .await?;
     Ok(row)
 }
 
@@ -425,16 +424,16 @@ pub async fn intake_policy_put(
     };
     let pid = c.id.clone();
     let stored = p.clone();
-    state
-        .db(move |s| s.intake_policy_put(&pid, &stored))
-        .await?;
-    crate::admin::audit(
+    let detail = serde_json::json!({"client": c.client_id, "require_encryption": p.require_encryption, "require_signed_by": p.require_signed_by});
+    let audit = crate::admin::recorded(
         &state,
         &caller,
         "client.intake_policy_set",
-        serde_json::json!({"client": c.client_id, "require_encryption": p.require_encryption, "require_signed_by": p.require_signed_by}),
-    )
-    .await?;
+        move |_: &()| detail,
+    );
+    state
+        .db(move |s| s.intake_policy_put(&pid, &stored, audit))
+        .await?;
     Ok(Json(policy_info(p)))
 }
 

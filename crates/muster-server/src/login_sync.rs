@@ -31,7 +31,7 @@
 //! tenant, the operator's. Refusals of tokens that cannot pass count as
 //! guessing by source address; a missing token, a replayed `jti` and a
 //! verified token outside its validity do not.
-use crate::admin::{audit, check_write_policy, valid_client_id};
+use crate::admin::{check_write_policy, recorded, valid_client_id};
 use crate::auth::Caller;
 use crate::client_keys::{assertion_keys, private_members, signature_keys, AssertionKey};
 use crate::error::{ApiError, ApiResult};
@@ -258,14 +258,13 @@ pub async fn issuer_create(
         hs256_sealed,
         created_at: state.clock.now(),
     };
-    let row = state.db(move |s| s.issuer_create(row)).await?;
-    audit(
+    let audit = recorded(
         &state,
         &caller,
         "issuer.created",
-        serde_json::json!({ "issuer": row.name, "iss": row.issuer, "aud": row.audience }),
-    )
-    .await?;
+        |i: &IssuerRow| serde_json::json!({ "issuer": i.name, "iss": i.issuer, "aud": i.audience }),
+    );
+    let row = state.db(move |s| s.issuer_create(row, audit)).await?;
     Ok((StatusCode::CREATED, Json(issuer_info(&row))))
 }
 
@@ -299,15 +298,10 @@ pub async fn issuer_delete(
     let t = caller.principal.tenant.clone();
     let row = state.db(move |s| s.issuer_get(&t, &name)).await?;
     let (t, n) = (row.tenant.clone(), row.name.clone());
-    state.db(move |s| s.issuer_delete(&t, &n)).await?;
+    let detail = serde_json::json!({ "issuer": row.name });
+    let audit = recorded(&state, &caller, "issuer.deleted", move |_: &()| detail);
+    state.db(move |s| s.issuer_delete(&t, &n, audit)).await?;
     state.jwks_cache.forget(&row.id);
-    audit(
-        &state,
-        &caller,
-        "issuer.deleted",
-        serde_json::json!({ "issuer": row.name }),
-    )
-    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

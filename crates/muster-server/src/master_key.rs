@@ -527,7 +527,7 @@ pub async fn master_key_rotate(
     })
     .await?;
     let after = state.master_key.current_id();
-    crate::admin::audit(
+    crate::admin::audit_only(
         &state,
         &caller,
         "master_key.rotated",
@@ -585,7 +585,7 @@ pub async fn master_key_retire_previous(
     }
     let retired = blocking(&state, |st| st.master_key.retire_files()).await?;
     if !retired.is_empty() {
-        crate::admin::audit(
+        crate::admin::audit_only(
             &state,
             &caller,
             "master_key.previous_retired",

@@ -15,8 +15,11 @@ use muster_proto::{
     ChangesPage, DeliveryInfo, Page, RedeliverRequest, SubscriptionCreated, SubscriptionInfo,
     SubscriptionPatch, SubscriptionSpec,
 };
-use muster_store::{DeliveryProgress, DeliveryRecord, SubscriptionRow, EVENT_KINDS};
+use muster_store::{
+    Audit, AuditDraft, DeliveryProgress, DeliveryRecord, SubscriptionRow, EVENT_KINDS,
+};
 use serde::Deserialize;
+use serde_json::Value;
 use std::time::Duration;
 
 /// The longest a change-feed request may wait for news.
@@ -188,21 +191,22 @@ pub async fn subscription_create(
         created_at: now,
         updated_at: now,
     };
-    let row = state.db(move |s| s.subscription_create(row)).await?;
-    tracing::info!(subscription = %row.id, "webhook subscription created");
-    crate::admin::audit(
+    let audit = crate::admin::recorded(
         &state,
         &caller,
         "subscription.created",
-        serde_json::json!({
-            "subscription": row.id,
-            "url": audit_url(&row.url),
-            "events": row.events,
-            "attributes": row.attributes,
-            "cursor": row.progress.cursor,
-        }),
-    )
-    .await?;
+        |r: &SubscriptionRow| {
+            serde_json::json!({
+                "subscription": r.id,
+                "url": audit_url(&r.url),
+                "events": r.events,
+                "attributes": r.attributes,
+                "cursor": r.progress.cursor,
+            })
+        },
+    );
+    let row = state.db(move |s| s.subscription_create(row, audit)).await?;
+    tracing::info!(subscription = %row.id, "webhook subscription created");
     Ok((
         StatusCode::CREATED,
         Json(SubscriptionCreated {
@@ -272,20 +276,32 @@ pub async fn subscription_update(
         }
     }
     row.updated_at = state.clock.now();
-    let row = state.db(move |s| s.subscription_update(&row)).await?;
-    audit_update(&state, &caller, &before, &row).await?;
+    let audit = audit_update(&state, &caller, before);
+    let row = state
+        .db(move |s| s.subscription_update(&row, audit))
+        .await?;
     Ok(Json(info(&row)))
 }
 
-/// Audits what an update changed: the settings (`subscription.updated`,
-/// new values, never a secret) and the state (`subscription.disabled` or
-/// `subscription.enabled`).
-async fn audit_update(
+/// The audit of an update: what it changed in the settings
+/// (`subscription.updated`, new values, never a secret) and the state
+/// (`subscription.disabled` or `subscription.enabled`); nothing for an
+/// update that changed neither.
+fn audit_update(
     state: &AppState,
     caller: &Caller,
+    before: SubscriptionRow,
+) -> Audit<SubscriptionRow> {
+    let updated = crate::admin::audit_entry(state, caller, "subscription.updated", Value::Null);
+    Box::new(move |after| settings_and_state_entries(updated, &before, after))
+}
+
+fn settings_and_state_entries(
+    base: AuditDraft,
     before: &SubscriptionRow,
     after: &SubscriptionRow,
-) -> ApiResult<()> {
+) -> Vec<AuditDraft> {
+    let mut entries = Vec::new();
     let mut changed = serde_json::Map::new();
     if before.url != after.url {
         changed.insert("url".into(), audit_url(&after.url).into());
@@ -298,7 +314,10 @@ async fn audit_update(
     }
     if !changed.is_empty() {
         changed.insert("subscription".into(), after.id.clone().into());
-        crate::admin::audit(state, caller, "subscription.updated", changed.into()).await?;
+        entries.push(AuditDraft {
+            detail: changed.into(),
+            ..base.clone()
+        });
     }
     if before.state != after.state {
         let action = if after.state == "active" {
@@ -306,15 +325,13 @@ async fn audit_update(
         } else {
             "subscription.disabled"
         };
-        crate::admin::audit(
-            state,
-            caller,
-            action,
-            serde_json::json!({"subscription": after.id, "reason": after.disabled_reason}),
-        )
-        .await?;
+        entries.push(AuditDraft {
+            action: action.into(),
+            detail: serde_json::json!({"subscription": after.id, "reason": after.disabled_reason}),
+            ..base
+        });
     }
-    Ok(())
+    entries
 }
 
 pub async fn subscription_delete(
@@ -325,14 +342,13 @@ pub async fn subscription_delete(
     caller.require(Permission::SubscriptionsAdmin)?;
     let t = caller.principal.tenant.clone();
     let sid = id.clone();
-    state.db(move |s| s.subscription_delete(&t, &sid)).await?;
-    crate::admin::audit(
-        &state,
-        &caller,
-        "subscription.deleted",
-        serde_json::json!({ "subscription": id }),
-    )
-    .await?;
+    let detail = serde_json::json!({ "subscription": id });
+    let audit = crate::admin::recorded(&state, &caller, "subscription.deleted", move |_: &()| {
+        detail
+    });
+    state
+        .db(move |s| s.subscription_delete(&t, &sid, audit))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -357,18 +373,21 @@ pub async fn subscription_rotate_secret(
     row.previous_until =
         Some(now + chrono::Duration::seconds(i64::try_from(overlap).unwrap_or(i64::MAX / 1000)));
     row.updated_at = now;
-    let row = state.db(move |s| s.subscription_update(&row)).await?;
-    tracing::info!(subscription = %row.id, "webhook secret rotated");
-    crate::admin::audit(
+    let audit = crate::admin::recorded(
         &state,
         &caller,
         "subscription.secret_rotated",
-        serde_json::json!({
-            "subscription": row.id,
-            "previous_secret_until": row.previous_until,
-        }),
-    )
-    .await?;
+        |r: &SubscriptionRow| {
+            serde_json::json!({
+                "subscription": r.id,
+                "previous_secret_until": r.previous_until,
+            })
+        },
+    );
+    let row = state
+        .db(move |s| s.subscription_update(&row, audit))
+        .await?;
+    tracing::info!(subscription = %row.id, "webhook secret rotated");
     Ok(Json(SubscriptionCreated {
         subscription: info(&row),
         secret,
@@ -462,20 +481,21 @@ pub async fn subscription_redeliver(
     let t = caller.principal.tenant.clone();
     let now = state.clock.now();
     let rid = row.id.clone();
-    let row = state
-        .db(move |s| s.subscription_redeliver(&t, &rid, (from, to), now))
-        .await?;
-    crate::admin::audit(
+    let audit = crate::admin::recorded(
         &state,
         &caller,
         "subscription.redelivery_requested",
-        serde_json::json!({
-            "subscription": row.id,
-            "from_cursor": from,
-            "to_cursor": to,
-        }),
-    )
-    .await?;
+        move |r: &SubscriptionRow| {
+            serde_json::json!({
+                "subscription": r.id,
+                "from_cursor": from,
+                "to_cursor": to,
+            })
+        },
+    );
+    let row = state
+        .db(move |s| s.subscription_redeliver(&t, &rid, (from, to), now, audit))
+        .await?;
     state.changes_committed.notify_waiters();
     Ok((StatusCode::ACCEPTED, Json(info(&row))))
 }

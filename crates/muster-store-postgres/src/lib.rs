@@ -164,6 +164,23 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
+    /// Runs a change in one transaction and appends the entries its
+    /// `audit` builds from the result in the same transaction: both
+    /// commit, or neither does.
+    fn audited<R>(
+        &self,
+        audit: Audit<R>,
+        f: impl FnOnce(&mut Sql<'_, postgres::Transaction<'_>>) -> Result<R>,
+    ) -> Result<R> {
+        self.pool.write(|s| {
+            let r = f(s)?;
+            for d in audit(&r) {
+                apply::audit_append_one(s, &d)?;
+            }
+            Ok(r)
+        })
+    }
+
     /// Connects to the database at `url` (`postgres://user:pass@host/db`,
     /// or the key=value form), without TLS, and migrates it.
     pub fn open(url: &str) -> Result<Self> {
@@ -341,6 +358,20 @@ macro_rules! key_cols {
         "id, tenant_id, kind, algorithm, purpose, key_ids, public_key, sealed_secret, state, \
          created_at, updated_at"
     };
+}
+
+fn key_by_id<C: GenericClient>(s: &mut Sql<'_, C>, tenant: &TenantId, id: &str) -> Result<KeyRow> {
+    s.opt(
+        concat!(
+            "SELECT ",
+            key_cols!(),
+            " FROM keys WHERE tenant_id = $1 AND id = $2"
+        ),
+        &[&tenant.as_str(), &id],
+    )?
+    .map(|r| to_key(&r))
+    .transpose()?
+    .ok_or(StoreError::NotFound { what: "key" })
 }
 
 fn client_keys_of<C: postgres::GenericClient>(
@@ -669,8 +700,14 @@ impl Store for PostgresStore {
         })
     }
 
-    fn tenant_create(&self, id: &TenantId, name: &str, now: DateTime<Utc>) -> Result<TenantRow> {
-        self.pool.write(|s| {
+    fn tenant_create(
+        &self,
+        id: &TenantId,
+        name: &str,
+        now: DateTime<Utc>,
+        audit: Audit<TenantRow>,
+    ) -> Result<TenantRow> {
+        self.audited(audit, |s| {
             let res = s.try_exec(
                 "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
                 &[&id.as_str(), &name, &now],
@@ -698,8 +735,13 @@ impl Store for PostgresStore {
         })
     }
 
-    fn client_create(&self, c: NewClient, now: DateTime<Utc>) -> Result<ClientRow> {
-        self.pool.write(|s| {
+    fn client_create(
+        &self,
+        c: NewClient,
+        now: DateTime<Utc>,
+        audit: Audit<ClientRow>,
+    ) -> Result<ClientRow> {
+        self.audited(audit, |s| {
             if s.opt("SELECT 1 FROM tenants WHERE id = $1", &[&c.tenant.as_str()])?
                 .is_none()
             {
@@ -728,8 +770,13 @@ impl Store for PostgresStore {
         })
     }
 
-    fn client_set_disabled(&self, client_id: &str, disabled: bool) -> Result<ClientRow> {
-        self.pool.write(|s| {
+    fn client_set_disabled(
+        &self,
+        client_id: &str,
+        disabled: bool,
+        audit: Audit<ClientRow>,
+    ) -> Result<ClientRow> {
+        self.audited(audit, |s| {
             let id: String = match s.opt(
                 "UPDATE principals SET disabled = $2 WHERE client_id = $1 RETURNING id",
                 &[&client_id, &disabled],
@@ -750,8 +797,9 @@ impl Store for PostgresStore {
         new_secret: SecretDigest,
         old_until: DateTime<Utc>,
         now: DateTime<Utc>,
+        audit: Audit<ClientRow>,
     ) -> Result<ClientRow> {
-        self.pool.write(|s| {
+        self.audited(audit, |s| {
             // Locks the principal, so two rotations take turns.
             let id: String = match s.opt(
                 "SELECT id FROM principals WHERE client_id = $1 FOR UPDATE",
@@ -860,8 +908,12 @@ impl Store for PostgresStore {
         })
     }
 
-    fn admin_token_create(&self, t: NewAdminToken) -> Result<AdminTokenRow> {
-        self.pool.write(|s| {
+    fn admin_token_create(
+        &self,
+        t: NewAdminToken,
+        audit: Audit<AdminTokenRow>,
+    ) -> Result<AdminTokenRow> {
+        self.audited(audit, |s| {
             let kind: Option<String> = s
                 .opt(
                     "SELECT kind FROM principals WHERE id = $1",
@@ -898,8 +950,9 @@ impl Store for PostgresStore {
         tenant: &TenantId,
         which: AdminTokenRef,
         now: DateTime<Utc>,
+        audit: Audit<AdminTokenRow>,
     ) -> Result<AdminTokenRow> {
-        self.pool.write(|s| {
+        self.audited(audit, |s| {
             let id: Option<String> = match &which {
                 AdminTokenRef::Id(id) => Some(id.clone()),
                 AdminTokenRef::Digest(d) => s
@@ -931,8 +984,8 @@ impl Store for PostgresStore {
         })
     }
 
-    fn mapping_put(&self, m: MappingRow) -> Result<MappingRow> {
-        self.pool.write(|s| {
+    fn mapping_put(&self, m: MappingRow, audit: Audit<MappingRow>) -> Result<MappingRow> {
+        self.audited(audit, |s| {
             // Two instances saving the same mapping take turns, so each
             // gets its own version number.
             s.exec(
@@ -1312,8 +1365,9 @@ impl Store for PostgresStore {
         client_id: &str,
         change: ClientKeyChange,
         now: DateTime<Utc>,
+        audit: Audit<ClientKeys>,
     ) -> Result<ClientKeys> {
-        self.pool.write(|s| {
+        self.audited(audit, |s| {
             let p = s
                 .opt(
                     "SELECT id FROM principals WHERE client_id = $1 FOR UPDATE",
@@ -1371,9 +1425,9 @@ impl Store for PostgresStore {
         })
     }
 
-    fn key_create(&self, k: KeyRow) -> Result<KeyRow> {
+    fn key_create(&self, k: KeyRow, audit: Audit<KeyRow>) -> Result<KeyRow> {
         let ids = serde_json::to_value(&k.key_ids).map_err(json_err)?;
-        self.pool.write(|s| {
+        self.audited(audit, |s| {
             let res = s.try_exec(
                 "INSERT INTO keys (id, tenant_id, kind, algorithm, purpose, key_ids, public_key, \
                  sealed_secret, state, created_at, updated_at) \
@@ -1392,7 +1446,7 @@ impl Store for PostgresStore {
                 ],
             )?;
             match res {
-                Ok(_) => Ok(()),
+                Ok(_) => key_by_id(s, &k.tenant, &k.id),
                 Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
                     "a key with the id '{}' exists already",
                     k.id
@@ -1402,24 +1456,11 @@ impl Store for PostgresStore {
                 }
                 Err(e) => Err(be(e)),
             }
-        })?;
-        self.key_get(&k.tenant, &k.id)
+        })
     }
 
     fn key_get(&self, tenant: &TenantId, id: &str) -> Result<KeyRow> {
-        self.pool.run(|s| {
-            s.opt(
-                concat!(
-                    "SELECT ",
-                    key_cols!(),
-                    " FROM keys WHERE tenant_id = $1 AND id = $2"
-                ),
-                &[&tenant.as_str(), &id],
-            )?
-            .map(|r| to_key(&r))
-            .transpose()?
-            .ok_or(StoreError::NotFound { what: "key" })
-        })
+        self.pool.run(|s| key_by_id(s, tenant, id))
     }
 
     fn key_list(&self, tenant: &TenantId) -> Result<Vec<KeyRow>> {
@@ -1444,17 +1485,21 @@ impl Store for PostgresStore {
         id: &str,
         state: KeyState,
         now: DateTime<Utc>,
+        audit: Audit<KeyRow>,
     ) -> Result<KeyRow> {
-        let n = self.pool.run(|s| {
-            s.exec(
-                "UPDATE keys SET state = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+        self.audited(audit, |s| {
+            s.opt(
+                concat!(
+                    "UPDATE keys SET state = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 \
+                     RETURNING ",
+                    key_cols!()
+                ),
                 &[&tenant.as_str(), &id, &state.as_str(), &now],
-            )
-        })?;
-        if n == 0 {
-            return Err(StoreError::NotFound { what: "key" });
-        }
-        self.key_get(tenant, id)
+            )?
+            .map(|r| to_key(&r))
+            .transpose()?
+            .ok_or(StoreError::NotFound { what: "key" })
+        })
     }
 
     fn key_sealed_all(&self) -> Result<Vec<(String, Vec<u8>)>> {
@@ -1502,8 +1547,9 @@ impl Store for PostgresStore {
         sealed: Vec<u8>,
         previous_until: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
+        audit: Audit<ClientKeys>,
     ) -> Result<ClientKeys> {
-        self.pool.write(|s| {
+        self.audited(audit, |s| {
             let pid = rotate::hmac_rotate(s, client_id, &sealed, previous_until, now)?;
             client_keys_of(s, &pid)
         })
@@ -1558,9 +1604,14 @@ impl Store for PostgresStore {
         }
     }
 
-    fn intake_policy_put(&self, principal_id: &str, p: &IntakePolicy) -> Result<()> {
+    fn intake_policy_put(
+        &self,
+        principal_id: &str,
+        p: &IntakePolicy,
+        audit: Audit<()>,
+    ) -> Result<()> {
         let v = serde_json::to_value(p).map_err(json_err)?;
-        self.pool.write(|s| {
+        self.audited(audit, |s| {
             match s.try_exec(
                 "INSERT INTO intake_policies (principal_id, policy) VALUES ($1, $2) \
                  ON CONFLICT (principal_id) DO UPDATE SET policy = excluded.policy",
@@ -1575,9 +1626,11 @@ impl Store for PostgresStore {
         })
     }
 
-    fn issuer_create(&self, i: IssuerRow) -> Result<IssuerRow> {
-        self.pool.write(|s| issuers::create(s, &i))?;
-        self.issuer_get(&i.tenant, &i.name)
+    fn issuer_create(&self, i: IssuerRow, audit: Audit<IssuerRow>) -> Result<IssuerRow> {
+        self.audited(audit, |s| {
+            issuers::create(s, &i)?;
+            issuers::get_one(s, &i.tenant, &i.name)
+        })
     }
 
     fn issuer_get(&self, tenant: &TenantId, name: &str) -> Result<IssuerRow> {
@@ -1592,8 +1645,8 @@ impl Store for PostgresStore {
         self.pool.run(|s| issuers::find(s, tenant, issuer))
     }
 
-    fn issuer_delete(&self, tenant: &TenantId, name: &str) -> Result<()> {
-        self.pool.write(|s| issuers::delete(s, tenant, name))
+    fn issuer_delete(&self, tenant: &TenantId, name: &str, audit: Audit<()>) -> Result<()> {
+        self.audited(audit, |s| issuers::delete(s, tenant, name))
     }
 
     fn audit_append(&self, d: AuditDraft) -> Result<i64> {
@@ -1653,8 +1706,12 @@ impl Store for PostgresStore {
         })
     }
 
-    fn subscription_create(&self, r: SubscriptionRow) -> Result<SubscriptionRow> {
-        self.pool.write(|s| subscriptions::create(s, &r))
+    fn subscription_create(
+        &self,
+        r: SubscriptionRow,
+        audit: Audit<SubscriptionRow>,
+    ) -> Result<SubscriptionRow> {
+        self.audited(audit, |s| subscriptions::create(s, &r))
     }
 
     fn subscription_get(&self, tenant: &TenantId, id: &str) -> Result<SubscriptionRow> {
@@ -1669,12 +1726,16 @@ impl Store for PostgresStore {
         self.pool.run(subscriptions::active)
     }
 
-    fn subscription_update(&self, r: &SubscriptionRow) -> Result<SubscriptionRow> {
-        self.pool.write(|s| subscriptions::update(s, r))
+    fn subscription_update(
+        &self,
+        r: &SubscriptionRow,
+        audit: Audit<SubscriptionRow>,
+    ) -> Result<SubscriptionRow> {
+        self.audited(audit, |s| subscriptions::update(s, r))
     }
 
-    fn subscription_delete(&self, tenant: &TenantId, id: &str) -> Result<()> {
-        self.pool.write(|s| subscriptions::delete(s, tenant, id))
+    fn subscription_delete(&self, tenant: &TenantId, id: &str, audit: Audit<()>) -> Result<()> {
+        self.audited(audit, |s| subscriptions::delete(s, tenant, id))
     }
 
     fn subscription_progress(
@@ -1695,9 +1756,11 @@ impl Store for PostgresStore {
         id: &str,
         range: (i64, i64),
         now: DateTime<Utc>,
+        audit: Audit<SubscriptionRow>,
     ) -> Result<SubscriptionRow> {
-        self.pool
-            .write(|s| subscriptions::redeliver(s, tenant, id, range, now))
+        self.audited(audit, |s| {
+            subscriptions::redeliver(s, tenant, id, range, now)
+        })
     }
 
     fn delivery_list(&self, id: &str, after: i64, limit: u32) -> Result<Vec<DeliveryRecord>> {

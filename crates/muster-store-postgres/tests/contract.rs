@@ -115,6 +115,33 @@ fn the_postgres_backend_passes_the_store_contract() {
     });
 }
 
+#[test]
+fn the_postgres_backend_commits_a_change_and_its_audit_entry_together() {
+    let Some(server) = server() else { return };
+    let make = || {
+        let db = TestDb::create(&server);
+        let store = db.open();
+        (
+            Box::new(store) as Box<dyn Store>,
+            Box::new(db) as Box<dyn std::any::Any>,
+        )
+    };
+    let refuse = |guard: &dyn std::any::Any, on: bool| {
+        let db = guard.downcast_ref::<TestDb>().unwrap();
+        let mut c = db.config().connect(NoTls).unwrap();
+        c.batch_execute(if on {
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$; \
+             CREATE TRIGGER refuse_audit BEFORE INSERT ON audit \
+             FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
+        } else {
+            "DROP TRIGGER refuse_audit ON audit; DROP FUNCTION refuse_audit();"
+        })
+        .unwrap();
+    };
+    contract_atomic::run_atomic(&make, &refuse);
+}
+
 fn t0() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
 }
@@ -365,7 +392,14 @@ fn instances_claiming_by_tenant_turns_at_once_never_share_an_import() {
     let setup = db.open();
     setup.bootstrap(secret::digest("a"), t0()).unwrap();
     let tenants = [TenantId::default_tenant(), TenantId::parse("acme").unwrap()];
-    setup.tenant_create(&tenants[1], "Acme", t0()).unwrap();
+    setup
+        .tenant_create(
+            &tenants[1],
+            "Acme",
+            t0(),
+            muster_store::contract::no_audit(),
+        )
+        .unwrap();
     let mut all = Vec::new();
     for i in 0..24 {
         let mut imp = new_import(&format!("i{i}"));

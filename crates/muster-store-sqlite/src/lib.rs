@@ -239,6 +239,21 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Runs a change in the writer and appends the entries its `audit`
+    /// builds from the result in the same savepoint: both commit, or
+    /// neither does.
+    fn audited<R, F>(&self, audit: Audit<R>, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        self.writer.write(move |conn| {
+            let r = f(conn)?;
+            append_entries(conn, &audit(&r))?;
+            Ok(r)
+        })
+    }
+
     fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         let conn = {
             let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
@@ -590,6 +605,15 @@ fn audit_head(conn: &Connection, tenant: &str) -> Result<(i64, String)> {
         .unwrap_or((0, GENESIS.to_owned())))
 }
 
+/// Chains `entries` onto their tenants' audit heads, in order.
+fn append_entries(conn: &Connection, entries: &[AuditDraft]) -> Result<()> {
+    for d in entries {
+        let mut head = audit_head(conn, d.tenant.as_str())?;
+        audit_insert(conn, &mut head, d)?;
+    }
+    Ok(())
+}
+
 /// Appends one entry after `head` and moves `head` to it.
 fn audit_insert(conn: &Connection, head: &mut (i64, String), d: &AuditDraft) -> Result<()> {
     let at = audit_time(d.at);
@@ -771,9 +795,15 @@ impl Store for SqliteStore {
         })
     }
 
-    fn tenant_create(&self, id: &TenantId, name: &str, now: DateTime<Utc>) -> Result<TenantRow> {
+    fn tenant_create(
+        &self,
+        id: &TenantId,
+        name: &str,
+        now: DateTime<Utc>,
+        audit: Audit<TenantRow>,
+    ) -> Result<TenantRow> {
         let (id, name) = (id.clone(), name.to_owned());
-        self.writer.write(move |conn| {
+        self.audited(audit, move |conn| {
             let res = conn.execute(
                 "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
                 params![id.as_str(), name, us(now)],
@@ -807,8 +837,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn client_create(&self, c: NewClient, now: DateTime<Utc>) -> Result<ClientRow> {
-        self.writer.write(move |conn| {
+    fn client_create(
+        &self,
+        c: NewClient,
+        now: DateTime<Utc>,
+        audit: Audit<ClientRow>,
+    ) -> Result<ClientRow> {
+        self.audited(audit, move |conn| {
             let exists: bool = conn
                 .query_row(
                     "SELECT 1 FROM tenants WHERE id = ?1",
@@ -849,9 +884,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn client_set_disabled(&self, client_id: &str, disabled: bool) -> Result<ClientRow> {
+    fn client_set_disabled(
+        &self,
+        client_id: &str,
+        disabled: bool,
+        audit: Audit<ClientRow>,
+    ) -> Result<ClientRow> {
         let client_id = client_id.to_owned();
-        self.writer.write(move |conn| {
+        self.audited(audit, move |conn| {
             let p = load_principal(conn, "client_id = ?1", &client_id)?
                 .ok_or(StoreError::NotFound { what: "client" })?;
             conn.execute(
@@ -873,9 +913,10 @@ impl Store for SqliteStore {
         new_secret: SecretDigest,
         old_until: DateTime<Utc>,
         now: DateTime<Utc>,
+        audit: Audit<ClientRow>,
     ) -> Result<ClientRow> {
         let client_id = client_id.to_owned();
-        self.writer.write(move |conn| {
+        self.audited(audit, move |conn| {
             let p = load_principal(conn, "client_id = ?1", &client_id)?
                 .ok_or(StoreError::NotFound { what: "client" })?;
             conn.execute(
@@ -1017,8 +1058,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn admin_token_create(&self, t: NewAdminToken) -> Result<AdminTokenRow> {
-        self.writer.write(move |conn| {
+    fn admin_token_create(
+        &self,
+        t: NewAdminToken,
+        audit: Audit<AdminTokenRow>,
+    ) -> Result<AdminTokenRow> {
+        self.audited(audit, move |conn| {
             let kind: Option<String> = conn
                 .query_row(
                     "SELECT kind FROM principals WHERE id = ?1",
@@ -1049,9 +1094,10 @@ impl Store for SqliteStore {
         tenant: &TenantId,
         which: AdminTokenRef,
         now: DateTime<Utc>,
+        audit: Audit<AdminTokenRow>,
     ) -> Result<AdminTokenRow> {
         let tenant = tenant.as_str().to_owned();
-        self.writer.write(move |conn| {
+        self.audited(audit, move |conn| {
             let id: Option<String> = match &which {
                 AdminTokenRef::Id(id) => Some(id.clone()),
                 AdminTokenRef::Digest(d) => conn
@@ -1087,8 +1133,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn mapping_put(&self, m: MappingRow) -> Result<MappingRow> {
-        self.writer.write(move |conn| {
+    fn mapping_put(&self, m: MappingRow, audit: Audit<MappingRow>) -> Result<MappingRow> {
+        self.audited(audit, move |conn| {
             let last: i64 = conn
                 .query_row(
                     "SELECT coalesce(max(version), 0) FROM mappings WHERE tenant_id = ?1 AND name = ?2",
@@ -1477,10 +1523,12 @@ impl Store for SqliteStore {
         client_id: &str,
         change: ClientKeyChange,
         now: DateTime<Utc>,
+        audit: Audit<ClientKeys>,
     ) -> Result<ClientKeys> {
         let client_id = client_id.to_owned();
-        self.writer
-            .write(move |conn| client_keys::keys_set(conn, &client_id, &change, now))
+        self.audited(audit, move |conn| {
+            client_keys::keys_set(conn, &client_id, &change, now)
+        })
     }
 
     fn nonce_record(
@@ -1495,8 +1543,8 @@ impl Store for SqliteStore {
             .write(move |conn| client_keys::nonce_record(conn, &pid, &nonce, expires_at, now))
     }
 
-    fn issuer_create(&self, i: IssuerRow) -> Result<IssuerRow> {
-        self.writer.write(move |conn| issuers::create(conn, &i))
+    fn issuer_create(&self, i: IssuerRow, audit: Audit<IssuerRow>) -> Result<IssuerRow> {
+        self.audited(audit, move |conn| issuers::create(conn, &i))
     }
 
     fn issuer_get(&self, tenant: &TenantId, name: &str) -> Result<IssuerRow> {
@@ -1511,17 +1559,15 @@ impl Store for SqliteStore {
         self.read(|conn| issuers::find(conn, tenant, issuer))
     }
 
-    fn issuer_delete(&self, tenant: &TenantId, name: &str) -> Result<()> {
+    fn issuer_delete(&self, tenant: &TenantId, name: &str, audit: Audit<()>) -> Result<()> {
         let (tenant, name) = (tenant.clone(), name.to_owned());
-        self.writer
-            .write(move |conn| issuers::delete(conn, &tenant, &name))
+        self.audited(audit, move |conn| issuers::delete(conn, &tenant, &name))
     }
 
     fn audit_append(&self, d: AuditDraft) -> Result<i64> {
         self.writer.write(move |conn| {
-            let mut head = audit_head(conn, d.tenant.as_str())?;
-            audit_insert(conn, &mut head, &d)?;
-            Ok(head.0)
+            append_entries(conn, std::slice::from_ref(&d))?;
+            Ok(audit_head(conn, d.tenant.as_str())?.0)
         })
     }
 
@@ -1581,9 +1627,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn subscription_create(&self, s: SubscriptionRow) -> Result<SubscriptionRow> {
-        self.writer
-            .write(move |conn| subscriptions::create(conn, &s))
+    fn subscription_create(
+        &self,
+        s: SubscriptionRow,
+        audit: Audit<SubscriptionRow>,
+    ) -> Result<SubscriptionRow> {
+        self.audited(audit, move |conn| subscriptions::create(conn, &s))
     }
 
     fn subscription_get(&self, tenant: &TenantId, id: &str) -> Result<SubscriptionRow> {
@@ -1598,16 +1647,18 @@ impl Store for SqliteStore {
         self.read(subscriptions::active)
     }
 
-    fn subscription_update(&self, s: &SubscriptionRow) -> Result<SubscriptionRow> {
+    fn subscription_update(
+        &self,
+        s: &SubscriptionRow,
+        audit: Audit<SubscriptionRow>,
+    ) -> Result<SubscriptionRow> {
         let s = s.clone();
-        self.writer
-            .write(move |conn| subscriptions::update(conn, &s))
+        self.audited(audit, move |conn| subscriptions::update(conn, &s))
     }
 
-    fn subscription_delete(&self, tenant: &TenantId, id: &str) -> Result<()> {
+    fn subscription_delete(&self, tenant: &TenantId, id: &str, audit: Audit<()>) -> Result<()> {
         let (tenant, id) = (tenant.clone(), id.to_owned());
-        self.writer
-            .write(move |conn| subscriptions::delete(conn, &tenant, &id))
+        self.audited(audit, move |conn| subscriptions::delete(conn, &tenant, &id))
     }
 
     fn subscription_progress(
@@ -1631,10 +1682,12 @@ impl Store for SqliteStore {
         id: &str,
         range: (i64, i64),
         now: DateTime<Utc>,
+        audit: Audit<SubscriptionRow>,
     ) -> Result<SubscriptionRow> {
         let (tenant, id) = (tenant.clone(), id.to_owned());
-        self.writer
-            .write(move |conn| subscriptions::redeliver(conn, &tenant, &id, range, now))
+        self.audited(audit, move |conn| {
+            subscriptions::redeliver(conn, &tenant, &id, range, now)
+        })
     }
 
     fn delivery_list(&self, id: &str, after: i64, limit: u32) -> Result<Vec<DeliveryRecord>> {
@@ -1741,12 +1794,17 @@ impl Store for SqliteStore {
         })
     }
 
-    fn intake_policy_put(&self, principal_id: &str, p: &IntakePolicy) -> Result<()> {
+    fn intake_policy_put(
+        &self,
+        principal_id: &str,
+        p: &IntakePolicy,
+        audit: Audit<()>,
+    ) -> Result<()> {
         let (id, text) = (
             principal_id.to_owned(),
             serde_json::to_string(p).map_err(json_err)?,
         );
-        self.writer.write(move |conn| {
+        self.audited(audit, move |conn| {
             let res = conn.execute(
                 "INSERT INTO intake_policies (principal_id, policy) VALUES (?1, ?2) \
                  ON CONFLICT (principal_id) DO UPDATE SET policy = excluded.policy",
@@ -1764,8 +1822,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn key_create(&self, k: KeyRow) -> Result<KeyRow> {
-        self.writer.write(move |conn| {
+    fn key_create(&self, k: KeyRow, audit: Audit<KeyRow>) -> Result<KeyRow> {
+        self.audited(audit, move |conn| {
             let ids = serde_json::to_string(&k.key_ids).map_err(json_err)?;
             let res = conn.execute(
                 "INSERT INTO keys (id, tenant_id, kind, algorithm, purpose, key_ids, public_key, \
@@ -1819,9 +1877,10 @@ impl Store for SqliteStore {
         id: &str,
         state: KeyState,
         now: DateTime<Utc>,
+        audit: Audit<KeyRow>,
     ) -> Result<KeyRow> {
         let (tenant, id) = (tenant.clone(), id.to_owned());
-        self.writer.write(move |conn| {
+        self.audited(audit, move |conn| {
             let n = conn
                 .execute(
                     "UPDATE keys SET state = ?3, updated_at = ?4 WHERE tenant_id = ?1 AND id = ?2",
@@ -1879,9 +1938,10 @@ impl Store for SqliteStore {
         sealed: Vec<u8>,
         previous_until: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
+        audit: Audit<ClientKeys>,
     ) -> Result<ClientKeys> {
         let client_id = client_id.to_owned();
-        self.writer.write(move |conn| {
+        self.audited(audit, move |conn| {
             rotate::hmac_rotate(conn, &client_id, &sealed, previous_until, now)?;
             client_keys::keys_get(conn, &client_id)
         })
@@ -2757,5 +2817,33 @@ mod tests {
                 Box::new(dir) as Box<dyn std::any::Any>,
             )
         });
+    }
+
+    #[test]
+    fn the_sqlite_backend_commits_a_change_and_its_audit_entry_together() {
+        let make = || {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(&dir.path().join("muster.db")).unwrap();
+            (
+                Box::new(store) as Box<dyn Store>,
+                Box::new(dir) as Box<dyn std::any::Any>,
+            )
+        };
+        // A second connection changes the schema; the writer's connection
+        // sees the trigger at its next statement.
+        let refuse = |guard: &dyn std::any::Any, on: bool| {
+            let dir = guard.downcast_ref::<tempfile::TempDir>().unwrap();
+            let conn = Connection::open(dir.path().join("muster.db")).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .unwrap();
+            conn.execute_batch(if on {
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit \
+                 BEGIN SELECT RAISE(ABORT, 'audit refused'); END;"
+            } else {
+                "DROP TRIGGER refuse_audit;"
+            })
+            .unwrap();
+        };
+        muster_store::contract_atomic::run_atomic(&make, &refuse);
     }
 }

@@ -12,6 +12,12 @@ use muster_core::AttrValue;
 
 pub type Factory<'a> = &'a dyn Fn() -> (Box<dyn Store>, Box<dyn std::any::Any>);
 
+/// A change recorded by no audit entry: for cases about something else.
+/// Production callers always build their entries ([`Audit`]).
+pub fn no_audit<T>() -> Audit<T> {
+    Box::new(|_| Vec::new())
+}
+
 pub fn run_all(make: Factory<'_>) {
     type Case = (&'static str, fn(&dyn Store));
     let cases: [Case; 22] = [
@@ -107,26 +113,27 @@ pub fn run_all(make: Factory<'_>) {
     crate::contract_fairness::run_fairness(make);
 }
 
-fn t0() -> chrono::DateTime<Utc> {
+pub(crate) fn t0() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
 }
 
-fn client(store: &dyn Store, tenant: &TenantId, id: &str) -> ClientRow {
+pub(crate) fn new_client(tenant: &TenantId, id: &str) -> NewClient {
+    NewClient {
+        tenant: tenant.clone(),
+        kind: PrincipalKind::Client,
+        client_id: id.into(),
+        name: id.into(),
+        role: "syncer".into(),
+        token_policy: "ttl".into(),
+        token_ttl_seconds: 900,
+        write_policy: WritePolicy::allow_all(),
+        secret: Some(secret::digest("s")),
+    }
+}
+
+pub(crate) fn client(store: &dyn Store, tenant: &TenantId, id: &str) -> ClientRow {
     store
-        .client_create(
-            NewClient {
-                tenant: tenant.clone(),
-                kind: PrincipalKind::Client,
-                client_id: id.into(),
-                name: id.into(),
-                role: "syncer".into(),
-                token_policy: "ttl".into(),
-                token_ttl_seconds: 900,
-                write_policy: WritePolicy::allow_all(),
-                secret: Some(secret::digest("s")),
-            },
-            t0(),
-        )
+        .client_create(new_client(tenant, id), t0(), no_audit())
         .unwrap()
 }
 
@@ -166,14 +173,17 @@ fn admin_tokens_expire_are_listed_and_revoked_per_tenant(s: &dyn Store) {
     // A minted token works until revoked, by id or by its digest.
     let admin = s.token_use(first, t0()).unwrap().unwrap().principal;
     let minted = |name: &str| {
-        s.admin_token_create(NewAdminToken {
-            id: format!("id-{name}"),
-            digest: secret::digest(name),
-            principal_id: admin.id.clone(),
-            name: name.into(),
-            created_at: t0(),
-            expires_at: Some(t0() + Duration::days(30)),
-        })
+        s.admin_token_create(
+            NewAdminToken {
+                id: format!("id-{name}"),
+                digest: secret::digest(name),
+                principal_id: admin.id.clone(),
+                name: name.into(),
+                created_at: t0(),
+                expires_at: Some(t0() + Duration::days(30)),
+            },
+            crate::contract::no_audit(),
+        )
         .unwrap()
     };
     let a = minted("ci");
@@ -182,9 +192,15 @@ fn admin_tokens_expire_are_listed_and_revoked_per_tenant(s: &dyn Store) {
     let b = minted("laptop");
     assert!(s.token_use(secret::digest("ci"), t0()).unwrap().is_ok());
     let other = TenantId::parse("acme").unwrap();
-    s.tenant_create(&other, "Acme", t0()).unwrap();
+    s.tenant_create(&other, "Acme", t0(), crate::contract::no_audit())
+        .unwrap();
     assert!(matches!(
-        s.admin_token_revoke(&other, AdminTokenRef::Id(a.id.clone()), t0()),
+        s.admin_token_revoke(
+            &other,
+            AdminTokenRef::Id(a.id.clone()),
+            t0(),
+            crate::contract::no_audit()
+        ),
         Err(StoreError::NotFound { .. })
     ));
     assert!(s.admin_token_list(&other).unwrap().is_empty());
@@ -193,6 +209,7 @@ fn admin_tokens_expire_are_listed_and_revoked_per_tenant(s: &dyn Store) {
             &TenantId::default_tenant(),
             AdminTokenRef::Id(a.id.clone()),
             t0() + Duration::minutes(1),
+            crate::contract::no_audit(),
         )
         .unwrap();
     assert_eq!(r.revoked_at, Some(t0() + Duration::minutes(1)));
@@ -206,6 +223,7 @@ fn admin_tokens_expire_are_listed_and_revoked_per_tenant(s: &dyn Store) {
         &TenantId::default_tenant(),
         AdminTokenRef::Digest(secret::digest("laptop")),
         t0(),
+        crate::contract::no_audit(),
     )
     .unwrap();
     assert!(s
@@ -221,21 +239,25 @@ fn admin_tokens_expire_are_listed_and_revoked_per_tenant(s: &dyn Store) {
         s.admin_token_revoke(
             &TenantId::default_tenant(),
             AdminTokenRef::Id("nope".into()),
-            t0()
+            t0(),
+            crate::contract::no_audit()
         ),
         Err(StoreError::NotFound { .. })
     ));
     // Only admins get admin tokens.
     let c = client(s, &TenantId::default_tenant(), "c1");
     assert!(s
-        .admin_token_create(NewAdminToken {
-            id: "id-c".into(),
-            digest: secret::digest("c"),
-            principal_id: c.id,
-            name: "c".into(),
-            created_at: t0(),
-            expires_at: None,
-        })
+        .admin_token_create(
+            NewAdminToken {
+                id: "id-c".into(),
+                digest: secret::digest("c"),
+                principal_id: c.id,
+                name: "c".into(),
+                created_at: t0(),
+                expires_at: None,
+            },
+            crate::contract::no_audit()
+        )
         .is_err());
 }
 
@@ -292,7 +314,8 @@ fn expired_revoked_and_disabled_tokens_are_refused(s: &dyn Store) {
     s.token_revoke(b, &c.id).unwrap();
     assert!(s.token_use(b, t0()).unwrap().is_err());
     let d = tok("d1");
-    s.client_set_disabled("c1", true).unwrap();
+    s.client_set_disabled("c1", true, crate::contract::no_audit())
+        .unwrap();
     assert!(s.token_use(d, t0()).unwrap().is_err());
     assert!(s.client_get("c1").unwrap().disabled);
     assert!(matches!(
@@ -312,7 +335,8 @@ fn expired_revoked_and_disabled_tokens_are_refused(s: &dyn Store) {
                 write_policy: WritePolicy::default(),
                 secret: None,
             },
-            t0()
+            t0(),
+            crate::contract::no_audit()
         ),
         Err(StoreError::Conflict(_))
     ));
@@ -323,14 +347,17 @@ fn mappings_are_versioned(s: &dyn Store) {
     let t = TenantId::default_tenant();
     for i in 1..=2 {
         let m = s
-            .mapping_put(MappingRow {
-                tenant: t.clone(),
-                name: "hr".into(),
-                version: 0,
-                document: serde_json::json!({"key": format!("K{i}")}),
-                created_at: t0(),
-                created_by: "admin:admin".into(),
-            })
+            .mapping_put(
+                MappingRow {
+                    tenant: t.clone(),
+                    name: "hr".into(),
+                    version: 0,
+                    document: serde_json::json!({"key": format!("K{i}")}),
+                    created_at: t0(),
+                    created_by: "admin:admin".into(),
+                },
+                crate::contract::no_audit(),
+            )
             .unwrap();
         assert_eq!(m.version, i);
     }
@@ -380,14 +407,14 @@ fn an_idempotency_key_returns_the_same_import(s: &dyn Store) {
     assert!(got.finished_at.is_some());
 }
 
-fn item(id: &str, name: &str) -> BatchItem {
+pub(crate) fn item(id: &str, name: &str) -> BatchItem {
     let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
     inc.attrs
         .insert("given_name".into(), Some(AttrValue::string(name)));
     BatchItem::new(2, inc)
 }
 
-fn ctx(tenant: &TenantId) -> WriteContext {
+pub(crate) fn ctx(tenant: &TenantId) -> WriteContext {
     WriteContext {
         tenant: tenant.clone(),
         principal: "client:c1".into(),
@@ -399,7 +426,7 @@ fn ctx(tenant: &TenantId) -> WriteContext {
     }
 }
 
-fn chain_len(s: &dyn Store, t: &TenantId) -> u64 {
+pub(crate) fn chain_len(s: &dyn Store, t: &TenantId) -> u64 {
     let mut rows = Vec::new();
     s.audit_walk(t, &mut |r| {
         rows.push((r.entry, r.hash));
@@ -490,9 +517,10 @@ fn tenants_do_not_see_each_other(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let a = TenantId::default_tenant();
     let b = TenantId::parse("other").unwrap();
-    s.tenant_create(&b, "Other", t0()).unwrap();
+    s.tenant_create(&b, "Other", t0(), crate::contract::no_audit())
+        .unwrap();
     assert!(matches!(
-        s.tenant_create(&b, "Again", t0()),
+        s.tenant_create(&b, "Again", t0(), crate::contract::no_audit()),
         Err(StoreError::Conflict(_))
     ));
     s.apply_batch(&ctx(&a), vec![item("E1", "Ada")], None, false)
@@ -507,7 +535,9 @@ fn tenants_do_not_see_each_other(s: &dyn Store) {
 fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
     store.bootstrap([0; 32], t0()).unwrap();
     let other = TenantId::parse("other").unwrap();
-    store.tenant_create(&other, "Other", t0()).unwrap();
+    store
+        .tenant_create(&other, "Other", t0(), crate::contract::no_audit())
+        .unwrap();
     let tenant = TenantId::default_tenant();
     let key = |id: &str, purpose, secret: Option<Vec<u8>>| KeyRow {
         id: id.into(),
@@ -523,20 +553,35 @@ fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
         updated_at: t0(),
     };
     let a = store
-        .key_create(key("k1", KeyPurpose::Decryption, Some(vec![1, 2, 3])))
+        .key_create(
+            key("k1", KeyPurpose::Decryption, Some(vec![1, 2, 3])),
+            crate::contract::no_audit(),
+        )
         .unwrap();
     assert_eq!(a.sealed_secret.as_deref(), Some(&[1u8, 2, 3][..]));
     assert_eq!(a.key_ids, vec!["age1k1".to_string()]);
     store
-        .key_create(key("k2", KeyPurpose::SenderVerification, None))
+        .key_create(
+            key("k2", KeyPurpose::SenderVerification, None),
+            crate::contract::no_audit(),
+        )
         .unwrap();
     assert!(matches!(
-        store.key_create(key("k1", KeyPurpose::Decryption, None)),
+        store.key_create(
+            key("k1", KeyPurpose::Decryption, None),
+            crate::contract::no_audit()
+        ),
         Err(StoreError::Conflict(_))
     ));
     let later = t0() + Duration::minutes(5);
     let b = store
-        .key_set_state(&tenant, "k1", KeyState::DecryptOnly, later)
+        .key_set_state(
+            &tenant,
+            "k1",
+            KeyState::DecryptOnly,
+            later,
+            crate::contract::no_audit(),
+        )
         .unwrap();
     assert_eq!(b.state, KeyState::DecryptOnly);
     assert_eq!(b.updated_at, later);
@@ -554,7 +599,13 @@ fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
-        store.key_set_state(&other, "k1", KeyState::Revoked, later),
+        store.key_set_state(
+            &other,
+            "k1",
+            KeyState::Revoked,
+            later,
+            crate::contract::no_audit()
+        ),
         Err(StoreError::NotFound { .. })
     ));
     // Only sealed secrets are listed for re-sealing, and replaced whole.
@@ -585,16 +636,20 @@ fn intake_policies_default_and_replace(store: &dyn Store) {
         require_encryption: true,
         require_signed_by: Some("k1".into()),
     };
-    store.intake_policy_put(&c.id, &p).unwrap();
+    store
+        .intake_policy_put(&c.id, &p, crate::contract::no_audit())
+        .unwrap();
     assert_eq!(store.intake_policy_get(&c.id).unwrap(), p);
     store
-        .intake_policy_put(&c.id, &IntakePolicy::default())
+        .intake_policy_put(&c.id, &IntakePolicy::default(), crate::contract::no_audit())
         .unwrap();
     assert_eq!(
         store.intake_policy_get(&c.id).unwrap(),
         IntakePolicy::default()
     );
-    assert!(store.intake_policy_put("no-such-principal", &p).is_err());
+    assert!(store
+        .intake_policy_put("no-such-principal", &p, crate::contract::no_audit())
+        .is_err());
 }
 
 /// Work prepared off the writer (BatchItem::prepared) changes nothing about
@@ -603,7 +658,8 @@ fn intake_policies_default_and_replace(store: &dyn Store) {
 fn prepared_items_store_exactly_what_plain_items_would(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let (plain, prep) = (TenantId::default_tenant(), TenantId::parse("prep").unwrap());
-    s.tenant_create(&prep, "Prepared", t0()).unwrap();
+    s.tenant_create(&prep, "Prepared", t0(), crate::contract::no_audit())
+        .unwrap();
     let prepared = |t: &TenantId, items: Vec<BatchItem>| {
         let c = ctx(t);
         let key = Incoming::fingerprint_key(&c.principal, &c.policy);
@@ -687,24 +743,40 @@ fn client_keys_are_set_replaced_and_removed_one_by_one(s: &dyn Store) {
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
-        s.client_keys_set("nobody", ClientKeyChange::Hmac(Some(vec![1])), t0()),
+        s.client_keys_set(
+            "nobody",
+            ClientKeyChange::Hmac(Some(vec![1])),
+            t0(),
+            crate::contract::no_audit()
+        ),
         Err(StoreError::NotFound { .. })
     ));
 
     let t1 = t0() + Duration::seconds(1);
     let k = s
-        .client_keys_set("signer", ClientKeyChange::Hmac(Some(vec![1, 2, 3])), t1)
+        .client_keys_set(
+            "signer",
+            ClientKeyChange::Hmac(Some(vec![1, 2, 3])),
+            t1,
+            crate::contract::no_audit(),
+        )
         .unwrap();
     assert_eq!(k.hmac_sealed, Some(vec![1, 2, 3]));
     assert_eq!(k.updated_at, Some(t1));
     let k = s
-        .client_keys_set("signer", ClientKeyChange::Ed25519(Some(vec![9; 32])), t1)
+        .client_keys_set(
+            "signer",
+            ClientKeyChange::Ed25519(Some(vec![9; 32])),
+            t1,
+            crate::contract::no_audit(),
+        )
         .unwrap();
     let k2 = s
         .client_keys_set(
             "signer",
             ClientKeyChange::JwtKeys(Some(r#"{"keys":[]}"#.into())),
             t1,
+            crate::contract::no_audit(),
         )
         .unwrap();
     assert_eq!(k2.hmac_sealed, Some(vec![1, 2, 3]), "other keys stay");
@@ -713,10 +785,20 @@ fn client_keys_are_set_replaced_and_removed_one_by_one(s: &dyn Store) {
 
     // Rotation replaces; removal clears only that key.
     let t2 = t0() + Duration::seconds(2);
-    s.client_keys_set("signer", ClientKeyChange::Hmac(Some(vec![4, 5])), t2)
-        .unwrap();
+    s.client_keys_set(
+        "signer",
+        ClientKeyChange::Hmac(Some(vec![4, 5])),
+        t2,
+        crate::contract::no_audit(),
+    )
+    .unwrap();
     let k = s
-        .client_keys_set("signer", ClientKeyChange::Ed25519(None), t2)
+        .client_keys_set(
+            "signer",
+            ClientKeyChange::Ed25519(None),
+            t2,
+            crate::contract::no_audit(),
+        )
         .unwrap();
     assert_eq!(k.hmac_sealed, Some(vec![4, 5]));
     assert_eq!(k.ed25519_public, None);
@@ -839,16 +921,28 @@ fn issuer(tenant: &TenantId, name: &str, iss: &str, aud: &str) -> IssuerRow {
 fn issuers_are_stored_found_by_iss_and_deleted(store: &dyn Store) {
     store.bootstrap([0; 32], t0()).unwrap();
     let other = TenantId::parse("other").unwrap();
-    store.tenant_create(&other, "Other", t0()).unwrap();
+    store
+        .tenant_create(&other, "Other", t0(), crate::contract::no_audit())
+        .unwrap();
     let tenant = TenantId::default_tenant();
     let a = issuer(&tenant, "okta", "https://idp.example", "muster");
-    assert_eq!(store.issuer_create(a.clone()).unwrap(), a);
+    assert_eq!(
+        store
+            .issuer_create(a.clone(), crate::contract::no_audit())
+            .unwrap(),
+        a
+    );
     assert_eq!(store.issuer_get(&tenant, "okta").unwrap(), a);
     // The same IdP, another audience, another tenant.
     let b = issuer(&other, "okta", "https://idp.example", "muster-other");
-    store.issuer_create(b.clone()).unwrap();
     store
-        .issuer_create(issuer(&tenant, "entra", "https://login.example", "muster"))
+        .issuer_create(b.clone(), crate::contract::no_audit())
+        .unwrap();
+    store
+        .issuer_create(
+            issuer(&tenant, "entra", "https://login.example", "muster"),
+            crate::contract::no_audit(),
+        )
         .unwrap();
     let names: Vec<String> = store
         .issuer_list(&tenant)
@@ -876,10 +970,12 @@ fn issuers_are_stored_found_by_iss_and_deleted(store: &dyn Store) {
     ));
     // Another tenant's issuer cannot be deleted by name from this one.
     assert!(matches!(
-        store.issuer_delete(&tenant, "missing"),
+        store.issuer_delete(&tenant, "missing", crate::contract::no_audit()),
         Err(StoreError::NotFound { .. })
     ));
-    store.issuer_delete(&tenant, "okta").unwrap();
+    store
+        .issuer_delete(&tenant, "okta", crate::contract::no_audit())
+        .unwrap();
     assert!(matches!(
         store.issuer_get(&tenant, "okta"),
         Err(StoreError::NotFound { .. })
@@ -897,35 +993,48 @@ fn issuers_are_stored_found_by_iss_and_deleted(store: &dyn Store) {
 fn issuer_names_and_iss_audience_pairs_are_unique_per_tenant(store: &dyn Store) {
     store.bootstrap([0; 32], t0()).unwrap();
     let other = TenantId::parse("other").unwrap();
-    store.tenant_create(&other, "Other", t0()).unwrap();
+    store
+        .tenant_create(&other, "Other", t0(), crate::contract::no_audit())
+        .unwrap();
     let tenant = TenantId::default_tenant();
     store
-        .issuer_create(issuer(&tenant, "okta", "https://idp.example", "muster"))
+        .issuer_create(
+            issuer(&tenant, "okta", "https://idp.example", "muster"),
+            crate::contract::no_audit(),
+        )
         .unwrap();
     let mut same_name = issuer(&tenant, "okta", "https://else.example", "x");
     same_name.id = "another-id".into();
     assert!(matches!(
-        store.issuer_create(same_name),
+        store.issuer_create(same_name, crate::contract::no_audit()),
         Err(StoreError::Conflict(_))
     ));
     // Within a tenant, (iss, aud) selects one issuer...
     let mut same_pair = issuer(&tenant, "entra", "https://idp.example", "muster");
     same_pair.id = "a-third-id".into();
     assert!(matches!(
-        store.issuer_create(same_pair),
+        store.issuer_create(same_pair, crate::contract::no_audit()),
         Err(StoreError::Conflict(_))
     ));
     // ...but another tenant may register the same identity provider and
     // audience: it is that tenant's own issuer.
     let theirs = issuer(&other, "mine", "https://idp.example", "muster");
-    assert_eq!(store.issuer_create(theirs.clone()).unwrap(), theirs);
+    assert_eq!(
+        store
+            .issuer_create(theirs.clone(), crate::contract::no_audit())
+            .unwrap(),
+        theirs
+    );
     assert!(matches!(
-        store.issuer_create(issuer(
-            &TenantId::parse("nosuch").unwrap(),
-            "x",
-            "https://x.example",
-            "x"
-        )),
+        store.issuer_create(
+            issuer(
+                &TenantId::parse("nosuch").unwrap(),
+                "x",
+                "https://x.example",
+                "x"
+            ),
+            crate::contract::no_audit()
+        ),
         Err(StoreError::NotFound { .. }) | Err(StoreError::Conflict(_))
     ));
 }
@@ -1067,7 +1176,8 @@ fn events_are_numbered_and_read_per_tenant(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let a = TenantId::default_tenant();
     let b = TenantId::parse("other").unwrap();
-    s.tenant_create(&b, "Other", t0()).unwrap();
+    s.tenant_create(&b, "Other", t0(), crate::contract::no_audit())
+        .unwrap();
     s.apply_batch(
         &ctx(&a),
         vec![item("E1", "Ada"), item("E2", "Bob")],
@@ -1090,7 +1200,8 @@ fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let a = TenantId::default_tenant();
     let b = TenantId::parse("other").unwrap();
-    s.tenant_create(&b, "Other", t0()).unwrap();
+    s.tenant_create(&b, "Other", t0(), crate::contract::no_audit())
+        .unwrap();
     let row = SubscriptionRow {
         id: "sub_1".into(),
         tenant: a.clone(),
@@ -1109,10 +1220,12 @@ fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
         created_at: t0(),
         updated_at: t0(),
     };
-    let got = s.subscription_create(row.clone()).unwrap();
+    let got = s
+        .subscription_create(row.clone(), crate::contract::no_audit())
+        .unwrap();
     assert_eq!(got, row);
     assert!(matches!(
-        s.subscription_create(row.clone()),
+        s.subscription_create(row.clone(), crate::contract::no_audit()),
         Err(StoreError::Conflict(_))
     ));
     assert!(s.subscription_get(&b, "sub_1").is_err());
@@ -1124,7 +1237,9 @@ fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
     changed.previous_secret_sealed = Some(vec![9]);
     changed.previous_until = Some(t0() + Duration::hours(1));
     changed.progress.cursor = 99; // ignored: progress is the worker's
-    let got = s.subscription_update(&changed).unwrap();
+    let got = s
+        .subscription_update(&changed, crate::contract::no_audit())
+        .unwrap();
     assert_eq!(got.attributes.len(), 2);
     assert_eq!(got.previous_secret_sealed, Some(vec![9]));
     assert_eq!(got.progress.cursor, 4);
@@ -1163,9 +1278,13 @@ fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
     assert_eq!((log[1].cursor, log[1].outcome.as_str()), (6, "failed"));
     assert_eq!(s.delivery_list("sub_1", log[0].seq, 10).unwrap().len(), 1);
 
-    let got = s.subscription_redeliver(&a, "sub_1", (2, 3), t0()).unwrap();
+    let got = s
+        .subscription_redeliver(&a, "sub_1", (2, 3), t0(), crate::contract::no_audit())
+        .unwrap();
     assert_eq!(got.progress.redeliver, Some((2, 3)));
-    assert!(s.subscription_redeliver(&b, "sub_1", (2, 3), t0()).is_err());
+    assert!(s
+        .subscription_redeliver(&b, "sub_1", (2, 3), t0(), crate::contract::no_audit())
+        .is_err());
 
     s.subscription_progress(
         "sub_1",
@@ -1179,7 +1298,10 @@ fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
     assert_eq!(got.state, "disabled");
     assert_eq!(got.disabled_reason.as_deref(), Some("gone"));
     assert!(s.subscription_active().unwrap().is_empty());
-    assert!(s.subscription_delete(&b, "sub_1").is_err());
-    s.subscription_delete(&a, "sub_1").unwrap();
+    assert!(s
+        .subscription_delete(&b, "sub_1", crate::contract::no_audit())
+        .is_err());
+    s.subscription_delete(&a, "sub_1", crate::contract::no_audit())
+        .unwrap();
     assert!(s.subscription_list(&a).unwrap().is_empty());
 }

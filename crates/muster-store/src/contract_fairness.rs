@@ -41,7 +41,8 @@ fn acme() -> TenantId {
 /// The default tenant and `acme`.
 fn two_tenants(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
-    s.tenant_create(&acme(), "Acme", t0()).unwrap();
+    s.tenant_create(&acme(), "Acme", t0(), crate::contract::no_audit())
+        .unwrap();
 }
 
 fn import(s: &dyn Store, id: &str, tenant: &TenantId) {

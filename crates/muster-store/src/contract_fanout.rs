@@ -30,23 +30,26 @@ fn t0() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
 }
 
-fn subscription(s: &dyn Store, id: &str) -> SubscriptionRow {
+pub(crate) fn subscription(s: &dyn Store, id: &str) -> SubscriptionRow {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
-    s.subscription_create(SubscriptionRow {
-        id: id.into(),
-        tenant: TenantId::default_tenant(),
-        url: "https://hooks.example.com/muster".into(),
-        events: vec!["person.created".into()],
-        attributes: vec!["*".into()],
-        secret_sealed: vec![1, 2, 3],
-        previous_secret_sealed: None,
-        previous_until: None,
-        state: "active".into(),
-        disabled_reason: None,
-        progress: DeliveryProgress::default(),
-        created_at: t0(),
-        updated_at: t0(),
-    })
+    s.subscription_create(
+        SubscriptionRow {
+            id: id.into(),
+            tenant: TenantId::default_tenant(),
+            url: "https://hooks.example.com/muster".into(),
+            events: vec!["person.created".into()],
+            attributes: vec!["*".into()],
+            secret_sealed: vec![1, 2, 3],
+            previous_secret_sealed: None,
+            previous_until: None,
+            state: "active".into(),
+            disabled_reason: None,
+            progress: DeliveryProgress::default(),
+            created_at: t0(),
+            updated_at: t0(),
+        },
+        crate::contract::no_audit(),
+    )
     .unwrap()
 }
 
@@ -167,7 +170,7 @@ fn a_lease_holder_keeps_a_redelivery_an_admin_asked_for_meanwhile(s: &dyn Store)
         .unwrap();
     assert_eq!(row.progress.redeliver, None);
     // While a delivers, an admin asks for events 2..=5 again.
-    s.subscription_redeliver(&tenant, "sub_1", (2, 5), t0())
+    s.subscription_redeliver(&tenant, "sub_1", (2, 5), t0(), crate::contract::no_audit())
         .unwrap();
     assert!(s
         .subscription_save("sub_1", "a", lease, &saving(7, Vec::new()), t0())

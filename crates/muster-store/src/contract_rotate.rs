@@ -54,6 +54,7 @@ fn client(store: &dyn Store, id: &str) -> ClientRow {
                 secret: Some(secret::digest("s")),
             },
             t0(),
+            crate::contract::no_audit(),
         )
         .unwrap()
 }
@@ -63,41 +64,63 @@ fn every_sealed_value_is_listed_and_swapped_only_where_unchanged(s: &dyn Store) 
     let t = TenantId::default_tenant();
     client(s, "signer");
     client(s, "plain");
-    s.client_keys_set("plain", ClientKeyChange::Ed25519(Some(vec![9; 32])), t0())
-        .unwrap();
-    s.client_keys_set("signer", ClientKeyChange::Hmac(Some(vec![1])), t0())
-        .unwrap();
-    s.client_hmac_rotate("signer", vec![2], Some(t0() + Duration::hours(1)), t0())
-        .unwrap();
-    s.key_create(KeyRow {
-        id: "k1".into(),
-        tenant: t.clone(),
-        kind: "age".into(),
-        algorithm: "x25519".into(),
-        purpose: KeyPurpose::Decryption,
-        key_ids: vec!["age1k1".into()],
-        public_key: "age1k1".into(),
-        sealed_secret: Some(vec![3]),
-        state: KeyState::Active,
-        created_at: t0(),
-        updated_at: t0(),
-    })
+    s.client_keys_set(
+        "plain",
+        ClientKeyChange::Ed25519(Some(vec![9; 32])),
+        t0(),
+        crate::contract::no_audit(),
+    )
     .unwrap();
-    s.subscription_create(SubscriptionRow {
-        id: "sub_1".into(),
-        tenant: t.clone(),
-        url: "https://hooks.example.com/x".into(),
-        events: vec!["person.created".into()],
-        attributes: vec!["*".into()],
-        secret_sealed: vec![4],
-        previous_secret_sealed: Some(vec![5]),
-        previous_until: Some(t0()),
-        state: "active".into(),
-        disabled_reason: None,
-        progress: DeliveryProgress::default(),
-        created_at: t0(),
-        updated_at: t0(),
-    })
+    s.client_keys_set(
+        "signer",
+        ClientKeyChange::Hmac(Some(vec![1])),
+        t0(),
+        crate::contract::no_audit(),
+    )
+    .unwrap();
+    s.client_hmac_rotate(
+        "signer",
+        vec![2],
+        Some(t0() + Duration::hours(1)),
+        t0(),
+        crate::contract::no_audit(),
+    )
+    .unwrap();
+    s.key_create(
+        KeyRow {
+            id: "k1".into(),
+            tenant: t.clone(),
+            kind: "age".into(),
+            algorithm: "x25519".into(),
+            purpose: KeyPurpose::Decryption,
+            key_ids: vec!["age1k1".into()],
+            public_key: "age1k1".into(),
+            sealed_secret: Some(vec![3]),
+            state: KeyState::Active,
+            created_at: t0(),
+            updated_at: t0(),
+        },
+        crate::contract::no_audit(),
+    )
+    .unwrap();
+    s.subscription_create(
+        SubscriptionRow {
+            id: "sub_1".into(),
+            tenant: t.clone(),
+            url: "https://hooks.example.com/x".into(),
+            events: vec!["person.created".into()],
+            attributes: vec!["*".into()],
+            secret_sealed: vec![4],
+            previous_secret_sealed: Some(vec![5]),
+            previous_until: Some(t0()),
+            state: "active".into(),
+            disabled_reason: None,
+            progress: DeliveryProgress::default(),
+            created_at: t0(),
+            updated_at: t0(),
+        },
+        crate::contract::no_audit(),
+    )
     .unwrap();
 
     let mut all: Vec<(SealedColumn, String, Vec<u8>)> = s
@@ -158,12 +181,24 @@ fn a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline(s: &dyn Store) {
     client(s, "signer");
     let until = t0() + Duration::hours(1);
     assert!(matches!(
-        s.client_hmac_rotate("nobody", vec![1], Some(until), t0()),
+        s.client_hmac_rotate(
+            "nobody",
+            vec![1],
+            Some(until),
+            t0(),
+            crate::contract::no_audit()
+        ),
         Err(StoreError::NotFound { .. })
     ));
     // The first key has no previous one to keep.
     let k = s
-        .client_hmac_rotate("signer", vec![1], Some(until), t0())
+        .client_hmac_rotate(
+            "signer",
+            vec![1],
+            Some(until),
+            t0(),
+            crate::contract::no_audit(),
+        )
         .unwrap();
     assert_eq!(k.hmac_sealed, Some(vec![1]));
     assert_eq!(
@@ -172,7 +207,13 @@ fn a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline(s: &dyn Store) {
     );
     let t1 = t0() + Duration::seconds(5);
     let k = s
-        .client_hmac_rotate("signer", vec![2], Some(until), t1)
+        .client_hmac_rotate(
+            "signer",
+            vec![2],
+            Some(until),
+            t1,
+            crate::contract::no_audit(),
+        )
         .unwrap();
     assert_eq!(k.hmac_sealed, Some(vec![2]));
     assert_eq!(k.hmac_previous_sealed, Some(vec![1]));
@@ -180,17 +221,30 @@ fn a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline(s: &dyn Store) {
     assert_eq!(k.updated_at, Some(t1));
     assert_eq!(s.client_keys_get("signer").unwrap(), k);
     // Without an overlap the previous key goes at once.
-    let k = s.client_hmac_rotate("signer", vec![3], None, t1).unwrap();
+    let k = s
+        .client_hmac_rotate("signer", vec![3], None, t1, crate::contract::no_audit())
+        .unwrap();
     assert_eq!(k.hmac_sealed, Some(vec![3]));
     assert_eq!(
         (k.hmac_previous_sealed, k.hmac_previous_until),
         (None, None)
     );
     // Setting or removing the key outright drops any previous key too.
-    s.client_hmac_rotate("signer", vec![4], Some(until), t1)
-        .unwrap();
+    s.client_hmac_rotate(
+        "signer",
+        vec![4],
+        Some(until),
+        t1,
+        crate::contract::no_audit(),
+    )
+    .unwrap();
     let k = s
-        .client_keys_set("signer", ClientKeyChange::Hmac(None), t1)
+        .client_keys_set(
+            "signer",
+            ClientKeyChange::Hmac(None),
+            t1,
+            crate::contract::no_audit(),
+        )
         .unwrap();
     assert_eq!((k.hmac_sealed, k.hmac_previous_sealed), (None, None));
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod contract;
+pub mod contract_atomic;
 pub mod contract_crash;
 pub mod contract_fairness;
 pub mod contract_fanout;
@@ -644,9 +645,17 @@ pub struct IssuerRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// The audit entries that record a change, built from the row the change
+/// produced. A method that changes state takes one and appends its entries
+/// to the tenant's chain in the same transaction as the change: there is no
+/// way to commit the change and leave its entry for later. An empty list
+/// records nothing (an update that changed nothing).
+pub type Audit<T> = Box<dyn FnOnce(&T) -> Vec<AuditDraft> + Send>;
+
 /// Storage for one Muster installation. Methods block; async callers run
-/// them on a blocking thread. Every method that changes people writes the
-/// audit entries in the same transaction.
+/// them on a blocking thread. Every method that changes state takes its
+/// [`Audit`] and writes the entries in the same transaction; people writes
+/// carry theirs in the batch.
 pub trait Store: Send + Sync + 'static {
     /// Whether a read is a local, short call that never waits on a network
     /// or on the writer (an embedded database's reader connections): the
@@ -671,15 +680,31 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool>;
 
-    fn tenant_create(&self, id: &TenantId, name: &str, now: DateTime<Utc>) -> Result<TenantRow>;
+    fn tenant_create(
+        &self,
+        id: &TenantId,
+        name: &str,
+        now: DateTime<Utc>,
+        audit: Audit<TenantRow>,
+    ) -> Result<TenantRow>;
     fn tenant_list(&self) -> Result<Vec<TenantRow>>;
 
-    fn client_create(&self, c: NewClient, now: DateTime<Utc>) -> Result<ClientRow>;
+    fn client_create(
+        &self,
+        c: NewClient,
+        now: DateTime<Utc>,
+        audit: Audit<ClientRow>,
+    ) -> Result<ClientRow>;
     /// By public client id (unique across tenants).
     fn client_get(&self, client_id: &str) -> Result<ClientRow>;
     fn client_list(&self, tenant: &TenantId) -> Result<Vec<ClientRow>>;
     /// Disabling also revokes every live token of the client.
-    fn client_set_disabled(&self, client_id: &str, disabled: bool) -> Result<ClientRow>;
+    fn client_set_disabled(
+        &self,
+        client_id: &str,
+        disabled: bool,
+        audit: Audit<ClientRow>,
+    ) -> Result<ClientRow>;
     /// Adds `new_secret`; every older secret without an earlier expiry now
     /// expires at `old_until`.
     fn client_rotate_secret(
@@ -688,6 +713,7 @@ pub trait Store: Send + Sync + 'static {
         new_secret: SecretDigest,
         old_until: DateTime<Utc>,
         now: DateTime<Utc>,
+        audit: Audit<ClientRow>,
     ) -> Result<ClientRow>;
 
     fn token_insert(&self, t: NewToken) -> Result<()>;
@@ -702,7 +728,11 @@ pub trait Store: Send + Sync + 'static {
     fn token_revoke(&self, digest: SecretDigest, principal_id: &str) -> Result<()>;
 
     /// Stores an admin API token (its digest) for an admin principal.
-    fn admin_token_create(&self, t: NewAdminToken) -> Result<AdminTokenRow>;
+    fn admin_token_create(
+        &self,
+        t: NewAdminToken,
+        audit: Audit<AdminTokenRow>,
+    ) -> Result<AdminTokenRow>;
     /// The admin tokens of `tenant`'s admins, revoked ones included, oldest
     /// first.
     fn admin_token_list(&self, tenant: &TenantId) -> Result<Vec<AdminTokenRow>>;
@@ -714,9 +744,10 @@ pub trait Store: Send + Sync + 'static {
         tenant: &TenantId,
         which: AdminTokenRef,
         now: DateTime<Utc>,
+        audit: Audit<AdminTokenRow>,
     ) -> Result<AdminTokenRow>;
 
-    fn mapping_put(&self, m: MappingRow) -> Result<MappingRow>;
+    fn mapping_put(&self, m: MappingRow, audit: Audit<MappingRow>) -> Result<MappingRow>;
     fn mapping_get(
         &self,
         tenant: &TenantId,
@@ -817,7 +848,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<PersonRow>>;
 
     /// Stores a new key (its id must be unique installation-wide).
-    fn key_create(&self, k: KeyRow) -> Result<KeyRow>;
+    fn key_create(&self, k: KeyRow, audit: Audit<KeyRow>) -> Result<KeyRow>;
     fn key_get(&self, tenant: &TenantId, id: &str) -> Result<KeyRow>;
     /// A tenant's keys, oldest first.
     fn key_list(&self, tenant: &TenantId) -> Result<Vec<KeyRow>>;
@@ -827,6 +858,7 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         state: KeyState,
         now: DateTime<Utc>,
+        audit: Audit<KeyRow>,
     ) -> Result<KeyRow>;
     /// Every sealed secret of every tenant, for re-sealing under a new
     /// master key: `(key id, sealed secret)`.
@@ -836,7 +868,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// A client's intake policy (the default when none was set).
     fn intake_policy_get(&self, principal_id: &str) -> Result<IntakePolicy>;
-    fn intake_policy_put(&self, principal_id: &str, p: &IntakePolicy) -> Result<()>;
+    fn intake_policy_put(
+        &self,
+        principal_id: &str,
+        p: &IntakePolicy,
+        audit: Audit<()>,
+    ) -> Result<()>;
     /// A client's signing and assertion keys (empty when none is set).
     /// `NotFound` when no principal has this public client id.
     fn client_keys_get(&self, client_id: &str) -> Result<ClientKeys>;
@@ -846,6 +883,7 @@ pub trait Store: Send + Sync + 'static {
         client_id: &str,
         change: ClientKeyChange,
         now: DateTime<Utc>,
+        audit: Audit<ClientKeys>,
     ) -> Result<ClientKeys>;
     /// Records that `principal_id` used `nonce` (a request-signature nonce
     /// or a client-assertion `jti`), remembered until `expires_at`. Returns
@@ -864,15 +902,18 @@ pub trait Store: Send + Sync + 'static {
     /// Registers an issuer. `Conflict` when the tenant has one of this
     /// name, or one with the same `issuer` and `audience` (another
     /// tenant may register the same pair: it is another issuer).
-    fn issuer_create(&self, i: IssuerRow) -> Result<IssuerRow>;
+    fn issuer_create(&self, i: IssuerRow, audit: Audit<IssuerRow>) -> Result<IssuerRow>;
     fn issuer_get(&self, tenant: &TenantId, name: &str) -> Result<IssuerRow>;
     /// A tenant's issuers by name.
     fn issuer_list(&self, tenant: &TenantId) -> Result<Vec<IssuerRow>>;
     /// The tenant's issuers whose tokens carry this `iss` (one per
     /// audience); never another tenant's.
     fn issuer_find(&self, tenant: &TenantId, issuer: &str) -> Result<Vec<IssuerRow>>;
-    fn issuer_delete(&self, tenant: &TenantId, name: &str) -> Result<()>;
+    fn issuer_delete(&self, tenant: &TenantId, name: &str, audit: Audit<()>) -> Result<()>;
 
+    /// Appends an entry that records no change of its own (aggregated
+    /// failed authentications, a delivery given up, a master-key file
+    /// rotation). A change's entry goes with the change, as its [`Audit`].
     fn audit_append(&self, d: AuditDraft) -> Result<i64>;
     /// A tenant's audit entries after `after`, for reading: each detail as
     /// its diff ([`muster_core::person::display_detail`]), which for a
@@ -890,7 +931,11 @@ pub trait Store: Send + Sync + 'static {
     /// The tenant's newest event cursor (0: none yet).
     fn changes_head(&self, tenant: &TenantId) -> Result<i64>;
     /// Stores a new subscription; its progress starts where the row says.
-    fn subscription_create(&self, s: SubscriptionRow) -> Result<SubscriptionRow>;
+    fn subscription_create(
+        &self,
+        s: SubscriptionRow,
+        audit: Audit<SubscriptionRow>,
+    ) -> Result<SubscriptionRow>;
     fn subscription_get(&self, tenant: &TenantId, id: &str) -> Result<SubscriptionRow>;
     /// A tenant's subscriptions, oldest first.
     fn subscription_list(&self, tenant: &TenantId) -> Result<Vec<SubscriptionRow>>;
@@ -898,8 +943,12 @@ pub trait Store: Send + Sync + 'static {
     fn subscription_active(&self) -> Result<Vec<SubscriptionRow>>;
     /// Replaces what an admin may change: url, events, attributes, secrets,
     /// state and reason. Leaves the progress alone.
-    fn subscription_update(&self, s: &SubscriptionRow) -> Result<SubscriptionRow>;
-    fn subscription_delete(&self, tenant: &TenantId, id: &str) -> Result<()>;
+    fn subscription_update(
+        &self,
+        s: &SubscriptionRow,
+        audit: Audit<SubscriptionRow>,
+    ) -> Result<SubscriptionRow>;
+    fn subscription_delete(&self, tenant: &TenantId, id: &str, audit: Audit<()>) -> Result<()>;
     /// Records attempts and moves the progress together; `disable` sets the
     /// state to `disabled` with that reason.
     fn subscription_progress(
@@ -917,6 +966,7 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         range: (i64, i64),
         now: DateTime<Utc>,
+        audit: Audit<SubscriptionRow>,
     ) -> Result<SubscriptionRow>;
     /// A subscription's delivery log, oldest first, after `after` (a seq).
     fn delivery_list(&self, id: &str, after: i64, limit: u32) -> Result<Vec<DeliveryRecord>>;
@@ -969,6 +1019,7 @@ pub trait Store: Send + Sync + 'static {
         sealed: Vec<u8>,
         previous_until: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
+        audit: Audit<ClientKeys>,
     ) -> Result<ClientKeys>;
     /// Counts one failed authentication against each key (`addr:..`,
     /// `client:..`): a key whose window (of `window`) ran out starts a new

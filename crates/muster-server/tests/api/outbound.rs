@@ -37,7 +37,9 @@ async fn store_url(app: &TestApp, id: &str, url: String) {
         let tenant = muster_core::TenantId::default_tenant();
         let mut sub = store.subscription_get(&tenant, &id).unwrap();
         sub.url = url;
-        store.subscription_update(&sub).unwrap();
+        store
+            .subscription_update(&sub, muster_store::contract::no_audit())
+            .unwrap();
     })
     .await
     .unwrap();
