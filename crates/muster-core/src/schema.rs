@@ -22,6 +22,9 @@ pub enum AttrType {
 pub const EMPLOYMENT_STATUSES: [&str; 4] = ["active", "leave", "terminated", "pending"];
 
 /// The core attributes, in the order SPEC 1 lists them.
+/// The attribute naming a person's manager by external id.
+pub const MANAGER: &str = "manager_external_id";
+
 pub const CORE_ATTRIBUTES: [&str; 11] = [
     "given_name",
     "family_name",

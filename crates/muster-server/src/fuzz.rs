@@ -3,10 +3,10 @@
 //! `tests/fuzz_corpus.rs`. They call the pure parsing and checking
 //! functions of the request paths (no state, no I/O) on arbitrary bytes and
 //! return; a panic is a bug.
-use crate::client_assertion::{self, Claims};
-use crate::imports;
-use crate::jws;
-use crate::login_sync;
+use crate::api::imports;
+use crate::auth::client_assertion::{self, Claims};
+use crate::auth::jws;
+use crate::auth::login_sync;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use muster_core::mapping::{MappingDoc, MappingFormat};
@@ -31,12 +31,12 @@ const ISSUER: &str = "http://127.0.0.1";
 const IDP_ISSUER: &str = "https://idp.example";
 const IDP_AUDIENCE: &str = "muster";
 
-fn keys() -> &'static [crate::client_keys::AssertionKey] {
-    static KEYS: OnceLock<Vec<crate::client_keys::AssertionKey>> = OnceLock::new();
+fn keys() -> &'static [crate::auth::keys::AssertionKey] {
+    static KEYS: OnceLock<Vec<crate::auth::keys::AssertionKey>> = OnceLock::new();
     KEYS.get_or_init(|| {
         serde_json::from_str(JWKS)
             .ok()
-            .and_then(|doc| crate::client_keys::assertion_keys(&doc).ok())
+            .and_then(|doc| crate::auth::keys::assertion_keys(&doc).ok())
             .unwrap_or_default()
     })
 }

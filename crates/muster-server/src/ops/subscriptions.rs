@@ -1,0 +1,337 @@
+//! Webhook subscriptions: a destination (checked by the outbound rule), the
+//! events and attributes it gets, a signing secret sealed at rest and
+//! rotated with an overlap, redeliveries. Delivery itself is
+//! `jobs::webhooks`.
+use crate::auth::Caller;
+use crate::base::error::{ApiError, ApiResult};
+use crate::base::state::AppState;
+use crate::jobs::webhooks;
+use crate::ops::input::Overlap;
+use muster_core::policy::Permission;
+use muster_proto::{RedeliverRequest, SubscriptionPatch, SubscriptionSpec};
+use muster_store::{Audit, AuditDraft, DeliveryProgress, SubscriptionRow, EVENT_KINDS};
+use serde_json::Value;
+
+fn check_events(events: Vec<String>) -> ApiResult<Vec<String>> {
+    if events.is_empty() {
+        return Ok(EVENT_KINDS.iter().map(|e| (*e).to_owned()).collect());
+    }
+    if let Some(bad) = events.iter().find(|e| !EVENT_KINDS.contains(&e.as_str())) {
+        return Err(ApiError::unprocessable(
+            "invalid_subscription",
+            format!("events: '{bad}' is not an event name"),
+        ));
+    }
+    Ok(events)
+}
+
+fn check_attributes(attributes: Vec<String>) -> ApiResult<Vec<String>> {
+    if attributes.is_empty() || attributes.iter().any(|a| a.trim().is_empty()) {
+        return Err(ApiError::unprocessable(
+            "invalid_subscription",
+            "attributes: list the attributes the receiver may get ('*' for all)",
+        ));
+    }
+    Ok(attributes)
+}
+
+async fn check_url(state: &AppState, url: &str) -> ApiResult<()> {
+    crate::http::outbound::Rule::webhooks(&state.config)
+        .check_registration(url)
+        .await
+        .map(|_| ())
+        .map_err(|why| ApiError::unprocessable("invalid_subscription", format!("url: {why}")))
+}
+
+/// A destination as the audit log keeps it: without query or fragment,
+/// which may carry a receiver's own token.
+fn audit_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => String::new(),
+    }
+}
+
+fn seal(state: &AppState, id: &str, secret: &str) -> Vec<u8> {
+    state
+        .master_key
+        .seal_box(&crate::base::sealed::secret_aad(id), secret.as_bytes())
+}
+
+/// The audit of an update: what it changed in the settings
+/// (`subscription.updated`, new values, never a secret) and the state
+/// (`subscription.disabled` or `subscription.enabled`); nothing for an
+/// update that changed neither.
+fn audit_update(
+    state: &AppState,
+    caller: &Caller,
+    before: SubscriptionRow,
+) -> Audit<SubscriptionRow> {
+    let updated =
+        crate::ops::audit::audit_entry(state, caller, "subscription.updated", Value::Null);
+    Box::new(move |after| settings_and_state_entries(updated, &before, after))
+}
+
+fn settings_and_state_entries(
+    base: AuditDraft,
+    before: &SubscriptionRow,
+    after: &SubscriptionRow,
+) -> Vec<AuditDraft> {
+    let mut entries = Vec::new();
+    let mut changed = serde_json::Map::new();
+    if before.url != after.url {
+        changed.insert("url".into(), audit_url(&after.url).into());
+    }
+    if before.events != after.events {
+        changed.insert("events".into(), after.events.clone().into());
+    }
+    if before.attributes != after.attributes {
+        changed.insert("attributes".into(), after.attributes.clone().into());
+    }
+    if !changed.is_empty() {
+        changed.insert("subscription".into(), after.id.clone().into());
+        entries.push(AuditDraft {
+            detail: changed.into(),
+            ..base.clone()
+        });
+    }
+    if before.state != after.state {
+        let action = if after.state == "active" {
+            "subscription.enabled"
+        } else {
+            "subscription.disabled"
+        };
+        entries.push(AuditDraft {
+            action: action.into(),
+            detail: serde_json::json!({"subscription": after.id, "reason": after.disabled_reason}),
+            ..base
+        });
+    }
+    entries
+}
+
+/// A subscription of the caller's tenant, for a caller that administers them.
+pub(crate) async fn load(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+) -> ApiResult<SubscriptionRow> {
+    caller.require(Permission::SubscriptionsAdmin)?;
+    let t = caller.principal.tenant.clone();
+    state.db(move |s| s.subscription_get(&t, &id)).await
+}
+
+/// Creates a subscription from its cursor now (or from the beginning of the
+/// feed). Returns it and its signing secret, which is shown once.
+pub(crate) async fn create(
+    state: &AppState,
+    caller: &Caller,
+    spec: SubscriptionSpec,
+) -> ApiResult<(SubscriptionRow, String)> {
+    caller.require(Permission::SubscriptionsAdmin)?;
+    let events = check_events(spec.events)?;
+    let attributes = check_attributes(spec.attributes)?;
+    check_url(state, &spec.url).await?;
+    let tenant = caller.principal.tenant.clone();
+    let cursor = if spec.from_beginning {
+        0
+    } else {
+        let t = tenant.clone();
+        state.db(move |s| s.changes_head(&t)).await?
+    };
+    let id = format!("sub_{}", uuid::Uuid::new_v4().simple());
+    let secret = webhooks::new_secret();
+    let now = state.clock.now();
+    let row = SubscriptionRow {
+        secret_sealed: seal(state, &id, &secret),
+        id,
+        tenant,
+        url: spec.url,
+        events,
+        attributes,
+        previous_secret_sealed: None,
+        previous_until: None,
+        state: "active".into(),
+        disabled_reason: None,
+        progress: DeliveryProgress {
+            cursor,
+            ..Default::default()
+        },
+        created_at: now,
+        updated_at: now,
+    };
+    let audit = crate::ops::audit::recorded(
+        state,
+        caller,
+        "subscription.created",
+        |r: &SubscriptionRow| {
+            serde_json::json!({
+                "subscription": r.id,
+                "url": audit_url(&r.url),
+                "events": r.events,
+                "attributes": r.attributes,
+                "cursor": r.progress.cursor,
+            })
+        },
+    );
+    let row = state.db(move |s| s.subscription_create(row, audit)).await?;
+    tracing::info!(subscription = %row.id, "webhook subscription created");
+    Ok((row, secret))
+}
+
+/// Changes a subscription's destination, filters or state.
+pub(crate) async fn update(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    patch: SubscriptionPatch,
+) -> ApiResult<SubscriptionRow> {
+    let mut row = load(state, caller, id).await?;
+    let before = row.clone();
+    if let Some(url) = patch.url {
+        check_url(state, &url).await?;
+        row.url = url;
+    }
+    if let Some(e) = patch.events {
+        row.events = check_events(e)?;
+    }
+    if let Some(a) = patch.attributes {
+        row.attributes = check_attributes(a)?;
+    }
+    match patch.state.as_deref() {
+        None => {}
+        Some("active") => {
+            row.state = "active".into();
+            row.disabled_reason = None;
+        }
+        Some("disabled") => {
+            row.state = "disabled".into();
+            row.disabled_reason = Some("disabled by an admin".into());
+        }
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "invalid_subscription",
+                "state: 'active' or 'disabled'",
+            ))
+        }
+    }
+    row.updated_at = state.clock.now();
+    let audit = audit_update(state, caller, before);
+    state.db(move |s| s.subscription_update(&row, audit)).await
+}
+
+pub(crate) async fn delete(state: &AppState, caller: &Caller, id: String) -> ApiResult<()> {
+    caller.require(Permission::SubscriptionsAdmin)?;
+    let t = caller.principal.tenant.clone();
+    let sid = id.clone();
+    let detail = serde_json::json!({ "subscription": id });
+    let audit =
+        crate::ops::audit::recorded(state, caller, "subscription.deleted", move |_: &()| detail);
+    state
+        .db(move |s| s.subscription_delete(&t, &sid, audit))
+        .await?;
+    Ok(())
+}
+
+/// A new secret; the old one keeps signing (a second signature in the
+/// same header) until the overlap ends, so receivers can switch over.
+pub(crate) async fn rotate_secret(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    overlap: Overlap,
+) -> ApiResult<(SubscriptionRow, String)> {
+    let mut row = load(state, caller, id).await?;
+    let overlap = overlap.seconds();
+    let now = state.clock.now();
+    let secret = webhooks::new_secret();
+    row.previous_secret_sealed = Some(std::mem::replace(
+        &mut row.secret_sealed,
+        seal(state, &row.id, &secret),
+    ));
+    row.previous_until =
+        Some(now + chrono::Duration::seconds(i64::try_from(overlap).unwrap_or(i64::MAX / 1000)));
+    row.updated_at = now;
+    let audit = crate::ops::audit::recorded(
+        state,
+        caller,
+        "subscription.secret_rotated",
+        |r: &SubscriptionRow| {
+            serde_json::json!({
+                "subscription": r.id,
+                "previous_secret_until": r.previous_until,
+            })
+        },
+    );
+    let row = state
+        .db(move |s| s.subscription_update(&row, audit))
+        .await?;
+    tracing::info!(subscription = %row.id, "webhook secret rotated");
+    Ok((row, secret))
+}
+
+/// Queues events for delivery again: one (by id from the delivery log, or
+/// by cursor) or a cursor range. The subscription's own filter and
+/// attribute list still apply.
+pub(crate) async fn redeliver(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    req: RedeliverRequest,
+) -> ApiResult<SubscriptionRow> {
+    let row = load(state, caller, id).await?;
+    let (from, to) =
+        match (req.event_id, req.from_cursor, req.to_cursor) {
+            (Some(ev), None, None) => {
+                let sid = row.id.clone();
+                let mut found = None;
+                let mut after = 0;
+                // The delivery log names the events a subscription was sent.
+                loop {
+                    let sid = sid.clone();
+                    let page = state
+                        .db(move |s| s.delivery_list(&sid, after, 1000))
+                        .await?;
+                    if let Some(r) = page.iter().find(|r| r.event_id == ev) {
+                        found = Some(r.cursor);
+                        break;
+                    }
+                    match page.last() {
+                        Some(r) if page.len() == 1000 => after = r.seq,
+                        _ => break,
+                    }
+                }
+                let c = found.ok_or(ApiError::NotFound("event in this subscription's log"))?;
+                (c, c)
+            }
+            (None, Some(f), t) if f >= 1 && t.is_none_or(|t| t >= f) => (f, t.unwrap_or(f)),
+            _ => return Err(ApiError::unprocessable(
+                "invalid_redelivery",
+                "give event_id, or from_cursor (>= 1) and optionally to_cursor (>= from_cursor)",
+            )),
+        };
+    let t = caller.principal.tenant.clone();
+    let now = state.clock.now();
+    let rid = row.id.clone();
+    let audit = crate::ops::audit::recorded(
+        state,
+        caller,
+        "subscription.redelivery_requested",
+        move |r: &SubscriptionRow| {
+            serde_json::json!({
+                "subscription": r.id,
+                "from_cursor": from,
+                "to_cursor": to,
+            })
+        },
+    );
+    let row = state
+        .db(move |s| s.subscription_redeliver(&t, &rid, (from, to), now, audit))
+        .await?;
+    state.changes_committed.notify_waiters();
+    Ok(row)
+}
