@@ -22,10 +22,10 @@
 //! same answer, so the answer tells nobody whether a client id exists; the
 //! audit entry keeps the reason. Those failures count as guessing (see
 //! `crate::auth::ratelimit`); the ones after the signature verified do not.
-use crate::auth::audit_refusal;
 use crate::auth::jws::{self, SigError};
 use crate::auth::keys::{assertion_keys, AssertionKey};
 use crate::auth::oauth::OAuthFailure;
+use crate::auth::ratelimit::audit_refusal;
 use crate::base::state::AppState;
 use chrono::{Duration, TimeZone, Utc};
 use jsonwebtoken::{decode_header, Algorithm};

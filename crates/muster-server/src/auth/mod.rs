@@ -137,27 +137,6 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// Audits a refused credential of a known principal, aggregated by
-/// [`crate::auth::ratelimit::audit_failure`] (whoever sent it may be anyone); the
-/// credential itself is never recorded.
-pub async fn audit_refusal(
-    state: &AppState,
-    principal: &ClientRow,
-    source: &str,
-    why: &str,
-    addr: std::net::IpAddr,
-) {
-    crate::auth::ratelimit::audit_failure(
-        state,
-        principal.tenant.clone(),
-        principal.principal_name(),
-        source,
-        why,
-        addr,
-    )
-    .await;
-}
-
 /// The credentials of the `Authorization` header when it uses `scheme`,
 /// compared case-insensitively (RFC 9110 11.1), trimmed.
 pub fn authorization<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {

@@ -2,7 +2,7 @@
 //! 4.4) with `client_secret_basic`, `client_secret_post` and `private_key_jwt`
 //! (RFC 7523, see [`crate::auth::client_assertion`]), token revocation
 //! (RFC 7009) and server metadata (RFC 8414). Errors are RFC 6749 5.2 bodies.
-use crate::auth::audit_refusal;
+use crate::auth::ratelimit::audit_refusal;
 use crate::base::state::AppState;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

@@ -615,6 +615,27 @@ impl RequestLimiter {
     }
 }
 
+/// Audits a refused credential of a known principal, aggregated by
+/// [`crate::auth::ratelimit::audit_failure`] (whoever sent it may be anyone); the
+/// credential itself is never recorded.
+pub async fn audit_refusal(
+    state: &AppState,
+    principal: &muster_store::ClientRow,
+    source: &str,
+    why: &str,
+    addr: std::net::IpAddr,
+) {
+    audit_failure(
+        state,
+        principal.tenant.clone(),
+        principal.principal_name(),
+        source,
+        why,
+        addr,
+    )
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,8 +44,8 @@
 //! signature goes through the same policy checks, against a random key, as
 //! a known one's (the audit entry keeps the real reason). Only failures of
 //! the signature itself count as guessing.
-use crate::auth::audit_refusal;
 use crate::auth::keys::verifying_keys;
+use crate::auth::ratelimit::audit_refusal;
 use crate::base::error::ApiError;
 use crate::base::state::AppState;
 use axum::body::{Body, Bytes};
