@@ -9,7 +9,7 @@ use crate::ops::clients::{self, ClientInput};
 use crate::ops::input::{CheckedWritePolicy, ClientId, ClientRole, MappingName, Overlap, TokenTtl};
 use crate::ops::{mappings, own_client, require_operator, tenants};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use muster_core::mapping::{MappingDoc, MappingFormat};
 use muster_core::policy::{role_permissions, Permission};
@@ -191,12 +191,7 @@ pub async fn mapping_put(
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<MappingInfo>)> {
     let name = MappingName::parse(&name)?;
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
+    let ct = crate::http::media_type(&headers);
     let format = match ct.as_str() {
         "application/toml" | "text/toml" | "application/x-toml" => MappingFormat::Toml,
         "application/json" => MappingFormat::Json,

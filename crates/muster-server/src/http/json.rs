@@ -3,7 +3,6 @@
 use crate::base::error::ApiError;
 use crate::base::state::AppState;
 use axum::extract::{FromRequest, Request};
-use axum::http::header;
 use serde::de::DeserializeOwned;
 
 pub struct JsonBody<T>(pub T);
@@ -12,15 +11,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| {
-                let m = m.trim().to_ascii_lowercase();
-                m == "application/json" || m.ends_with("+json")
-            });
+        let m = crate::http::media_type(req.headers());
+        let is_json = m == "application/json" || m.ends_with("+json");
         if !is_json {
             return Err(ApiError::UnsupportedMediaType(
                 "the body must be application/json".into(),

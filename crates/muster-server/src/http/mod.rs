@@ -4,3 +4,14 @@ pub(crate) mod bodies;
 pub(crate) mod json;
 pub(crate) mod outbound;
 pub(crate) mod transport;
+
+/// The media type of a request's `Content-Type`, lowercased and without
+/// parameters (RFC 9110 8.3.1); empty when there is none.
+pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}

@@ -4,6 +4,7 @@ pub(crate) mod admin_tokens;
 pub(crate) mod audit;
 pub(crate) mod client_keys;
 pub(crate) mod clients;
+pub(crate) mod imports;
 pub(crate) mod input;
 pub(crate) mod issuers;
 pub(crate) mod keys;

@@ -172,12 +172,26 @@ pub fn env_of(dir: &tempfile::TempDir, db: Option<&TestDb>) -> Vec<(String, Stri
     env
 }
 
+/// `MUSTER_TEST_LOG=<filter>` (an `EnvFilter` directive: `info`,
+/// `muster_server=debug`, ...) shows the gateways' logs in a test run. They
+/// go to the harness's captured output: a failing test prints them, and
+/// `-- --nocapture` shows them for every test.
+fn show_logs() {
+    if let Ok(filter) = std::env::var("MUSTER_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 async fn start(
     dir: Arc<tempfile::TempDir>,
     db: Option<Arc<TestDb>>,
     extra_env: Vec<(&str, &str)>,
     clock: Option<ManualClock>,
 ) -> TestApp {
+    show_logs();
     let mut env = env_of(&dir, db.as_deref());
     // Tests move the clock on by days; the initial admin token they all
     // use must outlive that (admin_tokens.rs tests its own lifetime).
