@@ -472,8 +472,12 @@ fn each_pending_import_is_claimed_by_one_instance() {
     assert_eq!(again.id, "i2");
     assert!(!b.import_renew("i2", "b", lease, after).unwrap());
     // A finished import is no longer claimable.
-    a.import_set_state("i1", "succeeded", None, after).unwrap();
-    a.import_set_state("i2", "succeeded", None, after).unwrap();
+    assert!(a
+        .import_set_state_claimed("i1", "a", "succeeded", None, after)
+        .unwrap());
+    assert!(a
+        .import_set_state_claimed("i2", "a", "succeeded", None, after)
+        .unwrap());
     assert!(b
         .import_claim("b", lease, after + Duration::hours(1))
         .unwrap()

@@ -400,9 +400,13 @@ fn an_idempotency_key_returns_the_same_import(s: &dyn Store) {
     let (c, fresh) = s.import_create(new_import("i3", "p2", Some("k"))).unwrap();
     assert!(fresh && c.id == "i3");
     assert_eq!(s.import_pending().unwrap().len(), 2);
-    s.import_set_state("i1", "succeeded", None, t0()).unwrap();
+    let lease = Duration::minutes(1);
+    let held = s.import_claim("w", lease, t0()).unwrap().unwrap();
+    assert!(s
+        .import_set_state_claimed(&held.id, "w", "succeeded", None, t0())
+        .unwrap());
     assert_eq!(s.import_pending().unwrap().len(), 1);
-    let got = s.import_get(&TenantId::default_tenant(), "i1").unwrap();
+    let got = s.import_get(&TenantId::default_tenant(), &held.id).unwrap();
     assert_eq!(got.state, "succeeded");
     assert!(got.finished_at.is_some());
 }
@@ -439,6 +443,10 @@ pub(crate) fn chain_len(s: &dyn Store, t: &TenantId) -> u64 {
 fn only_changes_are_written_and_audited(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
+    let ctx = |t: &TenantId| WriteContext {
+        source_system: Some("hr".into()),
+        ..ctx(t)
+    };
     let before = chain_len(s, &t);
     let r = s
         .apply_batch(
@@ -472,7 +480,9 @@ fn only_changes_are_written_and_audited(s: &dyn Store) {
     assert_eq!(detail["changes"][0]["attribute"], "given_name");
     assert_eq!(s.person_list(&t, None, 10).unwrap().len(), 2);
     assert_eq!(s.person_list(&t, Some("E1"), 10).unwrap().len(), 1);
-    let fps = s.person_fingerprints(&t, &["E1", "nobody", "E2"]).unwrap();
+    let fps = s
+        .person_fingerprints_of_source(&t, &["E1", "nobody", "E2"], "hr")
+        .unwrap();
     let ctx = ctx(&t);
     assert_eq!(
         fps[0],
@@ -608,21 +618,41 @@ fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
         ),
         Err(StoreError::NotFound { .. })
     ));
-    // Only sealed secrets are listed for re-sealing, and replaced whole.
+    // Only sealed secrets are listed for re-sealing, and swapped where the
+    // row still holds what was read.
+    let sealed: Vec<_> = store
+        .sealed_all()
+        .unwrap()
+        .into_iter()
+        .filter(|v| v.column == SealedColumn::KeySecret)
+        .map(|v| (v.id, v.sealed))
+        .collect();
+    assert_eq!(sealed, vec![("k1".to_string(), vec![1, 2, 3])]);
+    let swap = |id: &str, old: Vec<u8>, new: Vec<u8>| SealedSwap {
+        id: id.into(),
+        old,
+        new,
+    };
     assert_eq!(
-        store.key_sealed_all().unwrap(),
-        vec![("k1".to_string(), vec![1, 2, 3])]
+        store
+            .sealed_replace(
+                SealedColumn::KeySecret,
+                vec![swap("k1", vec![1, 2, 3], vec![9, 9])]
+            )
+            .unwrap(),
+        1
     );
-    store
-        .key_reseal(vec![("k1".into(), vec![9, 9])], later)
-        .unwrap();
     assert_eq!(
         store.key_get(&tenant, "k1").unwrap().sealed_secret,
         Some(vec![9, 9])
     );
-    assert!(store
-        .key_reseal(vec![("k2".into(), vec![1])], later)
-        .is_err());
+    assert_eq!(
+        store
+            .sealed_replace(SealedColumn::KeySecret, vec![swap("k2", vec![], vec![1])])
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.key_get(&tenant, "k2").unwrap().sealed_secret, None);
 }
 
 fn intake_policies_default_and_replace(store: &dyn Store) {
@@ -884,9 +914,12 @@ fn a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends(s: &dyn Store) {
     let back = s.import_claim("d", lease, after).unwrap().unwrap();
     assert_eq!(back.id, "i2");
     // A final state releases the import for good.
-    s.import_set_state("i1", "succeeded", None, after).unwrap();
-    s.import_set_state("i2", "failed", Some(("internal", "x")), after)
-        .unwrap();
+    assert!(s
+        .import_set_state_claimed("i1", "a", "succeeded", None, after)
+        .unwrap());
+    assert!(s
+        .import_set_state_claimed("i2", "d", "failed", Some(("internal", "x")), after)
+        .unwrap());
     assert!(!s.import_renew("i1", "a", lease, after).unwrap());
     let much_later = after + Duration::hours(1);
     assert!(s.import_claim("a", lease, much_later).unwrap().is_none());
@@ -1262,14 +1295,18 @@ fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
         next_attempt_at: Some(t0() + Duration::seconds(5)),
         redeliver: None,
     };
-    s.subscription_progress(
-        "sub_1",
-        &p,
-        &[rec(5, "delivered"), rec(6, "failed")],
-        None,
-        t0(),
-    )
-    .unwrap();
+    let lease = Duration::minutes(1);
+    let held = s.subscription_claim("sub_1", "w", lease, t0()).unwrap();
+    assert!(held.is_some());
+    let save = DeliverySave {
+        progress: p.clone(),
+        redeliver_seen: None,
+        records: vec![rec(5, "delivered"), rec(6, "failed")],
+        disable: None,
+    };
+    assert!(s
+        .subscription_save("sub_1", "w", lease, &save, t0())
+        .unwrap());
     let got = s.subscription_get(&a, "sub_1").unwrap();
     assert_eq!(got.progress, p);
     let log = s.delivery_list("sub_1", 0, 10).unwrap();
@@ -1286,14 +1323,15 @@ fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
         .subscription_redeliver(&b, "sub_1", (2, 3), t0(), crate::contract::no_audit())
         .is_err());
 
-    s.subscription_progress(
-        "sub_1",
-        &got.progress,
-        &[rec(7, "gone")],
-        Some("gone"),
-        t0(),
-    )
-    .unwrap();
+    let save = DeliverySave {
+        progress: got.progress.clone(),
+        redeliver_seen: got.progress.redeliver,
+        records: vec![rec(7, "gone")],
+        disable: Some("gone".into()),
+    };
+    assert!(s
+        .subscription_save("sub_1", "w", lease, &save, t0())
+        .unwrap());
     let got = s.subscription_get(&a, "sub_1").unwrap();
     assert_eq!(got.state, "disabled");
     assert_eq!(got.disabled_reason.as_deref(), Some("gone"));

@@ -165,7 +165,9 @@ fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
     let row = s.import_get(&t, "i1").unwrap();
     assert_eq!((row.checkpoint_row, row.counts.created), (3, 2));
     // Once the import has ended (which releases it), no batch commits.
-    s.import_set_state("i1", "succeeded", None, later).unwrap();
+    assert!(s
+        .import_set_state_claimed("i1", "b", "succeeded", None, later)
+        .unwrap());
     let after_end = s
         .apply_batch_claimed(
             &ctx("i1", later),
