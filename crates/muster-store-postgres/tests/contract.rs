@@ -102,44 +102,32 @@ impl Drop for TestDb {
     }
 }
 
-#[test]
-fn the_postgres_backend_passes_the_store_contract() {
-    let Some(server) = server() else { return };
-    contract::run_all(&|| {
-        let db = TestDb::create(&server);
-        let store = db.open();
-        (
-            Box::new(store) as Box<dyn Store>,
-            Box::new(db) as Box<dyn std::any::Any>,
-        )
-    });
+/// A store on a fresh database of its own, or `None` (said so) when the
+/// server cannot be reached.
+fn fresh() -> Option<contract::Made> {
+    let server = server()?;
+    let db = TestDb::create(&server);
+    let store = db.open();
+    Some((Box::new(store), Box::new(db)))
 }
 
-#[test]
-fn the_postgres_backend_commits_a_change_and_its_audit_entry_together() {
-    let Some(server) = server() else { return };
-    let make = || {
-        let db = TestDb::create(&server);
-        let store = db.open();
-        (
-            Box::new(store) as Box<dyn Store>,
-            Box::new(db) as Box<dyn std::any::Any>,
-        )
-    };
-    let refuse = |guard: &dyn std::any::Any, on: bool| {
-        let db = guard.downcast_ref::<TestDb>().unwrap();
-        let mut c = db.config().connect(NoTls).unwrap();
-        c.batch_execute(if on {
-            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$; \
-             CREATE TRIGGER refuse_audit BEFORE INSERT ON audit \
-             FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
-        } else {
-            "DROP TRIGGER refuse_audit ON audit; DROP FUNCTION refuse_audit();"
-        })
-        .unwrap();
-    };
-    contract_atomic::run_atomic(&make, &refuse);
+fn refuse(guard: &dyn std::any::Any, on: bool) {
+    let db = guard.downcast_ref::<TestDb>().unwrap();
+    let mut c = db.config().connect(NoTls).unwrap();
+    c.batch_execute(if on {
+        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$; \
+         CREATE TRIGGER refuse_audit BEFORE INSERT ON audit \
+         FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
+    } else {
+        "DROP TRIGGER refuse_audit ON audit; DROP FUNCTION refuse_audit();"
+    })
+    .unwrap();
+}
+
+/// The store contract, one test per case.
+mod store_contract {
+    muster_store::contract_tests! { make: super::fresh, refuse: super::refuse }
 }
 
 fn t0() -> chrono::DateTime<Utc> {

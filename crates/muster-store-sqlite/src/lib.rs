@@ -2721,43 +2721,31 @@ mod tests {
         assert_eq!(rows, 1);
     }
 
-    #[test]
-    fn the_sqlite_backend_passes_the_store_contract() {
-        muster_store::contract::run_all(&|| {
-            let dir = tempfile::tempdir().unwrap();
-            let store = SqliteStore::open(&dir.path().join("muster.db")).unwrap();
-            (
-                Box::new(store) as Box<dyn Store>,
-                Box::new(dir) as Box<dyn std::any::Any>,
-            )
-        });
+    /// A store on a database file in a fresh temporary directory.
+    fn fresh() -> Option<muster_store::contract::Made> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("muster.db")).unwrap();
+        Some((Box::new(store), Box::new(dir)))
     }
 
-    #[test]
-    fn the_sqlite_backend_commits_a_change_and_its_audit_entry_together() {
-        let make = || {
-            let dir = tempfile::tempdir().unwrap();
-            let store = SqliteStore::open(&dir.path().join("muster.db")).unwrap();
-            (
-                Box::new(store) as Box<dyn Store>,
-                Box::new(dir) as Box<dyn std::any::Any>,
-            )
-        };
-        // A second connection changes the schema; the writer's connection
-        // sees the trigger at its next statement.
-        let refuse = |guard: &dyn std::any::Any, on: bool| {
-            let dir = guard.downcast_ref::<tempfile::TempDir>().unwrap();
-            let conn = Connection::open(dir.path().join("muster.db")).unwrap();
-            conn.busy_timeout(std::time::Duration::from_secs(10))
-                .unwrap();
-            conn.execute_batch(if on {
-                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit \
-                 BEGIN SELECT RAISE(ABORT, 'audit refused'); END;"
-            } else {
-                "DROP TRIGGER refuse_audit;"
-            })
+    /// A second connection changes the schema; the writer's connection
+    /// sees the trigger at its next statement.
+    fn refuse(guard: &dyn std::any::Any, on: bool) {
+        let dir = guard.downcast_ref::<tempfile::TempDir>().unwrap();
+        let conn = Connection::open(dir.path().join("muster.db")).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
             .unwrap();
-        };
-        muster_store::contract_atomic::run_atomic(&make, &refuse);
+        conn.execute_batch(if on {
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit \
+             BEGIN SELECT RAISE(ABORT, 'audit refused'); END;"
+        } else {
+            "DROP TRIGGER refuse_audit;"
+        })
+        .unwrap();
+    }
+
+    /// The store contract, one test per case.
+    mod store_contract {
+        muster_store::contract_tests! { make: super::fresh, refuse: super::refuse }
     }
 }

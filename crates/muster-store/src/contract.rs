@@ -1,6 +1,7 @@
 //! The behaviour every storage backend must show, as plain functions over a
-//! `&dyn Store`. A backend's test calls [`run_all`] with a factory that makes
-//! a fresh, empty store (and a guard that cleans it up when dropped).
+//! `&dyn Store`. A backend runs them with [`contract_tests!`](crate::contract_tests),
+//! which makes each case a test of its own, on a fresh, empty store from
+//! the backend's factory (and a guard that cleans it up when dropped).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::*;
@@ -10,107 +11,121 @@ use muster_core::person::Incoming;
 use muster_core::secret;
 use muster_core::AttrValue;
 
-pub type Factory<'a> = &'a dyn Fn() -> (Box<dyn Store>, Box<dyn std::any::Any>);
+/// A fresh store and what keeps its database alive (a temporary
+/// directory, a test database dropped with it).
+pub type Made = (Box<dyn Store>, Box<dyn std::any::Any>);
+
+/// Makes a fresh store, or `None` when the backend's database cannot be
+/// reached and the test is skipped (the factory says so on stderr).
+pub type Factory<'a> = &'a dyn Fn() -> Option<Made>;
+
+/// Runs one case on a fresh store.
+#[doc(hidden)]
+pub fn run_case(make: Factory<'_>, case: fn(&dyn Store)) {
+    let Some((store, _guard)) = make() else {
+        return;
+    };
+    case(store.as_ref());
+}
+
+/// Runs one atomicity case on a fresh store, with the backend's hook that
+/// makes its database refuse audit appends.
+#[doc(hidden)]
+pub fn run_atomic_case(
+    make: Factory<'_>,
+    refuse: crate::contract_atomic::Refuse<'_>,
+    case: fn(&dyn Store, &dyn Fn(bool)),
+) {
+    let Some((store, guard)) = make() else {
+        return;
+    };
+    case(store.as_ref(), &|on| refuse(guard.as_ref(), on));
+}
+
+/// The storage contract as one `#[test]` per case, each on a fresh store,
+/// so that every case runs (and fails) on its own and can be run by name.
+/// `make` is a factory ([`Factory`]); `refuse` turns the refusal of audit
+/// appends on or off in the database of a store the factory made, given
+/// its guard ([`contract_atomic::Refuse`](crate::contract_atomic::Refuse)).
+/// Invoke it in a module of its own:
+///
+/// ```text
+/// mod contract {
+///     muster_store::contract_tests! { make: super::fresh, refuse: super::refuse }
+/// }
+/// ```
+#[macro_export]
+macro_rules! contract_tests {
+    (make: $make:expr, refuse: $refuse:expr $(,)?) => {
+        $crate::contract_tests! { @plain ($make)
+            contract::bootstrap_happens_once,
+            contract::one_time_tokens_are_used_once,
+            contract::expired_revoked_and_disabled_tokens_are_refused,
+            contract::mappings_are_versioned,
+            contract::an_idempotency_key_returns_the_same_import,
+            contract::only_changes_are_written_and_audited,
+            contract::a_dry_run_writes_nothing_but_its_progress,
+            contract::tenants_do_not_see_each_other,
+            contract::keys_keep_their_state_and_sealed_secret,
+            contract::intake_policies_default_and_replace,
+            contract::prepared_items_store_exactly_what_plain_items_would,
+            contract::client_keys_are_set_replaced_and_removed_one_by_one,
+            contract::a_nonce_is_accepted_once,
+            contract::a_nonce_is_accepted_once_even_when_callers_race,
+            contract::a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends,
+            contract::issuers_are_stored_found_by_iss_and_deleted,
+            contract::issuer_names_and_iss_audience_pairs_are_unique_per_tenant,
+            contract::every_change_has_its_event_and_no_event_lacks_its_change,
+            contract::events_keep_the_order_of_each_persons_changes,
+            contract::events_are_numbered_and_read_per_tenant,
+            contract::subscriptions_keep_their_progress_and_delivery_log,
+            contract::admin_tokens_expire_are_listed_and_revoked_per_tenant,
+            contract_semantics::imports_mark_people_with_their_source_and_api_writes_keep_it,
+            contract_semantics::existence_is_answered_in_order,
+            contract_semantics::effective_dates_settle_on_write_and_when_due,
+            contract_semantics::settlers_racing_apply_a_transition_once,
+            contract_rotate::every_sealed_value_is_listed_and_swapped_only_where_unchanged,
+            contract_rotate::a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline,
+            contract_rotate::failed_authentications_are_counted_per_key_and_window,
+            contract_rotate::instances_are_seen_by_their_heartbeats,
+            contract_crash::a_batch_commits_only_while_its_instance_holds_the_lease,
+            contract_crash::a_fenced_dry_run_batch_moves_only_the_checkpoint,
+            contract_crash::validation_writes_of_an_instance_that_lost_the_lease_change_nothing,
+            contract_crash::validation_writes_need_a_lease_and_end_with_the_import,
+            contract_fanout::a_subscription_is_delivered_by_one_lease_holder_at_a_time,
+            contract_fanout::a_lease_holder_keeps_a_redelivery_an_admin_asked_for_meanwhile,
+            contract_fairness::a_tenant_with_nothing_running_is_claimed_before_an_older_import_of_a_busy_one,
+            contract_fairness::the_tenant_whose_import_ended_last_waits_for_the_others_turn,
+            contract_fairness::a_claim_for_idle_tenants_skips_every_tenant_with_an_import_running,
+        }
+        $crate::contract_tests! { @atomic ($make) ($refuse)
+            contract_atomic::an_admin_change_whose_entry_is_refused_leaves_nothing,
+            contract_atomic::a_subscription_update_whose_entry_is_refused_leaves_the_old_settings,
+            contract_atomic::a_person_write_whose_entry_is_refused_leaves_nothing,
+        }
+    };
+    (@plain ($make:expr) $($module:ident :: $case:ident,)*) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::contract::run_case(&$make, $crate::$module::$case);
+            }
+        )*
+    };
+    (@atomic ($make:expr) ($refuse:expr) $($module:ident :: $case:ident,)*) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::contract::run_atomic_case(&$make, &$refuse, $crate::$module::$case);
+            }
+        )*
+    };
+}
 
 /// A change recorded by no audit entry: for cases about something else.
 /// Production callers always build their entries ([`Audit`]).
 pub fn no_audit<T>() -> Audit<T> {
     Box::new(|_| Vec::new())
-}
-
-pub fn run_all(make: Factory<'_>) {
-    type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 22] = [
-        ("bootstrap_happens_once", bootstrap_happens_once),
-        (
-            "one_time_tokens_are_used_once",
-            one_time_tokens_are_used_once,
-        ),
-        (
-            "expired_revoked_and_disabled_tokens_are_refused",
-            expired_revoked_and_disabled_tokens_are_refused,
-        ),
-        ("mappings_are_versioned", mappings_are_versioned),
-        (
-            "an_idempotency_key_returns_the_same_import",
-            an_idempotency_key_returns_the_same_import,
-        ),
-        (
-            "only_changes_are_written_and_audited",
-            only_changes_are_written_and_audited,
-        ),
-        (
-            "a_dry_run_writes_nothing_but_its_progress",
-            a_dry_run_writes_nothing_but_its_progress,
-        ),
-        (
-            "tenants_do_not_see_each_other",
-            tenants_do_not_see_each_other,
-        ),
-        (
-            "keys_keep_their_state_and_sealed_secret",
-            keys_keep_their_state_and_sealed_secret,
-        ),
-        (
-            "intake_policies_default_and_replace",
-            intake_policies_default_and_replace,
-        ),
-        (
-            "prepared_items_store_exactly_what_plain_items_would",
-            prepared_items_store_exactly_what_plain_items_would,
-        ),
-        (
-            "client_keys_are_set_replaced_and_removed_one_by_one",
-            client_keys_are_set_replaced_and_removed_one_by_one,
-        ),
-        ("a_nonce_is_accepted_once", a_nonce_is_accepted_once),
-        (
-            "a_nonce_is_accepted_once_even_when_callers_race",
-            a_nonce_is_accepted_once_even_when_callers_race,
-        ),
-        (
-            "a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends",
-            a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends,
-        ),
-        (
-            "issuers_are_stored_found_by_iss_and_deleted",
-            issuers_are_stored_found_by_iss_and_deleted,
-        ),
-        (
-            "issuer_names_and_iss_audience_pairs_are_unique_per_tenant",
-            issuer_names_and_iss_audience_pairs_are_unique_per_tenant,
-        ),
-        (
-            "every_change_has_its_event_and_no_event_lacks_its_change",
-            every_change_has_its_event_and_no_event_lacks_its_change,
-        ),
-        (
-            "events_keep_the_order_of_each_persons_changes",
-            events_keep_the_order_of_each_persons_changes,
-        ),
-        (
-            "events_are_numbered_and_read_per_tenant",
-            events_are_numbered_and_read_per_tenant,
-        ),
-        (
-            "subscriptions_keep_their_progress_and_delivery_log",
-            subscriptions_keep_their_progress_and_delivery_log,
-        ),
-        (
-            "admin_tokens_expire_are_listed_and_revoked_per_tenant",
-            admin_tokens_expire_are_listed_and_revoked_per_tenant,
-        ),
-    ];
-    for (name, case) in cases {
-        let (store, _guard) = make();
-        eprintln!("store contract: {name}");
-        case(store.as_ref());
-    }
-    crate::contract_semantics::run_semantics(make);
-    crate::contract_rotate::run_rotate(make);
-    crate::contract_crash::run_crash(make);
-    crate::contract_fanout::run_fanout(make);
-    crate::contract_fairness::run_fairness(make);
 }
 
 pub(crate) fn t0() -> chrono::DateTime<Utc> {
@@ -137,7 +152,7 @@ pub(crate) fn client(store: &dyn Store, tenant: &TenantId, id: &str) -> ClientRo
         .unwrap()
 }
 
-fn bootstrap_happens_once(s: &dyn Store) {
+pub fn bootstrap_happens_once(s: &dyn Store) {
     assert!(s.bootstrap(secret::digest("a"), t0()).unwrap());
     assert!(!s.bootstrap(secret::digest("b"), t0()).unwrap());
     assert_eq!(s.tenant_list().unwrap().len(), 1);
@@ -146,7 +161,7 @@ fn bootstrap_happens_once(s: &dyn Store) {
     assert!(s.token_use(secret::digest("b"), t0()).unwrap().is_err());
 }
 
-fn admin_tokens_expire_are_listed_and_revoked_per_tenant(s: &dyn Store) {
+pub fn admin_tokens_expire_are_listed_and_revoked_per_tenant(s: &dyn Store) {
     let first = secret::digest("first");
     assert!(s
         .bootstrap_admin(first, Some(t0() + Duration::hours(1)), t0())
@@ -261,7 +276,7 @@ fn admin_tokens_expire_are_listed_and_revoked_per_tenant(s: &dyn Store) {
         .is_err());
 }
 
-fn one_time_tokens_are_used_once(s: &dyn Store) {
+pub fn one_time_tokens_are_used_once(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let c = client(s, &TenantId::default_tenant(), "c1");
     let d = secret::digest("tok");
@@ -281,7 +296,7 @@ fn one_time_tokens_are_used_once(s: &dyn Store) {
     );
 }
 
-fn expired_revoked_and_disabled_tokens_are_refused(s: &dyn Store) {
+pub fn expired_revoked_and_disabled_tokens_are_refused(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let c = client(s, &TenantId::default_tenant(), "c1");
     let tok = |name: &str| {
@@ -342,7 +357,7 @@ fn expired_revoked_and_disabled_tokens_are_refused(s: &dyn Store) {
     ));
 }
 
-fn mappings_are_versioned(s: &dyn Store) {
+pub fn mappings_are_versioned(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     for i in 1..=2 {
@@ -390,7 +405,7 @@ fn new_import(id: &str, principal: &str, key: Option<&str>) -> NewImport {
     }
 }
 
-fn an_idempotency_key_returns_the_same_import(s: &dyn Store) {
+pub fn an_idempotency_key_returns_the_same_import(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let (a, fresh) = s.import_create(new_import("i1", "p1", Some("k"))).unwrap();
     assert!(fresh);
@@ -440,7 +455,7 @@ pub(crate) fn chain_len(s: &dyn Store, t: &TenantId) -> u64 {
     verify_chain(rows).unwrap()
 }
 
-fn only_changes_are_written_and_audited(s: &dyn Store) {
+pub fn only_changes_are_written_and_audited(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     let ctx = |t: &TenantId| WriteContext {
@@ -496,7 +511,7 @@ fn only_changes_are_written_and_audited(s: &dyn Store) {
     assert!(fps[2].is_some());
 }
 
-fn a_dry_run_writes_nothing_but_its_progress(s: &dyn Store) {
+pub fn a_dry_run_writes_nothing_but_its_progress(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     s.import_create(new_import("i1", "p1", None)).unwrap();
@@ -523,7 +538,7 @@ fn a_dry_run_writes_nothing_but_its_progress(s: &dyn Store) {
     );
 }
 
-fn tenants_do_not_see_each_other(s: &dyn Store) {
+pub fn tenants_do_not_see_each_other(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let a = TenantId::default_tenant();
     let b = TenantId::parse("other").unwrap();
@@ -542,7 +557,7 @@ fn tenants_do_not_see_each_other(s: &dyn Store) {
     assert_eq!(chain_len(s, &b), 0);
 }
 
-fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
+pub fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
     store.bootstrap([0; 32], t0()).unwrap();
     let other = TenantId::parse("other").unwrap();
     store
@@ -655,7 +670,7 @@ fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
     assert_eq!(store.key_get(&tenant, "k2").unwrap().sealed_secret, None);
 }
 
-fn intake_policies_default_and_replace(store: &dyn Store) {
+pub fn intake_policies_default_and_replace(store: &dyn Store) {
     store.bootstrap([0; 32], t0()).unwrap();
     let c = client(store, &TenantId::default_tenant(), "hr");
     assert_eq!(
@@ -685,7 +700,7 @@ fn intake_policies_default_and_replace(store: &dyn Store) {
 /// Work prepared off the writer (BatchItem::prepared) changes nothing about
 /// the outcome: two tenants get the same items, one plain and one
 /// prepared, and end with the same people, versions and audit details.
-fn prepared_items_store_exactly_what_plain_items_would(s: &dyn Store) {
+pub fn prepared_items_store_exactly_what_plain_items_would(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let (plain, prep) = (TenantId::default_tenant(), TenantId::parse("prep").unwrap());
     s.tenant_create(&prep, "Prepared", t0(), crate::contract::no_audit())
@@ -763,7 +778,7 @@ fn prepared_items_store_exactly_what_plain_items_would(s: &dyn Store) {
     assert_eq!(e100.version, 2, "created, then changed in the same batch");
 }
 
-fn client_keys_are_set_replaced_and_removed_one_by_one(s: &dyn Store) {
+pub fn client_keys_are_set_replaced_and_removed_one_by_one(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     client(s, &t, "signer");
@@ -837,7 +852,7 @@ fn client_keys_are_set_replaced_and_removed_one_by_one(s: &dyn Store) {
     assert_eq!(k.updated_at, Some(t2));
 }
 
-fn a_nonce_is_accepted_once(s: &dyn Store) {
+pub fn a_nonce_is_accepted_once(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     let a = client(s, &t, "client-a");
@@ -860,7 +875,7 @@ fn a_nonce_is_accepted_once(s: &dyn Store) {
         .unwrap());
 }
 
-fn a_nonce_is_accepted_once_even_when_callers_race(s: &dyn Store) {
+pub fn a_nonce_is_accepted_once_even_when_callers_race(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     let a = client(s, &t, "racer");
@@ -878,7 +893,7 @@ fn a_nonce_is_accepted_once_even_when_callers_race(s: &dyn Store) {
     assert_eq!(wins.into_inner(), 1);
 }
 
-fn a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends(s: &dyn Store) {
+pub fn a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     s.import_create(new_import("i1", "p1", None)).unwrap();
     s.import_create(new_import("i2", "p1", None)).unwrap();
@@ -951,7 +966,7 @@ fn issuer(tenant: &TenantId, name: &str, iss: &str, aud: &str) -> IssuerRow {
     }
 }
 
-fn issuers_are_stored_found_by_iss_and_deleted(store: &dyn Store) {
+pub fn issuers_are_stored_found_by_iss_and_deleted(store: &dyn Store) {
     store.bootstrap([0; 32], t0()).unwrap();
     let other = TenantId::parse("other").unwrap();
     store
@@ -1023,7 +1038,7 @@ fn issuers_are_stored_found_by_iss_and_deleted(store: &dyn Store) {
     );
 }
 
-fn issuer_names_and_iss_audience_pairs_are_unique_per_tenant(store: &dyn Store) {
+pub fn issuer_names_and_iss_audience_pairs_are_unique_per_tenant(store: &dyn Store) {
     store.bootstrap([0; 32], t0()).unwrap();
     let other = TenantId::parse("other").unwrap();
     store
@@ -1087,7 +1102,7 @@ fn with_roles(id: &str, roles: &[&str]) -> BatchItem {
     BatchItem::new(2, inc)
 }
 
-fn every_change_has_its_event_and_no_event_lacks_its_change(s: &dyn Store) {
+pub fn every_change_has_its_event_and_no_event_lacks_its_change(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     let audit_before = chain_len(s, &t) as i64;
@@ -1166,7 +1181,7 @@ fn every_change_has_its_event_and_no_event_lacks_its_change(s: &dyn Store) {
     assert_eq!(s.changes_head(&t).unwrap(), 7);
 }
 
-fn events_keep_the_order_of_each_persons_changes(s: &dyn Store) {
+pub fn events_keep_the_order_of_each_persons_changes(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     // One id named several times within a batch and across batches.
@@ -1205,7 +1220,7 @@ fn events_keep_the_order_of_each_persons_changes(s: &dyn Store) {
     assert_eq!(detail["changes"][0]["after"], "F");
 }
 
-fn events_are_numbered_and_read_per_tenant(s: &dyn Store) {
+pub fn events_are_numbered_and_read_per_tenant(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let a = TenantId::default_tenant();
     let b = TenantId::parse("other").unwrap();
@@ -1229,7 +1244,7 @@ fn events_are_numbered_and_read_per_tenant(s: &dyn Store) {
     assert!(eb[0].detail.contains("Eve") && !ea.iter().any(|e| e.detail.contains("Eve")));
 }
 
-fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
+pub fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let a = TenantId::default_tenant();
     let b = TenantId::parse("other").unwrap();

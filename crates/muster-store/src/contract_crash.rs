@@ -4,40 +4,12 @@
 //! can its validation bookkeeping (reset, state, row errors, totals).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::contract::Factory;
 use crate::*;
 use chrono::{Duration, TimeZone, Utc};
 use muster_core::audit::verify_chain;
 use muster_core::person::Incoming;
 use muster_core::secret;
 use muster_core::AttrValue;
-
-pub fn run_crash(make: Factory<'_>) {
-    type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 4] = [
-        (
-            "a_batch_commits_only_while_its_instance_holds_the_lease",
-            a_batch_commits_only_while_its_instance_holds_the_lease,
-        ),
-        (
-            "a_fenced_dry_run_batch_moves_only_the_checkpoint",
-            a_fenced_dry_run_batch_moves_only_the_checkpoint,
-        ),
-        (
-            "validation_writes_of_an_instance_that_lost_the_lease_change_nothing",
-            validation_writes_of_an_instance_that_lost_the_lease_change_nothing,
-        ),
-        (
-            "validation_writes_need_a_lease_and_end_with_the_import",
-            validation_writes_need_a_lease_and_end_with_the_import,
-        ),
-    ];
-    for (name, case) in cases {
-        let (store, _guard) = make();
-        eprintln!("store contract (crash): {name}");
-        case(store.as_ref());
-    }
-}
 
 fn t0() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 2, 1, 9, 0, 0).unwrap()
@@ -99,7 +71,7 @@ fn chain_len(s: &dyn Store) -> u64 {
     verify_chain(rows).unwrap()
 }
 
-fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
+pub fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     s.import_create(import("i1", false)).unwrap();
@@ -181,7 +153,7 @@ fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
     assert_eq!(chain_len(s), audited + 1);
 }
 
-fn a_fenced_dry_run_batch_moves_only_the_checkpoint(s: &dyn Store) {
+pub fn a_fenced_dry_run_batch_moves_only_the_checkpoint(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     s.import_create(import("d1", true)).unwrap();
@@ -245,7 +217,7 @@ fn seen(s: &dyn Store, id: &str) -> (String, Option<String>, Counts, u64, Vec<(u
     )
 }
 
-fn validation_writes_of_an_instance_that_lost_the_lease_change_nothing(s: &dyn Store) {
+pub fn validation_writes_of_an_instance_that_lost_the_lease_change_nothing(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     s.import_create(import("v1", false)).unwrap();
     let lease = Duration::seconds(30);
@@ -305,7 +277,7 @@ fn validation_writes_of_an_instance_that_lost_the_lease_change_nothing(s: &dyn S
     assert_eq!(errors, vec![(4, "b_first".to_owned())]);
 }
 
-fn validation_writes_need_a_lease_and_end_with_the_import(s: &dyn Store) {
+pub fn validation_writes_need_a_lease_and_end_with_the_import(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     // Nobody has claimed it yet: no instance may write its bookkeeping.

@@ -7,29 +7,6 @@ use crate::*;
 use chrono::{Duration, TimeZone, Utc};
 use muster_core::secret;
 
-pub fn run_fairness(make: crate::contract::Factory<'_>) {
-    type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 3] = [
-        (
-            "a_tenant_with_nothing_running_is_claimed_before_an_older_import_of_a_busy_one",
-            a_tenant_with_nothing_running_is_claimed_before_an_older_import_of_a_busy_one,
-        ),
-        (
-            "the_tenant_whose_import_ended_last_waits_for_the_others_turn",
-            the_tenant_whose_import_ended_last_waits_for_the_others_turn,
-        ),
-        (
-            "a_claim_for_idle_tenants_skips_every_tenant_with_an_import_running",
-            a_claim_for_idle_tenants_skips_every_tenant_with_an_import_running,
-        ),
-    ];
-    for (name, case) in cases {
-        let (store, _guard) = make();
-        eprintln!("store contract: {name}");
-        case(store.as_ref());
-    }
-}
-
 fn t0() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
 }
@@ -77,7 +54,9 @@ fn claim_idle(s: &dyn Store, owner: &str, at: chrono::DateTime<Utc>) -> Option<S
         .map(|i| i.id)
 }
 
-fn a_tenant_with_nothing_running_is_claimed_before_an_older_import_of_a_busy_one(s: &dyn Store) {
+pub fn a_tenant_with_nothing_running_is_claimed_before_an_older_import_of_a_busy_one(
+    s: &dyn Store,
+) {
     two_tenants(s);
     let default = TenantId::default_tenant();
     import(s, "a1", &default);
@@ -105,7 +84,7 @@ fn a_tenant_with_nothing_running_is_claimed_before_an_older_import_of_a_busy_one
     assert!(claim(s, "x", later).is_none());
 }
 
-fn the_tenant_whose_import_ended_last_waits_for_the_others_turn(s: &dyn Store) {
+pub fn the_tenant_whose_import_ended_last_waits_for_the_others_turn(s: &dyn Store) {
     two_tenants(s);
     let default = TenantId::default_tenant();
     import(s, "a1", &default);
@@ -129,7 +108,7 @@ fn the_tenant_whose_import_ended_last_waits_for_the_others_turn(s: &dyn Store) {
     assert_eq!(claim(s, "x", t2).as_deref(), Some("b2"));
 }
 
-fn a_claim_for_idle_tenants_skips_every_tenant_with_an_import_running(s: &dyn Store) {
+pub fn a_claim_for_idle_tenants_skips_every_tenant_with_an_import_running(s: &dyn Store) {
     two_tenants(s);
     let default = TenantId::default_tenant();
     import(s, "a1", &default);

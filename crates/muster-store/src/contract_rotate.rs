@@ -3,37 +3,9 @@
 //! failed-authentication counters and the live-instance table.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::contract::Factory;
 use crate::*;
 use chrono::{Duration, TimeZone, Utc};
 use muster_core::secret;
-
-pub fn run_rotate(make: Factory<'_>) {
-    type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 4] = [
-        (
-            "every_sealed_value_is_listed_and_swapped_only_where_unchanged",
-            every_sealed_value_is_listed_and_swapped_only_where_unchanged,
-        ),
-        (
-            "a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline",
-            a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline,
-        ),
-        (
-            "failed_authentications_are_counted_per_key_and_window",
-            failed_authentications_are_counted_per_key_and_window,
-        ),
-        (
-            "instances_are_seen_by_their_heartbeats",
-            instances_are_seen_by_their_heartbeats,
-        ),
-    ];
-    for (name, case) in cases {
-        let (store, _guard) = make();
-        eprintln!("store contract: {name}");
-        case(store.as_ref());
-    }
-}
 
 fn t0() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
@@ -59,7 +31,7 @@ fn client(store: &dyn Store, id: &str) -> ClientRow {
         .unwrap()
 }
 
-fn every_sealed_value_is_listed_and_swapped_only_where_unchanged(s: &dyn Store) {
+pub fn every_sealed_value_is_listed_and_swapped_only_where_unchanged(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     client(s, "signer");
@@ -176,7 +148,7 @@ fn every_sealed_value_is_listed_and_swapped_only_where_unchanged(s: &dyn Store) 
     assert_eq!(sub.previous_secret_sealed, Some(vec![15]));
 }
 
-fn a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline(s: &dyn Store) {
+pub fn a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     client(s, "signer");
     let until = t0() + Duration::hours(1);
@@ -249,7 +221,7 @@ fn a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline(s: &dyn Store) {
     assert_eq!((k.hmac_sealed, k.hmac_previous_sealed), (None, None));
 }
 
-fn failed_authentications_are_counted_per_key_and_window(s: &dyn Store) {
+pub fn failed_authentications_are_counted_per_key_and_window(s: &dyn Store) {
     let w = Duration::seconds(60);
     let keys = vec!["addr:10.0.0.1".to_string(), "client:c1".to_string()];
     assert_eq!(
@@ -275,7 +247,7 @@ fn failed_authentications_are_counted_per_key_and_window(s: &dyn Store) {
     );
 }
 
-fn instances_are_seen_by_their_heartbeats(s: &dyn Store) {
+pub fn instances_are_seen_by_their_heartbeats(s: &dyn Store) {
     s.instance_heartbeat("i1", "mk1", t0()).unwrap();
     let t1 = t0() + Duration::seconds(10);
     s.instance_heartbeat("i2", "mk1", t1).unwrap();

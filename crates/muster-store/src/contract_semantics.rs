@@ -3,7 +3,6 @@
 //! effective-date transitions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::contract::Factory;
 use crate::*;
 use chrono::{TimeZone, Utc};
 use muster_core::audit::verify_chain;
@@ -43,33 +42,6 @@ pub const PRE_UPGRADE_PEOPLE: &[(&str, &str, Option<&str>)] = &[
         None,
     ),
 ];
-
-pub fn run_semantics(make: Factory<'_>) {
-    type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 4] = [
-        (
-            "imports_mark_people_with_their_source_and_api_writes_keep_it",
-            imports_mark_people_with_their_source_and_api_writes_keep_it,
-        ),
-        (
-            "existence_is_answered_in_order",
-            existence_is_answered_in_order,
-        ),
-        (
-            "effective_dates_settle_on_write_and_when_due",
-            effective_dates_settle_on_write_and_when_due,
-        ),
-        (
-            "settlers_racing_apply_a_transition_once",
-            settlers_racing_apply_a_transition_once,
-        ),
-    ];
-    for (name, case) in cases {
-        let (store, _guard) = make();
-        eprintln!("store contract: {name}");
-        case(store.as_ref());
-    }
-}
 
 fn day(d: u32, m: u32) -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, m, d, 9, 0, 0).unwrap()
@@ -119,7 +91,7 @@ fn status(s: &dyn Store, id: &str) -> String {
         .to_owned()
 }
 
-fn imports_mark_people_with_their_source_and_api_writes_keep_it(s: &dyn Store) {
+pub fn imports_mark_people_with_their_source_and_api_writes_keep_it(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), day(1, 1)).unwrap();
     let t = TenantId::default_tenant();
     let active = [("employment_status", "active")];
@@ -204,7 +176,7 @@ fn imports_mark_people_with_their_source_and_api_writes_keep_it(s: &dyn Store) {
     assert_eq!(e2.source_system.as_deref(), Some("other"));
 }
 
-fn existence_is_answered_in_order(s: &dyn Store) {
+pub fn existence_is_answered_in_order(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), day(1, 1)).unwrap();
     let t = TenantId::default_tenant();
     s.apply_batch(
@@ -223,7 +195,7 @@ fn existence_is_answered_in_order(s: &dyn Store) {
     assert_eq!(s.person_exists(&other, &["M1"]).unwrap(), [false]);
 }
 
-fn effective_dates_settle_on_write_and_when_due(s: &dyn Store) {
+pub fn effective_dates_settle_on_write_and_when_due(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), day(1, 1)).unwrap();
     let t = TenantId::default_tenant();
     let now = ctx(None, day(1, 1));
@@ -290,7 +262,7 @@ fn effective_dates_settle_on_write_and_when_due(s: &dyn Store) {
     assert_eq!(chain_len(s), audit + 2);
 }
 
-fn settlers_racing_apply_a_transition_once(s: &dyn Store) {
+pub fn settlers_racing_apply_a_transition_once(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), day(1, 1)).unwrap();
     let items: Vec<BatchItem> = (0..20)
         .map(|i| {
