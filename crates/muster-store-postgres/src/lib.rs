@@ -21,6 +21,8 @@ mod migrate;
 mod pool;
 mod rotate;
 mod subscriptions;
+#[doc(hidden)]
+pub mod testing;
 pub mod transfer;
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};

@@ -128,11 +128,15 @@ pub fn no_audit<T>() -> Audit<T> {
     Box::new(|_| Vec::new())
 }
 
-pub(crate) fn t0() -> chrono::DateTime<Utc> {
+// ---- fixtures: the builders every case and backend test shares ----------
+
+/// The moment the cases start at.
+pub fn t0() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
 }
 
-pub(crate) fn new_client(tenant: &TenantId, id: &str) -> NewClient {
+/// An integration client of `tenant` with public id `id`.
+pub fn new_client(tenant: &TenantId, id: &str) -> NewClient {
     NewClient {
         tenant: tenant.clone(),
         kind: PrincipalKind::Client,
@@ -146,11 +150,98 @@ pub(crate) fn new_client(tenant: &TenantId, id: &str) -> NewClient {
     }
 }
 
-pub(crate) fn client(store: &dyn Store, tenant: &TenantId, id: &str) -> ClientRow {
+/// Stores [`new_client`].
+pub fn client(store: &dyn Store, tenant: &TenantId, id: &str) -> ClientRow {
     store
         .client_create(new_client(tenant, id), t0(), no_audit())
         .unwrap()
 }
+
+/// Creates the tenant `other` beside the default one.
+pub fn other_tenant(s: &dyn Store) -> TenantId {
+    let other = TenantId::parse("other").unwrap();
+    s.tenant_create(&other, "Other", t0(), no_audit()).unwrap();
+    other
+}
+
+/// An active subscription of `tenant` to created people, from cursor 0.
+pub fn subscription_row(tenant: &TenantId, id: &str) -> SubscriptionRow {
+    SubscriptionRow {
+        id: id.into(),
+        tenant: tenant.clone(),
+        url: "https://hooks.example.com/muster".into(),
+        events: vec!["person.created".into()],
+        attributes: vec!["*".into()],
+        secret_sealed: vec![1, 2, 3],
+        previous_secret_sealed: None,
+        previous_until: None,
+        state: "active".into(),
+        disabled_reason: None,
+        progress: DeliveryProgress::default(),
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+/// A default-tenant CSV import by `principal`, with an idempotency key.
+pub fn new_import(id: &str, principal: &str, key: Option<&str>) -> NewImport {
+    NewImport {
+        id: id.into(),
+        tenant: TenantId::default_tenant(),
+        principal_id: principal.into(),
+        client_id: "c1".into(),
+        on_behalf_of: None,
+        idempotency_key: key.map(str::to_owned),
+        mapping: "hr".into(),
+        mapping_version: 1,
+        mode: "upsert".into(),
+        dry_run: false,
+        format: "csv".into(),
+        options: serde_json::json!({}),
+        bytes: 10,
+        created_at: t0(),
+    }
+}
+
+/// A record of person `id` at file row `row` with these attributes.
+pub fn person_item(row: u64, id: &str, attrs: &[(&str, &str)]) -> BatchItem {
+    let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
+    for (k, v) in attrs {
+        inc.attrs.insert(k.to_string(), Some(AttrValue::string(*v)));
+    }
+    BatchItem::new(row, inc)
+}
+
+/// A record of person `id` with only a given name, at row 2.
+pub fn item(id: &str, name: &str) -> BatchItem {
+    person_item(2, id, &[("given_name", name)])
+}
+
+/// An API write to `tenant` by `client:c1` on behalf of someone, at [`t0`].
+pub fn ctx(tenant: &TenantId) -> WriteContext {
+    WriteContext {
+        tenant: tenant.clone(),
+        principal: "client:c1".into(),
+        on_behalf_of: Some("ops@example.com".into()),
+        source: "api".into(),
+        policy: WritePolicy::allow_all(),
+        now: t0(),
+        source_system: None,
+    }
+}
+
+/// The length of `t`'s audit chain, which must verify.
+pub fn chain_len(s: &dyn Store, t: &TenantId) -> u64 {
+    let mut rows = Vec::new();
+    s.audit_walk(t, &mut |r| {
+        rows.push((r.entry, r.hash));
+        true
+    })
+    .unwrap();
+    verify_chain(rows).unwrap()
+}
+
+// ---- the cases ---------------------------------------------------------------
 
 pub fn bootstrap_happens_once(s: &dyn Store) {
     assert!(s.bootstrap(secret::digest("a"), t0()).unwrap());
@@ -386,25 +477,6 @@ pub fn mappings_are_versioned(s: &dyn Store) {
     assert!(s.mapping_get(&t, "other", None).is_err());
 }
 
-fn new_import(id: &str, principal: &str, key: Option<&str>) -> NewImport {
-    NewImport {
-        id: id.into(),
-        tenant: TenantId::default_tenant(),
-        principal_id: principal.into(),
-        client_id: "c1".into(),
-        on_behalf_of: None,
-        idempotency_key: key.map(str::to_owned),
-        mapping: "hr".into(),
-        mapping_version: 1,
-        mode: "upsert".into(),
-        dry_run: false,
-        format: "csv".into(),
-        options: serde_json::json!({}),
-        bytes: 10,
-        created_at: t0(),
-    }
-}
-
 pub fn an_idempotency_key_returns_the_same_import(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let (a, fresh) = s.import_create(new_import("i1", "p1", Some("k"))).unwrap();
@@ -424,35 +496,6 @@ pub fn an_idempotency_key_returns_the_same_import(s: &dyn Store) {
     let got = s.import_get(&TenantId::default_tenant(), &held.id).unwrap();
     assert_eq!(got.state, "succeeded");
     assert!(got.finished_at.is_some());
-}
-
-pub(crate) fn item(id: &str, name: &str) -> BatchItem {
-    let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
-    inc.attrs
-        .insert("given_name".into(), Some(AttrValue::string(name)));
-    BatchItem::new(2, inc)
-}
-
-pub(crate) fn ctx(tenant: &TenantId) -> WriteContext {
-    WriteContext {
-        tenant: tenant.clone(),
-        principal: "client:c1".into(),
-        on_behalf_of: Some("ops@example.com".into()),
-        source: "api".into(),
-        policy: WritePolicy::allow_all(),
-        now: t0(),
-        source_system: None,
-    }
-}
-
-pub(crate) fn chain_len(s: &dyn Store, t: &TenantId) -> u64 {
-    let mut rows = Vec::new();
-    s.audit_walk(t, &mut |r| {
-        rows.push((r.entry, r.hash));
-        true
-    })
-    .unwrap();
-    verify_chain(rows).unwrap()
 }
 
 pub fn only_changes_are_written_and_audited(s: &dyn Store) {
@@ -541,9 +584,7 @@ pub fn a_dry_run_writes_nothing_but_its_progress(s: &dyn Store) {
 pub fn tenants_do_not_see_each_other(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let a = TenantId::default_tenant();
-    let b = TenantId::parse("other").unwrap();
-    s.tenant_create(&b, "Other", t0(), crate::contract::no_audit())
-        .unwrap();
+    let b = other_tenant(s);
     assert!(matches!(
         s.tenant_create(&b, "Again", t0(), crate::contract::no_audit()),
         Err(StoreError::Conflict(_))
@@ -559,10 +600,7 @@ pub fn tenants_do_not_see_each_other(s: &dyn Store) {
 
 pub fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
     store.bootstrap([0; 32], t0()).unwrap();
-    let other = TenantId::parse("other").unwrap();
-    store
-        .tenant_create(&other, "Other", t0(), crate::contract::no_audit())
-        .unwrap();
+    let other = other_tenant(store);
     let tenant = TenantId::default_tenant();
     let key = |id: &str, purpose, secret: Option<Vec<u8>>| KeyRow {
         id: id.into(),
@@ -968,10 +1006,7 @@ fn issuer(tenant: &TenantId, name: &str, iss: &str, aud: &str) -> IssuerRow {
 
 pub fn issuers_are_stored_found_by_iss_and_deleted(store: &dyn Store) {
     store.bootstrap([0; 32], t0()).unwrap();
-    let other = TenantId::parse("other").unwrap();
-    store
-        .tenant_create(&other, "Other", t0(), crate::contract::no_audit())
-        .unwrap();
+    let other = other_tenant(store);
     let tenant = TenantId::default_tenant();
     let a = issuer(&tenant, "okta", "https://idp.example", "muster");
     assert_eq!(
@@ -1040,10 +1075,7 @@ pub fn issuers_are_stored_found_by_iss_and_deleted(store: &dyn Store) {
 
 pub fn issuer_names_and_iss_audience_pairs_are_unique_per_tenant(store: &dyn Store) {
     store.bootstrap([0; 32], t0()).unwrap();
-    let other = TenantId::parse("other").unwrap();
-    store
-        .tenant_create(&other, "Other", t0(), crate::contract::no_audit())
-        .unwrap();
+    let other = other_tenant(store);
     let tenant = TenantId::default_tenant();
     store
         .issuer_create(
@@ -1223,9 +1255,7 @@ pub fn events_keep_the_order_of_each_persons_changes(s: &dyn Store) {
 pub fn events_are_numbered_and_read_per_tenant(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let a = TenantId::default_tenant();
-    let b = TenantId::parse("other").unwrap();
-    s.tenant_create(&b, "Other", t0(), crate::contract::no_audit())
-        .unwrap();
+    let b = other_tenant(s);
     s.apply_batch(
         &ctx(&a),
         vec![item("E1", "Ada"), item("E2", "Bob")],
@@ -1247,27 +1277,16 @@ pub fn events_are_numbered_and_read_per_tenant(s: &dyn Store) {
 pub fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let a = TenantId::default_tenant();
-    let b = TenantId::parse("other").unwrap();
-    s.tenant_create(&b, "Other", t0(), crate::contract::no_audit())
-        .unwrap();
+    let b = other_tenant(s);
     let row = SubscriptionRow {
-        id: "sub_1".into(),
-        tenant: a.clone(),
-        url: "https://hooks.example.com/muster".into(),
-        events: vec!["person.created".into()],
         attributes: vec!["given_name".into()],
-        secret_sealed: vec![1, 2, 3],
-        previous_secret_sealed: None,
-        previous_until: None,
-        state: "active".into(),
-        disabled_reason: None,
         progress: DeliveryProgress {
             cursor: 4,
             ..Default::default()
         },
-        created_at: t0(),
-        updated_at: t0(),
+        ..subscription_row(&a, "sub_1")
     };
+
     let got = s
         .subscription_create(row.clone(), crate::contract::no_audit())
         .unwrap();

@@ -4,53 +4,29 @@
 //! can its validation bookkeeping (reset, state, row errors, totals).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::contract::{chain_len, new_import, person_item, t0};
 use crate::*;
-use chrono::{Duration, TimeZone, Utc};
-use muster_core::audit::verify_chain;
-use muster_core::person::Incoming;
+use chrono::{Duration, Utc};
 use muster_core::secret;
-use muster_core::AttrValue;
-
-fn t0() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 2, 1, 9, 0, 0).unwrap()
-}
 
 fn import(id: &str, dry_run: bool) -> NewImport {
     NewImport {
-        id: id.into(),
-        tenant: TenantId::default_tenant(),
-        principal_id: "p1".into(),
-        client_id: "c1".into(),
-        on_behalf_of: None,
-        idempotency_key: None,
-        mapping: "hr".into(),
-        mapping_version: 1,
-        mode: "upsert".into(),
         dry_run,
-        format: "csv".into(),
-        options: serde_json::json!({}),
-        bytes: 10,
-        created_at: t0(),
+        ..new_import(id, "p1", None)
     }
 }
 
 fn ctx(import: &str, now: chrono::DateTime<Utc>) -> WriteContext {
     WriteContext {
-        tenant: TenantId::default_tenant(),
-        principal: "client:c1".into(),
         on_behalf_of: None,
         source: format!("import:{import}"),
-        policy: WritePolicy::allow_all(),
         now,
-        source_system: None,
+        ..crate::contract::ctx(&TenantId::default_tenant())
     }
 }
 
 fn item(row: u64, id: &str, name: &str) -> BatchItem {
-    let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
-    inc.attrs
-        .insert("given_name".into(), Some(AttrValue::string(name)));
-    BatchItem::new(row, inc)
+    person_item(row, id, &[("given_name", name)])
 }
 
 fn cp(import: &str, row: u64) -> Checkpoint {
@@ -59,16 +35,6 @@ fn cp(import: &str, row: u64) -> Checkpoint {
         row,
         unchanged: 0,
     }
-}
-
-fn chain_len(s: &dyn Store) -> u64 {
-    let mut rows = Vec::new();
-    s.audit_walk(&TenantId::default_tenant(), &mut |r| {
-        rows.push((r.entry, r.hash));
-        true
-    })
-    .unwrap();
-    verify_chain(rows).unwrap()
 }
 
 pub fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
@@ -89,7 +55,7 @@ pub fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
         .unwrap()
         .expect("the holder's batch commits");
     assert_eq!(r.results[0].kind, ChangeKind::Created);
-    let audited = chain_len(s);
+    let audited = chain_len(s, &TenantId::default_tenant());
     // "a" stalls past its lease; "b" takes the import over from row 2.
     let later = t0() + Duration::seconds(45);
     let taken = s.import_claim("b", lease, later).unwrap().unwrap();
@@ -110,7 +76,7 @@ pub fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
     );
     assert!(s.person_get(&t, &ExternalId::parse("E2").unwrap()).is_err());
     assert_eq!(
-        chain_len(s),
+        chain_len(s, &TenantId::default_tenant()),
         audited,
         "no audit entry from the refused batch"
     );
@@ -133,7 +99,7 @@ pub fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
         .unwrap()
         .expect("the new holder's batch commits");
     assert_eq!(r.results[0].kind, ChangeKind::Created);
-    assert_eq!(chain_len(s), audited + 1);
+    assert_eq!(chain_len(s, &TenantId::default_tenant()), audited + 1);
     let row = s.import_get(&t, "i1").unwrap();
     assert_eq!((row.checkpoint_row, row.counts.created), (3, 2));
     // Once the import has ended (which releases it), no batch commits.
@@ -150,7 +116,7 @@ pub fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
         )
         .unwrap();
     assert!(after_end.is_none());
-    assert_eq!(chain_len(s), audited + 1);
+    assert_eq!(chain_len(s, &TenantId::default_tenant()), audited + 1);
 }
 
 pub fn a_fenced_dry_run_batch_moves_only_the_checkpoint(s: &dyn Store) {
@@ -159,7 +125,7 @@ pub fn a_fenced_dry_run_batch_moves_only_the_checkpoint(s: &dyn Store) {
     s.import_create(import("d1", true)).unwrap();
     let lease = Duration::seconds(30);
     s.import_claim("a", lease, t0()).unwrap().unwrap();
-    let before = chain_len(s);
+    let before = chain_len(s, &TenantId::default_tenant());
     let r = s
         .apply_batch_claimed(
             &ctx("d1", t0()),
@@ -172,7 +138,7 @@ pub fn a_fenced_dry_run_batch_moves_only_the_checkpoint(s: &dyn Store) {
         .expect("the holder's dry run commits its progress");
     assert_eq!(r.results[0].kind, ChangeKind::Created);
     assert!(s.person_get(&t, &ExternalId::parse("E1").unwrap()).is_err());
-    assert_eq!(chain_len(s), before);
+    assert_eq!(chain_len(s, &TenantId::default_tenant()), before);
     let row = s.import_get(&t, "d1").unwrap();
     assert_eq!((row.checkpoint_row, row.counts.created), (2, 1));
     assert!(s

@@ -3,13 +3,10 @@
 //! long queue does not keep another tenant's import waiting behind it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::contract::{new_import, t0};
 use crate::*;
-use chrono::{Duration, TimeZone, Utc};
+use chrono::{Duration, Utc};
 use muster_core::secret;
-
-fn t0() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
-}
 
 fn acme() -> TenantId {
     TenantId::parse("acme").unwrap()
@@ -24,20 +21,8 @@ fn two_tenants(s: &dyn Store) {
 
 fn import(s: &dyn Store, id: &str, tenant: &TenantId) {
     s.import_create(NewImport {
-        id: id.into(),
         tenant: tenant.clone(),
-        principal_id: format!("p-{tenant}"),
-        client_id: "c1".into(),
-        on_behalf_of: None,
-        idempotency_key: None,
-        mapping: "hr".into(),
-        mapping_version: 1,
-        mode: "upsert".into(),
-        dry_run: false,
-        format: "csv".into(),
-        options: serde_json::json!({}),
-        bytes: 10,
-        created_at: t0(),
+        ..new_import(id, &format!("p-{tenant}"), None)
     })
     .unwrap();
 }

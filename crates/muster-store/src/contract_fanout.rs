@@ -3,32 +3,15 @@
 //! [`Store::subscription_release`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::contract::{subscription_row, t0};
 use crate::*;
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
 use muster_core::secret;
-
-fn t0() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
-}
 
 pub(crate) fn subscription(s: &dyn Store, id: &str) -> SubscriptionRow {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     s.subscription_create(
-        SubscriptionRow {
-            id: id.into(),
-            tenant: TenantId::default_tenant(),
-            url: "https://hooks.example.com/muster".into(),
-            events: vec!["person.created".into()],
-            attributes: vec!["*".into()],
-            secret_sealed: vec![1, 2, 3],
-            previous_secret_sealed: None,
-            previous_until: None,
-            state: "active".into(),
-            disabled_reason: None,
-            progress: DeliveryProgress::default(),
-            created_at: t0(),
-            updated_at: t0(),
-        },
+        subscription_row(&TenantId::default_tenant(), id),
         crate::contract::no_audit(),
     )
     .unwrap()

@@ -3,39 +3,16 @@
 //! failed-authentication counters and the live-instance table.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::contract::{client, subscription_row, t0};
 use crate::*;
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
 use muster_core::secret;
-
-fn t0() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
-}
-
-fn client(store: &dyn Store, id: &str) -> ClientRow {
-    store
-        .client_create(
-            NewClient {
-                tenant: TenantId::default_tenant(),
-                kind: PrincipalKind::Client,
-                client_id: id.into(),
-                name: id.into(),
-                role: "syncer".into(),
-                token_policy: "ttl".into(),
-                token_ttl_seconds: 900,
-                write_policy: WritePolicy::allow_all(),
-                secret: Some(secret::digest("s")),
-            },
-            t0(),
-            crate::contract::no_audit(),
-        )
-        .unwrap()
-}
 
 pub fn every_sealed_value_is_listed_and_swapped_only_where_unchanged(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
-    client(s, "signer");
-    client(s, "plain");
+    client(s, &TenantId::default_tenant(), "signer");
+    client(s, &TenantId::default_tenant(), "plain");
     s.client_keys_set(
         "plain",
         ClientKeyChange::Ed25519(Some(vec![9; 32])),
@@ -77,19 +54,11 @@ pub fn every_sealed_value_is_listed_and_swapped_only_where_unchanged(s: &dyn Sto
     .unwrap();
     s.subscription_create(
         SubscriptionRow {
-            id: "sub_1".into(),
-            tenant: t.clone(),
             url: "https://hooks.example.com/x".into(),
-            events: vec!["person.created".into()],
-            attributes: vec!["*".into()],
             secret_sealed: vec![4],
             previous_secret_sealed: Some(vec![5]),
             previous_until: Some(t0()),
-            state: "active".into(),
-            disabled_reason: None,
-            progress: DeliveryProgress::default(),
-            created_at: t0(),
-            updated_at: t0(),
+            ..subscription_row(&t, "sub_1")
         },
         crate::contract::no_audit(),
     )
@@ -150,7 +119,7 @@ pub fn every_sealed_value_is_listed_and_swapped_only_where_unchanged(s: &dyn Sto
 
 pub fn a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
-    client(s, "signer");
+    client(s, &TenantId::default_tenant(), "signer");
     let until = t0() + Duration::hours(1);
     assert!(matches!(
         s.client_hmac_rotate(
