@@ -19,6 +19,7 @@
 //! measurement; times vary with the machine and its load.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use muster_store_postgres::testing::TestDb;
 use muster_store_postgres::PostgresStore;
 use postgres::{Client, Config, NoTls};
 use std::io::Write;
@@ -31,52 +32,11 @@ const READS: u32 = 2000;
 const ROWS: usize = 5000;
 const ROUNDS: i64 = 4;
 
-/// The bench's database, dropped (with any connection still open to it)
-/// when this goes, on success or panic alike.
-struct BenchDb {
-    server: Config,
-    name: String,
-}
-
-impl BenchDb {
-    fn create(server: &Config) -> Self {
-        let name = format!("muster_bench_{:016x}", rand::random::<u64>());
-        let mut c = server
-            .connect(NoTls)
-            .unwrap_or_else(|e| panic!("cannot connect to PG_URL's server: {e}"));
-        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        Self {
-            server: server.clone(),
-            name,
-        }
-    }
-
-    fn config(&self) -> Config {
-        let mut c = self.server.clone();
-        c.dbname(&self.name);
-        c
-    }
-}
-
-impl Drop for BenchDb {
-    fn drop(&mut self) {
-        let dropped = self.server.connect(NoTls).and_then(|mut c| {
-            c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-        });
-        if let Err(e) = dropped {
-            eprintln!("could not drop the bench database {}: {e}", self.name);
-        }
-    }
-}
-
 fn main() {
     let url = std::env::var("PG_URL").unwrap_or_else(|_| DEFAULT_URL.into());
     // The URL may hold a password: it is never printed, only parsed.
     let server: Config = url.parse().expect("PG_URL is not a PostgreSQL URL");
-    let db = BenchDb::create(&server);
+    let db = TestDb::create(&server);
     prepared_statements(&db);
     unnest_and_copy(&db);
 }
@@ -86,7 +46,7 @@ fn ms(d: Duration) -> String {
 }
 
 /// The same read, prepared per call and prepared once.
-fn prepared_statements(db: &BenchDb) {
+fn prepared_statements(db: &TestDb) {
     // The store's own schema: the read is one the gateway makes.
     drop(PostgresStore::open_with(db.config(), 1).unwrap());
     let mut c = db.config().connect(NoTls).unwrap();
@@ -112,7 +72,7 @@ fn prepared_statements(db: &BenchDb) {
 
 /// The same upsert of people-like rows through `unnest` and through COPY
 /// into a staging table, alternating, so each round changes every row.
-fn unnest_and_copy(db: &BenchDb) {
+fn unnest_and_copy(db: &TestDb) {
     let mut c: Client = db.config().connect(NoTls).unwrap();
     c.batch_execute(
         "CREATE TABLE p (tenant_id text COLLATE \"C\", external_id text COLLATE \"C\", \

@@ -1,7 +1,6 @@
 //! An import's bookkeeping (state, counts, row errors), fenced by the
 //! import's lease (the worker: `false`, and nothing written, when `owner`
-//! no longer holds it). Only the state is also set unfenced (`owner`
-//! `None`: `Store::import_set_state`, for callers that hold no lease).
+//! no longer holds it).
 //!
 //! A claim by another instance is an `UPDATE` of the import row, so a
 //! fenced write either runs after it (and its `WHERE lease_owner = ..`

@@ -21,6 +21,8 @@ mod migrate;
 mod pool;
 mod rotate;
 mod subscriptions;
+#[doc(hidden)]
+pub mod testing;
 pub mod transfer;
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
@@ -1222,18 +1224,6 @@ impl Store for PostgresStore {
     }
     // ---- end of import claiming ---------------------------------------------
 
-    fn import_set_state(
-        &self,
-        id: &str,
-        state: &str,
-        error: Option<(&str, &str)>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.pool
-            .run(|s| fenced::set_state(s, id, None, state, error, now))
-            .map(|_| ())
-    }
-
     fn import_errors(
         &self,
         id: &str,
@@ -1300,31 +1290,6 @@ impl Store for PostgresStore {
                 .transpose()
             })?
             .ok_or(StoreError::NotFound { what: "person" })
-    }
-
-    fn person_fingerprints(
-        &self,
-        tenant: &TenantId,
-        ids: &[&str],
-    ) -> Result<Vec<Option<[u8; 16]>>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.pool.run(|s| {
-            // One statement: one snapshot for the whole list.
-            let rows = s.query(
-                "SELECT p.fingerprint FROM unnest($2::text[]) WITH ORDINALITY AS i(ext, n) \
-                 LEFT JOIN people p ON p.tenant_id = $1 AND p.external_id = i.ext \
-                 ORDER BY i.n",
-                &[&tenant.as_str(), &ids],
-            )?;
-            rows.iter()
-                .map(|r| {
-                    let fp: Option<&[u8]> = get(r, 0)?;
-                    Ok(fp.and_then(|b| <[u8; 16]>::try_from(b).ok()))
-                })
-                .collect()
-        })
     }
 
     fn person_list(
@@ -1499,34 +1464,6 @@ impl Store for PostgresStore {
             .map(|r| to_key(&r))
             .transpose()?
             .ok_or(StoreError::NotFound { what: "key" })
-        })
-    }
-
-    fn key_sealed_all(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        self.pool.run(|s| {
-            s.query(
-                "SELECT id, sealed_secret FROM keys WHERE sealed_secret IS NOT NULL ORDER BY id",
-                &[],
-            )?
-            .iter()
-            .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
-            .collect()
-        })
-    }
-
-    fn key_reseal(&self, sealed: Vec<(String, Vec<u8>)>, now: DateTime<Utc>) -> Result<()> {
-        self.pool.write(|s| {
-            for (id, secret) in &sealed {
-                let n = s.exec(
-                    "UPDATE keys SET sealed_secret = $2, updated_at = $3 \
-                     WHERE id = $1 AND sealed_secret IS NOT NULL",
-                    &[id, secret, &now],
-                )?;
-                if n == 0 {
-                    return Err(StoreError::NotFound { what: "key" });
-                }
-            }
-            Ok(())
         })
     }
 
@@ -1736,18 +1673,6 @@ impl Store for PostgresStore {
 
     fn subscription_delete(&self, tenant: &TenantId, id: &str, audit: Audit<()>) -> Result<()> {
         self.audited(audit, |s| subscriptions::delete(s, tenant, id))
-    }
-
-    fn subscription_progress(
-        &self,
-        id: &str,
-        progress: &DeliveryProgress,
-        records: &[DeliveryRecord],
-        disable: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.pool
-            .write(|s| subscriptions::progress(s, id, progress, records, disable, now))
     }
 
     fn subscription_redeliver(

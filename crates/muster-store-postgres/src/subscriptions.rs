@@ -179,37 +179,6 @@ pub(crate) fn delete<C: GenericClient>(
     Ok(())
 }
 
-pub(crate) fn progress<C: GenericClient>(
-    s: &mut Sql<'_, C>,
-    id: &str,
-    p: &DeliveryProgress,
-    records: &[DeliveryRecord],
-    disable: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let attempt = i32::try_from(p.attempt).unwrap_or(i32::MAX);
-    let n = s.exec(
-        "UPDATE subscriptions SET cursor = $2, attempt = $3, next_attempt_at = $4, \
-         redeliver_from = $5, redeliver_to = $6, updated_at = $7, \
-         state = CASE WHEN $8::text IS NULL THEN state ELSE 'disabled' END, \
-         disabled_reason = coalesce($8::text, disabled_reason) WHERE id = $1",
-        &[
-            &id,
-            &p.cursor,
-            &attempt,
-            &p.next_attempt_at,
-            &p.redeliver.map(|x| x.0),
-            &p.redeliver.map(|x| x.1),
-            &now,
-            &disable,
-        ],
-    )?;
-    if n == 0 {
-        return Err(NOT_FOUND);
-    }
-    insert_records(s, id, records)
-}
-
 fn insert_records<C: GenericClient>(
     s: &mut Sql<'_, C>,
     id: &str,

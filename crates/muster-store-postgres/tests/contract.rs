@@ -9,189 +9,42 @@
 //! otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chrono::{Duration, TimeZone, Utc};
-use muster_core::audit::verify_chain;
-use muster_core::person::{ChangeKind, Incoming};
-use muster_core::policy::WritePolicy;
-use muster_core::{secret, AttrValue, ExternalId, TenantId};
+use chrono::Duration;
+use muster_core::person::ChangeKind;
+use muster_core::{secret, ExternalId, TenantId};
+use muster_store::contract::{chain_len, ctx, item, new_import, t0};
 use muster_store::*;
+use muster_store_postgres::testing::{server, TestDb};
 use muster_store_postgres::PostgresStore;
-use postgres::{Config, NoTls};
-use std::io::Write;
+use postgres::NoTls;
 use std::sync::{Arc, Barrier};
 
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// Where a config points, without its password.
-fn place(c: &Config) -> String {
-    format!(
-        "hosts {:?} ports {:?} user {:?} db {:?}",
-        c.get_hosts(),
-        c.get_ports(),
-        c.get_user(),
-        c.get_dbname()
-    )
+/// A store on a fresh database of its own, or `None` (said so) when the
+/// server cannot be reached.
+fn fresh() -> Option<contract::Made> {
+    let server = server()?;
+    let db = TestDb::create(&server);
+    let store = db.open();
+    Some((Box::new(store), Box::new(db)))
 }
 
-/// The server's admin connection settings, or `None` (after saying so)
-/// when the tests are to be skipped.
-fn server() -> Option<Config> {
-    let url = std::env::var("MUSTER_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.into());
-    let mut cfg: Config = url
-        .parse()
-        .expect("MUSTER_TEST_POSTGRES_URL is not a PostgreSQL URL");
-    cfg.connect_timeout(std::time::Duration::from_secs(5));
-    match cfg.connect(NoTls) {
-        Ok(_) => Some(cfg),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("PostgreSQL not reachable at {}: {e}", place(&cfg))
-        }
-        Err(e) => {
-            // Straight to the stream, not eprintln!: the test harness
-            // captures that, and a skip must not pass unnoticed.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n**********\nSKIPPED: PostgreSQL not reachable at {} ({e:?})\n**********",
-                place(&cfg)
-            );
-            None
-        }
-    }
-}
-
-/// A fresh database, dropped (with any connections still open to it) when
-/// this is dropped, on success or panic alike.
-struct TestDb {
-    server: Config,
-    name: String,
-}
-
-impl TestDb {
-    fn create(server: &Config) -> Self {
-        let name = format!("muster_test_{:016x}", rand::random::<u64>());
-        let mut c = server.connect(NoTls).unwrap();
-        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        Self {
-            server: server.clone(),
-            name,
-        }
-    }
-
-    fn config(&self) -> Config {
-        let mut c = self.server.clone();
-        c.dbname(&self.name);
-        c
-    }
-
-    fn open(&self) -> PostgresStore {
-        PostgresStore::open_with(self.config(), 4).unwrap()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let dropped = self.server.connect(NoTls).and_then(|mut c| {
-            c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-        });
-        if let Err(e) = dropped {
-            eprintln!("could not drop test database {}: {e}", self.name);
-        }
-    }
-}
-
-#[test]
-fn the_postgres_backend_passes_the_store_contract() {
-    let Some(server) = server() else { return };
-    contract::run_all(&|| {
-        let db = TestDb::create(&server);
-        let store = db.open();
-        (
-            Box::new(store) as Box<dyn Store>,
-            Box::new(db) as Box<dyn std::any::Any>,
-        )
-    });
-}
-
-#[test]
-fn the_postgres_backend_commits_a_change_and_its_audit_entry_together() {
-    let Some(server) = server() else { return };
-    let make = || {
-        let db = TestDb::create(&server);
-        let store = db.open();
-        (
-            Box::new(store) as Box<dyn Store>,
-            Box::new(db) as Box<dyn std::any::Any>,
-        )
-    };
-    let refuse = |guard: &dyn std::any::Any, on: bool| {
-        let db = guard.downcast_ref::<TestDb>().unwrap();
-        let mut c = db.config().connect(NoTls).unwrap();
-        c.batch_execute(if on {
-            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$; \
-             CREATE TRIGGER refuse_audit BEFORE INSERT ON audit \
-             FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
-        } else {
-            "DROP TRIGGER refuse_audit ON audit; DROP FUNCTION refuse_audit();"
-        })
-        .unwrap();
-    };
-    contract_atomic::run_atomic(&make, &refuse);
-}
-
-fn t0() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
-}
-
-fn item(id: &str, name: &str) -> BatchItem {
-    let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
-    inc.attrs
-        .insert("given_name".into(), Some(AttrValue::string(name)));
-    BatchItem::new(2, inc)
-}
-
-fn ctx(tenant: &TenantId) -> WriteContext {
-    WriteContext {
-        tenant: tenant.clone(),
-        principal: "client:c1".into(),
-        on_behalf_of: None,
-        source: "api".into(),
-        policy: WritePolicy::allow_all(),
-        now: t0(),
-        source_system: None,
-    }
-}
-
-fn chain_len(s: &dyn Store, t: &TenantId) -> u64 {
-    let mut rows = Vec::new();
-    s.audit_walk(t, &mut |r| {
-        rows.push((r.entry, r.hash));
-        true
+fn refuse(guard: &dyn std::any::Any, on: bool) {
+    let db = guard.downcast_ref::<TestDb>().unwrap();
+    let mut c = db.config().connect(NoTls).unwrap();
+    c.batch_execute(if on {
+        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$; \
+         CREATE TRIGGER refuse_audit BEFORE INSERT ON audit \
+         FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
+    } else {
+        "DROP TRIGGER refuse_audit ON audit; DROP FUNCTION refuse_audit();"
     })
     .unwrap();
-    verify_chain(rows).unwrap()
 }
 
-fn new_import(id: &str) -> NewImport {
-    NewImport {
-        id: id.into(),
-        tenant: TenantId::default_tenant(),
-        principal_id: "p1".into(),
-        client_id: "c1".into(),
-        on_behalf_of: None,
-        idempotency_key: None,
-        mapping: "hr".into(),
-        mapping_version: 1,
-        mode: "upsert".into(),
-        dry_run: false,
-        format: "csv".into(),
-        options: serde_json::json!({}),
-        bytes: 10,
-        created_at: t0(),
-    }
+/// The store contract, one test per case.
+mod store_contract {
+    muster_store::contract_tests! { make: super::fresh, refuse: super::refuse }
 }
 
 #[test]
@@ -342,7 +195,7 @@ fn a_large_batch_is_applied_whole() {
     let s = db.open();
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
-    s.import_create(new_import("i1")).unwrap();
+    s.import_create(new_import("i1", "p1", None)).unwrap();
     let n = 5000;
     let items = |name: &str| -> Vec<BatchItem> {
         (0..n)
@@ -402,7 +255,7 @@ fn instances_claiming_by_tenant_turns_at_once_never_share_an_import() {
         .unwrap();
     let mut all = Vec::new();
     for i in 0..24 {
-        let mut imp = new_import(&format!("i{i}"));
+        let mut imp = new_import(&format!("i{i}"), "p1", None);
         // The default tenant queues most of them.
         imp.tenant = tenants[usize::from(i % 4 == 0)].clone();
         imp.principal_id = format!("p{i}");
@@ -457,8 +310,8 @@ fn each_pending_import_is_claimed_by_one_instance() {
     let db = TestDb::create(&server);
     let (a, b) = (db.open(), db.open());
     a.bootstrap(secret::digest("a"), t0()).unwrap();
-    a.import_create(new_import("i1")).unwrap();
-    a.import_create(new_import("i2")).unwrap();
+    a.import_create(new_import("i1", "p1", None)).unwrap();
+    a.import_create(new_import("i2", "p1", None)).unwrap();
     let lease = Duration::minutes(1);
     let first = a.import_claim("a", lease, t0()).unwrap().unwrap();
     let second = b.import_claim("b", lease, t0()).unwrap().unwrap();
@@ -472,8 +325,12 @@ fn each_pending_import_is_claimed_by_one_instance() {
     assert_eq!(again.id, "i2");
     assert!(!b.import_renew("i2", "b", lease, after).unwrap());
     // A finished import is no longer claimable.
-    a.import_set_state("i1", "succeeded", None, after).unwrap();
-    a.import_set_state("i2", "succeeded", None, after).unwrap();
+    assert!(a
+        .import_set_state_claimed("i1", "a", "succeeded", None, after)
+        .unwrap());
+    assert!(a
+        .import_set_state_claimed("i2", "a", "succeeded", None, after)
+        .unwrap());
     assert!(b
         .import_claim("b", lease, after + Duration::hours(1))
         .unwrap()

@@ -1371,16 +1371,6 @@ impl Store for SqliteStore {
     }
     // ---- end of import claiming ---------------------------------------------
 
-    fn import_set_state(
-        &self,
-        id: &str,
-        state: &str,
-        error: Option<(&str, &str)>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.set_state(id, None, state, error, now).map(|_| ())
-    }
-
     fn import_errors(
         &self,
         id: &str,
@@ -1458,39 +1448,6 @@ impl Store for SqliteStore {
                 .map(PersonRaw::decode)
                 .transpose()?
                 .ok_or(StoreError::NotFound { what: "person" })
-        })
-    }
-
-    fn person_fingerprints(
-        &self,
-        tenant: &TenantId,
-        ids: &[&str],
-    ) -> Result<Vec<Option<[u8; 16]>>> {
-        self.read(|conn| {
-            // One read transaction: a consistent snapshot for the whole list.
-            conn.execute_batch("BEGIN").map_err(be)?;
-            let out = (|| {
-                let mut s = conn
-                    .prepare_cached(
-                        "SELECT fingerprint FROM people WHERE tenant_id = ?1 AND external_id = ?2",
-                    )
-                    .map_err(be)?;
-                ids.iter()
-                    .map(|id| {
-                        s.query_row(params![tenant.as_str(), id], |r| {
-                            Ok(match r.get_ref(0)? {
-                                ValueRef::Blob(b) => <[u8; 16]>::try_from(b).ok(),
-                                _ => None,
-                            })
-                        })
-                        .optional()
-                        .map(Option::flatten)
-                        .map_err(be)
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })();
-            let _ = conn.execute_batch("COMMIT");
-            out
         })
     }
 
@@ -1659,21 +1616,6 @@ impl Store for SqliteStore {
     fn subscription_delete(&self, tenant: &TenantId, id: &str, audit: Audit<()>) -> Result<()> {
         let (tenant, id) = (tenant.clone(), id.to_owned());
         self.audited(audit, move |conn| subscriptions::delete(conn, &tenant, &id))
-    }
-
-    fn subscription_progress(
-        &self,
-        id: &str,
-        progress: &DeliveryProgress,
-        records: &[DeliveryRecord],
-        disable: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let (id, progress, records) = (id.to_owned(), progress.clone(), records.to_vec());
-        let disable = disable.map(str::to_owned);
-        self.writer.write(move |conn| {
-            subscriptions::progress(conn, &id, &progress, &records, disable.as_deref(), now)
-        })
     }
 
     fn subscription_redeliver(
@@ -1894,33 +1836,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn key_sealed_all(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        self.read(|conn| {
-            let mut s = conn
-                .prepare("SELECT id, sealed_secret FROM keys WHERE sealed_secret IS NOT NULL ORDER BY id")
-                .map_err(be)?;
-            let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(be)?;
-            rows.map(|r| r.map_err(be)).collect()
-        })
-    }
-
-    fn key_reseal(&self, sealed: Vec<(String, Vec<u8>)>, now: DateTime<Utc>) -> Result<()> {
-        self.writer.write(move |conn| {
-            let mut s = conn
-                .prepare_cached(
-                    "UPDATE keys SET sealed_secret = ?2, updated_at = ?3 \
-                     WHERE id = ?1 AND sealed_secret IS NOT NULL",
-                )
-                .map_err(be)?;
-            for (id, secret) in &sealed {
-                if s.execute(params![id, secret, us(now)]).map_err(be)? == 0 {
-                    return Err(StoreError::NotFound { what: "key" });
-                }
-            }
-            Ok(())
-        })
-    }
-
     // ---- rotate ----------------------------------------------------------
 
     fn sealed_all(&self) -> Result<Vec<SealedValue>> {
@@ -2044,8 +1959,7 @@ impl Store for SqliteStore {
 }
 
 /// An import's bookkeeping, only while `owner` holds its lease (`false`,
-/// and nothing written, when it does not). Only the state is also set
-/// unfenced (`owner` `None`: `Store::import_set_state`).
+/// and nothing written, when it does not).
 impl SqliteStore {
     fn set_state(
         &self,
@@ -2807,43 +2721,31 @@ mod tests {
         assert_eq!(rows, 1);
     }
 
-    #[test]
-    fn the_sqlite_backend_passes_the_store_contract() {
-        muster_store::contract::run_all(&|| {
-            let dir = tempfile::tempdir().unwrap();
-            let store = SqliteStore::open(&dir.path().join("muster.db")).unwrap();
-            (
-                Box::new(store) as Box<dyn Store>,
-                Box::new(dir) as Box<dyn std::any::Any>,
-            )
-        });
+    /// A store on a database file in a fresh temporary directory.
+    fn fresh() -> Option<muster_store::contract::Made> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("muster.db")).unwrap();
+        Some((Box::new(store), Box::new(dir)))
     }
 
-    #[test]
-    fn the_sqlite_backend_commits_a_change_and_its_audit_entry_together() {
-        let make = || {
-            let dir = tempfile::tempdir().unwrap();
-            let store = SqliteStore::open(&dir.path().join("muster.db")).unwrap();
-            (
-                Box::new(store) as Box<dyn Store>,
-                Box::new(dir) as Box<dyn std::any::Any>,
-            )
-        };
-        // A second connection changes the schema; the writer's connection
-        // sees the trigger at its next statement.
-        let refuse = |guard: &dyn std::any::Any, on: bool| {
-            let dir = guard.downcast_ref::<tempfile::TempDir>().unwrap();
-            let conn = Connection::open(dir.path().join("muster.db")).unwrap();
-            conn.busy_timeout(std::time::Duration::from_secs(10))
-                .unwrap();
-            conn.execute_batch(if on {
-                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit \
-                 BEGIN SELECT RAISE(ABORT, 'audit refused'); END;"
-            } else {
-                "DROP TRIGGER refuse_audit;"
-            })
+    /// A second connection changes the schema; the writer's connection
+    /// sees the trigger at its next statement.
+    fn refuse(guard: &dyn std::any::Any, on: bool) {
+        let dir = guard.downcast_ref::<tempfile::TempDir>().unwrap();
+        let conn = Connection::open(dir.path().join("muster.db")).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
             .unwrap();
-        };
-        muster_store::contract_atomic::run_atomic(&make, &refuse);
+        conn.execute_batch(if on {
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit \
+             BEGIN SELECT RAISE(ABORT, 'audit refused'); END;"
+        } else {
+            "DROP TRIGGER refuse_audit;"
+        })
+        .unwrap();
+    }
+
+    /// The store contract, one test per case.
+    mod store_contract {
+        muster_store::contract_tests! { make: super::fresh, refuse: super::refuse }
     }
 }

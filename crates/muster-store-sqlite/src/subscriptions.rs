@@ -175,40 +175,6 @@ pub(crate) fn delete(conn: &Connection, tenant: &TenantId, id: &str) -> Result<(
     Ok(())
 }
 
-pub(crate) fn progress(
-    conn: &Connection,
-    id: &str,
-    p: &DeliveryProgress,
-    records: &[DeliveryRecord],
-    disable: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let n = conn
-        .execute(
-            "UPDATE subscriptions SET cursor = ?2, attempt = ?3, next_attempt_at = ?4, \
-             redeliver_from = ?5, redeliver_to = ?6, updated_at = ?7, \
-             state = CASE WHEN ?8 IS NULL THEN state ELSE 'disabled' END, \
-             disabled_reason = coalesce(?8, disabled_reason) WHERE id = ?1",
-            params![
-                id,
-                p.cursor,
-                p.attempt,
-                p.next_attempt_at.map(us),
-                p.redeliver.map(|r| r.0),
-                p.redeliver.map(|r| r.1),
-                us(now),
-                disable
-            ],
-        )
-        .map_err(be)?;
-    if n == 0 {
-        return Err(StoreError::NotFound {
-            what: "subscription",
-        });
-    }
-    insert_records(conn, id, records)
-}
-
 fn insert_records(conn: &Connection, id: &str, records: &[DeliveryRecord]) -> Result<()> {
     let mut ins = conn
         .prepare_cached(

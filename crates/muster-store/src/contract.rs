@@ -1,6 +1,7 @@
 //! The behaviour every storage backend must show, as plain functions over a
-//! `&dyn Store`. A backend's test calls [`run_all`] with a factory that makes
-//! a fresh, empty store (and a guard that cleans it up when dropped).
+//! `&dyn Store`. A backend runs them with [`contract_tests!`](crate::contract_tests),
+//! which makes each case a test of its own, on a fresh, empty store from
+//! the backend's factory (and a guard that cleans it up when dropped).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::*;
@@ -10,7 +11,116 @@ use muster_core::person::Incoming;
 use muster_core::secret;
 use muster_core::AttrValue;
 
-pub type Factory<'a> = &'a dyn Fn() -> (Box<dyn Store>, Box<dyn std::any::Any>);
+/// A fresh store and what keeps its database alive (a temporary
+/// directory, a test database dropped with it).
+pub type Made = (Box<dyn Store>, Box<dyn std::any::Any>);
+
+/// Makes a fresh store, or `None` when the backend's database cannot be
+/// reached and the test is skipped (the factory says so on stderr).
+pub type Factory<'a> = &'a dyn Fn() -> Option<Made>;
+
+/// Runs one case on a fresh store.
+#[doc(hidden)]
+pub fn run_case(make: Factory<'_>, case: fn(&dyn Store)) {
+    let Some((store, _guard)) = make() else {
+        return;
+    };
+    case(store.as_ref());
+}
+
+/// Runs one atomicity case on a fresh store, with the backend's hook that
+/// makes its database refuse audit appends.
+#[doc(hidden)]
+pub fn run_atomic_case(
+    make: Factory<'_>,
+    refuse: crate::contract_atomic::Refuse<'_>,
+    case: fn(&dyn Store, &dyn Fn(bool)),
+) {
+    let Some((store, guard)) = make() else {
+        return;
+    };
+    case(store.as_ref(), &|on| refuse(guard.as_ref(), on));
+}
+
+/// The storage contract as one `#[test]` per case, each on a fresh store,
+/// so that every case runs (and fails) on its own and can be run by name.
+/// `make` is a factory ([`Factory`]); `refuse` turns the refusal of audit
+/// appends on or off in the database of a store the factory made, given
+/// its guard ([`contract_atomic::Refuse`](crate::contract_atomic::Refuse)).
+/// Invoke it in a module of its own:
+///
+/// ```text
+/// mod contract {
+///     muster_store::contract_tests! { make: super::fresh, refuse: super::refuse }
+/// }
+/// ```
+#[macro_export]
+macro_rules! contract_tests {
+    (make: $make:expr, refuse: $refuse:expr $(,)?) => {
+        $crate::contract_tests! { @plain ($make)
+            contract::bootstrap_happens_once,
+            contract::one_time_tokens_are_used_once,
+            contract::expired_revoked_and_disabled_tokens_are_refused,
+            contract::mappings_are_versioned,
+            contract::an_idempotency_key_returns_the_same_import,
+            contract::only_changes_are_written_and_audited,
+            contract::a_dry_run_writes_nothing_but_its_progress,
+            contract::tenants_do_not_see_each_other,
+            contract::keys_keep_their_state_and_sealed_secret,
+            contract::intake_policies_default_and_replace,
+            contract::prepared_items_store_exactly_what_plain_items_would,
+            contract::client_keys_are_set_replaced_and_removed_one_by_one,
+            contract::a_nonce_is_accepted_once,
+            contract::a_nonce_is_accepted_once_even_when_callers_race,
+            contract::a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends,
+            contract::issuers_are_stored_found_by_iss_and_deleted,
+            contract::issuer_names_and_iss_audience_pairs_are_unique_per_tenant,
+            contract::every_change_has_its_event_and_no_event_lacks_its_change,
+            contract::events_keep_the_order_of_each_persons_changes,
+            contract::events_are_numbered_and_read_per_tenant,
+            contract::subscriptions_keep_their_progress_and_delivery_log,
+            contract::admin_tokens_expire_are_listed_and_revoked_per_tenant,
+            contract_semantics::imports_mark_people_with_their_source_and_api_writes_keep_it,
+            contract_semantics::existence_is_answered_in_order,
+            contract_semantics::effective_dates_settle_on_write_and_when_due,
+            contract_semantics::settlers_racing_apply_a_transition_once,
+            contract_rotate::every_sealed_value_is_listed_and_swapped_only_where_unchanged,
+            contract_rotate::a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline,
+            contract_rotate::failed_authentications_are_counted_per_key_and_window,
+            contract_rotate::instances_are_seen_by_their_heartbeats,
+            contract_crash::a_batch_commits_only_while_its_instance_holds_the_lease,
+            contract_crash::a_fenced_dry_run_batch_moves_only_the_checkpoint,
+            contract_crash::validation_writes_of_an_instance_that_lost_the_lease_change_nothing,
+            contract_crash::validation_writes_need_a_lease_and_end_with_the_import,
+            contract_fanout::a_subscription_is_delivered_by_one_lease_holder_at_a_time,
+            contract_fanout::a_lease_holder_keeps_a_redelivery_an_admin_asked_for_meanwhile,
+            contract_fairness::a_tenant_with_nothing_running_is_claimed_before_an_older_import_of_a_busy_one,
+            contract_fairness::the_tenant_whose_import_ended_last_waits_for_the_others_turn,
+            contract_fairness::a_claim_for_idle_tenants_skips_every_tenant_with_an_import_running,
+        }
+        $crate::contract_tests! { @atomic ($make) ($refuse)
+            contract_atomic::an_admin_change_whose_entry_is_refused_leaves_nothing,
+            contract_atomic::a_subscription_update_whose_entry_is_refused_leaves_the_old_settings,
+            contract_atomic::a_person_write_whose_entry_is_refused_leaves_nothing,
+        }
+    };
+    (@plain ($make:expr) $($module:ident :: $case:ident,)*) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::contract::run_case(&$make, $crate::$module::$case);
+            }
+        )*
+    };
+    (@atomic ($make:expr) ($refuse:expr) $($module:ident :: $case:ident,)*) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::contract::run_atomic_case(&$make, &$refuse, $crate::$module::$case);
+            }
+        )*
+    };
+}
 
 /// A change recorded by no audit entry: for cases about something else.
 /// Production callers always build their entries ([`Audit`]).
@@ -18,106 +128,15 @@ pub fn no_audit<T>() -> Audit<T> {
     Box::new(|_| Vec::new())
 }
 
-pub fn run_all(make: Factory<'_>) {
-    type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 22] = [
-        ("bootstrap_happens_once", bootstrap_happens_once),
-        (
-            "one_time_tokens_are_used_once",
-            one_time_tokens_are_used_once,
-        ),
-        (
-            "expired_revoked_and_disabled_tokens_are_refused",
-            expired_revoked_and_disabled_tokens_are_refused,
-        ),
-        ("mappings_are_versioned", mappings_are_versioned),
-        (
-            "an_idempotency_key_returns_the_same_import",
-            an_idempotency_key_returns_the_same_import,
-        ),
-        (
-            "only_changes_are_written_and_audited",
-            only_changes_are_written_and_audited,
-        ),
-        (
-            "a_dry_run_writes_nothing_but_its_progress",
-            a_dry_run_writes_nothing_but_its_progress,
-        ),
-        (
-            "tenants_do_not_see_each_other",
-            tenants_do_not_see_each_other,
-        ),
-        (
-            "keys_keep_their_state_and_sealed_secret",
-            keys_keep_their_state_and_sealed_secret,
-        ),
-        (
-            "intake_policies_default_and_replace",
-            intake_policies_default_and_replace,
-        ),
-        (
-            "prepared_items_store_exactly_what_plain_items_would",
-            prepared_items_store_exactly_what_plain_items_would,
-        ),
-        (
-            "client_keys_are_set_replaced_and_removed_one_by_one",
-            client_keys_are_set_replaced_and_removed_one_by_one,
-        ),
-        ("a_nonce_is_accepted_once", a_nonce_is_accepted_once),
-        (
-            "a_nonce_is_accepted_once_even_when_callers_race",
-            a_nonce_is_accepted_once_even_when_callers_race,
-        ),
-        (
-            "a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends",
-            a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends,
-        ),
-        (
-            "issuers_are_stored_found_by_iss_and_deleted",
-            issuers_are_stored_found_by_iss_and_deleted,
-        ),
-        (
-            "issuer_names_and_iss_audience_pairs_are_unique_per_tenant",
-            issuer_names_and_iss_audience_pairs_are_unique_per_tenant,
-        ),
-        (
-            "every_change_has_its_event_and_no_event_lacks_its_change",
-            every_change_has_its_event_and_no_event_lacks_its_change,
-        ),
-        (
-            "events_keep_the_order_of_each_persons_changes",
-            events_keep_the_order_of_each_persons_changes,
-        ),
-        (
-            "events_are_numbered_and_read_per_tenant",
-            events_are_numbered_and_read_per_tenant,
-        ),
-        (
-            "subscriptions_keep_their_progress_and_delivery_log",
-            subscriptions_keep_their_progress_and_delivery_log,
-        ),
-        (
-            "admin_tokens_expire_are_listed_and_revoked_per_tenant",
-            admin_tokens_expire_are_listed_and_revoked_per_tenant,
-        ),
-    ];
-    for (name, case) in cases {
-        let (store, _guard) = make();
-        eprintln!("store contract: {name}");
-        case(store.as_ref());
-    }
-    crate::contract_semantics::run_semantics(make);
-    crate::contract_rotate::run_rotate(make);
-    crate::contract_crash::run_crash(make);
-    crate::contract_fanout::run_fanout(make);
-    crate::contract_fairness::run_fairness(make);
-}
+// ---- fixtures: the builders every case and backend test shares ----------
 
-pub(crate) fn t0() -> chrono::DateTime<Utc> {
+/// The moment the cases start at.
+pub fn t0() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
 }
 
-pub(crate) fn new_client(tenant: &TenantId, id: &str) -> NewClient {
+/// An integration client of `tenant` with public id `id`.
+pub fn new_client(tenant: &TenantId, id: &str) -> NewClient {
     NewClient {
         tenant: tenant.clone(),
         kind: PrincipalKind::Client,
@@ -131,13 +150,100 @@ pub(crate) fn new_client(tenant: &TenantId, id: &str) -> NewClient {
     }
 }
 
-pub(crate) fn client(store: &dyn Store, tenant: &TenantId, id: &str) -> ClientRow {
+/// Stores [`new_client`].
+pub fn client(store: &dyn Store, tenant: &TenantId, id: &str) -> ClientRow {
     store
         .client_create(new_client(tenant, id), t0(), no_audit())
         .unwrap()
 }
 
-fn bootstrap_happens_once(s: &dyn Store) {
+/// Creates the tenant `other` beside the default one.
+pub fn other_tenant(s: &dyn Store) -> TenantId {
+    let other = TenantId::parse("other").unwrap();
+    s.tenant_create(&other, "Other", t0(), no_audit()).unwrap();
+    other
+}
+
+/// An active subscription of `tenant` to created people, from cursor 0.
+pub fn subscription_row(tenant: &TenantId, id: &str) -> SubscriptionRow {
+    SubscriptionRow {
+        id: id.into(),
+        tenant: tenant.clone(),
+        url: "https://hooks.example.com/muster".into(),
+        events: vec!["person.created".into()],
+        attributes: vec!["*".into()],
+        secret_sealed: vec![1, 2, 3],
+        previous_secret_sealed: None,
+        previous_until: None,
+        state: "active".into(),
+        disabled_reason: None,
+        progress: DeliveryProgress::default(),
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+/// A default-tenant CSV import by `principal`, with an idempotency key.
+pub fn new_import(id: &str, principal: &str, key: Option<&str>) -> NewImport {
+    NewImport {
+        id: id.into(),
+        tenant: TenantId::default_tenant(),
+        principal_id: principal.into(),
+        client_id: "c1".into(),
+        on_behalf_of: None,
+        idempotency_key: key.map(str::to_owned),
+        mapping: "hr".into(),
+        mapping_version: 1,
+        mode: "upsert".into(),
+        dry_run: false,
+        format: "csv".into(),
+        options: serde_json::json!({}),
+        bytes: 10,
+        created_at: t0(),
+    }
+}
+
+/// A record of person `id` at file row `row` with these attributes.
+pub fn person_item(row: u64, id: &str, attrs: &[(&str, &str)]) -> BatchItem {
+    let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
+    for (k, v) in attrs {
+        inc.attrs.insert(k.to_string(), Some(AttrValue::string(*v)));
+    }
+    BatchItem::new(row, inc)
+}
+
+/// A record of person `id` with only a given name, at row 2.
+pub fn item(id: &str, name: &str) -> BatchItem {
+    person_item(2, id, &[("given_name", name)])
+}
+
+/// An API write to `tenant` by `client:c1` on behalf of someone, at [`t0`].
+pub fn ctx(tenant: &TenantId) -> WriteContext {
+    WriteContext {
+        tenant: tenant.clone(),
+        principal: "client:c1".into(),
+        on_behalf_of: Some("ops@example.com".into()),
+        source: "api".into(),
+        policy: WritePolicy::allow_all(),
+        now: t0(),
+        source_system: None,
+    }
+}
+
+/// The length of `t`'s audit chain, which must verify.
+pub fn chain_len(s: &dyn Store, t: &TenantId) -> u64 {
+    let mut rows = Vec::new();
+    s.audit_walk(t, &mut |r| {
+        rows.push((r.entry, r.hash));
+        true
+    })
+    .unwrap();
+    verify_chain(rows).unwrap()
+}
+
+// ---- the cases ---------------------------------------------------------------
+
+pub fn bootstrap_happens_once(s: &dyn Store) {
     assert!(s.bootstrap(secret::digest("a"), t0()).unwrap());
     assert!(!s.bootstrap(secret::digest("b"), t0()).unwrap());
     assert_eq!(s.tenant_list().unwrap().len(), 1);
@@ -146,7 +252,7 @@ fn bootstrap_happens_once(s: &dyn Store) {
     assert!(s.token_use(secret::digest("b"), t0()).unwrap().is_err());
 }
 
-fn admin_tokens_expire_are_listed_and_revoked_per_tenant(s: &dyn Store) {
+pub fn admin_tokens_expire_are_listed_and_revoked_per_tenant(s: &dyn Store) {
     let first = secret::digest("first");
     assert!(s
         .bootstrap_admin(first, Some(t0() + Duration::hours(1)), t0())
@@ -261,7 +367,7 @@ fn admin_tokens_expire_are_listed_and_revoked_per_tenant(s: &dyn Store) {
         .is_err());
 }
 
-fn one_time_tokens_are_used_once(s: &dyn Store) {
+pub fn one_time_tokens_are_used_once(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let c = client(s, &TenantId::default_tenant(), "c1");
     let d = secret::digest("tok");
@@ -281,7 +387,7 @@ fn one_time_tokens_are_used_once(s: &dyn Store) {
     );
 }
 
-fn expired_revoked_and_disabled_tokens_are_refused(s: &dyn Store) {
+pub fn expired_revoked_and_disabled_tokens_are_refused(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let c = client(s, &TenantId::default_tenant(), "c1");
     let tok = |name: &str| {
@@ -342,7 +448,7 @@ fn expired_revoked_and_disabled_tokens_are_refused(s: &dyn Store) {
     ));
 }
 
-fn mappings_are_versioned(s: &dyn Store) {
+pub fn mappings_are_versioned(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     for i in 1..=2 {
@@ -371,26 +477,7 @@ fn mappings_are_versioned(s: &dyn Store) {
     assert!(s.mapping_get(&t, "other", None).is_err());
 }
 
-fn new_import(id: &str, principal: &str, key: Option<&str>) -> NewImport {
-    NewImport {
-        id: id.into(),
-        tenant: TenantId::default_tenant(),
-        principal_id: principal.into(),
-        client_id: "c1".into(),
-        on_behalf_of: None,
-        idempotency_key: key.map(str::to_owned),
-        mapping: "hr".into(),
-        mapping_version: 1,
-        mode: "upsert".into(),
-        dry_run: false,
-        format: "csv".into(),
-        options: serde_json::json!({}),
-        bytes: 10,
-        created_at: t0(),
-    }
-}
-
-fn an_idempotency_key_returns_the_same_import(s: &dyn Store) {
+pub fn an_idempotency_key_returns_the_same_import(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let (a, fresh) = s.import_create(new_import("i1", "p1", Some("k"))).unwrap();
     assert!(fresh);
@@ -400,45 +487,24 @@ fn an_idempotency_key_returns_the_same_import(s: &dyn Store) {
     let (c, fresh) = s.import_create(new_import("i3", "p2", Some("k"))).unwrap();
     assert!(fresh && c.id == "i3");
     assert_eq!(s.import_pending().unwrap().len(), 2);
-    s.import_set_state("i1", "succeeded", None, t0()).unwrap();
+    let lease = Duration::minutes(1);
+    let held = s.import_claim("w", lease, t0()).unwrap().unwrap();
+    assert!(s
+        .import_set_state_claimed(&held.id, "w", "succeeded", None, t0())
+        .unwrap());
     assert_eq!(s.import_pending().unwrap().len(), 1);
-    let got = s.import_get(&TenantId::default_tenant(), "i1").unwrap();
+    let got = s.import_get(&TenantId::default_tenant(), &held.id).unwrap();
     assert_eq!(got.state, "succeeded");
     assert!(got.finished_at.is_some());
 }
 
-pub(crate) fn item(id: &str, name: &str) -> BatchItem {
-    let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
-    inc.attrs
-        .insert("given_name".into(), Some(AttrValue::string(name)));
-    BatchItem::new(2, inc)
-}
-
-pub(crate) fn ctx(tenant: &TenantId) -> WriteContext {
-    WriteContext {
-        tenant: tenant.clone(),
-        principal: "client:c1".into(),
-        on_behalf_of: Some("ops@example.com".into()),
-        source: "api".into(),
-        policy: WritePolicy::allow_all(),
-        now: t0(),
-        source_system: None,
-    }
-}
-
-pub(crate) fn chain_len(s: &dyn Store, t: &TenantId) -> u64 {
-    let mut rows = Vec::new();
-    s.audit_walk(t, &mut |r| {
-        rows.push((r.entry, r.hash));
-        true
-    })
-    .unwrap();
-    verify_chain(rows).unwrap()
-}
-
-fn only_changes_are_written_and_audited(s: &dyn Store) {
+pub fn only_changes_are_written_and_audited(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
+    let ctx = |t: &TenantId| WriteContext {
+        source_system: Some("hr".into()),
+        ..ctx(t)
+    };
     let before = chain_len(s, &t);
     let r = s
         .apply_batch(
@@ -472,7 +538,9 @@ fn only_changes_are_written_and_audited(s: &dyn Store) {
     assert_eq!(detail["changes"][0]["attribute"], "given_name");
     assert_eq!(s.person_list(&t, None, 10).unwrap().len(), 2);
     assert_eq!(s.person_list(&t, Some("E1"), 10).unwrap().len(), 1);
-    let fps = s.person_fingerprints(&t, &["E1", "nobody", "E2"]).unwrap();
+    let fps = s
+        .person_fingerprints_of_source(&t, &["E1", "nobody", "E2"], "hr")
+        .unwrap();
     let ctx = ctx(&t);
     assert_eq!(
         fps[0],
@@ -486,7 +554,7 @@ fn only_changes_are_written_and_audited(s: &dyn Store) {
     assert!(fps[2].is_some());
 }
 
-fn a_dry_run_writes_nothing_but_its_progress(s: &dyn Store) {
+pub fn a_dry_run_writes_nothing_but_its_progress(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     s.import_create(new_import("i1", "p1", None)).unwrap();
@@ -513,12 +581,10 @@ fn a_dry_run_writes_nothing_but_its_progress(s: &dyn Store) {
     );
 }
 
-fn tenants_do_not_see_each_other(s: &dyn Store) {
+pub fn tenants_do_not_see_each_other(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let a = TenantId::default_tenant();
-    let b = TenantId::parse("other").unwrap();
-    s.tenant_create(&b, "Other", t0(), crate::contract::no_audit())
-        .unwrap();
+    let b = other_tenant(s);
     assert!(matches!(
         s.tenant_create(&b, "Again", t0(), crate::contract::no_audit()),
         Err(StoreError::Conflict(_))
@@ -532,12 +598,9 @@ fn tenants_do_not_see_each_other(s: &dyn Store) {
     assert_eq!(chain_len(s, &b), 0);
 }
 
-fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
+pub fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
     store.bootstrap([0; 32], t0()).unwrap();
-    let other = TenantId::parse("other").unwrap();
-    store
-        .tenant_create(&other, "Other", t0(), crate::contract::no_audit())
-        .unwrap();
+    let other = other_tenant(store);
     let tenant = TenantId::default_tenant();
     let key = |id: &str, purpose, secret: Option<Vec<u8>>| KeyRow {
         id: id.into(),
@@ -608,24 +671,44 @@ fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
         ),
         Err(StoreError::NotFound { .. })
     ));
-    // Only sealed secrets are listed for re-sealing, and replaced whole.
+    // Only sealed secrets are listed for re-sealing, and swapped where the
+    // row still holds what was read.
+    let sealed: Vec<_> = store
+        .sealed_all()
+        .unwrap()
+        .into_iter()
+        .filter(|v| v.column == SealedColumn::KeySecret)
+        .map(|v| (v.id, v.sealed))
+        .collect();
+    assert_eq!(sealed, vec![("k1".to_string(), vec![1, 2, 3])]);
+    let swap = |id: &str, old: Vec<u8>, new: Vec<u8>| SealedSwap {
+        id: id.into(),
+        old,
+        new,
+    };
     assert_eq!(
-        store.key_sealed_all().unwrap(),
-        vec![("k1".to_string(), vec![1, 2, 3])]
+        store
+            .sealed_replace(
+                SealedColumn::KeySecret,
+                vec![swap("k1", vec![1, 2, 3], vec![9, 9])]
+            )
+            .unwrap(),
+        1
     );
-    store
-        .key_reseal(vec![("k1".into(), vec![9, 9])], later)
-        .unwrap();
     assert_eq!(
         store.key_get(&tenant, "k1").unwrap().sealed_secret,
         Some(vec![9, 9])
     );
-    assert!(store
-        .key_reseal(vec![("k2".into(), vec![1])], later)
-        .is_err());
+    assert_eq!(
+        store
+            .sealed_replace(SealedColumn::KeySecret, vec![swap("k2", vec![], vec![1])])
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.key_get(&tenant, "k2").unwrap().sealed_secret, None);
 }
 
-fn intake_policies_default_and_replace(store: &dyn Store) {
+pub fn intake_policies_default_and_replace(store: &dyn Store) {
     store.bootstrap([0; 32], t0()).unwrap();
     let c = client(store, &TenantId::default_tenant(), "hr");
     assert_eq!(
@@ -655,7 +738,7 @@ fn intake_policies_default_and_replace(store: &dyn Store) {
 /// Work prepared off the writer (BatchItem::prepared) changes nothing about
 /// the outcome: two tenants get the same items, one plain and one
 /// prepared, and end with the same people, versions and audit details.
-fn prepared_items_store_exactly_what_plain_items_would(s: &dyn Store) {
+pub fn prepared_items_store_exactly_what_plain_items_would(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let (plain, prep) = (TenantId::default_tenant(), TenantId::parse("prep").unwrap());
     s.tenant_create(&prep, "Prepared", t0(), crate::contract::no_audit())
@@ -733,7 +816,7 @@ fn prepared_items_store_exactly_what_plain_items_would(s: &dyn Store) {
     assert_eq!(e100.version, 2, "created, then changed in the same batch");
 }
 
-fn client_keys_are_set_replaced_and_removed_one_by_one(s: &dyn Store) {
+pub fn client_keys_are_set_replaced_and_removed_one_by_one(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     client(s, &t, "signer");
@@ -807,7 +890,7 @@ fn client_keys_are_set_replaced_and_removed_one_by_one(s: &dyn Store) {
     assert_eq!(k.updated_at, Some(t2));
 }
 
-fn a_nonce_is_accepted_once(s: &dyn Store) {
+pub fn a_nonce_is_accepted_once(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     let a = client(s, &t, "client-a");
@@ -830,7 +913,7 @@ fn a_nonce_is_accepted_once(s: &dyn Store) {
         .unwrap());
 }
 
-fn a_nonce_is_accepted_once_even_when_callers_race(s: &dyn Store) {
+pub fn a_nonce_is_accepted_once_even_when_callers_race(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     let a = client(s, &t, "racer");
@@ -848,7 +931,7 @@ fn a_nonce_is_accepted_once_even_when_callers_race(s: &dyn Store) {
     assert_eq!(wins.into_inner(), 1);
 }
 
-fn a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends(s: &dyn Store) {
+pub fn a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     s.import_create(new_import("i1", "p1", None)).unwrap();
     s.import_create(new_import("i2", "p1", None)).unwrap();
@@ -884,9 +967,12 @@ fn a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends(s: &dyn Store) {
     let back = s.import_claim("d", lease, after).unwrap().unwrap();
     assert_eq!(back.id, "i2");
     // A final state releases the import for good.
-    s.import_set_state("i1", "succeeded", None, after).unwrap();
-    s.import_set_state("i2", "failed", Some(("internal", "x")), after)
-        .unwrap();
+    assert!(s
+        .import_set_state_claimed("i1", "a", "succeeded", None, after)
+        .unwrap());
+    assert!(s
+        .import_set_state_claimed("i2", "d", "failed", Some(("internal", "x")), after)
+        .unwrap());
     assert!(!s.import_renew("i1", "a", lease, after).unwrap());
     let much_later = after + Duration::hours(1);
     assert!(s.import_claim("a", lease, much_later).unwrap().is_none());
@@ -918,12 +1004,9 @@ fn issuer(tenant: &TenantId, name: &str, iss: &str, aud: &str) -> IssuerRow {
     }
 }
 
-fn issuers_are_stored_found_by_iss_and_deleted(store: &dyn Store) {
+pub fn issuers_are_stored_found_by_iss_and_deleted(store: &dyn Store) {
     store.bootstrap([0; 32], t0()).unwrap();
-    let other = TenantId::parse("other").unwrap();
-    store
-        .tenant_create(&other, "Other", t0(), crate::contract::no_audit())
-        .unwrap();
+    let other = other_tenant(store);
     let tenant = TenantId::default_tenant();
     let a = issuer(&tenant, "okta", "https://idp.example", "muster");
     assert_eq!(
@@ -990,12 +1073,9 @@ fn issuers_are_stored_found_by_iss_and_deleted(store: &dyn Store) {
     );
 }
 
-fn issuer_names_and_iss_audience_pairs_are_unique_per_tenant(store: &dyn Store) {
+pub fn issuer_names_and_iss_audience_pairs_are_unique_per_tenant(store: &dyn Store) {
     store.bootstrap([0; 32], t0()).unwrap();
-    let other = TenantId::parse("other").unwrap();
-    store
-        .tenant_create(&other, "Other", t0(), crate::contract::no_audit())
-        .unwrap();
+    let other = other_tenant(store);
     let tenant = TenantId::default_tenant();
     store
         .issuer_create(
@@ -1054,7 +1134,7 @@ fn with_roles(id: &str, roles: &[&str]) -> BatchItem {
     BatchItem::new(2, inc)
 }
 
-fn every_change_has_its_event_and_no_event_lacks_its_change(s: &dyn Store) {
+pub fn every_change_has_its_event_and_no_event_lacks_its_change(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     let audit_before = chain_len(s, &t) as i64;
@@ -1133,7 +1213,7 @@ fn every_change_has_its_event_and_no_event_lacks_its_change(s: &dyn Store) {
     assert_eq!(s.changes_head(&t).unwrap(), 7);
 }
 
-fn events_keep_the_order_of_each_persons_changes(s: &dyn Store) {
+pub fn events_keep_the_order_of_each_persons_changes(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     // One id named several times within a batch and across batches.
@@ -1172,12 +1252,10 @@ fn events_keep_the_order_of_each_persons_changes(s: &dyn Store) {
     assert_eq!(detail["changes"][0]["after"], "F");
 }
 
-fn events_are_numbered_and_read_per_tenant(s: &dyn Store) {
+pub fn events_are_numbered_and_read_per_tenant(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let a = TenantId::default_tenant();
-    let b = TenantId::parse("other").unwrap();
-    s.tenant_create(&b, "Other", t0(), crate::contract::no_audit())
-        .unwrap();
+    let b = other_tenant(s);
     s.apply_batch(
         &ctx(&a),
         vec![item("E1", "Ada"), item("E2", "Bob")],
@@ -1196,30 +1274,19 @@ fn events_are_numbered_and_read_per_tenant(s: &dyn Store) {
     assert!(eb[0].detail.contains("Eve") && !ea.iter().any(|e| e.detail.contains("Eve")));
 }
 
-fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
+pub fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let a = TenantId::default_tenant();
-    let b = TenantId::parse("other").unwrap();
-    s.tenant_create(&b, "Other", t0(), crate::contract::no_audit())
-        .unwrap();
+    let b = other_tenant(s);
     let row = SubscriptionRow {
-        id: "sub_1".into(),
-        tenant: a.clone(),
-        url: "https://hooks.example.com/muster".into(),
-        events: vec!["person.created".into()],
         attributes: vec!["given_name".into()],
-        secret_sealed: vec![1, 2, 3],
-        previous_secret_sealed: None,
-        previous_until: None,
-        state: "active".into(),
-        disabled_reason: None,
         progress: DeliveryProgress {
             cursor: 4,
             ..Default::default()
         },
-        created_at: t0(),
-        updated_at: t0(),
+        ..subscription_row(&a, "sub_1")
     };
+
     let got = s
         .subscription_create(row.clone(), crate::contract::no_audit())
         .unwrap();
@@ -1262,14 +1329,18 @@ fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
         next_attempt_at: Some(t0() + Duration::seconds(5)),
         redeliver: None,
     };
-    s.subscription_progress(
-        "sub_1",
-        &p,
-        &[rec(5, "delivered"), rec(6, "failed")],
-        None,
-        t0(),
-    )
-    .unwrap();
+    let lease = Duration::minutes(1);
+    let held = s.subscription_claim("sub_1", "w", lease, t0()).unwrap();
+    assert!(held.is_some());
+    let save = DeliverySave {
+        progress: p.clone(),
+        redeliver_seen: None,
+        records: vec![rec(5, "delivered"), rec(6, "failed")],
+        disable: None,
+    };
+    assert!(s
+        .subscription_save("sub_1", "w", lease, &save, t0())
+        .unwrap());
     let got = s.subscription_get(&a, "sub_1").unwrap();
     assert_eq!(got.progress, p);
     let log = s.delivery_list("sub_1", 0, 10).unwrap();
@@ -1286,14 +1357,15 @@ fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
         .subscription_redeliver(&b, "sub_1", (2, 3), t0(), crate::contract::no_audit())
         .is_err());
 
-    s.subscription_progress(
-        "sub_1",
-        &got.progress,
-        &[rec(7, "gone")],
-        Some("gone"),
-        t0(),
-    )
-    .unwrap();
+    let save = DeliverySave {
+        progress: got.progress.clone(),
+        redeliver_seen: got.progress.redeliver,
+        records: vec![rec(7, "gone")],
+        disable: Some("gone".into()),
+    };
+    assert!(s
+        .subscription_save("sub_1", "w", lease, &save, t0())
+        .unwrap());
     let got = s.subscription_get(&a, "sub_1").unwrap();
     assert_eq!(got.state, "disabled");
     assert_eq!(got.disabled_reason.as_deref(), Some("gone"));

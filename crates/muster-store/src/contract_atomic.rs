@@ -13,29 +13,6 @@ use muster_core::secret;
 /// database of the store the factory made, given the factory's guard.
 pub type Refuse<'a> = &'a dyn Fn(&dyn std::any::Any, bool);
 
-pub fn run_atomic(make: crate::contract::Factory<'_>, refuse: Refuse<'_>) {
-    type Case = (&'static str, fn(&dyn Store, &dyn Fn(bool)));
-    let cases: [Case; 3] = [
-        (
-            "an_admin_change_whose_entry_is_refused_leaves_nothing",
-            an_admin_change_whose_entry_is_refused_leaves_nothing,
-        ),
-        (
-            "a_subscription_update_whose_entry_is_refused_leaves_the_old_settings",
-            a_subscription_update_whose_entry_is_refused_leaves_the_old_settings,
-        ),
-        (
-            "a_person_write_whose_entry_is_refused_leaves_nothing",
-            a_person_write_whose_entry_is_refused_leaves_nothing,
-        ),
-    ];
-    for (name, case) in cases {
-        let (store, guard) = make();
-        eprintln!("store contract: {name}");
-        case(store.as_ref(), &|on| refuse(guard.as_ref(), on));
-    }
-}
-
 fn entry(action: &str) -> AuditDraft {
     AuditDraft {
         tenant: TenantId::default_tenant(),
@@ -54,7 +31,7 @@ fn recorded<T>(action: &str) -> Audit<T> {
     Box::new(move |_| vec![e])
 }
 
-fn an_admin_change_whose_entry_is_refused_leaves_nothing(s: &dyn Store, refuse: &dyn Fn(bool)) {
+pub fn an_admin_change_whose_entry_is_refused_leaves_nothing(s: &dyn Store, refuse: &dyn Fn(bool)) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     let before = chain_len(s, &t);
@@ -87,7 +64,7 @@ fn an_admin_change_whose_entry_is_refused_leaves_nothing(s: &dyn Store, refuse: 
     assert_eq!(chain_len(s, &t), before + 1);
 }
 
-fn a_subscription_update_whose_entry_is_refused_leaves_the_old_settings(
+pub fn a_subscription_update_whose_entry_is_refused_leaves_the_old_settings(
     s: &dyn Store,
     refuse: &dyn Fn(bool),
 ) {
@@ -114,7 +91,7 @@ fn a_subscription_update_whose_entry_is_refused_leaves_the_old_settings(
     assert_eq!(chain_len(s, &t), before + 1);
 }
 
-fn a_person_write_whose_entry_is_refused_leaves_nothing(s: &dyn Store, refuse: &dyn Fn(bool)) {
+pub fn a_person_write_whose_entry_is_refused_leaves_nothing(s: &dyn Store, refuse: &dyn Fn(bool)) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     let before = chain_len(s, &t);

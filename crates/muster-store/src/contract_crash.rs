@@ -4,81 +4,29 @@
 //! can its validation bookkeeping (reset, state, row errors, totals).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::contract::Factory;
+use crate::contract::{chain_len, new_import, person_item, t0};
 use crate::*;
-use chrono::{Duration, TimeZone, Utc};
-use muster_core::audit::verify_chain;
-use muster_core::person::Incoming;
+use chrono::{Duration, Utc};
 use muster_core::secret;
-use muster_core::AttrValue;
-
-pub fn run_crash(make: Factory<'_>) {
-    type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 4] = [
-        (
-            "a_batch_commits_only_while_its_instance_holds_the_lease",
-            a_batch_commits_only_while_its_instance_holds_the_lease,
-        ),
-        (
-            "a_fenced_dry_run_batch_moves_only_the_checkpoint",
-            a_fenced_dry_run_batch_moves_only_the_checkpoint,
-        ),
-        (
-            "validation_writes_of_an_instance_that_lost_the_lease_change_nothing",
-            validation_writes_of_an_instance_that_lost_the_lease_change_nothing,
-        ),
-        (
-            "validation_writes_need_a_lease_and_end_with_the_import",
-            validation_writes_need_a_lease_and_end_with_the_import,
-        ),
-    ];
-    for (name, case) in cases {
-        let (store, _guard) = make();
-        eprintln!("store contract (crash): {name}");
-        case(store.as_ref());
-    }
-}
-
-fn t0() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 2, 1, 9, 0, 0).unwrap()
-}
 
 fn import(id: &str, dry_run: bool) -> NewImport {
     NewImport {
-        id: id.into(),
-        tenant: TenantId::default_tenant(),
-        principal_id: "p1".into(),
-        client_id: "c1".into(),
-        on_behalf_of: None,
-        idempotency_key: None,
-        mapping: "hr".into(),
-        mapping_version: 1,
-        mode: "upsert".into(),
         dry_run,
-        format: "csv".into(),
-        options: serde_json::json!({}),
-        bytes: 10,
-        created_at: t0(),
+        ..new_import(id, "p1", None)
     }
 }
 
 fn ctx(import: &str, now: chrono::DateTime<Utc>) -> WriteContext {
     WriteContext {
-        tenant: TenantId::default_tenant(),
-        principal: "client:c1".into(),
         on_behalf_of: None,
         source: format!("import:{import}"),
-        policy: WritePolicy::allow_all(),
         now,
-        source_system: None,
+        ..crate::contract::ctx(&TenantId::default_tenant())
     }
 }
 
 fn item(row: u64, id: &str, name: &str) -> BatchItem {
-    let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
-    inc.attrs
-        .insert("given_name".into(), Some(AttrValue::string(name)));
-    BatchItem::new(row, inc)
+    person_item(row, id, &[("given_name", name)])
 }
 
 fn cp(import: &str, row: u64) -> Checkpoint {
@@ -89,17 +37,7 @@ fn cp(import: &str, row: u64) -> Checkpoint {
     }
 }
 
-fn chain_len(s: &dyn Store) -> u64 {
-    let mut rows = Vec::new();
-    s.audit_walk(&TenantId::default_tenant(), &mut |r| {
-        rows.push((r.entry, r.hash));
-        true
-    })
-    .unwrap();
-    verify_chain(rows).unwrap()
-}
-
-fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
+pub fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     s.import_create(import("i1", false)).unwrap();
@@ -117,7 +55,7 @@ fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
         .unwrap()
         .expect("the holder's batch commits");
     assert_eq!(r.results[0].kind, ChangeKind::Created);
-    let audited = chain_len(s);
+    let audited = chain_len(s, &TenantId::default_tenant());
     // "a" stalls past its lease; "b" takes the import over from row 2.
     let later = t0() + Duration::seconds(45);
     let taken = s.import_claim("b", lease, later).unwrap().unwrap();
@@ -138,7 +76,7 @@ fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
     );
     assert!(s.person_get(&t, &ExternalId::parse("E2").unwrap()).is_err());
     assert_eq!(
-        chain_len(s),
+        chain_len(s, &TenantId::default_tenant()),
         audited,
         "no audit entry from the refused batch"
     );
@@ -161,11 +99,13 @@ fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
         .unwrap()
         .expect("the new holder's batch commits");
     assert_eq!(r.results[0].kind, ChangeKind::Created);
-    assert_eq!(chain_len(s), audited + 1);
+    assert_eq!(chain_len(s, &TenantId::default_tenant()), audited + 1);
     let row = s.import_get(&t, "i1").unwrap();
     assert_eq!((row.checkpoint_row, row.counts.created), (3, 2));
     // Once the import has ended (which releases it), no batch commits.
-    s.import_set_state("i1", "succeeded", None, later).unwrap();
+    assert!(s
+        .import_set_state_claimed("i1", "b", "succeeded", None, later)
+        .unwrap());
     let after_end = s
         .apply_batch_claimed(
             &ctx("i1", later),
@@ -176,16 +116,16 @@ fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
         )
         .unwrap();
     assert!(after_end.is_none());
-    assert_eq!(chain_len(s), audited + 1);
+    assert_eq!(chain_len(s, &TenantId::default_tenant()), audited + 1);
 }
 
-fn a_fenced_dry_run_batch_moves_only_the_checkpoint(s: &dyn Store) {
+pub fn a_fenced_dry_run_batch_moves_only_the_checkpoint(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     s.import_create(import("d1", true)).unwrap();
     let lease = Duration::seconds(30);
     s.import_claim("a", lease, t0()).unwrap().unwrap();
-    let before = chain_len(s);
+    let before = chain_len(s, &TenantId::default_tenant());
     let r = s
         .apply_batch_claimed(
             &ctx("d1", t0()),
@@ -198,7 +138,7 @@ fn a_fenced_dry_run_batch_moves_only_the_checkpoint(s: &dyn Store) {
         .expect("the holder's dry run commits its progress");
     assert_eq!(r.results[0].kind, ChangeKind::Created);
     assert!(s.person_get(&t, &ExternalId::parse("E1").unwrap()).is_err());
-    assert_eq!(chain_len(s), before);
+    assert_eq!(chain_len(s, &TenantId::default_tenant()), before);
     let row = s.import_get(&t, "d1").unwrap();
     assert_eq!((row.checkpoint_row, row.counts.created), (2, 1));
     assert!(s
@@ -243,7 +183,7 @@ fn seen(s: &dyn Store, id: &str) -> (String, Option<String>, Counts, u64, Vec<(u
     )
 }
 
-fn validation_writes_of_an_instance_that_lost_the_lease_change_nothing(s: &dyn Store) {
+pub fn validation_writes_of_an_instance_that_lost_the_lease_change_nothing(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     s.import_create(import("v1", false)).unwrap();
     let lease = Duration::seconds(30);
@@ -303,7 +243,7 @@ fn validation_writes_of_an_instance_that_lost_the_lease_change_nothing(s: &dyn S
     assert_eq!(errors, vec![(4, "b_first".to_owned())]);
 }
 
-fn validation_writes_need_a_lease_and_end_with_the_import(s: &dyn Store) {
+pub fn validation_writes_need_a_lease_and_end_with_the_import(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
     // Nobody has claimed it yet: no instance may write its bookkeeping.

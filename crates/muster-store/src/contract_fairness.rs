@@ -3,36 +3,10 @@
 //! long queue does not keep another tenant's import waiting behind it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::contract::{new_import, t0};
 use crate::*;
-use chrono::{Duration, TimeZone, Utc};
+use chrono::{Duration, Utc};
 use muster_core::secret;
-
-pub fn run_fairness(make: crate::contract::Factory<'_>) {
-    type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 3] = [
-        (
-            "a_tenant_with_nothing_running_is_claimed_before_an_older_import_of_a_busy_one",
-            a_tenant_with_nothing_running_is_claimed_before_an_older_import_of_a_busy_one,
-        ),
-        (
-            "the_tenant_whose_import_ended_last_waits_for_the_others_turn",
-            the_tenant_whose_import_ended_last_waits_for_the_others_turn,
-        ),
-        (
-            "a_claim_for_idle_tenants_skips_every_tenant_with_an_import_running",
-            a_claim_for_idle_tenants_skips_every_tenant_with_an_import_running,
-        ),
-    ];
-    for (name, case) in cases {
-        let (store, _guard) = make();
-        eprintln!("store contract: {name}");
-        case(store.as_ref());
-    }
-}
-
-fn t0() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
-}
 
 fn acme() -> TenantId {
     TenantId::parse("acme").unwrap()
@@ -47,20 +21,8 @@ fn two_tenants(s: &dyn Store) {
 
 fn import(s: &dyn Store, id: &str, tenant: &TenantId) {
     s.import_create(NewImport {
-        id: id.into(),
         tenant: tenant.clone(),
-        principal_id: format!("p-{tenant}"),
-        client_id: "c1".into(),
-        on_behalf_of: None,
-        idempotency_key: None,
-        mapping: "hr".into(),
-        mapping_version: 1,
-        mode: "upsert".into(),
-        dry_run: false,
-        format: "csv".into(),
-        options: serde_json::json!({}),
-        bytes: 10,
-        created_at: t0(),
+        ..new_import(id, &format!("p-{tenant}"), None)
     })
     .unwrap();
 }
@@ -77,7 +39,9 @@ fn claim_idle(s: &dyn Store, owner: &str, at: chrono::DateTime<Utc>) -> Option<S
         .map(|i| i.id)
 }
 
-fn a_tenant_with_nothing_running_is_claimed_before_an_older_import_of_a_busy_one(s: &dyn Store) {
+pub fn a_tenant_with_nothing_running_is_claimed_before_an_older_import_of_a_busy_one(
+    s: &dyn Store,
+) {
     two_tenants(s);
     let default = TenantId::default_tenant();
     import(s, "a1", &default);
@@ -105,7 +69,7 @@ fn a_tenant_with_nothing_running_is_claimed_before_an_older_import_of_a_busy_one
     assert!(claim(s, "x", later).is_none());
 }
 
-fn the_tenant_whose_import_ended_last_waits_for_the_others_turn(s: &dyn Store) {
+pub fn the_tenant_whose_import_ended_last_waits_for_the_others_turn(s: &dyn Store) {
     two_tenants(s);
     let default = TenantId::default_tenant();
     import(s, "a1", &default);
@@ -113,20 +77,23 @@ fn the_tenant_whose_import_ended_last_waits_for_the_others_turn(s: &dyn Store) {
     import(s, "b1", &acme());
     assert_eq!(claim(s, "x", t0()).as_deref(), Some("a1"));
     let t1 = t0() + Duration::seconds(10);
-    s.import_set_state("a1", "succeeded", None, t1).unwrap();
+    assert!(s
+        .import_set_state_claimed("a1", "x", "succeeded", None, t1)
+        .unwrap());
     // Neither runs anything now; the default tenant had its turn (a1
     // ended), acme never did: b1 before the older a2.
     assert_eq!(claim(s, "x", t1).as_deref(), Some("b1"));
     let t2 = t0() + Duration::seconds(20);
-    s.import_set_state("b1", "rejected", Some(("bad", "x")), t2)
-        .unwrap();
+    assert!(s
+        .import_set_state_claimed("b1", "x", "rejected", Some(("bad", "x")), t2)
+        .unwrap());
     import(s, "b2", &acme());
     // acme's import ended last: the default tenant's turn.
     assert_eq!(claim(s, "x", t2).as_deref(), Some("a2"));
     assert_eq!(claim(s, "x", t2).as_deref(), Some("b2"));
 }
 
-fn a_claim_for_idle_tenants_skips_every_tenant_with_an_import_running(s: &dyn Store) {
+pub fn a_claim_for_idle_tenants_skips_every_tenant_with_an_import_running(s: &dyn Store) {
     two_tenants(s);
     let default = TenantId::default_tenant();
     import(s, "a1", &default);

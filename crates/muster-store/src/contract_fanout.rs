@@ -3,51 +3,15 @@
 //! [`Store::subscription_release`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::contract::{subscription_row, t0};
 use crate::*;
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
 use muster_core::secret;
-
-pub fn run_fanout(make: crate::contract::Factory<'_>) {
-    type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 2] = [
-        (
-            "a_subscription_is_delivered_by_one_lease_holder_at_a_time",
-            a_subscription_is_delivered_by_one_lease_holder_at_a_time,
-        ),
-        (
-            "a_lease_holder_keeps_a_redelivery_an_admin_asked_for_meanwhile",
-            a_lease_holder_keeps_a_redelivery_an_admin_asked_for_meanwhile,
-        ),
-    ];
-    for (name, case) in cases {
-        let (store, _guard) = make();
-        eprintln!("store contract: {name}");
-        case(store.as_ref());
-    }
-}
-
-fn t0() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
-}
 
 pub(crate) fn subscription(s: &dyn Store, id: &str) -> SubscriptionRow {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     s.subscription_create(
-        SubscriptionRow {
-            id: id.into(),
-            tenant: TenantId::default_tenant(),
-            url: "https://hooks.example.com/muster".into(),
-            events: vec!["person.created".into()],
-            attributes: vec!["*".into()],
-            secret_sealed: vec![1, 2, 3],
-            previous_secret_sealed: None,
-            previous_until: None,
-            state: "active".into(),
-            disabled_reason: None,
-            progress: DeliveryProgress::default(),
-            created_at: t0(),
-            updated_at: t0(),
-        },
+        subscription_row(&TenantId::default_tenant(), id),
         crate::contract::no_audit(),
     )
     .unwrap()
@@ -79,7 +43,7 @@ fn saving(cursor: i64, records: Vec<DeliveryRecord>) -> DeliverySave {
     }
 }
 
-fn a_subscription_is_delivered_by_one_lease_holder_at_a_time(s: &dyn Store) {
+pub fn a_subscription_is_delivered_by_one_lease_holder_at_a_time(s: &dyn Store) {
     subscription(s, "sub_1");
     let lease = Duration::seconds(30);
     // a takes it; b cannot while a's lease runs; a may claim again (renew).
@@ -160,7 +124,7 @@ fn a_subscription_is_delivered_by_one_lease_holder_at_a_time(s: &dyn Store) {
         .is_none());
 }
 
-fn a_lease_holder_keeps_a_redelivery_an_admin_asked_for_meanwhile(s: &dyn Store) {
+pub fn a_lease_holder_keeps_a_redelivery_an_admin_asked_for_meanwhile(s: &dyn Store) {
     subscription(s, "sub_1");
     let tenant = TenantId::default_tenant();
     let lease = Duration::seconds(30);

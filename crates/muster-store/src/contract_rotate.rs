@@ -3,67 +3,16 @@
 //! failed-authentication counters and the live-instance table.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::contract::Factory;
+use crate::contract::{client, subscription_row, t0};
 use crate::*;
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
 use muster_core::secret;
 
-pub fn run_rotate(make: Factory<'_>) {
-    type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 4] = [
-        (
-            "every_sealed_value_is_listed_and_swapped_only_where_unchanged",
-            every_sealed_value_is_listed_and_swapped_only_where_unchanged,
-        ),
-        (
-            "a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline",
-            a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline,
-        ),
-        (
-            "failed_authentications_are_counted_per_key_and_window",
-            failed_authentications_are_counted_per_key_and_window,
-        ),
-        (
-            "instances_are_seen_by_their_heartbeats",
-            instances_are_seen_by_their_heartbeats,
-        ),
-    ];
-    for (name, case) in cases {
-        let (store, _guard) = make();
-        eprintln!("store contract: {name}");
-        case(store.as_ref());
-    }
-}
-
-fn t0() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap()
-}
-
-fn client(store: &dyn Store, id: &str) -> ClientRow {
-    store
-        .client_create(
-            NewClient {
-                tenant: TenantId::default_tenant(),
-                kind: PrincipalKind::Client,
-                client_id: id.into(),
-                name: id.into(),
-                role: "syncer".into(),
-                token_policy: "ttl".into(),
-                token_ttl_seconds: 900,
-                write_policy: WritePolicy::allow_all(),
-                secret: Some(secret::digest("s")),
-            },
-            t0(),
-            crate::contract::no_audit(),
-        )
-        .unwrap()
-}
-
-fn every_sealed_value_is_listed_and_swapped_only_where_unchanged(s: &dyn Store) {
+pub fn every_sealed_value_is_listed_and_swapped_only_where_unchanged(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let t = TenantId::default_tenant();
-    client(s, "signer");
-    client(s, "plain");
+    client(s, &TenantId::default_tenant(), "signer");
+    client(s, &TenantId::default_tenant(), "plain");
     s.client_keys_set(
         "plain",
         ClientKeyChange::Ed25519(Some(vec![9; 32])),
@@ -105,19 +54,11 @@ fn every_sealed_value_is_listed_and_swapped_only_where_unchanged(s: &dyn Store) 
     .unwrap();
     s.subscription_create(
         SubscriptionRow {
-            id: "sub_1".into(),
-            tenant: t.clone(),
             url: "https://hooks.example.com/x".into(),
-            events: vec!["person.created".into()],
-            attributes: vec!["*".into()],
             secret_sealed: vec![4],
             previous_secret_sealed: Some(vec![5]),
             previous_until: Some(t0()),
-            state: "active".into(),
-            disabled_reason: None,
-            progress: DeliveryProgress::default(),
-            created_at: t0(),
-            updated_at: t0(),
+            ..subscription_row(&t, "sub_1")
         },
         crate::contract::no_audit(),
     )
@@ -176,9 +117,9 @@ fn every_sealed_value_is_listed_and_swapped_only_where_unchanged(s: &dyn Store) 
     assert_eq!(sub.previous_secret_sealed, Some(vec![15]));
 }
 
-fn a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline(s: &dyn Store) {
+pub fn a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
-    client(s, "signer");
+    client(s, &TenantId::default_tenant(), "signer");
     let until = t0() + Duration::hours(1);
     assert!(matches!(
         s.client_hmac_rotate(
@@ -249,7 +190,7 @@ fn a_rotated_hmac_key_keeps_the_previous_one_until_its_deadline(s: &dyn Store) {
     assert_eq!((k.hmac_sealed, k.hmac_previous_sealed), (None, None));
 }
 
-fn failed_authentications_are_counted_per_key_and_window(s: &dyn Store) {
+pub fn failed_authentications_are_counted_per_key_and_window(s: &dyn Store) {
     let w = Duration::seconds(60);
     let keys = vec!["addr:10.0.0.1".to_string(), "client:c1".to_string()];
     assert_eq!(
@@ -275,7 +216,7 @@ fn failed_authentications_are_counted_per_key_and_window(s: &dyn Store) {
     );
 }
 
-fn instances_are_seen_by_their_heartbeats(s: &dyn Store) {
+pub fn instances_are_seen_by_their_heartbeats(s: &dyn Store) {
     s.instance_heartbeat("i1", "mk1", t0()).unwrap();
     let t1 = t0() + Duration::seconds(10);
     s.instance_heartbeat("i2", "mk1", t1).unwrap();

@@ -3,13 +3,10 @@
 //! effective-date transitions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::contract::Factory;
+use crate::contract::{chain_len, person_item};
 use crate::*;
 use chrono::{TimeZone, Utc};
-use muster_core::audit::verify_chain;
-use muster_core::person::Incoming;
 use muster_core::secret;
-use muster_core::AttrValue;
 
 /// People as a database made before import semantics stored them (id,
 /// attributes JSON), and the `due_on` each backend's schema step must give
@@ -44,69 +41,26 @@ pub const PRE_UPGRADE_PEOPLE: &[(&str, &str, Option<&str>)] = &[
     ),
 ];
 
-pub fn run_semantics(make: Factory<'_>) {
-    type Case = (&'static str, fn(&dyn Store));
-    let cases: [Case; 4] = [
-        (
-            "imports_mark_people_with_their_source_and_api_writes_keep_it",
-            imports_mark_people_with_their_source_and_api_writes_keep_it,
-        ),
-        (
-            "existence_is_answered_in_order",
-            existence_is_answered_in_order,
-        ),
-        (
-            "effective_dates_settle_on_write_and_when_due",
-            effective_dates_settle_on_write_and_when_due,
-        ),
-        (
-            "settlers_racing_apply_a_transition_once",
-            settlers_racing_apply_a_transition_once,
-        ),
-    ];
-    for (name, case) in cases {
-        let (store, _guard) = make();
-        eprintln!("store contract: {name}");
-        case(store.as_ref());
-    }
-}
-
 fn day(d: u32, m: u32) -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, m, d, 9, 0, 0).unwrap()
 }
 
 fn ctx(source_system: Option<&str>, now: chrono::DateTime<Utc>) -> WriteContext {
     WriteContext {
-        tenant: TenantId::default_tenant(),
-        principal: "client:c1".into(),
         on_behalf_of: None,
         source: if source_system.is_some() {
             "import:x".into()
         } else {
             "api".into()
         },
-        policy: WritePolicy::allow_all(),
         now,
         source_system: source_system.map(str::to_owned),
+        ..crate::contract::ctx(&TenantId::default_tenant())
     }
 }
 
 fn person(id: &str, attrs: &[(&str, &str)]) -> BatchItem {
-    let mut inc = Incoming::new(ExternalId::parse(id).unwrap());
-    for (k, v) in attrs {
-        inc.attrs.insert(k.to_string(), Some(AttrValue::string(*v)));
-    }
-    BatchItem::new(1, inc)
-}
-
-fn chain_len(s: &dyn Store) -> u64 {
-    let mut rows = Vec::new();
-    s.audit_walk(&TenantId::default_tenant(), &mut |r| {
-        rows.push((r.entry, r.hash));
-        true
-    })
-    .unwrap();
-    verify_chain(rows).unwrap()
+    person_item(1, id, attrs)
 }
 
 fn status(s: &dyn Store, id: &str) -> String {
@@ -119,7 +73,7 @@ fn status(s: &dyn Store, id: &str) -> String {
         .to_owned()
 }
 
-fn imports_mark_people_with_their_source_and_api_writes_keep_it(s: &dyn Store) {
+pub fn imports_mark_people_with_their_source_and_api_writes_keep_it(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), day(1, 1)).unwrap();
     let t = TenantId::default_tenant();
     let active = [("employment_status", "active")];
@@ -172,7 +126,7 @@ fn imports_mark_people_with_their_source_and_api_writes_keep_it(s: &dyn Store) {
     assert!(fp[0].is_some() && fp[1].is_none() && fp[2].is_none());
 
     // Another source confirms E2 unchanged: E2 moves to it, quietly.
-    let audit = chain_len(s);
+    let audit = chain_len(s, &TenantId::default_tenant());
     let r = s
         .apply_batch(
             &ctx(Some("other"), day(1, 1)),
@@ -183,7 +137,11 @@ fn imports_mark_people_with_their_source_and_api_writes_keep_it(s: &dyn Store) {
         .unwrap();
     assert_eq!(r[0].kind, ChangeKind::Unchanged);
     assert_eq!(r[0].version, 1);
-    assert_eq!(chain_len(s), audit, "a confirmation is not a change");
+    assert_eq!(
+        chain_len(s, &TenantId::default_tenant()),
+        audit,
+        "a confirmation is not a change"
+    );
     let e2 = s.person_get(&t, &ExternalId::parse("E2").unwrap()).unwrap();
     assert_eq!(e2.source_system.as_deref(), Some("other"));
     assert_eq!(e2.version, 1);
@@ -204,7 +162,7 @@ fn imports_mark_people_with_their_source_and_api_writes_keep_it(s: &dyn Store) {
     assert_eq!(e2.source_system.as_deref(), Some("other"));
 }
 
-fn existence_is_answered_in_order(s: &dyn Store) {
+pub fn existence_is_answered_in_order(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), day(1, 1)).unwrap();
     let t = TenantId::default_tenant();
     s.apply_batch(
@@ -223,7 +181,7 @@ fn existence_is_answered_in_order(s: &dyn Store) {
     assert_eq!(s.person_exists(&other, &["M1"]).unwrap(), [false]);
 }
 
-fn effective_dates_settle_on_write_and_when_due(s: &dyn Store) {
+pub fn effective_dates_settle_on_write_and_when_due(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), day(1, 1)).unwrap();
     let t = TenantId::default_tenant();
     let now = ctx(None, day(1, 1));
@@ -261,7 +219,7 @@ fn effective_dates_settle_on_write_and_when_due(s: &dyn Store) {
     assert!(s.person_settle_due(&now, 100).unwrap().is_empty());
 
     let head = s.changes_head(&t).unwrap();
-    let audit = chain_len(s);
+    let audit = chain_len(s, &TenantId::default_tenant());
     let mut feb = ctx(None, day(1, 2));
     feb.principal = "system:scheduler".into();
     feb.source = "schedule".into();
@@ -270,7 +228,7 @@ fn effective_dates_settle_on_write_and_when_due(s: &dyn Store) {
     assert_eq!(r[0].kind, ChangeKind::Deactivated);
     assert_eq!(status(s, "E1"), "terminated");
     assert_eq!(status(s, "E2"), "pending");
-    assert_eq!(chain_len(s), audit + 1);
+    assert_eq!(chain_len(s, &TenantId::default_tenant()), audit + 1);
     let events = s.changes_list(&t, head, 10).unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, "person.deactivated");
@@ -287,10 +245,10 @@ fn effective_dates_settle_on_write_and_when_due(s: &dyn Store) {
     assert_eq!(r.len(), 1);
     assert_eq!(status(s, "E2"), "active");
     assert!(s.person_settle_due(&mar, 100).unwrap().is_empty());
-    assert_eq!(chain_len(s), audit + 2);
+    assert_eq!(chain_len(s, &TenantId::default_tenant()), audit + 2);
 }
 
-fn settlers_racing_apply_a_transition_once(s: &dyn Store) {
+pub fn settlers_racing_apply_a_transition_once(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), day(1, 1)).unwrap();
     let items: Vec<BatchItem> = (0..20)
         .map(|i| {
@@ -305,7 +263,7 @@ fn settlers_racing_apply_a_transition_once(s: &dyn Store) {
         .collect();
     s.apply_batch(&ctx(None, day(1, 1)), items, None, false)
         .unwrap();
-    let audit = chain_len(s);
+    let audit = chain_len(s, &TenantId::default_tenant());
     let later = ctx(None, day(2, 2));
     let applied: usize = std::thread::scope(|scope| {
         let runs: Vec<_> = (0..4)
@@ -328,5 +286,9 @@ fn settlers_racing_apply_a_transition_once(s: &dyn Store) {
         runs.into_iter().map(|h| h.join().unwrap()).sum()
     });
     assert_eq!(applied, 20);
-    assert_eq!(chain_len(s), audit + 20, "one audit entry per transition");
+    assert_eq!(
+        chain_len(s, &TenantId::default_tenant()),
+        audit + 20,
+        "one audit entry per transition"
+    );
 }

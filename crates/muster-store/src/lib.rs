@@ -775,7 +775,7 @@ pub trait Store: Send + Sync + 'static {
     /// import; one whose lease ran out (its instance died or stalled) is
     /// claimed again, and resumes from its checkpoint. The holder keeps it
     /// with [`Store::import_renew`]; a final state set by
-    /// [`Store::import_set_state`] releases it.
+    /// [`Store::import_set_state_claimed`] releases it.
     fn import_claim(
         &self,
         owner: &str,
@@ -806,17 +806,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
     // ---- end of import claiming ---------------------------------------------
 
-    /// Sets an import's state (and, for a failure, its error code and
-    /// message), whoever holds it. Unfenced: the import worker, which may
-    /// lose its lease, uses [`Store::import_set_state_claimed`] and the
-    /// other `_claimed` writes at the end of the trait.
-    fn import_set_state(
-        &self,
-        id: &str,
-        state: &str,
-        error: Option<(&str, &str)>,
-        now: DateTime<Utc>,
-    ) -> Result<()>;
     /// Row errors in row order; `after` is the cursor of the previous page.
     fn import_errors(&self, id: &str, after: u64, limit: u32)
         -> Result<Vec<(u64, RowErrorRecord)>>;
@@ -835,11 +824,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ItemResult>>;
 
     fn person_get(&self, tenant: &TenantId, id: &ExternalId) -> Result<PersonRow>;
-    /// The fingerprints stored with these people, in order (`None`: no such
-    /// person). Read-only; the import's validation pass uses it to find
-    /// unchanged rows before anything is written.
-    fn person_fingerprints(&self, tenant: &TenantId, ids: &[&str])
-        -> Result<Vec<Option<[u8; 16]>>>;
     fn person_list(
         &self,
         tenant: &TenantId,
@@ -860,11 +844,6 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         audit: Audit<KeyRow>,
     ) -> Result<KeyRow>;
-    /// Every sealed secret of every tenant, for re-sealing under a new
-    /// master key: `(key id, sealed secret)`.
-    fn key_sealed_all(&self) -> Result<Vec<(String, Vec<u8>)>>;
-    /// Replaces sealed secrets in one transaction (all or nothing).
-    fn key_reseal(&self, sealed: Vec<(String, Vec<u8>)>, now: DateTime<Utc>) -> Result<()>;
 
     /// A client's intake policy (the default when none was set).
     fn intake_policy_get(&self, principal_id: &str) -> Result<IntakePolicy>;
@@ -949,16 +928,6 @@ pub trait Store: Send + Sync + 'static {
         audit: Audit<SubscriptionRow>,
     ) -> Result<SubscriptionRow>;
     fn subscription_delete(&self, tenant: &TenantId, id: &str, audit: Audit<()>) -> Result<()>;
-    /// Records attempts and moves the progress together; `disable` sets the
-    /// state to `disabled` with that reason.
-    fn subscription_progress(
-        &self,
-        id: &str,
-        progress: &DeliveryProgress,
-        records: &[DeliveryRecord],
-        disable: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<()>;
     /// Sets the range to deliver again (manual redelivery).
     fn subscription_redeliver(
         &self,
@@ -984,9 +953,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<String>>;
     /// Which of these people exist, in order.
     fn person_exists(&self, tenant: &TenantId, ids: &[&str]) -> Result<Vec<bool>>;
-    /// [`Store::person_fingerprints`], but `None` for a person whose
-    /// source system is not `source_system`: an import must confirm such a
-    /// person (through `apply_batch`) even when the record is unchanged.
+    /// The fingerprints stored with these people, in order, `None` for no
+    /// such person and for a person whose source system is not
+    /// `source_system`: an import must confirm such a person (through
+    /// `apply_batch`) even when the record is unchanged. Read-only; the
+    /// import's validation pass uses it to find unchanged rows before
+    /// anything is written.
     fn person_fingerprints_of_source(
         &self,
         tenant: &TenantId,
@@ -1077,8 +1049,10 @@ pub trait Store: Send + Sync + 'static {
         lease: chrono::Duration,
         now: DateTime<Utc>,
     ) -> Result<Option<SubscriptionRow>>;
-    /// [`Store::subscription_progress`] for the lease holder: writes only
-    /// while `owner` holds the lease, and extends it to `now + lease`. A
+    /// Records attempts and moves the progress together (and disables the
+    /// subscription when `save.disable` says so), for the lease holder:
+    /// writes only while `owner` holds the lease, and extends it to
+    /// `now + lease`. A
     /// redelivery range an admin set since `save.redeliver_seen` was read
     /// is kept. `false`: the lease was lost and nothing was written.
     fn subscription_save(
@@ -1105,8 +1079,8 @@ pub trait Store: Send + Sync + 'static {
     /// Starts (or restarts) validation: forgets the import's errors and
     /// counts.
     fn import_reset_claimed(&self, id: &str, owner: &str, now: DateTime<Utc>) -> Result<bool>;
-    /// [`Store::import_set_state`] for the lease holder (a final state
-    /// still releases the lease).
+    /// Sets an import's state (and, for a failure, its error code and
+    /// message), for the lease holder; a final state releases the lease.
     fn import_set_state_claimed(
         &self,
         id: &str,
