@@ -37,11 +37,6 @@ pub enum ApiError {
         code: &'static str,
         detail: String,
     },
-    /// 429 with `Retry-After`: too many failed authentications (or token
-    /// requests) from this address or for this client.
-    TooManyRequests {
-        retry_after: u64,
-    },
     /// 503: a dependency (the database) cannot be reached; the cause is
     /// logged, the text says only what is down.
     Unavailable(anyhow::Error),
@@ -74,7 +69,6 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -95,10 +89,6 @@ impl ApiError {
             ApiError::UnsupportedMediaType(d) => ("unsupported_media_type", d.clone()),
             ApiError::PayloadTooLarge(d) => ("payload_too_large", d.clone()),
             ApiError::RequestTimeout { code, detail } => (code, detail.clone()),
-            ApiError::TooManyRequests { retry_after } => (
-                "too_many_requests",
-                format!("too many failed authentications; try again in {retry_after} seconds"),
-            ),
             ApiError::Unavailable(_) => (
                 "unavailable",
                 "the gateway cannot reach its database".to_owned(),
@@ -142,10 +132,6 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let (code, detail) = self.parts();
-        let retry_after = match &self {
-            ApiError::TooManyRequests { retry_after } => Some(*retry_after),
-            _ => None,
-        };
         let errors = match self {
             ApiError::Unprocessable { errors, .. } => errors,
             _ => Vec::new(),
@@ -164,10 +150,6 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Some(s) = retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(s));
-        }
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750 3: the reason is a fixed phrase, never request data.
             if let Ok(v) = HeaderValue::from_str(&www_auth) {
