@@ -795,7 +795,7 @@ fn copy_new_people<C: GenericClient>(
     Ok(())
 }
 
-/// Applies due effective-date transitions (see `Store::person_settle_due`).
+/// Applies due effective-date transitions (see `People::person_settle_due`).
 /// The head lock is taken before the due people are read, so an instance
 /// doing the same waits, and then finds them settled.
 pub(crate) fn settle_due<C: GenericClient>(

@@ -1,8 +1,8 @@
 //! Login-sync issuers, each a tenant's own.
 use crate::pool::Sql;
-use crate::{be, get, is_unique_violation, json_err, tenant_id, Result};
+use crate::{be, get, is_unique_violation, json_err, tenant_id, PostgresStore, Result};
 use muster_core::TenantId;
-use muster_store::{IssuerRow, StoreError};
+use muster_store::{Audit, IssuerRow, Issuers, StoreError};
 use postgres::error::SqlState;
 use postgres::{GenericClient, Row};
 
@@ -114,4 +114,29 @@ pub(crate) fn delete<C: GenericClient>(
         return Err(StoreError::NotFound { what: "issuer" });
     }
     Ok(())
+}
+
+impl Issuers for PostgresStore {
+    fn issuer_create(&self, i: IssuerRow, audit: Audit<IssuerRow>) -> Result<IssuerRow> {
+        self.audited(audit, |s| {
+            create(s, &i)?;
+            get_one(s, &i.tenant, &i.name)
+        })
+    }
+
+    fn issuer_get(&self, tenant: &TenantId, name: &str) -> Result<IssuerRow> {
+        self.pool.run(|s| get_one(s, tenant, name))
+    }
+
+    fn issuer_list(&self, tenant: &TenantId) -> Result<Vec<IssuerRow>> {
+        self.pool.run(|s| list(s, tenant))
+    }
+
+    fn issuer_find(&self, tenant: &TenantId, issuer: &str) -> Result<Vec<IssuerRow>> {
+        self.pool.run(|s| find(s, tenant, issuer))
+    }
+
+    fn issuer_delete(&self, tenant: &TenantId, name: &str, audit: Audit<()>) -> Result<()> {
+        self.audited(audit, |s| delete(s, tenant, name))
+    }
 }

@@ -4,7 +4,8 @@
 use muster_core::person::Incoming;
 use muster_core::policy::WritePolicy;
 use muster_core::{AttrValue, ExternalId, TenantId};
-use muster_store::{BatchItem, Store, WriteContext};
+use muster_store::prelude::*;
+use muster_store::{BatchItem, WriteContext};
 use muster_store_sqlite::SqliteStore;
 use std::time::Instant;
 

@@ -1,7 +1,7 @@
 //! Login-sync issuers, each a tenant's own.
-use crate::{be, from_us, json_err, us};
+use crate::{be, from_us, json_err, us, SqliteStore};
 use muster_core::TenantId;
-use muster_store::{IssuerRow, Result, StoreError};
+use muster_store::{Audit, IssuerRow, Issuers, Result, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 const COLS: &str = "id, tenant_id, name, issuer, audience, settings, hs256_sealed, created_at";
@@ -108,4 +108,27 @@ pub(crate) fn delete(conn: &Connection, tenant: &TenantId, name: &str) -> Result
         return Err(StoreError::NotFound { what: "issuer" });
     }
     Ok(())
+}
+
+impl Issuers for SqliteStore {
+    fn issuer_create(&self, i: IssuerRow, audit: Audit<IssuerRow>) -> Result<IssuerRow> {
+        self.audited(audit, move |conn| create(conn, &i))
+    }
+
+    fn issuer_get(&self, tenant: &TenantId, name: &str) -> Result<IssuerRow> {
+        self.read(|conn| get(conn, tenant, name))
+    }
+
+    fn issuer_list(&self, tenant: &TenantId) -> Result<Vec<IssuerRow>> {
+        self.read(|conn| list(conn, tenant))
+    }
+
+    fn issuer_find(&self, tenant: &TenantId, issuer: &str) -> Result<Vec<IssuerRow>> {
+        self.read(|conn| find(conn, tenant, issuer))
+    }
+
+    fn issuer_delete(&self, tenant: &TenantId, name: &str, audit: Audit<()>) -> Result<()> {
+        let (tenant, name) = (tenant.clone(), name.to_owned());
+        self.audited(audit, move |conn| delete(conn, &tenant, &name))
+    }
 }

@@ -1,5 +1,5 @@
 //! Contract cases for sharing the import queue between tenants
-//! ([`Store::import_claim`], [`Store::import_claim_in`]): one tenant's
+//! ([`Imports::import_claim`], [`Imports::import_claim_in`]): one tenant's
 //! long queue does not keep another tenant's import waiting behind it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

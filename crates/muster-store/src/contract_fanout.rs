@@ -1,6 +1,6 @@
 //! Contract cases for fan-out across instances: the per-subscription
-//! delivery lease ([`Store::subscription_claim`], [`Store::subscription_save`],
-//! [`Store::subscription_release`]).
+//! delivery lease ([`Events::subscription_claim`], [`Events::subscription_save`],
+//! [`Events::subscription_release`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::contract::{subscription_row, t0};

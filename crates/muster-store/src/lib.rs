@@ -279,7 +279,7 @@ pub struct ImportRow {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// Which imports [`Store::import_claim_in`] may take.
+/// Which imports [`Imports::import_claim_in`] may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimScope {
     /// Any claimable import, by the tenants' turns.
@@ -417,7 +417,7 @@ impl BatchItem {
     }
 }
 
-/// A fenced batch that committed ([`Store::apply_batch_claimed`]): each
+/// A fenced batch that committed ([`People::apply_batch_claimed`]): each
 /// item's result, and the items themselves, handed back so that the thread
 /// that made them frees them. An import makes thousands of records' maps
 /// per batch; freed on another thread they cost the allocator several
@@ -467,7 +467,7 @@ pub struct AuditRow {
 }
 
 impl AuditRow {
-    /// The row for reading (see [`Store::audit_list`]).
+    /// The row for reading (see [`AuditTrail::audit_list`]).
     pub fn for_display(mut self) -> Self {
         self.entry.detail = muster_core::person::into_display_detail(self.entry.detail);
         self
@@ -656,21 +656,58 @@ pub type Audit<T> = Box<dyn FnOnce(&T) -> Vec<AuditDraft> + Send>;
 /// them on a blocking thread. Every method that changes state takes its
 /// [`Audit`] and writes the entries in the same transaction; people writes
 /// carry theirs in the batch.
-pub trait Store: Send + Sync + 'static {
-    /// Whether a read is a local, short call that never waits on a network
-    /// or on the writer (an embedded database's reader connections): the
-    /// server may then run a hot read on the async thread that wants it,
-    /// sparing a hand-off to the blocking pool and back.
-    fn reads_are_local(&self) -> bool {
-        false
-    }
+pub trait Store:
+    Tenants
+    + Principals
+    + Mappings
+    + Imports
+    + People
+    + Keys
+    + Issuers
+    + AuditTrail
+    + Events
+    + Cluster
+    + Send
+    + Sync
+    + 'static
+{
+}
 
+impl<S> Store for S where
+    S: Tenants
+        + Principals
+        + Mappings
+        + Imports
+        + People
+        + Keys
+        + Issuers
+        + AuditTrail
+        + Events
+        + Cluster
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Every capability trait, for callers of [`Store`] methods (a method of a
+/// supertrait needs its trait in scope): `use muster_store::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        AuditTrail, Cluster, Events, Imports, Issuers, Keys, Mappings, People, Principals, Store,
+        Tenants,
+    };
+}
+
+/// Tenants, and the first tenant and admin of an empty database.
+pub trait Tenants {
     /// Creates the default tenant and its first admin when the database is
     /// empty. Returns the admin's token (shown once) when it did.
     fn bootstrap(&self, admin_token: SecretDigest, now: DateTime<Utc>) -> Result<bool> {
         self.bootstrap_admin(admin_token, None, now)
     }
-    /// [`Store::bootstrap`] with the first admin token's expiry; the token
+
+    /// [`Tenants::bootstrap`] with the first admin token's expiry; the token
     /// is an admin token named [`INITIAL_TOKEN_NAME`], listed and revoked
     /// like any other.
     fn bootstrap_admin(
@@ -687,17 +724,26 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         audit: Audit<TenantRow>,
     ) -> Result<TenantRow>;
-    fn tenant_list(&self) -> Result<Vec<TenantRow>>;
 
+    fn tenant_list(&self) -> Result<Vec<TenantRow>>;
+}
+
+/// Who calls: admins and integration clients, their tokens (OAuth and admin
+/// API), their signing and assertion keys, and the nonces their signatures use
+/// once.
+pub trait Principals {
     fn client_create(
         &self,
         c: NewClient,
         now: DateTime<Utc>,
         audit: Audit<ClientRow>,
     ) -> Result<ClientRow>;
+
     /// By public client id (unique across tenants).
     fn client_get(&self, client_id: &str) -> Result<ClientRow>;
+
     fn client_list(&self, tenant: &TenantId) -> Result<Vec<ClientRow>>;
+
     /// Disabling also revokes every live token of the client.
     fn client_set_disabled(
         &self,
@@ -705,6 +751,7 @@ pub trait Store: Send + Sync + 'static {
         disabled: bool,
         audit: Audit<ClientRow>,
     ) -> Result<ClientRow>;
+
     /// Adds `new_secret`; every older secret without an earlier expiry now
     /// expires at `old_until`.
     fn client_rotate_secret(
@@ -717,6 +764,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<ClientRow>;
 
     fn token_insert(&self, t: NewToken) -> Result<()>;
+
     /// Checks a presented token; consumes a one-time token atomically, so
     /// that of several racing requests exactly one succeeds.
     fn token_use(
@@ -724,6 +772,7 @@ pub trait Store: Send + Sync + 'static {
         digest: SecretDigest,
         now: DateTime<Utc>,
     ) -> Result<Result<TokenGrant, TokenRefusal>>;
+
     /// Revokes the token if it belongs to `principal_id` (RFC 7009: no error otherwise).
     fn token_revoke(&self, digest: SecretDigest, principal_id: &str) -> Result<()>;
 
@@ -733,9 +782,11 @@ pub trait Store: Send + Sync + 'static {
         t: NewAdminToken,
         audit: Audit<AdminTokenRow>,
     ) -> Result<AdminTokenRow>;
+
     /// The admin tokens of `tenant`'s admins, revoked ones included, oldest
     /// first.
     fn admin_token_list(&self, tenant: &TenantId) -> Result<Vec<AdminTokenRow>>;
+
     /// Revokes one admin token of `tenant` (at once: its next use is
     /// refused). Revoking a revoked token changes nothing. `NotFound` when
     /// `tenant` has no such admin token.
@@ -747,115 +798,10 @@ pub trait Store: Send + Sync + 'static {
         audit: Audit<AdminTokenRow>,
     ) -> Result<AdminTokenRow>;
 
-    fn mapping_put(&self, m: MappingRow, audit: Audit<MappingRow>) -> Result<MappingRow>;
-    fn mapping_get(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        version: Option<i64>,
-    ) -> Result<MappingRow>;
-    fn mapping_list(&self, tenant: &TenantId) -> Result<Vec<MappingRow>>;
-    fn mapping_versions(&self, tenant: &TenantId, name: &str) -> Result<Vec<MappingRow>>;
-
-    /// Records a new import, or returns the existing one (and `false`) when
-    /// the principal already used its idempotency key.
-    fn import_create(&self, i: NewImport) -> Result<(ImportRow, bool)>;
-    fn import_get(&self, tenant: &TenantId, id: &str) -> Result<ImportRow>;
-    fn import_list(&self, tenant: &TenantId, f: &ImportFilter) -> Result<Vec<ImportRow>>;
-    /// Imports that are not final, oldest first (the worker's queue).
-    fn import_pending(&self) -> Result<Vec<ImportRow>>;
-
-    // ---- import claiming: how instances divide the import queue ----------
-    /// Claims a pending import that no live instance holds, for `owner`
-    /// until `now + lease`, taking turns between tenants: of the tenants
-    /// with a claimable import, the one with the fewest imports running
-    /// (held under a live lease, by any instance) goes first, then the one
-    /// whose last import ended longest ago (or never), and of its imports
-    /// the oldest. Of instances polling at once each gets a different
-    /// import; one whose lease ran out (its instance died or stalled) is
-    /// claimed again, and resumes from its checkpoint. The holder keeps it
-    /// with [`Store::import_renew`]; a final state set by
-    /// [`Store::import_set_state_claimed`] releases it.
-    fn import_claim(
-        &self,
-        owner: &str,
-        lease: chrono::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Option<ImportRow>> {
-        self.import_claim_in(owner, lease, now, ClaimScope::AnyTenant)
-    }
-    /// [`Store::import_claim`] limited to `scope`: with
-    /// [`ClaimScope::IdleTenants`], only imports of tenants that have no
-    /// import running at all.
-    fn import_claim_in(
-        &self,
-        owner: &str,
-        lease: chrono::Duration,
-        now: DateTime<Utc>,
-        scope: ClaimScope,
-    ) -> Result<Option<ImportRow>>;
-    /// Extends `owner`'s lease on an import to `now + lease` (a zero lease
-    /// hands it back at once, for a clean shutdown). `false` when `owner`
-    /// no longer holds it: the caller must stop working on the import.
-    fn import_renew(
-        &self,
-        id: &str,
-        owner: &str,
-        lease: chrono::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<bool>;
-    // ---- end of import claiming ---------------------------------------------
-
-    /// Row errors in row order; `after` is the cursor of the previous page.
-    fn import_errors(&self, id: &str, after: u64, limit: u32)
-        -> Result<Vec<(u64, RowErrorRecord)>>;
-    /// Row numbers with errors, for the apply pass to skip.
-    fn import_error_rows(&self, id: &str) -> Result<Vec<u64>>;
-
-    /// Applies records in one transaction: only changed people are written,
-    /// each with its audit entry; with a checkpoint, the import's progress
-    /// commits with them. With `dry_run` nothing but the checkpoint is kept.
-    fn apply_batch(
-        &self,
-        ctx: &WriteContext,
-        items: Vec<BatchItem>,
-        checkpoint: Option<Checkpoint>,
-        dry_run: bool,
-    ) -> Result<Vec<ItemResult>>;
-
-    fn person_get(&self, tenant: &TenantId, id: &ExternalId) -> Result<PersonRow>;
-    fn person_list(
-        &self,
-        tenant: &TenantId,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<PersonRow>>;
-
-    /// Stores a new key (its id must be unique installation-wide).
-    fn key_create(&self, k: KeyRow, audit: Audit<KeyRow>) -> Result<KeyRow>;
-    fn key_get(&self, tenant: &TenantId, id: &str) -> Result<KeyRow>;
-    /// A tenant's keys, oldest first.
-    fn key_list(&self, tenant: &TenantId) -> Result<Vec<KeyRow>>;
-    fn key_set_state(
-        &self,
-        tenant: &TenantId,
-        id: &str,
-        state: KeyState,
-        now: DateTime<Utc>,
-        audit: Audit<KeyRow>,
-    ) -> Result<KeyRow>;
-
-    /// A client's intake policy (the default when none was set).
-    fn intake_policy_get(&self, principal_id: &str) -> Result<IntakePolicy>;
-    fn intake_policy_put(
-        &self,
-        principal_id: &str,
-        p: &IntakePolicy,
-        audit: Audit<()>,
-    ) -> Result<()>;
     /// A client's signing and assertion keys (empty when none is set).
     /// `NotFound` when no principal has this public client id.
     fn client_keys_get(&self, client_id: &str) -> Result<ClientKeys>;
+
     /// Sets, replaces or removes one of a client's keys.
     fn client_keys_set(
         &self,
@@ -864,6 +810,7 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         audit: Audit<ClientKeys>,
     ) -> Result<ClientKeys>;
+
     /// Records that `principal_id` used `nonce` (a request-signature nonce
     /// or a client-assertion `jti`), remembered until `expires_at`. Returns
     /// `true` when it was not seen before (or its record had expired), and
@@ -877,70 +824,159 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool>;
 
-    // Login-sync issuers, each a tenant's own.
-    /// Registers an issuer. `Conflict` when the tenant has one of this
-    /// name, or one with the same `issuer` and `audience` (another
-    /// tenant may register the same pair: it is another issuer).
-    fn issuer_create(&self, i: IssuerRow, audit: Audit<IssuerRow>) -> Result<IssuerRow>;
-    fn issuer_get(&self, tenant: &TenantId, name: &str) -> Result<IssuerRow>;
-    /// A tenant's issuers by name.
-    fn issuer_list(&self, tenant: &TenantId) -> Result<Vec<IssuerRow>>;
-    /// The tenant's issuers whose tokens carry this `iss` (one per
-    /// audience); never another tenant's.
-    fn issuer_find(&self, tenant: &TenantId, issuer: &str) -> Result<Vec<IssuerRow>>;
-    fn issuer_delete(&self, tenant: &TenantId, name: &str, audit: Audit<()>) -> Result<()>;
-
-    /// Appends an entry that records no change of its own (aggregated
-    /// failed authentications, a delivery given up, a master-key file
-    /// rotation). A change's entry goes with the change, as its [`Audit`].
-    fn audit_append(&self, d: AuditDraft) -> Result<i64>;
-    /// A tenant's audit entries after `after`, for reading: each detail as
-    /// its diff ([`muster_core::person::display_detail`]), which for a
-    /// creation is not the text its hash covers.
-    fn audit_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<AuditRow>>;
-    /// Visits a tenant's whole chain in order, for verification: entries
-    /// exactly as stored and hashed.
-    fn audit_walk(&self, tenant: &TenantId, f: &mut dyn FnMut(AuditRow) -> bool) -> Result<()>;
-
-    // ---- change events and subscriptions (SPEC 4) ----------------------
-
-    /// A tenant's change events with a cursor above `after`, in cursor
-    /// order. `apply_batch` writes them with the changes they describe.
-    fn changes_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<ChangeEvent>>;
-    /// The tenant's newest event cursor (0: none yet).
-    fn changes_head(&self, tenant: &TenantId) -> Result<i64>;
-    /// Stores a new subscription; its progress starts where the row says.
-    fn subscription_create(
+    /// Installs a new sealed HMAC key. The current one, if any, becomes the
+    /// previous key, accepted until `previous_until`; `None` drops it.
+    fn client_hmac_rotate(
         &self,
-        s: SubscriptionRow,
-        audit: Audit<SubscriptionRow>,
-    ) -> Result<SubscriptionRow>;
-    fn subscription_get(&self, tenant: &TenantId, id: &str) -> Result<SubscriptionRow>;
-    /// A tenant's subscriptions, oldest first.
-    fn subscription_list(&self, tenant: &TenantId) -> Result<Vec<SubscriptionRow>>;
-    /// Every active subscription of every tenant (the delivery worker's).
-    fn subscription_active(&self) -> Result<Vec<SubscriptionRow>>;
-    /// Replaces what an admin may change: url, events, attributes, secrets,
-    /// state and reason. Leaves the progress alone.
-    fn subscription_update(
-        &self,
-        s: &SubscriptionRow,
-        audit: Audit<SubscriptionRow>,
-    ) -> Result<SubscriptionRow>;
-    fn subscription_delete(&self, tenant: &TenantId, id: &str, audit: Audit<()>) -> Result<()>;
-    /// Sets the range to deliver again (manual redelivery).
-    fn subscription_redeliver(
+        client_id: &str,
+        sealed: Vec<u8>,
+        previous_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        audit: Audit<ClientKeys>,
+    ) -> Result<ClientKeys>;
+}
+
+/// Versioned mappings from a source's records to the person schema.
+pub trait Mappings {
+    fn mapping_put(&self, m: MappingRow, audit: Audit<MappingRow>) -> Result<MappingRow>;
+
+    fn mapping_get(
         &self,
         tenant: &TenantId,
-        id: &str,
-        range: (i64, i64),
-        now: DateTime<Utc>,
-        audit: Audit<SubscriptionRow>,
-    ) -> Result<SubscriptionRow>;
-    /// A subscription's delivery log, oldest first, after `after` (a seq).
-    fn delivery_list(&self, id: &str, after: i64, limit: u32) -> Result<Vec<DeliveryRecord>>;
+        name: &str,
+        version: Option<i64>,
+    ) -> Result<MappingRow>;
 
-    // ---- import semantics: snapshot sources, managers, effective dates ----
+    fn mapping_list(&self, tenant: &TenantId) -> Result<Vec<MappingRow>>;
+
+    fn mapping_versions(&self, tenant: &TenantId, name: &str) -> Result<Vec<MappingRow>>;
+}
+
+/// Imports: their rows, the queue instances divide with leases, and the lease
+/// holder's fenced bookkeeping.
+pub trait Imports {
+    /// Records a new import, or returns the existing one (and `false`) when
+    /// the principal already used its idempotency key.
+    fn import_create(&self, i: NewImport) -> Result<(ImportRow, bool)>;
+
+    fn import_get(&self, tenant: &TenantId, id: &str) -> Result<ImportRow>;
+
+    fn import_list(&self, tenant: &TenantId, f: &ImportFilter) -> Result<Vec<ImportRow>>;
+
+    /// Imports that are not final, oldest first (the worker's queue).
+    fn import_pending(&self) -> Result<Vec<ImportRow>>;
+
+    /// Claims a pending import that no live instance holds, for `owner`
+    /// until `now + lease`, taking turns between tenants: of the tenants
+    /// with a claimable import, the one with the fewest imports running
+    /// (held under a live lease, by any instance) goes first, then the one
+    /// whose last import ended longest ago (or never), and of its imports
+    /// the oldest. Of instances polling at once each gets a different
+    /// import; one whose lease ran out (its instance died or stalled) is
+    /// claimed again, and resumes from its checkpoint. The holder keeps it
+    /// with [`Imports::import_renew`]; a final state set by
+    /// [`Imports::import_set_state_claimed`] releases it.
+    fn import_claim(
+        &self,
+        owner: &str,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ImportRow>> {
+        self.import_claim_in(owner, lease, now, ClaimScope::AnyTenant)
+    }
+
+    /// [`Imports::import_claim`] limited to `scope`: with
+    /// [`ClaimScope::IdleTenants`], only imports of tenants that have no
+    /// import running at all.
+    fn import_claim_in(
+        &self,
+        owner: &str,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+        scope: ClaimScope,
+    ) -> Result<Option<ImportRow>>;
+
+    /// Extends `owner`'s lease on an import to `now + lease` (a zero lease
+    /// hands it back at once, for a clean shutdown). `false` when `owner`
+    /// no longer holds it: the caller must stop working on the import.
+    fn import_renew(
+        &self,
+        id: &str,
+        owner: &str,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Row errors in row order; `after` is the cursor of the previous page.
+    fn import_errors(&self, id: &str, after: u64, limit: u32)
+        -> Result<Vec<(u64, RowErrorRecord)>>;
+
+    /// Row numbers with errors, for the apply pass to skip.
+    fn import_error_rows(&self, id: &str) -> Result<Vec<u64>>;
+
+    // The import worker's own bookkeeping, fenced like its batches
+    // ([`People::apply_batch_claimed`]): each writes only while `owner`
+    // holds the import's lease, checked in the write's own transaction, and
+    // answers `false`, having changed nothing, when it does not (another
+    // instance took the import over, or it has ended). So an instance that
+    // stalled past its lease cannot reset, re-state or add errors to an
+    // import the new holder is validating.
+    /// Starts (or restarts) validation: forgets the import's errors and
+    /// counts.
+    fn import_reset_claimed(&self, id: &str, owner: &str, now: DateTime<Utc>) -> Result<bool>;
+
+    /// Sets an import's state (and, for a failure, its error code and
+    /// message), for the lease holder; a final state releases the lease.
+    fn import_set_state_claimed(
+        &self,
+        id: &str,
+        owner: &str,
+        state: &str,
+        error: Option<(&str, &str)>,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Records row errors, all or none.
+    fn import_add_errors_claimed(
+        &self,
+        id: &str,
+        owner: &str,
+        errors: &[RowErrorRecord],
+    ) -> Result<bool>;
+
+    /// Records how many rows the file has, and how many of them failed.
+    fn import_set_total_claimed(
+        &self,
+        id: &str,
+        owner: &str,
+        rows_total: u64,
+        failed: u64,
+    ) -> Result<bool>;
+}
+
+/// People: batches of records applied with their audit entries and events,
+/// reads, and the import semantics (sources, managers, effective dates).
+pub trait People {
+    /// Applies records in one transaction: only changed people are written,
+    /// each with its audit entry; with a checkpoint, the import's progress
+    /// commits with them. With `dry_run` nothing but the checkpoint is kept.
+    fn apply_batch(
+        &self,
+        ctx: &WriteContext,
+        items: Vec<BatchItem>,
+        checkpoint: Option<Checkpoint>,
+        dry_run: bool,
+    ) -> Result<Vec<ItemResult>>;
+
+    fn person_get(&self, tenant: &TenantId, id: &ExternalId) -> Result<PersonRow>;
+
+    fn person_list(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<PersonRow>>;
+
     /// The external ids of a source's people that are not terminated, in
     /// id order after `after`: what a snapshot import of that source would
     /// deactivate if its file left them out.
@@ -951,8 +987,10 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>>;
+
     /// Which of these people exist, in order.
     fn person_exists(&self, tenant: &TenantId, ids: &[&str]) -> Result<Vec<bool>>;
+
     /// The fingerprints stored with these people, in order, `None` for no
     /// such person and for a person whose source system is not
     /// `source_system`: an import must confirm such a person (through
@@ -965,6 +1003,7 @@ pub trait Store: Send + Sync + 'static {
         ids: &[&str],
         source_system: &str,
     ) -> Result<Vec<Option<[u8; 16]>>>;
+
     /// Applies up to `limit` due effective-date transitions of the
     /// context's tenant (people whose `due_on` is on or before the
     /// context's day), in one transaction, through the same path as
@@ -973,55 +1012,10 @@ pub trait Store: Send + Sync + 'static {
     /// re-read under the write lock (the tenant's audit chain head), so
     /// instances running this at once never both apply one transition.
     fn person_settle_due(&self, ctx: &WriteContext, limit: u32) -> Result<Vec<ItemResult>>;
-    // ---- rotate: master-key rotation, HMAC key overlap, failed-auth limits
-    // and live instances (issues 3, 4, 5) ---------------------------------
 
-    /// Every value sealed under the master key, of every tenant, with the
-    /// id its seal is bound to (see [`SealedColumn`]), for re-sealing.
-    fn sealed_all(&self) -> Result<Vec<SealedValue>>;
-    /// Replaces sealed values of one column in one transaction, each only
-    /// where the row still holds `old` (a value changed meanwhile is left
-    /// alone: it was sealed afresh). Returns how many were replaced.
-    fn sealed_replace(&self, column: SealedColumn, swaps: Vec<SealedSwap>) -> Result<u64>;
-    /// Installs a new sealed HMAC key. The current one, if any, becomes the
-    /// previous key, accepted until `previous_until`; `None` drops it.
-    fn client_hmac_rotate(
-        &self,
-        client_id: &str,
-        sealed: Vec<u8>,
-        previous_until: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-        audit: Audit<ClientKeys>,
-    ) -> Result<ClientKeys>;
-    /// Counts one failed authentication against each key (`addr:..`,
-    /// `client:..`): a key whose window (of `window`) ran out starts a new
-    /// one. Returns each key's failures in its window and the window's start,
-    /// in order. Shared by all instances on the database.
-    fn auth_failure_record(
-        &self,
-        keys: &[String],
-        window: chrono::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(u32, DateTime<Utc>)>>;
-    /// The keys with at least `max` failures in a window still running, and
-    /// when each window started. Also purges some expired counters.
-    fn auth_failures_over(
-        &self,
-        max: u32,
-        window: chrono::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(String, DateTime<Utc>)>>;
-    /// Records that instance `id` is alive, and the master key it seals with.
-    fn instance_heartbeat(&self, id: &str, master_key_id: &str, now: DateTime<Utc>) -> Result<()>;
-    /// Instances seen at or after `since`, by id.
-    fn instance_list(&self, since: DateTime<Utc>) -> Result<Vec<InstanceRow>>;
-    /// Forgets an instance (a clean shutdown).
-    fn instance_remove(&self, id: &str) -> Result<()>;
-
-    // ---- crash safety: fenced import batches -----------------------------
-    /// [`Store::apply_batch`] for the import worker: the batch and its
+    /// [`People::apply_batch`] for the import worker: the batch and its
     /// checkpoint commit only while `owner` still holds the import's lease
-    /// (see [`Store::import_claim`]), checked in the same transaction. An
+    /// (see [`Imports::import_claim`]), checked in the same transaction. An
     /// instance that stalled past its lease, while another one took the
     /// import over, gets `Ok(None)` and nothing of its batch is written,
     /// so no row is applied (or counted) twice. A committed batch's items
@@ -1034,8 +1028,124 @@ pub trait Store: Send + Sync + 'static {
         owner: &str,
         dry_run: bool,
     ) -> Result<Option<Applied>>;
+}
 
-    // ---- fan-out: subscription delivery leases (several instances) -------
+/// Tenant keys (decryption and sender verification) and clients' intake
+/// policies.
+pub trait Keys {
+    /// Stores a new key (its id must be unique installation-wide).
+    fn key_create(&self, k: KeyRow, audit: Audit<KeyRow>) -> Result<KeyRow>;
+
+    fn key_get(&self, tenant: &TenantId, id: &str) -> Result<KeyRow>;
+
+    /// A tenant's keys, oldest first.
+    fn key_list(&self, tenant: &TenantId) -> Result<Vec<KeyRow>>;
+
+    fn key_set_state(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        state: KeyState,
+        now: DateTime<Utc>,
+        audit: Audit<KeyRow>,
+    ) -> Result<KeyRow>;
+
+    /// A client's intake policy (the default when none was set).
+    fn intake_policy_get(&self, principal_id: &str) -> Result<IntakePolicy>;
+
+    fn intake_policy_put(
+        &self,
+        principal_id: &str,
+        p: &IntakePolicy,
+        audit: Audit<()>,
+    ) -> Result<()>;
+}
+
+/// Login-sync issuers, each a tenant's own.
+pub trait Issuers {
+    // Login-sync issuers, each a tenant's own.
+    /// Registers an issuer. `Conflict` when the tenant has one of this
+    /// name, or one with the same `issuer` and `audience` (another
+    /// tenant may register the same pair: it is another issuer).
+    fn issuer_create(&self, i: IssuerRow, audit: Audit<IssuerRow>) -> Result<IssuerRow>;
+
+    fn issuer_get(&self, tenant: &TenantId, name: &str) -> Result<IssuerRow>;
+
+    /// A tenant's issuers by name.
+    fn issuer_list(&self, tenant: &TenantId) -> Result<Vec<IssuerRow>>;
+
+    /// The tenant's issuers whose tokens carry this `iss` (one per
+    /// audience); never another tenant's.
+    fn issuer_find(&self, tenant: &TenantId, issuer: &str) -> Result<Vec<IssuerRow>>;
+
+    fn issuer_delete(&self, tenant: &TenantId, name: &str, audit: Audit<()>) -> Result<()>;
+}
+
+/// The audit chain: entries of their own, and reading and walking it.
+pub trait AuditTrail {
+    /// Appends an entry that records no change of its own (aggregated
+    /// failed authentications, a delivery given up, a master-key file
+    /// rotation). A change's entry goes with the change, as its [`Audit`].
+    fn audit_append(&self, d: AuditDraft) -> Result<i64>;
+
+    /// A tenant's audit entries after `after`, for reading: each detail as
+    /// its diff ([`muster_core::person::display_detail`]), which for a
+    /// creation is not the text its hash covers.
+    fn audit_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<AuditRow>>;
+
+    /// Visits a tenant's whole chain in order, for verification: entries
+    /// exactly as stored and hashed.
+    fn audit_walk(&self, tenant: &TenantId, f: &mut dyn FnMut(AuditRow) -> bool) -> Result<()>;
+}
+
+/// Change events and the subscriptions that deliver them, with their delivery
+/// leases and log.
+pub trait Events {
+    /// A tenant's change events with a cursor above `after`, in cursor
+    /// order. `apply_batch` writes them with the changes they describe.
+    fn changes_list(&self, tenant: &TenantId, after: i64, limit: u32) -> Result<Vec<ChangeEvent>>;
+
+    /// The tenant's newest event cursor (0: none yet).
+    fn changes_head(&self, tenant: &TenantId) -> Result<i64>;
+
+    /// Stores a new subscription; its progress starts where the row says.
+    fn subscription_create(
+        &self,
+        s: SubscriptionRow,
+        audit: Audit<SubscriptionRow>,
+    ) -> Result<SubscriptionRow>;
+
+    fn subscription_get(&self, tenant: &TenantId, id: &str) -> Result<SubscriptionRow>;
+
+    /// A tenant's subscriptions, oldest first.
+    fn subscription_list(&self, tenant: &TenantId) -> Result<Vec<SubscriptionRow>>;
+
+    /// Every active subscription of every tenant (the delivery worker's).
+    fn subscription_active(&self) -> Result<Vec<SubscriptionRow>>;
+
+    /// Replaces what an admin may change: url, events, attributes, secrets,
+    /// state and reason. Leaves the progress alone.
+    fn subscription_update(
+        &self,
+        s: &SubscriptionRow,
+        audit: Audit<SubscriptionRow>,
+    ) -> Result<SubscriptionRow>;
+
+    fn subscription_delete(&self, tenant: &TenantId, id: &str, audit: Audit<()>) -> Result<()>;
+
+    /// Sets the range to deliver again (manual redelivery).
+    fn subscription_redeliver(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        range: (i64, i64),
+        now: DateTime<Utc>,
+        audit: Audit<SubscriptionRow>,
+    ) -> Result<SubscriptionRow>;
+
+    /// A subscription's delivery log, oldest first, after `after` (a seq).
+    fn delivery_list(&self, id: &str, after: i64, limit: u32) -> Result<Vec<DeliveryRecord>>;
+
     /// Takes the delivery lease of an active subscription for `owner` until
     /// `now + lease` (or extends `owner`'s own) when no other owner holds an
     /// unexpired one, and returns the row as it is now. `None`: another
@@ -1049,6 +1159,7 @@ pub trait Store: Send + Sync + 'static {
         lease: chrono::Duration,
         now: DateTime<Utc>,
     ) -> Result<Option<SubscriptionRow>>;
+
     /// Records attempts and moves the progress together (and disables the
     /// subscription when `save.disable` says so), for the lease holder:
     /// writes only while `owner` holds the lease, and extends it to
@@ -1063,48 +1174,60 @@ pub trait Store: Send + Sync + 'static {
         save: &DeliverySave,
         now: DateTime<Utc>,
     ) -> Result<bool>;
+
     /// Hands `owner`'s lease back, so any instance may claim the
     /// subscription at once (nothing happens when `owner` does not hold it).
     fn subscription_release(&self, id: &str, owner: &str) -> Result<()>;
-    // ---- end of fan-out ----------------------------------------------------
+}
 
-    // ---- crash safety: fenced validation writes --------------------------
-    // The import worker's own bookkeeping, fenced like its batches
-    // ([`Store::apply_batch_claimed`]): each writes only while `owner`
-    // holds the import's lease, checked in the write's own transaction, and
-    // answers `false`, having changed nothing, when it does not (another
-    // instance took the import over, or it has ended). So an instance that
-    // stalled past its lease cannot reset, re-state or add errors to an
-    // import the new holder is validating.
-    /// Starts (or restarts) validation: forgets the import's errors and
-    /// counts.
-    fn import_reset_claimed(&self, id: &str, owner: &str, now: DateTime<Utc>) -> Result<bool>;
-    /// Sets an import's state (and, for a failure, its error code and
-    /// message), for the lease holder; a final state releases the lease.
-    fn import_set_state_claimed(
+/// What instances sharing the database keep together: how the backend reads,
+/// live instances, failed-authentication counters, and master-key re-sealing.
+pub trait Cluster {
+    /// Whether a read is a local, short call that never waits on a network
+    /// or on the writer (an embedded database's reader connections): the
+    /// server may then run a hot read on the async thread that wants it,
+    /// sparing a hand-off to the blocking pool and back.
+    fn reads_are_local(&self) -> bool {
+        false
+    }
+
+    /// Every value sealed under the master key, of every tenant, with the
+    /// id its seal is bound to (see [`SealedColumn`]), for re-sealing.
+    fn sealed_all(&self) -> Result<Vec<SealedValue>>;
+
+    /// Replaces sealed values of one column in one transaction, each only
+    /// where the row still holds `old` (a value changed meanwhile is left
+    /// alone: it was sealed afresh). Returns how many were replaced.
+    fn sealed_replace(&self, column: SealedColumn, swaps: Vec<SealedSwap>) -> Result<u64>;
+
+    /// Counts one failed authentication against each key (`addr:..`,
+    /// `client:..`): a key whose window (of `window`) ran out starts a new
+    /// one. Returns each key's failures in its window and the window's start,
+    /// in order. Shared by all instances on the database.
+    fn auth_failure_record(
         &self,
-        id: &str,
-        owner: &str,
-        state: &str,
-        error: Option<(&str, &str)>,
+        keys: &[String],
+        window: chrono::Duration,
         now: DateTime<Utc>,
-    ) -> Result<bool>;
-    /// Records row errors, all or none.
-    fn import_add_errors_claimed(
+    ) -> Result<Vec<(u32, DateTime<Utc>)>>;
+
+    /// The keys with at least `max` failures in a window still running, and
+    /// when each window started. Also purges some expired counters.
+    fn auth_failures_over(
         &self,
-        id: &str,
-        owner: &str,
-        errors: &[RowErrorRecord],
-    ) -> Result<bool>;
-    /// Records how many rows the file has, and how many of them failed.
-    fn import_set_total_claimed(
-        &self,
-        id: &str,
-        owner: &str,
-        rows_total: u64,
-        failed: u64,
-    ) -> Result<bool>;
-    // ---- end of fenced validation writes -----------------------------------
+        max: u32,
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>>;
+
+    /// Records that instance `id` is alive, and the master key it seals with.
+    fn instance_heartbeat(&self, id: &str, master_key_id: &str, now: DateTime<Utc>) -> Result<()>;
+
+    /// Instances seen at or after `since`, by id.
+    fn instance_list(&self, since: DateTime<Utc>) -> Result<Vec<InstanceRow>>;
+
+    /// Forgets an instance (a clean shutdown).
+    fn instance_remove(&self, id: &str) -> Result<()>;
 }
 
 // ---- rotate: master-key rotation, HMAC overlap, limits, instances --------
@@ -1223,7 +1346,7 @@ pub struct InstanceRow {
 }
 
 /// The `Conflict` text a backend uses internally to roll back a fenced
-/// batch whose lease is gone; [`Store::apply_batch_claimed`] turns it into
+/// batch whose lease is gone; [`People::apply_batch_claimed`] turns it into
 /// `Ok(None)`.
 pub const LEASE_LOST: &str = "the import's lease is held by another instance";
 
@@ -1237,7 +1360,7 @@ pub fn fenced<T>(r: Result<T>) -> Result<Option<T>> {
 }
 
 /// What one delivery round of a lease holder commits
-/// ([`Store::subscription_save`]).
+/// ([`Events::subscription_save`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliverySave {
     pub progress: DeliveryProgress,

@@ -1,0 +1,101 @@
+//! [`Tenants`] on PostgreSQL. Tenants, and the first tenant and admin of an
+//! empty database.
+use crate::*;
+
+impl Tenants for PostgresStore {
+    fn bootstrap_admin(
+        &self,
+        admin_token: SecretDigest,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.pool.write(|s| {
+            // Instances starting together take turns; the first one creates.
+            s.exec("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_BOOTSTRAP])?;
+            let n: i64 = get(&s.one("SELECT count(*) FROM tenants", &[])?, 0)?;
+            if n > 0 {
+                return Ok(false);
+            }
+            let tenant = TenantId::default_tenant();
+            s.exec(
+                "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
+                &[&tenant.as_str(), &"Default", &now],
+            )?;
+            let pid = insert_principal(
+                s,
+                &NewClient {
+                    tenant: tenant.clone(),
+                    kind: PrincipalKind::Admin,
+                    client_id: "admin".into(),
+                    name: "Initial administrator".into(),
+                    role: "admin".into(),
+                    token_policy: "ttl".into(),
+                    token_ttl_seconds: 0,
+                    write_policy: WritePolicy::allow_all(),
+                    secret: None,
+                },
+                now,
+            )?;
+            insert_admin_token(
+                s,
+                &NewAdminToken {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    digest: admin_token,
+                    principal_id: pid,
+                    name: INITIAL_TOKEN_NAME.into(),
+                    created_at: now,
+                    expires_at,
+                },
+            )?;
+            apply::audit_append_one(
+                s,
+                &AuditDraft {
+                    tenant,
+                    at: now,
+                    principal: "system".into(),
+                    on_behalf_of: None,
+                    source: "bootstrap".into(),
+                    action: "tenant.created".into(),
+                    person: None,
+                    detail: serde_json::json!({"admin": "admin"}),
+                },
+            )?;
+            Ok(true)
+        })
+    }
+
+    fn tenant_create(
+        &self,
+        id: &TenantId,
+        name: &str,
+        now: DateTime<Utc>,
+        audit: Audit<TenantRow>,
+    ) -> Result<TenantRow> {
+        self.audited(audit, |s| {
+            let res = s.try_exec(
+                "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
+                &[&id.as_str(), &name, &now],
+            )?;
+            match res {
+                Ok(_) => Ok(TenantRow {
+                    id: id.clone(),
+                    name: name.to_owned(),
+                    created_at: micros(now),
+                }),
+                Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                    "tenant '{id}' exists already"
+                ))),
+                Err(e) => Err(be(e)),
+            }
+        })
+    }
+
+    fn tenant_list(&self) -> Result<Vec<TenantRow>> {
+        self.pool.run(|s| {
+            s.query("SELECT id, name, created_at FROM tenants ORDER BY id", &[])?
+                .iter()
+                .map(to_tenant)
+                .collect()
+        })
+    }
+}

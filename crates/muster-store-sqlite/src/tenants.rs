@@ -1,0 +1,111 @@
+//! [`Tenants`] on SQLite. Tenants, and the first tenant and admin of an empty
+//! database.
+use crate::*;
+
+impl Tenants for SqliteStore {
+    fn bootstrap_admin(
+        &self,
+        admin_token: SecretDigest,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.writer.write(move |conn| {
+            let n: i64 = conn
+                .query_row("SELECT count(*) FROM tenants", [], |r| r.get(0))
+                .map_err(be)?;
+            if n > 0 {
+                return Ok(false);
+            }
+            let tenant = TenantId::default_tenant();
+            conn.execute(
+                "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![tenant.as_str(), "Default", us(now)],
+            )
+            .map_err(be)?;
+            let pid = insert_principal(
+                conn,
+                &NewClient {
+                    tenant: tenant.clone(),
+                    kind: PrincipalKind::Admin,
+                    client_id: "admin".into(),
+                    name: "Initial administrator".into(),
+                    role: "admin".into(),
+                    token_policy: "ttl".into(),
+                    token_ttl_seconds: 0,
+                    write_policy: WritePolicy::allow_all(),
+                    secret: None,
+                },
+                now,
+            )?;
+            insert_admin_token(
+                conn,
+                &NewAdminToken {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    digest: admin_token,
+                    principal_id: pid,
+                    name: INITIAL_TOKEN_NAME.into(),
+                    created_at: now,
+                    expires_at,
+                },
+            )?;
+            let mut head = audit_head(conn, tenant.as_str())?;
+            audit_insert(
+                conn,
+                &mut head,
+                &AuditDraft {
+                    tenant,
+                    at: now,
+                    principal: "system".into(),
+                    on_behalf_of: None,
+                    source: "bootstrap".into(),
+                    action: "tenant.created".into(),
+                    person: None,
+                    detail: serde_json::json!({"admin": "admin"}),
+                },
+            )?;
+            Ok(true)
+        })
+    }
+
+    fn tenant_create(
+        &self,
+        id: &TenantId,
+        name: &str,
+        now: DateTime<Utc>,
+        audit: Audit<TenantRow>,
+    ) -> Result<TenantRow> {
+        let (id, name) = (id.clone(), name.to_owned());
+        self.audited(audit, move |conn| {
+            let res = conn.execute(
+                "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![id.as_str(), name, us(now)],
+            );
+            match res {
+                Ok(_) => {}
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "tenant '{id}' exists already"
+                    )))
+                }
+                Err(e) => return Err(be(e)),
+            }
+            Ok(TenantRow {
+                id,
+                name,
+                created_at: from_us(us(now)),
+            })
+        })
+    }
+
+    fn tenant_list(&self) -> Result<Vec<TenantRow>> {
+        self.read(|conn| {
+            let mut s = conn
+                .prepare_cached("SELECT id, name, created_at FROM tenants ORDER BY id")
+                .map_err(be)?;
+            let rows = s.query_map([], tenant_row).map_err(be)?;
+            rows.map(|r| to_tenant(r.map_err(be)?)).collect()
+        })
+    }
+}
