@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fan-out benchmark (SPEC 4): a real `muster serve` on loopback delivering
+# Fan-out benchmark (docs/events.md#delivery-across-instances): a real `muster serve` on loopback delivering
 # to a small fast local receiver (crates/muster-server/examples/
 # webhook_receiver.rs, which checks every Standard Webhooks signature).
 #   1. import_to_last_delivery_s: an initial import of ROWS generated people

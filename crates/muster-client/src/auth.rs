@@ -55,7 +55,7 @@ pub enum Auth {
         key: JwtAssertionKey,
         scope: Option<String>,
     },
-    /// No token at all: every API request is signed (RFC 9421, SPEC 2.2).
+    /// No token at all: every API request is signed (RFC 9421, docs/authentication.md#signed-requests).
     Signed(RequestSigner),
 }
 

@@ -640,7 +640,7 @@ impl Client {
             .await
     }
 
-    // ---- login-sync issuers (SPEC 2.3) -------------------------------------
+    // ---- login-sync issuers (docs/authentication.md#login-sync) -------------------------------------
 
     /// `POST /api/v1/issuers`
     pub async fn issuer_create(&self, spec: &IssuerSpec) -> Result<IssuerInfo, ClientError> {

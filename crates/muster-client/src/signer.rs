@@ -1,4 +1,4 @@
-//! Request signing (RFC 9421 HTTP Message Signatures, SPEC 2.2) and the
+//! Request signing (RFC 9421 HTTP Message Signatures, docs/authentication.md#signed-requests) and the
 //! `private_key_jwt` client assertion (RFC 7523 2.2).
 //!
 //! A [`RequestSigner`] signs every API request it is given: `@method`,

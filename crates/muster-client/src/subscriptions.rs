@@ -1,4 +1,4 @@
-//! Webhook subscriptions and the change feed (SPEC 4): the calls behind
+//! Webhook subscriptions and the change feed (docs/events.md#webhook-subscriptions): the calls behind
 //! `muster admin subscription ...`, for scripts and other Rust programs.
 use crate::{expect_success, seg, to_json, Client, ClientError};
 use muster_proto::{

@@ -59,7 +59,7 @@ impl fmt::Display for Permission {
 
 pub type Permissions = BTreeSet<Permission>;
 
-/// The built-in roles (SPEC 1). `importer` can submit files and follow its
+/// The built-in roles (docs/people.md#roles-and-permissions). `importer` can submit files and follow its
 /// own imports, and nothing else: it never reads decrypted data.
 pub const BUILTIN_ROLES: [&str; 5] = ["importer", "syncer", "reader", "auditor", "admin"];
 
@@ -99,7 +99,7 @@ pub struct WritePolicy {
     pub roles: Vec<String>,
 }
 
-/// What a client's uploads must be (SPEC 3): encrypted to one of the
+/// What a client's uploads must be (docs/intake.md#intake-policies): encrypted to one of the
 /// tenant's keys, and OpenPGP-signed by a registered sender key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -1,4 +1,4 @@
-//! The person schema: the typed core attributes (SPEC 1) and the checks that
+//! The person schema: the typed core attributes (docs/people.md#the-person-schema) and the checks that
 //! turn a cleaned-up text value into a typed [`AttrValue`].
 use crate::value::AttrValue;
 use chrono::NaiveDate;
@@ -21,7 +21,7 @@ pub enum AttrType {
 /// [`crate::person::settle`]); it becomes `active` on that date.
 pub const EMPLOYMENT_STATUSES: [&str; 4] = ["active", "leave", "terminated", "pending"];
 
-/// The core attributes, in the order SPEC 1 lists them.
+/// The core attributes, in the order docs/people.md#core-attributes lists them.
 /// The attribute naming a person's manager by external id.
 pub const MANAGER: &str = "manager_external_id";
 

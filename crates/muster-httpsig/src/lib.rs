@@ -1,5 +1,5 @@
 //! HTTP Message Signatures (RFC 9421) and `Content-Digest` (RFC 9530) for
-//! Muster's signed requests (SPEC 2.2): the client SDK signs, the server
+//! Muster's signed requests (docs/authentication.md#signed-requests): the client SDK signs, the server
 //! verifies, and both agree byte for byte because both go through this crate.
 //!
 //! The crate knows no HTTP framework. A request is modelled as a small

@@ -48,7 +48,7 @@ pub struct VerifyPolicy {
 }
 
 impl VerifyPolicy {
-    /// Muster's policy for HMAC-signed client requests (SPEC 2.2): `@method`
+    /// Muster's policy for HMAC-signed client requests (docs/authentication.md#signed-requests): `@method`
     /// and `@target-uri` covered, `content-digest` covered when there is a
     /// body, `created` and `nonce` present, 300 s either way.
     pub fn muster(now: i64) -> Self {

@@ -1,4 +1,4 @@
-//! Wire types of a client's signing and assertion keys (SPEC 2.1, 2.2).
+//! Wire types of a client's signing and assertion keys (docs/authentication.md#managing-keys-admin-api).
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -477,7 +477,7 @@ pub struct KeyInfo {
     pub updated_at: DateTime<Utc>,
 }
 
-/// What a client's uploads must be (SPEC 3).
+/// What a client's uploads must be (docs/intake.md#intake-policies).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntakePolicyInfo {
@@ -489,7 +489,7 @@ pub struct IntakePolicyInfo {
     pub require_signed_by: Option<String>,
 }
 
-/// Registers an identity-provider issuer for login sync (SPEC 2.3).
+/// Registers an identity-provider issuer for login sync (docs/authentication.md#login-sync).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerSpec {
@@ -574,7 +574,7 @@ pub struct LoginSyncResult {
     pub issuer: String,
 }
 
-// ---- change events and subscriptions (SPEC 4) ----------------------------
+// ---- change events and subscriptions (docs/events.md) ----------------------------
 
 /// One attribute's new value in a change event; `null`: cleared. `roles`
 /// is the sorted role set.

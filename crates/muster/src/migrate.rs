@@ -1,5 +1,5 @@
 //! `muster migrate`: moves a whole installation from the embedded SQLite
-//! database to PostgreSQL (SPEC 6, issue 5). The work is the store crates'
+//! database to PostgreSQL (docs/operations.md#muster-migrate). The work is the store crates'
 //! (`muster_store::transfer`); this is the command line around it.
 //!
 //! Stop the gateway first: the source is read in one snapshot, and what a

@@ -1,4 +1,4 @@
-//! `muster admin subscription ...`: webhook subscriptions (SPEC 4), their
+//! `muster admin subscription ...`: webhook subscriptions (docs/events.md#webhook-subscriptions), their
 //! delivery log, manual redelivery and secret rotation.
 use crate::output::{opt, print_json, table, time};
 use clap::Subcommand;

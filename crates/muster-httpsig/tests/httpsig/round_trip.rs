@@ -1,4 +1,4 @@
-//! Sign-then-verify the way the SDK and the gateway will (SPEC 2.2).
+//! Sign-then-verify the way the SDK and the gateway will (docs/authentication.md#signed-requests).
 
 use crate::helpers::*;
 use muster_httpsig::{

@@ -1,6 +1,6 @@
 //! The change feed (`GET /api/v1/changes`, `people:read`) and the webhook
 //! subscription admin API (`/api/v1/subscriptions`, `subscriptions:admin`),
-//! SPEC 4. Delivery itself is in [`crate::jobs::webhooks`].
+//! see docs/events.md. Delivery itself is in [`crate::jobs::webhooks`].
 use crate::api::page_limit;
 use crate::auth::Caller;
 use crate::base::error::{ApiError, ApiResult};

@@ -84,7 +84,7 @@ pub fn router(state: AppState) -> Router {
             "/admin/tokens/{id}/revoke",
             post(admin_tokens::admin_token_revoke),
         )
-        // The installation's master key (issue 3): operator only.
+        // The installation's master key (docs/intake.md#master-key-rotation): operator only.
         .route(
             "/admin/master-key",
             get(crate::api::master_key::master_key_get),
@@ -115,7 +115,7 @@ pub fn router(state: AppState) -> Router {
             "/clients/{client_id}/keys/jwt",
             put(client_keys::client_jwt_keys_put).delete(client_keys::client_jwt_keys_delete),
         )
-        // Login sync (SPEC 2.3): issuers, and the endpoint their JWTs call.
+        // Login sync (docs/authentication.md#login-sync): issuers, and the endpoint their JWTs call.
         .route(
             "/issuers",
             post(issuers::issuer_create).get(issuers::issuer_list),
@@ -139,7 +139,7 @@ pub fn router(state: AppState) -> Router {
                 bodies::limit_problem,
             )),
         )
-        // Change events and webhook subscriptions (SPEC 4).
+        // Change events and webhook subscriptions (docs/events.md).
         .route("/changes", get(subscriptions::changes_list))
         .route(
             "/subscriptions",
@@ -163,7 +163,7 @@ pub fn router(state: AppState) -> Router {
             "/subscriptions/{id}/redeliver",
             post(subscriptions::subscription_redeliver),
         )
-        // Effective dates (issue 6).
+        // Effective dates (docs/people.md#effective-dates).
         .route("/effective-dates/run", post(people::effective_dates_run))
         // RFC 9421 signed requests, as an alternative to Bearer tokens.
         .layer(axum::middleware::from_fn_with_state(

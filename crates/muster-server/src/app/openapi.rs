@@ -189,7 +189,7 @@ pub const ROUTES: &[Route] = &[
     r("delete", "/api/v1/issuers/{name}", "Remove a login-sync issuer", "clients:admin", Body::None, "204", Body::None),
     r("post", "/api/v1/login-sync", "Create or update, in the default tenant, the person of a JWT from one of the default tenant's issuers (Authorization: Bearer <IdP JWT>); every refusal is 401 with its own code", "token", Body::None, "200", Body::Json("LoginSyncResult")),
     r("post", "/api/v1/tenants/{tenant}/login-sync", "Create or update, in this tenant, the person of a JWT from one of this tenant's issuers (Authorization: Bearer <IdP JWT>); every refusal is 401 with its own code", "token", Body::None, "200", Body::Json("LoginSyncResult")),
-    // Change events and webhook subscriptions (SPEC 4).
+    // Change events and webhook subscriptions (docs/events.md).
     Route { query: &[("after", "cursor to start after (default 0)"), ("limit", "1 to 1000"), ("wait", "long poll: seconds to wait for an event, at most 30")], ..r("get", "/api/v1/changes", "The tenant's change events in cursor order", "people:read", Body::None, "200", Body::Json("ChangesPage")) },
     r("post", "/api/v1/subscriptions", "Create a webhook subscription; its secret is shown once", "subscriptions:admin", Body::Json("SubscriptionSpec"), "201", Body::Json("SubscriptionCreated")),
     r("get", "/api/v1/subscriptions", "List the tenant's webhook subscriptions", "subscriptions:admin", Body::None, "200", Body::List("SubscriptionInfo")),
@@ -202,7 +202,7 @@ pub const ROUTES: &[Route] = &[
     r("post", "/api/v1/admin/tokens", "Mint an admin API token for yourself, with a name and a lifetime (default and maximum from the configuration); the token is shown once", "tenant:admin (admin users)", Body::Json("AdminTokenSpec"), "201", Body::Json("AdminTokenCreated")),
     r("get", "/api/v1/admin/tokens", "The tenant's admin API tokens: id, name, admin, created, expires, last use, revoked; never a token or its digest", "tenant:admin (admin users)", Body::None, "200", Body::List("AdminTokenInfo")),
     r("post", "/api/v1/admin/tokens/{id}/revoke", "Revoke an admin API token at once (`current`: the token this request presents)", "tenant:admin (admin users)", Body::None, "200", Body::Json("AdminTokenInfo")),
-    // Effective dates (issue 6).
+    // Effective dates (docs/people.md#effective-dates).
     r("get", "/api/v1/admin/master-key", "The master key ring: key ids (never keys), and the key each live instance seals with; the installation operator only", "tenant:admin", Body::None, "200", Body::Raw(&["application/json"])),
     r("post", "/api/v1/admin/master-key/rotate", "Make a new master key current and re-seal every sealed value under it; the old key stays as a previous key; the installation operator only", "tenant:admin", Body::None, "200", Body::Raw(&["application/json"])),
     r("post", "/api/v1/admin/master-key/retire-previous", "Forget the previous master keys once no instance and no waiting upload needs them (409 saying why otherwise); the installation operator only", "tenant:admin", Body::None, "200", Body::Raw(&["application/json"])),

@@ -1,4 +1,4 @@
-//! Signed requests (SPEC 2.2): HTTP Message Signatures (RFC 9421) as an
+//! Signed requests (docs/authentication.md#signed-requests): HTTP Message Signatures (RFC 9421) as an
 //! alternative to a Bearer token on every `/api/v1` route.
 //!
 //! [`verify_signature`] is a middleware on the `/api/v1` router. It does

@@ -111,7 +111,7 @@ pub struct OutboundConfig {
     pub allow_private_destinations: bool,
 }
 
-/// Webhook delivery (SPEC 4).
+/// Webhook delivery (docs/events.md#retries-and-dead-letters).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {

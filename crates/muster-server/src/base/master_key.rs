@@ -1,4 +1,4 @@
-//! The master key ring (issue 3): the key everything at rest is sealed
+//! The master key ring (docs/intake.md#master-key): the key everything at rest is sealed
 //! under, and the keys it replaced that still open what waits to be
 //! re-sealed.
 //!

@@ -1,5 +1,5 @@
 //! Effective dates: every instance applies the status transitions whose day
-//! has come (`ops::people::settle_due`, see docs/effective-dates.md) at
+//! has come (`ops::people::settle_due`, see docs/people.md#effective-dates) at
 //! start and every `import.effective_dates_interval_seconds`, for every
 //! tenant. Days are UTC days of the injected clock;
 //! `POST /api/v1/effective-dates/run` runs it at once for the caller's

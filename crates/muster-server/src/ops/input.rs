@@ -71,7 +71,7 @@ impl RoleName {
     }
 }
 
-/// One of the built-in roles a client can have (`docs/authorization.md`).
+/// One of the built-in roles a client can have (docs/people.md#roles-and-permissions).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ClientRole(&'static str);
 
