@@ -117,6 +117,7 @@ use muster_core::audit::AuditEntry;
 use muster_core::policy::{IntakePolicy, WritePolicy};
 use muster_core::secret::SecretDigest;
 use muster_core::{ExternalId, TenantId};
+use muster_store::shared::{decode_state, json_err};
 use muster_store::*;
 use pool::{Pool, Sql};
 use postgres::error::SqlState;
@@ -152,10 +153,6 @@ pub(crate) fn describe(e: &postgres::Error) -> String {
         cause = c.source();
     }
     text
-}
-
-fn json_err(e: serde_json::Error) -> StoreError {
-    StoreError::Backend(format!("stored JSON does not decode: {e}"))
 }
 
 fn bad(e: impl std::fmt::Display) -> StoreError {
@@ -530,7 +527,7 @@ fn to_person(r: &Row) -> Result<PersonRow> {
     let roles: &str = get(r, 2)?;
     Ok(PersonRow {
         external_id: ExternalId::parse(get(r, 0)?).map_err(bad)?,
-        state: apply::decode_state(attrs, roles)?,
+        state: decode_state(attrs, roles)?,
         version: get(r, 3)?,
         updated_at: get(r, 4)?,
         updated_by: get(r, 5)?,

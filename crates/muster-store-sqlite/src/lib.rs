@@ -28,17 +28,15 @@ mod writer;
 
 use chrono::{DateTime, TimeZone, Utc};
 use muster_core::audit::{AuditEntry, AuditFields, GENESIS};
-use muster_core::person::{
-    apply, classify, into_display_detail, stored_detail_json, ChangeKind, Incoming, PersonState,
-};
-use muster_core::policy::{IntakePolicy, WritePolicy};
+use muster_core::person::{into_display_detail, ChangeKind, Incoming};
+use muster_core::policy::IntakePolicy;
 use muster_core::secret::SecretDigest;
-use muster_core::{Attributes, ExternalId, TenantId};
+use muster_core::{ExternalId, TenantId};
+use muster_store::shared::{self, decode_state, json_err};
 use muster_store::*;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use writer::Writer;
@@ -141,10 +139,6 @@ fn us(t: DateTime<Utc>) -> i64 {
 
 fn from_us(v: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(v).single().unwrap_or_default()
-}
-
-fn json_err(e: serde_json::Error) -> StoreError {
-    StoreError::Backend(format!("stored JSON does not decode: {e}"))
 }
 
 pub struct SqliteStore {
@@ -540,13 +534,6 @@ struct PersonRaw {
     on_behalf_of: Option<String>,
     source: String,
     source_system: Option<String>,
-}
-
-pub(crate) fn decode_state(attrs: &str, roles: &str) -> Result<PersonState> {
-    Ok(PersonState {
-        attrs: serde_json::from_str::<Attributes>(attrs).map_err(json_err)?,
-        roles: serde_json::from_str::<BTreeSet<String>>(roles).map_err(json_err)?,
-    })
 }
 
 impl PersonRaw {
@@ -1098,9 +1085,8 @@ pub(crate) fn apply_items(
                             }
                             _ => (None, 0, None),
                         };
-                        let mut next = apply(before.as_ref(), inc, &ctx.policy);
-                        muster_core::person::settle(&mut next, &today);
-                        let kind = classify(before.as_ref(), &next);
+                        let d = shared::decide(before.as_ref(), version, inc, &ctx.policy, &today);
+                        let (kind, version) = (d.kind, d.version);
                         if kind == ChangeKind::Unchanged {
                             if let Some(ss) =
                                 source_system.filter(|ss| stored_source.as_deref() != Some(*ss))
@@ -1117,15 +1103,14 @@ pub(crate) fn apply_items(
                             out.push(ItemResult { kind, version });
                             continue 'items;
                         }
-                        let version = version + 1;
-                        let changed = event_changes(before.as_ref(), &next);
-                        let due = muster_core::person::due_on(&next);
+                        let changed = d.changed();
+                        let due = muster_core::person::due_on(&d.next);
                         (
                             kind,
                             version,
-                            Cow::Owned(serde_json::to_string(&next.attrs).map_err(json_err)?),
-                            Cow::Owned(serde_json::to_string(&next.roles).map_err(json_err)?),
-                            Cow::Owned(stored_detail_json(before.as_ref(), &next, version)),
+                            Cow::Owned(serde_json::to_string(&d.next.attrs).map_err(json_err)?),
+                            Cow::Owned(serde_json::to_string(&d.next.roles).map_err(json_err)?),
+                            Cow::Owned(d.detail_json()),
                             data_id,
                             changed,
                             due,
