@@ -67,3 +67,11 @@ impl Tenants for PostgresStore {
         })
     }
 }
+
+fn to_tenant(r: &Row) -> Result<TenantRow> {
+    Ok(TenantRow {
+        id: tenant_id(get(r, 0)?)?,
+        name: get(r, 1)?,
+        created_at: get(r, 2)?,
+    })
+}

@@ -76,3 +76,15 @@ impl Tenants for SqliteStore {
         })
     }
 }
+
+fn tenant_row(r: &Row) -> rusqlite::Result<(String, String, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+fn to_tenant((id, name, at): (String, String, i64)) -> Result<TenantRow> {
+    Ok(TenantRow {
+        id: TenantId::parse(&id).map_err(|e| StoreError::Backend(e.to_string()))?,
+        name,
+        created_at: from_us(at),
+    })
+}
