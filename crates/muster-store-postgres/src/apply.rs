@@ -29,23 +29,15 @@
 //! makes the count differ, and the transaction fails rather than lose a
 //! change.
 use crate::pool::Sql;
-use crate::{be, get, json_err, Result};
+use crate::{be, decode_state, get, json_err, Result};
 use muster_core::audit::{AuditFields, GENESIS};
-use muster_core::person::{apply, classify, stored_detail_json, ChangeKind, Incoming, PersonState};
-use muster_core::Attributes;
+use muster_core::person::{ChangeKind, Incoming, PersonState};
 use muster_store::{audit_time, AuditDraft, BatchItem, Checkpoint, Counts, ItemResult, Prepared};
-use muster_store::{StoreError, WriteContext, LEASE_LOST};
+use muster_store::{shared, StoreError, WriteContext, LEASE_LOST};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::GenericClient;
-use std::collections::{BTreeSet, HashMap};
-
-pub(crate) fn decode_state(attrs: &str, roles: &str) -> Result<PersonState> {
-    Ok(PersonState {
-        attrs: serde_json::from_str::<Attributes>(attrs).map_err(json_err)?,
-        roles: serde_json::from_str::<BTreeSet<String>>(roles).map_err(json_err)?,
-    })
-}
+use std::collections::HashMap;
 
 /// A tenant's chain head: the last seq and its hash.
 struct Head {
@@ -544,9 +536,8 @@ fn apply_items<C: GenericClient>(
             }
             let before = stored.map(|(_, st)| st);
             let version = stored.map_or(0, |(v, _)| v);
-            let mut next = apply(before, inc, &ctx.policy);
-            muster_core::person::settle(&mut next, &today);
-            let kind = classify(before, &next);
+            let d = shared::decide(before, version, inc, &ctx.policy, &today);
+            let (kind, version) = (d.kind, d.version);
             if kind == ChangeKind::Unchanged {
                 if let (Some(ss), Some(c)) = (source_system, people.get_mut(ext)) {
                     if c.source_system.as_deref() != Some(ss) {
@@ -560,18 +551,17 @@ fn apply_items<C: GenericClient>(
                 out.push(ItemResult { kind, version });
                 continue;
             }
-            let version = version + 1;
             if let Some(chain) = chain.as_mut() {
                 let change = Change {
                     kind,
                     ext,
                     version,
-                    detail: &stored_detail_json(before, &next, version),
-                    changed: muster_store::event_changes(before, &next),
+                    detail: &d.detail_json(),
+                    changed: d.changed(),
                 };
                 chain.change(ctx, &at, change, &mut events);
             }
-            (kind, version, next)
+            (kind, version, d.next)
         };
         if !people.get(ext).is_some_and(|c| c.dirty) {
             order.push(ext);

@@ -47,3 +47,21 @@ impl AuditTrail for PostgresStore {
         }
     }
 }
+
+fn to_audit(r: &Row) -> Result<AuditRow> {
+    Ok(AuditRow {
+        entry: AuditEntry {
+            tenant: get(r, 0)?,
+            seq: get(r, 1)?,
+            at: get(r, 2)?,
+            principal: get(r, 3)?,
+            on_behalf_of: get(r, 4)?,
+            source: get(r, 5)?,
+            action: get(r, 6)?,
+            person: get(r, 7)?,
+            detail: get(r, 8)?,
+            prev_hash: get(r, 9)?,
+        },
+        hash: get(r, 10)?,
+    })
+}

@@ -240,3 +240,9 @@ impl Imports for PostgresStore {
             .run(|s| fenced::set_total(s, id, Some(owner), rows_total, failed))
     }
 }
+
+fn load_import<C: GenericClient>(s: &mut Sql<'_, C>, id: &str) -> Result<Option<ImportRow>> {
+    s.opt(import_select!("WHERE id = $1"), &[&id])?
+        .map(|r| to_import(&r))
+        .transpose()
+}

@@ -115,3 +115,17 @@ impl Keys for PostgresStore {
         })
     }
 }
+
+fn key_by_id<C: GenericClient>(s: &mut Sql<'_, C>, tenant: &TenantId, id: &str) -> Result<KeyRow> {
+    s.opt(
+        concat!(
+            "SELECT ",
+            key_cols!(),
+            " FROM keys WHERE tenant_id = $1 AND id = $2"
+        ),
+        &[&tenant.as_str(), &id],
+    )?
+    .map(|r| to_key(&r))
+    .transpose()?
+    .ok_or(StoreError::NotFound { what: "key" })
+}

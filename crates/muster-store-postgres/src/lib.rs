@@ -117,6 +117,7 @@ use muster_core::audit::AuditEntry;
 use muster_core::policy::{IntakePolicy, WritePolicy};
 use muster_core::secret::SecretDigest;
 use muster_core::{ExternalId, TenantId};
+use muster_store::shared::{decode_state, json_err};
 use muster_store::*;
 use pool::{Pool, Sql};
 use postgres::error::SqlState;
@@ -132,6 +133,14 @@ const POOL_WAIT: Duration = Duration::from_secs(30);
 /// Advisory transaction lock namespaces (the first key of the two-key form).
 const LOCK_BOOTSTRAP: i32 = 1;
 const LOCK_MAPPING: i32 = 2;
+
+/// Times are kept to the microsecond, like PostgreSQL's `timestamptz`; a
+/// row handed back is truncated alike, so it equals what a read returns.
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.timestamp_micros(t.timestamp_micros())
+        .single()
+        .unwrap_or(t)
+}
 
 pub(crate) fn be(e: postgres::Error) -> StoreError {
     StoreError::Backend(describe(&e))
@@ -154,10 +163,6 @@ pub(crate) fn describe(e: &postgres::Error) -> String {
     text
 }
 
-fn json_err(e: serde_json::Error) -> StoreError {
-    StoreError::Backend(format!("stored JSON does not decode: {e}"))
-}
-
 fn bad(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -173,14 +178,6 @@ pub(crate) fn redact(config: &Config, text: &str) -> String {
         Some(p) if !p.is_empty() => text.replace(p.as_ref(), "***"),
         _ => text.to_owned(),
     }
-}
-
-/// Times are kept to the microsecond, like PostgreSQL's `timestamptz`; a
-/// row handed back is truncated alike, so it equals what a read returns.
-fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
-    Utc.timestamp_micros(t.timestamp_micros())
-        .single()
-        .unwrap_or(t)
 }
 
 fn get<'a, T: postgres::types::FromSql<'a>>(r: &'a Row, i: usize) -> Result<T> {
@@ -351,14 +348,6 @@ impl PostgresStore {
 
 // ---- row decoding -------------------------------------------------------
 
-fn to_tenant(r: &Row) -> Result<TenantRow> {
-    Ok(TenantRow {
-        id: tenant_id(get(r, 0)?)?,
-        name: get(r, 1)?,
-        created_at: get(r, 2)?,
-    })
-}
-
 /// Decodes the 14 principal columns starting at `at`.
 fn to_principal(r: &Row, at: usize) -> Result<ClientRow> {
     let kind: String = get(r, at + 2)?;
@@ -401,59 +390,6 @@ fn to_principal(r: &Row, at: usize) -> Result<ClientRow> {
     })
 }
 
-fn principal_by_id<C: GenericClient>(s: &mut Sql<'_, C>, id: &str) -> Result<Option<ClientRow>> {
-    s.opt(principal_where!("p.id = $1"), &[&id])?
-        .map(|r| to_principal(&r, 0))
-        .transpose()
-}
-
-fn principal_by_client_id<C: GenericClient>(
-    s: &mut Sql<'_, C>,
-    client_id: &str,
-) -> Result<Option<ClientRow>> {
-    s.opt(principal_where!("p.client_id = $1"), &[&client_id])?
-        .map(|r| to_principal(&r, 0))
-        .transpose()
-}
-
-fn key_by_id<C: GenericClient>(s: &mut Sql<'_, C>, tenant: &TenantId, id: &str) -> Result<KeyRow> {
-    s.opt(
-        concat!(
-            "SELECT ",
-            key_cols!(),
-            " FROM keys WHERE tenant_id = $1 AND id = $2"
-        ),
-        &[&tenant.as_str(), &id],
-    )?
-    .map(|r| to_key(&r))
-    .transpose()?
-    .ok_or(StoreError::NotFound { what: "key" })
-}
-
-fn client_keys_of<C: postgres::GenericClient>(
-    s: &mut pool::Sql<'_, C>,
-    pid: &str,
-) -> Result<ClientKeys> {
-    Ok(s.opt(
-        "SELECT hmac_sealed, ed25519_public, jwt_keys, updated_at, \
-             hmac_previous_sealed, hmac_previous_until \
-             FROM client_keys WHERE principal_id = $1",
-        &[&pid],
-    )?
-    .map(|r| -> Result<ClientKeys> {
-        Ok(ClientKeys {
-            hmac_sealed: get(&r, 0)?,
-            ed25519_public: get(&r, 1)?,
-            jwt_keys: get(&r, 2)?,
-            updated_at: Some(get(&r, 3)?),
-            hmac_previous_sealed: get(&r, 4)?,
-            hmac_previous_until: get(&r, 5)?,
-        })
-    })
-    .transpose()?
-    .unwrap_or_default())
-}
-
 fn to_key(r: &Row) -> Result<KeyRow> {
     let tenant: String = get(r, 1)?;
     let purpose: String = get(r, 4)?;
@@ -471,17 +407,6 @@ fn to_key(r: &Row) -> Result<KeyRow> {
         state: KeyState::parse(&state).ok_or_else(|| bad("stored key has an invalid state"))?,
         created_at: get(r, 9)?,
         updated_at: get(r, 10)?,
-    })
-}
-
-fn to_mapping(r: &Row) -> Result<MappingRow> {
-    Ok(MappingRow {
-        tenant: tenant_id(get(r, 0)?)?,
-        name: get(r, 1)?,
-        version: get(r, 2)?,
-        document: get(r, 3)?,
-        created_at: get(r, 4)?,
-        created_by: get(r, 5)?,
     })
 }
 
@@ -516,45 +441,6 @@ fn to_import(r: &Row) -> Result<ImportRow> {
         created_at: get(r, 23)?,
         updated_at: get(r, 24)?,
         finished_at: get(r, 25)?,
-    })
-}
-
-fn load_import<C: GenericClient>(s: &mut Sql<'_, C>, id: &str) -> Result<Option<ImportRow>> {
-    s.opt(import_select!("WHERE id = $1"), &[&id])?
-        .map(|r| to_import(&r))
-        .transpose()
-}
-
-fn to_person(r: &Row) -> Result<PersonRow> {
-    let attrs: &str = get(r, 1)?;
-    let roles: &str = get(r, 2)?;
-    Ok(PersonRow {
-        external_id: ExternalId::parse(get(r, 0)?).map_err(bad)?,
-        state: apply::decode_state(attrs, roles)?,
-        version: get(r, 3)?,
-        updated_at: get(r, 4)?,
-        updated_by: get(r, 5)?,
-        on_behalf_of: get(r, 6)?,
-        source: get(r, 7)?,
-        source_system: get(r, 8)?,
-    })
-}
-
-fn to_audit(r: &Row) -> Result<AuditRow> {
-    Ok(AuditRow {
-        entry: AuditEntry {
-            tenant: get(r, 0)?,
-            seq: get(r, 1)?,
-            at: get(r, 2)?,
-            principal: get(r, 3)?,
-            on_behalf_of: get(r, 4)?,
-            source: get(r, 5)?,
-            action: get(r, 6)?,
-            person: get(r, 7)?,
-            detail: get(r, 8)?,
-            prev_hash: get(r, 9)?,
-        },
-        hash: get(r, 10)?,
     })
 }
 
@@ -608,18 +494,6 @@ fn insert_principal<C: GenericClient>(
     Ok(id)
 }
 
-fn to_admin_token(r: &Row) -> Result<AdminTokenRow> {
-    Ok(AdminTokenRow {
-        id: get(r, 0)?,
-        admin: get(r, 1)?,
-        name: get(r, 2)?,
-        created_at: get(r, 3)?,
-        expires_at: get(r, 4)?,
-        last_used_at: get(r, 5)?,
-        revoked_at: get(r, 6)?,
-    })
-}
-
 fn insert_admin_token<C: GenericClient>(s: &mut Sql<'_, C>, t: &NewAdminToken) -> Result<()> {
     s.exec(
         "INSERT INTO tokens (digest, principal_id, scope, one_time, created_at, expires_at, id, name) \
@@ -631,22 +505,6 @@ fn insert_admin_token<C: GenericClient>(s: &mut Sql<'_, C>, t: &NewAdminToken) -
             &t.expires_at,
             &t.id,
             &t.name,
-        ],
-    )?;
-    Ok(())
-}
-
-fn insert_token<C: GenericClient>(s: &mut Sql<'_, C>, t: &NewToken) -> Result<()> {
-    s.exec(
-        "INSERT INTO tokens (digest, principal_id, scope, one_time, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        &[
-            &t.digest.as_slice(),
-            &t.principal_id,
-            &t.scope,
-            &t.one_time,
-            &t.created_at,
-            &t.expires_at,
         ],
     )?;
     Ok(())

@@ -80,3 +80,14 @@ impl Mappings for PostgresStore {
         Ok(v)
     }
 }
+
+fn to_mapping(r: &Row) -> Result<MappingRow> {
+    Ok(MappingRow {
+        tenant: tenant_id(get(r, 0)?)?,
+        name: get(r, 1)?,
+        version: get(r, 2)?,
+        document: get(r, 3)?,
+        created_at: get(r, 4)?,
+        created_by: get(r, 5)?,
+    })
+}

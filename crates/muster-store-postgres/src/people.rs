@@ -135,3 +135,18 @@ impl People for PostgresStore {
         }))
     }
 }
+
+fn to_person(r: &Row) -> Result<PersonRow> {
+    let attrs: &str = get(r, 1)?;
+    let roles: &str = get(r, 2)?;
+    Ok(PersonRow {
+        external_id: ExternalId::parse(get(r, 0)?).map_err(bad)?,
+        state: decode_state(attrs, roles)?,
+        version: get(r, 3)?,
+        updated_at: get(r, 4)?,
+        updated_by: get(r, 5)?,
+        on_behalf_of: get(r, 6)?,
+        source: get(r, 7)?,
+        source_system: get(r, 8)?,
+    })
+}

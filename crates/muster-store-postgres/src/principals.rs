@@ -345,3 +345,70 @@ impl Principals for PostgresStore {
         })
     }
 }
+
+fn principal_by_id<C: GenericClient>(s: &mut Sql<'_, C>, id: &str) -> Result<Option<ClientRow>> {
+    s.opt(principal_where!("p.id = $1"), &[&id])?
+        .map(|r| to_principal(&r, 0))
+        .transpose()
+}
+
+fn principal_by_client_id<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    client_id: &str,
+) -> Result<Option<ClientRow>> {
+    s.opt(principal_where!("p.client_id = $1"), &[&client_id])?
+        .map(|r| to_principal(&r, 0))
+        .transpose()
+}
+
+fn client_keys_of<C: postgres::GenericClient>(
+    s: &mut pool::Sql<'_, C>,
+    pid: &str,
+) -> Result<ClientKeys> {
+    Ok(s.opt(
+        "SELECT hmac_sealed, ed25519_public, jwt_keys, updated_at, \
+             hmac_previous_sealed, hmac_previous_until \
+             FROM client_keys WHERE principal_id = $1",
+        &[&pid],
+    )?
+    .map(|r| -> Result<ClientKeys> {
+        Ok(ClientKeys {
+            hmac_sealed: get(&r, 0)?,
+            ed25519_public: get(&r, 1)?,
+            jwt_keys: get(&r, 2)?,
+            updated_at: Some(get(&r, 3)?),
+            hmac_previous_sealed: get(&r, 4)?,
+            hmac_previous_until: get(&r, 5)?,
+        })
+    })
+    .transpose()?
+    .unwrap_or_default())
+}
+
+fn to_admin_token(r: &Row) -> Result<AdminTokenRow> {
+    Ok(AdminTokenRow {
+        id: get(r, 0)?,
+        admin: get(r, 1)?,
+        name: get(r, 2)?,
+        created_at: get(r, 3)?,
+        expires_at: get(r, 4)?,
+        last_used_at: get(r, 5)?,
+        revoked_at: get(r, 6)?,
+    })
+}
+
+fn insert_token<C: GenericClient>(s: &mut Sql<'_, C>, t: &NewToken) -> Result<()> {
+    s.exec(
+        "INSERT INTO tokens (digest, principal_id, scope, one_time, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &t.digest.as_slice(),
+            &t.principal_id,
+            &t.scope,
+            &t.one_time,
+            &t.created_at,
+            &t.expires_at,
+        ],
+    )?;
+    Ok(())
+}

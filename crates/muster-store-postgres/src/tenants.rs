@@ -1,6 +1,7 @@
 //! [`Tenants`] on PostgreSQL. Tenants, and the first tenant and admin of an
 //! empty database.
 use crate::*;
+use muster_store::shared;
 
 impl Tenants for PostgresStore {
     fn bootstrap_admin(
@@ -19,47 +20,14 @@ impl Tenants for PostgresStore {
             let tenant = TenantId::default_tenant();
             s.exec(
                 "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
-                &[&tenant.as_str(), &"Default", &now],
+                &[&tenant.as_str(), &shared::BOOTSTRAP_TENANT_NAME, &now],
             )?;
-            let pid = insert_principal(
-                s,
-                &NewClient {
-                    tenant: tenant.clone(),
-                    kind: PrincipalKind::Admin,
-                    client_id: "admin".into(),
-                    name: "Initial administrator".into(),
-                    role: "admin".into(),
-                    token_policy: "ttl".into(),
-                    token_ttl_seconds: 0,
-                    write_policy: WritePolicy::allow_all(),
-                    secret: None,
-                },
-                now,
-            )?;
+            let pid = insert_principal(s, &shared::bootstrap_admin_client(), now)?;
             insert_admin_token(
                 s,
-                &NewAdminToken {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    digest: admin_token,
-                    principal_id: pid,
-                    name: INITIAL_TOKEN_NAME.into(),
-                    created_at: now,
-                    expires_at,
-                },
+                &shared::bootstrap_token(admin_token, pid, expires_at, now),
             )?;
-            apply::audit_append_one(
-                s,
-                &AuditDraft {
-                    tenant,
-                    at: now,
-                    principal: "system".into(),
-                    on_behalf_of: None,
-                    source: "bootstrap".into(),
-                    action: "tenant.created".into(),
-                    person: None,
-                    detail: serde_json::json!({"admin": "admin"}),
-                },
-            )?;
+            apply::audit_append_one(s, &shared::bootstrap_entry(now))?;
             Ok(true)
         })
     }
@@ -98,4 +66,12 @@ impl Tenants for PostgresStore {
                 .collect()
         })
     }
+}
+
+fn to_tenant(r: &Row) -> Result<TenantRow> {
+    Ok(TenantRow {
+        id: tenant_id(get(r, 0)?)?,
+        name: get(r, 1)?,
+        created_at: get(r, 2)?,
+    })
 }

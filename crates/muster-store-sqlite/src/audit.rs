@@ -38,3 +38,24 @@ impl AuditTrail for SqliteStore {
         })
     }
 }
+
+fn audit_from_row(r: &Row) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        entry: AuditEntry {
+            tenant: r.get(0)?,
+            seq: r.get(1)?,
+            at: r.get(2)?,
+            principal: r.get(3)?,
+            on_behalf_of: r.get(4)?,
+            source: r.get(5)?,
+            action: r.get(6)?,
+            person: r.get(7)?,
+            detail: r.get(8)?,
+            prev_hash: hash_col(r, 9)?,
+        },
+        hash: hash_col(r, 10)?,
+    })
+}
+
+const AUDIT_COLS: &str =
+    "tenant_id, seq, at, principal, on_behalf_of, source, action, person, detail, prev_hash, hash";

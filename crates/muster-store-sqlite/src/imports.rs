@@ -245,3 +245,14 @@ impl Imports for SqliteStore {
         self.set_total(id, Some(owner), rows_total, failed)
     }
 }
+
+fn get_import(conn: &Connection, id: &str) -> Result<Option<ImportRow>> {
+    let sql = format!("SELECT {IMPORT_COLS} FROM imports WHERE id = ?1");
+    conn.prepare_cached(&sql)
+        .map_err(be)?
+        .query_row([id], import_from_row)
+        .optional()
+        .map_err(be)?
+        .map(ImportRowRaw::decode)
+        .transpose()
+}

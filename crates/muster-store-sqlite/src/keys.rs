@@ -118,3 +118,13 @@ impl Keys for SqliteStore {
         })
     }
 }
+
+fn key_by_id(conn: &Connection, tenant: &TenantId, id: &str) -> Result<KeyRow> {
+    let sql = format!("SELECT {KEY_COLS} FROM keys WHERE tenant_id = ?1 AND id = ?2");
+    conn.prepare_cached(&sql)
+        .map_err(be)?
+        .query_row(params![tenant.as_str(), id], key_from_row)
+        .optional()
+        .map_err(be)?
+        .ok_or(StoreError::NotFound { what: "key" })?
+}

@@ -28,17 +28,15 @@ mod writer;
 
 use chrono::{DateTime, TimeZone, Utc};
 use muster_core::audit::{AuditEntry, AuditFields, GENESIS};
-use muster_core::person::{
-    apply, classify, into_display_detail, stored_detail_json, ChangeKind, Incoming, PersonState,
-};
-use muster_core::policy::{IntakePolicy, WritePolicy};
+use muster_core::person::{into_display_detail, ChangeKind, Incoming};
+use muster_core::policy::IntakePolicy;
 use muster_core::secret::SecretDigest;
-use muster_core::{Attributes, ExternalId, TenantId};
+use muster_core::{ExternalId, TenantId};
+use muster_store::shared::{self, decode_state, json_err};
 use muster_store::*;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use writer::Writer;
@@ -141,10 +139,6 @@ fn us(t: DateTime<Utc>) -> i64 {
 
 fn from_us(v: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(v).single().unwrap_or_default()
-}
-
-fn json_err(e: serde_json::Error) -> StoreError {
-    StoreError::Backend(format!("stored JSON does not decode: {e}"))
 }
 
 pub struct SqliteStore {
@@ -292,18 +286,6 @@ impl SqliteStore {
 
 // ---- row decoding -------------------------------------------------------
 
-fn tenant_row(r: &Row) -> rusqlite::Result<(String, String, i64)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-}
-
-fn to_tenant((id, name, at): (String, String, i64)) -> Result<TenantRow> {
-    Ok(TenantRow {
-        id: TenantId::parse(&id).map_err(|e| StoreError::Backend(e.to_string()))?,
-        name,
-        created_at: from_us(at),
-    })
-}
-
 const PRINCIPAL_COLS: &str = "id, tenant_id, kind, client_id, name, role, token_policy, \
      token_ttl_seconds, write_policy, disabled, created_at";
 
@@ -377,28 +359,6 @@ fn load_principal(conn: &Connection, where_: &str, arg: &str) -> Result<Option<C
         created_at: from_us(created),
         secrets,
     }))
-}
-
-fn mapping_from_row(r: &Row) -> rusqlite::Result<(String, String, i64, String, i64, String)> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
-}
-
-fn to_mapping(t: (String, String, i64, String, i64, String)) -> Result<MappingRow> {
-    Ok(MappingRow {
-        tenant: TenantId::parse(&t.0).map_err(|e| StoreError::Backend(e.to_string()))?,
-        name: t.1,
-        version: t.2,
-        document: serde_json::from_str(&t.3).map_err(json_err)?,
-        created_at: from_us(t.4),
-        created_by: t.5,
-    })
 }
 
 const IMPORT_COLS: &str = "id, tenant_id, principal_id, client_id, on_behalf_of, idempotency_key, \
@@ -500,36 +460,6 @@ impl ImportRowRaw {
     }
 }
 
-fn get_import(conn: &Connection, id: &str) -> Result<Option<ImportRow>> {
-    let sql = format!("SELECT {IMPORT_COLS} FROM imports WHERE id = ?1");
-    conn.prepare_cached(&sql)
-        .map_err(be)?
-        .query_row([id], import_from_row)
-        .optional()
-        .map_err(be)?
-        .map(ImportRowRaw::decode)
-        .transpose()
-}
-
-/// Columns of `people p JOIN person_data d ON d.id = p.data_id`.
-const PERSON_COLS: &str =
-    "p.external_id, d.attrs, d.roles, p.version, p.updated_at, p.updated_by, p.on_behalf_of, p.source, \
-     p.source_system";
-
-fn person_from_row(r: &Row) -> rusqlite::Result<PersonRaw> {
-    Ok(PersonRaw {
-        external_id: r.get(0)?,
-        attrs: r.get(1)?,
-        roles: r.get(2)?,
-        version: r.get(3)?,
-        updated_at: r.get(4)?,
-        updated_by: r.get(5)?,
-        on_behalf_of: r.get(6)?,
-        source: r.get(7)?,
-        source_system: r.get(8)?,
-    })
-}
-
 struct PersonRaw {
     external_id: String,
     attrs: String,
@@ -540,13 +470,6 @@ struct PersonRaw {
     on_behalf_of: Option<String>,
     source: String,
     source_system: Option<String>,
-}
-
-pub(crate) fn decode_state(attrs: &str, roles: &str) -> Result<PersonState> {
-    Ok(PersonState {
-        attrs: serde_json::from_str::<Attributes>(attrs).map_err(json_err)?,
-        roles: serde_json::from_str::<BTreeSet<String>>(roles).map_err(json_err)?,
-    })
 }
 
 impl PersonRaw {
@@ -565,24 +488,6 @@ impl PersonRaw {
     }
 }
 
-fn audit_from_row(r: &Row) -> rusqlite::Result<AuditRow> {
-    Ok(AuditRow {
-        entry: AuditEntry {
-            tenant: r.get(0)?,
-            seq: r.get(1)?,
-            at: r.get(2)?,
-            principal: r.get(3)?,
-            on_behalf_of: r.get(4)?,
-            source: r.get(5)?,
-            action: r.get(6)?,
-            person: r.get(7)?,
-            detail: r.get(8)?,
-            prev_hash: hash_col(r, 9)?,
-        },
-        hash: hash_col(r, 10)?,
-    })
-}
-
 /// An audit hash column as hex text. Entries keep their hashes as the 32
 /// bytes (half the text, on the table an import writes most); entries
 /// written by earlier releases keep theirs as hex text.
@@ -597,9 +502,6 @@ fn hash_col(r: &Row, i: usize) -> rusqlite::Result<String> {
         )),
     }
 }
-
-const AUDIT_COLS: &str =
-    "tenant_id, seq, at, principal, on_behalf_of, source, action, person, detail, prev_hash, hash";
 
 /// The chain's head for a tenant: the last seq and hash.
 fn audit_head(conn: &Connection, tenant: &str) -> Result<(i64, String)> {
@@ -859,16 +761,6 @@ impl SqliteStore {
 const KEY_COLS: &str = "id, tenant_id, kind, algorithm, purpose, key_ids, public_key, \
                         sealed_secret, state, created_at, updated_at";
 
-fn key_by_id(conn: &Connection, tenant: &TenantId, id: &str) -> Result<KeyRow> {
-    let sql = format!("SELECT {KEY_COLS} FROM keys WHERE tenant_id = ?1 AND id = ?2");
-    conn.prepare_cached(&sql)
-        .map_err(be)?
-        .query_row(params![tenant.as_str(), id], key_from_row)
-        .optional()
-        .map_err(be)?
-        .ok_or(StoreError::NotFound { what: "key" })?
-}
-
 /// Reads a key row; the outer error is SQLite's, the inner a stored value
 /// this version does not understand.
 fn key_from_row(r: &Row<'_>) -> rusqlite::Result<Result<KeyRow>> {
@@ -896,24 +788,6 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<Result<KeyRow>> {
     Ok(row)
 }
 
-fn insert_token(conn: &Connection, t: &NewToken) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO tokens (digest, principal_id, scope, one_time, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .map_err(be)?
-    .execute(params![
-        t.digest.to_vec(),
-        t.principal_id,
-        t.scope,
-        t.one_time,
-        us(t.created_at),
-        t.expires_at.map(us)
-    ])
-    .map_err(be)?;
-    Ok(())
-}
-
 fn insert_admin_token(conn: &Connection, t: &NewAdminToken) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO tokens (digest, principal_id, scope, one_time, created_at, expires_at, id, name) \
@@ -930,37 +804,6 @@ fn insert_admin_token(conn: &Connection, t: &NewAdminToken) -> Result<()> {
     ])
     .map_err(be)?;
     Ok(())
-}
-
-/// Admin tokens (rows with an id) of admin principals, where `where_`
-/// (over `t` tokens and `p` principals) holds.
-fn admin_token_rows(
-    conn: &Connection,
-    where_: &str,
-    args: impl rusqlite::Params,
-) -> Result<Vec<AdminTokenRow>> {
-    let sql = format!(
-        "SELECT t.id, p.client_id, coalesce(t.name, ''), t.created_at, t.expires_at, \
-         t.last_used_at, t.revoked_at FROM tokens t JOIN principals p ON p.id = t.principal_id \
-         WHERE t.id IS NOT NULL AND p.kind = 'admin' AND {where_} ORDER BY t.created_at, t.id"
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(be)?;
-    let rows = stmt
-        .query_map(args, |r| {
-            Ok(AdminTokenRow {
-                id: r.get(0)?,
-                admin: r.get(1)?,
-                name: r.get(2)?,
-                created_at: from_us(r.get(3)?),
-                expires_at: r.get::<_, Option<i64>>(4)?.map(from_us),
-                last_used_at: r.get::<_, Option<i64>>(5)?.map(from_us),
-                revoked_at: r.get::<_, Option<i64>>(6)?.map(from_us),
-            })
-        })
-        .map_err(be)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(be)?;
-    Ok(rows)
 }
 
 /// The heart of every write path: compare, write only what changed, and
@@ -1098,9 +941,8 @@ pub(crate) fn apply_items(
                             }
                             _ => (None, 0, None),
                         };
-                        let mut next = apply(before.as_ref(), inc, &ctx.policy);
-                        muster_core::person::settle(&mut next, &today);
-                        let kind = classify(before.as_ref(), &next);
+                        let d = shared::decide(before.as_ref(), version, inc, &ctx.policy, &today);
+                        let (kind, version) = (d.kind, d.version);
                         if kind == ChangeKind::Unchanged {
                             if let Some(ss) =
                                 source_system.filter(|ss| stored_source.as_deref() != Some(*ss))
@@ -1117,15 +959,14 @@ pub(crate) fn apply_items(
                             out.push(ItemResult { kind, version });
                             continue 'items;
                         }
-                        let version = version + 1;
-                        let changed = event_changes(before.as_ref(), &next);
-                        let due = muster_core::person::due_on(&next);
+                        let changed = d.changed();
+                        let due = muster_core::person::due_on(&d.next);
                         (
                             kind,
                             version,
-                            Cow::Owned(serde_json::to_string(&next.attrs).map_err(json_err)?),
-                            Cow::Owned(serde_json::to_string(&next.roles).map_err(json_err)?),
-                            Cow::Owned(stored_detail_json(before.as_ref(), &next, version)),
+                            Cow::Owned(serde_json::to_string(&d.next.attrs).map_err(json_err)?),
+                            Cow::Owned(serde_json::to_string(&d.next.roles).map_err(json_err)?),
+                            Cow::Owned(d.detail_json()),
                             data_id,
                             changed,
                             due,
@@ -1216,59 +1057,6 @@ pub(crate) fn apply_items(
         }
     }
     Ok(out)
-}
-
-/// One batch and its checkpoint, in the writer's transaction. With an
-/// `owner`, the checkpoint moves only while that instance holds the
-/// import's lease; otherwise the job fails with [`LEASE_LOST`] and its
-/// savepoint (the whole batch) rolls back.
-fn apply_tx(
-    conn: &Connection,
-    ctx: &WriteContext,
-    items: &[BatchItem],
-    checkpoint: Option<&Checkpoint>,
-    owner: Option<&str>,
-    dry_run: bool,
-) -> Result<Vec<ItemResult>> {
-    if dry_run {
-        conn.execute_batch("SAVEPOINT dry_run").map_err(be)?;
-    }
-    let applied = apply_items(conn, ctx, items);
-    if dry_run {
-        conn.execute_batch("ROLLBACK TO dry_run; RELEASE dry_run")
-            .map_err(be)?;
-    }
-    let results = applied?;
-    if let Some(cp) = checkpoint {
-        let mut c = Counts::default();
-        for r in &results {
-            c.add_kind(r.kind);
-        }
-        c.unchanged += cp.unchanged;
-        let n = conn
-            .prepare_cached(
-                "UPDATE imports SET checkpoint_row = ?1, created = created + ?2, \
-                 updated = updated + ?3, unchanged = unchanged + ?4, \
-                 deactivated = deactivated + ?5, updated_at = ?6 \
-                 WHERE id = ?7 AND (?8 IS NULL OR lease_owner = ?8)",
-            )
-            .map_err(be)?
-            .execute(params![
-                cp.row as i64,
-                c.created as i64,
-                c.updated as i64,
-                c.unchanged as i64,
-                c.deactivated as i64,
-                us(ctx.now),
-                cp.import_id,
-                owner
-            ])
-            .map_err(be)?;
-        if n == 0 && owner.is_some() {
-            return Err(StoreError::Conflict(LEASE_LOST.into()));
-        }
-    }
-    Ok(results)
 }
 
 #[cfg(test)]

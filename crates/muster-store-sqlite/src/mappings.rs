@@ -78,3 +78,25 @@ impl Mappings for SqliteStore {
         })
     }
 }
+
+fn mapping_from_row(r: &Row) -> rusqlite::Result<(String, String, i64, String, i64, String)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn to_mapping(t: (String, String, i64, String, i64, String)) -> Result<MappingRow> {
+    Ok(MappingRow {
+        tenant: TenantId::parse(&t.0).map_err(|e| StoreError::Backend(e.to_string()))?,
+        name: t.1,
+        version: t.2,
+        document: serde_json::from_str(&t.3).map_err(json_err)?,
+        created_at: from_us(t.4),
+        created_by: t.5,
+    })
+}

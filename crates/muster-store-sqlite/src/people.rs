@@ -109,3 +109,75 @@ impl People for SqliteStore {
         }))
     }
 }
+
+/// Columns of `people p JOIN person_data d ON d.id = p.data_id`.
+const PERSON_COLS: &str =
+    "p.external_id, d.attrs, d.roles, p.version, p.updated_at, p.updated_by, p.on_behalf_of, p.source, \
+     p.source_system";
+
+fn person_from_row(r: &Row) -> rusqlite::Result<PersonRaw> {
+    Ok(PersonRaw {
+        external_id: r.get(0)?,
+        attrs: r.get(1)?,
+        roles: r.get(2)?,
+        version: r.get(3)?,
+        updated_at: r.get(4)?,
+        updated_by: r.get(5)?,
+        on_behalf_of: r.get(6)?,
+        source: r.get(7)?,
+        source_system: r.get(8)?,
+    })
+}
+
+/// One batch and its checkpoint, in the writer's transaction. With an
+/// `owner`, the checkpoint moves only while that instance holds the
+/// import's lease; otherwise the job fails with [`LEASE_LOST`] and its
+/// savepoint (the whole batch) rolls back.
+fn apply_tx(
+    conn: &Connection,
+    ctx: &WriteContext,
+    items: &[BatchItem],
+    checkpoint: Option<&Checkpoint>,
+    owner: Option<&str>,
+    dry_run: bool,
+) -> Result<Vec<ItemResult>> {
+    if dry_run {
+        conn.execute_batch("SAVEPOINT dry_run").map_err(be)?;
+    }
+    let applied = apply_items(conn, ctx, items);
+    if dry_run {
+        conn.execute_batch("ROLLBACK TO dry_run; RELEASE dry_run")
+            .map_err(be)?;
+    }
+    let results = applied?;
+    if let Some(cp) = checkpoint {
+        let mut c = Counts::default();
+        for r in &results {
+            c.add_kind(r.kind);
+        }
+        c.unchanged += cp.unchanged;
+        let n = conn
+            .prepare_cached(
+                "UPDATE imports SET checkpoint_row = ?1, created = created + ?2, \
+                 updated = updated + ?3, unchanged = unchanged + ?4, \
+                 deactivated = deactivated + ?5, updated_at = ?6 \
+                 WHERE id = ?7 AND (?8 IS NULL OR lease_owner = ?8)",
+            )
+            .map_err(be)?
+            .execute(params![
+                cp.row as i64,
+                c.created as i64,
+                c.updated as i64,
+                c.unchanged as i64,
+                c.deactivated as i64,
+                us(ctx.now),
+                cp.import_id,
+                owner
+            ])
+            .map_err(be)?;
+        if n == 0 && owner.is_some() {
+            return Err(StoreError::Conflict(LEASE_LOST.into()));
+        }
+    }
+    Ok(results)
+}

@@ -344,3 +344,52 @@ impl Principals for SqliteStore {
         })
     }
 }
+
+fn insert_token(conn: &Connection, t: &NewToken) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO tokens (digest, principal_id, scope, one_time, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .map_err(be)?
+    .execute(params![
+        t.digest.to_vec(),
+        t.principal_id,
+        t.scope,
+        t.one_time,
+        us(t.created_at),
+        t.expires_at.map(us)
+    ])
+    .map_err(be)?;
+    Ok(())
+}
+
+/// Admin tokens (rows with an id) of admin principals, where `where_`
+/// (over `t` tokens and `p` principals) holds.
+fn admin_token_rows(
+    conn: &Connection,
+    where_: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<AdminTokenRow>> {
+    let sql = format!(
+        "SELECT t.id, p.client_id, coalesce(t.name, ''), t.created_at, t.expires_at, \
+         t.last_used_at, t.revoked_at FROM tokens t JOIN principals p ON p.id = t.principal_id \
+         WHERE t.id IS NOT NULL AND p.kind = 'admin' AND {where_} ORDER BY t.created_at, t.id"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(be)?;
+    let rows = stmt
+        .query_map(args, |r| {
+            Ok(AdminTokenRow {
+                id: r.get(0)?,
+                admin: r.get(1)?,
+                name: r.get(2)?,
+                created_at: from_us(r.get(3)?),
+                expires_at: r.get::<_, Option<i64>>(4)?.map(from_us),
+                last_used_at: r.get::<_, Option<i64>>(5)?.map(from_us),
+                revoked_at: r.get::<_, Option<i64>>(6)?.map(from_us),
+            })
+        })
+        .map_err(be)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(be)?;
+    Ok(rows)
+}

@@ -1,6 +1,7 @@
 //! [`Tenants`] on SQLite. Tenants, and the first tenant and admin of an empty
 //! database.
 use crate::*;
+use muster_store::shared;
 
 impl Tenants for SqliteStore {
     fn bootstrap_admin(
@@ -19,50 +20,16 @@ impl Tenants for SqliteStore {
             let tenant = TenantId::default_tenant();
             conn.execute(
                 "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
-                params![tenant.as_str(), "Default", us(now)],
+                params![tenant.as_str(), shared::BOOTSTRAP_TENANT_NAME, us(now)],
             )
             .map_err(be)?;
-            let pid = insert_principal(
-                conn,
-                &NewClient {
-                    tenant: tenant.clone(),
-                    kind: PrincipalKind::Admin,
-                    client_id: "admin".into(),
-                    name: "Initial administrator".into(),
-                    role: "admin".into(),
-                    token_policy: "ttl".into(),
-                    token_ttl_seconds: 0,
-                    write_policy: WritePolicy::allow_all(),
-                    secret: None,
-                },
-                now,
-            )?;
+            let pid = insert_principal(conn, &shared::bootstrap_admin_client(), now)?;
             insert_admin_token(
                 conn,
-                &NewAdminToken {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    digest: admin_token,
-                    principal_id: pid,
-                    name: INITIAL_TOKEN_NAME.into(),
-                    created_at: now,
-                    expires_at,
-                },
+                &shared::bootstrap_token(admin_token, pid, expires_at, now),
             )?;
             let mut head = audit_head(conn, tenant.as_str())?;
-            audit_insert(
-                conn,
-                &mut head,
-                &AuditDraft {
-                    tenant,
-                    at: now,
-                    principal: "system".into(),
-                    on_behalf_of: None,
-                    source: "bootstrap".into(),
-                    action: "tenant.created".into(),
-                    person: None,
-                    detail: serde_json::json!({"admin": "admin"}),
-                },
-            )?;
+            audit_insert(conn, &mut head, &shared::bootstrap_entry(now))?;
             Ok(true)
         })
     }
@@ -108,4 +75,16 @@ impl Tenants for SqliteStore {
             rows.map(|r| to_tenant(r.map_err(be)?)).collect()
         })
     }
+}
+
+fn tenant_row(r: &Row) -> rusqlite::Result<(String, String, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+fn to_tenant((id, name, at): (String, String, i64)) -> Result<TenantRow> {
+    Ok(TenantRow {
+        id: TenantId::parse(&id).map_err(|e| StoreError::Backend(e.to_string()))?,
+        name,
+        created_at: from_us(at),
+    })
 }

@@ -10,6 +10,7 @@ pub mod contract_fairness;
 pub mod contract_fanout;
 pub mod contract_rotate;
 pub mod contract_semantics;
+pub mod shared;
 pub mod transfer;
 
 use chrono::{DateTime, Utc};
