@@ -1,4 +1,4 @@
--- Client request-signing and assertion keys (SPEC 2.1, 2.2); the HMAC key
+-- Client request-signing and assertion keys (docs/authentication.md#managing-keys-admin-api); the HMAC key
 -- only sealed under the master key.
 CREATE TABLE client_keys (
     principal_id text PRIMARY KEY REFERENCES principals(id),

@@ -1,4 +1,4 @@
--- Login-sync issuers (SPEC 2.3): an identity provider whose JWTs create
+-- Login-sync issuers (docs/authentication.md#login-sync): an identity provider whose JWTs create
 -- and update people. `settings` holds algorithms, the JWKS or its URL, the
 -- mapping and the write policy; an HS256 secret is only kept sealed under
 -- the master key. A token selects its issuer by `iss` and `aud`, so that

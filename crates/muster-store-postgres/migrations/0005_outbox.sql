@@ -1,4 +1,4 @@
--- The transactional outbox (SPEC 4): one row per change event, written in
+-- The transactional outbox (docs/events.md#the-outbox): one row per change event, written in
 -- the change's transaction. The diff, principal, source and time are the
 -- change's audit entry (audit_seq), not copied. cursor is per tenant and
 -- assigned under the tenant's audit head lock, so it follows commit order.
@@ -13,7 +13,7 @@ CREATE TABLE events (
     PRIMARY KEY (tenant_id, cursor)
 );
 
--- Webhook subscriptions (SPEC 4). Secrets are sealed under the master key;
+-- Webhook subscriptions (docs/events.md#webhook-subscriptions). Secrets are sealed under the master key;
 -- cursor/attempt/next_attempt_at/redeliver_* are the delivery progress.
 CREATE TABLE subscriptions (
     id text PRIMARY KEY,

@@ -1,4 +1,4 @@
--- Import semantics (issue 6). source_system: the import source that last
+-- Import semantics (docs/people.md#import-semantics). source_system: the import source that last
 -- wrote or confirmed the person (a snapshot import of that source
 -- deactivates its people missing from the file). due_on: the day the
 -- person's next effective-date transition is due (see

@@ -250,7 +250,7 @@ struct Change<'a> {
     changed: (bool, bool),
 }
 
-/// Change events of a batch (SPEC 4), written with one multi-row insert;
+/// Change events of a batch (docs/events.md#the-outbox), written with one multi-row insert;
 /// cursors are numbered at write time, after the tenant's last one.
 #[derive(Default)]
 struct Events {

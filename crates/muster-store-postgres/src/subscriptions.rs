@@ -1,5 +1,5 @@
 //! Webhook subscriptions, their delivery progress and delivery log
-//! (SPEC 4). The change events themselves are written by `apply`.
+//! (docs/events.md#webhook-subscriptions). The change events themselves are written by `apply`.
 use crate::pool::Sql;
 use crate::{get, is_unique_violation, json_err, tenant_id, Result};
 use chrono::{DateTime, Utc};

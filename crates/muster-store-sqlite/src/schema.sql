@@ -163,7 +163,7 @@ CREATE TABLE audit (
     UNIQUE (tenant_id, seq)
 );
 
--- A client's request-signing and client-assertion keys (SPEC 2.1, 2.2):
+-- A client's request-signing and client-assertion keys (docs/authentication.md#managing-keys-admin-api):
 -- the HMAC key only sealed under the master key, the Ed25519 public key
 -- (32 raw bytes), and the private_key_jwt key(s) as JSON text.
 CREATE TABLE client_keys (
@@ -185,7 +185,7 @@ CREATE TABLE auth_nonces (
 ) WITHOUT ROWID;
 CREATE INDEX auth_nonces_expiry ON auth_nonces(expires_at);
 
--- Login-sync issuers (SPEC 2.3): an identity provider whose JWTs create
+-- Login-sync issuers (docs/authentication.md#login-sync): an identity provider whose JWTs create
 -- and update people. `settings` is JSON (algorithms, JWKS or its URL,
 -- mapping, write policy); an HS256 secret is only kept sealed under the
 -- master key. A token selects its issuer by `iss` and `aud`, so that pair
@@ -202,7 +202,7 @@ CREATE TABLE issuers (
     UNIQUE (tenant_id, name),
     UNIQUE (issuer, audience)
 );
--- The transactional outbox (SPEC 4): one row per change event, written in
+-- The transactional outbox (docs/events.md#the-outbox): one row per change event, written in
 -- the change's transaction. The diff, principal, source and time are the
 -- change's audit entry (audit_seq), not copied. cursor is per tenant.
 CREATE TABLE events (
@@ -216,7 +216,7 @@ CREATE TABLE events (
     PRIMARY KEY (tenant_id, cursor)
 ) WITHOUT ROWID;
 
--- Webhook subscriptions (SPEC 4). Secrets are sealed under the master key;
+-- Webhook subscriptions (docs/events.md#webhook-subscriptions). Secrets are sealed under the master key;
 -- cursor/attempt/next_attempt_at/redeliver_* are the delivery progress.
 CREATE TABLE subscriptions (
     id TEXT PRIMARY KEY,

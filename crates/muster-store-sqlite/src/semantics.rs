@@ -1,4 +1,4 @@
-//! Import semantics (issue 6): a source's active people for snapshot
+//! Import semantics (docs/people.md#import-semantics): a source's active people for snapshot
 //! imports, existence checks for manager references, and due
 //! effective-date transitions.
 use crate::{apply_items, be, decode_state};

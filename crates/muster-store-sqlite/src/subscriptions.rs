@@ -1,5 +1,5 @@
 //! Webhook subscriptions, their delivery progress and delivery log
-//! (SPEC 4). The change events themselves are written by `apply_items`.
+//! (docs/events.md#webhook-subscriptions). The change events themselves are written by `apply_items`.
 use crate::{be, from_us, json_err, us};
 use chrono::{DateTime, Utc};
 use muster_core::TenantId;

@@ -1119,7 +1119,7 @@ pub fn issuer_names_and_iss_audience_pairs_are_unique_per_tenant(store: &dyn Sto
     ));
 }
 
-// ---- change events (SPEC 4) ---------------------------------------------
+// ---- change events (docs/events.md#event-kinds) ---------------------------------------------
 
 fn with_attr(id: &str, attr: &str, value: &str) -> BatchItem {
     let mut inc = Incoming::new(ExternalId::parse(id).unwrap());

@@ -1,4 +1,4 @@
-//! Contract cases for import semantics (issue 6): source marks for
+//! Contract cases for import semantics (docs/people.md#import-semantics): source marks for
 //! snapshot imports, existence checks for manager references, and due
 //! effective-date transitions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -574,7 +574,7 @@ pub struct KeyRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A client's credentials besides its secrets (SPEC 2.1, 2.2). Each is
+/// A client's credentials besides its secrets (docs/authentication.md#managing-keys-admin-api). Each is
 /// optional and they combine freely.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientKeys {
@@ -602,7 +602,7 @@ pub enum ClientKeyChange {
     JwtKeys(Option<String>),
 }
 
-/// How a login-sync issuer is configured (SPEC 2.3), stored as one JSON
+/// How a login-sync issuer is configured (docs/authentication.md#login-sync), stored as one JSON
 /// document so a new setting needs no schema change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1373,9 +1373,9 @@ pub struct DeliverySave {
     pub disable: Option<String>,
 }
 
-// ---- change events and subscriptions (SPEC 4) ----------------------------
+// ---- change events and subscriptions (docs/events.md) ----------------------------
 
-/// One change event (SPEC 4), as written in the same transaction as the
+/// One change event (docs/events.md), as written in the same transaction as the
 /// change it describes. The field-level diff is the change's audit detail
 /// (`{"changes":[{"after","attribute","before"}],"version"}`): an event
 /// row points at its audit entry instead of holding a second copy.
@@ -1460,7 +1460,7 @@ pub fn new_event_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// A webhook subscription (SPEC 4) and its delivery progress.
+/// A webhook subscription (docs/events.md#the-outbox) and its delivery progress.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SubscriptionRow {
     pub id: String,
