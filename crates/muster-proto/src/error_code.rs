@@ -105,7 +105,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// Problem, 415: the `Content-Type` is not one the route reads
     /// (`application/json`; for uploads `text/csv`, `application/x-ndjson`,
-    /// or `application/octet-stream` with `format=`).
+    /// or `application/octet-stream` with `format=`; for mappings
+    /// `application/toml` or `application/json`).
     ///
     /// To do: send the body with the right media type.
     UnsupportedMediaType,
