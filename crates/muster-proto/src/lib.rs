@@ -9,6 +9,8 @@ use utoipa::ToSchema;
 
 mod client_keys;
 pub use client_keys::*;
+pub mod error_code;
+pub use error_code::ErrorCode;
 
 /// An RFC 9457 problem document: the body of every API error outside the
 /// OAuth endpoints. `code` is stable and meant for programs.
