@@ -21,6 +21,8 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
+    /// What went wrong, for programs: one of [`ErrorCode`] (docs/errors.md).
+    #[schema(value_type = ErrorCode)]
     pub code: String,
     /// Field-level problems, when the request had several.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -274,10 +276,77 @@ impl ImportState {
         })
     }
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Self::Succeeded | Self::SucceededWithErrors | Self::Failed | Self::Rejected
-        )
+        Self::FINAL.contains(&self)
+    }
+
+    /// The states an import ends in.
+    pub const FINAL: [ImportState; 4] = [
+        Self::Succeeded,
+        Self::SucceededWithErrors,
+        Self::Failed,
+        Self::Rejected,
+    ];
+
+    /// The states of an import still under way (waiting, or taken by a
+    /// worker).
+    pub const PENDING: [ImportState; 4] = [
+        Self::Received,
+        Self::Decrypting,
+        Self::Parsing,
+        Self::Applying,
+    ];
+}
+
+/// How an import treats the people its file leaves out: `upsert` leaves
+/// them alone; `snapshot` deactivates the source's people missing from the
+/// file (docs/people.md#import-semantics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportMode {
+    #[default]
+    Upsert,
+    Snapshot,
+}
+
+impl ImportMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Upsert => "upsert",
+            Self::Snapshot => "snapshot",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "upsert" => Some(Self::Upsert),
+            "snapshot" => Some(Self::Snapshot),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a webhook subscription is delivered to: `disabled` by an admin
+/// or when its receiver answered 410 Gone (docs/events.md#webhook-subscriptions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionState {
+    #[default]
+    Active,
+    Disabled,
+}
+
+impl SubscriptionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "disabled" => Some(Self::Disabled),
+            _ => None,
+        }
     }
 }
 

@@ -9,21 +9,18 @@
 use crate::pool::Sql;
 use crate::Result;
 use chrono::{DateTime, Utc};
-use muster_store::RowErrorRecord;
+use muster_store::{ImportState, RowErrorRecord};
 use postgres::GenericClient;
 
 pub(crate) fn set_state<C: GenericClient>(
     s: &mut Sql<'_, C>,
     id: &str,
     owner: Option<&str>,
-    state: &str,
+    state: ImportState,
     error: Option<(&str, &str)>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let fin = matches!(
-        state,
-        "succeeded" | "succeeded_with_errors" | "failed" | "rejected"
-    );
+    let fin = state.is_final();
     let (code, message) = error.unzip();
     let n = s.exec(
         "UPDATE imports SET state = $1, error_code = $2, error_message = $3, \
@@ -31,7 +28,7 @@ pub(crate) fn set_state<C: GenericClient>(
          lease_owner = CASE WHEN $5 THEN NULL ELSE lease_owner END, \
          lease_until = CASE WHEN $5 THEN NULL ELSE lease_until END \
          WHERE id = $6 AND ($7::text IS NULL OR lease_owner = $7)",
-        &[&state, &code, &message, &now, &fin, &id, &owner],
+        &[&state.as_str(), &code, &message, &now, &fin, &id, &owner],
     )?;
     Ok(n == 1)
 }

@@ -24,7 +24,7 @@ impl Imports for PostgresStore {
                     &i.idempotency_key,
                     &i.mapping,
                     &i.mapping_version,
-                    &i.mode,
+                    &i.mode.as_str(),
                     &i.dry_run,
                     &i.format,
                     &i.options,
@@ -72,7 +72,7 @@ impl Imports for PostgresStore {
                 ),
                 &[
                     &tenant.as_str(),
-                    &f.state,
+                    &f.state.map(ImportState::as_str),
                     &f.principal_id,
                     &f.before_id,
                     &i64::from(f.limit),
@@ -87,10 +87,12 @@ impl Imports for PostgresStore {
     fn import_pending(&self) -> Result<Vec<ImportRow>> {
         self.pool.run(|s| {
             s.query(
-                import_select!(
-                    "WHERE state IN ('received', 'decrypting', 'parsing', 'applying') \
+                import_select!(concat!(
+                    "WHERE state IN ",
+                    muster_store::pending_states_sql!(),
+                    " \
                      ORDER BY pos"
-                ),
+                )),
                 &[],
             )?
             .iter()
@@ -117,22 +119,30 @@ impl Imports for PostgresStore {
         let idle_only = scope == ClaimScope::IdleTenants;
         self.pool.write(|s| {
             let row = s.opt(
-                "WITH next AS ( \
+                concat!(
+                    "WITH next AS ( \
                    SELECT i.id FROM imports i \
-                   WHERE i.state IN ('received', 'decrypting', 'parsing', 'applying') \
+                   WHERE i.state IN ",
+                    muster_store::pending_states_sql!(),
+                    " \
                      AND (i.lease_until IS NULL OR i.lease_until <= $2) \
                      AND (NOT $4 OR NOT EXISTS (SELECT 1 FROM imports r \
                           WHERE r.tenant_id = i.tenant_id AND r.lease_until > $2 \
-                            AND r.state IN ('received', 'decrypting', 'parsing', 'applying'))) \
+                            AND r.state IN ",
+                    muster_store::pending_states_sql!(),
+                    ")) \
                    ORDER BY (SELECT count(*) FROM imports r \
                               WHERE r.tenant_id = i.tenant_id AND r.lease_until > $2 \
-                                AND r.state IN ('received', 'decrypting', 'parsing', 'applying')), \
+                                AND r.state IN ",
+                    muster_store::pending_states_sql!(),
+                    "), \
                             (SELECT max(f.finished_at) FROM imports f \
                               WHERE f.tenant_id = i.tenant_id) NULLS FIRST, \
                             i.pos \
                    LIMIT 1 FOR UPDATE OF i SKIP LOCKED) \
                  UPDATE imports i SET lease_owner = $1, lease_until = $3 \
-                 FROM next WHERE i.id = next.id RETURNING i.id",
+                 FROM next WHERE i.id = next.id RETURNING i.id"
+                ),
                 &[&owner, &now, &until, &idle_only],
             )?;
             match row {
@@ -211,7 +221,7 @@ impl Imports for PostgresStore {
         &self,
         id: &str,
         owner: &str,
-        state: &str,
+        state: ImportState,
         error: Option<(&str, &str)>,
         now: DateTime<Utc>,
     ) -> Result<bool> {

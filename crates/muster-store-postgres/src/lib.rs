@@ -51,13 +51,13 @@ macro_rules! key_cols {
 }
 
 macro_rules! import_select {
-    ($rest:literal) => {
+    ($($rest:tt)+) => {
         concat!(
             "SELECT id, tenant_id, principal_id, client_id, on_behalf_of, idempotency_key, \
              mapping, mapping_version, mode, dry_run, format, options, bytes, state, rows_total, \
              created, updated, unchanged, deactivated, failed, checkpoint_row, error_code, \
              error_message, created_at, updated_at, finished_at FROM imports ",
-            $rest
+            $($rest)+
         )
     };
 }
@@ -421,12 +421,14 @@ fn to_import(r: &Row) -> Result<ImportRow> {
         idempotency_key: get(r, 5)?,
         mapping: get(r, 6)?,
         mapping_version: get(r, 7)?,
-        mode: get(r, 8)?,
+        mode: ImportMode::parse(&get::<String>(r, 8)?)
+            .ok_or_else(|| bad("stored import has an invalid mode"))?,
         dry_run: get(r, 9)?,
         format: get(r, 10)?,
         options: get(r, 11)?,
         bytes: n(12)?,
-        state: get(r, 13)?,
+        state: ImportState::parse(&get::<String>(r, 13)?)
+            .ok_or_else(|| bad("stored import has an invalid state"))?,
         counts: Counts {
             rows_total: n(14)?,
             created: n(15)?,

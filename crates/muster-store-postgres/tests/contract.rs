@@ -326,10 +326,10 @@ fn each_pending_import_is_claimed_by_one_instance() {
     assert!(!b.import_renew("i2", "b", lease, after).unwrap());
     // A finished import is no longer claimable.
     assert!(a
-        .import_set_state_claimed("i1", "a", "succeeded", None, after)
+        .import_set_state_claimed("i1", "a", ImportState::Succeeded, None, after)
         .unwrap());
     assert!(a
-        .import_set_state_claimed("i2", "a", "succeeded", None, after)
+        .import_set_state_claimed("i2", "a", ImportState::Succeeded, None, after)
         .unwrap());
     assert!(b
         .import_claim("b", lease, after + Duration::hours(1))

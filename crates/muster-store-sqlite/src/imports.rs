@@ -35,7 +35,7 @@ impl Imports for SqliteStore {
                     i.idempotency_key,
                     i.mapping,
                     i.mapping_version,
-                    i.mode,
+                    i.mode.as_str(),
                     i.dry_run,
                     i.format,
                     options,
@@ -72,7 +72,7 @@ impl Imports for SqliteStore {
                 .query_map(
                     params![
                         tenant.as_str(),
-                        f.state,
+                        f.state.map(ImportState::as_str),
                         f.principal_id,
                         f.before_id,
                         f.limit
@@ -87,8 +87,12 @@ impl Imports for SqliteStore {
     fn import_pending(&self) -> Result<Vec<ImportRow>> {
         self.read(|conn| {
             let sql = format!(
-                "SELECT {IMPORT_COLS} FROM imports WHERE state IN \
-                 ('received', 'decrypting', 'parsing', 'applying') ORDER BY rowid"
+                concat!(
+                    "SELECT {cols} FROM imports WHERE state IN ",
+                    muster_store::pending_states_sql!(),
+                    " ORDER BY rowid"
+                ),
+                cols = IMPORT_COLS
             );
             let mut s = conn.prepare_cached(&sql).map_err(be)?;
             let rows = s.query_map([], import_from_row).map_err(be)?;
@@ -115,21 +119,27 @@ impl Imports for SqliteStore {
             // count and the last end are read per candidate, through the
             // tenant index, and only for imports that could be claimed.
             let id: Option<String> = conn
-                .prepare_cached(
+                .prepare_cached(concat!(
                     "SELECT i.id FROM imports i \
-                     WHERE i.state IN ('received', 'decrypting', 'parsing', 'applying') \
+                     WHERE i.state IN ",
+                    muster_store::pending_states_sql!(),
+                    " \
                        AND (i.lease_until IS NULL OR i.lease_until <= ?1) \
                        AND (NOT ?2 OR NOT EXISTS (SELECT 1 FROM imports r \
                             WHERE r.tenant_id = i.tenant_id AND r.lease_until > ?1 \
-                              AND r.state IN ('received', 'decrypting', 'parsing', 'applying'))) \
+                              AND r.state IN ",
+                    muster_store::pending_states_sql!(),
+                    ")) \
                      ORDER BY (SELECT count(*) FROM imports r \
                                 WHERE r.tenant_id = i.tenant_id AND r.lease_until > ?1 \
-                                  AND r.state IN ('received', 'decrypting', 'parsing', 'applying')), \
+                                  AND r.state IN ",
+                    muster_store::pending_states_sql!(),
+                    "), \
                               (SELECT max(f.finished_at) FROM imports f \
                                 WHERE f.tenant_id = i.tenant_id) NULLS FIRST, \
                               i.rowid \
-                     LIMIT 1",
-                )
+                     LIMIT 1"
+                ))
                 .map_err(be)?
                 .query_row(params![now, idle_only], |r| r.get(0))
                 .optional()
@@ -219,7 +229,7 @@ impl Imports for SqliteStore {
         &self,
         id: &str,
         owner: &str,
-        state: &str,
+        state: ImportState,
         error: Option<(&str, &str)>,
         now: DateTime<Utc>,
     ) -> Result<bool> {

@@ -436,12 +436,19 @@ impl ImportRowRaw {
             idempotency_key: self.idempotency_key,
             mapping: self.mapping,
             mapping_version: self.mapping_version,
-            mode: self.mode,
+            mode: ImportMode::parse(&self.mode).ok_or_else(|| {
+                StoreError::Backend(format!("an import holds the unknown mode {:?}", self.mode))
+            })?,
             dry_run: self.dry_run,
             format: self.format,
             options: serde_json::from_str(&self.options).map_err(json_err)?,
             bytes: self.bytes.max(0) as u64,
-            state: self.state,
+            state: ImportState::parse(&self.state).ok_or_else(|| {
+                StoreError::Backend(format!(
+                    "an import holds the unknown state {:?}",
+                    self.state
+                ))
+            })?,
             counts: Counts {
                 rows_total: c[0],
                 created: c[1],
@@ -642,18 +649,15 @@ impl SqliteStore {
         &self,
         id: &str,
         owner: Option<&str>,
-        state: &str,
+        state: ImportState,
         error: Option<(&str, &str)>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let (id, state) = (id.to_owned(), state.to_owned());
+        let id = id.to_owned();
         let owner = owner.map(str::to_owned);
         let error = error.map(|(c, m)| (c.to_owned(), m.to_owned()));
         self.writer.write(move |conn| {
-            let fin = matches!(
-                state.as_str(),
-                "succeeded" | "succeeded_with_errors" | "failed" | "rejected"
-            );
+            let fin = state.is_final();
             let n = conn
                 .prepare_cached(
                     "UPDATE imports SET state = ?1, error_code = ?2, error_message = ?3, \
@@ -664,7 +668,7 @@ impl SqliteStore {
                 )
                 .map_err(be)?
                 .execute(params![
-                    state,
+                    state.as_str(),
                     error.as_ref().map(|e| e.0.clone()),
                     error.as_ref().map(|e| e.1.clone()),
                     us(now),

@@ -28,7 +28,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Raw> {
         secret_sealed: r.get(5)?,
         previous_secret_sealed: r.get(6)?,
         previous_until: r.get::<_, Option<i64>>(7)?.map(from_us),
-        state: r.get(8)?,
+        state: muster_store::SubscriptionState::parse(&r.get::<_, String>(8)?).unwrap_or_default(),
         disabled_reason: r.get(9)?,
         progress: DeliveryProgress {
             cursor: r.get(10)?,
@@ -109,7 +109,7 @@ pub(crate) fn create(conn: &Connection, s: &SubscriptionRow) -> Result<Subscript
             s.secret_sealed,
             s.previous_secret_sealed,
             s.previous_until.map(us),
-            s.state,
+            s.state.as_str(),
             s.disabled_reason,
             p.cursor,
             p.attempt,
@@ -146,7 +146,7 @@ pub(crate) fn update(conn: &Connection, s: &SubscriptionRow) -> Result<Subscript
                 s.secret_sealed,
                 s.previous_secret_sealed,
                 s.previous_until.map(us),
-                s.state,
+                s.state.as_str(),
                 s.disabled_reason,
                 us(s.updated_at)
             ],

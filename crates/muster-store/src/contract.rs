@@ -175,7 +175,7 @@ pub fn subscription_row(tenant: &TenantId, id: &str) -> SubscriptionRow {
         secret_sealed: vec![1, 2, 3],
         previous_secret_sealed: None,
         previous_until: None,
-        state: "active".into(),
+        state: SubscriptionState::Active,
         disabled_reason: None,
         progress: DeliveryProgress::default(),
         created_at: t0(),
@@ -194,7 +194,7 @@ pub fn new_import(id: &str, principal: &str, key: Option<&str>) -> NewImport {
         idempotency_key: key.map(str::to_owned),
         mapping: "hr".into(),
         mapping_version: 1,
-        mode: "upsert".into(),
+        mode: ImportMode::Upsert,
         dry_run: false,
         format: "csv".into(),
         options: serde_json::json!({}),
@@ -490,11 +490,11 @@ pub fn an_idempotency_key_returns_the_same_import(s: &dyn Store) {
     let lease = Duration::minutes(1);
     let held = s.import_claim("w", lease, t0()).unwrap().unwrap();
     assert!(s
-        .import_set_state_claimed(&held.id, "w", "succeeded", None, t0())
+        .import_set_state_claimed(&held.id, "w", ImportState::Succeeded, None, t0())
         .unwrap());
     assert_eq!(s.import_pending().unwrap().len(), 1);
     let got = s.import_get(&TenantId::default_tenant(), &held.id).unwrap();
-    assert_eq!(got.state, "succeeded");
+    assert_eq!(got.state, ImportState::Succeeded);
     assert!(got.finished_at.is_some());
 }
 
@@ -968,10 +968,16 @@ pub fn a_claimed_import_is_held_until_its_lease_runs_out_or_it_ends(s: &dyn Stor
     assert_eq!(back.id, "i2");
     // A final state releases the import for good.
     assert!(s
-        .import_set_state_claimed("i1", "a", "succeeded", None, after)
+        .import_set_state_claimed("i1", "a", ImportState::Succeeded, None, after)
         .unwrap());
     assert!(s
-        .import_set_state_claimed("i2", "d", "failed", Some(("internal", "x")), after)
+        .import_set_state_claimed(
+            "i2",
+            "d",
+            ImportState::Failed,
+            Some(("internal", "x")),
+            after
+        )
         .unwrap());
     assert!(!s.import_renew("i1", "a", lease, after).unwrap());
     let much_later = after + Duration::hours(1);
@@ -1367,7 +1373,7 @@ pub fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
         .subscription_save("sub_1", "w", lease, &save, t0())
         .unwrap());
     let got = s.subscription_get(&a, "sub_1").unwrap();
-    assert_eq!(got.state, "disabled");
+    assert_eq!(got.state, SubscriptionState::Disabled);
     assert_eq!(got.disabled_reason.as_deref(), Some("gone"));
     assert!(s.subscription_active().unwrap().is_empty());
     assert!(s

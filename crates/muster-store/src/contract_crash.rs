@@ -104,7 +104,7 @@ pub fn a_batch_commits_only_while_its_instance_holds_the_lease(s: &dyn Store) {
     assert_eq!((row.checkpoint_row, row.counts.created), (3, 2));
     // Once the import has ended (which releases it), no batch commits.
     assert!(s
-        .import_set_state_claimed("i1", "b", "succeeded", None, later)
+        .import_set_state_claimed("i1", "b", ImportState::Succeeded, None, later)
         .unwrap());
     let after_end = s
         .apply_batch_claimed(
@@ -166,7 +166,7 @@ fn row_error(row: u64, code: &str) -> RowErrorRecord {
 
 /// The import as a reader sees it: state, error, counts, checkpoint and
 /// its row errors (codes by row).
-fn seen(s: &dyn Store, id: &str) -> (String, Option<String>, Counts, u64, Vec<(u64, String)>) {
+fn seen(s: &dyn Store, id: &str) -> (ImportState, Option<String>, Counts, u64, Vec<(u64, String)>) {
     let row = s.import_get(&TenantId::default_tenant(), id).unwrap();
     let errors = s
         .import_errors(id, 0, 1000)
@@ -191,7 +191,7 @@ pub fn validation_writes_of_an_instance_that_lost_the_lease_change_nothing(s: &d
     // "a" validates: resets, says so, records an error and the totals.
     assert!(s.import_reset_claimed("v1", "a", t0()).unwrap());
     assert!(s
-        .import_set_state_claimed("v1", "a", "parsing", None, t0())
+        .import_set_state_claimed("v1", "a", ImportState::Parsing, None, t0())
         .unwrap());
     assert!(s
         .import_add_errors_claimed("v1", "a", &[row_error(3, "a_first")])
@@ -203,7 +203,7 @@ pub fn validation_writes_of_an_instance_that_lost_the_lease_change_nothing(s: &d
     assert_eq!(s.import_claim("b", lease, later).unwrap().unwrap().id, "v1");
     assert!(s.import_reset_claimed("v1", "b", later).unwrap());
     assert!(s
-        .import_set_state_claimed("v1", "b", "parsing", None, later)
+        .import_set_state_claimed("v1", "b", ImportState::Parsing, None, later)
         .unwrap());
     assert!(s
         .import_add_errors_claimed("v1", "b", &[row_error(4, "b_first")])
@@ -217,13 +217,13 @@ pub fn validation_writes_of_an_instance_that_lost_the_lease_change_nothing(s: &d
         .unwrap());
     assert!(!s.import_set_total_claimed("v1", "a", 99, 9).unwrap());
     assert!(!s
-        .import_set_state_claimed("v1", "a", "applying", None, later)
+        .import_set_state_claimed("v1", "a", ImportState::Applying, None, later)
         .unwrap());
     assert!(!s
         .import_set_state_claimed(
             "v1",
             "a",
-            "rejected",
+            ImportState::Rejected,
             Some(("too_many_row_errors", "x")),
             later
         )
@@ -235,10 +235,10 @@ pub fn validation_writes_of_an_instance_that_lost_the_lease_change_nothing(s: &d
     // "b" finishes its validation.
     assert!(s.import_set_total_claimed("v1", "b", 10, 1).unwrap());
     assert!(s
-        .import_set_state_claimed("v1", "b", "applying", None, later)
+        .import_set_state_claimed("v1", "b", ImportState::Applying, None, later)
         .unwrap());
     let (state, _, counts, _, errors) = seen(s, "v1");
-    assert_eq!(state, "applying");
+    assert_eq!(state, ImportState::Applying);
     assert_eq!((counts.rows_total, counts.failed), (10, 1));
     assert_eq!(errors, vec![(4, "b_first".to_owned())]);
 }
@@ -251,7 +251,7 @@ pub fn validation_writes_need_a_lease_and_end_with_the_import(s: &dyn Store) {
     let before = seen(s, "v2");
     assert!(!s.import_reset_claimed("v2", "a", t0()).unwrap());
     assert!(!s
-        .import_set_state_claimed("v2", "a", "parsing", None, t0())
+        .import_set_state_claimed("v2", "a", ImportState::Parsing, None, t0())
         .unwrap());
     assert!(!s
         .import_add_errors_claimed("v2", "a", &[row_error(2, "x")])
@@ -274,13 +274,13 @@ pub fn validation_writes_need_a_lease_and_end_with_the_import(s: &dyn Store) {
         .import_set_state_claimed(
             "v2",
             "a",
-            "rejected",
+            ImportState::Rejected,
             Some(("too_many_row_errors", "2 of 2 rows have errors")),
             t0()
         )
         .unwrap());
     let ended = seen(s, "v2");
-    assert_eq!(ended.0, "rejected");
+    assert_eq!(ended.0, ImportState::Rejected);
     assert_eq!(ended.1.as_deref(), Some("too_many_row_errors"));
     assert_eq!(ended.4.len(), 2);
     assert!(s.import_get(&t, "v2").unwrap().finished_at.is_some());
@@ -290,7 +290,7 @@ pub fn validation_writes_need_a_lease_and_end_with_the_import(s: &dyn Store) {
         .import_add_errors_claimed("v2", "a", &[row_error(4, "late")])
         .unwrap());
     assert!(!s
-        .import_set_state_claimed("v2", "a", "succeeded", None, t0())
+        .import_set_state_claimed("v2", "a", ImportState::Succeeded, None, t0())
         .unwrap());
     assert_eq!(seen(s, "v2"), ended);
 }

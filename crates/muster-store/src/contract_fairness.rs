@@ -78,14 +78,14 @@ pub fn the_tenant_whose_import_ended_last_waits_for_the_others_turn(s: &dyn Stor
     assert_eq!(claim(s, "x", t0()).as_deref(), Some("a1"));
     let t1 = t0() + Duration::seconds(10);
     assert!(s
-        .import_set_state_claimed("a1", "x", "succeeded", None, t1)
+        .import_set_state_claimed("a1", "x", ImportState::Succeeded, None, t1)
         .unwrap());
     // Neither runs anything now; the default tenant had its turn (a1
     // ended), acme never did: b1 before the older a2.
     assert_eq!(claim(s, "x", t1).as_deref(), Some("b1"));
     let t2 = t0() + Duration::seconds(20);
     assert!(s
-        .import_set_state_claimed("b1", "x", "rejected", Some(("bad", "x")), t2)
+        .import_set_state_claimed("b1", "x", ImportState::Rejected, Some(("bad", "x")), t2)
         .unwrap());
     import(s, "b2", &acme());
     // acme's import ended last: the default tenant's turn.

@@ -13,6 +13,17 @@ pub mod contract_semantics;
 pub mod shared;
 pub mod transfer;
 
+pub use muster_proto::{ImportMode, ImportState, SubscriptionState};
+
+/// The states of an import still under way ([`ImportState::PENDING`]) as an
+/// SQL list, `('received', ...)`, for both backends' queries: a literal, so
+/// it can stand inside `concat!`. A test holds it to `ImportState::PENDING`.
+#[macro_export]
+macro_rules! pending_states_sql {
+    () => {
+        "('received', 'decrypting', 'parsing', 'applying')"
+    };
+}
 use chrono::{DateTime, Utc};
 use muster_core::audit::AuditEntry;
 use muster_core::person::{ChangeKind, FingerprintKey, Incoming, PersonState};
@@ -245,7 +256,7 @@ pub struct NewImport {
     pub idempotency_key: Option<String>,
     pub mapping: String,
     pub mapping_version: i64,
-    pub mode: String,
+    pub mode: ImportMode,
     pub dry_run: bool,
     pub format: String,
     /// Import options (delimiter, header map) as JSON.
@@ -264,12 +275,12 @@ pub struct ImportRow {
     pub idempotency_key: Option<String>,
     pub mapping: String,
     pub mapping_version: i64,
-    pub mode: String,
+    pub mode: ImportMode,
     pub dry_run: bool,
     pub format: String,
     pub options: serde_json::Value,
     pub bytes: u64,
-    pub state: String,
+    pub state: ImportState,
     pub counts: Counts,
     /// The last source row whose effects are committed (0: none yet).
     pub checkpoint_row: u64,
@@ -292,7 +303,7 @@ pub enum ClaimScope {
 
 #[derive(Debug, Clone, Default)]
 pub struct ImportFilter {
-    pub state: Option<String>,
+    pub state: Option<ImportState>,
     /// Only imports created by this principal.
     pub principal_id: Option<String>,
     /// Cursor: imports created before this one (newest first).
@@ -932,7 +943,7 @@ pub trait Imports {
         &self,
         id: &str,
         owner: &str,
-        state: &str,
+        state: ImportState,
         error: Option<(&str, &str)>,
         now: DateTime<Utc>,
     ) -> Result<bool>;
@@ -1460,7 +1471,7 @@ pub fn new_event_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// A webhook subscription (docs/events.md#the-outbox) and its delivery progress.
+/// A webhook subscription (docs/events.md#webhook-subscriptions) and its delivery progress.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SubscriptionRow {
     pub id: String,
@@ -1477,7 +1488,7 @@ pub struct SubscriptionRow {
     pub previous_secret_sealed: Option<Vec<u8>>,
     pub previous_until: Option<DateTime<Utc>>,
     /// `active` or `disabled`.
-    pub state: String,
+    pub state: SubscriptionState,
     pub disabled_reason: Option<String>,
     pub progress: DeliveryProgress,
     pub created_at: DateTime<Utc>,
@@ -1529,4 +1540,21 @@ pub struct DeliveryRecord {
     /// Why it failed, in our words (never the receiver's body).
     pub error: Option<String>,
     pub manual: bool,
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+
+    #[test]
+    fn the_pending_states_sql_lists_exactly_the_pending_states() {
+        let listed: Vec<String> = ImportState::PENDING
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        assert_eq!(pending_states_sql!(), format!("({})", listed.join(", ")));
+        for s in ImportState::PENDING {
+            assert!(!s.is_final());
+        }
+    }
 }

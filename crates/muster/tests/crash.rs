@@ -326,7 +326,9 @@ impl Run {
             .store()
             .import_get(&TenantId::default_tenant(), id)
             .unwrap()
-            .state;
+            .state
+            .as_str()
+            .to_owned();
         if Self::is_final(&state) {
             // It finished just before the kill: not a kill during an import.
             self.servers[victim] = Some(Server::start(&self.setup, &victim.to_string()));
@@ -352,7 +354,7 @@ impl Run {
                         .store()
                         .import_get(&TenantId::default_tenant(), id)
                         .unwrap();
-                    if Self::is_final(&row.state) {
+                    if Self::is_final(row.state.as_str()) {
                         break;
                     }
                     let owner: Option<String> = self

@@ -35,7 +35,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
         })?;
     let mut p = ImportParams {
         mapping: String::new(),
-        mode: "upsert".into(),
+        mode: ImportMode::Upsert,
         dry_run: false,
         wait: 0,
         format: None,
@@ -57,9 +57,9 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
         }
         match k.as_str() {
             "mapping" => p.mapping = v,
-            "mode" => match v.as_str() {
-                "upsert" | "snapshot" => p.mode = v,
-                _ => {
+            "mode" => match ImportMode::parse(&v) {
+                Some(m) => p.mode = m,
+                None => {
                     return Err(ApiError::bad_request(
                         "invalid_parameter",
                         "mode: must be 'upsert' or 'snapshot'",
@@ -164,7 +164,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
             "mapping: required (the name of a stored mapping)",
         ));
     }
-    if p.mode != "snapshot" {
+    if p.mode != ImportMode::Snapshot {
         let given = [
             ("max_deactivate_percent", p.max_deactivate_percent.is_some()),
             ("allow_mass_deactivation", p.allow_mass_deactivation),
@@ -228,12 +228,12 @@ pub fn import_info(r: &ImportRow) -> ImportInfo {
     let base = format!("/api/v1/imports/{}", r.id);
     ImportInfo {
         id: r.id.clone(),
-        state: ImportState::parse(&r.state).unwrap_or(ImportState::Failed),
+        state: r.state,
         client_id: r.client_id.clone(),
         on_behalf_of: r.on_behalf_of.clone(),
         mapping: r.mapping.clone(),
         mapping_version: r.mapping_version,
-        mode: r.mode.clone(),
+        mode: r.mode.as_str().into(),
         source: Some(crate::jobs::worker::source_system(r)),
         dry_run: r.dry_run,
         format: r.format.clone(),
@@ -262,7 +262,7 @@ pub fn import_info(r: &ImportRow) -> ImportInfo {
 }
 
 fn is_final(r: &ImportRow) -> bool {
-    ImportState::parse(&r.state).is_some_and(ImportState::is_final)
+    r.state.is_final()
 }
 
 /// Polls until the import is final or `secs` have passed.
@@ -371,16 +371,14 @@ pub async fn import_list(
     caller.require(Permission::ImportsRead)?;
     let q = query_pairs(query.as_deref(), &["state", "limit", "after"])?;
     let limit = limit_param(&q)?;
-    if let Some(s) = q.get("state") {
-        if ImportState::parse(s).is_none() {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                "state: not an import state",
-            ));
-        }
-    }
+    let wanted = match q.get("state") {
+        None => None,
+        Some(s) => Some(ImportState::parse(s).ok_or_else(|| {
+            ApiError::bad_request("invalid_parameter", "state: not an import state")
+        })?),
+    };
     let filter = ImportFilter {
-        state: q.get("state").cloned(),
+        state: wanted,
         principal_id: (!caller.has(Permission::TenantAdmin)).then(|| caller.principal.id.clone()),
         before_id: q.get("after").cloned(),
         limit,

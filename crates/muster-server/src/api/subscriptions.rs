@@ -92,7 +92,7 @@ fn info(s: &SubscriptionRow) -> SubscriptionInfo {
         url: s.url.clone(),
         events: s.events.clone(),
         attributes: s.attributes.clone(),
-        state: s.state.clone(),
+        state: s.state.as_str().into(),
         disabled_reason: s.disabled_reason.clone(),
         cursor: s.progress.cursor,
         attempt: s.progress.attempt,

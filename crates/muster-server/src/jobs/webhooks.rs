@@ -546,7 +546,7 @@ async fn drive(d: Arc<Deliverer>, id: String, yield_now: Arc<AtomicBool>) -> (St
             // Held since the claim (the last save renewed it): a read will do.
             let (t, i) = (tenant.clone(), id.clone());
             sub = match d.state.db(move |s| s.subscription_get(&t, &i)).await {
-                Ok(sub) if sub.state == "active" => sub,
+                Ok(sub) if sub.state == muster_store::SubscriptionState::Active => sub,
                 // Disabled or deleted under our hold.
                 Ok(_) | Err(ApiError::NotFound(_)) => break,
                 Err(e) => {

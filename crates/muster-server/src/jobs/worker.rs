@@ -38,6 +38,7 @@ use muster_intake::seal::UnsealReader;
 use muster_store::{
     BatchItem, Checkpoint, ClaimScope, ClientRow, ImportRow, RowErrorRecord, Store, WriteContext,
 };
+use muster_store::{ImportMode, ImportState};
 use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -283,7 +284,7 @@ fn process(
     // Records the end, fenced: `false` when the lease went meanwhile, and
     // then neither the end nor the upload (the new holder reads it) is
     // touched.
-    let finish = |s: &str, err: Option<(&str, &str)>| -> bool {
+    let finish = |s: ImportState, err: Option<(&str, &str)>| -> bool {
         match store.import_set_state_claimed(&id, &state.instance, s, err, now) {
             Ok(true) => {}
             Ok(false) => return false,
@@ -319,17 +320,17 @@ fn process(
                 .map(|r| r.counts.failed)
                 .unwrap_or(0);
             let s = if failed > 0 {
-                "succeeded_with_errors"
+                ImportState::SucceededWithErrors
             } else {
-                "succeeded"
+                ImportState::Succeeded
             };
             if !finish(s, None) {
                 return lease_lost();
             }
-            tracing::info!(import = %id, state = s, ms = started.elapsed().as_millis() as u64, "import finished");
+            tracing::info!(import = %id, state = s.as_str(), ms = started.elapsed().as_millis() as u64, "import finished");
         }
         Err(RunError::Reject(r)) => {
-            if !finish("rejected", Some((r.code, &r.message))) {
+            if !finish(ImportState::Rejected, Some((r.code, &r.message))) {
                 return lease_lost();
             }
             tracing::info!(import = %id, code = r.code, "import rejected");
@@ -337,7 +338,7 @@ fn process(
         Err(RunError::Fail(e)) => {
             tracing::error!(import = %id, error = format!("{e:#}"), "import failed");
             let failed = finish(
-                "failed",
+                ImportState::Failed,
                 Some((
                     "internal",
                     "the import could not be processed; the cause is in the gateway's log",
@@ -601,15 +602,27 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
         format,
         client: &client,
     };
-    if imp.state != "applying" {
+    if imp.state != ImportState::Applying {
         let t = std::time::Instant::now();
         // Fenced, like every write of the run: an instance that lost the
         // lease must not reset or re-state what the new holder works on.
         let me = &*state.instance;
         held(store.import_reset_claimed(&imp.id, me, state.clock.now())?)?;
-        held(store.import_set_state_claimed(&imp.id, me, "parsing", None, state.clock.now())?)?;
+        held(store.import_set_state_claimed(
+            &imp.id,
+            me,
+            ImportState::Parsing,
+            None,
+            state.clock.now(),
+        )?)?;
         let v = validate(store, &src, &client, stop, true)?;
-        held(store.import_set_state_claimed(&imp.id, me, "applying", None, state.clock.now())?)?;
+        held(store.import_set_state_claimed(
+            &imp.id,
+            me,
+            ImportState::Applying,
+            None,
+            state.clock.now(),
+        )?)?;
         tracing::info!(import = %imp.id, ms = t.elapsed().as_millis() as u64, "import validated");
         if v.good == v.unchanged {
             // Nothing would change: record the counts, skip the second read.
@@ -629,7 +642,7 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
             other => Ok(other),
         };
     }
-    if imp.mode == "snapshot" {
+    if imp.mode == ImportMode::Snapshot {
         // Resuming a snapshot: read the file again for its ids (recording
         // nothing; the size check passed before anything was applied), so
         // the people still to deactivate are known. Those deactivated
@@ -853,7 +866,7 @@ fn validate(
     let mut unseen = RowSet::default();
     let (mut n_same, mut n_good, mut last_row) = (0u64, 0u64, 0u64);
     let (mut total, mut failed) = (0u64, 0u64);
-    let snapshot = src.imp.mode == "snapshot";
+    let snapshot = src.imp.mode == ImportMode::Snapshot;
     let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<Item>)>(4);
     let work_rx = std::sync::Mutex::new(work_rx);
     let (done_tx, done_rx) =
@@ -1551,7 +1564,7 @@ mod tests {
                 .unwrap();
         assert!(matches!(outcome, Outcome::LeaseLost));
         let after = state.store.import_get(&tenant, &id).unwrap();
-        assert_eq!(after.state, "received");
+        assert_eq!(after.state, ImportState::Received);
         assert_eq!(after.error_code, None);
         assert_eq!(after.counts, before.counts);
         assert_eq!(after.updated_at, before.updated_at);

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use muster_core::policy::{IntakePolicy, Permission};
 use muster_intake::decrypt;
 use muster_intake::seal::SealWriter;
-use muster_store::{ImportFilter, ImportRow, NewImport};
+use muster_store::{ImportFilter, ImportMode, ImportRow, NewImport};
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -20,7 +20,7 @@ use std::io::Write;
 #[derive(Debug, Clone)]
 pub struct ImportParams {
     pub mapping: String,
-    pub mode: String,
+    pub mode: ImportMode,
     pub dry_run: bool,
     pub wait: u64,
     pub format: Option<String>,
@@ -88,7 +88,9 @@ pub(crate) async fn submit(
     body: Body,
 ) -> ApiResult<(ImportRow, bool)> {
     caller.require(Permission::ImportsCreate)?;
-    if p.mode == "snapshot" && !caller.principal.write_policy.may_write("employment_status") {
+    if p.mode == ImportMode::Snapshot
+        && !caller.principal.write_policy.may_write("employment_status")
+    {
         // A snapshot deactivates by setting employment_status.
         return Err(ApiError::unprocessable(
             "snapshot_not_permitted",
@@ -153,7 +155,7 @@ pub(crate) async fn submit(
         idempotency_key: key,
         mapping: mapping.name.clone(),
         mapping_version: mapping.version,
-        mode: p.mode.clone(),
+        mode: p.mode,
         dry_run: p.dry_run,
         format,
         options: serde_json::json!({

@@ -9,7 +9,9 @@ use crate::jobs::webhooks;
 use crate::ops::input::Overlap;
 use muster_core::policy::Permission;
 use muster_proto::{RedeliverRequest, SubscriptionPatch, SubscriptionSpec};
-use muster_store::{Audit, AuditDraft, DeliveryProgress, SubscriptionRow, EVENT_KINDS};
+use muster_store::{
+    Audit, AuditDraft, DeliveryProgress, SubscriptionRow, SubscriptionState, EVENT_KINDS,
+};
 use serde_json::Value;
 
 fn check_events(events: Vec<String>) -> ApiResult<Vec<String>> {
@@ -100,7 +102,7 @@ fn settings_and_state_entries(
         });
     }
     if before.state != after.state {
-        let action = if after.state == "active" {
+        let action = if after.state == SubscriptionState::Active {
             "subscription.enabled"
         } else {
             "subscription.disabled"
@@ -155,7 +157,7 @@ pub(crate) async fn create(
         attributes,
         previous_secret_sealed: None,
         previous_until: None,
-        state: "active".into(),
+        state: SubscriptionState::Active,
         disabled_reason: None,
         progress: DeliveryProgress {
             cursor,
@@ -205,11 +207,11 @@ pub(crate) async fn update(
     match patch.state.as_deref() {
         None => {}
         Some("active") => {
-            row.state = "active".into();
+            row.state = SubscriptionState::Active;
             row.disabled_reason = None;
         }
         Some("disabled") => {
-            row.state = "disabled".into();
+            row.state = SubscriptionState::Disabled;
             row.disabled_reason = Some("disabled by an admin".into());
         }
         Some(_) => {
