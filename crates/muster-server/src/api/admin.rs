@@ -32,7 +32,7 @@ pub async fn tenant_create(
     JsonBody(spec): JsonBody<TenantSpec>,
 ) -> ApiResult<(StatusCode, Json<TenantCreated>)> {
     let id = TenantId::parse(&spec.id)
-        .map_err(|e| ApiError::unprocessable("invalid_tenant_id", e.to_string()))?;
+        .map_err(|e| ApiError::unprocessable(ErrorCode::InvalidTenantId, e.to_string()))?;
     let (row, admin_token) = tenants::create(&state, &caller, id, spec.name).await?;
     Ok((
         StatusCode::CREATED,
@@ -91,7 +91,7 @@ pub async fn client_create(
         client_id: match spec.client_id {
             Some(id) => ClientId::parse(&id).ok_or_else(|| {
                 ApiError::unprocessable(
-                    "invalid_client_id",
+                    ErrorCode::InvalidClientId,
                     format!("client_id: {}", ClientId::RULE),
                 )
             })?,
@@ -201,10 +201,11 @@ pub async fn mapping_put(
             ))
         }
     };
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("invalid_encoding", "the mapping is not UTF-8 text"))?;
+    let text = std::str::from_utf8(&body).map_err(|_| {
+        ApiError::bad_request(ErrorCode::InvalidEncoding, "the mapping is not UTF-8 text")
+    })?;
     let doc = MappingDoc::parse(text, format)
-        .map_err(|e| ApiError::unprocessable("invalid_mapping", e.to_string()))?;
+        .map_err(|e| ApiError::unprocessable(ErrorCode::InvalidMapping, e.to_string()))?;
     let row = mappings::put(&state, &caller, name, doc).await?;
     Ok((StatusCode::CREATED, Json(mapping_info(&row))))
 }

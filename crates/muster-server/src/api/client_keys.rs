@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
+use muster_proto::ErrorCode;
 use muster_proto::{ClientKeysInfo, Ed25519KeyRequest, HmacKeyIssued, JwtKeysRequest};
 use muster_store::{ClientKeys, ClientRow};
 
@@ -77,7 +78,7 @@ pub async fn client_ed25519_put(
 ) -> ApiResult<Json<ClientKeysInfo>> {
     let raw = parse_ed25519(&req.public_key).ok_or_else(|| {
         ApiError::unprocessable(
-            "invalid_key",
+            ErrorCode::InvalidKey,
             "public_key: 32 bytes in base64/base64url, or an Ed25519 SPKI PEM",
         )
     })?;
@@ -97,7 +98,7 @@ pub async fn client_jwt_keys_put(
         (None, Some(pem)) => serde_json::json!({ "pem": pem }),
         _ => {
             return Err(ApiError::unprocessable(
-                "invalid_key",
+                ErrorCode::InvalidKey,
                 "give exactly one of jwks and public_key_pem",
             ))
         }

@@ -22,7 +22,7 @@ fn parse_bool(name: &str, v: &str) -> ApiResult<bool> {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
         _ => Err(ApiError::bad_request(
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             format!("{name}: must be true or false"),
         )),
     }
@@ -31,7 +31,10 @@ fn parse_bool(name: &str, v: &str) -> ApiResult<bool> {
 pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParams> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.unwrap_or("")).map_err(|_| {
-            ApiError::bad_request("invalid_parameter", "the query string does not decode")
+            ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                "the query string does not decode",
+            )
         })?;
     let mut p = ImportParams {
         mapping: String::new(),
@@ -51,7 +54,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
     for (k, v) in pairs {
         if !seen.insert(k.clone()) {
             return Err(ApiError::bad_request(
-                "invalid_parameter",
+                ErrorCode::InvalidParameter,
                 format!("{k}: given more than once"),
             ));
         }
@@ -61,7 +64,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
                 Some(m) => p.mode = m,
                 None => {
                     return Err(ApiError::bad_request(
-                        "invalid_parameter",
+                        ErrorCode::InvalidParameter,
                         "mode: must be 'upsert' or 'snapshot'",
                     ))
                 }
@@ -73,7 +76,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
                         .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
                 if !ok {
                     return Err(ApiError::bad_request(
-                        "invalid_parameter",
+                        ErrorCode::InvalidParameter,
                         "source: 1 to 64 of letters, digits and . _ : -",
                     ));
                 }
@@ -86,7 +89,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
                     .filter(|x| (0.0..=100.0).contains(x))
                     .ok_or_else(|| {
                         ApiError::bad_request(
-                            "invalid_parameter",
+                            ErrorCode::InvalidParameter,
                             "max_deactivate_percent: must be a number from 0 to 100",
                         )
                     })?;
@@ -98,7 +101,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
             "wait" => {
                 p.wait = v.parse().ok().filter(|w| *w <= max_wait).ok_or_else(|| {
                     ApiError::bad_request(
-                        "invalid_parameter",
+                        ErrorCode::InvalidParameter,
                         format!("wait: must be a whole number of seconds from 0 to {max_wait}"),
                     )
                 })?
@@ -107,7 +110,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
                 "csv" | "jsonl" => p.format = Some(v),
                 _ => {
                     return Err(ApiError::bad_request(
-                        "invalid_parameter",
+                        ErrorCode::InvalidParameter,
                         "format: must be 'csv' or 'jsonl'",
                     ))
                 }
@@ -118,7 +121,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
                     s if s.len() == 1 && s.is_ascii() && s != "\"" && s != "\n" && s != "\r" => s.as_bytes()[0],
                     _ => {
                         return Err(ApiError::bad_request(
-                            "invalid_parameter",
+                            ErrorCode::InvalidParameter,
                             "delimiter: must be one ASCII character (or 'tab'), not a quote or line break",
                         ))
                     }
@@ -128,7 +131,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
             "encryption" => {
                 p.encryption = Some(Encryption::parse(&v).ok_or_else(|| {
                     ApiError::bad_request(
-                        "invalid_parameter",
+                        ErrorCode::InvalidParameter,
                         "encryption: must be none, pgp or age (or left out to detect it)",
                     )
                 })?)
@@ -136,7 +139,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
             "encryption_key_id" => {
                 if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()) {
                     return Err(ApiError::bad_request(
-                        "invalid_parameter",
+                        ErrorCode::InvalidParameter,
                         "encryption_key_id: must be a key id from GET /api/v1/keys",
                     ));
                 }
@@ -145,14 +148,14 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
             "header_map" => {
                 p.header_map = serde_json::from_str(&v).map_err(|_| {
                     ApiError::bad_request(
-                        "invalid_parameter",
+                        ErrorCode::InvalidParameter,
                         "header_map: must be a JSON object of column name to column name",
                     )
                 })?
             }
             other => {
                 return Err(ApiError::bad_request(
-                    "invalid_parameter",
+                    ErrorCode::InvalidParameter,
                     format!("{other}: unknown parameter"),
                 ))
             }
@@ -160,7 +163,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
     }
     if p.mapping.is_empty() {
         return Err(ApiError::bad_request(
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             "mapping: required (the name of a stored mapping)",
         ));
     }
@@ -171,7 +174,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
         ];
         if let Some((name, _)) = given.iter().find(|(_, g)| *g) {
             return Err(ApiError::bad_request(
-                "invalid_parameter",
+                ErrorCode::InvalidParameter,
                 format!("{name}: only with mode=snapshot"),
             ));
         }
@@ -196,13 +199,13 @@ pub(crate) fn detect_format(p: &ImportParams, headers: &HeaderMap) -> ApiResult<
     };
     match (&p.format, from_type) {
         (Some(f), Some(t)) if f != t => Err(ApiError::bad_request(
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             "format: contradicts the Content-Type",
         )),
         (Some(f), _) => Ok(f.clone()),
         (None, Some(t)) => Ok(t.to_owned()),
         (None, None) => Err(ApiError::bad_request(
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             "format: required with application/octet-stream",
         )),
     }
@@ -218,7 +221,7 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> 
         .map(|s| Some(s.to_owned()))
         .ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_header",
+                ErrorCode::InvalidHeader,
                 "Idempotency-Key: 1 to 255 printable ASCII characters",
             )
         })
@@ -338,13 +341,16 @@ pub async fn import_get(
 fn query_pairs(q: Option<&str>, allowed: &[&str]) -> ApiResult<BTreeMap<String, String>> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(q.unwrap_or("")).map_err(|_| {
-            ApiError::bad_request("invalid_parameter", "the query string does not decode")
+            ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                "the query string does not decode",
+            )
         })?;
     let mut out = BTreeMap::new();
     for (k, v) in pairs {
         if !allowed.contains(&k.as_str()) {
             return Err(ApiError::bad_request(
-                "invalid_parameter",
+                ErrorCode::InvalidParameter,
                 format!("{k}: unknown parameter"),
             ));
         }
@@ -357,7 +363,7 @@ fn limit_param(q: &BTreeMap<String, String>) -> ApiResult<u32> {
     let l = match q.get("limit") {
         None => None,
         Some(v) => Some(v.parse::<u32>().map_err(|_| {
-            ApiError::bad_request("invalid_parameter", "limit: must be a whole number")
+            ApiError::bad_request(ErrorCode::InvalidParameter, "limit: must be a whole number")
         })?),
     };
     page_limit(l)
@@ -374,7 +380,7 @@ pub async fn import_list(
     let wanted = match q.get("state") {
         None => None,
         Some(s) => Some(ImportState::parse(s).ok_or_else(|| {
-            ApiError::bad_request("invalid_parameter", "state: not an import state")
+            ApiError::bad_request(ErrorCode::InvalidParameter, "state: not an import state")
         })?),
     };
     let filter = ImportFilter {
@@ -408,7 +414,10 @@ pub async fn import_errors(
     let after = match q.get("after") {
         None => 0,
         Some(v) => v.parse::<u64>().map_err(|_| {
-            ApiError::bad_request("invalid_parameter", "after: not a cursor of this listing")
+            ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                "after: not a cursor of this listing",
+            )
         })?,
     };
     let rows = state

@@ -12,6 +12,7 @@ pub(crate) mod people;
 pub(crate) mod subscriptions;
 
 use crate::base::error::{ApiError, ApiResult};
+use muster_proto::ErrorCode;
 
 /// The `limit` query parameter of a listing: 1 to 1000, 100 when absent.
 pub(crate) fn page_limit(limit: Option<u32>) -> ApiResult<u32> {
@@ -19,7 +20,7 @@ pub(crate) fn page_limit(limit: Option<u32>) -> ApiResult<u32> {
         None => Ok(100),
         Some(l) if (1..=1000).contains(&l) => Ok(l),
         Some(_) => Err(ApiError::bad_request(
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             "limit: must be between 1 and 1000",
         )),
     }

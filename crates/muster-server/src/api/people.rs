@@ -31,7 +31,7 @@ pub async fn person_put(
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no result for a single upsert")))?;
     if r.status == "error" {
         return Err(ApiError::Unprocessable {
-            code: "invalid_person",
+            code: ErrorCode::InvalidPerson,
             detail: "the person was not written; see errors".into(),
             errors: r.errors,
         });

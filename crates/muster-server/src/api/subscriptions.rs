@@ -12,6 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use muster_core::policy::Permission;
+use muster_proto::ErrorCode;
 use muster_proto::{
     ChangesPage, DeliveryInfo, Page, RedeliverRequest, SubscriptionCreated, SubscriptionInfo,
     SubscriptionPatch, SubscriptionSpec,
@@ -43,14 +44,14 @@ pub async fn changes_list(
     let after = q.after.unwrap_or(0);
     if after < 0 {
         return Err(ApiError::bad_request(
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             "after: must not be negative",
         ));
     }
     let wait = match q.wait {
         Some(w) if w > MAX_WAIT_SECONDS => {
             return Err(ApiError::bad_request(
-                "invalid_parameter",
+                ErrorCode::InvalidParameter,
                 format!("wait: at most {MAX_WAIT_SECONDS} seconds"),
             ))
         }

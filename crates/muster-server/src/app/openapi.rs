@@ -37,6 +37,7 @@ use utoipa::OpenApi;
         muster_proto::SecretRotated,
         muster_proto::MappingInfo,
         muster_proto::ImportState,
+        muster_proto::ErrorCode,
         muster_proto::ImportCounts,
         muster_proto::ImportFailure,
         muster_proto::ImportLinks,
@@ -343,6 +344,31 @@ mod tests {
     /// Every path the router serves (read from its source: `.route(` and
     /// the string that follows) is in the route table, so `/openapi.json`
     /// and the isolation matrix driven by it miss no route.
+    /// `/openapi.json` lists every error code a problem can carry, and a
+    /// problem's `code` points at that list.
+    #[test]
+    fn the_document_lists_the_error_codes() {
+        let doc = serde_json::to_value(super::build()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let listed: Vec<&str> = schemas["ErrorCode"]["enum"]
+            .as_array()
+            .expect("ErrorCode is a string enum")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        for code in muster_proto::ErrorCode::ALL {
+            assert!(
+                listed.contains(&code.as_str()),
+                "{code} is not in /openapi.json"
+            );
+        }
+        assert_eq!(listed.len(), muster_proto::ErrorCode::ALL.len());
+        assert_eq!(
+            schemas["Problem"]["properties"]["code"]["$ref"],
+            "#/components/schemas/ErrorCode"
+        );
+    }
+
     #[test]
     fn every_route_of_the_router_is_documented() {
         let src = include_str!("mod.rs");

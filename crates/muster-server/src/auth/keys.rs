@@ -9,6 +9,7 @@ use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use muster_httpsig::{HmacKey, VerifyingKey};
+use muster_proto::ErrorCode;
 use muster_store::ClientKeys;
 
 pub(crate) const B64URL: base64::engine::GeneralPurpose =
@@ -181,10 +182,10 @@ pub(crate) struct JwtKeys(String);
 
 impl JwtKeys {
     pub fn parse(doc: &serde_json::Value) -> ApiResult<Self> {
-        assertion_keys(doc).map_err(|e| ApiError::unprocessable("invalid_key", e))?;
+        assertion_keys(doc).map_err(|e| ApiError::unprocessable(ErrorCode::InvalidKey, e))?;
         if let Some(private) = private_members(doc) {
             return Err(ApiError::unprocessable(
-                "invalid_key",
+                ErrorCode::InvalidKey,
                 format!("jwks: the private key member '{private}' must not be sent (RFC 7518 6)"),
             ));
         }

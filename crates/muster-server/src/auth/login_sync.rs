@@ -44,6 +44,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use muster_core::TenantId;
+use muster_proto::ErrorCode;
 use muster_store::IssuerRow;
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
@@ -418,7 +419,10 @@ pub(crate) fn guessing(why: Refusal) -> bool {
 
 pub(crate) fn refused(why: Refusal) -> ApiError {
     ApiError::AuthRefused {
-        code: why.code(),
+        // Every refusal's code is in the catalogue (a test in muster-proto
+        // checks docs/errors.md lists them); a code missing from it would
+        // still be answered as a refused token.
+        code: ErrorCode::parse(why.code()).unwrap_or(ErrorCode::InvalidToken),
         detail: why.detail(),
     }
 }
@@ -675,7 +679,7 @@ pub(crate) fn roles_from_claim(
 
 fn claim_error(claim: &str, message: &str) -> ApiError {
     ApiError::Unprocessable {
-        code: "invalid_person",
+        code: ErrorCode::InvalidPerson,
         detail: "the person was not written; see errors".into(),
         errors: vec![muster_proto::RowErrorInfo {
             row: 1,

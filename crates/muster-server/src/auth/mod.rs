@@ -18,6 +18,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use muster_core::policy::{parse_scope, role_permissions, Permission, Permissions};
 use muster_core::secret;
+use muster_proto::ErrorCode;
 use muster_store::{ClientRow, TokenRefusal};
 
 /// An authenticated caller.
@@ -56,7 +57,7 @@ pub fn on_behalf_of(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         .filter(|s| !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control))
         .ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_header",
+                ErrorCode::InvalidHeader,
                 "the On-Behalf-Of header must be 1 to 256 printable ASCII characters",
             )
         })?;

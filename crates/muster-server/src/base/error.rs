@@ -3,7 +3,7 @@
 //! the client nothing internal while the log gets the whole cause.
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use muster_proto::{Problem, RowErrorInfo};
+use muster_proto::{ErrorCode, Problem, RowErrorInfo};
 use muster_store::StoreError;
 
 #[derive(Debug)]
@@ -12,7 +12,7 @@ pub enum ApiError {
     Unauthorized(&'static str),
     /// 401 with its own stable code: a refused login-sync token.
     AuthRefused {
-        code: &'static str,
+        code: ErrorCode,
         detail: &'static str,
     },
     /// 403, naming the missing permission.
@@ -20,12 +20,12 @@ pub enum ApiError {
     NotFound(&'static str),
     /// 400: a parameter or header is malformed; the text names it.
     BadRequest {
-        code: &'static str,
+        code: ErrorCode,
         detail: String,
     },
     /// 422: well-formed but not acceptable (validation, unknown references).
     Unprocessable {
-        code: &'static str,
+        code: ErrorCode,
         detail: String,
         errors: Vec<RowErrorInfo>,
     },
@@ -34,7 +34,7 @@ pub enum ApiError {
     PayloadTooLarge(String),
     /// 408: the request body arrived too slowly (or stalled).
     RequestTimeout {
-        code: &'static str,
+        code: ErrorCode,
         detail: String,
     },
     /// 503: a dependency (the database) cannot be reached; the cause is
@@ -44,13 +44,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
             detail: detail.into(),
         }
     }
-    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn unprocessable(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::Unprocessable {
             code,
             detail: detail.into(),
@@ -74,27 +74,27 @@ impl ApiError {
         }
     }
 
-    fn parts(&self) -> (&'static str, String) {
+    fn parts(&self) -> (ErrorCode, String) {
         match self {
-            ApiError::Unauthorized(r) => ("invalid_token", (*r).to_owned()),
-            ApiError::AuthRefused { code, detail } => (code, (*detail).to_owned()),
+            ApiError::Unauthorized(r) => (ErrorCode::InvalidToken, (*r).to_owned()),
+            ApiError::AuthRefused { code, detail } => (*code, (*detail).to_owned()),
             ApiError::Forbidden(p) => (
-                "forbidden",
+                ErrorCode::Forbidden,
                 format!("this credential lacks the permission '{p}'"),
             ),
-            ApiError::NotFound(what) => ("not_found", format!("{what} not found")),
-            ApiError::BadRequest { code, detail } => (code, detail.clone()),
-            ApiError::Unprocessable { code, detail, .. } => (code, detail.clone()),
-            ApiError::Conflict(d) => ("conflict", d.clone()),
-            ApiError::UnsupportedMediaType(d) => ("unsupported_media_type", d.clone()),
-            ApiError::PayloadTooLarge(d) => ("payload_too_large", d.clone()),
-            ApiError::RequestTimeout { code, detail } => (code, detail.clone()),
+            ApiError::NotFound(what) => (ErrorCode::NotFound, format!("{what} not found")),
+            ApiError::BadRequest { code, detail } => (*code, detail.clone()),
+            ApiError::Unprocessable { code, detail, .. } => (*code, detail.clone()),
+            ApiError::Conflict(d) => (ErrorCode::Conflict, d.clone()),
+            ApiError::UnsupportedMediaType(d) => (ErrorCode::UnsupportedMediaType, d.clone()),
+            ApiError::PayloadTooLarge(d) => (ErrorCode::PayloadTooLarge, d.clone()),
+            ApiError::RequestTimeout { code, detail } => (*code, detail.clone()),
             ApiError::Unavailable(_) => (
-                "unavailable",
+                ErrorCode::Unavailable,
                 "the gateway cannot reach its database".to_owned(),
             ),
             ApiError::Internal(_) => (
-                "internal",
+                ErrorCode::Internal,
                 "the gateway could not complete the request; the cause is in its log".to_owned(),
             ),
         }
@@ -142,7 +142,7 @@ impl IntoResponse for ApiError {
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail,
-            code: code.to_owned(),
+            code: code.as_str().to_owned(),
             errors,
         };
         let mut resp = (status, axum::Json(body)).into_response();
@@ -177,11 +177,11 @@ mod tests {
         );
         assert_eq!(ApiError::NotFound("person").status(), StatusCode::NOT_FOUND);
         assert_eq!(
-            ApiError::bad_request("x", "y").status(),
+            ApiError::bad_request(ErrorCode::InvalidParameter, "y").status(),
             StatusCode::BAD_REQUEST
         );
         assert_eq!(
-            ApiError::unprocessable("x", "y").status(),
+            ApiError::unprocessable(ErrorCode::InvalidPerson, "y").status(),
             StatusCode::UNPROCESSABLE_ENTITY
         );
         assert_eq!(
@@ -198,7 +198,7 @@ mod tests {
         );
         assert_eq!(
             ApiError::RequestTimeout {
-                code: "upload_too_slow",
+                code: ErrorCode::UploadTooSlow,
                 detail: "x".into()
             }
             .status(),

@@ -29,6 +29,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use muster_proto::ErrorCode;
 use std::time::Duration;
 
 /// The pace a body must keep (see the module docs).
@@ -152,11 +153,11 @@ impl BodyError {
                 ApiError::PayloadTooLarge(format!("{what} is larger than {limit} bytes"))
             }
             BodyError::TooSlow(t) => ApiError::RequestTimeout {
-                code: "body_too_slow",
+                code: ErrorCode::BodyTooSlow,
                 detail: format!("{what} arrived too slowly: {t}"),
             },
             BodyError::Interrupted => ApiError::bad_request(
-                "body_interrupted",
+                ErrorCode::BodyInterrupted,
                 format!("{what} ended before it was complete"),
             ),
         }

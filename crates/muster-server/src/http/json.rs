@@ -3,6 +3,7 @@
 use crate::base::error::ApiError;
 use crate::base::state::AppState;
 use axum::extract::{FromRequest, Request};
+use muster_proto::ErrorCode;
 use serde::de::DeserializeOwned;
 
 pub struct JsonBody<T>(pub T);
@@ -33,7 +34,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 _ => "is not valid JSON",
             };
             ApiError::bad_request(
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 format!(
                     "the JSON body {what} at '{path}' (line {}, column {})",
                     inner.line(),

@@ -35,6 +35,7 @@ use muster_core::person::Incoming;
 use muster_intake::decrypt::{self, DecryptError, SignerKey};
 use muster_intake::records::{Format, FormatError, Item, Limits, Record, RecordReader};
 use muster_intake::seal::UnsealReader;
+use muster_proto::ErrorCode;
 use muster_store::{
     BatchItem, Checkpoint, ClaimScope, ClientRow, ImportRow, RowErrorRecord, Store, WriteContext,
 };
@@ -59,7 +60,7 @@ const HEARTBEAT_POLL: std::time::Duration = std::time::Duration::from_millis(100
 
 /// A whole-import refusal: stable code and a message naming the problem.
 struct Reject {
-    code: &'static str,
+    code: ErrorCode,
     message: String,
 }
 
@@ -97,7 +98,7 @@ fn held(still_ours: bool) -> Result<(), RunError> {
     }
 }
 
-fn reject(code: &'static str, message: impl Into<String>) -> RunError {
+fn reject(code: ErrorCode, message: impl Into<String>) -> RunError {
     RunError::Reject(Reject {
         code,
         message: message.into(),
@@ -330,10 +331,10 @@ fn process(
             tracing::info!(import = %id, state = s.as_str(), ms = started.elapsed().as_millis() as u64, "import finished");
         }
         Err(RunError::Reject(r)) => {
-            if !finish(ImportState::Rejected, Some((r.code, &r.message))) {
+            if !finish(ImportState::Rejected, Some((r.code.as_str(), &r.message))) {
                 return lease_lost();
             }
-            tracing::info!(import = %id, code = r.code, "import rejected");
+            tracing::info!(import = %id, code = r.code.as_str(), "import rejected");
         }
         Err(RunError::Fail(e)) => {
             tracing::error!(import = %id, error = format!("{e:#}"), "import failed");
@@ -424,7 +425,7 @@ impl Source<'_> {
         if enc == "none" {
             if intake.require_encryption {
                 return Err(reject(
-                    "encryption_required",
+                    ErrorCode::EncryptionRequired,
                     "this client's uploads must be encrypted",
                 ));
             }
@@ -475,7 +476,7 @@ impl Source<'_> {
 
 fn revoked_reject(k: &muster_store::KeyRow) -> RunError {
     reject(
-        "key_revoked",
+        ErrorCode::KeyRevoked,
         format!("the upload is encrypted to key {}, which is revoked", k.id),
     )
 }
@@ -492,17 +493,17 @@ fn decrypt_reject(e: &DecryptError, revoked: &[muster_store::KeyRow]) -> RunErro
             }) {
                 return revoked_reject(k);
             }
-            "no_matching_key"
+            ErrorCode::NoMatchingKey
         }
-        DecryptError::NotEncrypted => "not_encrypted",
-        DecryptError::Integrity(_) => "integrity_failure",
-        DecryptError::LegacyUnprotected => "legacy_encryption",
-        DecryptError::DecompressionBomb(_) => "decompression_bomb",
-        DecryptError::SignatureMissing { .. } => "signature_missing",
-        DecryptError::SignatureWrongKey { .. } => "signature_wrong_key",
-        DecryptError::SignatureInvalid(_) => "signature_invalid",
-        DecryptError::Malformed { .. } => "malformed_encryption",
-        DecryptError::Unsupported(_) => "unsupported_encryption",
+        DecryptError::NotEncrypted => ErrorCode::NotEncrypted,
+        DecryptError::Integrity(_) => ErrorCode::IntegrityFailure,
+        DecryptError::LegacyUnprotected => ErrorCode::LegacyEncryption,
+        DecryptError::DecompressionBomb(_) => ErrorCode::DecompressionBomb,
+        DecryptError::SignatureMissing { .. } => ErrorCode::SignatureMissing,
+        DecryptError::SignatureWrongKey { .. } => ErrorCode::SignatureWrongKey,
+        DecryptError::SignatureInvalid(_) => ErrorCode::SignatureInvalid,
+        DecryptError::Malformed { .. } => ErrorCode::MalformedEncryption,
+        DecryptError::Unsupported(_) => ErrorCode::UnsupportedEncryption,
         DecryptError::InvalidKey(_) | DecryptError::Failed(_) | DecryptError::Io(_) => {
             return RunError::Fail(anyhow::anyhow!("decrypting the upload failed: {e}"))
         }
@@ -526,17 +527,17 @@ fn format_reject(e: FormatError) -> RunError {
         }
         FormatError::Io(io) => RunError::Fail(anyhow::anyhow!("reading the upload failed: {io}")),
         FormatError::Empty => reject(
-            "empty_file",
+            ErrorCode::EmptyFile,
             "the file is empty: it has no header row and no records",
         ),
-        other => reject("invalid_format", other.to_string()),
+        other => reject(ErrorCode::InvalidFormat, other.to_string()),
     }
 }
 
 fn mapping_reject(e: MappingError) -> RunError {
     match e {
         MappingError::MissingColumns(cols) => reject(
-            "missing_columns",
+            ErrorCode::MissingColumns,
             format!(
                 "the header lacks the column(s) the mapping requires: {}",
                 cols.iter()
@@ -545,7 +546,7 @@ fn mapping_reject(e: MappingError) -> RunError {
                     .join(", ")
             ),
         ),
-        other => reject("invalid_mapping", other.to_string()),
+        other => reject(ErrorCode::InvalidMapping, other.to_string()),
     }
 }
 
@@ -758,7 +759,7 @@ fn check_chunk(
                                 row,
                                 column: compiled.column_of(MANAGER),
                                 attribute: Some(MANAGER.into()),
-                                code: "self_manager".into(),
+                                code: ErrorCode::SelfManager.as_str().into(),
                                 message: "a person cannot be their own manager".into(),
                             });
                         }
@@ -1012,7 +1013,7 @@ fn validate(
                 row,
                 column: key_column.clone(),
                 attribute: None,
-                code: "duplicate_key".into(),
+                code: ErrorCode::DuplicateKey.as_str().into(),
                 message: format!(
                     "the same external id appears on row {first}; only the first is applied"
                 ),
@@ -1021,14 +1022,14 @@ fn validate(
                 row,
                 column: manager_column.clone(),
                 attribute: Some(MANAGER.into()),
-                code: "unknown_manager".into(),
+                code: ErrorCode::UnknownManager.as_str().into(),
                 message: "the manager is neither in this file nor already stored".into(),
             },
             Late::ManagerFailed => RowErrorRecord {
                 row,
                 column: manager_column.clone(),
                 attribute: Some(MANAGER.into()),
-                code: "unknown_manager".into(),
+                code: ErrorCode::UnknownManager.as_str().into(),
                 message: "the manager's own row has errors, so the manager will not be stored"
                     .into(),
             },
@@ -1044,7 +1045,7 @@ fn validate(
     let max_rate = compiled.max_error_rate();
     if total > 0 && failed as f64 / total as f64 > max_rate {
         return Err(reject(
-            "too_many_row_errors",
+            ErrorCode::TooManyRowErrors,
             format!(
                 "{failed} of {total} rows have errors, more than the mapping allows ({:.1}%); nothing was applied",
                 max_rate * 100.0
@@ -1106,7 +1107,7 @@ fn snapshot_plan(
     let share = missing.len() as f64 * 100.0 / active.max(1) as f64;
     if !allowed && share > limit {
         return Err(reject(
-            "mass_deactivation",
+            ErrorCode::MassDeactivation,
             format!(
                 "snapshot would deactivate {} of {active} people of source {source} ({}%), \
                  over the {}% limit; nothing was applied (allow_mass_deactivation=true permits it)",

@@ -10,6 +10,7 @@ use muster_core::policy::Permission;
 use muster_core::secret;
 use muster_core::secret::SecretDigest;
 use muster_core::TenantId;
+use muster_proto::ErrorCode;
 use muster_store::{
     AdminTokenRef, AdminTokenRow, AuditDraft, NewAdminToken, PrincipalKind, Store,
     INITIAL_TOKEN_NAME,
@@ -58,7 +59,7 @@ impl TokenName {
             Ok(Self(name.to_owned()))
         } else {
             Err(ApiError::unprocessable(
-                "invalid_name",
+                ErrorCode::InvalidName,
                 "name: 1 to 64 characters, no control characters",
             ))
         }
@@ -79,7 +80,7 @@ pub(crate) async fn create(
     let lifetime = lifetime.unwrap_or(tokens.admin_ttl_seconds);
     if !(60..=tokens.admin_max_ttl_seconds).contains(&lifetime) {
         return Err(ApiError::unprocessable(
-            "invalid_lifetime",
+            ErrorCode::InvalidLifetime,
             format!(
                 "lifetime_seconds: between 60 and {} (tokens.admin_max_ttl_seconds)",
                 tokens.admin_max_ttl_seconds

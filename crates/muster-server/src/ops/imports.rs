@@ -11,6 +11,7 @@ use futures::StreamExt;
 use muster_core::policy::{IntakePolicy, Permission};
 use muster_intake::decrypt;
 use muster_intake::seal::SealWriter;
+use muster_proto::ErrorCode;
 use muster_store::{ImportFilter, ImportMode, ImportRow, NewImport};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -93,7 +94,7 @@ pub(crate) async fn submit(
     {
         // A snapshot deactivates by setting employment_status.
         return Err(ApiError::unprocessable(
-            "snapshot_not_permitted",
+            ErrorCode::SnapshotNotPermitted,
             format!(
                 "mode: a snapshot deactivates people by writing employment_status, which the write policy of client '{}' does not allow",
                 caller.principal.client_id
@@ -129,7 +130,7 @@ pub(crate) async fn submit(
         Ok(m) => m,
         Err(ApiError::NotFound(_)) => {
             return Err(ApiError::unprocessable(
-                "unknown_mapping",
+                ErrorCode::UnknownMapping,
                 format!(
                     "mapping: no mapping named '{}' exists in this tenant",
                     p.mapping
@@ -190,7 +191,7 @@ fn check_encryption(p: &ImportParams, intake: &IntakePolicy, head: &[u8]) -> Api
     if let Some(declared) = p.encryption {
         if declared != found {
             return Err(ApiError::unprocessable(
-                "encryption_mismatch",
+                ErrorCode::EncryptionMismatch,
                 format!(
                     "encryption: declared {} but the upload is {}",
                     declared.as_str(),
@@ -204,13 +205,13 @@ fn check_encryption(p: &ImportParams, intake: &IntakePolicy, head: &[u8]) -> Api
     }
     if intake.require_encryption && found == Encryption::None {
         return Err(ApiError::unprocessable(
-            "encryption_required",
+            ErrorCode::EncryptionRequired,
             "this client's uploads must be encrypted to one of the tenant's keys (GET /api/v1/keys); the upload is plaintext",
         ));
     }
     if intake.require_signed_by.is_some() && found != Encryption::Pgp {
         return Err(ApiError::unprocessable(
-            "signature_required",
+            ErrorCode::SignatureRequired,
             "this client's uploads must be OpenPGP messages signed by the registered sender key",
         ));
     }
@@ -314,11 +315,11 @@ async fn receive_upload<T>(
             Err(e) => {
                 failure = Some(match crate::http::bodies::too_slow(&e) {
                     Some(why) => ApiError::RequestTimeout {
-                        code: "upload_too_slow",
+                        code: ErrorCode::UploadTooSlow,
                         detail: format!("the upload arrived too slowly: {why}"),
                     },
                     None => ApiError::bad_request(
-                        "upload_interrupted",
+                        ErrorCode::UploadInterrupted,
                         "the upload ended before the body was complete",
                     ),
                 });

@@ -5,6 +5,7 @@
 use crate::base::error::{ApiError, ApiResult};
 use muster_core::policy::{WritePolicy, BUILTIN_ROLES};
 use muster_core::schema::{core_type, valid_custom_name, ROLES};
+use muster_proto::ErrorCode;
 use muster_proto::{RotateSecretRequest, WritePolicyInfo};
 
 /// Letters, digits, `-`, `_` and `.`, within `len`.
@@ -47,7 +48,7 @@ impl MappingName {
             Ok(Self(s.to_owned()))
         } else {
             Err(ApiError::bad_request(
-                "invalid_mapping_name",
+                ErrorCode::InvalidMappingName,
                 "mapping name: 1 to 64 characters of letters, digits, '-', '_' and '.'",
             ))
         }
@@ -83,7 +84,7 @@ impl ClientRole {
             .map(|r| Self(r))
             .ok_or_else(|| {
                 ApiError::unprocessable(
-                    "invalid_role",
+                    ErrorCode::InvalidRole,
                     format!("role: must be one of {}", BUILTIN_ROLES.join(", ")),
                 )
             })
@@ -103,7 +104,7 @@ impl TokenTtl {
             Ok(Self(seconds))
         } else {
             Err(ApiError::unprocessable(
-                "invalid_ttl",
+                ErrorCode::InvalidTtl,
                 "token_ttl_seconds: must be between 1 and 86400",
             ))
         }
@@ -129,7 +130,7 @@ impl Overlap {
         } else {
             serde_json::from_slice(body).map_err(|_| {
                 ApiError::bad_request(
-                    "invalid_body",
+                    ErrorCode::InvalidBody,
                     "the body must be a JSON object with an optional overlap_seconds",
                 )
             })?
@@ -137,7 +138,7 @@ impl Overlap {
         let overlap = req.overlap_seconds.unwrap_or(default);
         if overlap > Self::MAX_SECONDS {
             return Err(ApiError::unprocessable(
-                "invalid_overlap",
+                ErrorCode::InvalidOverlap,
                 "overlap_seconds: at most 2592000 (30 days)",
             ));
         }
@@ -158,7 +159,7 @@ impl CheckedWritePolicy {
         for a in &p.attributes {
             if a != "*" && a != ROLES && core_type(a).is_none() && !valid_custom_name(a) {
                 return Err(ApiError::unprocessable(
-                    "invalid_write_policy",
+                    ErrorCode::InvalidWritePolicy,
                     format!("write_policy.attributes: '{a}' is not an attribute name"),
                 ));
             }
@@ -166,7 +167,7 @@ impl CheckedWritePolicy {
         for r in &p.roles {
             if r != "*" && RoleName::parse(r).is_none() {
                 return Err(ApiError::unprocessable(
-                    "invalid_write_policy",
+                    ErrorCode::InvalidWritePolicy,
                     format!("write_policy.roles: '{r}' is not a role name"),
                 ));
             }

@@ -15,11 +15,12 @@ use crate::ops::audit::recorded;
 use crate::ops::input::{CheckedWritePolicy, ClientId};
 use muster_core::mapping::{MappingDoc, MappingFormat};
 use muster_core::policy::Permission;
+use muster_proto::ErrorCode;
 use muster_proto::IssuerSpec;
 use muster_store::{IssuerRow, IssuerSettings};
 
 fn invalid(detail: impl Into<String>) -> ApiError {
-    ApiError::unprocessable("invalid_issuer", detail)
+    ApiError::unprocessable(ErrorCode::InvalidIssuer, detail)
 }
 
 fn check_algorithms(spec: &IssuerSpec) -> ApiResult<Vec<String>> {

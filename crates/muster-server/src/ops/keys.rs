@@ -8,6 +8,7 @@ use crate::base::state::{AppState, MasterKey};
 use crate::base::tenant_keys::seal_secret;
 use muster_core::policy::{IntakePolicy, Permission};
 use muster_intake::decrypt::{DecryptionKey, OpenPgpKeyKind, SignerKey};
+use muster_proto::ErrorCode;
 use muster_proto::{IntakePolicyInfo, KeySpec};
 use muster_store::{KeyPurpose, KeyRow, KeyState};
 use rand::RngCore;
@@ -35,13 +36,13 @@ pub(crate) fn plan(spec: KeySpec) -> ApiResult<Plan> {
         "sender_verification" => {
             if spec.kind.is_some() || spec.algorithm.is_some() || spec.secret_key.is_some() {
                 return Err(ApiError::unprocessable(
-                    "invalid_key_spec",
+                    ErrorCode::InvalidKeySpec,
                     "purpose sender_verification takes only public_key (an armored OpenPGP public key)",
                 ));
             }
             let pk = spec.public_key.ok_or_else(|| {
                 ApiError::unprocessable(
-                    "invalid_key_spec",
+                    ErrorCode::InvalidKeySpec,
                     "public_key: required for sender_verification",
                 )
             })?;
@@ -50,14 +51,14 @@ pub(crate) fn plan(spec: KeySpec) -> ApiResult<Plan> {
         "decryption" => {
             if spec.public_key.is_some() {
                 return Err(ApiError::unprocessable(
-                    "invalid_key_spec",
+                    ErrorCode::InvalidKeySpec,
                     "public_key: only for purpose sender_verification",
                 ));
             }
             if let Some(secret) = spec.secret_key {
                 if spec.kind.is_some() || spec.algorithm.is_some() {
                     return Err(ApiError::unprocessable(
-                        "invalid_key_spec",
+                        ErrorCode::InvalidKeySpec,
                         "secret_key: give either a key to import or kind/algorithm to generate one",
                     ));
                 }
@@ -70,13 +71,13 @@ pub(crate) fn plan(spec: KeySpec) -> ApiResult<Plan> {
                 (Some("age"), Some("x25519") | None) | (None, Some("x25519")) => ("age", "x25519"),
                 (Some(k), _) if k != "openpgp" && k != "age" => {
                     return Err(ApiError::unprocessable(
-                        "invalid_key_spec",
+                        ErrorCode::InvalidKeySpec,
                         "kind: must be openpgp or age",
                     ))
                 }
                 _ => {
                     return Err(ApiError::unprocessable(
-                        "invalid_key_spec",
+                        ErrorCode::InvalidKeySpec,
                         "algorithm: openpgp keys are curve25519, rsa3072 or rsa4096; age keys are x25519",
                     ))
                 }
@@ -84,7 +85,7 @@ pub(crate) fn plan(spec: KeySpec) -> ApiResult<Plan> {
             Ok(Plan::Generate { kind, algorithm })
         }
         _ => Err(ApiError::unprocessable(
-            "invalid_key_spec",
+            ErrorCode::InvalidKeySpec,
             "purpose: must be decryption or sender_verification",
         )),
     }
@@ -92,7 +93,7 @@ pub(crate) fn plan(spec: KeySpec) -> ApiResult<Plan> {
 
 /// Generates or parses the decryption key a plan names, with its algorithm.
 fn decryption_key(plan: Plan, user_id: &str) -> ApiResult<(DecryptionKey, String)> {
-    let bad = || ApiError::unprocessable("invalid_key", "secret_key: not a usable key");
+    let bad = || ApiError::unprocessable(ErrorCode::InvalidKey, "secret_key: not a usable key");
     match plan {
         Plan::Generate { kind: "age", .. } => Ok((DecryptionKey::generate_age(), "x25519".into())),
         Plan::Generate { algorithm, .. } => {
@@ -142,7 +143,7 @@ fn build_key(
     if let Plan::Sender(text) = plan {
         let k = SignerKey::from_armored(&text).map_err(|_| {
             ApiError::unprocessable(
-                "invalid_key",
+                ErrorCode::InvalidKey,
                 "public_key: not an armored OpenPGP public key",
             )
         })?;
@@ -293,13 +294,13 @@ pub(crate) async fn intake_policy_put(
             .await
             .map_err(|e| match e {
                 ApiError::NotFound(_) => {
-                    ApiError::unprocessable("unknown_key", "require_signed_by: no such key")
+                    ApiError::unprocessable(ErrorCode::UnknownKey, "require_signed_by: no such key")
                 }
                 e => e,
             })?;
         if key.purpose != KeyPurpose::SenderVerification || key.state == KeyState::Revoked {
             return Err(ApiError::unprocessable(
-                "invalid_key",
+                ErrorCode::InvalidKey,
                 "require_signed_by: must name a sender_verification key that is not revoked",
             ));
         }

@@ -11,6 +11,7 @@ use muster_core::mapping::{MappingDoc, MappingFormat};
 use muster_core::policy::Permission;
 use muster_core::policy::WritePolicy;
 use muster_core::TenantId;
+use muster_proto::ErrorCode;
 use muster_proto::LoginSyncResult;
 use muster_proto::{RowErrorInfo, SyncItem, SyncResult};
 use muster_store::{BatchItem, WriteContext};
@@ -37,7 +38,7 @@ pub(crate) async fn login_sync_write(state: &AppState, v: Verified) -> ApiResult
     let mut incoming = compiled
         .map_object(&claims)
         .map_err(|errors| ApiError::Unprocessable {
-            code: "invalid_person",
+            code: ErrorCode::InvalidPerson,
             detail: "the claims do not map to a valid person; see errors".into(),
             errors: errors
                 .into_iter()
@@ -64,7 +65,7 @@ pub(crate) async fn login_sync_write(state: &AppState, v: Verified) -> ApiResult
     });
     if !errors.is_empty() {
         return Err(ApiError::Unprocessable {
-            code: "not_permitted",
+            code: ErrorCode::NotPermitted,
             detail: format!(
                 "the issuer '{}' may not write this person as mapped; see errors",
                 issuer.name
@@ -77,7 +78,7 @@ pub(crate) async fn login_sync_write(state: &AppState, v: Verified) -> ApiResult
     let refused = crate::ops::write::manager_errors(state, &issuer.tenant, &batch).await?;
     if !refused.is_empty() {
         return Err(ApiError::Unprocessable {
-            code: "invalid_person",
+            code: ErrorCode::InvalidPerson,
             detail: "the claims do not map to a valid person; see errors".into(),
             errors: refused.into_iter().map(|(_, e)| e).collect(),
         });
@@ -158,7 +159,7 @@ pub(crate) async fn write(
                         row,
                         column: None,
                         attribute: None,
-                        code: "duplicate_key".into(),
+                        code: ErrorCode::DuplicateKey.as_str().into(),
                         message: "the same external_id appears earlier in this request".into(),
                     }])));
                 } else {

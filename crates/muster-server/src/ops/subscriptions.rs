@@ -8,6 +8,7 @@ use crate::base::state::AppState;
 use crate::jobs::webhooks;
 use crate::ops::input::Overlap;
 use muster_core::policy::Permission;
+use muster_proto::ErrorCode;
 use muster_proto::{RedeliverRequest, SubscriptionPatch, SubscriptionSpec};
 use muster_store::{
     Audit, AuditDraft, DeliveryProgress, SubscriptionRow, SubscriptionState, EVENT_KINDS,
@@ -20,7 +21,7 @@ fn check_events(events: Vec<String>) -> ApiResult<Vec<String>> {
     }
     if let Some(bad) = events.iter().find(|e| !EVENT_KINDS.contains(&e.as_str())) {
         return Err(ApiError::unprocessable(
-            "invalid_subscription",
+            ErrorCode::InvalidSubscription,
             format!("events: '{bad}' is not an event name"),
         ));
     }
@@ -30,7 +31,7 @@ fn check_events(events: Vec<String>) -> ApiResult<Vec<String>> {
 fn check_attributes(attributes: Vec<String>) -> ApiResult<Vec<String>> {
     if attributes.is_empty() || attributes.iter().any(|a| a.trim().is_empty()) {
         return Err(ApiError::unprocessable(
-            "invalid_subscription",
+            ErrorCode::InvalidSubscription,
             "attributes: list the attributes the receiver may get ('*' for all)",
         ));
     }
@@ -42,7 +43,9 @@ async fn check_url(state: &AppState, url: &str) -> ApiResult<()> {
         .check_registration(url)
         .await
         .map(|_| ())
-        .map_err(|why| ApiError::unprocessable("invalid_subscription", format!("url: {why}")))
+        .map_err(|why| {
+            ApiError::unprocessable(ErrorCode::InvalidSubscription, format!("url: {why}"))
+        })
 }
 
 /// A destination as the audit log keeps it: without query or fragment,
@@ -216,7 +219,7 @@ pub(crate) async fn update(
         }
         Some(_) => {
             return Err(ApiError::unprocessable(
-                "invalid_subscription",
+                ErrorCode::InvalidSubscription,
                 "state: 'active' or 'disabled'",
             ))
         }
@@ -312,7 +315,7 @@ pub(crate) async fn redeliver(
             }
             (None, Some(f), t) if f >= 1 && t.is_none_or(|t| t >= f) => (f, t.unwrap_or(f)),
             _ => return Err(ApiError::unprocessable(
-                "invalid_redelivery",
+                ErrorCode::InvalidRedelivery,
                 "give event_id, or from_cursor (>= 1) and optionally to_cursor (>= from_cursor)",
             )),
         };

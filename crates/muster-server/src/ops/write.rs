@@ -6,6 +6,7 @@ use muster_core::person::Incoming;
 use muster_core::policy::{Violation, WritePolicy};
 use muster_core::schema::{coerce, core_type, valid_custom_name, ROLES};
 use muster_core::{AttrValue, ExternalId};
+use muster_proto::ErrorCode;
 use muster_proto::RowErrorInfo;
 use std::collections::BTreeMap;
 
@@ -27,13 +28,13 @@ pub fn policy_errors(
                 column: column_of(&a),
                 message: format!("client '{client}' may not write the attribute '{a}'"),
                 attribute: Some(a),
-                code: "attribute_not_permitted".into(),
+                code: ErrorCode::AttributeNotPermitted.as_str().into(),
             },
             Violation::Role(r) => RowErrorInfo {
                 row,
                 column: column_of(ROLES),
                 attribute: Some(ROLES.into()),
-                code: "role_not_permitted".into(),
+                code: ErrorCode::RoleNotPermitted.as_str().into(),
                 message: format!("client '{client}' may not grant the role '{r}'"),
             },
         })
