@@ -346,7 +346,10 @@ impl Principals for PostgresStore {
     }
 }
 
-fn principal_by_id<C: GenericClient>(s: &mut Sql<'_, C>, id: &str) -> Result<Option<ClientRow>> {
+pub(crate) fn principal_by_id<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    id: &str,
+) -> Result<Option<ClientRow>> {
     s.opt(principal_where!("p.id = $1"), &[&id])?
         .map(|r| to_principal(&r, 0))
         .transpose()
@@ -385,7 +388,7 @@ fn client_keys_of<C: postgres::GenericClient>(
     .unwrap_or_default())
 }
 
-fn to_admin_token(r: &Row) -> Result<AdminTokenRow> {
+pub(crate) fn to_admin_token(r: &Row) -> Result<AdminTokenRow> {
     Ok(AdminTokenRow {
         id: get(r, 0)?,
         admin: get(r, 1)?,

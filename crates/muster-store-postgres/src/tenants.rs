@@ -34,27 +34,50 @@ impl Tenants for PostgresStore {
 
     fn tenant_create(
         &self,
-        id: &TenantId,
-        name: &str,
+        t: NewTenant,
         now: DateTime<Utc>,
-        audit: Audit<TenantRow>,
-    ) -> Result<TenantRow> {
-        self.audited(audit, |s| {
+        audit: Audit<TenantCreated>,
+    ) -> Result<TenantCreated> {
+        let NewTenant {
+            id,
+            name,
+            mut admin,
+            mut token,
+        } = t;
+        self.audited(audit, move |s| {
             let res = s.try_exec(
                 "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)",
                 &[&id.as_str(), &name, &now],
             )?;
             match res {
-                Ok(_) => Ok(TenantRow {
-                    id: id.clone(),
-                    name: name.to_owned(),
-                    created_at: micros(now),
-                }),
-                Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
-                    "tenant '{id}' exists already"
-                ))),
-                Err(e) => Err(be(e)),
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(StoreError::Conflict(format!(
+                        "tenant '{id}' exists already"
+                    )))
+                }
+                Err(e) => return Err(be(e)),
             }
+            admin.tenant = id.clone();
+            let admin_id = insert_principal(s, &admin, now)?;
+            let admin = crate::principals::principal_by_id(s, &admin_id)?
+                .ok_or(StoreError::NotFound { what: "admin" })?;
+            token.principal_id = admin_id;
+            insert_admin_token(s, &token)?;
+            let r = s.one(
+                concat!(admin_token_select!(), " AND t.id = $1"),
+                &[&token.id],
+            )?;
+            let token = crate::principals::to_admin_token(&r)?;
+            Ok(TenantCreated {
+                tenant: TenantRow {
+                    id,
+                    name,
+                    created_at: micros(now),
+                },
+                admin,
+                token,
+            })
         })
     }
 

@@ -247,8 +247,7 @@ fn instances_claiming_by_tenant_turns_at_once_never_share_an_import() {
     let tenants = [TenantId::default_tenant(), TenantId::parse("acme").unwrap()];
     setup
         .tenant_create(
-            &tenants[1],
-            "Acme",
+            muster_store::contract::new_tenant(&tenants[1], "Acme"),
             t0(),
             muster_store::contract::no_audit(),
         )

@@ -365,7 +365,7 @@ fn insert_token(conn: &Connection, t: &NewToken) -> Result<()> {
 
 /// Admin tokens (rows with an id) of admin principals, where `where_`
 /// (over `t` tokens and `p` principals) holds.
-fn admin_token_rows(
+pub(crate) fn admin_token_rows(
     conn: &Connection,
     where_: &str,
     args: impl rusqlite::Params,

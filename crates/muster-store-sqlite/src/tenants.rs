@@ -36,12 +36,16 @@ impl Tenants for SqliteStore {
 
     fn tenant_create(
         &self,
-        id: &TenantId,
-        name: &str,
+        t: NewTenant,
         now: DateTime<Utc>,
-        audit: Audit<TenantRow>,
-    ) -> Result<TenantRow> {
-        let (id, name) = (id.clone(), name.to_owned());
+        audit: Audit<TenantCreated>,
+    ) -> Result<TenantCreated> {
+        let NewTenant {
+            id,
+            name,
+            mut admin,
+            mut token,
+        } = t;
         self.audited(audit, move |conn| {
             let res = conn.execute(
                 "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
@@ -58,10 +62,25 @@ impl Tenants for SqliteStore {
                 }
                 Err(e) => return Err(be(e)),
             }
-            Ok(TenantRow {
-                id,
-                name,
-                created_at: from_us(us(now)),
+            admin.tenant = id.clone();
+            let admin_id = insert_principal(conn, &admin, now)?;
+            let admin = load_principal(conn, "id = ?1", &admin_id)?
+                .ok_or(StoreError::NotFound { what: "admin" })?;
+            token.principal_id = admin_id;
+            insert_admin_token(conn, &token)?;
+            let token = crate::principals::admin_token_rows(conn, "t.id = ?1", [&token.id])?
+                .pop()
+                .ok_or(StoreError::NotFound {
+                    what: "admin token",
+                })?;
+            Ok(TenantCreated {
+                tenant: TenantRow {
+                    id,
+                    name,
+                    created_at: from_us(us(now)),
+                },
+                admin,
+                token,
             })
         })
     }

@@ -66,6 +66,7 @@ macro_rules! contract_tests {
             contract::only_changes_are_written_and_audited,
             contract::a_dry_run_writes_nothing_but_its_progress,
             contract::tenants_do_not_see_each_other,
+            contract::a_tenant_is_created_with_its_admin_and_token_or_not_at_all,
             contract::keys_keep_their_state_and_sealed_secret,
             contract::intake_policies_default_and_replace,
             contract::prepared_items_store_exactly_what_plain_items_would,
@@ -150,6 +151,30 @@ pub fn new_client(tenant: &TenantId, id: &str) -> NewClient {
     }
 }
 
+/// A tenant to create, with its administrator `admin@<id>` and an admin
+/// token for them.
+pub fn new_tenant(id: &TenantId, name: &str) -> NewTenant {
+    NewTenant {
+        id: id.clone(),
+        name: name.into(),
+        admin: NewClient {
+            kind: PrincipalKind::Admin,
+            role: "admin".into(),
+            token_ttl_seconds: 0,
+            secret: None,
+            ..new_client(id, &format!("admin@{id}"))
+        },
+        token: NewAdminToken {
+            id: format!("tok-{id}"),
+            digest: secret::digest(&format!("admin token of {id}")),
+            principal_id: String::new(),
+            name: INITIAL_TOKEN_NAME.into(),
+            created_at: t0(),
+            expires_at: None,
+        },
+    }
+}
+
 /// Stores [`new_client`].
 pub fn client(store: &dyn Store, tenant: &TenantId, id: &str) -> ClientRow {
     store
@@ -160,7 +185,8 @@ pub fn client(store: &dyn Store, tenant: &TenantId, id: &str) -> ClientRow {
 /// Creates the tenant `other` beside the default one.
 pub fn other_tenant(s: &dyn Store) -> TenantId {
     let other = TenantId::parse("other").unwrap();
-    s.tenant_create(&other, "Other", t0(), no_audit()).unwrap();
+    s.tenant_create(new_tenant(&other, "Other"), t0(), no_audit())
+        .unwrap();
     other
 }
 
@@ -298,8 +324,12 @@ pub fn admin_tokens_expire_are_listed_and_revoked_per_tenant(s: &dyn Store) {
     let b = minted("laptop");
     assert!(s.token_use(secret::digest("ci"), t0()).unwrap().is_ok());
     let other = TenantId::parse("acme").unwrap();
-    s.tenant_create(&other, "Acme", t0(), crate::contract::no_audit())
-        .unwrap();
+    s.tenant_create(
+        new_tenant(&other, "Acme"),
+        t0(),
+        crate::contract::no_audit(),
+    )
+    .unwrap();
     assert!(matches!(
         s.admin_token_revoke(
             &other,
@@ -309,7 +339,10 @@ pub fn admin_tokens_expire_are_listed_and_revoked_per_tenant(s: &dyn Store) {
         ),
         Err(StoreError::NotFound { .. })
     ));
-    assert!(s.admin_token_list(&other).unwrap().is_empty());
+    // Only its own administrator's first token, none of the default tenant's.
+    let theirs = s.admin_token_list(&other).unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].admin, "admin@acme");
     let r = s
         .admin_token_revoke(
             &TenantId::default_tenant(),
@@ -586,7 +619,7 @@ pub fn tenants_do_not_see_each_other(s: &dyn Store) {
     let a = TenantId::default_tenant();
     let b = other_tenant(s);
     assert!(matches!(
-        s.tenant_create(&b, "Again", t0(), crate::contract::no_audit()),
+        s.tenant_create(new_tenant(&b, "Again"), t0(), crate::contract::no_audit()),
         Err(StoreError::Conflict(_))
     ));
     s.apply_batch(&ctx(&a), vec![item("E1", "Ada")], None, false)
@@ -596,6 +629,51 @@ pub fn tenants_do_not_see_each_other(s: &dyn Store) {
     s.import_create(new_import("i1", "p1", None)).unwrap();
     assert!(s.import_get(&b, "i1").is_err());
     assert_eq!(chain_len(s, &b), 0);
+}
+
+pub fn a_tenant_is_created_with_its_admin_and_token_or_not_at_all(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let audit: Audit<TenantCreated> = Box::new(|c| {
+        vec![AuditDraft {
+            tenant: c.tenant.id.clone(),
+            at: t0(),
+            principal: "admin".into(),
+            on_behalf_of: None,
+            source: "admin".into(),
+            action: "tenant.created".into(),
+            person: None,
+            detail: serde_json::json!({ "admin": c.admin.client_id, "token": c.token.id }),
+        }]
+    });
+    let made = s
+        .tenant_create(new_tenant(&acme, "Acme"), t0(), audit)
+        .unwrap();
+    assert_eq!(made.tenant.id, acme);
+    assert_eq!(
+        (
+            made.admin.tenant.clone(),
+            made.admin.kind,
+            made.admin.client_id.as_str()
+        ),
+        (acme.clone(), PrincipalKind::Admin, "admin@acme")
+    );
+    assert_eq!(
+        (made.token.admin.as_str(), made.token.id.as_str()),
+        ("admin@acme", "tok-acme")
+    );
+    assert_eq!(chain_len(s, &acme), 1);
+    assert_eq!(s.admin_token_list(&acme).unwrap().len(), 1);
+    // The second tenant's admin would take a client id that exists: the
+    // tenant is not created either, and nothing of it is left.
+    let globex = TenantId::parse("globex").unwrap();
+    let mut clash = new_tenant(&globex, "Globex");
+    clash.admin.client_id = "admin@acme".into();
+    clash.token.id = "tok-globex".into();
+    assert!(s.tenant_create(clash, t0(), no_audit()).is_err());
+    assert!(s.tenant_list().unwrap().iter().all(|t| t.id != globex));
+    assert_eq!(chain_len(s, &globex), 0);
+    assert!(s.admin_token_list(&globex).unwrap().is_empty());
 }
 
 pub fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
@@ -741,8 +819,12 @@ pub fn intake_policies_default_and_replace(store: &dyn Store) {
 pub fn prepared_items_store_exactly_what_plain_items_would(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
     let (plain, prep) = (TenantId::default_tenant(), TenantId::parse("prep").unwrap());
-    s.tenant_create(&prep, "Prepared", t0(), crate::contract::no_audit())
-        .unwrap();
+    s.tenant_create(
+        new_tenant(&prep, "Prepared"),
+        t0(),
+        crate::contract::no_audit(),
+    )
+    .unwrap();
     let prepared = |t: &TenantId, items: Vec<BatchItem>| {
         let c = ctx(t);
         let key = Incoming::fingerprint_key(&c.principal, &c.policy);

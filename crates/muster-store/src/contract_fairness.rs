@@ -15,8 +15,12 @@ fn acme() -> TenantId {
 /// The default tenant and `acme`.
 fn two_tenants(s: &dyn Store) {
     s.bootstrap(secret::digest("a"), t0()).unwrap();
-    s.tenant_create(&acme(), "Acme", t0(), crate::contract::no_audit())
-        .unwrap();
+    s.tenant_create(
+        crate::contract::new_tenant(&acme(), "Acme"),
+        t0(),
+        crate::contract::no_audit(),
+    )
+    .unwrap();
 }
 
 fn import(s: &dyn Store, id: &str, tenant: &TenantId) {

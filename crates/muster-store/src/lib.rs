@@ -52,6 +52,24 @@ pub struct TenantRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// A tenant to create, with its first administrator and their first
+/// admin token ([`Tenants::tenant_create`]).
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub id: TenantId,
+    pub name: String,
+    pub admin: NewClient,
+    pub token: NewAdminToken,
+}
+
+/// What creating a tenant made.
+#[derive(Debug, Clone)]
+pub struct TenantCreated {
+    pub tenant: TenantRow,
+    pub admin: ClientRow,
+    pub token: AdminTokenRow,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrincipalKind {
     Admin,
@@ -729,13 +747,17 @@ pub trait Tenants {
         now: DateTime<Utc>,
     ) -> Result<bool>;
 
+    /// Creates a tenant, its first administrator and that administrator's
+    /// first admin token in one transaction, with the audit entries: a
+    /// tenant is never left without the admin who can reach it. The
+    /// administrator is made in the new tenant and the token is theirs,
+    /// whatever `t.admin.tenant` and `t.token.principal_id` hold.
     fn tenant_create(
         &self,
-        id: &TenantId,
-        name: &str,
+        t: NewTenant,
         now: DateTime<Utc>,
-        audit: Audit<TenantRow>,
-    ) -> Result<TenantRow>;
+        audit: Audit<TenantCreated>,
+    ) -> Result<TenantCreated>;
 
     fn tenant_list(&self) -> Result<Vec<TenantRow>>;
 }

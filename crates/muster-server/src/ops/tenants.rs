@@ -9,7 +9,9 @@ use crate::ops::audit::recorded;
 use crate::ops::require_operator;
 use muster_core::policy::WritePolicy;
 use muster_core::{secret, TenantId};
-use muster_store::{ClientRow, NewAdminToken, NewClient, PrincipalKind, TenantRow};
+use muster_store::{
+    Audit, ClientRow, NewAdminToken, NewClient, NewTenant, PrincipalKind, TenantCreated, TenantRow,
+};
 
 /// Creates tenant `id` (named `name`, else its id), its administrator
 /// `admin@<id>` and an admin token for it. Returns the tenant and the
@@ -22,50 +24,53 @@ pub(crate) async fn create(
     name: Option<String>,
 ) -> ApiResult<(TenantRow, String)> {
     require_operator(caller)?;
-    let name = name.unwrap_or_else(|| id.to_string());
     let now = state.clock.now();
-    let tid = id.clone();
-    let audit = recorded(
+    let (token, digest) = secret::generate("mat_");
+    let new = NewTenant {
+        name: name.unwrap_or_else(|| id.to_string()),
+        admin: NewClient {
+            tenant: id.clone(),
+            kind: PrincipalKind::Admin,
+            client_id: format!("admin@{id}"),
+            name: "Tenant administrator".into(),
+            role: "admin".into(),
+            token_policy: "ttl".into(),
+            token_ttl_seconds: 0,
+            write_policy: WritePolicy::allow_all(),
+            secret: None,
+        },
+        token: NewAdminToken {
+            id: uuid::Uuid::now_v7().to_string(),
+            digest,
+            // The store makes it the new administrator's.
+            principal_id: String::new(),
+            name: muster_store::INITIAL_TOKEN_NAME.into(),
+            created_at: now,
+            expires_at: Some(expiry(now, state.config.tokens.admin_ttl_seconds)),
+        },
+        id,
+    };
+    // The three entries the operation always wrote, now in its one
+    // transaction.
+    let tenant = recorded(
         state,
         caller,
         "tenant.created",
         |t: &TenantRow| serde_json::json!({ "tenant": t.id.as_str() }),
     );
-    let row = state
-        .db(move |s| s.tenant_create(&tid, &name, now, audit))
-        .await?;
-    let (token, digest) = secret::generate("mat_");
-    let admin = NewClient {
-        tenant: id.clone(),
-        kind: PrincipalKind::Admin,
-        client_id: format!("admin@{id}"),
-        name: "Tenant administrator".into(),
-        role: "admin".into(),
-        token_policy: "ttl".into(),
-        token_ttl_seconds: 0,
-        write_policy: WritePolicy::allow_all(),
-        secret: None,
-    };
-    let audit = recorded(
+    let admin = recorded(
         state,
         caller,
         "client.created",
         |c: &ClientRow| serde_json::json!({ "client_id": c.client_id, "role": c.role, "tenant": c.tenant.as_str() }),
     );
-    let created = state
-        .db(move |s| s.client_create(admin, now, audit))
-        .await?;
-    let first = NewAdminToken {
-        id: uuid::Uuid::now_v7().to_string(),
-        digest,
-        principal_id: created.id.clone(),
-        name: muster_store::INITIAL_TOKEN_NAME.into(),
-        created_at: now,
-        expires_at: Some(expiry(now, state.config.tokens.admin_ttl_seconds)),
-    };
-    let audit = recorded(state, caller, "admin_token.created", created_detail);
-    state
-        .db(move |s| s.admin_token_create(first, audit))
-        .await?;
-    Ok((row, token))
+    let first = recorded(state, caller, "admin_token.created", created_detail);
+    let audit: Audit<TenantCreated> = Box::new(move |c| {
+        let mut entries = tenant(&c.tenant);
+        entries.extend(admin(&c.admin));
+        entries.extend(first(&c.token));
+        entries
+    });
+    let made = state.db(move |s| s.tenant_create(new, now, audit)).await?;
+    Ok((made.tenant, token))
 }
