@@ -2,8 +2,9 @@
 //! only that tenant's deliveries (beyond one request timeout), and one
 //! tenant's queue of large imports does not hold back another tenant's
 //! small one. Tenant A is the default tenant, tenant B is `acme`.
-use crate::fanout::{put_people, receiver, subscribe, wait_for};
+use crate::fanout::{put_people, wait_for};
 use crate::helpers::*;
+use crate::support::receiver::{receiver, subscribe_all};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,10 +83,10 @@ async fn another_tenants_dead_receivers_delay_a_delivery_by_at_most_one_request_
     .await;
     let (pit, accepted) = tarpit().await;
     for _ in 0..40 {
-        subscribe(&app, &pit).await;
+        subscribe_all(&app, &pit).await;
     }
     let b_admin = tenant_b(&app).await;
-    let (live, got) = receiver(200, Duration::ZERO).await;
+    let (live, got) = receiver(vec![], 200).await;
     let r = as_admin(
         &app,
         &b_admin,
@@ -128,11 +129,8 @@ const FINAL: [&str; 4] = ["succeeded", "succeeded_with_errors", "failed", "rejec
 
 async fn import_state(app: &TestApp, token: &str, id: &str) -> String {
     let v: Value = app
-        .get_as(token, &format!("/api/v1/imports/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(token, &format!("/api/v1/imports/{id}"))
+        .await;
     v["state"].as_str().unwrap().to_owned()
 }
 

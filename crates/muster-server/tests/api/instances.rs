@@ -83,14 +83,11 @@ async fn imports_uploaded_to_either_instance_are_each_processed_exactly_once() {
     let mut after = 0;
     loop {
         let page: Value = a
-            .get_as(
+            .get_json_as(
                 &a.admin_token,
                 &format!("/api/v1/audit?limit=1000&after={after}"),
             )
-            .await
-            .json()
-            .await
-            .unwrap();
+            .await;
         let items = page["items"].as_array().unwrap();
         if items.is_empty() {
             break;
@@ -103,13 +100,7 @@ async fn imports_uploaded_to_either_instance_are_each_processed_exactly_once() {
         }
     }
     assert_eq!(created, IMPORTS * (ROWS - 1));
-    let v: Value = b
-        .get_as(&b.admin_token, "/api/v1/audit/verify")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["ok"], true, "{v}");
+    b.assert_chain_verifies().await;
 }
 
 #[tokio::test]
