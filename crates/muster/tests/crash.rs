@@ -424,13 +424,7 @@ fn run_backend(backend: Backend) {
         .collect();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let s0 = servers[0].as_ref().unwrap();
-    let out = s0.run(&[
-        "admin",
-        "mapping",
-        "put",
-        "workday",
-        "examples/hr/mapping.toml",
-    ]);
+    let out = s0.run(PUT_WORKDAY_MAPPING);
     assert!(out.status.success(), "{}", text(&out));
     let creds = s0.client(&[
         "--role",
