@@ -784,17 +784,11 @@ fn fanout_setup<'a>(
     .status
     .success());
     let creds = json_of(&run(&[
-        "admin",
-        "client",
-        "create",
-        "--role",
-        "importer",
-        "--attributes",
-        "*",
-        "--grant-roles",
-        "*",
-        "--json",
-    ]));
+        &["admin", "client", "create"],
+        IMPORTER,
+        &["--json"],
+    ]
+    .concat()));
     let id = creds["client"]["client_id"].as_str().unwrap().to_owned();
     let secret = creds["client_secret"].as_str().unwrap().to_owned();
     let push = move |i: &Instance, file: &Path| {
