@@ -117,16 +117,16 @@ async fn a_write_policy_violation_in_a_file_is_a_row_error_naming_attribute_and_
     // A CSV whose mapping writes a forbidden column fails on every row, and
     // the error rate rejects the import with nothing applied.
     let csv = format!("{HEADER}\nE4,Ada,L,a@example.com,,A,01/01/2020\n");
-    let v = app.import_csv(&t, &csv).await;
-    assert_eq!(v["state"], "rejected");
-    assert_eq!(v["error"]["code"], "too_many_row_errors");
+    let v = app.import_csv_info(&t, &csv).await;
+    assert_eq!(v.state.as_str(), "rejected");
+    assert_eq!(v.error.unwrap().code, "too_many_row_errors");
 }
 
-async fn rejected(app: &TestApp, t: &str, body: Vec<u8>, query: &str) -> Value {
+async fn rejected(app: &TestApp, t: &str, body: Vec<u8>, query: &str) -> muster_proto::ImportInfo {
     let r = app.upload(t, query, "text/csv", body).await;
     assert!(r.status().is_success(), "{}", r.status());
     let v: Value = r.json().await.unwrap();
-    app.wait_import(t, v["id"].as_str().unwrap()).await
+    app.wait_import_info(t, v["id"].as_str().unwrap()).await
 }
 
 #[tokio::test]
@@ -151,12 +151,12 @@ async fn bad_rows_are_row_errors_and_the_good_rows_apply() {
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert!(r.headers().contains_key("location"));
     let v: Value = r.json().await.unwrap();
-    let v = app.wait_import(&t, v["id"].as_str().unwrap()).await;
-    assert_eq!(v["state"], "succeeded_with_errors", "{v}");
-    assert_eq!(v["counts"]["rows_total"], 8);
-    assert_eq!(v["counts"]["created"], 3);
-    assert_eq!(v["counts"]["failed"], 5);
-    let errs = app.errors(&t, v["id"].as_str().unwrap()).await;
+    let v = app.wait_import_info(&t, v["id"].as_str().unwrap()).await;
+    assert_eq!(v.state.as_str(), "succeeded_with_errors", "{v:?}");
+    assert_eq!(v.counts.rows_total, 8);
+    assert_eq!(v.counts.created, 3);
+    assert_eq!(v.counts.failed, 5);
+    let errs = app.errors(&t, &v.id).await;
     let text = serde_json::to_string(&errs).unwrap();
     assert!(
         !text.contains("SECRETVALUE") && !text.contains("not-an-email"),
@@ -198,14 +198,11 @@ async fn a_header_without_a_required_column_rejects_the_whole_import_naming_it()
         "mapping=hr",
     )
     .await;
-    assert_eq!(v["state"], "rejected");
-    assert_eq!(v["error"]["code"], "missing_columns");
+    assert_eq!(v.state.as_str(), "rejected");
+    assert_eq!(v.error.as_ref().unwrap().code, "missing_columns");
     assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("'First Name'"),
-        "{v}"
+        v.error.as_ref().unwrap().message.contains("'First Name'"),
+        "{v:?}"
     );
     assert_eq!(
         app.get_as(&app.admin_token, "/api/v1/people/E1")
@@ -221,7 +218,10 @@ async fn an_empty_file_an_oversized_line_and_too_many_bad_rows_are_rejected_with
     let (_, t) = app.hr_setup().await;
     let v = rejected(&app, &t, Vec::new(), "mapping=hr").await;
     assert_eq!(
-        (v["state"].as_str(), v["error"]["code"].as_str()),
+        (
+            Some(v.state.as_str()),
+            v.error.as_ref().map(|e| e.code.as_str())
+        ),
         (Some("rejected"), Some("empty_file"))
     );
 
@@ -230,11 +230,11 @@ async fn an_empty_file_an_oversized_line_and_too_many_bad_rows_are_rejected_with
     body.extend(std::iter::repeat_n(b'x', 10_000));
     body.extend_from_slice(b",L,e@example.com,D,A,01/01/2020\n");
     let v = rejected(&app, &t, body, "mapping=hr").await;
-    assert_eq!(v["state"], "rejected");
-    assert_eq!(v["error"]["code"], "invalid_format");
+    assert_eq!(v.state.as_str(), "rejected");
+    assert_eq!(v.error.as_ref().unwrap().code, "invalid_format");
     assert!(
-        v["error"]["message"].as_str().unwrap().contains("line 5"),
-        "{v}"
+        v.error.as_ref().unwrap().message.contains("line 5"),
+        "{v:?}"
     );
     assert_eq!(
         app.get_as(&app.admin_token, "/api/v1/people/E0001")
@@ -246,7 +246,7 @@ async fn an_empty_file_an_oversized_line_and_too_many_bad_rows_are_rejected_with
     // 3 of 4 rows bad is over the mapping's 70%.
     let csv = format!("{HEADER}\nE1,Ada,L,a@example.com,D,A,01/01/2020\nE2,,L,b@example.com,D,A,01/01/2020\nE3,,L,c@example.com,D,A,01/01/2020\nE4,,L,d@example.com,D,A,01/01/2020\n");
     let v = rejected(&app, &t, csv.into_bytes(), "mapping=hr").await;
-    assert_eq!(v["error"]["code"], "too_many_row_errors");
+    assert_eq!(v.error.as_ref().unwrap().code, "too_many_row_errors");
     assert_eq!(
         app.get_as(&app.admin_token, "/api/v1/people/E1")
             .await
