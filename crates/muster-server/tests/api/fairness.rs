@@ -163,10 +163,10 @@ async fn a_small_import_finishes_while_another_tenants_queue_of_large_imports_is
     let r = app.upload(&b, "mapping=hr", "text/csv", rows(5)).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let v: Value = r.json().await.unwrap();
-    let small = app.wait_import(&b, v["id"].as_str().unwrap()).await;
+    let small = app.wait_import_info(&b, v["id"].as_str().unwrap()).await;
     let took = sent.elapsed();
-    assert_eq!(small["state"], "succeeded", "{small}");
-    assert_eq!(small["counts"]["created"], 5);
+    assert_eq!(small.state.as_str(), "succeeded", "{small:?}");
+    assert_eq!(small.counts.created, 5);
     let mut states = Vec::new();
     for id in &queued {
         states.push(import_state(&app, &a, id).await);
@@ -181,8 +181,8 @@ async fn a_small_import_finishes_while_another_tenants_queue_of_large_imports_is
     );
     // A's queue then runs to its end.
     for id in &queued {
-        let v = app.wait_import(&a, id).await;
-        assert_eq!(v["state"], "succeeded", "{v}");
+        let v = app.wait_import_info(&a, id).await;
+        assert_eq!(v.state.as_str(), "succeeded", "{v:?}");
     }
 }
 

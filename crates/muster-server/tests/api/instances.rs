@@ -63,19 +63,15 @@ async fn imports_uploaded_to_either_instance_are_each_processed_exactly_once() {
         );
     }
     for id in &ids {
-        let v = b.wait_import(&t, id).await;
-        assert_eq!(v["state"], "succeeded_with_errors", "{v}");
+        let v = b.wait_import_info(&t, id).await;
+        assert_eq!(v.state.as_str(), "succeeded_with_errors", "{v:?}");
         // Applied twice, the second pass would count its rows unchanged
         // (or updated) on top; validated twice, the error would repeat.
-        let c = &v["counts"];
-        assert_eq!(c["rows_total"], ROWS as u64, "{v}");
-        assert_eq!(c["created"], (ROWS - 1) as u64, "{v}");
-        assert_eq!(c["failed"], 1, "{v}");
-        assert_eq!(
-            (&c["updated"], &c["unchanged"]),
-            (&json!(0), &json!(0)),
-            "{v}"
-        );
+        let c = &v.counts;
+        assert_eq!(c.rows_total, ROWS as u64, "{v:?}");
+        assert_eq!(c.created, (ROWS - 1) as u64, "{v:?}");
+        assert_eq!(c.failed, 1, "{v:?}");
+        assert_eq!((c.updated, c.unchanged), (0, 0), "{v:?}");
         assert_eq!(a.errors(&t, id).await.len(), 1);
     }
     // One audit entry per person, and the shared chain still verifies.

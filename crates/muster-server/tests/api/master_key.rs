@@ -180,8 +180,8 @@ async fn rotating_the_master_key_reseals_every_secret_and_the_old_key_alone_open
         )
         .await;
     let imp: Value = r.json().await.unwrap();
-    let imp = app.wait_import(&t, imp["id"].as_str().unwrap()).await;
-    assert_eq!(imp["state"], "succeeded", "{imp}");
+    let imp = app.wait_import_info(&t, imp["id"].as_str().unwrap()).await;
+    assert_eq!(imp.state.as_str(), "succeeded", "{imp:?}");
     let r = signed_put(&app, &c.id, &hmac, "S1").await;
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     for _ in 0..200 {
