@@ -3,18 +3,13 @@
 //! it, as an operator and a scheduled job would.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_muster")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use support::{bin, free_port, healthy, repo, text, IMPORTER, PUT_WORKDAY_MAPPING};
 
 struct Server {
     child: Child,
@@ -27,29 +22,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// True once `/healthz` answers 200 (the listener alone may accept
-/// connections before the gateway serves).
-fn healthy(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-    if c.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut answer = String::new();
-    let _ = c.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.1 200")
 }
 
 fn start() -> Server {
@@ -126,38 +98,17 @@ impl Server {
     }
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn the_quickstart_pushes_an_hr_export_and_reports_the_result() {
     let s = start();
     let token_file = s.data.path().join("initial-admin-token");
     assert!(token_file.exists());
 
-    let out = s.run(&[
-        "admin",
-        "mapping",
-        "put",
-        "workday",
-        "examples/hr/mapping.toml",
-    ]);
+    let out = s.run(PUT_WORKDAY_MAPPING);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("version 1"));
 
-    let creds = s.client(&[
-        "--role",
-        "importer",
-        "--attributes",
-        "*",
-        "--grant-roles",
-        "*",
-    ]);
+    let creds = s.client(IMPORTER);
     let out = s.push(
         &creds,
         &["examples/hr/employees.csv", "--mapping", "workday"],
@@ -215,13 +166,7 @@ fn the_quickstart_pushes_an_hr_export_and_reports_the_result() {
 #[test]
 fn a_client_with_one_time_tokens_renews_its_token_for_every_request() {
     let s = start();
-    let out = s.run(&[
-        "admin",
-        "mapping",
-        "put",
-        "workday",
-        "examples/hr/mapping.toml",
-    ]);
+    let out = s.run(PUT_WORKDAY_MAPPING);
     assert!(out.status.success());
     let creds = s.client(&[
         "--role",
@@ -278,22 +223,9 @@ fn sigterm_stops_the_gateway_cleanly() {
 #[test]
 fn push_encrypt_sends_only_ciphertext_to_the_tenants_key_and_imports_it() {
     let s = start();
-    let out = s.run(&[
-        "admin",
-        "mapping",
-        "put",
-        "workday",
-        "examples/hr/mapping.toml",
-    ]);
+    let out = s.run(PUT_WORKDAY_MAPPING);
     assert!(out.status.success(), "{}", text(&out));
-    let creds = s.client(&[
-        "--role",
-        "importer",
-        "--attributes",
-        "*",
-        "--grant-roles",
-        "*",
-    ]);
+    let creds = s.client(IMPORTER);
     // Plaintext is refused for this client from now on.
     let out = s.run(&[
         "admin",
@@ -345,22 +277,9 @@ fn push_encrypt_sends_only_ciphertext_to_the_tenants_key_and_imports_it() {
 #[test]
 fn a_client_pushes_with_an_hmac_signature_instead_of_a_token() {
     let s = start();
-    let out = s.run(&[
-        "admin",
-        "mapping",
-        "put",
-        "workday",
-        "examples/hr/mapping.toml",
-    ]);
+    let out = s.run(PUT_WORKDAY_MAPPING);
     assert!(out.status.success(), "{}", text(&out));
-    let creds = s.client(&[
-        "--role",
-        "importer",
-        "--attributes",
-        "*",
-        "--grant-roles",
-        "*",
-    ]);
+    let creds = s.client(IMPORTER);
     let out = s.run(&["admin", "client", "key", "hmac", &creds.0, "--json"]);
     assert!(out.status.success(), "{}", text(&out));
     let issued: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -395,13 +314,7 @@ fn a_client_pushes_with_an_hmac_signature_instead_of_a_token() {
 #[test]
 fn an_operator_registers_lists_shows_and_deletes_a_login_sync_issuer() {
     let s = start();
-    let out = s.run(&[
-        "admin",
-        "mapping",
-        "put",
-        "workday",
-        "examples/hr/mapping.toml",
-    ]);
+    let out = s.run(PUT_WORKDAY_MAPPING);
     assert!(out.status.success(), "{}", text(&out));
     let out = s.run(&[
         "admin",
@@ -593,14 +506,7 @@ fn an_operator_manages_a_webhook_subscription_from_the_command_line() {
         ])
         .status
         .success());
-    let creds = s.client(&[
-        "--role",
-        "importer",
-        "--attributes",
-        "*",
-        "--grant-roles",
-        "*",
-    ]);
+    let creds = s.client(IMPORTER);
     let out = s.push(
         &creds,
         &["examples/hr/employees.csv", "--mapping", "workday"],
@@ -878,17 +784,11 @@ fn fanout_setup<'a>(
     .status
     .success());
     let creds = json_of(&run(&[
-        "admin",
-        "client",
-        "create",
-        "--role",
-        "importer",
-        "--attributes",
-        "*",
-        "--grant-roles",
-        "*",
-        "--json",
-    ]));
+        &["admin", "client", "create"],
+        IMPORTER,
+        &["--json"],
+    ]
+    .concat()));
     let id = creds["client"]["client_id"].as_str().unwrap().to_owned();
     let secret = creds["client_secret"].as_str().unwrap().to_owned();
     let push = move |i: &Instance, file: &Path| {

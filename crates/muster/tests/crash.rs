@@ -426,26 +426,9 @@ fn run_backend(backend: Backend) {
         .collect();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let s0 = servers[0].as_ref().unwrap();
-    let out = s0.run(&[
-        "admin",
-        "mapping",
-        "put",
-        "workday",
-        "examples/hr/mapping.toml",
-    ]);
+    let out = s0.run(PUT_WORKDAY_MAPPING);
     assert!(out.status.success(), "{}", text(&out));
-    let creds = s0.client(&[
-        "--role",
-        "importer",
-        "--attributes",
-        "*",
-        "--grant-roles",
-        "*",
-        "--token-policy",
-        "ttl",
-        "--ttl",
-        "86400",
-    ]);
+    let creds = s0.client(&[IMPORTER, &["--token-policy", "ttl", "--ttl", "86400"]].concat());
     let token = rt.block_on(async {
         let v: Value = reqwest::Client::new()
             .post(format!("{}/oauth2/token", s0.url))

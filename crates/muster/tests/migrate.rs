@@ -58,28 +58,9 @@ fn migrate_moves_a_whole_installation_to_postgresql_and_it_keeps_working() {
     };
     let s = Server::start(&sqlite, "sqlite");
     let admin = sqlite.admin_token();
-    ok(&s.run(&[
-        "admin",
-        "mapping",
-        "put",
-        "workday",
-        "examples/hr/mapping.toml",
-    ]));
-    ok(&s.run(&[
-        "admin",
-        "mapping",
-        "put",
-        "workday",
-        "examples/hr/mapping.toml",
-    ]));
-    let creds = s.client(&[
-        "--role",
-        "importer",
-        "--attributes",
-        "*",
-        "--grant-roles",
-        "*",
-    ]);
+    ok(&s.run(PUT_WORKDAY_MAPPING));
+    ok(&s.run(PUT_WORKDAY_MAPPING));
+    let creds = s.client(IMPORTER);
     let v1 = dir.path().join("v1.csv");
     let v2 = dir.path().join("v2.csv");
     gen_file(&v1, 300, 7, 0.0);

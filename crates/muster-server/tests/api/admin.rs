@@ -82,11 +82,8 @@ async fn mappings_are_versioned_and_invalid_ones_are_refused() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["version"], 2);
     let v: Value = app
-        .get_as(&app.admin_token, "/api/v1/mappings/hr/versions")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/mappings/hr/versions")
+        .await;
     assert_eq!(v.as_array().unwrap().len(), 2);
     let r = app
         .put_mapping(
@@ -118,19 +115,9 @@ async fn a_new_tenant_gets_its_own_admin_and_sees_nothing_of_the_default_tenant(
         let r = app.get_as(&acme, path).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
     }
-    let v: Value = app
-        .get_as(&acme, "/api/v1/people")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.get_json_as(&acme, "/api/v1/people").await;
     assert!(v["items"].as_array().unwrap().is_empty());
-    let v: Value = app
-        .get_as(&acme, "/api/v1/imports")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.get_json_as(&acme, "/api/v1/imports").await;
     assert!(v["items"].as_array().unwrap().is_empty());
     // A tenant admin cannot create tenants.
     let r = app
@@ -169,15 +156,7 @@ async fn unknown_routes_and_missing_credentials_get_problem_documents() {
 #[tokio::test]
 async fn the_openapi_document_covers_every_route() {
     let app = spawn_app().await;
-    let v: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.get_json("/openapi.json").await;
     let paths = v["paths"].as_object().unwrap();
     for (path, method) in [
         ("/oauth2/token", "post"),

@@ -226,12 +226,7 @@ async fn a_tenant_admin_sees_and_revokes_only_its_own_tenants_tokens() {
         .as_str()
         .unwrap()
         .to_owned();
-    let list: Vec<Value> = app
-        .get_as(&acme, "/api/v1/admin/tokens")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Value> = app.get_json_as(&acme, "/api/v1/admin/tokens").await;
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["admin"], "admin@acme");
     assert!(
@@ -278,11 +273,8 @@ async fn a_start_after_the_first_admin_lost_every_token_writes_a_new_initial_tok
         .unwrap();
     assert!(!audit.contains(&app.admin_token));
     let list: Vec<Value> = app
-        .get_as(&app.admin_token, "/api/v1/admin/tokens")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/admin/tokens")
+        .await;
     let live: Vec<&Value> = list.iter().filter(|t| t["revoked_at"].is_null()).collect();
     assert_eq!(live.len(), 1, "{list:?}");
     assert_eq!(live[0]["name"], "initial");

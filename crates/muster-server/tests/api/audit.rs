@@ -17,11 +17,8 @@ async fn every_change_is_audited_with_principal_source_and_field_diff() {
         .unwrap();
     let imp: Value = r.json().await.unwrap();
     let v: Value = app
-        .get_as(&app.admin_token, "/api/v1/audit?limit=1000")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/audit?limit=1000")
+        .await;
     let e = v["items"]
         .as_array()
         .unwrap()
@@ -53,14 +50,7 @@ async fn audit_verify_names_the_first_edited_entry() {
     let app = spawn_app().await;
     let (_, t) = app.hr_setup().await;
     app.import_csv(&t, &rows(5)).await;
-    let v: Value = app
-        .get_as(&app.admin_token, "/api/v1/audit/verify")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["ok"], true, "{v}");
-    let n = v["entries_verified"].as_u64().unwrap();
+    let n = app.assert_chain_verifies().await.entries_verified;
     assert!(n >= 5);
 
     let db = app.dir.path().join("muster.db");
@@ -78,14 +68,9 @@ async fn audit_verify_names_the_first_edited_entry() {
     )
     .unwrap();
     drop(conn);
-    let v: Value = app
-        .get_as(&app.admin_token, "/api/v1/audit/verify")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["ok"], false);
-    assert_eq!(v["first_bad_seq"], seq);
+    let v = app.admin_client().audit_verify().await.unwrap();
+    assert!(!v.ok);
+    assert_eq!(v.first_bad_seq, Some(seq));
 
     // The operator command reads the database directly.
     let config = muster_server::config::Config::load_from(

@@ -349,12 +349,7 @@ async fn a_stalled_upload_is_ended_after_the_read_timeout_and_leaves_no_part() {
         "ended after {waited:?}"
     );
     assert_eq!(parts_in(&app), Vec::<String>::new());
-    let list: Value = app
-        .get_as(&token, "/api/v1/imports")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json_as(&token, "/api/v1/imports").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
 }
 

@@ -3,7 +3,7 @@
 //! 0600, under the usual umask 022; and an installation left more open is
 //! tightened when the gateway starts.
 use crate::helpers::*;
-use crate::webhooks::{receiver, subscribe};
+use crate::support::receiver::{receiver, subscribe};
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

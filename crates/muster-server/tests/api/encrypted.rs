@@ -95,7 +95,7 @@ impl TestApp {
         v
     }
 
-    async fn upload_bytes(&self, token: &str, body: Vec<u8>) -> Value {
+    async fn upload_bytes(&self, token: &str, body: Vec<u8>) -> muster_proto::ImportInfo {
         let r = self
             .upload(
                 token,
@@ -107,16 +107,14 @@ impl TestApp {
         let status = r.status();
         let v: Value = r.json().await.unwrap();
         assert!(status.is_success(), "{status} {v}");
-        self.wait_import(token, v["id"].as_str().unwrap()).await
+        self.wait_import_info(token, v["id"].as_str().unwrap())
+            .await
     }
 
     async fn people_count(&self) -> usize {
         let v: Value = self
-            .get_as(&self.admin_token, "/api/v1/people?limit=1000")
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json_as(&self.admin_token, "/api/v1/people?limit=1000")
+            .await;
         v["items"].as_array().unwrap().len()
     }
 }
@@ -163,17 +161,12 @@ async fn an_age_encrypted_export_imports_like_its_plaintext() {
                 age_encrypt(dir.path(), recipient, csv.as_bytes(), armor),
             )
             .await;
-        assert_eq!(v["state"], "succeeded", "{v}");
-        assert_eq!(v["counts"]["rows_total"], 20);
+        assert_eq!(v.state.as_str(), "succeeded", "{v:?}");
+        assert_eq!(v.counts.rows_total, 20);
     }
     assert_eq!(app.people_count().await, 20);
-    let p: Value = app
-        .get_as(&app.admin_token, "/api/v1/people/E0003")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(p["attributes"]["given_name"], "Armored3");
+    let p = app.person("E0003").await;
+    assert_eq!(p.attributes["given_name"], "Armored3");
 }
 
 #[tokio::test]
@@ -210,17 +203,16 @@ async fn gpg_files_to_gateway_keys_import_signed_or_not_compressed_or_not() {
             let v = app
                 .upload_bytes(&t, gpg_encrypt(&gpg, &to, csv.as_bytes(), extra))
                 .await;
-            assert_eq!(v["state"], "succeeded", "{algorithm} {extra:?}: {v}");
-            assert_eq!(v["counts"]["rows_total"], 5);
+            assert_eq!(
+                v.state.as_str(),
+                "succeeded",
+                "{algorithm} {extra:?}: {v:?}"
+            );
+            assert_eq!(v.counts.rows_total, 5);
         }
     }
-    let p: Value = app
-        .get_as(&app.admin_token, "/api/v1/people/E0002")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(p["attributes"]["given_name"], format!("V{n}x2"));
+    let p = app.person("E0002").await;
+    assert_eq!(p.attributes["given_name"], format!("V{n}x2"));
     assert!(sender.contains("BEGIN PGP PUBLIC KEY BLOCK"));
 }
 
@@ -243,12 +235,7 @@ async fn a_client_that_must_encrypt_cannot_send_plaintext_and_nothing_is_kept() 
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["code"], "encryption_required", "{v}");
-    let list: Value = app
-        .get_as(&app.admin_token, "/api/v1/imports")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json_as(&app.admin_token, "/api/v1/imports").await;
     assert!(list["items"].as_array().unwrap().is_empty(), "{list}");
     let uploads = app.dir.path().join("uploads");
     let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
@@ -282,20 +269,20 @@ async fn files_the_tenant_cannot_open_are_refused_with_the_reason_and_nothing_ap
             age_encrypt(dir.path(), &other_recipient, csv.as_bytes(), false),
         )
         .await;
-    assert_eq!(v["state"], "rejected", "{v}");
-    assert_eq!(v["error"]["code"], "no_matching_key", "{v}");
+    assert_eq!(v.state.as_str(), "rejected", "{v:?}");
+    assert_eq!(v.error.as_ref().unwrap().code, "no_matching_key", "{v:?}");
 
     // Tampered in the middle, and truncated: integrity failures.
     let mut sealed = age_encrypt(dir.path(), &ours, csv.as_bytes(), false);
     let mid = sealed.len() / 2;
     sealed[mid] ^= 0x01;
     let v = app.upload_bytes(&t, sealed).await;
-    assert_eq!(v["state"], "rejected", "{v}");
-    assert_eq!(v["error"]["code"], "integrity_failure", "{v}");
+    assert_eq!(v.state.as_str(), "rejected", "{v:?}");
+    assert_eq!(v.error.as_ref().unwrap().code, "integrity_failure", "{v:?}");
     let mut cut = age_encrypt(dir.path(), &ours, csv.as_bytes(), false);
     cut.truncate(cut.len() - 10);
     let v = app.upload_bytes(&t, cut).await;
-    assert_eq!(v["state"], "rejected", "{v}");
+    assert_eq!(v.state.as_str(), "rejected", "{v:?}");
 
     // Legacy OpenPGP without integrity protection.
     let gpg = Gpg::new();
@@ -317,8 +304,8 @@ async fn files_the_tenant_cannot_open_are_refused_with_the_reason_and_nothing_ap
         ],
     );
     let v = app.upload_bytes(&t, legacy).await;
-    assert_eq!(v["state"], "rejected", "{v}");
-    assert_eq!(v["error"]["code"], "legacy_encryption", "{v}");
+    assert_eq!(v.state.as_str(), "rejected", "{v:?}");
+    assert_eq!(v.error.as_ref().unwrap().code, "legacy_encryption", "{v:?}");
 
     // A revoked key opens nothing, and says so.
     let good = age_encrypt(dir.path(), &ours, csv.as_bytes(), false);
@@ -328,9 +315,9 @@ async fn files_the_tenant_cannot_open_are_refused_with_the_reason_and_nothing_ap
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let v = app.upload_bytes(&t, good).await;
-    assert_eq!(v["state"], "rejected", "{v}");
-    assert_eq!(v["error"]["code"], "key_revoked", "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains(id));
+    assert_eq!(v.state.as_str(), "rejected", "{v:?}");
+    assert_eq!(v.error.as_ref().unwrap().code, "key_revoked", "{v:?}");
+    assert!(v.error.as_ref().unwrap().message.as_str().contains(id));
 
     assert_eq!(app.people_count().await, 0, "nothing applied");
 }
@@ -360,8 +347,12 @@ async fn a_decompression_bomb_is_refused() {
     );
     assert!(bomb.len() < 1 << 20);
     let v = app.upload_bytes(&t, bomb).await;
-    assert_eq!(v["state"], "rejected", "{v}");
-    assert_eq!(v["error"]["code"], "decompression_bomb", "{v}");
+    assert_eq!(v.state.as_str(), "rejected", "{v:?}");
+    assert_eq!(
+        v.error.as_ref().unwrap().code,
+        "decompression_bomb",
+        "{v:?}"
+    );
     assert_eq!(app.people_count().await, 0);
 }
 
@@ -394,7 +385,7 @@ async fn a_required_sender_signature_must_be_there_and_be_the_senders() {
     let csv = rows(4);
     let unsigned = gpg_encrypt(&gpg, &to, csv.as_bytes(), &[]);
     let v = app.upload_bytes(&t, unsigned).await;
-    assert_eq!(v["error"]["code"], "signature_missing", "{v}");
+    assert_eq!(v.error.as_ref().unwrap().code, "signature_missing", "{v:?}");
     let wrong = gpg_encrypt(
         &gpg,
         &to,
@@ -402,7 +393,11 @@ async fn a_required_sender_signature_must_be_there_and_be_the_senders() {
         &["--sign", "--local-user", "evil@example.com"],
     );
     let v = app.upload_bytes(&t, wrong).await;
-    assert_eq!(v["error"]["code"], "signature_wrong_key", "{v}");
+    assert_eq!(
+        v.error.as_ref().unwrap().code,
+        "signature_wrong_key",
+        "{v:?}"
+    );
     assert_eq!(app.people_count().await, 0);
     let signed = gpg_encrypt(
         &gpg,
@@ -411,7 +406,7 @@ async fn a_required_sender_signature_must_be_there_and_be_the_senders() {
         &["--sign", "--local-user", "hr@example.com"],
     );
     let v = app.upload_bytes(&t, signed).await;
-    assert_eq!(v["state"], "succeeded", "{v}");
+    assert_eq!(v.state.as_str(), "succeeded", "{v:?}");
     assert_eq!(app.people_count().await, 4);
 }
 
@@ -464,7 +459,7 @@ async fn rotation_keeps_the_old_key_for_files_on_their_way_and_importers_see_onl
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     let v = app.upload_bytes(&t, in_flight).await;
-    assert_eq!(v["state"], "succeeded", "{v}");
+    assert_eq!(v.state.as_str(), "succeeded", "{v:?}");
     let v = app
         .upload_bytes(
             &t,
@@ -476,7 +471,7 @@ async fn rotation_keeps_the_old_key_for_files_on_their_way_and_importers_see_onl
             ),
         )
         .await;
-    assert_eq!(v["state"], "succeeded", "{v}");
+    assert_eq!(v.state.as_str(), "succeeded", "{v:?}");
 }
 
 #[tokio::test]

@@ -2,8 +2,9 @@
 //! only that tenant's deliveries (beyond one request timeout), and one
 //! tenant's queue of large imports does not hold back another tenant's
 //! small one. Tenant A is the default tenant, tenant B is `acme`.
-use crate::fanout::{put_people, receiver, subscribe, wait_for};
+use crate::fanout::{put_people, wait_for};
 use crate::helpers::*;
+use crate::support::receiver::{receiver, subscribe_all};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,10 +83,10 @@ async fn another_tenants_dead_receivers_delay_a_delivery_by_at_most_one_request_
     .await;
     let (pit, accepted) = tarpit().await;
     for _ in 0..40 {
-        subscribe(&app, &pit).await;
+        subscribe_all(&app, &pit).await;
     }
     let b_admin = tenant_b(&app).await;
-    let (live, got) = receiver(200, Duration::ZERO).await;
+    let (live, got) = receiver(vec![], 200).await;
     let r = as_admin(
         &app,
         &b_admin,
@@ -128,11 +129,8 @@ const FINAL: [&str; 4] = ["succeeded", "succeeded_with_errors", "failed", "rejec
 
 async fn import_state(app: &TestApp, token: &str, id: &str) -> String {
     let v: Value = app
-        .get_as(token, &format!("/api/v1/imports/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(token, &format!("/api/v1/imports/{id}"))
+        .await;
     v["state"].as_str().unwrap().to_owned()
 }
 
@@ -165,10 +163,10 @@ async fn a_small_import_finishes_while_another_tenants_queue_of_large_imports_is
     let r = app.upload(&b, "mapping=hr", "text/csv", rows(5)).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let v: Value = r.json().await.unwrap();
-    let small = app.wait_import(&b, v["id"].as_str().unwrap()).await;
+    let small = app.wait_import_info(&b, v["id"].as_str().unwrap()).await;
     let took = sent.elapsed();
-    assert_eq!(small["state"], "succeeded", "{small}");
-    assert_eq!(small["counts"]["created"], 5);
+    assert_eq!(small.state.as_str(), "succeeded", "{small:?}");
+    assert_eq!(small.counts.created, 5);
     let mut states = Vec::new();
     for id in &queued {
         states.push(import_state(&app, &a, id).await);
@@ -183,8 +181,8 @@ async fn a_small_import_finishes_while_another_tenants_queue_of_large_imports_is
     );
     // A's queue then runs to its end.
     for id in &queued {
-        let v = app.wait_import(&a, id).await;
-        assert_eq!(v["state"], "succeeded", "{v}");
+        let v = app.wait_import_info(&a, id).await;
+        assert_eq!(v.state.as_str(), "succeeded", "{v:?}");
     }
 }
 

@@ -2,61 +2,11 @@
 //! other, several instances divide them without sending an event twice,
 //! and every change to a subscription is audited.
 use crate::helpers::*;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode as AxStatus};
+use crate::support::receiver::{receiver, slow_receiver, subscribe_all};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// A loopback receiver: answers `status` after `delay`, and records the
-/// `webhook-id` and body of every request.
-#[derive(Clone, Default)]
-pub(crate) struct Receiver {
-    got: Arc<Mutex<Vec<(String, Value)>>>,
-    /// Requests that arrived, answered or not.
-    arrived: Arc<Mutex<usize>>,
-    delay: Duration,
-    status: u16,
-}
-
-impl Receiver {
-    pub(crate) fn got(&self) -> Vec<(String, Value)> {
-        self.got.lock().unwrap().clone()
-    }
-    fn arrived(&self) -> usize {
-        *self.arrived.lock().unwrap()
-    }
-}
-
-async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) -> AxStatus {
-    *r.arrived.lock().unwrap() += 1;
-    if !r.delay.is_zero() {
-        tokio::time::sleep(r.delay).await;
-    }
-    let id = headers["webhook-id"].to_str().unwrap().to_owned();
-    r.got
-        .lock()
-        .unwrap()
-        .push((id, serde_json::from_str(&body).unwrap()));
-    AxStatus::from_u16(r.status).unwrap()
-}
-
-pub(crate) async fn receiver(status: u16, delay: Duration) -> (String, Receiver) {
-    let r = Receiver {
-        status,
-        delay,
-        ..Default::default()
-    };
-    let app = axum::Router::new()
-        .route("/hook", axum::routing::post(receive))
-        .with_state(r.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (url, r)
-}
 
 fn env(timeout: &'static str) -> Vec<(&'static str, &'static str)> {
     vec![
@@ -66,32 +16,10 @@ fn env(timeout: &'static str) -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-pub(crate) async fn subscribe(app: &TestApp, url: &str) -> (String, String) {
-    let r = app
-        .admin_post(
-            "/api/v1/subscriptions",
-            json!({"url": url, "attributes": ["*"]}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let v: Value = r.json().await.unwrap();
-    (
-        v["subscription"]["id"].as_str().unwrap().to_owned(),
-        v["secret"].as_str().unwrap().to_owned(),
-    )
-}
-
 pub(crate) async fn put_people(app: &TestApp, token: &str, ids: impl IntoIterator<Item = String>) {
     for id in ids {
-        let r = app
-            .http
-            .put(app.url(&format!("/api/v1/people/{id}")))
-            .bearer_auth(token)
-            .json(&json!({"attributes": {"given_name": format!("N{id}")}}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        let body = json!({"attributes": {"given_name": format!("N{id}")}});
+        app.put_person(token, &id, body).await;
     }
 }
 
@@ -108,14 +36,11 @@ pub(crate) async fn wait_for(secs: u64, what: &str, mut done: impl FnMut() -> bo
 
 async fn log(app: &TestApp, sub: &str) -> Vec<Value> {
     let v: Value = app
-        .get_as(
+        .get_json_as(
             &app.admin_token,
             &format!("/api/v1/subscriptions/{sub}/deliveries?limit=1000"),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     v["items"].as_array().unwrap().clone()
 }
 
@@ -125,11 +50,11 @@ async fn a_receiver_that_hangs_past_the_timeout_does_not_hold_back_another_subsc
     // healthy receiver (15 s): one at a time across subscriptions, the
     // healthy one could not be done before the hung request ends.
     let app = spawn_app_with(env("20")).await;
-    let (slow_url, slow) = receiver(200, Duration::from_secs(60)).await;
-    let (ok_url, ok) = receiver(200, Duration::ZERO).await;
+    let (slow_url, slow) = slow_receiver(200, Duration::from_secs(60)).await;
+    let (ok_url, ok) = receiver(vec![], 200).await;
     // The slow one first: it is first in line too.
-    let (slow_sub, _) = subscribe(&app, &slow_url).await;
-    subscribe(&app, &ok_url).await;
+    let (slow_sub, _) = subscribe_all(&app, &slow_url).await;
+    subscribe_all(&app, &ok_url).await;
     let c = app.syncer().await;
     let t = app.token(&c).await;
     put_people(&app, &t, (1..=5).map(|i| format!("E{i}"))).await;
@@ -158,8 +83,8 @@ async fn many_subscriptions_each_get_every_event_in_order() {
     let app = spawn_app_with(e).await;
     let mut receivers = Vec::new();
     for _ in 0..5 {
-        let (url, rx) = receiver(200, Duration::ZERO).await;
-        subscribe(&app, &url).await;
+        let (url, rx) = receiver(vec![], 200).await;
+        subscribe_all(&app, &url).await;
         receivers.push(rx);
     }
     let (_, t) = app.hr_setup().await;
@@ -181,8 +106,8 @@ async fn many_subscriptions_each_get_every_event_in_order() {
 #[tokio::test]
 async fn subscription_changes_are_audited_with_their_principal_and_never_the_secret() {
     let app = spawn_app_with(env("5")).await;
-    let (url, _rx) = receiver(200, Duration::ZERO).await;
-    let (sub, secret) = subscribe(&app, &format!("{url}?token=receiver-own-token")).await;
+    let (url, _rx) = receiver(vec![], 200).await;
+    let (sub, secret) = subscribe_all(&app, &format!("{url}?token=receiver-own-token")).await;
     let path = format!("/api/v1/subscriptions/{sub}");
     let patch = |body: Value| {
         app.http
@@ -227,20 +152,15 @@ async fn subscription_changes_are_audited_with_their_principal_and_never_the_sec
 
     // A receiver that answers 410 has its subscription disabled by the
     // gateway itself.
-    let (gone_url, _gone) = receiver(410, Duration::ZERO).await;
-    let (gone_sub, gone_secret) = subscribe(&app, &gone_url).await;
+    let (gone_url, _gone) = receiver(vec![], 410).await;
+    let (gone_sub, gone_secret) = subscribe_all(&app, &gone_url).await;
     let c = app.syncer().await;
     let t = app.token(&c).await;
     put_people(&app, &t, ["E1".to_string()]).await;
     let gone_path = format!("/api/v1/subscriptions/{gone_sub}");
     let mut disabled = false;
     for _ in 0..200 {
-        let v: Value = app
-            .get_as(&app.admin_token, &gone_path)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let v: Value = app.get_json_as(&app.admin_token, &gone_path).await;
         if v["state"] == "disabled" {
             disabled = true;
             break;
@@ -250,11 +170,8 @@ async fn subscription_changes_are_audited_with_their_principal_and_never_the_sec
     assert!(disabled);
 
     let page: Value = app
-        .get_as(&app.admin_token, "/api/v1/audit?limit=1000")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/audit?limit=1000")
+        .await;
     let entries: Vec<&Value> = page["items"]
         .as_array()
         .unwrap()
@@ -333,13 +250,7 @@ async fn subscription_changes_are_audited_with_their_principal_and_never_the_sec
     }
     assert!(!text.contains("whsec_"));
     assert!(!text.contains("receiver-own-token"));
-    let v: Value = app
-        .get_as(&app.admin_token, "/api/v1/audit/verify")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["ok"], true, "{v}");
+    app.assert_chain_verifies().await;
 }
 
 #[tokio::test]
@@ -352,8 +263,8 @@ async fn two_instances_deliver_every_event_of_every_subscription_exactly_once() 
     let b = a.spawn_peer(env("5")).await;
     let mut receivers = Vec::new();
     for _ in 0..4 {
-        let (url, rx) = receiver(200, Duration::ZERO).await;
-        subscribe(&a, &url).await;
+        let (url, rx) = receiver(vec![], 200).await;
+        subscribe_all(&a, &url).await;
         receivers.push(rx);
     }
     let c = a.syncer().await;

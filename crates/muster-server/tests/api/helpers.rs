@@ -287,6 +287,63 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The JSON body of an unauthenticated `GET path`, whatever its status.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The JSON body of `GET path` with `token`, whatever its status.
+    pub async fn get_json_as<T: serde::de::DeserializeOwned>(&self, token: &str, path: &str) -> T {
+        self.get_as(token, path).await.json().await.unwrap()
+    }
+
+    /// The typed SDK, presenting `token` (an admin token or an access token).
+    pub fn client_as(&self, token: &str) -> muster_client::Client {
+        muster_client::Client::new(
+            &self.base,
+            muster_client::Auth::Bearer(token.to_owned().into()),
+        )
+        .unwrap()
+    }
+
+    /// The typed SDK with the initial admin token.
+    pub fn admin_client(&self) -> muster_client::Client {
+        self.client_as(&self.admin_token)
+    }
+
+    /// Checks that the default tenant's audit chain verifies, through the
+    /// SDK; returns what the gateway answered.
+    pub async fn assert_chain_verifies(&self) -> muster_proto::AuditVerification {
+        let v = self.admin_client().audit_verify().await.unwrap();
+        assert!(v.ok, "{v:?}");
+        v
+    }
+
+    /// A person as the SDK reads it, with the initial admin token.
+    pub async fn person(&self, id: &str) -> muster_proto::PersonInfo {
+        self.admin_client().person_get(id).await.unwrap()
+    }
+
+    /// `PUT /api/v1/people/{id}` with `body`, which must succeed.
+    pub async fn put_person(&self, token: &str, id: &str, body: Value) {
+        let r = self
+            .http
+            .put(self.url(&format!("/api/v1/people/{id}")))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+
     pub async fn create_client(&self, body: Value) -> Client {
         let r = self.admin_post("/api/v1/clients", body).await;
         assert_eq!(
@@ -369,6 +426,16 @@ impl TestApp {
         let v: Value = r.json().await.unwrap();
         assert!(status.is_success(), "{status} {v}");
         self.wait_import(token, v["id"].as_str().unwrap()).await
+    }
+
+    /// [`Self::import_csv`], read into the SDK's type.
+    pub async fn import_csv_info(&self, token: &str, csv: &str) -> muster_proto::ImportInfo {
+        serde_json::from_value(self.import_csv(token, csv).await).unwrap()
+    }
+
+    /// [`Self::wait_import`], read into the SDK's type.
+    pub async fn wait_import_info(&self, token: &str, id: &str) -> muster_proto::ImportInfo {
+        serde_json::from_value(self.wait_import(token, id).await).unwrap()
     }
 
     pub async fn wait_import(&self, token: &str, id: &str) -> Value {

@@ -7,19 +7,19 @@ async fn an_hr_export_becomes_people_and_re_pushing_it_changes_nothing() {
     let app = spawn_app().await;
     let (c, t) = app.hr_setup().await;
     let csv = rows(25);
-    let v = app.import_csv(&t, &csv).await;
-    assert_eq!(v["state"], "succeeded", "{v}");
-    assert_eq!(v["counts"]["rows_total"], 25);
-    assert_eq!(v["counts"]["created"], 25);
-    assert_eq!(v["client_id"], c.id);
+    let v = app.import_csv_info(&t, &csv).await;
+    assert_eq!(v.state.as_str(), "succeeded", "{v:?}");
+    assert_eq!(v.counts.rows_total, 25);
+    assert_eq!(v.counts.created, 25);
+    assert_eq!(v.client_id, c.id);
     let audit_after_first = app.audit_count().await;
 
     let t2 = app.token(&c).await;
-    let v = app.import_csv(&t2, &csv).await;
-    assert_eq!(v["state"], "succeeded");
-    assert_eq!(v["counts"]["unchanged"], 25);
-    assert_eq!(v["counts"]["created"], 0);
-    assert_eq!(v["counts"]["updated"], 0);
+    let v = app.import_csv_info(&t2, &csv).await;
+    assert_eq!(v.state.as_str(), "succeeded");
+    assert_eq!(v.counts.unchanged, 25);
+    assert_eq!(v.counts.created, 0);
+    assert_eq!(v.counts.updated, 0);
     assert_eq!(
         app.audit_count().await,
         audit_after_first,
@@ -30,20 +30,15 @@ async fn an_hr_export_becomes_people_and_re_pushing_it_changes_nothing() {
         "E0009,Name9,Family9,name9@example.com,Dept4,A",
         "E0009,Name9,Family9,name9@example.com,Dept4,T",
     );
-    let v = app.import_csv(&t2, &changed).await;
-    assert_eq!(v["counts"]["updated"], 1);
-    assert_eq!(v["counts"]["deactivated"], 1);
-    assert_eq!(v["counts"]["unchanged"], 23);
-    let p: Value = app
-        .get_as(&app.admin_token, "/api/v1/people/E0007")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(p["attributes"]["given_name"], "Renamed7");
-    assert_eq!(p["attributes"]["hire_date"], "2020-01-15");
-    assert_eq!(p["version"], 2);
-    assert!(p["source"].as_str().unwrap().starts_with("import:"));
+    let v = app.import_csv_info(&t2, &changed).await;
+    assert_eq!(v.counts.updated, 1);
+    assert_eq!(v.counts.deactivated, 1);
+    assert_eq!(v.counts.unchanged, 23);
+    let p = app.person("E0007").await;
+    assert_eq!(p.attributes["given_name"], "Renamed7");
+    assert_eq!(p.attributes["hire_date"], "2020-01-15");
+    assert_eq!(p.version, 2);
+    assert!(p.source.starts_with("import:"));
 }
 
 #[tokio::test]
@@ -54,8 +49,8 @@ async fn an_importer_can_import_but_never_read_people() {
         .create_client(json!({"role": "importer", "write_policy": {"attributes": ["*"]}}))
         .await;
     let t = app.token(&imp).await;
-    let v = app.import_csv(&t, &rows(2)).await;
-    assert_eq!(v["state"], "succeeded");
+    let v = app.import_csv_info(&t, &rows(2)).await;
+    assert_eq!(v.state.as_str(), "succeeded");
     for path in ["/api/v1/people/E0001", "/api/v1/people", "/api/v1/audit"] {
         assert_eq!(
             app.get_as(&t, path).await.status(),
@@ -66,7 +61,7 @@ async fn an_importer_can_import_but_never_read_people() {
     // It sees its own imports, not another client's.
     let other = app.syncer().await;
     let ot = app.token(&other).await;
-    let mine = v["id"].as_str().unwrap();
+    let mine = &v.id;
     assert_eq!(
         app.get_as(&ot, &format!("/api/v1/imports/{mine}"))
             .await
@@ -122,16 +117,16 @@ async fn a_write_policy_violation_in_a_file_is_a_row_error_naming_attribute_and_
     // A CSV whose mapping writes a forbidden column fails on every row, and
     // the error rate rejects the import with nothing applied.
     let csv = format!("{HEADER}\nE4,Ada,L,a@example.com,,A,01/01/2020\n");
-    let v = app.import_csv(&t, &csv).await;
-    assert_eq!(v["state"], "rejected");
-    assert_eq!(v["error"]["code"], "too_many_row_errors");
+    let v = app.import_csv_info(&t, &csv).await;
+    assert_eq!(v.state.as_str(), "rejected");
+    assert_eq!(v.error.unwrap().code, "too_many_row_errors");
 }
 
-async fn rejected(app: &TestApp, t: &str, body: Vec<u8>, query: &str) -> Value {
+async fn rejected(app: &TestApp, t: &str, body: Vec<u8>, query: &str) -> muster_proto::ImportInfo {
     let r = app.upload(t, query, "text/csv", body).await;
     assert!(r.status().is_success(), "{}", r.status());
     let v: Value = r.json().await.unwrap();
-    app.wait_import(t, v["id"].as_str().unwrap()).await
+    app.wait_import_info(t, v["id"].as_str().unwrap()).await
 }
 
 #[tokio::test]
@@ -156,12 +151,12 @@ async fn bad_rows_are_row_errors_and_the_good_rows_apply() {
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert!(r.headers().contains_key("location"));
     let v: Value = r.json().await.unwrap();
-    let v = app.wait_import(&t, v["id"].as_str().unwrap()).await;
-    assert_eq!(v["state"], "succeeded_with_errors", "{v}");
-    assert_eq!(v["counts"]["rows_total"], 8);
-    assert_eq!(v["counts"]["created"], 3);
-    assert_eq!(v["counts"]["failed"], 5);
-    let errs = app.errors(&t, v["id"].as_str().unwrap()).await;
+    let v = app.wait_import_info(&t, v["id"].as_str().unwrap()).await;
+    assert_eq!(v.state.as_str(), "succeeded_with_errors", "{v:?}");
+    assert_eq!(v.counts.rows_total, 8);
+    assert_eq!(v.counts.created, 3);
+    assert_eq!(v.counts.failed, 5);
+    let errs = app.errors(&t, &v.id).await;
     let text = serde_json::to_string(&errs).unwrap();
     assert!(
         !text.contains("SECRETVALUE") && !text.contains("not-an-email"),
@@ -183,21 +178,11 @@ async fn bad_rows_are_row_errors_and_the_good_rows_apply() {
     );
     assert_eq!(errs[3]["column"], "Work Email");
     assert_eq!(errs[3]["attribute"], "email");
-    let p: Value = app
-        .get_as(&app.admin_token, "/api/v1/people/E2")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(p["attributes"]["given_name"], "Grace\nMurray");
-    let p: Value = app
-        .get_as(&app.admin_token, "/api/v1/people/E1")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let p = app.person("E2").await;
+    assert_eq!(p.attributes["given_name"], "Grace\nMurray");
+    let p = app.person("E1").await;
     assert_eq!(
-        p["attributes"]["given_name"], "Ada",
+        p.attributes["given_name"], "Ada",
         "the first of two duplicates applies"
     );
 }
@@ -213,14 +198,11 @@ async fn a_header_without_a_required_column_rejects_the_whole_import_naming_it()
         "mapping=hr",
     )
     .await;
-    assert_eq!(v["state"], "rejected");
-    assert_eq!(v["error"]["code"], "missing_columns");
+    assert_eq!(v.state.as_str(), "rejected");
+    assert_eq!(v.error.as_ref().unwrap().code, "missing_columns");
     assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("'First Name'"),
-        "{v}"
+        v.error.as_ref().unwrap().message.contains("'First Name'"),
+        "{v:?}"
     );
     assert_eq!(
         app.get_as(&app.admin_token, "/api/v1/people/E1")
@@ -236,7 +218,10 @@ async fn an_empty_file_an_oversized_line_and_too_many_bad_rows_are_rejected_with
     let (_, t) = app.hr_setup().await;
     let v = rejected(&app, &t, Vec::new(), "mapping=hr").await;
     assert_eq!(
-        (v["state"].as_str(), v["error"]["code"].as_str()),
+        (
+            Some(v.state.as_str()),
+            v.error.as_ref().map(|e| e.code.as_str())
+        ),
         (Some("rejected"), Some("empty_file"))
     );
 
@@ -245,11 +230,11 @@ async fn an_empty_file_an_oversized_line_and_too_many_bad_rows_are_rejected_with
     body.extend(std::iter::repeat_n(b'x', 10_000));
     body.extend_from_slice(b",L,e@example.com,D,A,01/01/2020\n");
     let v = rejected(&app, &t, body, "mapping=hr").await;
-    assert_eq!(v["state"], "rejected");
-    assert_eq!(v["error"]["code"], "invalid_format");
+    assert_eq!(v.state.as_str(), "rejected");
+    assert_eq!(v.error.as_ref().unwrap().code, "invalid_format");
     assert!(
-        v["error"]["message"].as_str().unwrap().contains("line 5"),
-        "{v}"
+        v.error.as_ref().unwrap().message.contains("line 5"),
+        "{v:?}"
     );
     assert_eq!(
         app.get_as(&app.admin_token, "/api/v1/people/E0001")
@@ -261,7 +246,7 @@ async fn an_empty_file_an_oversized_line_and_too_many_bad_rows_are_rejected_with
     // 3 of 4 rows bad is over the mapping's 70%.
     let csv = format!("{HEADER}\nE1,Ada,L,a@example.com,D,A,01/01/2020\nE2,,L,b@example.com,D,A,01/01/2020\nE3,,L,c@example.com,D,A,01/01/2020\nE4,,L,d@example.com,D,A,01/01/2020\n");
     let v = rejected(&app, &t, csv.into_bytes(), "mapping=hr").await;
-    assert_eq!(v["error"]["code"], "too_many_row_errors");
+    assert_eq!(v.error.as_ref().unwrap().code, "too_many_row_errors");
     assert_eq!(
         app.get_as(&app.admin_token, "/api/v1/people/E1")
             .await
@@ -297,12 +282,7 @@ async fn requests_with_bad_parameters_are_refused_before_anything_is_stored() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = app.upload(&t, "", "text/csv", rows(1)).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let v: Value = app
-        .get_as(&t, "/api/v1/imports")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.get_json_as(&t, "/api/v1/imports").await;
     assert!(v["items"].as_array().unwrap().is_empty());
     let uploads = std::fs::read_dir(app.dir.path().join("uploads"))
         .unwrap()
@@ -314,8 +294,8 @@ async fn requests_with_bad_parameters_are_refused_before_anything_is_stored() {
 async fn an_upload_is_sealed_on_disk_and_removed_after_processing() {
     let app = spawn_app().await;
     let (_, t) = app.hr_setup().await;
-    let v = app.import_csv(&t, &rows(3)).await;
-    assert_eq!(v["state"], "succeeded");
+    let v = app.import_csv_info(&t, &rows(3)).await;
+    assert_eq!(v.state.as_str(), "succeeded");
     let uploads = std::fs::read_dir(app.dir.path().join("uploads"))
         .unwrap()
         .count();
@@ -359,12 +339,7 @@ async fn the_same_idempotency_key_returns_the_same_import() {
     let a: Value = send().await.unwrap().json().await.unwrap();
     let b: Value = send().await.unwrap().json().await.unwrap();
     assert_eq!(a["id"], b["id"]);
-    let v: Value = app
-        .get_as(&t, "/api/v1/imports")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.get_json_as(&t, "/api/v1/imports").await;
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
 }
 
@@ -417,25 +392,19 @@ async fn errors_are_paged_and_progress_streams_as_server_sent_events() {
     for i in 0..5 {
         csv.push_str(&format!("X{i},,L,x@example.com,D,A,01/01/2020\n"));
     }
-    let v = app.import_csv(&t, &csv).await;
-    let id = v["id"].as_str().unwrap();
+    let v = app.import_csv_info(&t, &csv).await;
+    let id = &v.id;
     let p1: Value = app
-        .get_as(&t, &format!("/api/v1/imports/{id}/errors?limit=2"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&t, &format!("/api/v1/imports/{id}/errors?limit=2"))
+        .await;
     assert_eq!(p1["items"].as_array().unwrap().len(), 2);
     let cursor = p1["next_cursor"].as_str().unwrap();
     let p2: Value = app
-        .get_as(
+        .get_json_as(
             &t,
             &format!("/api/v1/imports/{id}/errors?limit=10&after={cursor}"),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(p2["items"].as_array().unwrap().len(), 3);
     assert_eq!(p2["items"][0]["row"], 14);
 

@@ -63,19 +63,15 @@ async fn imports_uploaded_to_either_instance_are_each_processed_exactly_once() {
         );
     }
     for id in &ids {
-        let v = b.wait_import(&t, id).await;
-        assert_eq!(v["state"], "succeeded_with_errors", "{v}");
+        let v = b.wait_import_info(&t, id).await;
+        assert_eq!(v.state.as_str(), "succeeded_with_errors", "{v:?}");
         // Applied twice, the second pass would count its rows unchanged
         // (or updated) on top; validated twice, the error would repeat.
-        let c = &v["counts"];
-        assert_eq!(c["rows_total"], ROWS as u64, "{v}");
-        assert_eq!(c["created"], (ROWS - 1) as u64, "{v}");
-        assert_eq!(c["failed"], 1, "{v}");
-        assert_eq!(
-            (&c["updated"], &c["unchanged"]),
-            (&json!(0), &json!(0)),
-            "{v}"
-        );
+        let c = &v.counts;
+        assert_eq!(c.rows_total, ROWS as u64, "{v:?}");
+        assert_eq!(c.created, (ROWS - 1) as u64, "{v:?}");
+        assert_eq!(c.failed, 1, "{v:?}");
+        assert_eq!((c.updated, c.unchanged), (0, 0), "{v:?}");
         assert_eq!(a.errors(&t, id).await.len(), 1);
     }
     // One audit entry per person, and the shared chain still verifies.
@@ -83,14 +79,11 @@ async fn imports_uploaded_to_either_instance_are_each_processed_exactly_once() {
     let mut after = 0;
     loop {
         let page: Value = a
-            .get_as(
+            .get_json_as(
                 &a.admin_token,
                 &format!("/api/v1/audit?limit=1000&after={after}"),
             )
-            .await
-            .json()
-            .await
-            .unwrap();
+            .await;
         let items = page["items"].as_array().unwrap();
         if items.is_empty() {
             break;
@@ -103,13 +96,7 @@ async fn imports_uploaded_to_either_instance_are_each_processed_exactly_once() {
         }
     }
     assert_eq!(created, IMPORTS * (ROWS - 1));
-    let v: Value = b
-        .get_as(&b.admin_token, "/api/v1/audit/verify")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["ok"], true, "{v}");
+    b.assert_chain_verifies().await;
 }
 
 #[tokio::test]

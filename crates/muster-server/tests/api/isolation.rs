@@ -134,45 +134,28 @@ async fn another_tenants_administrator_gets_403_or_404_on_every_route_and_never_
 
     // Nothing of the default tenant changed.
     let c: Value = app
-        .get_as(
+        .get_json_as(
             &app.admin_token,
             &format!("/api/v1/clients/{}", v.client_id),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(c["disabled"], false, "{c}");
     let k: Value = app
-        .get_as(&app.admin_token, &format!("/api/v1/keys/{}", v.key_id))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, &format!("/api/v1/keys/{}", v.key_id))
+        .await;
     assert_eq!(k["state"], "active", "{k}");
     let m: Value = app
-        .get_as(&app.admin_token, "/api/v1/mappings/hr")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/mappings/hr")
+        .await;
     assert_eq!(m["version"], 1, "{m}");
-    let p: Value = app
-        .get_as(&app.admin_token, "/api/v1/people/E0001")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(p["version"], 1, "{p}");
-    assert_eq!(p["attributes"]["given_name"], "Victimname1");
+    let p = app.person("E0001").await;
+    assert_eq!(p.version, 1, "{p:?}");
+    assert_eq!(p.attributes["given_name"], "Victimname1");
     let s: Value = app
-        .get_as(
+        .get_json_as(
             &app.admin_token,
             &format!("/api/v1/subscriptions/{}", v.subscription_id),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(s["state"], "active", "{s}");
 }

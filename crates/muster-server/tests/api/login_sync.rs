@@ -3,6 +3,8 @@
 //! `POST /api/v1/tenants/{tenant}/login-sync` creating and updating people
 //! just in time, and each refusal with its own reason.
 use crate::helpers::*;
+use crate::support::keys::{encoding_key, fixture_path, jwks, kid, KEYS};
+use crate::support::receiver::serve;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use muster_core::clock::Clock;
 use reqwest::StatusCode;
@@ -32,42 +34,18 @@ transforms = ["trim", "lower"]
 column = "department"
 "#;
 
-fn fixture(name: &str) -> String {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/api/fixtures")
-        .join(name);
-    std::fs::read_to_string(p).unwrap()
-}
-
-fn jwks() -> Value {
-    serde_json::from_str(&fixture("jwks.json")).unwrap()
-}
-
-fn encoding_key(alg: Algorithm) -> EncodingKey {
+/// The fixture's key for `alg`, or the shared secret for HS256.
+fn signing_key(alg: Algorithm) -> EncodingKey {
     match alg {
-        Algorithm::RS256 => EncodingKey::from_rsa_pem(fixture("rsa.key.pem").as_bytes()).unwrap(),
-        Algorithm::ES256 => EncodingKey::from_ec_pem(fixture("ec.key.pem").as_bytes()).unwrap(),
-        Algorithm::EdDSA => {
-            EncodingKey::from_ed_pem(fixture("ed25519.key.pem").as_bytes()).unwrap()
-        }
         Algorithm::HS256 => EncodingKey::from_secret(HS_SECRET.as_bytes()),
-        _ => unreachable!(),
-    }
-}
-
-fn kid(alg: Algorithm) -> Option<String> {
-    match alg {
-        Algorithm::RS256 => Some("rsa-1".into()),
-        Algorithm::ES256 => Some("ec-1".into()),
-        Algorithm::EdDSA => Some("ed-1".into()),
-        _ => None,
+        _ => encoding_key(alg),
     }
 }
 
 pub(crate) fn sign(alg: Algorithm, claims: &Value) -> String {
     let mut h = Header::new(alg);
-    h.kid = kid(alg);
-    encode(&h, claims, &encoding_key(alg)).unwrap()
+    h.kid = kid(alg).map(str::to_owned);
+    encode(&h, claims, &signing_key(alg)).unwrap()
 }
 
 /// The claims of a login by `sub` for employee `emp`.
@@ -169,11 +147,8 @@ async fn person(app: &TestApp, id: &str) -> Value {
 
 async fn audit(app: &TestApp) -> Vec<Value> {
     let v: Value = app
-        .get_as(&app.admin_token, "/api/v1/audit?limit=1000")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/audit?limit=1000")
+        .await;
     v["items"].as_array().unwrap().clone()
 }
 
@@ -374,11 +349,8 @@ async fn an_hs256_token_is_accepted_when_the_issuer_has_a_sealed_secret() {
     )
     .await;
     let shown: Value = app
-        .get_as(&app.admin_token, "/api/v1/issuers/okta")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/issuers/okta")
+        .await;
     assert_eq!(shown["hs256"], true);
     assert!(!shown.to_string().contains(HS_SECRET));
     assert_synced(
@@ -466,10 +438,7 @@ async fn rotating_jwks_server() -> (String, Arc<AtomicUsize>) {
             async move { axum::Json(body) }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/jwks.json"), fetches)
+    (serve(app, "/jwks.json").await, fetches)
 }
 
 #[tokio::test]
@@ -518,12 +487,7 @@ async fn an_unknown_kid_refetches_the_jwks_url_once_and_then_is_refused() {
 async fn an_issuer_is_created_listed_shown_and_deleted_by_a_clients_admin() {
     let app = spawn_app().await;
     issuer(&app, json!({})).await;
-    let list: Value = app
-        .get_as(&app.admin_token, "/api/v1/issuers")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json_as(&app.admin_token, "/api/v1/issuers").await;
     assert_eq!(list[0]["name"], "okta");
     assert_eq!(list[0]["algorithms"], json!(["RS256", "ES256", "EdDSA"]));
     assert_eq!(list[0]["clock_skew_seconds"], 60);
@@ -576,14 +540,8 @@ claims = {"iss": sys.argv[2], "aud": sys.argv[3], "sub": "py@idp", "iat": now,
           "given_name": "Grace", "groups": ["staff"]}
 print(jwt.encode(claims, key, algorithm=sys.argv[4], headers={"kid": sys.argv[5]}))
 "#;
-    for (alg, file, kid, emp) in [
-        ("RS256", "rsa.key.pem", "rsa-1", "P1"),
-        ("ES256", "ec.key.pem", "ec-1", "P2"),
-        ("EdDSA", "ed25519.key.pem", "ed-1", "P3"),
-    ] {
-        let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/api/fixtures")
-            .join(file);
+    for ((alg, file, kid), emp) in KEYS.into_iter().zip(["P1", "P2", "P3"]) {
+        let key = fixture_path(file);
         let out = std::process::Command::new(&python)
             .arg("-c")
             .arg(script)
@@ -730,12 +688,7 @@ async fn two_tenants_registering_the_same_issuer_each_get_only_the_logins_of_the
         .await
         .unwrap();
     assert_synced(r, "created", 1).await;
-    let p: Value = app
-        .get_as(&acme, "/api/v1/people/E2")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let p: Value = app.get_json_as(&acme, "/api/v1/people/E2").await;
     assert_eq!(p["updated_by"], "issuer:okta", "{p}");
     assert_eq!(
         app.get_as(&app.admin_token, "/api/v1/people/E2")

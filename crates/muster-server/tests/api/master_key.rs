@@ -2,7 +2,8 @@
 //! key without stopping imports; uploads waiting under the old key still
 //! open; the old key is retired only when nothing needs it.
 use crate::helpers::*;
-use crate::webhooks::{expected_signature, receiver, subscribe};
+use crate::support::receiver::{receiver, subscribe};
+use crate::webhooks::expected_signature;
 use base64::Engine;
 use muster_httpsig::{content_digest, sign, DigestAlgorithm, HmacKey, SigningKey, SigningParams};
 use muster_intake::{seal::UnsealReader, sealed_box};
@@ -156,11 +157,8 @@ async fn rotating_the_master_key_reseals_every_secret_and_the_old_key_alone_open
 
     // The audit log records the rotation, never a key.
     let audit: Value = app
-        .get_as(&app.admin_token, "/api/v1/audit?limit=1000")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/audit?limit=1000")
+        .await;
     let rotated: Vec<&Value> = audit["items"]
         .as_array()
         .unwrap()
@@ -182,8 +180,8 @@ async fn rotating_the_master_key_reseals_every_secret_and_the_old_key_alone_open
         )
         .await;
     let imp: Value = r.json().await.unwrap();
-    let imp = app.wait_import(&t, imp["id"].as_str().unwrap()).await;
-    assert_eq!(imp["state"], "succeeded", "{imp}");
+    let imp = app.wait_import_info(&t, imp["id"].as_str().unwrap()).await;
+    assert_eq!(imp.state.as_str(), "succeeded", "{imp:?}");
     let r = signed_put(&app, &c.id, &hmac, "S1").await;
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     for _ in 0..200 {
@@ -241,9 +239,9 @@ async fn an_upload_waiting_under_the_old_key_imports_after_rotation_and_holds_ba
     // previous key, the tenant key (re-sealed) with the new one.
     app.running.take().unwrap().stop().await.unwrap();
     let app = app.spawn_peer(vec![]).await;
-    let v = app.wait_import(&t, &id).await;
-    assert_eq!(v["state"], "succeeded", "{v}");
-    assert_eq!(v["counts"]["created"], 7);
+    let v = app.wait_import_info(&t, &id).await;
+    assert_eq!(v.state.as_str(), "succeeded", "{v:?}");
+    assert_eq!(v.counts.created, 7);
     let r = retire(&app).await;
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
 }
@@ -260,9 +258,9 @@ async fn an_import_running_through_a_rotation_completes() {
         .to_owned();
     rotate(&app).await;
     rotate(&app).await;
-    let v = app.wait_import(&t, &id).await;
-    assert_eq!(v["state"], "succeeded", "{v}");
-    assert_eq!(v["counts"]["created"], 3000);
+    let v = app.wait_import_info(&t, &id).await;
+    assert_eq!(v.state.as_str(), "succeeded", "{v:?}");
+    assert_eq!(v.counts.created, 3000);
 }
 
 #[tokio::test]
@@ -295,11 +293,8 @@ async fn only_the_installations_operator_may_rotate_or_retire_the_master_key() {
     let before = key_file(&app);
     assert_eq!(key_file(&app), before, "nothing was rotated");
     let v: Value = app
-        .get_as(&app.admin_token, "/api/v1/admin/master-key")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/admin/master-key")
+        .await;
     assert!(v["current"].as_str().unwrap().starts_with("mk_"), "{v}");
 }
 
@@ -328,11 +323,8 @@ async fn every_instance_moves_to_the_new_key_before_the_old_one_is_retired() {
     let mut all_moved = false;
     for _ in 0..100 {
         let v: Value = a
-            .get_as(&a.admin_token, "/api/v1/admin/master-key")
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json_as(&a.admin_token, "/api/v1/admin/master-key")
+            .await;
         let inst = v["instances"].as_object().unwrap();
         if inst.len() == 2 && inst.values().all(|k| k == &json!(current)) {
             all_moved = true;

@@ -216,14 +216,8 @@ async fn malformed_token_requests_get_rfc_6749_errors() {
 async fn the_server_metadata_names_the_endpoints() {
     let app = spawn_app().await;
     let v: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
     assert_eq!(v["issuer"], app.base);
     assert_eq!(v["token_endpoint"], format!("{}/oauth2/token", app.base));
     assert!(v["grant_types_supported"]

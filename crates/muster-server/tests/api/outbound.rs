@@ -4,6 +4,7 @@
 //! cannot make the gateway fetch at will.
 use crate::helpers::*;
 use crate::login_sync::{claims, issuer, login, sign};
+use crate::support::receiver::serve;
 use crate::webhooks::delivery_log;
 use jsonwebtoken::Algorithm;
 use reqwest::StatusCode;
@@ -175,10 +176,7 @@ async fn failing_jwks_server() -> (String, Arc<AtomicUsize>) {
             async { axum::http::StatusCode::SERVICE_UNAVAILABLE }
         }),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/jwks.json", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (url, hits)
+    (serve(app, "/jwks.json").await, hits)
 }
 
 #[tokio::test]
@@ -230,10 +228,7 @@ async fn jwks_server(body: axum::body::Body) -> String {
             }
         }),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/jwks.json", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    url
+    serve(app, "/jwks.json").await
 }
 
 async fn refused_as_unavailable(app: &TestApp) {

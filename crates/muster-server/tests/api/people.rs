@@ -41,23 +41,13 @@ async fn a_person_is_upserted_read_and_listed() {
 
     let reader = app.create_client(json!({"role": "reader"})).await;
     let rt = app.token(&reader).await;
-    let p: Value = app
-        .get_as(&rt, "/api/v1/people/E1")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let p: Value = app.get_json_as(&rt, "/api/v1/people/E1").await;
     assert_eq!(p["attributes"]["given_name"], "Ada");
     assert_eq!(p["roles"], json!(["staff"]));
     assert_eq!(p["version"], 2);
     assert_eq!(p["on_behalf_of"], "jane.hr@example.com");
     assert_eq!(p["updated_by"], format!("client:{}", c.id));
-    let l: Value = app
-        .get_as(&rt, "/api/v1/people")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let l: Value = app.get_json_as(&rt, "/api/v1/people").await;
     assert_eq!(l["items"].as_array().unwrap().len(), 1);
     // A syncer writes but does not read.
     assert_eq!(

@@ -1,43 +1,18 @@
 //! `private_key_jwt` client authentication (RFC 7523) at `/oauth2/token`,
 //! including an assertion made by a standard Python library (PyJWT).
 use crate::helpers::*;
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use crate::support::keys::{encoding_key, fixture, fixture_path, jwks, kid, KEYS};
+use jsonwebtoken::{encode, Algorithm, Header};
 use muster_core::clock::Clock;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-fn fixture(name: &str) -> String {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/api/fixtures")
-        .join(name);
-    std::fs::read_to_string(p).unwrap()
-}
-
-fn encoding_key(alg: Algorithm) -> EncodingKey {
-    match alg {
-        Algorithm::RS256 => EncodingKey::from_rsa_pem(fixture("rsa.key.pem").as_bytes()).unwrap(),
-        Algorithm::ES256 => EncodingKey::from_ec_pem(fixture("ec.key.pem").as_bytes()).unwrap(),
-        Algorithm::EdDSA => {
-            EncodingKey::from_ed_pem(fixture("ed25519.key.pem").as_bytes()).unwrap()
-        }
-        _ => unreachable!(),
-    }
-}
-
-fn kid(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::RS256 => "rsa-1",
-        Algorithm::ES256 => "ec-1",
-        _ => "ed-1",
-    }
-}
-
 /// A syncer whose private_key_jwt keys are the fixtures' JWKS.
 async fn jwt_client(app: &TestApp) -> Client {
     let c = app.syncer().await;
-    let jwks: Value = serde_json::from_str(&fixture("jwks.json")).unwrap();
+    let jwks = jwks();
     let r = app
         .http
         .put(app.url(&format!("/api/v1/clients/{}/keys/jwt", c.id)))
@@ -65,7 +40,7 @@ pub(crate) fn claims(app: &TestApp, c: &Client) -> Value {
 pub(crate) fn assertion(alg: Algorithm, with_kid: bool, claims: &Value) -> String {
     let mut h = Header::new(alg);
     if with_kid {
-        h.kid = Some(kid(alg).to_owned());
+        h.kid = kid(alg).map(str::to_owned);
     }
     encode(&h, claims, &encoding_key(alg)).unwrap()
 }
@@ -188,7 +163,7 @@ async fn an_assertion_signed_by_an_unregistered_key_is_refused() {
     let app = spawn_app().await;
     let c = app.syncer().await;
     // Registers only the RSA key; signs with the EC key under the RSA kid.
-    let jwks: Value = serde_json::from_str(&fixture("jwks.json")).unwrap();
+    let jwks = jwks();
     let only_rsa = json!({ "keys": [jwks["keys"][0].clone()] });
     app.http
         .put(app.url(&format!("/api/v1/clients/{}/keys/jwt", c.id)))
@@ -228,14 +203,8 @@ fn fake_rsa_signature(jwt: &str) -> String {
 async fn the_metadata_advertises_private_key_jwt() {
     let app = spawn_app().await;
     let v: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
     assert!(v["token_endpoint_auth_methods_supported"]
         .as_array()
         .unwrap()
@@ -261,14 +230,8 @@ claims = {"iss": sys.argv[2], "sub": sys.argv[2], "aud": sys.argv[3],
           "iat": now, "exp": now + 60, "jti": str(uuid.uuid4())}
 print(jwt.encode(claims, key, algorithm=sys.argv[4], headers={"kid": sys.argv[5]}))
 "#;
-    for (alg, file, kid) in [
-        ("RS256", "rsa.key.pem", "rsa-1"),
-        ("ES256", "ec.key.pem", "ec-1"),
-        ("EdDSA", "ed25519.key.pem", "ed-1"),
-    ] {
-        let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/api/fixtures")
-            .join(file);
+    for (alg, file, kid) in KEYS {
+        let key = fixture_path(file);
         let out = std::process::Command::new(&python)
             .arg("-c")
             .arg(script)
@@ -326,11 +289,7 @@ pub(crate) fn python_with_pyjwt() -> Option<String> {
 async fn the_sdk_fetches_tokens_with_private_key_jwt() {
     let app = spawn_app().await;
     let c = jwt_client(&app).await;
-    for (file, kid) in [
-        ("rsa.key.pem", "rsa-1"),
-        ("ec.key.pem", "ec-1"),
-        ("ed25519.key.pem", "ed-1"),
-    ] {
+    for (_, file, kid) in KEYS {
         let key =
             muster_client::JwtAssertionKey::from_pem(&fixture(file), Some(kid.to_owned())).unwrap();
         let client = muster_client::Client::new(

@@ -79,14 +79,14 @@ async fn setup(app: &TestApp) -> (Client, String) {
     (c, t)
 }
 
-async fn import(app: &TestApp, t: &str, query: &str, body: String) -> Value {
+async fn import(app: &TestApp, t: &str, query: &str, body: String) -> muster_proto::ImportInfo {
     let r = app
         .upload(t, &format!("mapping=sem&{query}"), "text/csv", body)
         .await;
     let status = r.status();
     let v: Value = r.json().await.unwrap();
     assert!(status.is_success(), "{status} {v}");
-    app.wait_import(t, v["id"].as_str().unwrap()).await
+    app.wait_import_info(t, v["id"].as_str().unwrap()).await
 }
 
 async fn person(app: &TestApp, id: &str) -> Value {
@@ -106,14 +106,11 @@ async fn status_of(app: &TestApp, id: &str) -> String {
 
 async fn changes_after(app: &TestApp, cursor: i64) -> Vec<Value> {
     let v: Value = app
-        .get_as(
+        .get_json_as(
             &app.admin_token,
             &format!("/api/v1/changes?after={cursor}&limit=1000"),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     v["items"].as_array().unwrap().clone()
 }
 
@@ -129,8 +126,8 @@ async fn a_snapshot_deactivates_the_sources_people_missing_from_the_file_and_no_
     let app = spawn_app().await;
     let (c, t) = setup(&app).await;
     let v = import(&app, &t, "", staff(20, &[], &[("E03", "T")])).await;
-    assert_eq!(v["counts"]["created"], 20, "{v}");
-    assert_eq!(v["source"], c.id.as_str());
+    assert_eq!(v.counts.created, 20, "{v:?}");
+    assert_eq!(v.source.as_deref(), Some(c.id.as_str()));
     // Another source's person, and an API write to one of ours.
     let other = app.syncer().await;
     let ot = app.token(&other).await;
@@ -153,10 +150,10 @@ async fn a_snapshot_deactivates_the_sources_people_missing_from_the_file_and_no_
     let before = app.audit_count().await;
     let cursor = head(&app).await;
     let v = import(&app, &t, "mode=snapshot", body).await;
-    assert_eq!(v["state"], "succeeded_with_errors", "{v}");
-    assert_eq!(v["mode"], "snapshot");
-    assert_eq!(v["counts"]["deactivated"], 1, "{v}");
-    assert_eq!(v["counts"]["failed"], 1);
+    assert_eq!(v.state.as_str(), "succeeded_with_errors", "{v:?}");
+    assert_eq!(v.mode, "snapshot");
+    assert_eq!(v.counts.deactivated, 1, "{v:?}");
+    assert_eq!(v.counts.failed, 1);
     assert_eq!(status_of(&app, "E20").await, "terminated");
     assert_eq!(
         status_of(&app, "E07").await,
@@ -193,15 +190,13 @@ async fn a_snapshot_deactivates_the_sources_people_missing_from_the_file_and_no_
         .find(|e| e.to_string().contains("person.deactivated"))
         .expect("a person.deactivated event");
     assert!(gone.to_string().contains("E20"), "{gone}");
-    assert!(gone
-        .to_string()
-        .contains(&format!("import:{}", v["id"].as_str().unwrap())));
+    assert!(gone.to_string().contains(&format!("import:{}", v.id)));
     assert_eq!(app.audit_count().await, before + 2);
 
     // The same snapshot again changes nothing.
     let v = import(&app, &t, "mode=snapshot", staff(20, &["E03", "E20"], &[])).await;
-    assert_eq!(v["counts"]["deactivated"], 0, "{v}");
-    assert_eq!(v["counts"]["created"], 0);
+    assert_eq!(v.counts.deactivated, 0, "{v:?}");
+    assert_eq!(v.counts.created, 0);
 }
 
 #[tokio::test]
@@ -213,9 +208,9 @@ async fn a_snapshot_over_the_limit_is_rejected_with_the_numbers_and_nothing_appl
     // Three of ten leave (30%), and one row changes.
     let body = staff(10, &["E08", "E09", "E10"], &[("E01", "L")]);
     let v = import(&app, &t, "mode=snapshot", body.clone()).await;
-    assert_eq!(v["state"], "rejected", "{v}");
-    assert_eq!(v["error"]["code"], "mass_deactivation");
-    let msg = v["error"]["message"].as_str().unwrap();
+    assert_eq!(v.state.as_str(), "rejected", "{v:?}");
+    assert_eq!(v.error.as_ref().unwrap().code, "mass_deactivation");
+    let msg = v.error.as_ref().unwrap().message.as_str();
     assert!(
         msg.contains(&format!(
             "snapshot would deactivate 3 of 10 people of source {} (30%), over the 10% limit",
@@ -235,9 +230,9 @@ async fn a_snapshot_over_the_limit_is_rejected_with_the_numbers_and_nothing_appl
         body.clone(),
     )
     .await;
-    assert_eq!(v["state"], "succeeded", "{v}");
-    assert_eq!(v["counts"]["deactivated"], 3);
-    assert_eq!(v["counts"]["updated"], 1);
+    assert_eq!(v.state.as_str(), "succeeded", "{v:?}");
+    assert_eq!(v.counts.deactivated, 3);
+    assert_eq!(v.counts.updated, 1);
     assert_eq!(app.audit_count().await, before);
     assert_eq!(status_of(&app, "E08").await, "active");
 
@@ -249,13 +244,13 @@ async fn a_snapshot_over_the_limit_is_rejected_with_the_numbers_and_nothing_appl
         file(&[row("P1", "A", "", "", "")]),
     )
     .await;
-    assert_eq!(v["source"], "payroll");
-    assert_eq!(v["counts"]["deactivated"], 0, "{v}");
+    assert_eq!(v.source.as_deref(), Some("payroll"));
+    assert_eq!(v.counts.deactivated, 0, "{v:?}");
 
     // A request's own limit.
     let v = import(&app, &t, "mode=snapshot&max_deactivate_percent=30", body).await;
-    assert_eq!(v["state"], "succeeded", "{v}");
-    assert_eq!(v["counts"]["deactivated"], 3);
+    assert_eq!(v.state.as_str(), "succeeded", "{v:?}");
+    assert_eq!(v.counts.deactivated, 3);
     for id in ["E08", "E09", "E10"] {
         assert_eq!(status_of(&app, id).await, "terminated");
     }
@@ -316,8 +311,8 @@ async fn snapshot_parameters_are_checked_before_anything_is_stored() {
     // The configured limit (50%) applies when the request sets none.
     import(&app, &t, "", staff(4, &[], &[])).await;
     let v = import(&app, &t, "mode=snapshot", staff(4, &["E03", "E04"], &[])).await;
-    assert_eq!(v["state"], "succeeded", "{v}");
-    assert_eq!(v["counts"]["deactivated"], 2);
+    assert_eq!(v.state.as_str(), "succeeded", "{v:?}");
+    assert_eq!(v.counts.deactivated, 2);
 }
 
 #[tokio::test]
@@ -336,10 +331,10 @@ async fn managers_resolve_regardless_of_row_order_and_an_unknown_one_is_a_row_er
         row("E7", "A", "E6", "", ""),         // and one more level down
     ]);
     let v = import(&app, &t, "", body).await;
-    assert_eq!(v["state"], "succeeded_with_errors", "{v}");
-    assert_eq!(v["counts"]["created"], 3, "{v}");
-    assert_eq!(v["counts"]["failed"], 4);
-    let errs = app.errors(&t, v["id"].as_str().unwrap()).await;
+    assert_eq!(v.state.as_str(), "succeeded_with_errors", "{v:?}");
+    assert_eq!(v.counts.created, 3, "{v:?}");
+    assert_eq!(v.counts.failed, 4);
+    let errs = app.errors(&t, &v.id).await;
     let text = serde_json::to_string(&errs).unwrap();
     assert!(!text.contains("SECRETBOSS"), "{text}");
     // Listed in row order: those found after the pass among the others.
@@ -477,7 +472,7 @@ async fn future_hire_and_termination_dates_take_effect_on_their_day() {
         row("E3", "A", "", "2020-01-01", &date_in(&app, -1)),
     ]);
     let v = import(&app, &t, "", body.clone()).await;
-    assert_eq!(v["counts"]["created"], 3, "{v}");
+    assert_eq!(v.counts.created, 3, "{v:?}");
     assert_eq!(status_of(&app, "E1").await, "active", "leaves in ten days");
     assert_eq!(
         status_of(&app, "E2").await,
@@ -515,8 +510,8 @@ async fn future_hire_and_termination_dates_take_effect_on_their_day() {
     // termination date has come.
     let t = app.token(&c).await;
     let v = import(&app, &t, "", body).await;
-    assert_eq!(v["counts"]["updated"], 0, "{v}");
-    assert_eq!(v["counts"]["unchanged"], 3);
+    assert_eq!(v.counts.updated, 0, "{v:?}");
+    assert_eq!(v.counts.unchanged, 3);
     assert_eq!(status_of(&app, "E1").await, "terminated");
 }
 

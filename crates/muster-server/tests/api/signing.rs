@@ -133,13 +133,8 @@ async fn a_request_signed_with_the_hmac_key_upserts_a_person() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "created");
-    let p: Value = app
-        .get_as(&app.admin_token, "/api/v1/people/E1")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(p["attributes"]["given_name"], "Ada");
+    let p = app.person("E1").await;
+    assert_eq!(p.attributes["given_name"], "Ada");
 }
 
 #[tokio::test]
@@ -268,12 +263,7 @@ async fn a_tampered_upload_is_refused_and_nothing_is_imported() {
     .await
     .unwrap();
     assert_eq!(reason(r).await, "digest_mismatch");
-    let list: Value = app
-        .get_as(&app.admin_token, "/api/v1/imports")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json_as(&app.admin_token, "/api/v1/imports").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
     let spooled: Vec<_> = std::fs::read_dir(app.dir.path().join("uploads"))
         .unwrap()
@@ -341,11 +331,8 @@ async fn a_signature_made_with_another_key_is_refused_and_audited() {
     let r = put_person(&app, &sig, None).await;
     assert_eq!(reason(r).await, "bad_signature");
     let v: Value = app
-        .get_as(&app.admin_token, "/api/v1/audit?limit=1000")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/audit?limit=1000")
+        .await;
     let failed: Vec<&Value> = v["items"]
         .as_array()
         .unwrap()
@@ -396,11 +383,8 @@ async fn the_hmac_key_is_shown_once_and_stored_only_sealed() {
         )
         .unwrap();
     let info: Value = app
-        .get_as(&app.admin_token, &format!("/api/v1/clients/{}/keys", c.id))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, &format!("/api/v1/clients/{}/keys", c.id))
+        .await;
     assert_eq!(info["hmac"], true);
     assert!(!info.to_string().contains(&B64URL.encode(&shown)));
     if !skip_on_postgres(
@@ -482,15 +466,7 @@ async fn the_sdk_signs_with_an_ed25519_key() {
 #[tokio::test]
 async fn the_openapi_document_lists_the_client_key_routes() {
     let app = spawn_app().await;
-    let v: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = app.get_json("/openapi.json").await;
     let paths = v["paths"].as_object().unwrap();
     for (path, methods) in [
         ("/api/v1/clients/{client_id}/keys", &["get"][..]),

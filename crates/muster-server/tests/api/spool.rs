@@ -118,8 +118,8 @@ async fn files_no_pending_import_needs_are_removed_at_start_once_past_the_grace_
     // The pending import still runs from its upload (its old index goes
     // when it does), and nothing of it stays.
     let app = restart(app, vec![]).await;
-    let v = app.wait_import(&t, &pending).await;
-    assert_eq!(v["state"], "succeeded", "{v}");
+    let v = app.wait_import_info(&t, &pending).await;
+    assert_eq!(v.state.as_str(), "succeeded", "{v:?}");
     assert_eq!(
         left(&uploads),
         [format!("{receiving}.part"), "README.txt".to_owned()]

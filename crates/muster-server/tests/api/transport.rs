@@ -326,14 +326,8 @@ async fn an_https_request_works_with_a_generated_certificate() {
     assert_eq!(presented(&r), first.leaf_der);
     // The OAuth issuer is the HTTPS URL, and a token can be had over it.
     let meta: serde_json::Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
     assert!(
         meta["issuer"].as_str().unwrap().starts_with("https://"),
         "{meta}"

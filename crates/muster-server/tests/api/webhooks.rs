@@ -1,66 +1,13 @@
 //! Change events, the change feed and webhook delivery (SPEC 4), against a
 //! local receiver on a loopback port.
 use crate::helpers::*;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode as AxStatus};
+use crate::support::receiver::{receiver, subscribe};
+use axum::http::HeaderMap;
 use base64::Engine as _;
 use hmac::Mac;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// What the receiver got: (headers, body, the status it answered).
-#[derive(Clone, Default)]
-pub(crate) struct Receiver {
-    pub(crate) got: Arc<Mutex<Vec<(HeaderMap, String, u16)>>>,
-    /// Statuses to answer, in turn; then 200 (or `then`).
-    script: Arc<Mutex<Vec<u16>>>,
-    then: Arc<Mutex<u16>>,
-}
-
-impl Receiver {
-    pub(crate) fn delivered(&self) -> Vec<(HeaderMap, Value)> {
-        self.got
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|g| (200..300).contains(&g.2))
-            .map(|(h, b, _)| (h.clone(), serde_json::from_str(b).unwrap()))
-            .collect()
-    }
-    fn requests(&self) -> usize {
-        self.got.lock().unwrap().len()
-    }
-}
-
-async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) -> AxStatus {
-    let status = {
-        let mut s = r.script.lock().unwrap();
-        if s.is_empty() {
-            *r.then.lock().unwrap()
-        } else {
-            s.remove(0)
-        }
-    };
-    r.got.lock().unwrap().push((headers, body, status));
-    AxStatus::from_u16(status).unwrap()
-}
-
-pub(crate) async fn receiver(script: Vec<u16>, then: u16) -> (String, Receiver) {
-    let r = Receiver {
-        script: Arc::new(Mutex::new(script)),
-        then: Arc::new(Mutex::new(then)),
-        ..Default::default()
-    };
-    let app = axum::Router::new()
-        .route("/hook", axum::routing::post(receive))
-        .with_state(r.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (url, r)
-}
 
 async fn app() -> TestApp {
     spawn_app_with(vec![
@@ -69,28 +16,6 @@ async fn app() -> TestApp {
         ("MUSTER_WEBHOOKS__REQUEST_TIMEOUT_SECONDS", "5"),
     ])
     .await
-}
-
-pub(crate) async fn subscribe(app: &TestApp, body: Value) -> (String, String) {
-    let r = app.admin_post("/api/v1/subscriptions", body).await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let v: Value = r.json().await.unwrap();
-    (
-        v["subscription"]["id"].as_str().unwrap().to_owned(),
-        v["secret"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn put_person(app: &TestApp, token: &str, id: &str, body: Value) {
-    let r = app
-        .http
-        .put(app.url(&format!("/api/v1/people/{id}")))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 }
 
 /// Waits (advancing the injected clock by `step` each round, so retries
@@ -111,14 +36,11 @@ async fn until(app: &TestApp, step: chrono::Duration, mut done: impl FnMut() -> 
 pub(crate) async fn delivery_log(app: &TestApp, sub: &str, n: usize) -> Value {
     for _ in 0..400 {
         let log: Value = app
-            .get_as(
+            .get_json_as(
                 &app.admin_token,
                 &format!("/api/v1/subscriptions/{sub}/deliveries?limit=100"),
             )
-            .await
-            .json()
-            .await
-            .unwrap();
+            .await;
         if log["items"].as_array().map_or(0, Vec::len) >= n {
             return log;
         }
@@ -153,8 +75,7 @@ async fn a_signed_delivery_verifies_with_an_independently_computed_signature() {
     assert!(secret.starts_with("whsec_"));
     let c = app.syncer().await;
     let t = app.token(&c).await;
-    put_person(
-        &app,
+    app.put_person(
         &t,
         "E1",
         json!({"attributes": {"given_name": "Ada", "department": "R&D"}}),
@@ -192,7 +113,8 @@ async fn a_signed_delivery_verifies_with_an_independently_computed_signature() {
         .unwrap()
         .to_owned();
     assert_ne!(new_secret, secret);
-    put_person(&app, &t, "E1", json!({"attributes": {"department": "Ops"}})).await;
+    app.put_person(&t, "E1", json!({"attributes": {"department": "Ops"}}))
+        .await;
     until(&app, chrono::Duration::zero(), || rx.requests() >= 2).await;
     let got = rx.got.lock().unwrap()[1].clone();
     let id = got.0["webhook-id"].to_str().unwrap();
@@ -236,17 +158,20 @@ async fn a_receiver_that_fails_then_recovers_gets_every_event_in_order_per_perso
     let (sub, _) = subscribe(&app, json!({"url": url, "attributes": ["*"]})).await;
     let c = app.syncer().await;
     let t = app.token(&c).await;
-    put_person(&app, &t, "E1", json!({"attributes": {"given_name": "A1"}})).await;
-    put_person(&app, &t, "E2", json!({"attributes": {"given_name": "B1"}})).await;
-    put_person(&app, &t, "E1", json!({"attributes": {"given_name": "A2"}})).await;
-    put_person(
-        &app,
+    app.put_person(&t, "E1", json!({"attributes": {"given_name": "A1"}}))
+        .await;
+    app.put_person(&t, "E2", json!({"attributes": {"given_name": "B1"}}))
+        .await;
+    app.put_person(&t, "E1", json!({"attributes": {"given_name": "A2"}}))
+        .await;
+    app.put_person(
         &t,
         "E2",
         json!({"attributes": {"given_name": "B2"}, "roles": ["staff"]}),
     )
     .await;
-    put_person(&app, &t, "E1", json!({"attributes": {"given_name": "A3"}})).await;
+    app.put_person(&t, "E1", json!({"attributes": {"given_name": "A3"}}))
+        .await;
     // 6 events: E1 v1..v3, E2 v1, E2 v2 (person.updated and roles.changed)
     until(&app, chrono::Duration::minutes(31), || {
         rx.delivered().len() >= 6
@@ -287,23 +212,20 @@ async fn a_410_disables_the_subscription() {
     let (sub, _) = subscribe(&app, json!({"url": url, "attributes": ["*"]})).await;
     let c = app.syncer().await;
     let t = app.token(&c).await;
-    put_person(&app, &t, "E1", json!({"attributes": {"given_name": "A"}})).await;
+    app.put_person(&t, "E1", json!({"attributes": {"given_name": "A"}}))
+        .await;
     let path = format!("/api/v1/subscriptions/{sub}");
     let mut state = Value::Null;
     for _ in 0..200 {
-        state = app
-            .get_as(&app.admin_token, &path)
-            .await
-            .json()
-            .await
-            .unwrap();
+        state = app.get_json_as(&app.admin_token, &path).await;
         if state["state"] == "disabled" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(state["state"], "disabled", "{state}");
-    put_person(&app, &t, "E2", json!({"attributes": {"given_name": "B"}})).await;
+    app.put_person(&t, "E2", json!({"attributes": {"given_name": "B"}}))
+        .await;
     app.clock.advance(chrono::Duration::hours(1));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.requests(), 1, "nothing more goes to a gone receiver");
@@ -320,25 +242,22 @@ async fn a_receiver_only_gets_the_attributes_and_events_it_listed() {
     .await;
     let c = app.syncer().await;
     let t = app.token(&c).await;
-    put_person(
-        &app,
+    app.put_person(
         &t,
         "E1",
         json!({"attributes": {"given_name": "Ada", "termination_date": "2026-03-01", "department": "R&D"}}),
     )
     .await;
     // only outside the list: not sent
-    put_person(
-        &app,
+    app.put_person(
         &t,
         "E1",
         json!({"attributes": {"termination_date": "2026-04-01"}}),
     )
     .await;
     // roles are not in the list: roles.changed is not sent either
-    put_person(&app, &t, "E1", json!({"roles": ["staff"]})).await;
-    put_person(
-        &app,
+    app.put_person(&t, "E1", json!({"roles": ["staff"]})).await;
+    app.put_person(
         &t,
         "E1",
         json!({"attributes": {"department": "Ops", "termination_date": "2026-05-01"}}),
@@ -372,24 +291,19 @@ async fn the_changes_feed_pages_and_long_polls() {
     let c = app.syncer().await;
     let t = app.token(&c).await;
     for id in ["E1", "E2", "E3"] {
-        put_person(&app, &t, id, json!({"attributes": {"given_name": id}})).await;
+        app.put_person(&t, id, json!({"attributes": {"given_name": id}}))
+            .await;
     }
     let page: Value = app
-        .get_as(&app.admin_token, "/api/v1/changes?limit=2")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/changes?limit=2")
+        .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     assert_eq!(page["items"][0]["type"], "person.created");
     assert_eq!(page["items"][0]["data"]["changes"][0]["value"], "E1");
     assert_eq!(page["next_cursor"], "2");
     let page: Value = app
-        .get_as(&app.admin_token, "/api/v1/changes?after=2")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/changes?after=2")
+        .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["next_cursor"], "3");
 
@@ -408,11 +322,8 @@ async fn the_changes_feed_pages_and_long_polls() {
         })
     };
     let page: Value = app
-        .get_as(&app.admin_token, "/api/v1/changes?after=3&wait=20")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/changes?after=3&wait=20")
+        .await;
     writer.await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(page["items"][0]["data"]["external_id"], "E4");
@@ -433,11 +344,8 @@ async fn an_import_of_100_rows_produces_100_events() {
     let v = app.import_csv(&t, &rows(100)).await;
     assert_eq!(v["counts"]["created"], 100, "{v}");
     let page: Value = app
-        .get_as(&app.admin_token, "/api/v1/changes?limit=1000")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/changes?limit=1000")
+        .await;
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 100);
     assert!(items.iter().all(|i| i["type"] == "person.created"
@@ -445,11 +353,8 @@ async fn an_import_of_100_rows_produces_100_events() {
     // Importing the same file again changes nothing and adds no event.
     app.import_csv(&t, &rows(100)).await;
     let page: Value = app
-        .get_as(&app.admin_token, "/api/v1/changes?after=100")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/changes?after=100")
+        .await;
     assert!(page["items"].as_array().unwrap().is_empty());
 }
 
@@ -561,7 +466,8 @@ async fn deliveries_verify_with_the_standard_webhooks_reference_library() {
     let (sub, old) = subscribe(&app, json!({"url": url, "attributes": ["given_name"]})).await;
     let c = app.syncer().await;
     let t = app.token(&c).await;
-    put_person(&app, &t, "E1", json!({"attributes": {"given_name": "Ada"}})).await;
+    app.put_person(&t, "E1", json!({"attributes": {"given_name": "Ada"}}))
+        .await;
     until(&app, chrono::Duration::zero(), || rx.requests() >= 1).await;
     let (h, body, _) = rx.got.lock().unwrap()[0].clone();
     let other = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -591,13 +497,8 @@ async fn deliveries_verify_with_the_standard_webhooks_reference_library() {
         .as_str()
         .unwrap()
         .to_owned();
-    put_person(
-        &app,
-        &t,
-        "E2",
-        json!({"attributes": {"given_name": "Grace"}}),
-    )
-    .await;
+    app.put_person(&t, "E2", json!({"attributes": {"given_name": "Grace"}}))
+        .await;
     until(&app, chrono::Duration::zero(), || rx.requests() >= 2).await;
     let (h, body, _) = rx.got.lock().unwrap()[1].clone();
     assert_eq!(

@@ -276,11 +276,8 @@ async fn every_write_path_applies_the_same_write_policy() {
         // Audit: the allowed person's change (and the set-up's entries),
         // nothing about the refused ones.
         let audit: Value = app
-            .get_as(&app.admin_token, "/api/v1/audit?limit=1000")
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json_as(&app.admin_token, "/api/v1/audit?limit=1000")
+            .await;
         let items = audit["items"].as_array().unwrap();
         assert!(items.len() > audit_before, "{path}");
         for (_, id) in &CASES[1..] {

@@ -17,6 +17,26 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// `muster admin mapping put workday` with the README's example mapping.
+pub const PUT_WORKDAY_MAPPING: &[&str] = &[
+    "admin",
+    "mapping",
+    "put",
+    "workday",
+    "examples/hr/mapping.toml",
+];
+
+/// `muster admin client create` arguments for an importer that may write
+/// every attribute and grant every role.
+pub const IMPORTER: &[&str] = &[
+    "--role",
+    "importer",
+    "--attributes",
+    "*",
+    "--grant-roles",
+    "*",
+];
+
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
