@@ -3,11 +3,14 @@
 //! while it waits, and [`records`] turns CSV or JSON-lines bytes into raw
 //! records and row problems, one at a time, with bounded memory.
 //! [`sealed_box`] seals short secrets (HMAC signing keys) under the master key.
+//! [`row_index`] is the validation pass's index on disk, which finds
+//! duplicate keys and unresolvable managers once the whole file is read.
 //! [`fuzz`] holds the entry points of the fuzz targets (`docs/fuzzing.md`).
 #![forbid(unsafe_code)]
 
 pub mod decrypt;
 pub mod fuzz;
 pub mod records;
+pub mod row_index;
 pub mod seal;
 pub mod sealed_box;

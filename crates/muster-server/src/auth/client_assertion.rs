@@ -22,105 +22,17 @@
 //! same answer, so the answer tells nobody whether a client id exists; the
 //! audit entry keeps the reason. Those failures count as guessing (see
 //! `crate::auth::ratelimit`); the ones after the signature verified do not.
-use crate::auth::jws::{self, SigError};
 use crate::auth::keys::{assertion_keys, AssertionKey};
 use crate::auth::oauth::OAuthFailure;
 use crate::auth::ratelimit::audit_refusal;
 use crate::base::state::AppState;
 use chrono::{Duration, TimeZone, Utc};
-use jsonwebtoken::{decode_header, Algorithm};
+use muster_jose::assertion::{self, check_claims, AssertionError, LEEWAY};
 use muster_store::{ClientRow, PrincipalKind};
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// RFC 7523 2.2.
-pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
-const LEEWAY: i64 = 30;
-const MAX_JTI: usize = 256;
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct Claims {
-    #[serde(default)]
-    iss: Option<String>,
-    #[serde(default)]
-    sub: Option<String>,
-    #[serde(default)]
-    aud: Option<Audience>,
-    #[serde(default)]
-    exp: Option<i64>,
-    #[serde(default)]
-    nbf: Option<i64>,
-    #[serde(default)]
-    iat: Option<i64>,
-    #[serde(default)]
-    jti: Option<String>,
-}
-
-/// `aud`: one string or an array of them (RFC 7519 4.1.3).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Audience {
-    fn names(&self, wanted: &[&str]) -> bool {
-        match self {
-            Self::One(a) => wanted.contains(&a.as_str()),
-            Self::Many(all) => all.iter().any(|a| wanted.contains(&a.as_str())),
-        }
-    }
-}
-
-/// The claim checks of RFC 7523 3, items 1 to 7 but the replay check, for
-/// `client_id` at `issuer` at `t` (Unix seconds) with assertions living at
-/// most `max` seconds: the `exp` and the `jti` to remember.
-pub(crate) fn check_claims(
-    claims: Claims,
-    client_id: &str,
-    issuer: &str,
-    t: i64,
-    max: i64,
-) -> Result<(i64, String), &'static str> {
-    let (Some(exp), Some(iss), Some(sub), Some(aud)) =
-        (claims.exp, &claims.iss, &claims.sub, &claims.aud)
-    else {
-        return Err("exp, iss, sub and aud are required");
-    };
-    if iss != client_id {
-        return Err("iss is not the client id");
-    }
-    if sub != client_id {
-        return Err("sub is not the client id");
-    }
-    let token_endpoint = format!("{issuer}/oauth2/token");
-    if !aud.names(&[token_endpoint.as_str(), issuer]) {
-        return Err("aud is neither the token endpoint nor the issuer");
-    }
-    if exp <= t - LEEWAY {
-        return Err("the assertion has expired");
-    }
-    if exp > t + max + LEEWAY {
-        return Err("exp lies further ahead than the gateway accepts");
-    }
-    if claims.nbf.is_some_and(|n| n > t + LEEWAY) || claims.iat.is_some_and(|i| i > t + LEEWAY) {
-        return Err("the assertion is not valid yet");
-    }
-    let jti = claims
-        .jti
-        .filter(|j| !j.is_empty() && j.len() <= MAX_JTI)
-        .ok_or("jti is required")?;
-    Ok((exp, jti))
-}
-
-#[derive(Debug, Deserialize)]
-struct Unverified {
-    #[serde(default)]
-    sub: Option<String>,
-}
+pub use muster_jose::assertion::JWT_BEARER;
 
 /// A refusal whose reason may be told: it does not depend on the client.
 fn fail(why: &str) -> OAuthFailure {
@@ -193,32 +105,14 @@ pub async fn authenticate(
     }
 }
 
-/// What is read of an assertion before its client is known: the header,
-/// whose `alg` must be one clients sign with, and the client it names
-/// (`client_id` when sent, RFC 7521 4.2, else `sub`).
+/// What is read of an assertion before its client is known (see
+/// [`assertion::read_unverified`]), its refusals answered as they are.
 pub(crate) fn read_unverified(
     assertion: &str,
     client_id: Option<&String>,
 ) -> Result<(jsonwebtoken::Header, String), OAuthFailure> {
-    let header = decode_header(assertion).map_err(|_| fail("not a JWT"))?;
-    if !matches!(
-        header.alg,
-        Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
-    ) {
-        return Err(fail("alg must be RS256, ES256 or EdDSA"));
-    }
-    let unverified = jsonwebtoken::dangerous::insecure_decode::<Unverified>(assertion)
-        .map_err(|_| fail("the claims do not decode"))?
-        .claims;
-    let client_id = match (client_id, unverified.sub) {
-        (Some(id), Some(sub)) if *id != sub => {
-            return Err(fail("client_id differs from the assertion's sub"))
-        }
-        (Some(id), _) => id.clone(),
-        (None, Some(sub)) => sub,
-        (None, None) => return Err(fail("sub is required")),
-    };
-    Ok((header, client_id))
+    assertion::read_unverified(assertion, client_id.map(String::as_str))
+        .map_err(|e| fail(e.reason()))
 }
 
 /// Parsed assertion keys per client, with the stored text they were parsed
@@ -274,46 +168,22 @@ async fn verify(
         .assertion_keys
         .keys(&client.id, text)
         .map_err(Unproven)?;
-    let candidates: Vec<_> = keys
-        .iter()
-        .filter(|k| k.alg == header.alg)
-        .filter(|k| match &header.kid {
-            Some(kid) => k.kid.as_deref() == Some(kid.as_str()),
-            None => true,
-        })
-        .collect();
-    if candidates.is_empty() {
-        return Err(Unproven("no registered key matches the JWT's kid and alg"));
-    }
-    let mut signed = false;
-    for k in candidates {
-        match jws::verify(assertion, k.alg, &k.key) {
-            Ok(()) => {
-                signed = true;
-                break;
-            }
-            Err(SigError::Invalid) => continue,
-            Err(_) => return Err(Unproven("the assertion is malformed")),
-        }
-    }
-    if !signed {
-        return Err(Unproven(
-            "the signature does not verify with the registered key",
-        ));
-    }
+    // Claims that do not decode come from the holder of the client's key.
+    let claims = assertion::verify_signature(assertion, header, &keys).map_err(|e| match e {
+        AssertionError::ClaimsMalformed => Proven(e.reason()),
+        e => Unproven(e.reason()),
+    })?;
 
-    // The signer holds the client's key from here on.
-    let claims: Claims = jws::payload(assertion).ok_or(Proven("the assertion is malformed"))?;
     let now = state.clock.now();
     let max = i64::try_from(state.config.tokens.max_assertion_lifetime_seconds).unwrap_or(300);
-    let (exp, jti) = check_claims(
+    let assertion::Accepted { exp, jti } = check_claims(
         claims,
         &client.client_id,
         &state.issuer,
         now.timestamp(),
         max,
     )
-    .map_err(Proven)?;
+    .map_err(|e| Proven(e.reason()))?;
     if client.disabled {
         return Err(Proven("the client is disabled"));
     }

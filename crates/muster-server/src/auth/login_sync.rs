@@ -38,38 +38,27 @@ use crate::base::state::AppState;
 use crate::http::outbound::{self, Redirects, Rule};
 use crate::ops::input::RoleName;
 use axum::http::{header, HeaderMap};
-use base64::Engine;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use muster_core::TenantId;
+use muster_jose::login::{self, ClaimMap, Unverified, MAX_TOKEN_BYTES};
 use muster_proto::ErrorCode;
 use muster_store::IssuerRow;
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-/// The JWS algorithms an issuer may accept.
-pub(crate) const SUPPORTED_ALGS: [&str; 4] = ["RS256", "ES256", "EdDSA", "HS256"];
-pub(crate) const DEFAULT_ALGS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
-pub(crate) const DEFAULT_SKEW: u64 = 60;
-pub(crate) const MAX_SKEW: u64 = 600;
-pub(crate) const DEFAULT_JWKS_CACHE: u64 = 300;
+pub(crate) use muster_jose::login::{
+    Refusal, DEFAULT_ALGS, DEFAULT_JWKS_CACHE, DEFAULT_SKEW, MAX_SKEW, MIN_HS256_SECRET,
+    MIN_REFETCH_SECONDS, SUPPORTED_ALGS,
+};
+
 /// A JWK Set fetch must answer within this and be no larger than that.
 const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 const MAX_JWKS_BYTES: usize = 256 * 1024;
-/// An unknown `kid` refetches the JWK Set at most this often, so random
-/// `kid` values cannot turn the gateway into a fetch amplifier.
-pub(crate) const MIN_REFETCH_SECONDS: i64 = 10;
 /// Redirects a JWK Set fetch follows, each hop checked by the outbound rule.
 const MAX_REDIRECTS: usize = 3;
-const MAX_TOKEN_BYTES: usize = 16 * 1024;
-const MAX_JTI: usize = 256;
-const MAX_SUB: usize = 256;
-/// RFC 7518 3.2: an HS256 key is at least as long as the hash output.
-pub(crate) const MIN_HS256_SECRET: usize = 32;
 
 /// How audit entries and row errors name an issuer.
 pub(crate) fn principal_name(i: &IssuerRow) -> String {
@@ -263,128 +252,6 @@ impl JwksCache {
 // POST /api/v1/login-sync
 // ---------------------------------------------------------------------
 
-/// Why a login-sync token was refused; each has its own problem `code`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    MissingToken,
-    Malformed,
-    AlgNone,
-    UnknownIssuer,
-    WrongAudience,
-    AlgNotAllowed,
-    Hs256NotConfigured,
-    JwksUnavailable,
-    UnknownKid,
-    BadSignature,
-    MissingClaim,
-    Expired,
-    NotYetValid,
-    JtiReplayed,
-}
-
-impl Refusal {
-    fn code(self) -> &'static str {
-        match self {
-            Refusal::MissingToken => "missing_token",
-            Refusal::Malformed => "malformed_token",
-            Refusal::AlgNone => "alg_none",
-            Refusal::UnknownIssuer => "unknown_issuer",
-            Refusal::WrongAudience => "wrong_audience",
-            Refusal::AlgNotAllowed => "alg_not_allowed",
-            Refusal::Hs256NotConfigured => "hs256_not_configured",
-            Refusal::JwksUnavailable => "jwks_unavailable",
-            Refusal::UnknownKid => "unknown_kid",
-            Refusal::BadSignature => "bad_signature",
-            Refusal::MissingClaim => "missing_claim",
-            Refusal::Expired => "token_expired",
-            Refusal::NotYetValid => "token_not_yet_valid",
-            Refusal::JtiReplayed => "jti_replayed",
-        }
-    }
-
-    fn detail(self) -> &'static str {
-        match self {
-            Refusal::MissingToken => "an Authorization: Bearer JWT is required",
-            Refusal::Malformed => "the token is not a JWS compact serialization with JSON claims",
-            Refusal::AlgNone => "unsecured JWTs (alg none) are never accepted",
-            Refusal::UnknownIssuer => "iss names no registered issuer",
-            Refusal::WrongAudience => "aud does not name the issuer's registered audience",
-            Refusal::AlgNotAllowed => "the issuer does not accept this alg",
-            Refusal::Hs256NotConfigured => "HS256 is not configured for this issuer",
-            Refusal::JwksUnavailable => "the issuer's JWK Set could not be fetched",
-            Refusal::UnknownKid => "no key of the issuer matches the token's kid and alg",
-            Refusal::BadSignature => "the signature does not verify",
-            Refusal::MissingClaim => "exp, sub and jti are required",
-            Refusal::Expired => "the token has expired",
-            Refusal::NotYetValid => "the token is not valid yet (nbf or iat)",
-            Refusal::JtiReplayed => "this jti was already used",
-        }
-    }
-}
-
-/// The parts of a JWT read before its signature is checked, only to find
-/// the issuer and key.
-pub(crate) struct Unverified {
-    alg: String,
-    kid: Option<String>,
-    iss: String,
-    aud: Vec<String>,
-}
-
-fn b64_json(part: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let bytes = B64URL.decode(part.trim_end_matches('=')).ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
-        serde_json::Value::Object(m) => Some(m),
-        _ => None,
-    }
-}
-
-pub(crate) fn unverified(token: &str) -> Result<Unverified, Refusal> {
-    let parts: Vec<&str> = token.split('.').collect();
-    // RFC 7515 7.1: three parts; five would be a JWE, which is not accepted.
-    let [h, c, _] = parts.as_slice() else {
-        return Err(Refusal::Malformed);
-    };
-    let header = b64_json(h).ok_or(Refusal::Malformed)?;
-    let alg = header
-        .get("alg")
-        .and_then(|a| a.as_str())
-        .ok_or(Refusal::Malformed)?;
-    if alg.eq_ignore_ascii_case("none") {
-        return Err(Refusal::AlgNone);
-    }
-    // RFC 7515 4.1.11: extensions we do not understand must be refused.
-    if header.contains_key("crit") {
-        return Err(Refusal::Malformed);
-    }
-    let kid = match header.get("kid") {
-        None => None,
-        Some(serde_json::Value::String(k)) => Some(k.clone()),
-        Some(_) => return Err(Refusal::Malformed),
-    };
-    let claims = b64_json(c).ok_or(Refusal::Malformed)?;
-    let iss = claims
-        .get("iss")
-        .and_then(|v| v.as_str())
-        .ok_or(Refusal::UnknownIssuer)?
-        .to_owned();
-    // RFC 7519 4.1.3: one string or an array of strings.
-    let aud = match claims.get("aud") {
-        Some(serde_json::Value::String(a)) => vec![a.clone()],
-        Some(serde_json::Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    };
-    Ok(Unverified {
-        alg: alg.to_owned(),
-        kid,
-        iss,
-        aud,
-    })
-}
-
 fn bearer(headers: &HeaderMap) -> Result<&str, Refusal> {
     let t = crate::auth::authorization(headers, "bearer")
         .filter(|t| !t.is_empty())
@@ -411,10 +278,7 @@ pub(crate) async fn audit_failure(
 
 /// Whether a refusal counts as guessing (see the module docs).
 pub(crate) fn guessing(why: Refusal) -> bool {
-    !matches!(
-        why,
-        Refusal::MissingToken | Refusal::JtiReplayed | Refusal::Expired | Refusal::NotYetValid
-    )
+    why.is_guessing()
 }
 
 pub(crate) fn refused(why: Refusal) -> ApiError {
@@ -441,7 +305,7 @@ pub(crate) async fn authenticate(
 ) -> Result<Verified, (Option<IssuerRow>, Refusal)> {
     let anon = |why: Refusal| -> (Option<IssuerRow>, Refusal) { (None, why) };
     let token = bearer(headers).map_err(anon)?;
-    let u = unverified(token).map_err(anon)?;
+    let u = login::unverified(token).map_err(anon)?;
     let (t, iss) = (tenant.clone(), u.iss.clone());
     let candidates = state
         .db(move |s| s.issuer_find(&t, &iss))
@@ -539,7 +403,7 @@ async fn verify(
     issuer: &IssuerRow,
     token: &str,
     u: &Unverified,
-) -> Result<(serde_json::Map<String, serde_json::Value>, String), Refusal> {
+) -> Result<(ClaimMap, String), Refusal> {
     if !issuer.settings.algorithms.contains(&u.alg) {
         return Err(if u.alg == "HS256" {
             Refusal::Hs256NotConfigured
@@ -550,34 +414,12 @@ async fn verify(
     let alg = Algorithm::from_str(&u.alg).map_err(|_| Refusal::AlgNotAllowed)?;
     let keys = keys_for(state, issuer, alg, u.kid.as_deref()).await?;
 
-    let mut v = Validation::new(alg);
-    // Time is checked below against the injected clock and the issuer's skew.
-    v.validate_exp = false;
-    v.validate_nbf = false;
-    v.set_required_spec_claims(&["iss", "aud"]);
-    v.set_issuer(&[&issuer.issuer]);
-    v.set_audience(&[&issuer.audience]);
-    let mut claims = None;
-    for k in &keys {
-        match decode::<serde_json::Map<String, serde_json::Value>>(token, k, &v) {
-            Ok(data) => {
-                claims = Some(data.claims);
-                break;
-            }
-            Err(e) => match e.kind() {
-                ErrorKind::InvalidSignature => continue,
-                ErrorKind::InvalidAudience => return Err(Refusal::WrongAudience),
-                ErrorKind::InvalidIssuer => return Err(Refusal::UnknownIssuer),
-                ErrorKind::MissingRequiredClaim(_) => return Err(Refusal::MissingClaim),
-                _ => return Err(Refusal::Malformed),
-            },
-        }
-    }
-    let claims = claims.ok_or(Refusal::BadSignature)?;
+    let v = login::validation(alg, &issuer.issuer, &issuer.audience);
+    let claims = login::verify_signature(token, &keys, &v)?;
 
     let now = state.clock.now();
     let skew = i64::try_from(issuer.settings.clock_skew_seconds).unwrap_or(0);
-    let (exp, sub, jti) = check_claims(&claims, now.timestamp(), skew)?;
+    let login::Accepted { exp, sub, jti } = login::check_claims(&claims, now.timestamp(), skew)?;
     let until = Utc
         .timestamp_opt(exp.saturating_add(skew), 0)
         .single()
@@ -596,49 +438,6 @@ async fn verify(
     Ok((claims, sub))
 }
 
-/// The time and identity claims of a verified token, at `t` (Unix
-/// seconds) with the issuer's `skew`: RFC 7519 4.1.4, 4.1.5 (and 4.1.6 for
-/// `iat`), a usable `sub`, and a `jti` (4.1.7) to remember. Returns `exp`,
-/// `sub` and `jti`.
-pub(crate) fn check_claims(
-    claims: &serde_json::Map<String, serde_json::Value>,
-    t: i64,
-    skew: i64,
-) -> Result<(i64, String, String), Refusal> {
-    let num = |name: &str| -> Result<Option<i64>, Refusal> {
-        match claims.get(name) {
-            None => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .or_else(|| v.as_f64().map(|f| f as i64))
-                .map(Some)
-                .ok_or(Refusal::Malformed),
-        }
-    };
-    let exp = num("exp")?.ok_or(Refusal::MissingClaim)?;
-    if exp <= t - skew {
-        return Err(Refusal::Expired);
-    }
-    if num("nbf")?.is_some_and(|n| n > t + skew) || num("iat")?.is_some_and(|i| i > t + skew) {
-        return Err(Refusal::NotYetValid);
-    }
-    let sub = claims
-        .get("sub")
-        .and_then(|s| s.as_str())
-        .filter(|s| !s.is_empty() && s.len() <= MAX_SUB && !s.chars().any(char::is_control))
-        .ok_or(Refusal::MissingClaim)?
-        .to_owned();
-    // RFC 7519 4.1.7; the caller remembers it until the token could not
-    // pass anyway.
-    let jti = claims
-        .get("jti")
-        .and_then(|j| j.as_str())
-        .filter(|j| !j.is_empty() && j.len() <= MAX_JTI)
-        .ok_or(Refusal::MissingClaim)?
-        .to_owned();
-    Ok((exp, sub, jti))
-}
-
 /// Roles from the issuer's roles claim: an array of names or one string
 /// of space-separated names. `None` when the token lacks the claim (the
 /// stored roles stay).
@@ -649,32 +448,18 @@ pub(crate) fn roles_from_claim(
     let Some(name) = &issuer.settings.roles_claim else {
         return Ok(None);
     };
-    let names: Vec<String> = match claims.get(name) {
-        None => return Ok(None),
-        Some(serde_json::Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-        Some(serde_json::Value::Array(a)) => a
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| claim_error(name, "the roles claim must hold strings"))?,
-        Some(_) => {
-            return Err(claim_error(
-                name,
-                "the roles claim must be an array or a string",
-            ))
-        }
+    let Some(names) =
+        login::roles_claim(claims, name).map_err(|e| claim_error(name, e.message()))?
+    else {
+        return Ok(None);
     };
-    let mut set = BTreeSet::new();
-    for r in names {
-        if RoleName::parse(&r).is_none() {
-            return Err(claim_error(
-                name,
-                "a role name is 1 to 64 letters, digits or '_.:-'",
-            ));
-        }
-        set.insert(r);
+    if names.iter().any(|r| RoleName::parse(r).is_none()) {
+        return Err(claim_error(
+            name,
+            "a role name is 1 to 64 letters, digits or '_.:-'",
+        ));
     }
-    Ok(Some(set))
+    Ok(Some(names))
 }
 
 fn claim_error(claim: &str, message: &str) -> ApiError {
@@ -688,76 +473,5 @@ fn claim_error(claim: &str, message: &str) -> ApiError {
             code: "invalid_role".into(),
             message: message.into(),
         }],
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn jwt(header: serde_json::Value, claims: serde_json::Value) -> String {
-        format!(
-            "{}.{}.",
-            B64URL.encode(header.to_string()),
-            B64URL.encode(claims.to_string())
-        )
-    }
-
-    #[test]
-    fn alg_none_is_refused_before_anything_else() {
-        let t = jwt(
-            serde_json::json!({"alg": "none"}),
-            serde_json::json!({"iss": "x"}),
-        );
-        assert_eq!(unverified(&t).err(), Some(Refusal::AlgNone));
-        let t = jwt(
-            serde_json::json!({"alg": "NONE"}),
-            serde_json::json!({"iss": "x"}),
-        );
-        assert_eq!(unverified(&t).err(), Some(Refusal::AlgNone));
-    }
-
-    #[test]
-    fn crit_headers_and_jwe_are_refused() {
-        let t = jwt(
-            serde_json::json!({"alg": "RS256", "crit": ["exp"]}),
-            serde_json::json!({"iss": "x"}),
-        );
-        assert_eq!(unverified(&t).err(), Some(Refusal::Malformed));
-        assert_eq!(unverified("a.b.c.d.e").err(), Some(Refusal::Malformed));
-    }
-
-    #[test]
-    fn aud_may_be_a_string_or_an_array() {
-        let t = jwt(
-            serde_json::json!({"alg": "RS256", "kid": "k"}),
-            serde_json::json!({"iss": "x", "aud": ["a", "b"]}),
-        );
-        let u = unverified(&t).unwrap();
-        assert_eq!(u.aud, vec!["a".to_string(), "b".to_string()]);
-        assert_eq!(u.kid.as_deref(), Some("k"));
-    }
-
-    #[test]
-    fn every_refusal_has_a_distinct_code() {
-        use Refusal::*;
-        let all = [
-            MissingToken,
-            Malformed,
-            AlgNone,
-            UnknownIssuer,
-            WrongAudience,
-            AlgNotAllowed,
-            Hs256NotConfigured,
-            JwksUnavailable,
-            UnknownKid,
-            BadSignature,
-            MissingClaim,
-            Expired,
-            NotYetValid,
-            JtiReplayed,
-        ];
-        let codes: BTreeSet<_> = all.iter().map(|r| r.code()).collect();
-        assert_eq!(codes.len(), all.len());
     }
 }

@@ -3,7 +3,6 @@
 //! A request signed with HTTP Message Signatures was already verified by
 //! [`crate::auth::signing::verify_signature`]; the extractor takes its client.
 pub(crate) mod client_assertion;
-pub(crate) mod jws;
 pub(crate) mod keys;
 pub(crate) mod login_sync;
 pub(crate) mod oauth;

@@ -8,7 +8,7 @@
 //!   ends (kept with `import.retain_uploads`). A kill between the rename
 //!   and the commit leaves one that no import names; a kill between the
 //!   end and the removal, one of a final import.
-//! - `<id>.<run>.index/`: a validation run's row index ([`crate::jobs::row_index`]).
+//! - `<id>.<run>.index/`: a validation run's row index ([`muster_intake::row_index`]).
 //!
 //! [`sweep`] removes what nothing will use any more: an entry whose import
 //! is not pending (final, or not there at all) and that nobody has modified
@@ -57,7 +57,7 @@ pub fn entry_of(name: &str) -> Option<(&str, Kind)> {
     if let Some(id) = name.strip_suffix(".sealed") {
         return Some((id, Kind::Sealed));
     }
-    crate::jobs::row_index::import_of(name).map(|id| (id, Kind::Index))
+    muster_intake::row_index::import_of(name).map(|id| (id, Kind::Index))
 }
 
 /// How many entries of each kind a sweep removed.

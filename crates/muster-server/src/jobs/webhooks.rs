@@ -1,6 +1,7 @@
-//! Webhook delivery per the Standard Webhooks specification:
-//! signing (`webhook-id`, `webhook-timestamp`, `webhook-signature`, secrets
-//! `whsec_...`), the event payload with data minimisation, and the
+//! Webhook delivery per the Standard Webhooks specification: the
+//! `webhook-id`, `webhook-timestamp` and `webhook-signature` headers (the
+//! signing and the `whsec_` secrets are `muster_webhook`'s), the event
+//! payload with data minimisation (`muster_webhook::minimise`), and the
 //! delivery worker. Where a delivery may connect is decided by
 //! [`crate::http::outbound`], at connect time.
 //!
@@ -21,85 +22,37 @@
 use crate::base::error::ApiError;
 use crate::base::sealed::secret_aad;
 use crate::base::state::AppState;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use muster_core::TenantId;
 use muster_proto::{AttributeChange, ChangeEventData, ChangeEventInfo};
 use muster_store::{
     AuditDraft, ChangeEvent, DeliveryProgress, DeliveryRecord, DeliverySave, SubscriptionRow,
 };
-use sha2::Sha256;
+use muster_webhook::{minimise, secret_bytes, signature_header};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Secret prefix of the Standard Webhooks specification.
-pub const SECRET_PREFIX: &str = "whsec_";
+pub use muster_webhook::new_secret;
+
 /// Events read per subscription per round (progress commits once a round).
 const PAGE: u32 = 500;
 /// A `Retry-After` longer than this is treated as this.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
-/// A new secret: `whsec_` + base64 of 32 random bytes.
-pub fn new_secret() -> String {
-    let mut k = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k);
-    format!("{SECRET_PREFIX}{}", B64.encode(k))
-}
-
-/// The key bytes of a `whsec_` secret.
-pub fn secret_bytes(secret: &str) -> Option<Vec<u8>> {
-    B64.decode(secret.strip_prefix(SECRET_PREFIX)?).ok()
-}
-
-/// One signature: `v1,` + base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")).
-pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
-    // HMAC takes keys of any length; this cannot fail.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
-        return String::new();
-    };
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
-}
-
 /// The wire form of an event. With `allowed` (a subscription's attribute
 /// list), only those attributes are carried, and an event none of whose
-/// changes is allowed gives `None`: it is not sent at all.
+/// changes is allowed gives `None`: it is not sent at all (see
+/// [`muster_webhook::minimise`]).
 pub fn event_info(ev: &ChangeEvent, allowed: Option<&[String]>) -> Option<ChangeEventInfo> {
-    let detail: serde_json::Value = serde_json::from_str(&ev.detail).ok()?;
-    let roles_event = ev.kind == "roles.changed";
-    let all = allowed.is_none_or(|a| a.iter().any(|x| x == "*"));
-    let changes: Vec<AttributeChange> = detail["changes"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| {
-                    let name = c["attribute"].as_str()?;
-                    // roles travel in roles.changed only
-                    if (name == muster_core::schema::ROLES) != roles_event {
-                        return None;
-                    }
-                    if !all && !allowed.is_some_and(|a| a.iter().any(|x| x == name)) {
-                        return None;
-                    }
-                    Some(AttributeChange {
-                        attribute: name.to_owned(),
-                        value: c["after"].clone(),
-                    })
-                })
-                .collect()
+    let changes = minimise(&ev.kind, &ev.detail, allowed)?
+        .into_iter()
+        .map(|c| AttributeChange {
+            attribute: c.attribute,
+            value: c.value,
         })
-        .unwrap_or_default();
-    if allowed.is_some() && changes.is_empty() {
-        return None;
-    }
+        .collect();
     Some(ChangeEventInfo {
         id: ev.id.clone(),
         cursor: ev.cursor,
@@ -182,18 +135,13 @@ async fn send(
         }
     };
     let ts = now.timestamp();
-    if keys.is_empty() {
+    let Some(signature) = signature_header(keys, &ev.id, ts, &body) else {
         return Outcome::Failed {
             status: None,
             error: "no signing secret opens".into(),
             retry_after: None,
         };
-    }
-    let signature = keys
-        .iter()
-        .map(|k| sign(k, &ev.id, ts, &body))
-        .collect::<Vec<_>>()
-        .join(" ");
+    };
     // An IP literal is connected to without the resolver: judged here. A
     // stored URL is judged again at every delivery, whatever it passed
     // when it was saved.
@@ -821,9 +769,7 @@ pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
 }
 
 /// The active subscriptions with something to send now, with their tenants.
-async fn dispatch_list(
-    state: &AppState,
-) -> Result<Vec<(TenantId, String)>, crate::base::error::ApiError> {
+async fn dispatch_list(state: &AppState) -> Result<Vec<(TenantId, String)>, ApiError> {
     let subs = state.db(|s| s.subscription_active()).await?;
     if subs.is_empty() {
         return Ok(Vec::new());
@@ -866,23 +812,6 @@ pub async fn release_all(state: &AppState) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-
-    #[test]
-    fn signatures_reproduce_the_standard_webhooks_test_vector() {
-        // The vector the Standard Webhooks reference libraries test against
-        // (e.g. the Svix/Standard Webhooks PHP library's testSignFunctionWorks):
-        // a receiver's stock library verifies what we send.
-        let key = secret_bytes("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        assert_eq!(
-            sign(
-                &key,
-                "msg_p5jXN8AQM9LWM0D4loKWxJek",
-                1614265330,
-                br#"{"test": 2432232314}"#
-            ),
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-        );
-    }
 
     #[test]
     fn retry_delays_follow_the_schedule_with_jitter_and_retry_after() {
@@ -947,12 +876,5 @@ mod tests {
                 .start
                 .is_empty()
         );
-    }
-
-    #[test]
-    fn new_secrets_have_32_random_bytes() {
-        let a = new_secret();
-        assert_eq!(secret_bytes(&a).unwrap().len(), 32);
-        assert_ne!(a, new_secret());
     }
 }

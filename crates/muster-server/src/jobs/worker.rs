@@ -11,7 +11,7 @@
 //!
 //! Memory stays bounded: rows stream through; what validation must keep
 //! about every row until the whole file is seen (keys for duplicates,
-//! manager references) goes to a disk-backed index ([`crate::jobs::row_index`]),
+//! manager references) goes to a disk-backed index ([`muster_intake::row_index`]),
 //! and in memory stays a bit a row (rows found unchanged, duplicates).
 //!
 //! Instances sharing a database divide the queue by claiming: each import
@@ -26,14 +26,14 @@
 //! `RunError::LeaseLost`, and leaves the upload to the new holder.
 use crate::base::data_dir::upload_path;
 use crate::base::state::AppState;
-pub use crate::jobs::row_index::RowSet;
-use crate::jobs::row_index::{self, Digester, Late, RowIndex};
 use crate::ops::write::manager_of;
 use crate::ops::write::policy_errors;
 use muster_core::mapping::{CompiledMapping, MappingDoc, MappingError, MappingFormat, RowError};
 use muster_core::person::Incoming;
 use muster_intake::decrypt::{self, DecryptError, SignerKey};
 use muster_intake::records::{Format, FormatError, Item, Limits, Record, RecordReader};
+pub use muster_intake::row_index::RowSet;
+use muster_intake::row_index::{self, Digester, Late, RowIndex};
 use muster_intake::seal::UnsealReader;
 use muster_proto::ErrorCode;
 use muster_store::{
@@ -80,7 +80,7 @@ impl From<muster_store::StoreError> for RunError {
     }
 }
 
-/// The validation index's files (see [`crate::jobs::row_index`]): the gateway's
+/// The validation index's files (see [`muster_intake::row_index`]): the gateway's
 /// own disk, not the client's file.
 impl From<std::io::Error> for RunError {
     fn from(e: std::io::Error) -> Self {
@@ -862,7 +862,9 @@ fn validate(
     row_index::clear_import(&uploads, &src.imp.id)?;
     let run = format!("{:016x}", rand::random::<u64>());
     let dir = row_index::dir_for(&uploads, &src.imp.id, &run);
-    let mut index = RowIndex::create(dir, parts, record)?;
+    let mut index = RowIndex::create(dir, parts, record, |p| {
+        crate::base::data_dir::create_private_file(p)
+    })?;
     let mut unchanged = RowSet::default();
     let mut unseen = RowSet::default();
     let (mut n_same, mut n_good, mut last_row) = (0u64, 0u64, 0u64);

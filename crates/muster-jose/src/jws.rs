@@ -6,20 +6,22 @@
 //! here with `ring`, whose P-256 and RSA code is several times faster than
 //! the pure-Rust arithmetic `jsonwebtoken` is built with (a `private_key_jwt`
 //! grant was mostly P-256 field multiplication before). Claims are then
-//! decoded and validated by `jsonwebtoken` with its own signature check
-//! turned off, through [`claims_after`], and only after [`verify`] passed.
+//! decoded (by [`payload`]) only after [`verify`] passed.
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::de::DeserializeOwned;
 
 /// Why a signature was not accepted.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SigError {
     /// Not three base64url parts, or the signature does not decode.
+    #[error("the JWS is malformed")]
     Malformed,
     /// The algorithm is not one this module checks.
+    #[error("the algorithm is not supported")]
     Unsupported,
     /// The signature does not verify with this key.
+    #[error("the signature does not verify")]
     Invalid,
 }
 
@@ -64,6 +66,20 @@ pub fn verify(token: &str, alg: Algorithm, key: &DecodingKey) -> Result<(), SigE
     }
 }
 
+/// A base64url part of a compact JWS decoded as a JSON object (RFC 7515
+/// 7.1), padded or not; read before any signature check only to find the
+/// issuer and key.
+pub fn b64_json(part: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        serde_json::Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
 /// The JSON payload of the compact JWS `token`, decoded as `T`; call it
 /// only once [`verify`] has accepted the token's signature.
 pub fn payload<T: DeserializeOwned>(token: &str) -> Option<T> {
@@ -78,6 +94,7 @@ pub fn payload<T: DeserializeOwned>(token: &str) -> Option<T> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use jsonwebtoken::{encode, EncodingKey, Header};
 
@@ -139,5 +156,26 @@ zXKu7+yiNWG+2SXVxyYahwbq+CvrSU5mEfzIpNI52+XmaWTiAq0nTSXwfg==
             verify("a.b.c.d", Algorithm::ES256, &pubkey),
             Err(SigError::Malformed)
         );
+        assert_eq!(
+            verify(
+                &format!("{}.{}.!!", parts[0], parts[1]),
+                Algorithm::ES256,
+                &pubkey
+            ),
+            Err(SigError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_part_is_read_as_a_json_object_padded_or_not() {
+        // {"alg":"none"}
+        assert_eq!(
+            b64_json("eyJhbGciOiJub25lIn0").and_then(|m| m.get("alg").cloned()),
+            Some(serde_json::json!("none"))
+        );
+        assert!(b64_json("eyJhbGciOiJub25lIn0=").is_some());
+        // [1] is JSON but not an object.
+        assert_eq!(b64_json("WzFd"), None);
+        assert_eq!(b64_json("not base64!"), None);
     }
 }

@@ -11,8 +11,10 @@
 //! The files live in a directory of their own next to the upload spool
 //! (`<uploads>/<import id>.index/`), removed when the index is dropped (on
 //! success and on every error) and, after a crash, when the import runs
-//! again ([`clear_import`]) or by the uploads directory's sweep
-//! ([`crate::jobs::spool`]). Nothing in them names a person:
+//! again ([`clear_import`]) or by the server's sweep of the uploads
+//! directory ([`import_of`] names an index's import). Every file is made by
+//! the caller's [`CreateFile`], so that it gets the data directory's
+//! owner-only mode. Nothing in them names a person:
 //!
 //! - keys are 64-bit digests keyed with a random key of this run, held in
 //!   memory only ([`Digester`]), so they cannot be linked to external ids;
@@ -20,7 +22,7 @@
 //!   failed rows, 16 bytes each, partitioned by the key's top bits;
 //! - `m<P>`: (manager key, key, row, manager id) of every good row naming a
 //!   manager, partitioned by the manager key's top bits, sealed (streaming
-//!   AEAD, [`muster_intake::seal`]) under a random key that is never stored:
+//!   AEAD, [`crate::seal`]) under a random key that is never stored:
 //!   manager ids are personnel data;
 //! - `errors`: the row errors found during the pass, sealed likewise, so
 //!   that those found after it can be put in row order among them;
@@ -38,7 +40,11 @@ use std::hash::{BuildHasher, RandomState};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use muster_intake::seal::{SealWriter, UnsealReader};
+use crate::seal::{SealWriter, UnsealReader};
+
+/// Creates (or truncates) one of the index's files; the server passes the
+/// data directory's owner-only file creation.
+pub type CreateFile = fn(&Path) -> io::Result<File>;
 
 /// Digests of external ids under a random key of this process, never
 /// stored: equal ids give equal digests within a run, and a digest on
@@ -178,6 +184,7 @@ struct Layout {
     bits: u32,
     /// Seals the M files and the error file; never stored.
     seal_key: [u8; 32],
+    create: CreateFile,
 }
 
 impl Layout {
@@ -235,9 +242,15 @@ pub struct RowIndex {
 impl RowIndex {
     /// Starts an index in `dir` (a leftover there from a crash is removed
     /// first) with `parts` partitions (a power of two, at most
-    /// [`MAX_PARTITIONS`]). With `record_errors`, row errors are kept to
-    /// be listed in row order at the end ([`Settled::errors`]).
-    pub fn create(dir: PathBuf, parts: usize, record_errors: bool) -> io::Result<Self> {
+    /// [`MAX_PARTITIONS`]), its files made by `create` (the directory itself
+    /// is made owner-only, 0700). With `record_errors`, row errors are kept
+    /// to be listed in row order at the end ([`Settled::errors`]).
+    pub fn create(
+        dir: PathBuf,
+        parts: usize,
+        record_errors: bool,
+        create: CreateFile,
+    ) -> io::Result<Self> {
         if !parts.is_power_of_two() || parts > MAX_PARTITIONS {
             return Err(io::Error::other(format!(
                 "{parts} partitions: a power of two up to {MAX_PARTITIONS} is needed"
@@ -254,17 +267,18 @@ impl RowIndex {
             dir: Dir(dir),
             bits: parts.trailing_zeros(),
             seal_key,
+            create,
         };
         let mut keys = Vec::with_capacity(parts);
         let mut managers = Vec::with_capacity(parts);
         for p in 0..parts {
-            let k = crate::base::data_dir::create_private_file(layout.path("k", p))?;
+            let k = (layout.create)(&layout.path("k", p))?;
             keys.push(BufWriter::with_capacity(32 * 1024, k));
-            let m = crate::base::data_dir::create_private_file(layout.path("m", p))?;
+            let m = (layout.create)(&layout.path("m", p))?;
             managers.push(SealWriter::new(m, &layout.seal_key, &Layout::aad("m", p))?);
         }
         let errors = if record_errors {
-            let f = crate::base::data_dir::create_private_file(layout.errors_path())?;
+            let f = (layout.create)(&layout.errors_path())?;
             Some(SealWriter::new(
                 f,
                 &layout.seal_key,
@@ -591,7 +605,7 @@ impl LateWriter {
         let mut files = Vec::new();
         if record {
             for p in 0..layout.parts() {
-                let f = crate::base::data_dir::create_private_file(layout.path("l", p))?;
+                let f = (layout.create)(&layout.path("l", p))?;
                 files.push(BufWriter::with_capacity(16 * 1024, f));
             }
         }
@@ -762,8 +776,21 @@ fn read_or_end(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::collections::BTreeMap;
+
+    /// What the server passes: a file only its owner may read and write.
+    fn private_file(path: &Path) -> io::Result<File> {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        opts.open(path)
+    }
 
     /// A row as the pass hands it to the index.
     #[derive(Clone)]
@@ -817,7 +844,7 @@ mod tests {
     /// in `dir` and settles it against a store holding `stored`.
     fn run(dir: &Path, parts: usize, rows: &[Row], stored: &[&str]) -> Found {
         let d = Digester::new();
-        let mut index = RowIndex::create(dir.join("i.index"), parts, true).unwrap();
+        let mut index = RowIndex::create(dir.join("i.index"), parts, true, private_file).unwrap();
         for (i, r) in rows.iter().enumerate() {
             let row = i as u64 + 2;
             match r {
@@ -1045,7 +1072,8 @@ mod tests {
     fn file_keys_answer_for_good_and_failed_rows_and_nothing_else() {
         let tmp = tempfile::tempdir().unwrap();
         let d = Digester::new();
-        let mut index = RowIndex::create(tmp.path().join("s.index"), 8, false).unwrap();
+        let mut index =
+            RowIndex::create(tmp.path().join("s.index"), 8, false, private_file).unwrap();
         let ids: Vec<String> = (0..5000).map(|i| format!("P{i}")).collect();
         for (i, id) in ids.iter().enumerate() {
             if i % 3 == 0 {
@@ -1082,7 +1110,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("p.index");
         let d = Digester::new();
-        let mut index = RowIndex::create(dir.clone(), 4, true).unwrap();
+        let mut index = RowIndex::create(dir.clone(), 4, true, private_file).unwrap();
         for i in 0..3000u64 {
             let key = format!("EMPLOYEE{i:05}");
             let boss = format!("SECRETBOSS{:03}", i % 7);
@@ -1128,13 +1156,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = dir_for(tmp.path(), "imp1", "run1");
         // Dropped half-way (the pass failed): nothing stays.
-        let mut index = RowIndex::create(dir.clone(), 2, true).unwrap();
+        let mut index = RowIndex::create(dir.clone(), 2, true, private_file).unwrap();
         index.add_key(1, 2).unwrap();
         assert!(dir.exists());
         drop(index);
         assert!(!dir.exists());
         // Settling fails (the store is down): the files go too.
-        let mut index = RowIndex::create(dir.clone(), 2, false).unwrap();
+        let mut index = RowIndex::create(dir.clone(), 2, false, private_file).unwrap();
         index.add_key(5, 2).unwrap();
         index.add_manager(9, 5, 2, "M").unwrap();
         let r = index.finish().unwrap().settle(
@@ -1168,10 +1196,11 @@ mod tests {
     fn a_run_that_lost_its_lease_removes_only_its_own_directory() {
         let tmp = tempfile::tempdir().unwrap();
         // The stalled run's index, and then the new holder's.
-        let mut stale = RowIndex::create(dir_for(tmp.path(), "imp1", "a"), 1, true).unwrap();
+        let mut stale =
+            RowIndex::create(dir_for(tmp.path(), "imp1", "a"), 1, true, private_file).unwrap();
         stale.add_key(1, 2).unwrap();
         let mine = dir_for(tmp.path(), "imp1", "b");
-        let mut index = RowIndex::create(mine.clone(), 1, true).unwrap();
+        let mut index = RowIndex::create(mine.clone(), 1, true, private_file).unwrap();
         index.add_key(1, 2).unwrap();
         // The stalled run stops (its first write is refused) and drops its
         // index: the new holder's files stay.
