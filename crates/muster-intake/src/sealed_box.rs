@@ -1,6 +1,6 @@
 //! Short secrets sealed at rest under the master key: a client's HMAC
 //! request-signing key must be usable by the server (so it cannot be a
-//! digest) but must never sit in the database in plaintext (SPEC 2.2).
+//! digest) but must never sit in the database in plaintext (docs/intake.md#master-key).
 //!
 //! One-shot XChaCha20-Poly1305 (the 24-byte random nonce makes nonce reuse
 //! a non-issue without a counter). Layout: `MSTBOX1\0` (8 bytes), the nonce,

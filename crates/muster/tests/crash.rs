@@ -1,4 +1,4 @@
-//! Crash safety (issue 5): the real `muster serve` is killed with SIGKILL
+//! Crash safety (docs/operations.md#crash-safety): the real `muster serve` is killed with SIGKILL
 //! at random moments while it takes in and applies large imports, and
 //! restarted; after every import the test checks that
 //!

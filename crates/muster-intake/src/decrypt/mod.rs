@@ -1,4 +1,4 @@
-//! Streaming decryption of uploads (SPEC section 3): an upload may arrive
+//! Streaming decryption of uploads (docs/intake.md#encrypted-uploads): an upload may arrive
 //! encrypted with OpenPGP (RFC 4880 / RFC 9580, as GnuPG makes it, armored
 //! or binary) or with age (v1, binary or armored). [`detect`] tells which
 //! from the first bytes, and [`decrypt_reader`] turns the ciphertext into a
@@ -17,7 +17,7 @@
 //! [`io::ErrorKind::InvalidData`] wrapping a [`DecryptError`]
 //! (see [`DecryptError::from_io`]). **The caller must treat everything it
 //! read as unauthenticated until the reader returned `Ok(0)`, and abort the
-//! whole import on any error** (which is what SPEC section 3 asks anyway:
+//! whole import on any error** (as the gateway does anyway, docs/intake.md#encrypted-uploads:
 //! a decryption failure rejects the whole import with nothing applied).
 //!
 //! # Refusals

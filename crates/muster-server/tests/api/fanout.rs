@@ -1,4 +1,4 @@
-//! Fan-out (SPEC 4, 6): subscriptions progress independently of each
+//! Fan-out (docs/events.md#delivery-across-instances): subscriptions progress independently of each
 //! other, several instances divide them without sending an event twice,
 //! and every change to a subscription is audited.
 use crate::helpers::*;

@@ -1,4 +1,4 @@
-//! Several gateway instances on one PostgreSQL database (SPEC 6): they
+//! Several gateway instances on one PostgreSQL database (docs/operations.md#several-instances): they
 //! divide the work without doing any of it twice. PostgreSQL only; on
 //! SQLite there is one instance per database file.
 use crate::helpers::*;

@@ -1,4 +1,4 @@
-//! Master-key rotation (issue 3): every sealed row re-sealed under a new
+//! Master-key rotation (docs/intake.md#master-key-rotation): every sealed row re-sealed under a new
 //! key without stopping imports; uploads waiting under the old key still
 //! open; the old key is retired only when nothing needs it.
 use crate::helpers::*;

@@ -1,4 +1,4 @@
-//! Import semantics (issue 6): snapshot imports and their safety valve,
+//! Import semantics (docs/people.md#import-semantics): snapshot imports and their safety valve,
 //! manager references, effective dates.
 use crate::helpers::*;
 use reqwest::StatusCode;

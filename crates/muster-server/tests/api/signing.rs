@@ -1,4 +1,4 @@
-//! Signed requests (SPEC 2.2, RFC 9421): HMAC-SHA256 and Ed25519, every
+//! Signed requests (docs/authentication.md#signed-requests; RFC 9421): HMAC-SHA256 and Ed25519, every
 //! refusal with its reason, and the streamed upload's digest check.
 use crate::helpers::*;
 use base64::Engine;

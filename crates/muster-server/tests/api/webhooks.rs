@@ -1,4 +1,4 @@
-//! Change events, the change feed and webhook delivery (SPEC 4), against a
+//! Change events, the change feed and webhook delivery (docs/events.md), against a
 //! local receiver on a loopback port.
 use crate::helpers::*;
 use crate::support::receiver::{receiver, subscribe};

@@ -1,4 +1,4 @@
-//! One write-policy test set over every write path (issue 4): CSV import,
+//! One write-policy test set over every write path (docs/people.md#the-write-policy): CSV import,
 //! JSON-lines import, `PUT /api/v1/people/{id}`, `POST /api/v1/people/sync`
 //! and `POST /api/v1/login-sync`. For each, the same three records: one
 //! the policy allows, one writing an attribute outside it (`department`),
