@@ -50,35 +50,7 @@ impl FromStr for ImportFormat {
     }
 }
 
-/// How an import treats people it does not mention.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ImportMode {
-    /// Create or update the people in the file; leave the others.
-    #[default]
-    Upsert,
-    /// Also deactivate this source's people that the file leaves out.
-    Snapshot,
-}
-
-impl ImportMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImportMode::Upsert => "upsert",
-            ImportMode::Snapshot => "snapshot",
-        }
-    }
-}
-
-impl FromStr for ImportMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "upsert" => Ok(ImportMode::Upsert),
-            "snapshot" => Ok(ImportMode::Snapshot),
-            _ => Err(format!("'{s}' is not a mode: use upsert or snapshot")),
-        }
-    }
-}
+pub use muster_proto::ImportMode;
 
 /// Options of an upload (`POST /api/v1/imports`).
 #[derive(Debug, Clone, Default)]

@@ -303,8 +303,10 @@ impl ImportState {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportMode {
+    /// Create or update the people in the file; leave the others.
     #[default]
     Upsert,
+    /// Also deactivate this source's people that the file leaves out.
     Snapshot,
 }
 
@@ -321,6 +323,13 @@ impl ImportMode {
             "snapshot" => Some(Self::Snapshot),
             _ => None,
         }
+    }
+}
+
+impl std::str::FromStr for ImportMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s).ok_or_else(|| format!("'{s}' is not a mode: use upsert or snapshot"))
     }
 }
 
