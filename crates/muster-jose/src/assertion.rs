@@ -40,6 +40,30 @@ pub enum AssertionError {
 }
 
 impl AssertionError {
+    /// Every reason, for tables and tests.
+    pub const ALL: [AssertionError; 17] = {
+        use AssertionError::*;
+        [
+            NotAJwt,
+            AlgNotAccepted,
+            ClaimsUndecodable,
+            ClientIdMismatch,
+            SubRequired,
+            NoMatchingKey,
+            Malformed,
+            BadSignature,
+            ClaimsMalformed,
+            MissingClaim,
+            WrongIssuer,
+            WrongSubject,
+            WrongAudience,
+            Expired,
+            TooLong,
+            NotYetValid,
+            JtiRequired,
+        ]
+    };
+
     /// The reason in words, as `Display` writes it.
     pub fn reason(self) -> &'static str {
         match self {
@@ -237,26 +261,7 @@ mod tests {
 
     #[test]
     fn every_reason_is_told_in_words_of_its_own() {
-        use AssertionError::*;
-        let all = [
-            NotAJwt,
-            AlgNotAccepted,
-            ClaimsUndecodable,
-            ClientIdMismatch,
-            SubRequired,
-            NoMatchingKey,
-            Malformed,
-            BadSignature,
-            ClaimsMalformed,
-            MissingClaim,
-            WrongIssuer,
-            WrongSubject,
-            WrongAudience,
-            Expired,
-            TooLong,
-            NotYetValid,
-            JtiRequired,
-        ];
+        let all = AssertionError::ALL;
         let reasons: std::collections::BTreeSet<_> = all.iter().map(|e| e.to_string()).collect();
         assert_eq!(reasons.len(), all.len());
     }
