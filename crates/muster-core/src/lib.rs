@@ -17,3 +17,15 @@ pub mod value;
 
 pub use ids::{ExternalId, IdError, TenantId};
 pub use value::{AttrValue, Attributes};
+
+/// A row problem as an import keeps it: the row, the column and attribute
+/// it concerns, a stable code (docs/errors.md#row-errors) and a message.
+/// Never holds a cell's value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RowErrorRecord {
+    pub row: u64,
+    pub column: Option<String>,
+    pub attribute: Option<String>,
+    pub code: String,
+    pub message: String,
+}

@@ -32,7 +32,7 @@
 //! Because a key's partition is its top bits, a manager's M records and its
 //! own K record are in the same partition, and the partitions' sorted keys
 //! laid end to end are sorted.
-use muster_store::RowErrorRecord;
+use muster_core::RowErrorRecord;
 use rand::RngCore;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;

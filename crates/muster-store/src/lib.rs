@@ -329,15 +329,7 @@ pub struct ImportFilter {
     pub limit: u32,
 }
 
-/// A row problem as stored. Never holds a cell's value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RowErrorRecord {
-    pub row: u64,
-    pub column: Option<String>,
-    pub attribute: Option<String>,
-    pub code: String,
-    pub message: String,
-}
+pub use muster_core::RowErrorRecord;
 
 /// Who writes, on whose behalf, from where, under which policy.
 #[derive(Debug, Clone)]
