@@ -171,7 +171,7 @@ pub fn router(state: AppState) -> Router {
             signing::verify_signature,
         ));
     // The OAuth endpoints read their bodies before the client is known.
-    let small_body = || axum::middleware::from_fn_with_state(small, bodies::limit_oauth);
+    let small_body = || axum::middleware::from_fn_with_state(small, oauth::limit_oauth);
     Router::new()
         .nest("/api/v1", api)
         .route(

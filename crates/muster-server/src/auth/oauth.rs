@@ -448,3 +448,16 @@ fn auth_methods() -> Vec<String> {
 fn signing_algs() -> Vec<String> {
     ["RS256", "ES256", "EdDSA"].map(String::from).to_vec()
 }
+
+/// The small body limit of the OAuth endpoints; refusals as RFC 6749 5.2
+/// error bodies.
+pub async fn limit_oauth(
+    State(limit): State<crate::http::bodies::SmallBody>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match crate::http::bodies::buffer_small(limit, req).await {
+        Ok(req) => next.run(req).await,
+        Err(e) => OAuthFailure::body_refused(&e).into_response(),
+    }
+}

@@ -59,6 +59,7 @@
 //! first address not trusted is the client. One header only: a proxy that
 //! sets one passes the other through from the client unchanged.
 use crate::base::config::Limits;
+use crate::base::config::{parse_proxies, parse_proxy_header, ProxyHeader};
 use crate::base::state::AppState;
 use axum::http::HeaderMap;
 use chrono::{DateTime, Duration, Utc};
@@ -76,41 +77,6 @@ const SWEEP_AT: usize = 10_000;
 pub const MAX_WAITING: usize = 4096;
 /// Aggregation windows one tenant may have open at a time, per instance.
 pub const AUDIT_KEYS_PER_TENANT: usize = 64;
-
-/// Which forwarding header a trusted proxy sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyHeader {
-    XForwardedFor,
-    Forwarded,
-}
-
-/// Parses `limits.trusted_proxies` entries: addresses or CIDR blocks.
-pub fn parse_proxies(entries: &[String]) -> anyhow::Result<Vec<IpNet>> {
-    entries
-        .iter()
-        .map(|e| {
-            let e = e.trim();
-            e.parse::<IpNet>()
-                .or_else(|_| e.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "limits.trusted_proxies: '{e}' is neither an IP address nor a CIDR block"
-                    )
-                })
-        })
-        .collect()
-}
-
-/// Parses `limits.trusted_proxy_header`.
-pub fn parse_proxy_header(name: &str) -> anyhow::Result<ProxyHeader> {
-    if name.eq_ignore_ascii_case("x-forwarded-for") {
-        Ok(ProxyHeader::XForwardedFor)
-    } else if name.eq_ignore_ascii_case("forwarded") {
-        Ok(ProxyHeader::Forwarded)
-    } else {
-        anyhow::bail!("limits.trusted_proxy_header must be 'x-forwarded-for' or 'forwarded'")
-    }
-}
 
 /// Failed-authentication limits and their audit aggregation (see the
 /// module docs).

@@ -540,8 +540,8 @@ impl Config {
                 && self.limits.failed_auth_max_delay_ms <= 60_000,
             "limits.failed_auth_delay_ms must not exceed limits.failed_auth_max_delay_ms, which must not exceed 60000"
         );
-        crate::auth::ratelimit::parse_proxies(&self.limits.trusted_proxies)?;
-        crate::auth::ratelimit::parse_proxy_header(&self.limits.trusted_proxy_header)?;
+        parse_proxies(&self.limits.trusted_proxies)?;
+        parse_proxy_header(&self.limits.trusted_proxy_header)?;
         Ok(())
     }
 
@@ -708,6 +708,41 @@ fn scalar(v: &str) -> toml::Value {
 /// An instance not heard from for this long is taken as gone.
 pub fn live_for(config: &crate::base::config::Config) -> chrono::Duration {
     chrono::Duration::milliseconds((config.cluster.heartbeat_ms.max(100) * 3) as i64)
+}
+
+/// Which forwarding header a trusted proxy sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProxyHeader {
+    XForwardedFor,
+    Forwarded,
+}
+
+/// Parses `limits.trusted_proxies` entries: addresses or CIDR blocks.
+pub(crate) fn parse_proxies(entries: &[String]) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    entries
+        .iter()
+        .map(|e| {
+            let e = e.trim();
+            e.parse::<ipnet::IpNet>()
+                .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "limits.trusted_proxies: '{e}' is neither an IP address nor a CIDR block"
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Parses `limits.trusted_proxy_header`.
+pub(crate) fn parse_proxy_header(name: &str) -> anyhow::Result<ProxyHeader> {
+    if name.eq_ignore_ascii_case("x-forwarded-for") {
+        Ok(ProxyHeader::XForwardedFor)
+    } else if name.eq_ignore_ascii_case("forwarded") {
+        Ok(ProxyHeader::Forwarded)
+    } else {
+        anyhow::bail!("limits.trusted_proxy_header must be 'x-forwarded-for' or 'forwarded'")
+    }
 }
 
 #[cfg(test)]

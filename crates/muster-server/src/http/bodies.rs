@@ -9,7 +9,7 @@
 //!   slow disk, a store call) the client's bytes pile up in the socket and
 //!   are read at once afterwards, so back-pressure never makes a client look
 //!   slow. The reader sees a [`TooSlow`] error and answers 408.
-//! - [`limit_oauth`] and [`limit_problem`] sit on the routes reachable
+//! - `auth::oauth::limit_oauth` and [`limit_problem`] sit on the routes reachable
 //!   before authentication (`/oauth2/token`, `/oauth2/revoke`,
 //!   `POST /api/v1/login-sync`): a declared `Content-Length` over
 //!   `limits.max_unauthenticated_body_bytes` is answered 413 before a byte
@@ -210,22 +210,16 @@ pub struct SmallBody(pub usize);
 
 /// Checks the declared length and reads the body up to the unauthenticated
 /// limit, putting it back buffered for the handler.
-async fn buffer_small(SmallBody(limit): SmallBody, req: Request) -> Result<Request, BodyError> {
+pub(crate) async fn buffer_small(
+    SmallBody(limit): SmallBody,
+    req: Request,
+) -> Result<Request, BodyError> {
     if declared_length(req.headers()).is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge { limit });
     }
     let (parts, body) = req.into_parts();
     let bytes = read_limited(body, limit).await?;
     Ok(Request::from_parts(parts, Body::from(bytes)))
-}
-
-/// The small body limit of the OAuth endpoints; refusals as RFC 6749 5.2
-/// error bodies.
-pub async fn limit_oauth(State(limit): State<SmallBody>, req: Request, next: Next) -> Response {
-    match buffer_small(limit, req).await {
-        Ok(req) => next.run(req).await,
-        Err(e) => crate::auth::oauth::OAuthFailure::body_refused(&e).into_response(),
-    }
 }
 
 /// The small body limit of other routes reachable before authentication;
