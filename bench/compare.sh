@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one benchmark alternately on two builds, as these noisy machines
-# need: OLD, NEW, OLD, NEW, ... ROUNDS times each, every run on a fresh
-# gateway. Prints each run's line prefixed with `old`/`new`, then one
+# need: OLD NEW, NEW OLD, OLD NEW, ... ROUNDS times each, every run on a
+# fresh gateway. Prints each run's line prefixed with `old`/`new`, then one
 # `bench-compare` line: for each FIELDS figure, the mean of each side and
 # new/old.
 #
@@ -28,7 +28,11 @@ new_target=${CARGO_TARGET_DIR:-$new_dir/target}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for r in $(seq "$rounds"); do
-  for side in old new; do
+  # ABBA: each side goes first in every other round, so that what a run
+  # leaves behind (writeback, a warm cache) falls on both sides alike.
+  order="old new"
+  if [ $((r % 2)) -eq 0 ]; then order="new old"; fi
+  for side in $order; do
     if [ "$side" = old ]; then dir=$old_dir target=$old_target; else dir=$new_dir target=$new_target; fi
     (cd "$dir" && CARGO_TARGET_DIR=$target BIN=$target/release "$@") | while IFS= read -r line; do
       echo "$side $line"
