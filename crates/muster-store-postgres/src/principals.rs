@@ -274,18 +274,7 @@ impl Principals for PostgresStore {
         audit: Audit<ClientKeys>,
     ) -> Result<ClientKeys> {
         self.audited(audit, |s| {
-            let p = s
-                .opt(
-                    "SELECT id FROM principals WHERE client_id = $1 FOR UPDATE",
-                    &[&client_id],
-                )?
-                .ok_or(StoreError::NotFound { what: "client" })?;
-            let pid: String = get(&p, 0)?;
-            s.exec(
-                "INSERT INTO client_keys (principal_id, updated_at) VALUES ($1, $2) \
-                 ON CONFLICT (principal_id) DO UPDATE SET updated_at = excluded.updated_at",
-                &[&pid, &now],
-            )?;
+            let pid = crate::rotate::lock_client_keys(s, client_id, now)?;
             match &change {
                 ClientKeyChange::Hmac(v) => s.exec(
                     // Set or removed outright: no previous key stays valid.

@@ -59,11 +59,11 @@ pub(crate) fn sealed_replace<C: GenericClient>(
     Ok(n)
 }
 
-pub(crate) fn hmac_rotate<C: GenericClient>(
+/// Locks a client's principal row and makes sure its `client_keys` row
+/// exists (touched at `now`); returns the principal id.
+pub(crate) fn lock_client_keys<C: GenericClient>(
     s: &mut Sql<'_, C>,
     client_id: &str,
-    sealed: &[u8],
-    previous_until: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<String> {
     let p = s
@@ -78,6 +78,17 @@ pub(crate) fn hmac_rotate<C: GenericClient>(
          ON CONFLICT (principal_id) DO UPDATE SET updated_at = excluded.updated_at",
         &[&pid, &now],
     )?;
+    Ok(pid)
+}
+
+pub(crate) fn hmac_rotate<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    client_id: &str,
+    sealed: &[u8],
+    previous_until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<String> {
+    let pid = lock_client_keys(s, client_id, now)?;
     // The current key becomes the previous one (with an overlap and a
     // current key); the new key becomes current.
     s.exec(
