@@ -7,101 +7,18 @@ mod support;
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use support::{bin, free_port, healthy, repo, text, IMPORTER, PUT_WORKDAY_MAPPING};
-
-struct Server {
-    child: Child,
-    url: String,
-    data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{repo, text, Server, Setup, IMPORTER, PUT_WORKDAY_MAPPING};
 
 fn start() -> Server {
-    start_with(&[])
-}
-
-fn start_with(env: &[(&str, &str)]) -> Server {
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(bin())
-        .arg("serve")
-        .env("MUSTER_DATA_DIR", data.path())
-        .env("MUSTER_LISTEN", format!("127.0.0.1:{port}"))
-        .envs(env.iter().copied())
-        // The test run's own settings are no server settings.
-        .env_remove("MUSTER_TEST_BACKEND")
-        .env_remove("MUSTER_TEST_POSTGRES_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !healthy(port) {
-        assert!(Instant::now() < deadline, "muster serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server { child, url, data }
-}
-
-impl Server {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
-        c.args(args)
-            .current_dir(repo())
-            .env("MUSTER_URL", &self.url)
-            .env("MUSTER_DATA_DIR", self.data.path())
-            .env_remove("MUSTER_ADMIN_TOKEN")
-            .env_remove("MUSTER_CLIENT_ID")
-            .env_remove("MUSTER_CLIENT_SECRET")
-            .env_remove("MUSTER_TEST_BACKEND")
-            .env_remove("MUSTER_TEST_POSTGRES_URL");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    fn client(&self, extra: &[&str]) -> (String, String) {
-        let mut args = vec!["admin", "client", "create", "--json"];
-        args.extend_from_slice(extra);
-        let out = self.run(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        (
-            v["client"]["client_id"].as_str().unwrap().to_owned(),
-            v["client_secret"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    fn push(&self, creds: &(String, String), args: &[&str]) -> Output {
-        let mut a = vec!["push"];
-        a.extend_from_slice(args);
-        self.cmd(&a)
-            .env("MUSTER_CLIENT_ID", &creds.0)
-            .env("MUSTER_CLIENT_SECRET", &creds.1)
-            .output()
-            .unwrap()
-    }
+    Server::fresh(&[])
 }
 
 #[test]
 fn the_quickstart_pushes_an_hr_export_and_reports_the_result() {
     let s = start();
-    let token_file = s.data.path().join("initial-admin-token");
+    let token_file = s.data().join("initial-admin-token");
     assert!(token_file.exists());
 
     let out = s.run(PUT_WORKDAY_MAPPING);
@@ -131,7 +48,7 @@ fn the_quickstart_pushes_an_hr_export_and_reports_the_result() {
     assert_eq!(v["import"]["counts"]["unchanged"], 50);
 
     // A file with a bad row: success with row errors, exit code 3.
-    let bad = s.data.path().join("bad.csv");
+    let bad = s.data().join("bad.csv");
     let mut csv = std::fs::read_to_string(repo().join("examples/hr/employees.csv")).unwrap();
     csv.push_str("E9999999,,Nobody,,x@example.com,Ops,Clerk,,Remote,A,01/01/2020,,employee\n");
     std::fs::write(&bad, csv).unwrap();
@@ -204,16 +121,9 @@ fn sigterm_stops_the_gateway_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut log = String::new();
-    use std::io::Read;
-    s.child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let log = s.log_text();
     assert!(log.contains("initial-admin-token"), "{log}");
-    let token = std::fs::read_to_string(s.data.path().join("initial-admin-token")).unwrap();
+    let token = std::fs::read_to_string(s.data().join("initial-admin-token")).unwrap();
     assert!(
         !log.contains(token.trim()),
         "the admin token reached the log"
@@ -283,7 +193,7 @@ fn a_client_pushes_with_an_hmac_signature_instead_of_a_token() {
     let out = s.run(&["admin", "client", "key", "hmac", &creds.0, "--json"]);
     assert!(out.status.success(), "{}", text(&out));
     let issued: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let key_file = s.data.path().join("hmac.key");
+    let key_file = s.data().join("hmac.key");
     std::fs::write(&key_file, issued["hmac_key"].as_str().unwrap()).unwrap();
     let out = s.run(&["admin", "client", "key", "show", &creds.0]);
     assert!(text(&out).contains("hmac:     set"), "{}", text(&out));
@@ -468,7 +378,7 @@ fn json_of(o: &Output) -> Value {
 #[test]
 fn an_operator_manages_a_webhook_subscription_from_the_command_line() {
     let hooks = Hooks::start(Duration::ZERO);
-    let s = start_with(&[
+    let s = Server::fresh(&[
         ("MUSTER_WEBHOOKS__ALLOW_PRIVATE_DESTINATIONS", "true"),
         ("MUSTER_WEBHOOKS__POLL_INTERVAL_MS", "100"),
     ]);
@@ -609,157 +519,36 @@ fn an_operator_manages_a_webhook_subscription_from_the_command_line() {
     assert!(text(&out).contains("url"), "{}", text(&out));
 }
 
-/// A `muster serve` process over a shared PostgreSQL database and data
-/// directory, its JSON log collected.
-struct Instance {
-    child: Child,
-    url: String,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Instance {
-    fn start(data: &Path, db: &str) -> Self {
-        use std::io::Read;
-        let port = free_port();
-        let mut child = Command::new(bin())
-            .arg("serve")
-            .env("MUSTER_DATA_DIR", data)
-            .env("MUSTER_DATABASE_URL", db)
-            .env("MUSTER_LISTEN", format!("127.0.0.1:{port}"))
-            .env("MUSTER_LOG_FORMAT", "json")
-            .env("MUSTER_WEBHOOKS__ALLOW_PRIVATE_DESTINATIONS", "true")
-            .env("MUSTER_WEBHOOKS__POLL_INTERVAL_MS", "100")
-            .env("MUSTER_WEBHOOKS__LEASE_SECONDS", "3")
-            .env("MUSTER_WEBHOOKS__REQUEST_TIMEOUT_SECONDS", "1")
-            // The test run's own settings are no server settings.
-            .env_remove("MUSTER_TEST_BACKEND")
-            .env_remove("MUSTER_TEST_POSTGRES_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (mut err, l) = (child.stderr.take().unwrap(), log.clone());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                l.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !healthy(port) {
-            assert!(
-                Instant::now() < deadline,
-                "muster serve did not start: {}",
-                log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    /// The instance id it logged at startup.
-    fn id(&self) -> String {
-        let log = self.log.lock().unwrap();
-        let at = log
-            .find("\"instance\":\"")
-            .expect("the instance id is logged")
-            + 12;
-        log[at..at + 32].to_owned()
-    }
-
-    fn cmd(&self, data: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
-        c.args(args)
-            .current_dir(repo())
-            .env("MUSTER_URL", &self.url)
-            .env("MUSTER_DATA_DIR", data)
-            .env_remove("MUSTER_ADMIN_TOKEN");
-        c
-    }
-}
-
-/// A fresh PostgreSQL database (made and dropped with psql), when the
-/// suite runs on PostgreSQL.
-struct PgDb {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    fn create() -> Option<Self> {
-        if std::env::var("MUSTER_TEST_BACKEND").as_deref() != Ok("postgres") {
-            return None;
-        }
-        let server = std::env::var("MUSTER_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("muster_cli_{}_{nanos}", std::process::id());
-        let st = Command::new("psql")
-            .args([&server, "-qc", &format!("CREATE DATABASE {name}")])
-            .status()
-            .unwrap();
-        assert!(st.success(), "psql cannot create a database");
-        let base = server.rsplit_once('/').unwrap().0;
-        Some(Self {
-            url: format!("{base}/{name}"),
-            server,
-            name,
-        })
-    }
-
-    fn scalar(&self, sql: &str) -> String {
-        let out = Command::new("psql")
-            .args([&self.url, "-tAc", sql])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                &self.server,
-                "-qc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .status();
-    }
+/// Instance `name` of an installation on `data`, on the embedded database
+/// or on the PostgreSQL database `db`, delivering webhooks promptly.
+fn instance(data: &Path, db: Option<&str>, name: &str) -> Server {
+    let env = [
+        ("MUSTER_WEBHOOKS__ALLOW_PRIVATE_DESTINATIONS", "true"),
+        ("MUSTER_WEBHOOKS__POLL_INTERVAL_MS", "100"),
+        ("MUSTER_WEBHOOKS__LEASE_SECONDS", "3"),
+        ("MUSTER_WEBHOOKS__REQUEST_TIMEOUT_SECONDS", "1"),
+    ];
+    let setup = Setup {
+        data: data.to_owned(),
+        database_url: db.map(str::to_owned),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    Server::start(&setup, name)
 }
 
 /// Subscriptions `/hook/0..n` on `hooks`, the `workday` mapping and an
 /// importer, made through instance `i`; returns the subscriptions (id,
 /// path) and a push of a file through any instance as that importer.
 #[allow(clippy::type_complexity)]
-fn fanout_setup<'a>(
-    i: &Instance,
-    data: &'a Path,
+fn fanout_setup(
+    i: &Server,
     hooks: &Hooks,
     n: usize,
-) -> (Vec<(String, String)>, Box<dyn Fn(&Instance, &Path) + 'a>) {
-    let run = |args: &[&str]| i.cmd(data, args).output().unwrap();
+) -> (Vec<(String, String)>, Box<dyn Fn(&Server, &Path)>) {
+    let run = |args: &[&str]| i.run(args);
     let mut subs = Vec::new();
     for k in 0..n {
         let path = format!("/hook/{k}");
@@ -791,12 +580,9 @@ fn fanout_setup<'a>(
     .concat()));
     let id = creds["client"]["client_id"].as_str().unwrap().to_owned();
     let secret = creds["client_secret"].as_str().unwrap().to_owned();
-    let push = move |i: &Instance, file: &Path| {
+    let push = move |i: &Server, file: &Path| {
         let out = i
-            .cmd(
-                data,
-                &["push", file.to_str().unwrap(), "--mapping", "workday"],
-            )
+            .cmd(&["push", file.to_str().unwrap(), "--mapping", "workday"])
             .env("MUSTER_CLIENT_ID", &id)
             .env("MUSTER_CLIENT_SECRET", &secret)
             .output()
@@ -812,8 +598,8 @@ fn a_gateway_killed_between_commit_and_delivery_delivers_every_event_after_resta
     // while committed events still wait for delivery, then started again.
     let data = tempfile::tempdir().unwrap();
     let hooks = Hooks::start(Duration::from_millis(10));
-    let a = Instance::start(data.path(), "");
-    let (subs, push) = fanout_setup(&a, data.path(), &hooks, 1);
+    let a = instance(data.path(), None, "a");
+    let (subs, push) = fanout_setup(&a, &hooks, 1);
     let path = subs[0].1.clone();
     let f = data.path().join("1.csv");
     std::fs::write(&f, hr_csv(0, 300)).unwrap();
@@ -829,7 +615,7 @@ fn a_gateway_killed_between_commit_and_delivery_delivers_every_event_after_resta
         before < 300,
         "the kill came too late: {before} of 300 delivered"
     );
-    let _b = Instance::start(data.path(), "");
+    let _b = instance(data.path(), None, "b");
     wait_until(120, "all 300 events after the restart", || {
         hooks.counts(&path).len() >= 300
     });
@@ -842,15 +628,19 @@ fn a_gateway_killed_between_commit_and_delivery_delivers_every_event_after_resta
 
 #[test]
 fn two_instances_deliver_each_event_once_and_the_survivor_finishes_a_killed_holders_work() {
-    let Some(db) = PgDb::create() else {
+    if std::env::var("MUSTER_TEST_BACKEND").as_deref() != Ok("postgres") {
         eprintln!("runs with MUSTER_TEST_BACKEND=postgres only (two instances share one PostgreSQL database)");
         return;
+    }
+    let Some(server) = support::pg_server() else {
+        return;
     };
+    let db = support::PgDb::create(&server);
     let data = tempfile::tempdir().unwrap();
     let hooks = Hooks::start(Duration::from_millis(10));
-    let a = Instance::start(data.path(), &db.url);
-    let b = Instance::start(data.path(), &db.url);
-    let (subs, push) = fanout_setup(&a, data.path(), &hooks, 3);
+    let a = instance(data.path(), Some(&db.url()), "a");
+    let b = instance(data.path(), Some(&db.url()), "b");
+    let (subs, push) = fanout_setup(&a, &hooks, 3);
     // Normal operation: changes committed through both instances, every
     // event reaches every subscription exactly once.
     let (f1, f2) = (data.path().join("1.csv"), data.path().join("2.csv"));
@@ -883,9 +673,13 @@ fn two_instances_deliver_each_event_once_and_the_survivor_finishes_a_killed_hold
         hooks.counts(&path).len() >= 250
     });
     let lease_owner = || {
-        db.scalar(&format!(
-            "SELECT coalesce(lease_owner, '') FROM subscriptions WHERE id = '{sub}'"
-        ))
+        db.client()
+            .query_one(
+                "SELECT coalesce(lease_owner, '') FROM subscriptions WHERE id = $1",
+                &[&sub],
+            )
+            .unwrap()
+            .get::<_, String>(0)
     };
     // Between two turns the lease may be free for a moment.
     let mut owner = String::new();
@@ -893,10 +687,10 @@ fn two_instances_deliver_each_event_once_and_the_survivor_finishes_a_killed_hold
         owner = lease_owner();
         !owner.is_empty()
     });
-    let (mut holder, survivor) = if owner == a.id() {
+    let (mut holder, survivor) = if owner == a.instance() {
         (a, b)
     } else {
-        assert_eq!(owner, b.id(), "one of the two holds the lease");
+        assert_eq!(owner, b.instance(), "one of the two holds the lease");
         (b, a)
     };
     holder.child.kill().unwrap();
@@ -908,7 +702,7 @@ fn two_instances_deliver_each_event_once_and_the_survivor_finishes_a_killed_hold
     });
     // The survivor holds it now, or has finished and handed it back.
     let owner = lease_owner();
-    assert!(owner.is_empty() || owner == survivor.id(), "{owner}");
+    assert!(owner.is_empty() || owner == survivor.instance(), "{owner}");
     // At least once: a repeat is possible only for what the dead holder
     // sent after its last save.
     let repeats: usize = hooks.counts(&path).values().map(|n| n - 1).sum();
@@ -921,7 +715,7 @@ fn two_instances_deliver_each_event_once_and_the_survivor_finishes_a_killed_hold
 #[test]
 fn an_operator_rotates_the_master_key_and_retires_the_old_one() {
     let s = start();
-    let key_file = s.data.path().join("master.key");
+    let key_file = s.data().join("master.key");
     let before = std::fs::read_to_string(&key_file).unwrap();
     let out = s.run(&["admin", "master-key", "rotate"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -934,13 +728,13 @@ fn an_operator_rotates_the_master_key_and_retires_the_old_one() {
     let out = s.run(&["admin", "master-key", "status"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["previous"], serde_json::json!([]), "{v}");
-    assert!(!s.data.path().join("master.key.previous").exists());
+    assert!(!s.data().join("master.key.previous").exists());
 }
 
 #[test]
 fn an_operator_creates_lists_and_revokes_admin_tokens_and_replaces_the_initial_one() {
     let s = start();
-    let initial = s.data.path().join("initial-admin-token");
+    let initial = s.data().join("initial-admin-token");
     let initial_token = std::fs::read_to_string(&initial).unwrap();
     let initial_token = initial_token.trim();
 
@@ -959,7 +753,7 @@ fn an_operator_creates_lists_and_revokes_admin_tokens_and_replaces_the_initial_o
     let ci = v["admin_token"].as_str().unwrap().to_owned();
     assert!(ci.starts_with("mat_"), "{v}");
     assert_eq!(v["token"]["name"], "ci");
-    let ci_file = s.data.path().join("ci-token");
+    let ci_file = s.data().join("ci-token");
     std::fs::write(&ci_file, &ci).unwrap();
     let ci_file = ci_file.to_str().unwrap();
     let out = s.run(&["admin", "--token-file", ci_file, "tenant", "list"]);
@@ -991,7 +785,7 @@ fn an_operator_creates_lists_and_revokes_admin_tokens_and_replaces_the_initial_o
 
     // Replace the initial token: a new one in a 0600 file, the initial one
     // revoked and its file gone.
-    let own = s.data.path().join("my-admin-token");
+    let own = s.data().join("my-admin-token");
     let out = s.run(&[
         "admin",
         "token",
@@ -1027,7 +821,7 @@ fn an_operator_creates_lists_and_revokes_admin_tokens_and_replaces_the_initial_o
     assert!(by_name("initial")["revoked_at"].is_string(), "{l}");
     assert!(by_name("operator")["revoked_at"].is_null(), "{l}");
     // The initial token no longer works, wherever it was kept.
-    let kept = s.data.path().join("kept-initial");
+    let kept = s.data().join("kept-initial");
     std::fs::write(&kept, initial_token).unwrap();
     let out = s.run(&[
         "admin",

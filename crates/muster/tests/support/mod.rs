@@ -107,6 +107,9 @@ pub struct Server {
     pub url: String,
     pub setup: Setup,
     pub log: PathBuf,
+    /// The data directory when the server has one of its own
+    /// ([`Server::fresh`]), removed after the process is gone.
+    own_data: Option<tempfile::TempDir>,
 }
 
 /// True once `/healthz` answers 200.
@@ -152,6 +155,7 @@ impl Server {
             url: format!("http://127.0.0.1:{port}"),
             setup: setup.clone(),
             log,
+            own_data: None,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !healthy(port) {
@@ -165,6 +169,34 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         s
+    }
+
+    /// `muster serve` on a data directory of its own with the embedded
+    /// database, and `env` as extra settings; the directory is removed
+    /// when the server is dropped.
+    pub fn fresh(env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = Setup {
+            data: dir.path().to_owned(),
+            database_url: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let mut s = Server::start(&setup, "fresh");
+        s.own_data = Some(dir);
+        s
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> &Path {
+        &self.setup.data
+    }
+
+    /// Everything the process has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGKILL, and wait for the process to be gone.
