@@ -47,37 +47,24 @@ impl Keys for SqliteStore {
     }
 
     fn key_create(&self, k: KeyRow, audit: Audit<KeyRow>) -> Result<KeyRow> {
+        self.audited(audit, move |conn| insert_key(conn, &k))
+    }
+
+    fn key_rotate(
+        &self,
+        new: KeyRow,
+        old: &str,
+        now: DateTime<Utc>,
+        audit: Audit<KeyRotation>,
+    ) -> Result<KeyRotation> {
+        let old = old.to_owned();
         self.audited(audit, move |conn| {
-            let ids = serde_json::to_string(&k.key_ids).map_err(json_err)?;
-            let res = conn.execute(
-                "INSERT INTO keys (id, tenant_id, kind, algorithm, purpose, key_ids, public_key, \
-                 sealed_secret, state, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
-                params![
-                    k.id,
-                    k.tenant.as_str(),
-                    k.kind,
-                    k.algorithm,
-                    k.purpose.as_str(),
-                    ids,
-                    k.public_key,
-                    k.sealed_secret,
-                    k.state.as_str(),
-                    us(k.created_at)
-                ],
-            );
-            match res {
-                Ok(_) => key_by_id(conn, &k.tenant, &k.id),
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    Err(StoreError::Conflict(format!(
-                        "a key with the id '{}' exists already",
-                        k.id
-                    )))
-                }
-                Err(e) => Err(be(e)),
+            if let Some(refused) = rotation_refused(&key_by_id(conn, &new.tenant, &old)?) {
+                return Err(refused);
             }
+            let old = update_key_state(conn, &new.tenant, &old, KeyState::DecryptOnly, now)?;
+            let new = insert_key(conn, &new)?;
+            Ok(KeyRotation { new, old })
         })
     }
 
@@ -105,18 +92,61 @@ impl Keys for SqliteStore {
     ) -> Result<KeyRow> {
         let (tenant, id) = (tenant.clone(), id.to_owned());
         self.audited(audit, move |conn| {
-            let n = conn
-                .execute(
-                    "UPDATE keys SET state = ?3, updated_at = ?4 WHERE tenant_id = ?1 AND id = ?2",
-                    params![tenant.as_str(), id, state.as_str(), us(now)],
-                )
-                .map_err(be)?;
-            if n == 0 {
-                return Err(StoreError::NotFound { what: "key" });
-            }
-            key_by_id(conn, &tenant, &id)
+            update_key_state(conn, &tenant, &id, state, now)
         })
     }
+}
+
+fn insert_key(conn: &Connection, k: &KeyRow) -> Result<KeyRow> {
+    let ids = serde_json::to_string(&k.key_ids).map_err(json_err)?;
+    let res = conn.execute(
+        "INSERT INTO keys (id, tenant_id, kind, algorithm, purpose, key_ids, public_key, \
+         sealed_secret, state, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        params![
+            k.id,
+            k.tenant.as_str(),
+            k.kind,
+            k.algorithm,
+            k.purpose.as_str(),
+            ids,
+            k.public_key,
+            k.sealed_secret,
+            k.state.as_str(),
+            us(k.created_at)
+        ],
+    );
+    match res {
+        Ok(_) => key_by_id(conn, &k.tenant, &k.id),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(StoreError::Conflict(format!(
+                "a key with the id '{}' exists already",
+                k.id
+            )))
+        }
+        Err(e) => Err(be(e)),
+    }
+}
+
+fn update_key_state(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: &str,
+    state: KeyState,
+    now: DateTime<Utc>,
+) -> Result<KeyRow> {
+    let n = conn
+        .execute(
+            "UPDATE keys SET state = ?3, updated_at = ?4 WHERE tenant_id = ?1 AND id = ?2",
+            params![tenant.as_str(), id, state.as_str(), us(now)],
+        )
+        .map_err(be)?;
+    if n == 0 {
+        return Err(StoreError::NotFound { what: "key" });
+    }
+    key_by_id(conn, tenant, id)
 }
 
 fn key_by_id(conn: &Connection, tenant: &TenantId, id: &str) -> Result<KeyRow> {

@@ -103,6 +103,7 @@ macro_rules! contract_tests {
             contract_atomic::an_admin_change_whose_entry_is_refused_leaves_nothing,
             contract_atomic::a_subscription_update_whose_entry_is_refused_leaves_the_old_settings,
             contract_atomic::a_person_write_whose_entry_is_refused_leaves_nothing,
+            contract_atomic::a_key_rotation_happens_whole_or_not_at_all,
         }
     };
     (@plain ($make:expr) $($module:ident :: $case:ident,)*) => {
@@ -130,6 +131,24 @@ pub fn no_audit<T>() -> Audit<T> {
 }
 
 // ---- fixtures: the builders every case and backend test shares ----------
+
+/// An active age key `id` of `tenant`, made at [`t0`], its secret sealed
+/// as three made-up bytes when it is a decryption key.
+pub fn age_key(tenant: &TenantId, id: &str, purpose: KeyPurpose) -> KeyRow {
+    KeyRow {
+        id: id.into(),
+        tenant: tenant.clone(),
+        kind: "age".into(),
+        algorithm: "x25519".into(),
+        purpose,
+        key_ids: vec![format!("age1{id}")],
+        public_key: format!("age1{id}"),
+        sealed_secret: (purpose == KeyPurpose::Decryption).then(|| vec![1, 2, 3]),
+        state: KeyState::Active,
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
 
 /// The moment the cases start at.
 pub fn t0() -> chrono::DateTime<Utc> {
@@ -681,17 +700,8 @@ pub fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
     let other = other_tenant(store);
     let tenant = TenantId::default_tenant();
     let key = |id: &str, purpose, secret: Option<Vec<u8>>| KeyRow {
-        id: id.into(),
-        tenant: tenant.clone(),
-        kind: "age".into(),
-        algorithm: "x25519".into(),
-        purpose,
-        key_ids: vec![format!("age1{id}")],
-        public_key: format!("age1{id}"),
         sealed_secret: secret,
-        state: KeyState::Active,
-        created_at: t0(),
-        updated_at: t0(),
+        ..age_key(&tenant, id, purpose)
     };
     let a = store
         .key_create(

@@ -4,7 +4,7 @@
 //! removes it), then shows that a refused entry leaves no change behind.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::contract::{chain_len, client, ctx, item, new_client, t0};
+use crate::contract::{age_key, chain_len, client, ctx, item, new_client, t0};
 use crate::contract_fanout::subscription;
 use crate::*;
 use muster_core::secret;
@@ -111,4 +111,109 @@ pub fn a_person_write_whose_entry_is_refused_leaves_nothing(s: &dyn Store, refus
         .unwrap();
     assert!(s.person_get(&t, &id).is_ok());
     assert_eq!(chain_len(s, &t), before + 1);
+}
+
+pub fn a_key_rotation_happens_whole_or_not_at_all(s: &dyn Store, refuse: &dyn Fn(bool)) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let t = TenantId::default_tenant();
+    s.key_create(
+        age_key(&t, "k1", KeyPurpose::Decryption),
+        recorded("key.created"),
+    )
+    .unwrap();
+    s.key_create(
+        age_key(&t, "s1", KeyPurpose::SenderVerification),
+        recorded("key.created"),
+    )
+    .unwrap();
+    let later = t0() + chrono::Duration::minutes(5);
+    let two: fn() -> Audit<KeyRotation> = || {
+        let (a, b) = (entry("key.created"), entry("key.state_changed"));
+        Box::new(move |_| vec![a, b])
+    };
+    let ids = |s: &dyn Store| -> Vec<(String, KeyState)> {
+        s.key_list(&t)
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.id, k.state))
+            .collect()
+    };
+    let before = (chain_len(s, &t), ids(s));
+
+    // The audit entries are refused: the old key stays active, no new one.
+    refuse(true);
+    assert!(s
+        .key_rotate(
+            age_key(&t, "k2", KeyPurpose::Decryption),
+            "k1",
+            later,
+            two()
+        )
+        .is_err());
+    refuse(false);
+    assert_eq!((chain_len(s, &t), ids(s)), before);
+
+    // Only an active decryption key is rotated; nothing is written else.
+    for not_rotated in ["s1", "nope"] {
+        assert!(s
+            .key_rotate(
+                age_key(&t, "k2", KeyPurpose::Decryption),
+                not_rotated,
+                later,
+                two()
+            )
+            .is_err());
+    }
+    assert_eq!((chain_len(s, &t), ids(s)), before);
+
+    // The new key's id is taken: the old key keeps its state.
+    assert!(matches!(
+        s.key_rotate(
+            age_key(&t, "s1", KeyPurpose::Decryption),
+            "k1",
+            later,
+            two()
+        ),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!((chain_len(s, &t), ids(s)), before);
+
+    let done = s
+        .key_rotate(
+            age_key(&t, "k2", KeyPurpose::Decryption),
+            "k1",
+            later,
+            two(),
+        )
+        .unwrap();
+    assert_eq!(
+        (done.new.id.as_str(), done.new.state),
+        ("k2", KeyState::Active)
+    );
+    assert_eq!(
+        (done.old.id.as_str(), done.old.state),
+        ("k1", KeyState::DecryptOnly)
+    );
+    assert_eq!(done.old.updated_at, later);
+    assert_eq!(chain_len(s, &t), before.0 + 2);
+    // A key rotated once is not rotated again.
+    assert!(matches!(
+        s.key_rotate(
+            age_key(&t, "k3", KeyPurpose::Decryption),
+            "k1",
+            later,
+            two()
+        ),
+        Err(StoreError::Conflict(_))
+    ));
+    let mut after = ids(s);
+    after.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        after,
+        [
+            ("k1".to_string(), KeyState::DecryptOnly),
+            ("k2".to_string(), KeyState::Active),
+            ("s1".to_string(), KeyState::Active),
+        ]
+    );
 }

@@ -573,6 +573,25 @@ impl KeyState {
     }
 }
 
+/// What a key rotation ([`Keys::key_rotate`]) left: the new active key and
+/// the old one, now `decrypt_only`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRotation {
+    pub new: KeyRow,
+    pub old: KeyRow,
+}
+
+/// Why a key cannot be rotated, if it cannot: only an active decryption
+/// key is (both backends check it inside the rotation's transaction).
+pub fn rotation_refused(old: &KeyRow) -> Option<StoreError> {
+    (old.purpose != KeyPurpose::Decryption || old.state != KeyState::Active).then(|| {
+        StoreError::Conflict(format!(
+            "key {} is not an active decryption key; only those are rotated",
+            old.id
+        ))
+    })
+}
+
 /// A tenant's key. The private part, when there is one, is only ever held
 /// sealed under the master key (`sealed_secret`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1075,6 +1094,18 @@ pub trait Keys {
         now: DateTime<Utc>,
         audit: Audit<KeyRow>,
     ) -> Result<KeyRow>;
+
+    /// Stores `new` and makes the tenant's key `old` `decrypt_only`, in one
+    /// transaction: no failure leaves both keys active or the new one
+    /// missing. `Conflict` when `old` is not an active decryption key (any
+    /// more), and then nothing is written.
+    fn key_rotate(
+        &self,
+        new: KeyRow,
+        old: &str,
+        now: DateTime<Utc>,
+        audit: Audit<KeyRotation>,
+    ) -> Result<KeyRotation>;
 
     /// A client's intake policy (the default when none was set).
     fn intake_policy_get(&self, principal_id: &str) -> Result<IntakePolicy>;

@@ -6,11 +6,12 @@ use crate::auth::Caller;
 use crate::base::error::{ApiError, ApiResult};
 use crate::base::state::{AppState, MasterKey};
 use crate::base::tenant_keys::seal_secret;
+use crate::ops::audit::audit_entry;
 use muster_core::policy::{IntakePolicy, Permission};
 use muster_intake::decrypt::{DecryptionKey, OpenPgpKeyKind, SignerKey};
 use muster_proto::ErrorCode;
 use muster_proto::{IntakePolicyInfo, KeySpec};
-use muster_store::{KeyPurpose, KeyRow, KeyState};
+use muster_store::{Audit, AuditDraft, KeyPurpose, KeyRotation, KeyRow, KeyState};
 use rand::RngCore;
 use secrecy::ExposeSecret;
 
@@ -186,14 +187,22 @@ fn build_key(
 /// key, as the spec's [`Plan`] says.
 pub(crate) async fn create(state: &AppState, caller: &Caller, plan: Plan) -> ApiResult<KeyRow> {
     caller.require(Permission::KeysAdmin)?;
+    let row = new_key(state, caller, plan).await?;
+    let audit = crate::ops::audit::recorded(state, caller, "key.created", created_detail);
+    let row = state.db(move |s| s.key_create(row, audit)).await?;
+    Ok(row)
+}
+
+/// Builds the key a [`Plan`] asks for, refused when the tenant holds the
+/// same key already (same key ids): "which key opened this file" would be
+/// ambiguous.
+async fn new_key(state: &AppState, caller: &Caller, plan: Plan) -> ApiResult<KeyRow> {
     let (master, tenant, now) = (
         state.master_key.clone(),
         caller.principal.tenant.clone(),
         state.clock.now(),
     );
     let row = tokio::task::spawn_blocking(move || build_key(&master, &tenant, plan, now)).await??;
-    // A key the tenant holds already (same key ids) would make "which key
-    // opened this file" ambiguous.
     let tenant = caller.principal.tenant.clone();
     let existing = state.db(move |s| s.key_list(&tenant)).await?;
     if let Some(k) = existing
@@ -205,14 +214,17 @@ pub(crate) async fn create(state: &AppState, caller: &Caller, plan: Plan) -> Api
             k.id
         )));
     }
-    let audit = crate::ops::audit::recorded(
-        state,
-        caller,
-        "key.created",
-        |k: &KeyRow| serde_json::json!({"key": k.id, "kind": k.kind, "algorithm": k.algorithm, "purpose": k.purpose.as_str(), "key_ids": k.key_ids}),
-    );
-    let row = state.db(move |s| s.key_create(row, audit)).await?;
     Ok(row)
+}
+
+/// The audit detail of `key.created`.
+fn created_detail(k: &KeyRow) -> serde_json::Value {
+    serde_json::json!({"key": k.id, "kind": k.kind, "algorithm": k.algorithm, "purpose": k.purpose.as_str(), "key_ids": k.key_ids})
+}
+
+/// The audit detail of `key.state_changed`.
+fn state_detail(k: &KeyRow, from: KeyState) -> serde_json::Value {
+    serde_json::json!({"key": k.id, "from": from.as_str(), "to": k.state.as_str()})
 }
 
 async fn set_state(
@@ -232,12 +244,10 @@ async fn set_state(
         )));
     }
     let from = cur.state;
-    let audit = crate::ops::audit::recorded(
-        state,
-        caller,
-        "key.state_changed",
-        move |k: &KeyRow| serde_json::json!({"key": k.id, "from": from.as_str(), "to": to.as_str()}),
-    );
+    let audit =
+        crate::ops::audit::recorded(state, caller, "key.state_changed", move |k: &KeyRow| {
+            state_detail(k, from)
+        });
     let row = state
         .db(move |s| s.key_set_state(&tenant, &id, to, now, audit))
         .await?;
@@ -266,9 +276,30 @@ pub(crate) async fn rotate(state: &AppState, caller: &Caller, id: String) -> Api
         "x25519" => "x25519",
         _ => "curve25519",
     };
-    let row = create(state, caller, Plan::Generate { kind, algorithm }).await?;
-    set_state(state, caller, id, KeyState::DecryptOnly).await?;
-    Ok(row)
+    let new = new_key(state, caller, Plan::Generate { kind, algorithm }).await?;
+    // Both changes and both audit entries commit together: a crash leaves
+    // the old key active and no new one, or the rotation done.
+    let (created, changed) = (
+        audit_entry(state, caller, "key.created", serde_json::Value::Null),
+        audit_entry(state, caller, "key.state_changed", serde_json::Value::Null),
+    );
+    let audit: Audit<KeyRotation> = Box::new(move |r| {
+        vec![
+            AuditDraft {
+                detail: created_detail(&r.new),
+                ..created
+            },
+            AuditDraft {
+                detail: state_detail(&r.old, KeyState::Active),
+                ..changed
+            },
+        ]
+    });
+    let now = state.clock.now();
+    let done = state
+        .db(move |s| s.key_rotate(new, &id, now, audit))
+        .await?;
+    Ok(done.new)
 }
 
 /// Revokes a key: it opens nothing from now on.
