@@ -32,6 +32,7 @@ use crate::pool::Sql;
 use crate::{be, decode_state, get, json_err, Result};
 use muster_core::audit::{AuditFields, GENESIS};
 use muster_core::person::{ChangeKind, Incoming, PersonState};
+use muster_store::shared::stored_id;
 use muster_store::{audit_time, AuditDraft, BatchItem, Checkpoint, Counts, ItemResult, Prepared};
 use muster_store::{shared, StoreError, WriteContext, LEASE_LOST};
 use postgres::binary_copy::BinaryCopyInWriter;
@@ -367,7 +368,7 @@ impl Current<'_> {
         }
         match &self.state {
             Lazy::State(s) => Ok(s),
-            _ => Err(StoreError::Backend("person state not decoded".into())),
+            _ => Err(StoreError::backend("person state not decoded")),
         }
     }
 }
@@ -626,7 +627,7 @@ fn apply_items<C: GenericClient>(
     for ext in &order {
         let c = people
             .get_mut(*ext)
-            .ok_or_else(|| StoreError::Backend("a changed person went missing".into()))?;
+            .ok_or_else(|| StoreError::backend("a changed person went missing"))?;
         versions.push(c.version);
         fps.push(c.fingerprint.clone());
         if let Lazy::Prepared(p) = c.state {
@@ -671,7 +672,7 @@ fn apply_items<C: GenericClient>(
         ],
     )?;
     if written != order.len() as u64 {
-        return Err(StoreError::Backend(format!(
+        return Err(StoreError::backend(format!(
             "{} of {} changed people were not where the batch read them",
             order.len() as u64 - written,
             order.len()
@@ -744,7 +745,7 @@ fn copy_new_people<C: GenericClient>(
     for ext in new {
         let c = people
             .get_mut(*ext)
-            .ok_or_else(|| StoreError::Backend("a changed person went missing".into()))?;
+            .ok_or_else(|| StoreError::backend("a changed person went missing"))?;
         let computed;
         let (attrs, roles, due) = match c.state {
             Lazy::Prepared(p) => (&*p.attrs_json, &*p.roles_json, &p.due_on),
@@ -777,7 +778,7 @@ fn copy_new_people<C: GenericClient>(
     }
     let written = w.finish().map_err(be)?;
     if written != new.len() as u64 {
-        return Err(StoreError::Backend(format!(
+        return Err(StoreError::backend(format!(
             "{written} of {} new people were copied",
             new.len()
         )));
@@ -814,8 +815,7 @@ pub(crate) fn settle_due<C: GenericClient>(
             )?;
             continue;
         }
-        let id =
-            muster_core::ExternalId::parse(&ext).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let id = muster_core::ExternalId::parse(&ext).map_err(stored_id)?;
         let mut inc = Incoming::new(id);
         inc.attrs.insert(
             "employment_status".into(),

@@ -143,28 +143,86 @@ fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 pub(crate) fn be(e: postgres::Error) -> StoreError {
-    StoreError::Backend(describe(&e))
+    StoreError::caused("PostgreSQL failed", Cause::of(&e, None))
 }
 
-/// The driver error with its cause, for the log. A server error gives its
-/// severity, SQLSTATE and message but not its DETAIL, which quotes row
-/// values (an external id in a key violation, say) that logs must not hold.
-pub(crate) fn describe(e: &postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+/// A driver error and its causes, kept as an error chain: each link's text
+/// is the driver's own, with the password blotted out when the
+/// configuration is given. A server error gives its severity, SQLSTATE and
+/// message and ends the chain: its DETAIL quotes row values (an external id
+/// in a key violation, say) that logs must not hold.
+#[derive(Debug)]
+pub(crate) struct Cause {
+    text: String,
+    source: Option<Box<Cause>>,
+}
+
+impl Cause {
+    /// The chain of `e`, with `config`'s password blotted out of every link.
+    pub(crate) fn of(e: &postgres::Error, config: Option<&Config>) -> Self {
+        let clean = |text: String| match config {
+            Some(c) => redact(c, &text),
+            None => text,
+        };
+        if let Some(db) = e.as_db_error() {
+            return Cause {
+                text: format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+                source: None,
+            };
+        }
+        let mut links = vec![clean(e.to_string())];
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            links.push(clean(c.to_string()));
+            cause = c.source();
+        }
+        links
+            .into_iter()
+            .rev()
+            .fold(None, |source, text| {
+                Some(Cause {
+                    text,
+                    source: source.map(Box::new),
+                })
+            })
+            .unwrap_or(Cause {
+                text: String::new(),
+                source: None,
+            })
     }
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// The driver error with its causes on one line, for the log: [`Cause`]'s
+/// links joined.
+fn describe(e: &postgres::Error) -> String {
+    let mut text = String::new();
+    let mut link = Some(&Cause::of(e, None));
+    while let Some(c) = link {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&c.text);
+        link = c.source.as_deref();
     }
     text
 }
 
 fn bad(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::backend(e.to_string())
 }
 
 fn is_unique_violation(e: &postgres::Error) -> bool {
@@ -272,10 +330,10 @@ impl PostgresStore {
     pub fn open(url: &str) -> Result<Self> {
         // The driver's parse errors name options, never their values.
         let config = Config::from_str(url).map_err(|e| {
-            StoreError::Backend(format!(
-                "the PostgreSQL connection URL is not valid: {}",
-                describe(&e)
-            ))
+            StoreError::caused(
+                "the PostgreSQL connection URL is not valid",
+                Cause::of(&e, None),
+            )
         })?;
         Self::open_with(config, DEFAULT_MAX_CONNECTIONS)
     }
@@ -362,9 +420,9 @@ fn to_principal(r: &Row, at: usize) -> Result<ClientRow> {
         .zip(expires)
         .map(|((d, c), e)| {
             Ok(SecretRow {
-                digest: d.try_into().map_err(|_| {
-                    StoreError::Backend("a stored secret digest is malformed".into())
-                })?,
+                digest: d
+                    .try_into()
+                    .map_err(|_| StoreError::backend("a stored secret digest is malformed"))?,
                 created_at: c,
                 expires_at: e,
             })
@@ -510,6 +568,59 @@ fn insert_admin_token<C: GenericClient>(s: &mut Sql<'_, C>, t: &NewAdminToken) -
         ],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod cause_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use crate::testing::{server, TestDb};
+    use postgres::NoTls;
+
+    /// Every link of an error's `source()` chain, outermost first.
+    fn chain(e: &dyn std::error::Error) -> Vec<String> {
+        let mut links = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(c) = next {
+            links.push(c.to_string());
+            next = c.source();
+        }
+        links
+    }
+
+    #[test]
+    fn a_server_error_keeps_its_sqlstate_in_the_chain_but_not_the_row_it_quotes() {
+        let Some(server) = server() else { return };
+        let db = TestDb::create(&server);
+        let mut c = db.config().connect(NoTls).unwrap();
+        c.batch_execute("CREATE TABLE t (v text UNIQUE); INSERT INTO t VALUES ('ada-lovelace')")
+            .unwrap();
+        let raw = c
+            .execute("INSERT INTO t VALUES ('ada-lovelace')", &[])
+            .unwrap_err();
+        assert!(
+            format!("{raw:?}").contains("ada-lovelace"),
+            "the driver's own error quotes the row (its DETAIL)"
+        );
+        let links = chain(&super::be(raw));
+        assert_eq!(links.len(), 2, "{links:?}");
+        assert!(links[1].contains("23505"), "{links:?}");
+        assert!(!links.concat().contains("ada-lovelace"), "{links:?}");
+    }
+
+    #[test]
+    fn a_connection_failure_keeps_its_cause_without_the_password() {
+        let err = crate::PostgresStore::open(
+            "postgres://u:hunter2-secret@127.0.0.1:1/nowhere?connect_timeout=2",
+        )
+        .unwrap_err();
+        let links = chain(&err);
+        assert!(
+            links.len() >= 3,
+            "the driver's error and its I/O cause: {links:?}"
+        );
+        assert!(links[0].contains("cannot connect"), "{links:?}");
+        assert!(!links.concat().contains("hunter2"), "{links:?}");
+    }
 }
 
 #[cfg(test)]

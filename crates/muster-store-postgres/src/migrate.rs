@@ -85,7 +85,7 @@ fn apply(client: &mut Client) -> Result<()> {
         .try_get(0)
         .map_err(be)?;
     if current > latest() {
-        return Err(StoreError::Backend(format!(
+        return Err(StoreError::backend(format!(
             "the database has schema version {current}, newer than this build ({})",
             latest()
         )));
@@ -93,10 +93,10 @@ fn apply(client: &mut Client) -> Result<()> {
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         let mut tx = client.transaction().map_err(be)?;
         tx.batch_execute(sql).map_err(|e| {
-            StoreError::Backend(format!(
-                "migration {version} ({name}) failed: {}",
-                crate::describe(&e)
-            ))
+            StoreError::caused(
+                format!("migration {version} ({name}) failed"),
+                crate::Cause::of(&e, None),
+            )
         })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",

@@ -65,9 +65,12 @@ impl Pool {
 
     /// Opens a connection outside the pool (migrations use one of their own).
     pub(crate) fn connect(&self) -> Result<Client> {
-        self.config
-            .connect(NoTls)
-            .map_err(|e| StoreError::Backend(crate::redact(&self.config, &crate::describe(&e))))
+        self.config.connect(NoTls).map_err(|e| {
+            StoreError::caused(
+                "cannot connect to PostgreSQL",
+                crate::Cause::of(&e, Some(&self.config)),
+            )
+        })
     }
 
     fn take(&self) -> Result<Conn> {
@@ -98,7 +101,7 @@ impl Pool {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(StoreError::Backend(format!(
+                return Err(StoreError::backend(format!(
                     "no PostgreSQL connection became free within {:?} ({} in use)",
                     self.wait, self.max
                 )));
@@ -166,7 +169,7 @@ impl Lease<'_> {
     fn conn(&mut self) -> Result<&mut Conn> {
         self.conn
             .as_mut()
-            .ok_or_else(|| StoreError::Backend("a pooled connection was taken twice".into()))
+            .ok_or_else(|| StoreError::backend("a pooled connection was taken twice"))
     }
 }
 

@@ -4,7 +4,7 @@
 //! target columns are), then the backend's own bookkeeping is derived
 //! (each tenant's audit chain head, the delivery log's sequence) and the
 //! whole is committed, or nothing is.
-use crate::{be, describe, redact, Result};
+use crate::{be, Cause, Result};
 use bytes::{BufMut, BytesMut};
 use muster_store::transfer::{Cell, Emit, Table, Target, TABLES};
 use muster_store::StoreError;
@@ -33,14 +33,14 @@ impl PostgresTarget {
     pub fn open(url: &str) -> Result<Self> {
         drop(crate::PostgresStore::open(url)?);
         let config = Config::from_str(url).map_err(|e| {
-            StoreError::Backend(format!(
-                "the PostgreSQL connection URL is not valid: {}",
-                describe(&e)
-            ))
+            StoreError::caused(
+                "the PostgreSQL connection URL is not valid",
+                Cause::of(&e, None),
+            )
         })?;
-        let mut client = config
-            .connect(NoTls)
-            .map_err(|e| StoreError::Backend(redact(&config, &describe(&e))))?;
+        let mut client = config.connect(NoTls).map_err(|e| {
+            StoreError::caused("cannot connect to PostgreSQL", Cause::of(&e, Some(&config)))
+        })?;
         client.batch_execute("BEGIN").map_err(be)?;
         Ok(Self { client, config })
     }
@@ -159,18 +159,17 @@ impl Target for PostgresTarget {
             let refs: Vec<&(dyn ToSql + Sync)> =
                 binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
             writer.write(&refs).map_err(|e| {
-                StoreError::Backend(format!(
-                    "copying {name}, row {}: {}",
-                    copied + 1,
-                    describe(&e)
-                ))
+                StoreError::caused(
+                    format!("copying {name}, row {}", copied + 1),
+                    Cause::of(&e, None),
+                )
             })?;
             copied += 1;
             Ok(())
         })?;
         writer
             .finish()
-            .map_err(|e| StoreError::Backend(format!("copying {name}: {}", describe(&e))))?;
+            .map_err(|e| StoreError::caused(format!("copying {name}"), Cause::of(&e, None)))?;
         Ok((copied, left_out))
     }
 

@@ -1,5 +1,5 @@
 //! Login-sync issuers, each a tenant's own.
-use crate::{be, from_us, json_err, us, SqliteStore};
+use crate::{be, from_us, json_err, stored_id, us, SqliteStore};
 use muster_core::TenantId;
 use muster_store::{Audit, IssuerRow, Issuers, Result, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -15,8 +15,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<IssuerRow>> {
     Ok((|| {
         Ok(IssuerRow {
             id,
-            tenant: TenantId::parse(&tenant)
-                .map_err(|e| StoreError::Backend(format!("stored tenant id: {e}")))?,
+            tenant: TenantId::parse(&tenant).map_err(stored_id)?,
             name,
             issuer,
             audience,

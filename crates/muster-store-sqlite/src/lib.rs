@@ -32,7 +32,7 @@ use muster_core::person::{into_display_detail, ChangeKind, Incoming};
 use muster_core::policy::IntakePolicy;
 use muster_core::secret::SecretDigest;
 use muster_core::{ExternalId, TenantId};
-use muster_store::shared::{self, decode_state, json_err};
+use muster_store::shared::{self, decode_state, json_err, stored_id};
 use muster_store::*;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
@@ -130,7 +130,7 @@ const SCHEMA_VERSION: i64 = 7;
 const READERS_KEPT: usize = 8;
 
 pub(crate) fn be(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::caused("SQLite failed", e)
 }
 
 fn us(t: DateTime<Utc>) -> i64 {
@@ -162,7 +162,7 @@ impl std::fmt::Debug for SqliteStore {
 /// files with the database file's permissions, so they follow.
 fn private_database_file(path: &Path) -> Result<()> {
     let io =
-        |e: std::io::Error| StoreError::Backend(format!("cannot prepare {}: {e}", path.display()));
+        |e: std::io::Error| StoreError::caused(format!("cannot prepare {}", path.display()), e);
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(false);
     #[cfg(unix)]
@@ -217,7 +217,7 @@ impl SqliteStore {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(be)?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::Backend(format!(
+            return Err(StoreError::backend(format!(
                 "the database has schema version {version}, newer than this build ({SCHEMA_VERSION})"
             )));
         }
@@ -334,7 +334,7 @@ fn load_principal(conn: &Connection, where_: &str, arg: &str) -> Result<Option<C
         let (d, c, e) = row.map_err(be)?;
         let digest: SecretDigest = d
             .try_into()
-            .map_err(|_| StoreError::Backend("a stored secret digest is malformed".into()))?;
+            .map_err(|_| StoreError::backend("a stored secret digest is malformed"))?;
         secrets.push(SecretRow {
             digest,
             created_at: from_us(c),
@@ -343,7 +343,7 @@ fn load_principal(conn: &Connection, where_: &str, arg: &str) -> Result<Option<C
     }
     Ok(Some(ClientRow {
         id,
-        tenant: TenantId::parse(&tenant).map_err(|e| StoreError::Backend(e.to_string()))?,
+        tenant: TenantId::parse(&tenant).map_err(stored_id)?,
         kind: if kind == "admin" {
             PrincipalKind::Admin
         } else {
@@ -428,8 +428,7 @@ impl ImportRowRaw {
         let c = self.counts.map(|v| v.max(0) as u64);
         Ok(ImportRow {
             id: self.id,
-            tenant: TenantId::parse(&self.tenant)
-                .map_err(|e| StoreError::Backend(e.to_string()))?,
+            tenant: TenantId::parse(&self.tenant).map_err(stored_id)?,
             principal_id: self.principal_id,
             client_id: self.client_id,
             on_behalf_of: self.on_behalf_of,
@@ -437,14 +436,14 @@ impl ImportRowRaw {
             mapping: self.mapping,
             mapping_version: self.mapping_version,
             mode: ImportMode::parse(&self.mode).ok_or_else(|| {
-                StoreError::Backend(format!("an import holds the unknown mode {:?}", self.mode))
+                StoreError::backend(format!("an import holds the unknown mode {:?}", self.mode))
             })?,
             dry_run: self.dry_run,
             format: self.format,
             options: serde_json::from_str(&self.options).map_err(json_err)?,
             bytes: self.bytes.max(0) as u64,
             state: ImportState::parse(&self.state).ok_or_else(|| {
-                StoreError::Backend(format!(
+                StoreError::backend(format!(
                     "an import holds the unknown state {:?}",
                     self.state
                 ))
@@ -482,8 +481,7 @@ struct PersonRaw {
 impl PersonRaw {
     fn decode(self) -> Result<PersonRow> {
         Ok(PersonRow {
-            external_id: ExternalId::parse(&self.external_id)
-                .map_err(|e| StoreError::Backend(e.to_string()))?,
+            external_id: ExternalId::parse(&self.external_id).map_err(stored_id)?,
             state: decode_state(&self.attrs, &self.roles)?,
             version: self.version,
             updated_at: from_us(self.updated_at),
@@ -773,7 +771,7 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<Result<KeyRow>> {
     let (id, kind, algorithm, public_key, sealed_secret) =
         (r.get(0)?, r.get(2)?, r.get(3)?, r.get(6)?, r.get(7)?);
     let (created_at, updated_at) = (from_us(r.get(9)?), from_us(r.get(10)?));
-    let bad = |what: &str| StoreError::Backend(format!("stored key has an invalid {what}"));
+    let bad = |what: &str| StoreError::backend(format!("stored key has an invalid {what}"));
     let row = (|| {
         Ok(KeyRow {
             id,
@@ -1011,7 +1009,7 @@ pub(crate) fn apply_items(
                 continue;
             }
             if written != 1 {
-                return Err(StoreError::Backend(format!(
+                return Err(StoreError::backend(format!(
                     "expected one write of a person's row, made {written}"
                 )));
             }

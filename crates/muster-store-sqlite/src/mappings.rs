@@ -92,7 +92,7 @@ fn mapping_from_row(r: &Row) -> rusqlite::Result<(String, String, i64, String, i
 
 fn to_mapping(t: (String, String, i64, String, i64, String)) -> Result<MappingRow> {
     Ok(MappingRow {
-        tenant: TenantId::parse(&t.0).map_err(|e| StoreError::Backend(e.to_string()))?,
+        tenant: TenantId::parse(&t.0).map_err(stored_id)?,
         name: t.1,
         version: t.2,
         document: serde_json::from_str(&t.3).map_err(json_err)?,

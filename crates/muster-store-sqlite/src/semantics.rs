@@ -1,11 +1,11 @@
 //! Import semantics (docs/people.md#import-semantics): a source's active people for snapshot
 //! imports, existence checks for manager references, and due
 //! effective-date transitions.
-use crate::{apply_items, be, decode_state};
+use crate::{apply_items, be, decode_state, stored_id};
 use muster_core::person::{due_on, settle, today, Incoming};
 use muster_core::value::AttrValue;
 use muster_core::{ExternalId, TenantId};
-use muster_store::{BatchItem, ItemResult, Result, StoreError, WriteContext};
+use muster_store::{BatchItem, ItemResult, Result, WriteContext};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -108,7 +108,7 @@ pub(crate) fn settle_due(
             .map_err(be)?;
             continue;
         }
-        let id = ExternalId::parse(&ext).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let id = ExternalId::parse(&ext).map_err(stored_id)?;
         let mut inc = Incoming::new(id);
         let status = state.attrs.get("employment_status").cloned();
         inc.attrs.insert(

@@ -44,7 +44,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Raw> {
 
 fn decode((mut row, tenant, events, attributes): Raw) -> Result<SubscriptionRow> {
     row.tenant = TenantId::parse(&tenant)
-        .map_err(|_| StoreError::Backend("a stored tenant id does not parse".into()))?;
+        .map_err(|_| StoreError::backend("a stored tenant id does not parse"))?;
     row.events = serde_json::from_str(&events).map_err(json_err)?;
     row.attributes = serde_json::from_str(&attributes).map_err(json_err)?;
     Ok(row)
@@ -90,7 +90,7 @@ pub(crate) fn active(conn: &Connection) -> Result<Vec<SubscriptionRow>> {
 }
 
 fn json(v: &[String]) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Backend(e.to_string()))
+    serde_json::to_string(v).map_err(json_err)
 }
 
 pub(crate) fn create(conn: &Connection, s: &SubscriptionRow) -> Result<SubscriptionRow> {

@@ -102,7 +102,7 @@ fn tenant_row(r: &Row) -> rusqlite::Result<(String, String, i64)> {
 
 fn to_tenant((id, name, at): (String, String, i64)) -> Result<TenantRow> {
     Ok(TenantRow {
-        id: TenantId::parse(&id).map_err(|e| StoreError::Backend(e.to_string()))?,
+        id: TenantId::parse(&id).map_err(stored_id)?,
         name,
         created_at: from_us(at),
     })

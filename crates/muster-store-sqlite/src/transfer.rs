@@ -28,7 +28,7 @@ impl SqliteSource {
     /// `now` decides which tokens and nonces are still worth moving.
     pub fn open(path: &Path, now: DateTime<Utc>) -> Result<Self> {
         if !path.is_file() {
-            return Err(StoreError::Backend(format!(
+            return Err(StoreError::backend(format!(
                 "there is no SQLite database at {}",
                 path.display()
             )));
@@ -87,7 +87,7 @@ fn query(table: &Table) -> (String, Option<&'static str>) {
 
 fn cell(table: &Table, col: usize, kind: Kind, v: ValueRef<'_>) -> Result<Cell> {
     let wrong = || {
-        StoreError::Backend(format!(
+        StoreError::backend(format!(
             "{}.{}: the stored value is not of the expected type",
             table.name, table.columns[col].0
         ))

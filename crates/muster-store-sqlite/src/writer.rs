@@ -49,12 +49,12 @@ impl Writer {
         std::thread::Builder::new()
             .name("muster-sqlite-checkpoint".into())
             .spawn(move || checkpointer(checkpoints, woken))
-            .map_err(|e| StoreError::Backend(format!("cannot start the checkpointer: {e}")))?;
+            .map_err(|e| StoreError::caused("cannot start the checkpointer", e))?;
         let (tx, rx) = mpsc::sync_channel::<Job>(4096);
         std::thread::Builder::new()
             .name("muster-sqlite-writer".into())
             .spawn(move || run(conn, rx, wake))
-            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::caused("cannot start the writer thread", e))?;
         Ok(Self { tx })
     }
 
@@ -77,9 +77,9 @@ impl Writer {
         });
         self.tx
             .send(job)
-            .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
+            .map_err(|_| StoreError::backend("the writer thread has stopped"))?;
         rrx.recv()
-            .map_err(|_| StoreError::Backend("the writer thread dropped a job".into()))?
+            .map_err(|_| StoreError::backend("the writer thread dropped a job"))?
     }
 }
 
@@ -122,7 +122,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, wake: mpsc::SyncSender<()>) {
         for reply in replies {
             reply(match &commit {
                 Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Backend(e.to_string())),
+                Err(e) => Err(StoreError::backend(format!("the commit failed: {e}"))),
             });
         }
     }

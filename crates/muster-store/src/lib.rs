@@ -38,9 +38,55 @@ pub enum StoreError {
     NotFound { what: &'static str },
     #[error("conflict: {0}")]
     Conflict(String),
-    /// The backend failed; the text is for the log, never for a client.
-    #[error("storage backend error: {0}")]
-    Backend(String),
+    /// The backend failed; what it says is for the log, never for a client.
+    #[error(transparent)]
+    Backend(BackendError),
+}
+
+impl StoreError {
+    /// A backend failure that Muster itself detected (a stored value that
+    /// does not decode, a thread that stopped).
+    pub fn backend(what: impl Into<String>) -> Self {
+        StoreError::Backend(BackendError {
+            what: what.into(),
+            source: None,
+        })
+    }
+
+    /// A backend failure with the driver's or the system's error as its
+    /// cause, kept as the error's `source()` so that a log shows the whole
+    /// chain. The cause must not carry row values: the PostgreSQL store
+    /// passes a redacted copy of the driver error (docs/security.md).
+    pub fn caused(
+        what: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Backend(BackendError {
+            what: what.into(),
+            source: Some(Box::new(cause)),
+        })
+    }
+}
+
+/// What a backend failure was doing, and why it failed.
+#[derive(Debug)]
+pub struct BackendError {
+    what: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "storage backend error: {}", self.what)
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -1590,6 +1636,19 @@ pub struct DeliveryRecord {
 #[cfg(test)]
 mod state_tests {
     use super::*;
+
+    #[test]
+    fn a_backend_error_keeps_its_cause_as_its_source() {
+        let cause = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = StoreError::caused("cannot open the database", cause);
+        assert_eq!(
+            e.to_string(),
+            "storage backend error: cannot open the database"
+        );
+        let source = std::error::Error::source(&e).expect("the cause is the source");
+        assert_eq!(source.to_string(), "no such file");
+        assert!(std::error::Error::source(&StoreError::backend("x")).is_none());
+    }
 
     #[test]
     fn the_pending_states_sql_lists_exactly_the_pending_states() {

@@ -15,9 +15,23 @@ use muster_core::{Attributes, TenantId};
 use std::collections::BTreeSet;
 
 /// A stored JSON value that does not decode (the database was edited or
-/// is damaged): a backend error, for the log.
+/// is damaged), or a value that does not encode: a backend error, for the
+/// log. serde_json's message quotes the offending value, which may be a
+/// person's, so only its category and position are kept.
 pub fn json_err(e: serde_json::Error) -> StoreError {
-    StoreError::Backend(format!("stored JSON does not decode: {e}"))
+    StoreError::backend(format!(
+        "stored JSON does not decode ({:?} error at line {}, column {})",
+        e.classify(),
+        e.line(),
+        e.column()
+    ))
+}
+
+/// A stored identifier (tenant or external id) that no longer parses: the
+/// database was edited or is damaged. The parse error names the rule it
+/// broke, never the value.
+pub fn stored_id(e: muster_core::IdError) -> StoreError {
+    StoreError::caused("a stored identifier does not parse", e)
 }
 
 /// A person's state from its stored attributes and roles (JSON text).

@@ -106,7 +106,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound { what } => ApiError::NotFound(what),
             StoreError::Conflict(d) => ApiError::Conflict(d),
-            StoreError::Backend(d) => ApiError::Internal(anyhow::anyhow!("store: {d}")),
+            e @ StoreError::Backend(_) => ApiError::Internal(anyhow::Error::new(e)),
         }
     }
 }
@@ -229,7 +229,7 @@ mod tests {
             StatusCode::CONFLICT
         );
         assert_eq!(
-            ApiError::from(StoreError::Backend("x".into())).status(),
+            ApiError::from(StoreError::backend("x")).status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
     }
