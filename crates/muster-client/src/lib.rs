@@ -368,6 +368,19 @@ impl Client {
             .await
     }
 
+    /// A DELETE whose success has no body to read.
+    pub(crate) async fn delete(&self, path: &str) -> Result<(), ClientError> {
+        let url = self.url(path);
+        let resp = self
+            .send(|http| {
+                Ok(http
+                    .request(Method::DELETE, &url)
+                    .header(ACCEPT, "application/json"))
+            })
+            .await?;
+        expect_success(resp).await
+    }
+
     // ---- health ----------------------------------------------------------
 
     /// `GET /healthz`: the process answers.
@@ -659,15 +672,8 @@ impl Client {
 
     /// `DELETE /api/v1/issuers/{name}`
     pub async fn issuer_delete(&self, name: &str) -> Result<(), ClientError> {
-        let url = self.url(&format!("/api/v1/issuers/{}", seg(name)?));
-        let resp = self
-            .send(|http| {
-                Ok(http
-                    .request(Method::DELETE, &url)
-                    .header(ACCEPT, "application/json"))
-            })
-            .await?;
-        expect_success(resp).await
+        self.delete(&format!("/api/v1/issuers/{}", seg(name)?))
+            .await
     }
 
     // ---- imports ---------------------------------------------------------

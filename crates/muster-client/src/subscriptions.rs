@@ -1,11 +1,10 @@
 //! Webhook subscriptions and the change feed (docs/events.md#webhook-subscriptions): the calls behind
 //! `muster admin subscription ...`, for scripts and other Rust programs.
-use crate::{expect_success, seg, to_json, Client, ClientError};
+use crate::{seg, to_json, Client, ClientError};
 use muster_proto::{
     ChangesPage, DeliveryInfo, Page, RedeliverRequest, SubscriptionCreated, SubscriptionInfo,
     SubscriptionPatch, SubscriptionSpec, WebhookSecretRotate,
 };
-use reqwest::header::ACCEPT;
 use reqwest::Method;
 
 impl Client {
@@ -65,15 +64,8 @@ impl Client {
 
     /// `DELETE /api/v1/subscriptions/{id}`
     pub async fn subscription_delete(&self, id: &str) -> Result<(), ClientError> {
-        let url = self.url(&format!("/api/v1/subscriptions/{}", seg(id)?));
-        let resp = self
-            .send(|http| {
-                Ok(http
-                    .request(Method::DELETE, &url)
-                    .header(ACCEPT, "application/json"))
-            })
-            .await?;
-        expect_success(resp).await
+        self.delete(&format!("/api/v1/subscriptions/{}", seg(id)?))
+            .await
     }
 
     /// `POST /api/v1/subscriptions/{id}/rotate-secret`: a new secret (shown

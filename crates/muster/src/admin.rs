@@ -630,11 +630,7 @@ async fn token_cmd(c: &Client, cmd: TokenCmd, json: bool) -> Result<(), ClientEr
         }
         TokenCmd::Revoke { id } => {
             let t = c.admin_token_revoke(&id).await?;
-            if json {
-                print_json(&t);
-            } else {
-                table(&TOKEN_HEADER, &[token_row(&t)]);
-            }
+            print_one(&t, json, &TOKEN_HEADER, token_row);
         }
         // Handled by `run`, which reads the initial token itself.
         TokenCmd::ReplaceInitial { .. } => {}
@@ -766,13 +762,7 @@ fn client_row(c: &ClientInfo) -> Vec<String> {
 }
 
 async fn client_cmd(c: &Client, cmd: ClientCmd, json: bool) -> Result<(), ClientError> {
-    let show = |info: &ClientInfo| {
-        if json {
-            print_json(info);
-        } else {
-            table(&CLIENT_HEADER, &[client_row(info)]);
-        }
-    };
+    let show = |info: &ClientInfo| print_one(info, json, &CLIENT_HEADER, client_row);
     match cmd {
         ClientCmd::Create {
             role,
@@ -889,13 +879,7 @@ fn read_file(path: &Path) -> Result<String, ClientError> {
 }
 
 async fn issuer_cmd(c: &Client, cmd: IssuerCmd, json: bool) -> Result<(), ClientError> {
-    let show = |i: &IssuerInfo| {
-        if json {
-            print_json(i);
-        } else {
-            table(&ISSUER_HEADER, &[issuer_row(i)]);
-        }
-    };
+    let show = |i: &IssuerInfo| print_one(i, json, &ISSUER_HEADER, issuer_row);
     match cmd {
         IssuerCmd::Create {
             name,
@@ -1357,6 +1341,20 @@ async fn client_key_cmd(c: &Client, cmd: ClientKeyCmd, json: bool) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// One item as the API's JSON (`--json`) or as a one-row table.
+fn print_one<T: serde::Serialize>(
+    item: &T,
+    json: bool,
+    header: &[&str],
+    row: fn(&T) -> Vec<String>,
+) {
+    if json {
+        print_json(item);
+    } else {
+        table(header, &[row(item)]);
+    }
 }
 
 /// A list as the API's JSON (`--json`) or as a table, one row an item.
