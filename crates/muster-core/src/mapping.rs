@@ -23,6 +23,7 @@ use crate::ids::ExternalId;
 use crate::person::Incoming;
 use crate::schema::{coerce, coerce_owned, core_type, valid_custom_name, AttrType, ROLES};
 use chrono::NaiveDate;
+use muster_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -48,7 +49,7 @@ pub enum MappingError {
 pub struct RowError {
     pub column: Option<String>,
     pub attribute: Option<String>,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -537,7 +538,7 @@ impl CompiledMapping {
         get: impl Fn(&'a Source) -> Field<'a>,
     ) -> Result<Incoming, Vec<RowError>> {
         let mut errors = Vec::new();
-        let key_err = |code: &'static str, message: &str| RowError {
+        let key_err = |code: ErrorCode, message: &str| RowError {
             column: Some(self.key_column.clone()),
             attribute: None,
             code,
@@ -547,13 +548,13 @@ impl CompiledMapping {
             Field::Text(t) => {
                 let t = t.trim();
                 if t.is_empty() {
-                    errors.push(key_err("missing_key", "the key column is empty"));
+                    errors.push(key_err(ErrorCode::MissingKey, "the key column is empty"));
                     None
                 } else {
                     match ExternalId::parse(t) {
                         Ok(id) => Some(id),
                         Err(e) => {
-                            errors.push(key_err("invalid_key", &e.to_string()));
+                            errors.push(key_err(ErrorCode::InvalidKey, &e.to_string()));
                             None
                         }
                     }
@@ -561,17 +562,20 @@ impl CompiledMapping {
             }
             Field::Missing => {
                 errors.push(key_err(
-                    "missing_field",
+                    ErrorCode::MissingField,
                     "the row has no field for the key column",
                 ));
                 None
             }
             Field::Absent => {
-                errors.push(key_err("missing_key", "the record has no key field"));
+                errors.push(key_err(
+                    ErrorCode::MissingKey,
+                    "the record has no key field",
+                ));
                 None
             }
             Field::List(_) | Field::Invalid => {
-                errors.push(key_err("invalid_type", "the key must be text"));
+                errors.push(key_err(ErrorCode::InvalidType, "the key must be text"));
                 None
             }
         };
@@ -579,7 +583,7 @@ impl CompiledMapping {
         let mut roles = None;
         for a in &self.attrs {
             let p = &a.prep;
-            let err = |code: &'static str, message: String| RowError {
+            let err = |code: ErrorCode, message: String| RowError {
                 column: Some(a.column_label.clone()),
                 attribute: Some(p.name.clone()),
                 code,
@@ -597,14 +601,14 @@ impl CompiledMapping {
                     Field::List(l) if p.name == ROLES && a.sources.len() == 1 => list = Some(l),
                     Field::Missing => {
                         errors.push(err(
-                            "missing_field",
+                            ErrorCode::MissingField,
                             format!("the row has no field '{}'", a.column_label),
                         ));
                         bad = true;
                     }
                     Field::List(_) | Field::Invalid => {
                         errors.push(err(
-                            "invalid_type",
+                            ErrorCode::InvalidType,
                             "the field must be text, a number or a boolean".into(),
                         ));
                         bad = true;
@@ -618,7 +622,7 @@ impl CompiledMapping {
                 // The record says nothing of this attribute.
                 if p.spec.required {
                     errors.push(err(
-                        "required",
+                        ErrorCode::Required,
                         format!("the required attribute '{}' is missing", p.name),
                     ));
                 }
@@ -627,7 +631,7 @@ impl CompiledMapping {
             if let Some(l) = list {
                 match role_set(l.iter().map(String::as_str)) {
                     Ok(set) => roles = Some(set),
-                    Err(e) => errors.push(err("invalid_role", e)),
+                    Err(e) => errors.push(err(ErrorCode::InvalidRole, e)),
                 }
                 continue;
             }
@@ -655,7 +659,7 @@ impl CompiledMapping {
                     }
                     None if p.spec.required => {
                         errors.push(err(
-                            "required",
+                            ErrorCode::Required,
                             format!("the required attribute '{}' is empty", p.name),
                         ));
                         continue;
@@ -678,7 +682,7 @@ impl CompiledMapping {
                         None if p.spec.values_passthrough => {}
                         None => {
                             errors.push(err(
-                                "unmapped_value",
+                                ErrorCode::UnmappedValue,
                                 format!(
                                     "the value is not one of the mapped values ({})",
                                     map.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -698,7 +702,7 @@ impl CompiledMapping {
                         Some(d) => text = crate::schema::iso_date(d),
                         None => {
                             errors.push(err(
-                                "invalid_date",
+                                ErrorCode::InvalidDate,
                                 format!("the value is not a date in the format {f}"),
                             ));
                             continue;
@@ -710,7 +714,7 @@ impl CompiledMapping {
             if let Some(re) = &p.pattern {
                 if !re.is_match(&text) {
                     errors.push(err(
-                        "pattern_mismatch",
+                        ErrorCode::PatternMismatch,
                         "the value does not match the attribute's pattern".into(),
                     ));
                     continue;
@@ -725,7 +729,7 @@ impl CompiledMapping {
                     };
                     match role_set(parts.into_iter()) {
                         Ok(set) => roles = Some(set),
-                        Err(e) => errors.push(err("invalid_role", e)),
+                        Err(e) => errors.push(err(ErrorCode::InvalidRole, e)),
                     }
                 }
                 // Step 7.
@@ -879,7 +883,7 @@ pattern = "^[0-9]{4}$"
                 "12",
             ])
             .unwrap_err();
-        let codes: Vec<&str> = errs.iter().map(|e| e.code).collect();
+        let codes: Vec<&str> = errs.iter().map(|e| e.code.as_str()).collect();
         let mut sorted = codes.clone();
         sorted.sort();
         assert_eq!(
@@ -900,10 +904,10 @@ pattern = "^[0-9]{4}$"
             }
         }
         let e = m.map_row(&["", "Ada", "", "", "", "", "", ""]).unwrap_err();
-        assert_eq!(e[0].code, "missing_key");
+        assert_eq!(e[0].code, ErrorCode::MissingKey);
         assert_eq!(e[0].column.as_deref(), Some("Employee ID"));
         let e = m.map_row(&["E1", "Ada"]).unwrap_err();
-        assert!(e.iter().all(|e| e.code == "missing_field"));
+        assert!(e.iter().all(|e| e.code == ErrorCode::MissingField));
     }
 
     #[test]
@@ -970,10 +974,10 @@ pattern = "^[0-9]{4}$"
                     .unwrap(),
             )
             .unwrap_err();
-        assert_eq!(e[0].code, "required");
+        assert_eq!(e[0].code, ErrorCode::Required);
         let obj = serde_json::json!({"Employee ID": "E1", "First Name": {"x": 1}});
         let e = m.map_object(obj.as_object().unwrap()).unwrap_err();
-        assert_eq!(e[0].code, "invalid_type");
+        assert_eq!(e[0].code, ErrorCode::InvalidType);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! turn a cleaned-up text value into a typed [`AttrValue`].
 use crate::value::AttrValue;
 use chrono::NaiveDate;
+use muster_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 /// The declared type of an attribute.
@@ -77,12 +78,12 @@ pub fn valid_custom_name(name: &str) -> bool {
 /// `message` never repeats the value (it may be personnel data).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValueError {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl ValueError {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -99,7 +100,7 @@ pub fn coerce(ty: &AttrType, text: &str) -> Result<AttrValue, ValueError> {
 pub fn coerce_owned(ty: &AttrType, text: String) -> Result<AttrValue, ValueError> {
     if text.len() > MAX_VALUE_LEN {
         return Err(ValueError::new(
-            "value_too_long",
+            ErrorCode::ValueTooLong,
             format!("value is longer than {MAX_VALUE_LEN} bytes"),
         ));
     }
@@ -114,7 +115,7 @@ pub fn coerce_owned(ty: &AttrType, text: String) -> Result<AttrValue, ValueError
                 .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')))
     {
         return Err(ValueError::new(
-            "invalid_characters",
+            ErrorCode::InvalidCharacters,
             "value contains control characters",
         ));
     }
@@ -125,7 +126,7 @@ pub fn coerce_owned(ty: &AttrType, text: String) -> Result<AttrValue, ValueError
                 Ok(AttrValue::string(text))
             } else {
                 Err(ValueError::new(
-                    "invalid_email",
+                    ErrorCode::InvalidEmail,
                     "value is not an e-mail address",
                 ))
             }
@@ -133,7 +134,7 @@ pub fn coerce_owned(ty: &AttrType, text: String) -> Result<AttrValue, ValueError
         AttrType::Date => match parse_iso_date(&text) {
             Some(d) => Ok(AttrValue::string(iso_date(d))),
             None => Err(ValueError::new(
-                "invalid_date",
+                ErrorCode::InvalidDate,
                 "value is not a date in the form YYYY-MM-DD",
             )),
         },
@@ -142,7 +143,7 @@ pub fn coerce_owned(ty: &AttrType, text: String) -> Result<AttrValue, ValueError
                 Ok(AttrValue::string(text))
             } else {
                 Err(ValueError::new(
-                    "invalid_enum",
+                    ErrorCode::InvalidEnum,
                     format!("value is not one of: {}", allowed.join(", ")),
                 ))
             }
@@ -151,14 +152,14 @@ pub fn coerce_owned(ty: &AttrType, text: String) -> Result<AttrValue, ValueError
             "true" | "yes" | "y" | "1" => Ok(AttrValue::bool(true)),
             "false" | "no" | "n" | "0" => Ok(AttrValue::bool(false)),
             _ => Err(ValueError::new(
-                "invalid_bool",
+                ErrorCode::InvalidBool,
                 "value is not a boolean (true/false, yes/no, 1/0)",
             )),
         },
         AttrType::Integer => text
             .parse::<i64>()
             .map(AttrValue::integer)
-            .map_err(|_| ValueError::new("invalid_integer", "value is not a whole number")),
+            .map_err(|_| ValueError::new(ErrorCode::InvalidInteger, "value is not a whole number")),
     }
 }
 
@@ -219,7 +220,7 @@ mod tests {
     fn values_are_checked_against_their_type_without_quoting_them() {
         assert!(coerce(&AttrType::Email, "a@b.co").is_ok());
         let e = coerce(&AttrType::Email, "secret-value").unwrap_err();
-        assert_eq!(e.code, "invalid_email");
+        assert_eq!(e.code, ErrorCode::InvalidEmail);
         assert!(!e.message.contains("secret-value"));
         assert_eq!(
             coerce(&AttrType::Date, "2024-02-29").ok(),

@@ -21,6 +21,7 @@
 //!
 //! No message ever quotes a cell or a line, which may hold personnel data:
 //! they name rows, columns and limits only.
+use muster_proto::ErrorCode;
 use std::io::{self, BufRead, BufReader, Read};
 
 /// The syntax of an upload.
@@ -80,7 +81,7 @@ pub struct RowProblem {
     pub column: Option<String>,
     /// Stable machine-readable code: `ragged_row`, `invalid_utf8`,
     /// `invalid_json` or `not_an_object`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// For people; never quotes the data.
     pub message: String,
 }
@@ -633,7 +634,7 @@ impl<R: Read> RecordReader<R> {
             return Ok(Some(Item::Problem(RowProblem {
                 row,
                 column: None,
-                code: "ragged_row",
+                code: ErrorCode::RaggedRow,
                 message: format!(
                     "the row has {} fields where the header has {}",
                     record.len(),
@@ -647,7 +648,7 @@ impl<R: Read> RecordReader<R> {
             Item::Problem(RowProblem {
                 row,
                 column: header.get(i).cloned(),
-                code: "invalid_utf8",
+                code: ErrorCode::InvalidUtf8,
                 message: "the field is not valid UTF-8 text".to_owned(),
             })
         };
@@ -738,7 +739,7 @@ fn read_header<R: Read>(
 
 /// Classifies one non-blank JSON line.
 fn json_item(row: u64, text: &[u8]) -> Item {
-    let problem = |code: &'static str, message: &str| {
+    let problem = |code: ErrorCode, message: &str| {
         Item::Problem(RowProblem {
             row,
             column: None,
@@ -747,18 +748,18 @@ fn json_item(row: u64, text: &[u8]) -> Item {
         })
     };
     let Ok(text) = std::str::from_utf8(text) else {
-        return problem("invalid_utf8", "the line is not valid UTF-8 text");
+        return problem(ErrorCode::InvalidUtf8, "the line is not valid UTF-8 text");
     };
     // Objects, the common case, parse straight into a map.
     if text.starts_with('{') {
         return match serde_json::from_str(text) {
             Ok(object) => Item::Record(Record::Object { row, object }),
-            Err(_) => problem("invalid_json", "the line is not valid JSON"),
+            Err(_) => problem(ErrorCode::InvalidJson, "the line is not valid JSON"),
         };
     }
     match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(_) => problem("not_an_object", "the line is JSON but not an object"),
-        Err(_) => problem("invalid_json", "the line is not valid JSON"),
+        Ok(_) => problem(ErrorCode::NotAnObject, "the line is JSON but not an object"),
+        Err(_) => problem(ErrorCode::InvalidJson, "the line is not valid JSON"),
     }
 }
 
@@ -885,17 +886,17 @@ mod tests {
         let p = problem(&items[0]);
         assert_eq!(
             (p.row, p.code, p.column.as_deref()),
-            (2, "ragged_row", None)
+            (2, ErrorCode::RaggedRow, None)
         );
         assert!(p.message.contains('1') && p.message.contains('2'));
         let p = problem(&items[1]);
         assert_eq!(
             (p.row, p.code, p.column.as_deref()),
-            (3, "invalid_utf8", Some("name"))
+            (3, ErrorCode::InvalidUtf8, Some("name"))
         );
         assert_eq!(fields(&items[2]), (4, vec!["3", "ok"]));
         let p = problem(&items[3]);
-        assert_eq!((p.row, p.code), (5, "ragged_row"));
+        assert_eq!((p.row, p.code), (5, ErrorCode::RaggedRow));
         assert!(p.message.contains('3') && p.message.contains('2'));
         assert_eq!(problem(&items[4]).column.as_deref(), Some("name"));
         assert_eq!(fields(&items[5]), (7, vec!["6", "end"]));
@@ -1109,7 +1110,7 @@ mod tests {
         let codes: Vec<(u64, &str)> = items[1..]
             .iter()
             .map(|i| match i {
-                Item::Problem(p) => (p.row, p.code),
+                Item::Problem(p) => (p.row, p.code.as_str()),
                 Item::Record(r) => (r.row(), "ok"),
             })
             .collect();

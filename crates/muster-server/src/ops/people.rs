@@ -46,7 +46,7 @@ pub(crate) async fn login_sync_write(state: &AppState, v: Verified) -> ApiResult
                     row: 1,
                     column: e.column,
                     attribute: e.attribute,
-                    code: e.code.into(),
+                    code: e.code.as_str().to_owned(),
                     message: e.message,
                 })
                 .collect(),

@@ -41,12 +41,17 @@ pub fn policy_errors(
         .collect()
 }
 
-fn err(row: u64, attribute: Option<&str>, code: &str, message: impl Into<String>) -> RowErrorInfo {
+fn err(
+    row: u64,
+    attribute: Option<&str>,
+    code: ErrorCode,
+    message: impl Into<String>,
+) -> RowErrorInfo {
     RowErrorInfo {
         row,
         column: None,
         attribute: attribute.map(str::to_owned),
-        code: code.into(),
+        code: code.as_str().to_owned(),
         message: message.into(),
     }
 }
@@ -62,7 +67,7 @@ pub fn incoming_from_api(
     let id = match ExternalId::parse(external_id) {
         Ok(id) => Some(id),
         Err(e) => {
-            errors.push(err(row, None, "invalid_key", e.to_string()));
+            errors.push(err(row, None, ErrorCode::InvalidKey, e.to_string()));
             None
         }
     };
@@ -72,7 +77,7 @@ pub fn incoming_from_api(
             errors.push(err(
                 row,
                 Some(name),
-                "invalid_attribute",
+                ErrorCode::InvalidAttribute,
                 "roles are given in the 'roles' list, not as an attribute",
             ));
             continue;
@@ -87,20 +92,23 @@ pub fn incoming_from_api(
                     coerce(&ty, s).map(Some).map_err(|e| (e.code, e.message))
                 }
             }
-            (Some(_), _) => Err(("invalid_type", "value must be a string or null".to_owned())),
+            (Some(_), _) => Err((
+                ErrorCode::InvalidType,
+                "value must be a string or null".to_owned(),
+            )),
             (None, v) if valid_custom_name(name) => match v {
                 serde_json::Value::String(s) if s.len() > muster_core::schema::MAX_VALUE_LEN => {
-                    Err(("value_too_long", "value is too long".to_owned()))
+                    Err((ErrorCode::ValueTooLong, "value is too long".to_owned()))
                 }
                 serde_json::Value::String(_)
                 | serde_json::Value::Bool(_)
                 | serde_json::Value::Number(_) => Ok(Some(AttrValue::from_json(v.clone()))),
                 _ => Err((
-                    "invalid_type",
+                    ErrorCode::InvalidType,
                     "value must be a string, boolean, number or null".to_owned(),
                 )),
             },
-            (None, _) => Err(("unknown_attribute", "no such attribute".to_owned())),
+            (None, _) => Err((ErrorCode::UnknownAttribute, "no such attribute".to_owned())),
         };
         match parsed {
             Ok(v) => {
@@ -120,7 +128,7 @@ pub fn incoming_from_api(
                     errors.push(err(
                         row,
                         Some(ROLES),
-                        "invalid_role",
+                        ErrorCode::InvalidRole,
                         "a role name is 1 to 64 letters, digits or '_.:-'",
                     ));
                 }
@@ -164,7 +172,7 @@ pub async fn manager_errors(
                 err(
                     b.row,
                     Some(MANAGER),
-                    "self_manager",
+                    ErrorCode::SelfManager,
                     "a person cannot be their own manager",
                 ),
             ));
@@ -190,7 +198,7 @@ pub async fn manager_errors(
                     err(
                         batch[i].row,
                         Some(MANAGER),
-                        "unknown_manager",
+                        ErrorCode::UnknownManager,
                         "the manager is neither in this request nor already stored",
                     ),
                 ));
@@ -241,7 +249,7 @@ mod tests {
         a.insert("department".to_string(), serde_json::json!("R&D"));
         let inc = incoming_from_api(0, "E1", &a, None).unwrap();
         let e = policy_errors(7, "hr-feed", &p, &inc, &|_| Some("Dept".into()));
-        assert_eq!(e[0].code, "attribute_not_permitted");
+        assert_eq!(e[0].code, ErrorCode::AttributeNotPermitted.as_str());
         assert!(e[0].message.contains("department") && e[0].message.contains("hr-feed"));
         assert_eq!(e[0].column.as_deref(), Some("Dept"));
     }
