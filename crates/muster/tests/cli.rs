@@ -103,6 +103,86 @@ fn a_client_with_one_time_tokens_renews_its_token_for_every_request() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
+/// A self-signed certificate for 127.0.0.1 and its key, in PEM, and the
+/// certificate's DER (what a client is presented).
+fn self_signed() -> (String, String, Vec<u8>) {
+    let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    (
+        c.cert.pem(),
+        c.key_pair.serialize_pem(),
+        c.cert.der().to_vec(),
+    )
+}
+
+#[test]
+fn sighup_makes_the_gateway_present_the_new_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("chain.pem"), certs.path().join("key.pem"));
+    // Each file renamed into place whole, as a deployment tool does.
+    let install = |(chain, k, _): &(String, String, Vec<u8>)| {
+        for (path, text) in [(&cert, chain), (&key, k)] {
+            let tmp = path.with_extension("new");
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, path).unwrap();
+        }
+    };
+    let (old, new) = (self_signed(), self_signed());
+    install(&old);
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup {
+        data: dir.path().to_owned(),
+        database_url: None,
+        env: vec![
+            ("MUSTER_TLS__CERT_FILE".into(), cert.display().to_string()),
+            ("MUSTER_TLS__KEY_FILE".into(), key.display().to_string()),
+            // The files are not watched in this test: only SIGHUP reloads.
+            ("MUSTER_TLS__RELOAD_CHECK_SECONDS".into(), "3600".into()),
+        ],
+    };
+    let s = Server::spawn(&setup, "tls");
+    let health = format!("https://127.0.0.1:{}/healthz", s.port);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Which certificate a fresh connection is shown (trusting any: the
+    // test only asks which one it is).
+    let presented = || -> Option<Vec<u8>> {
+        rt.block_on(async {
+            let http = reqwest::Client::builder()
+                .danger_accept_invalid_certs(true)
+                .tls_info(true)
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            let r = http.get(&health).send().await.ok()?;
+            r.extensions()
+                .get::<reqwest::tls::TlsInfo>()?
+                .peer_certificate()
+                .map(<[u8]>::to_vec)
+        })
+    };
+    let mut shown = None;
+    wait_until(60, "muster serve answers over TLS", || {
+        shown = presented();
+        shown.is_some()
+    });
+    assert_eq!(shown.as_deref(), Some(&old.2[..]), "{}", s.log_text());
+    install(&new);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        presented().as_deref(),
+        Some(&old.2[..]),
+        "nothing but SIGHUP reloads here"
+    );
+    let st = Command::new("kill")
+        .args(["-HUP", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_until(30, "the new certificate after SIGHUP", || {
+        presented().as_deref() == Some(&new.2[..])
+    });
+    assert!(s.log_text().contains("SIGHUP"), "{}", s.log_text());
+}
+
 #[test]
 fn sigterm_stops_the_gateway_cleanly() {
     let mut s = start();

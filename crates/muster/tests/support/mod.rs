@@ -133,6 +133,24 @@ impl Server {
     /// Starts `muster serve` and waits until it answers; its log goes to
     /// `<data>/serve-<name>.log` (appended across restarts).
     pub fn start(setup: &Setup, name: &str) -> Server {
+        let mut s = Server::spawn(setup, name);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !healthy(s.port) {
+            if let Ok(Some(st)) = s.child.try_wait() {
+                panic!(
+                    "muster serve exited with {st}: {}",
+                    std::fs::read_to_string(&s.log).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "muster serve did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+
+    /// Starts `muster serve` without waiting for it (a server on TLS is
+    /// asked whether it is up over TLS, by the test).
+    pub fn spawn(setup: &Setup, name: &str) -> Server {
         let port = free_port();
         let log = setup.data.join(format!("serve-{name}.log"));
         std::fs::create_dir_all(&setup.data).unwrap();
@@ -149,26 +167,14 @@ impl Server {
             .stderr(Stdio::from(out))
             .spawn()
             .unwrap();
-        let mut s = Server {
+        Server {
             child,
             port,
             url: format!("http://127.0.0.1:{port}"),
             setup: setup.clone(),
             log,
             own_data: None,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !healthy(port) {
-            if let Ok(Some(st)) = s.child.try_wait() {
-                panic!(
-                    "muster serve exited with {st}: {}",
-                    std::fs::read_to_string(&s.log).unwrap_or_default()
-                );
-            }
-            assert!(Instant::now() < deadline, "muster serve did not start");
-            std::thread::sleep(Duration::from_millis(50));
         }
-        s
     }
 
     /// `muster serve` on a data directory of its own with the embedded
