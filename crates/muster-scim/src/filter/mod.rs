@@ -264,8 +264,8 @@ pub struct PatchPath {
 }
 
 impl PatchPath {
-    /// Parses a PATCH path; every error is `invalidPath` (RFC 7644 §3.5.2,
-    /// Table 9) with the offset.
+    /// Parses a PATCH path; errors are `invalidPath` (RFC 7644 §3.5.2,
+    /// Table 9), or `invalidFilter` inside the value filter, with the offset.
     pub fn parse(s: &str) -> Result<PatchPath, ScimError> {
         if s.len() > MAX_FILTER_LEN {
             return Err(ScimError::invalid_path(format!(
@@ -287,7 +287,9 @@ impl PatchPath {
         }
         let mut p = Parser::new(s);
         p.pos = open + 1;
-        let (filter, _) = p.or_expr(1, true).map_err(|e| e.into_path_error())?;
+        // A bad filter inside the brackets is `invalidFilter` (RFC 7644
+        // §3.12 Table 9 lists it for PATCH path filters).
+        let (filter, _) = p.or_expr(1, true).map_err(|e| e.into_filter_error())?;
         p.skip_ws();
         if !p.eat(']') {
             return Err(PErr::at(p.pos, "\"]\"").into_path_error());

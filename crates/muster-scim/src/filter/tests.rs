@@ -292,14 +292,16 @@ fn patch_paths_take_a_value_path_and_a_sub_attribute() {
 
     for bad in [
         "emails[type eq \"work\"]x",
-        "emails[type eq]",
         "name.x[a pr]",
         "emails[type eq \"w\"].",
-        "emails[",
         "",
     ] {
         let e = PatchPath::parse(bad).unwrap_err();
         assert_eq!(e.scim_type, Some(ScimType::InvalidPath), "{bad}");
+    }
+    for bad in ["emails[type eq]", "emails["] {
+        let e = PatchPath::parse(bad).unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidFilter), "{bad}");
     }
 }
 
