@@ -12,11 +12,18 @@
 
 pub mod error;
 pub mod filter;
+pub mod messages;
 pub mod patch;
 pub mod path;
+pub mod projection;
 pub mod schema;
+pub mod sort;
 
 pub use error::{ScimError, ScimType};
 pub use filter::{CompValue, CompareOp, Filter, PatchPath};
+pub use messages::{BulkRequest, BulkResponse, ListResponse, PatchRequest, SearchRequest};
+pub use patch::{apply, group_changes, GroupChange, PatchOperation, PatchOutcome};
 pub use path::AttrPath;
+pub use projection::{project, Projection};
 pub use schema::{Attribute, ResourceSchemas, Schema};
+pub use sort::{SortBy, SortOrder};

@@ -1539,4 +1539,4 @@ fn member_filter_ids(f: &Filter) -> Option<Vec<String>> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
