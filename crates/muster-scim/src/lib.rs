@@ -12,6 +12,7 @@
 
 pub mod error;
 pub mod filter;
+pub mod fuzz;
 pub mod messages;
 pub mod patch;
 pub mod path;
