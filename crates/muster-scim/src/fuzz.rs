@@ -5,7 +5,9 @@
 use crate::filter::eval::{matches_with, EvalOptions};
 use crate::patch::{apply, group_changes, validate};
 use crate::projection::{project, Projection};
-use crate::schema::{custom_extension, AttrType, CustomAttr, ResourceSchemas, MUSTER_USER_EXTENSION};
+use crate::schema::{
+    custom_extension, AttrType, CustomAttr, ResourceSchemas, MUSTER_USER_EXTENSION,
+};
 use crate::sort::SortBy;
 use crate::{Filter, PatchPath, PatchRequest};
 use serde_json::{json, Value};
@@ -109,7 +111,11 @@ pub fn filter(data: &[u8]) {
         match Filter::parse(&printed) {
             Ok(again) => {
                 assert_eq!(again, f, "the canonical form parses to another filter");
-                assert_eq!(again.to_string(), printed, "the canonical form is not stable");
+                assert_eq!(
+                    again.to_string(),
+                    printed,
+                    "the canonical form is not stable"
+                );
             }
             Err(e) => panic!("the canonical form does not parse: {e}"),
         }
@@ -126,7 +132,12 @@ pub fn filter(data: &[u8]) {
                 _ => panic!("a filter and its negation disagree on failing"),
             }
         }
-        let _ = matches_with(&f, &fixed_group(), &ResourceSchemas::group(), EvalOptions::default());
+        let _ = matches_with(
+            &f,
+            &fixed_group(),
+            &ResourceSchemas::group(),
+            EvalOptions::default(),
+        );
     }
     if let Ok(p) = PatchPath::parse(text) {
         match PatchPath::parse(&p.to_string()) {
@@ -140,7 +151,11 @@ pub fn filter(data: &[u8]) {
     }
     if let Ok(p) = Projection::parse(None, Some(text)) {
         let out = project(&user, &schemas, &p);
-        assert_eq!(out.get("schemas"), user.get("schemas"), "schemas is always returned");
+        assert_eq!(
+            out.get("schemas"),
+            user.get("schemas"),
+            "schemas is always returned"
+        );
     }
     if let Ok(s) = SortBy::new(text, None, &schemas) {
         let mut v = vec![user.clone(), fixed_group(), json!({})];
@@ -175,7 +190,10 @@ pub fn patch(data: &[u8]) {
                 assert_eq!(out.changed, &out.resource != resource);
             }
             Err(e) => {
-                assert!(e.scim_type.is_some(), "a PATCH error without a scimType: {e}");
+                assert!(
+                    e.scim_type.is_some(),
+                    "a PATCH error without a scimType: {e}"
+                );
                 assert_eq!(e.status, 400, "{e}");
             }
         }

@@ -42,12 +42,23 @@ impl OpKind {
 }
 
 /// One PATCH operation. `value: Some(Value::Null)` is an explicit null,
-/// `None` an absent member.
-#[derive(Debug, Clone, PartialEq)]
+/// `None` an absent member. Its `Debug` shows the op only: the path's
+/// filter and the value are request data.
+#[derive(Clone, PartialEq)]
 pub struct PatchOperation {
     pub op: OpKind,
     pub path: Option<String>,
     pub value: Option<Value>,
+}
+
+impl std::fmt::Debug for PatchOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatchOperation")
+            .field("op", &self.op)
+            .field("path", &self.path.as_ref().map(|_| "<redacted>"))
+            .field("value", &self.value.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl PatchOperation {

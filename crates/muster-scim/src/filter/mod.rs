@@ -69,13 +69,26 @@ impl CompareOp {
     }
 }
 
-/// `compValue` of Figure 1: a JSON literal.
-#[derive(Debug, Clone, PartialEq)]
+/// `compValue` of Figure 1: a JSON literal. Its `Debug` hides strings
+/// and numbers (they are often personnel data; `docs/scim.md`); its
+/// `Display` is the literal, for the canonical filter text.
+#[derive(Clone, PartialEq)]
 pub enum CompValue {
     Null,
     Bool(bool),
     Number(Number),
     String(String),
+}
+
+impl fmt::Debug for CompValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CompValue::Null => f.write_str("Null"),
+            CompValue::Bool(b) => write!(f, "Bool({b})"),
+            CompValue::Number(_) => f.write_str("Number(<redacted>)"),
+            CompValue::String(_) => f.write_str("String(<redacted>)"),
+        }
+    }
 }
 
 impl fmt::Display for CompValue {

@@ -442,3 +442,20 @@ fn unknown_attributes_match_nothing_unless_strict() {
     assert_eq!(e.scim_type, Some(ScimType::InvalidFilter));
     assert!(matches_with(&p("title pr"), &user(), &ResourceSchemas::user(), strict).unwrap());
 }
+
+#[test]
+fn debug_output_hides_the_literals_and_patch_values() {
+    let f = p(r#"userName eq "bjensen" and x eq 42"#);
+    let d = format!("{f:?}");
+    assert!(
+        !d.contains("bjensen") && !d.contains("42") && d.contains("<redacted>"),
+        "{d}"
+    );
+    let op = crate::patch::PatchOperation::from_json(
+        &json!({"op": "add", "path": "emails[value eq \"a@b\"]", "value": "secret"}),
+        0,
+    )
+    .unwrap();
+    let d = format!("{op:?}");
+    assert!(!d.contains("a@b") && !d.contains("secret"), "{d}");
+}

@@ -4,7 +4,8 @@
 use muster_scim::filter::eval::matches;
 use muster_scim::schema::ResourceSchemas;
 use muster_scim::{
-    apply, group_changes, project, Filter, GroupChange, ListResponse, PatchRequest, Projection, ScimError, SortBy,
+    apply, group_changes, project, Filter, GroupChange, ListResponse, PatchRequest, Projection,
+    ScimError, SortBy,
 };
 use serde_json::{json, Value};
 
@@ -24,8 +25,13 @@ fn a_filtered_sorted_projected_list_response() {
     let schemas = ResourceSchemas::user();
     let f = Filter::parse("active eq true and emails[type eq \"work\"]").unwrap();
     assert!(!f.index_answerable(&["userName"]));
-    let mut hits: Vec<Value> = people().into_iter().filter(|p| matches(&f, p, &schemas).unwrap()).collect();
-    SortBy::new("userName", Some("ascending"), &schemas).unwrap().sort(&mut hits, &schemas);
+    let mut hits: Vec<Value> = people()
+        .into_iter()
+        .filter(|p| matches(&f, p, &schemas).unwrap())
+        .collect();
+    SortBy::new("userName", Some("ascending"), &schemas)
+        .unwrap()
+        .sort(&mut hits, &schemas);
     let p = Projection::parse(Some("userName"), None).unwrap();
     let page: Vec<Value> = hits.iter().map(|r| project(r, &schemas, &p)).collect();
     let body = serde_json::to_value(ListResponse::new(page, 2, 1)).unwrap();
@@ -62,7 +68,10 @@ fn a_group_patch_as_membership_changes() {
     .unwrap();
     assert_eq!(
         group_changes(&req.operations, "g").unwrap(),
-        [GroupChange::RemoveMembers(vec!["u1".into()]), GroupChange::AddMembers(vec!["u2".into()])]
+        [
+            GroupChange::RemoveMembers(vec!["u1".into()]),
+            GroupChange::AddMembers(vec!["u2".into()])
+        ]
     );
 }
 
@@ -73,5 +82,8 @@ fn an_error_body_names_the_position_not_the_value() {
     assert_eq!(v["status"], "400");
     assert_eq!(v["scimType"], "invalidFilter");
     let d = v["detail"].as_str().unwrap();
-    assert!(d.contains("offset 29") && !d.contains("Barbara") && !d.contains("garbage"), "{d}");
+    assert!(
+        d.contains("offset 29") && !d.contains("Barbara") && !d.contains("garbage"),
+        "{d}"
+    );
 }

@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 fn corpus(name: &str) -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(name);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -47,17 +49,27 @@ fn the_named_seeds_parse_or_fail_as_their_names_say() {
     for path in corpus("scim_patch") {
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
         if name.starts_with("rfc-") || name.starts_with("entra-") || name.starts_with("okta-") {
-            let req = muster_scim::PatchRequest::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let req =
+                muster_scim::PatchRequest::from_slice(&std::fs::read(&path).unwrap()).unwrap();
             let group = name.contains("member") || name.contains("group");
             let (res, schemas) = if group {
-                (muster_scim::fuzz::fixed_group(), muster_scim::ResourceSchemas::group())
+                (
+                    muster_scim::fuzz::fixed_group(),
+                    muster_scim::ResourceSchemas::group(),
+                )
             } else {
-                (muster_scim::fuzz::fixed_user(), muster_scim::fuzz::user_schemas())
+                (
+                    muster_scim::fuzz::fixed_user(),
+                    muster_scim::fuzz::user_schemas(),
+                )
             };
             let out = muster_scim::apply(&res, &req.operations, &schemas);
             // The fixed User already has what the RFC's first add adds.
             let unchanged = name == "rfc-3.5.2.1-add-no-path.json";
-            assert!(out.as_ref().is_ok_and(|o| o.changed != unchanged), "{name}: {out:?}");
+            assert!(
+                out.as_ref().is_ok_and(|o| o.changed != unchanged),
+                "{name}: {out:?}"
+            );
         }
     }
 }
