@@ -680,9 +680,10 @@ impl<'s> Engine<'s> {
             }
             (OpKind::Replace, None) => {
                 // RFC 7644 §3.5.2.3: all matching values are replaced.
+                // A value replaced by null or {} is removed.
                 let new = match v {
                     Value::Null => None,
-                    Value::Object(o) => Some(strip_nulls(o)),
+                    Value::Object(o) => Some(strip_nulls(o)).filter(|o| !o.is_empty()),
                     _ => return Err(self.bad_type(t)),
                 };
                 for &i in matched.iter().rev() {
@@ -718,6 +719,7 @@ impl<'s> Engine<'s> {
                         }
                     }
                 }
+                elems.retain(|e| !matches!(e, Value::Object(o) if o.is_empty()));
                 self.finish_multi(t, elems, &matched)
             }
         }

@@ -638,3 +638,17 @@ fn the_fixed_user_validates_and_a_broken_one_does_not() {
     u["schemas"] = json!(["urn:ietf:params:scim:schemas:core:2.0:User"]);
     assert!(validate(&u, &s).is_err());
 }
+
+#[test]
+fn a_value_emptied_by_nulls_is_removed() {
+    let r = ok_user(
+        json!([{"op": "add", "path": "emails[type eq \"home\"]", "value": {"value": null, "type": null}}]),
+    );
+    assert_eq!(r["emails"].as_array().unwrap().len(), 1);
+    let r = ok_user(json!([{"op": "replace", "path": "emails[type eq \"home\"]", "value": {}}]));
+    assert_eq!(r["emails"].as_array().unwrap().len(), 1);
+    let r = ok_user(
+        json!([{"op": "replace", "path": "name", "value": {"givenName": null, "familyName": null}}]),
+    );
+    assert!(r.get("name").is_none());
+}
