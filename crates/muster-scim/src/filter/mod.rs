@@ -623,10 +623,18 @@ impl<'a> Parser<'a> {
             .find(|c: char| !(c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E')))
             .unwrap_or(r.len());
         let lit = &r[..end];
-        let n: Number = serde_json::from_str(lit)
-            .ok()
-            .filter(|_: &Number| !lit.starts_with('+'))
-            .ok_or_else(|| PErr::at(start, "a JSON number"))?;
+        // serde_json checks the grammar; a float's value comes from the
+        // standard library, which rounds correctly, so the printed form
+        // (shortest round-trip digits) parses back to the same number.
+        let n: Number = serde_json::from_str(lit).map_err(|_| PErr::at(start, "a JSON number"))?;
+        let n = if n.is_f64() {
+            lit.parse::<f64>()
+                .ok()
+                .and_then(Number::from_f64)
+                .ok_or_else(|| PErr::at(start, "a JSON number"))?
+        } else {
+            n
+        };
         self.pos += end;
         Ok(n)
     }

@@ -459,3 +459,35 @@ fn debug_output_hides_the_literals_and_patch_values() {
     let d = format!("{op:?}");
     assert!(!d.contains("a@b") && !d.contains("secret"), "{d}");
 }
+
+#[test]
+fn numbers_print_in_a_form_that_parses_back_to_the_same_number() {
+    for lit in [
+        "-0",
+        "0",
+        "1E5",
+        "1e-7",
+        "-12.50",
+        "123456789012345678901234567890",
+        "18446744073709551615",
+        "-9223372036854775808",
+        "2.5e+3",
+        "1e-63",
+        "0.1",
+        "5e-324",
+        "1.7976931348623157e308",
+    ] {
+        let f = p(&format!("x eq {lit}"));
+        assert_eq!(p(&f.to_string()), f, "{lit} printed as {f}");
+    }
+    for bad in [
+        "x eq 1e400",
+        "x eq +1",
+        "x eq 1.",
+        "x eq .5",
+        "x eq -",
+        "x eq 0x10",
+    ] {
+        assert!(Filter::parse(bad).is_err(), "{bad}");
+    }
+}
