@@ -33,10 +33,18 @@ fn every_scim_patch_corpus_entry_runs_without_a_panic() {
     }
 }
 
+/// The seeds written by hand, not those libFuzzer found (SHA-1 names).
+fn is_named(name: &str) -> bool {
+    !(name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 #[test]
 fn the_named_seeds_parse_or_fail_as_their_names_say() {
     for path in corpus("scim_filter") {
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if !is_named(&name) {
+            continue;
+        }
         let text = std::fs::read_to_string(&path).unwrap();
         let parsed = muster_scim::Filter::parse(&text);
         if name.starts_with("rfc-") || name.starts_with("entra-") || name.starts_with("okta-") {
