@@ -54,10 +54,9 @@ impl ScimType {
         }
     }
 
-    /// The status Table 9 pairs with the type (all are 400 except
-    /// `uniqueness`, 409, and `invalidVers`, 412 when it answers a failed
-    /// precondition; RFC 7644 §3.12 uses 400 for the version error of a
-    /// malformed `If-Match`, the server chooses).
+    /// The status Table 9 pairs with the type: 400, except `uniqueness`
+    /// (409). A failed `If-Match` precondition is the server's 412
+    /// without a `scimType` (RFC 7644 §3.14).
     pub fn default_status(self) -> u16 {
         match self {
             ScimType::Uniqueness => 409,
