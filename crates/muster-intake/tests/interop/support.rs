@@ -180,21 +180,40 @@ impl Gpg {
         }
         // gpg hands secret keys to gpg-agent; on a loaded machine the
         // agent can miss one while `--import` still exits 0 (seen in CI as
-        // "No secret key" on the next decrypt). Import until it is listed.
-        let secrets = || {
-            let out = self.ok(&["--list-secret-keys", "--with-colons"]);
-            String::from_utf8_lossy(&out).matches("\nsec:").count()
-                + usize::from(out.starts_with(b"sec:"))
+        // "No secret key" on the next decrypt). It can take the primary key
+        // and miss the encryption subkey, so import until every secret key
+        // of the file (primary and subkeys) is listed.
+        // A `sec`/`ssb` record whose field 15 is `#` is a stub: gpg knows
+        // the key but the agent holds no secret for it.
+        let secrets = |out: &[u8]| {
+            String::from_utf8_lossy(out)
+                .lines()
+                .filter(|l| l.starts_with("sec:") || l.starts_with("ssb:"))
+                .filter(|l| l.split(':').nth(14) != Some("#"))
+                .count()
         };
-        let before = secrets();
+        let listed = || secrets(&self.ok(&["--list-secret-keys", "--with-colons"]));
+        // The keys of the file, primary and subkeys (listed as `sec`/`ssb`
+        // or as `pub`/`sub`, as the gpg version shows a secret key file).
+        let shown = self.ok(&["--with-colons", "--show-keys", file.to_str().unwrap()]);
+        let wanted = String::from_utf8_lossy(&shown)
+            .lines()
+            .filter(|l| {
+                ["sec:", "ssb:", "pub:", "sub:"]
+                    .iter()
+                    .any(|r| l.starts_with(r))
+            })
+            .count();
+        assert!(wanted > 0, "the key file holds no key");
+        let before = listed();
         for _ in 0..5 {
             self.ok(&["--import", file.to_str().unwrap()]);
-            if secrets() > before {
+            if listed() >= before + wanted {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
-        panic!("gpg-agent did not take the imported secret key");
+        panic!("gpg-agent did not take every imported secret key");
     }
 
     /// Encrypts `plain` with `args` (recipients, options); returns the file.
