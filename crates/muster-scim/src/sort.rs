@@ -96,8 +96,26 @@ impl SortBy {
 
     /// Orders two resources.
     pub fn compare(&self, a: &Value, b: &Value, schemas: &ResourceSchemas) -> Ordering {
-        let ord = match (self.key(a, schemas), self.key(b, schemas)) {
-            (Some(x), Some(y)) => x.cmp_key(&y),
+        self.order_keys(self.key(a, schemas).as_ref(), self.key(b, schemas).as_ref())
+    }
+
+    /// Sorts in place (stable: equal keys keep their order). Each key is
+    /// computed once, and the resources are moved, not copied.
+    pub fn sort(&self, resources: &mut [Value], schemas: &ResourceSchemas) {
+        let keys: Vec<Option<SortKey>> = resources.iter().map(|r| self.key(r, schemas)).collect();
+        let mut order: Vec<usize> = (0..resources.len()).collect();
+        order.sort_by(|&i, &j| self.order_keys(keys[i].as_ref(), keys[j].as_ref()));
+        let mut taken: Vec<Value> = resources.iter_mut().map(std::mem::take).collect();
+        for (slot, i) in resources.iter_mut().zip(order) {
+            *slot = std::mem::take(&mut taken[i]);
+        }
+    }
+
+    /// RFC 7644 §3.4.2.3: a resource without a value sorts last ascending
+    /// (and so first descending).
+    fn order_keys(&self, a: Option<&SortKey>, b: Option<&SortKey>) -> Ordering {
+        let ord = match (a, b) {
+            (Some(x), Some(y)) => x.cmp_key(y),
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
             (None, None) => Ordering::Equal,
@@ -105,29 +123,6 @@ impl SortBy {
         match self.order {
             SortOrder::Ascending => ord,
             SortOrder::Descending => ord.reverse(),
-        }
-    }
-
-    /// Sorts in place (stable: equal keys keep their order).
-    pub fn sort(&self, resources: &mut [Value], schemas: &ResourceSchemas) {
-        let mut keyed: Vec<(Option<SortKey>, Value)> = resources
-            .iter()
-            .map(|r| (self.key(r, schemas), r.clone()))
-            .collect();
-        keyed.sort_by(|(a, _), (b, _)| {
-            let ord = match (a, b) {
-                (Some(x), Some(y)) => x.cmp_key(y),
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => Ordering::Equal,
-            };
-            match self.order {
-                SortOrder::Ascending => ord,
-                SortOrder::Descending => ord.reverse(),
-            }
-        });
-        for (slot, (_, v)) in resources.iter_mut().zip(keyed) {
-            *slot = v;
         }
     }
 }

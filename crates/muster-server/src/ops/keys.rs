@@ -264,10 +264,10 @@ pub(crate) async fn rotate(state: &AppState, caller: &Caller, id: String) -> Api
         let id = id.clone();
         state.db(move |s| s.key_get(&tenant, &id)).await?
     };
-    if old.purpose != KeyPurpose::Decryption || old.state != KeyState::Active {
-        return Err(ApiError::Conflict(format!(
-            "key {id} is not an active decryption key; only those are rotated"
-        )));
+    // Checked again inside the rotation's transaction; here it spares
+    // generating a key for nothing.
+    if let Some(refused) = muster_store::rotation_refused(&old) {
+        return Err(refused.into());
     }
     let kind: &'static str = if old.kind == "age" { "age" } else { "openpgp" };
     let algorithm: &'static str = match old.algorithm.as_str() {
