@@ -502,6 +502,16 @@ impl Client {
         self.post(&path, request).await
     }
 
+    /// `POST /api/v1/clients/{client_id}/scim-token`
+    pub async fn client_scim_token(
+        &self,
+        client_id: &str,
+        request: &muster_proto::ScimTokenRequest,
+    ) -> Result<muster_proto::ScimTokenCreated, ClientError> {
+        let path = format!("/api/v1/clients/{}/scim-token", seg(client_id)?);
+        self.post(&path, request).await
+    }
+
     /// `GET /api/v1/clients/{client_id}/intake-policy`
     pub async fn intake_policy_get(
         &self,

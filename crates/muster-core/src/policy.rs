@@ -17,10 +17,13 @@ pub enum Permission {
     SubscriptionsAdmin,
     AuditRead,
     TenantAdmin,
+    /// Reading and writing people and groups through the SCIM door
+    /// (docs/scim.md): an identity provider provisions what it reads.
+    ScimProvision,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::ImportsCreate,
         Permission::ImportsRead,
         Permission::PeopleWrite,
@@ -31,6 +34,7 @@ impl Permission {
         Permission::SubscriptionsAdmin,
         Permission::AuditRead,
         Permission::TenantAdmin,
+        Permission::ScimProvision,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -44,6 +48,7 @@ impl Permission {
             Permission::SubscriptionsAdmin => "subscriptions:admin",
             Permission::AuditRead => "audit:read",
             Permission::TenantAdmin => "tenant:admin",
+            Permission::ScimProvision => "scim:provision",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -61,7 +66,7 @@ pub type Permissions = BTreeSet<Permission>;
 
 /// The built-in roles (docs/people.md#roles-and-permissions). `importer` can submit files and follow its
 /// own imports, and nothing else: it never reads decrypted data.
-pub const BUILTIN_ROLES: [&str; 5] = ["importer", "syncer", "reader", "auditor", "admin"];
+pub const BUILTIN_ROLES: [&str; 6] = ["importer", "syncer", "reader", "auditor", "scim", "admin"];
 
 pub fn role_permissions(role: &str) -> Option<Permissions> {
     use Permission::*;
@@ -70,6 +75,7 @@ pub fn role_permissions(role: &str) -> Option<Permissions> {
         "syncer" => &[ImportsCreate, ImportsRead, PeopleWrite],
         "reader" => &[PeopleRead],
         "auditor" => &[AuditRead, ImportsRead],
+        "scim" => &[ScimProvision],
         "admin" => &Permission::ALL,
         _ => return None,
     };
@@ -175,7 +181,7 @@ mod tests {
         let p = role_permissions("importer").unwrap();
         assert!(p.contains(&Permission::ImportsCreate));
         assert!(!p.contains(&Permission::PeopleRead));
-        assert_eq!(role_permissions("admin").unwrap().len(), 10);
+        assert_eq!(role_permissions("admin").unwrap().len(), 11);
     }
     #[test]
     fn scopes_parse_and_name_the_unknown_one() {

@@ -46,6 +46,23 @@ pub const ROLES: &str = "roles";
 /// Longest text value accepted for any attribute, in bytes.
 pub const MAX_VALUE_LEN: usize = 1024;
 
+/// The attribute in which the SCIM door keeps what a User has beyond the
+/// person schema, as JSON text (docs/scim.md#users).
+pub const SCIM_EXTRA: &str = "scim_extra";
+
+/// Longest [`SCIM_EXTRA`] value, in bytes: a User's phone numbers,
+/// addresses and the like together.
+pub const MAX_SCIM_EXTRA_LEN: usize = 16 * 1024;
+
+/// Longest text value accepted for the attribute `name`.
+pub fn max_value_len(name: &str) -> usize {
+    if name == SCIM_EXTRA {
+        MAX_SCIM_EXTRA_LEN
+    } else {
+        MAX_VALUE_LEN
+    }
+}
+
 pub fn core_type(name: &str) -> Option<AttrType> {
     Some(match name {
         "given_name"

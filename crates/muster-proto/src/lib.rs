@@ -217,6 +217,32 @@ pub struct RotateSecretRequest {
     pub overlap_seconds: Option<u64>,
 }
 
+/// A new SCIM token for a client (docs/scim.md#authentication).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScimTokenRequest {
+    /// How long the client's previous SCIM tokens keep working; default 86400 (one day), 0 ends them now.
+    #[serde(default)]
+    pub overlap_seconds: Option<u64>,
+    /// The SCIM attribute whose value becomes the external id of the people the client provisions: `userName` (the default), `externalId` or `employeeNumber`. Absent: unchanged.
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// A SCIM token, shown once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScimTokenCreated {
+    pub client_id: String,
+    /// The token's id (in the audit trail).
+    pub token_id: String,
+    /// The bearer token for the identity provider's SCIM connector.
+    pub token: String,
+    /// The SCIM attribute that keys the client's people.
+    pub key: String,
+    /// When the client's earlier SCIM tokens stop working.
+    pub previous_tokens_expire_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SecretRotated {
     pub client_id: String,

@@ -19,6 +19,7 @@ pub mod fuzz;
 mod http;
 mod jobs;
 mod ops;
+mod scim;
 
 pub use app::{openapi, serve, spawn, verify_audit, Running};
 pub use base::config;

@@ -17,8 +17,11 @@
 // SQL fragments the capability files share; defined before the modules,
 // as a macro is only seen by the code after it.
 
-/// The 14 columns [`to_principal`] decodes: a principal and its secrets,
-/// in one statement.
+/// How many columns [`principal_cols!`] selects.
+pub(crate) const PRINCIPAL_COLS: usize = 15;
+
+/// The [`PRINCIPAL_COLS`] columns [`to_principal`] decodes: a principal
+/// and its secrets, in one statement.
 macro_rules! principal_cols {
     () => {
         "p.id, p.tenant_id, p.kind, p.client_id, p.name, p.role, \
@@ -28,7 +31,7 @@ macro_rules! principal_cols {
          ARRAY(SELECT s.created_at FROM client_secrets s WHERE s.principal_id = p.id \
                ORDER BY s.created_at, s.digest), \
          ARRAY(SELECT s.expires_at FROM client_secrets s WHERE s.principal_id = p.id \
-               ORDER BY s.created_at, s.digest)"
+               ORDER BY s.created_at, s.digest), p.scim_key"
     };
 }
 
@@ -66,7 +69,7 @@ macro_rules! person_select {
     ($rest:literal) => {
         concat!(
             "SELECT external_id, attrs::text, roles::text, version, updated_at, updated_by, \
-             on_behalf_of, source, source_system FROM people ",
+             on_behalf_of, source, source_system, scim_id FROM people ",
             $rest
         )
     };
@@ -86,9 +89,17 @@ macro_rules! audit_select {
 /// `AND ...` conditions.
 macro_rules! admin_token_select {
     () => {
+        concat!(named_token_select!(), " AND p.kind = 'admin'")
+    };
+}
+
+/// Named tokens (rows with an id: admin tokens, clients' SCIM tokens);
+/// callers append `AND ...` conditions.
+macro_rules! named_token_select {
+    () => {
         "SELECT t.id, p.client_id, coalesce(t.name, ''), t.created_at, t.expires_at, \
          t.last_used_at, t.revoked_at FROM tokens t JOIN principals p ON p.id = t.principal_id \
-         WHERE t.id IS NOT NULL AND p.kind = 'admin'"
+         WHERE t.id IS NOT NULL"
     };
 }
 
@@ -106,6 +117,7 @@ mod people;
 mod pool;
 mod principals;
 mod rotate;
+mod scim;
 mod subscriptions;
 mod tenants;
 #[doc(hidden)]
@@ -406,7 +418,7 @@ impl PostgresStore {
 
 // ---- row decoding -------------------------------------------------------
 
-/// Decodes the 14 principal columns starting at `at`.
+/// Decodes the 15 principal columns starting at `at`.
 fn to_principal(r: &Row, at: usize) -> Result<ClientRow> {
     let kind: String = get(r, at + 2)?;
     let ttl: i64 = get(r, at + 7)?;
@@ -445,6 +457,7 @@ fn to_principal(r: &Row, at: usize) -> Result<ClientRow> {
         disabled: get(r, at + 9)?,
         created_at: get(r, at + 10)?,
         secrets,
+        scim_key: get(r, at + 14)?,
     })
 }
 
@@ -555,9 +568,18 @@ fn insert_principal<C: GenericClient>(
 }
 
 fn insert_admin_token<C: GenericClient>(s: &mut Sql<'_, C>, t: &NewAdminToken) -> Result<()> {
+    insert_named_token(s, t, "*")
+}
+
+/// A token row with an id and a name (an admin token, a SCIM token).
+fn insert_named_token<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    t: &NewAdminToken,
+    scope: &str,
+) -> Result<()> {
     s.exec(
         "INSERT INTO tokens (digest, principal_id, scope, one_time, created_at, expires_at, id, name) \
-         VALUES ($1, $2, '*', false, $3, $4, $5, $6)",
+         VALUES ($1, $2, $7, false, $3, $4, $5, $6)",
         &[
             &t.digest.as_slice(),
             &t.principal_id,
@@ -565,6 +587,7 @@ fn insert_admin_token<C: GenericClient>(s: &mut Sql<'_, C>, t: &NewAdminToken) -
             &t.expires_at,
             &t.id,
             &t.name,
+            &scope,
         ],
     )?;
     Ok(())

@@ -40,6 +40,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "admin_tokens",
         include_str!("../migrations/0010_admin_tokens.sql"),
     ),
+    (11, "scim", include_str!("../migrations/0011_scim.sql")),
 ];
 
 /// The advisory lock key that guards migrations ("muster-m" in ASCII).

@@ -136,7 +136,7 @@ impl People for PostgresStore {
     }
 }
 
-fn to_person(r: &Row) -> Result<PersonRow> {
+pub(crate) fn to_person(r: &Row) -> Result<PersonRow> {
     let attrs: &str = get(r, 1)?;
     let roles: &str = get(r, 2)?;
     Ok(PersonRow {
@@ -148,5 +148,6 @@ fn to_person(r: &Row) -> Result<PersonRow> {
         on_behalf_of: get(r, 6)?,
         source: get(r, 7)?,
         source_system: get(r, 8)?,
+        scim_id: get(r, 9)?,
     })
 }

@@ -120,13 +120,14 @@ impl Principals for PostgresStore {
                 return Ok(Err(TokenRefusal::Unknown));
             };
             let principal = to_principal(&t, 0)?;
-            let scope: String = get(&t, 14)?;
-            let one_time: bool = get(&t, 15)?;
-            let expires: Option<DateTime<Utc>> = get(&t, 16)?;
-            let consumed: Option<DateTime<Utc>> = get(&t, 17)?;
-            let revoked: Option<DateTime<Utc>> = get(&t, 18)?;
-            let admin_id: Option<String> = get(&t, 19)?;
-            let last_used: Option<DateTime<Utc>> = get(&t, 20)?;
+            let n = crate::PRINCIPAL_COLS;
+            let scope: String = get(&t, n)?;
+            let one_time: bool = get(&t, n + 1)?;
+            let expires: Option<DateTime<Utc>> = get(&t, n + 2)?;
+            let consumed: Option<DateTime<Utc>> = get(&t, n + 3)?;
+            let revoked: Option<DateTime<Utc>> = get(&t, n + 4)?;
+            let admin_id: Option<String> = get(&t, n + 5)?;
+            let last_used: Option<DateTime<Utc>> = get(&t, n + 6)?;
             if revoked.is_some() {
                 return Ok(Err(TokenRefusal::Revoked.as_told_to(principal.kind)));
             }

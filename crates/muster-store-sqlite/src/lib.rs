@@ -20,6 +20,7 @@ mod mappings;
 mod people;
 mod principals;
 mod rotate;
+mod scim;
 mod semantics;
 mod subscriptions;
 mod tenants;
@@ -42,6 +43,16 @@ use std::sync::Mutex;
 use writer::Writer;
 
 const SCHEMA: &str = include_str!("schema.sql");
+
+/// A new random SCIM id (a version 4 UUID, RFC 9562), as SQL.
+macro_rules! new_scim_id {
+    () => {
+        "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || \
+         substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || \
+         substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))"
+    };
+}
+pub(crate) use new_scim_id;
 /// Changes after the version-1 schema, in order: `(version, SQL)`. Never
 /// edit a released entry; add one.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -125,8 +136,42 @@ const MIGRATIONS: &[(i64, &str)] = &[
          UPDATE tokens SET id = lower(hex(randomblob(16))), name = 'initial' \
          WHERE id IS NULL AND principal_id IN (SELECT id FROM principals WHERE kind = 'admin');",
     ),
+    (
+        8,
+        // SCIM (docs/scim.md): every person gets a SCIM id, the
+        // attributes SCIM filters look people up by are indexed (partial:
+        // only people that have them), people are found from their data
+        // row, clients keep which SCIM attribute keys their people, and
+        // Groups have a table of their own.
+        concat!(
+            "ALTER TABLE people ADD COLUMN scim_id TEXT; \
+             UPDATE people SET scim_id = ",
+            new_scim_id!(),
+            "; \
+             CREATE UNIQUE INDEX people_scim_id ON people(scim_id) WHERE scim_id IS NOT NULL; \
+             CREATE INDEX people_data ON people(data_id); \
+             CREATE INDEX person_data_user_name ON person_data( \
+               lower(json_extract(attrs, '$.user_name'))) \
+               WHERE json_extract(attrs, '$.user_name') IS NOT NULL; \
+             CREATE INDEX person_data_email ON person_data( \
+               lower(json_extract(attrs, '$.email'))) \
+               WHERE json_extract(attrs, '$.email') IS NOT NULL; \
+             CREATE INDEX person_data_employee_number ON person_data( \
+               lower(json_extract(attrs, '$.employee_number'))) \
+               WHERE json_extract(attrs, '$.employee_number') IS NOT NULL; \
+             CREATE INDEX person_data_scim_external_id ON person_data( \
+               json_extract(attrs, '$.scim_external_id')) \
+               WHERE json_extract(attrs, '$.scim_external_id') IS NOT NULL; \
+             ALTER TABLE principals ADD COLUMN scim_key TEXT; \
+             CREATE TABLE scim_groups (tenant_id TEXT NOT NULL REFERENCES tenants(id), \
+               id TEXT NOT NULL, display_name TEXT NOT NULL, external_id TEXT, \
+               version INTEGER NOT NULL, created_at INTEGER NOT NULL, \
+               updated_at INTEGER NOT NULL, PRIMARY KEY (tenant_id, id), \
+               UNIQUE (tenant_id, display_name)) WITHOUT ROWID;"
+        ),
+    ),
 ];
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 const READERS_KEPT: usize = 8;
 
 pub(crate) fn be(e: rusqlite::Error) -> StoreError {
@@ -287,7 +332,7 @@ impl SqliteStore {
 // ---- row decoding -------------------------------------------------------
 
 const PRINCIPAL_COLS: &str = "id, tenant_id, kind, client_id, name, role, token_policy, \
-     token_ttl_seconds, write_policy, disabled, created_at";
+     token_ttl_seconds, write_policy, disabled, created_at, scim_key";
 
 fn load_principal(conn: &Connection, where_: &str, arg: &str) -> Result<Option<ClientRow>> {
     let sql = format!("SELECT {PRINCIPAL_COLS} FROM principals WHERE {where_}");
@@ -306,11 +351,25 @@ fn load_principal(conn: &Connection, where_: &str, arg: &str) -> Result<Option<C
                 r.get::<_, String>(8)?,
                 r.get::<_, bool>(9)?,
                 r.get::<_, i64>(10)?,
+                r.get::<_, Option<String>>(11)?,
             ))
         })
         .optional()
         .map_err(be)?;
-    let Some((id, tenant, kind, client_id, name, role, policy, ttl, wp, disabled, created)) = row
+    let Some((
+        id,
+        tenant,
+        kind,
+        client_id,
+        name,
+        role,
+        policy,
+        ttl,
+        wp,
+        disabled,
+        created,
+        scim_key,
+    )) = row
     else {
         return Ok(None);
     };
@@ -358,6 +417,7 @@ fn load_principal(conn: &Connection, where_: &str, arg: &str) -> Result<Option<C
         disabled,
         created_at: from_us(created),
         secrets,
+        scim_key,
     }))
 }
 
@@ -476,6 +536,7 @@ struct PersonRaw {
     on_behalf_of: Option<String>,
     source: String,
     source_system: Option<String>,
+    scim_id: Option<String>,
 }
 
 impl PersonRaw {
@@ -489,6 +550,7 @@ impl PersonRaw {
             on_behalf_of: self.on_behalf_of,
             source: self.source,
             source_system: self.source_system,
+            scim_id: self.scim_id,
         })
     }
 }
@@ -791,9 +853,14 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<Result<KeyRow>> {
 }
 
 fn insert_admin_token(conn: &Connection, t: &NewAdminToken) -> Result<()> {
+    insert_named_token(conn, t, "*")
+}
+
+/// A token row with an id and a name (an admin token, a SCIM token).
+pub(crate) fn insert_named_token(conn: &Connection, t: &NewAdminToken, scope: &str) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO tokens (digest, principal_id, scope, one_time, created_at, expires_at, id, name) \
-         VALUES (?1, ?2, '*', 0, ?3, ?4, ?5, ?6)",
+         VALUES (?1, ?2, ?7, 0, ?3, ?4, ?5, ?6)",
     )
     .map_err(be)?
     .execute(params![
@@ -802,7 +869,8 @@ fn insert_admin_token(conn: &Connection, t: &NewAdminToken) -> Result<()> {
         us(t.created_at),
         t.expires_at.map(us),
         t.id,
-        t.name
+        t.name,
+        scope
     ])
     .map_err(be)?;
     Ok(())
@@ -838,12 +906,13 @@ pub(crate) fn apply_items(
     // (it found the person absent): then the insert's own key check says
     // whether someone has written them since (no change: see below).
     let mut insert = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "INSERT INTO people (tenant_id, external_id, version, fingerprint, data_id, \
-             created_at, updated_at, updated_by, on_behalf_of, source, source_system, due_on) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11) \
-             ON CONFLICT DO NOTHING",
-        )
+                 created_at, updated_at, updated_by, on_behalf_of, source, source_system, due_on, \
+                 scim_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10, ?11, ",
+            new_scim_id!(),
+            ") ON CONFLICT DO NOTHING"
+        ))
         .map_err(be)?;
     let mut delete_data = conn
         .prepare_cached("DELETE FROM person_data WHERE id = ?1")

@@ -111,11 +111,11 @@ impl People for SqliteStore {
 }
 
 /// Columns of `people p JOIN person_data d ON d.id = p.data_id`.
-const PERSON_COLS: &str =
+pub(crate) const PERSON_COLS: &str =
     "p.external_id, d.attrs, d.roles, p.version, p.updated_at, p.updated_by, p.on_behalf_of, p.source, \
-     p.source_system";
+     p.source_system, p.scim_id";
 
-fn person_from_row(r: &Row) -> rusqlite::Result<PersonRaw> {
+pub(crate) fn person_from_row(r: &Row) -> rusqlite::Result<PersonRaw> {
     Ok(PersonRaw {
         external_id: r.get(0)?,
         attrs: r.get(1)?,
@@ -126,6 +126,7 @@ fn person_from_row(r: &Row) -> rusqlite::Result<PersonRaw> {
         on_behalf_of: r.get(6)?,
         source: r.get(7)?,
         source_system: r.get(8)?,
+        scim_id: r.get(9)?,
     })
 }
 

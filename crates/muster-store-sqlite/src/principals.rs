@@ -370,10 +370,25 @@ pub(crate) fn admin_token_rows(
     where_: &str,
     args: impl rusqlite::Params,
 ) -> Result<Vec<AdminTokenRow>> {
+    named_token_rows(conn, PrincipalKind::Admin, where_, args)
+}
+
+/// Named tokens (rows with an id: admin tokens, clients' SCIM tokens) of
+/// principals of `kind`, where `where_` holds.
+pub(crate) fn named_token_rows(
+    conn: &Connection,
+    kind: PrincipalKind,
+    where_: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<AdminTokenRow>> {
+    let kind = match kind {
+        PrincipalKind::Admin => "admin",
+        PrincipalKind::Client => "client",
+    };
     let sql = format!(
         "SELECT t.id, p.client_id, coalesce(t.name, ''), t.created_at, t.expires_at, \
          t.last_used_at, t.revoked_at FROM tokens t JOIN principals p ON p.id = t.principal_id \
-         WHERE t.id IS NOT NULL AND p.kind = 'admin' AND {where_} ORDER BY t.created_at, t.id"
+         WHERE t.id IS NOT NULL AND p.kind = '{kind}' AND {where_} ORDER BY t.created_at, t.id"
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(be)?;
     let rows = stmt

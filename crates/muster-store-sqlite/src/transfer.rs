@@ -60,7 +60,7 @@ fn query(table: &Table) -> (String, Option<&'static str>) {
         "people" => (
             "SELECT p.tenant_id, p.external_id, p.version, p.fingerprint, d.attrs, d.roles, \
              p.created_at, p.updated_at, p.updated_by, p.on_behalf_of, p.source, \
-             p.source_system, p.due_on \
+             p.source_system, p.due_on, p.scim_id \
              FROM people p JOIN person_data d ON d.id = p.data_id"
                 .into(),
             None,

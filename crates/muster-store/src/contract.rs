@@ -98,6 +98,10 @@ macro_rules! contract_tests {
             contract_fairness::a_tenant_with_nothing_running_is_claimed_before_an_older_import_of_a_busy_one,
             contract_fairness::the_tenant_whose_import_ended_last_waits_for_the_others_turn,
             contract_fairness::a_claim_for_idle_tenants_skips_every_tenant_with_an_import_running,
+            contract_scim::people_are_found_by_their_scim_attributes_and_paged_in_a_stable_order,
+            contract_scim::a_scim_delete_unlinks_and_a_new_link_gives_a_new_id,
+            contract_scim::role_members_are_paged_and_groups_are_unique_per_tenant,
+            contract_scim::a_scim_token_opens_only_the_scim_scope_and_rotation_ends_the_old_one,
         }
         $crate::contract_tests! { @atomic ($make) ($refuse)
             contract_atomic::an_admin_change_whose_entry_is_refused_leaves_nothing,

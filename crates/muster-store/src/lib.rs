@@ -9,6 +9,7 @@ pub mod contract_crash;
 pub mod contract_fairness;
 pub mod contract_fanout;
 pub mod contract_rotate;
+pub mod contract_scim;
 pub mod contract_semantics;
 pub mod shared;
 pub mod transfer;
@@ -139,6 +140,9 @@ pub struct ClientRow {
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
     pub secrets: Vec<SecretRow>,
+    /// The SCIM attribute whose value is the external id of the people
+    /// this client provisions over SCIM (`None`: the default, `userName`).
+    pub scim_key: Option<String>,
 }
 
 impl ClientRow {
@@ -525,7 +529,88 @@ pub struct PersonRow {
     /// The import source that last wrote or confirmed this person (see
     /// [`WriteContext::source_system`]).
     pub source_system: Option<String>,
+    /// The person's SCIM `id`: assigned by the store when the person is
+    /// created, `None` once a SCIM client deleted it (see [`Scim::scim_link`]).
+    pub scim_id: Option<String>,
 }
+
+/// The person attributes in which the SCIM door keeps SCIM's own
+/// identifiers; the store indexes them for [`Scim::scim_find`]
+/// (docs/scim.md#users).
+pub mod scim_attrs {
+    /// SCIM `userName` (looked up ignoring case).
+    pub const USER_NAME: &str = "user_name";
+    /// SCIM `externalId`, the identity provider's own id (exact).
+    pub const EXTERNAL_ID: &str = "scim_external_id";
+    /// The enterprise extension's `employeeNumber` (ignoring case).
+    pub const EMPLOYEE_NUMBER: &str = "employee_number";
+}
+
+/// An indexed lookup of SCIM people. Text compared "ignoring case" is
+/// compared after lower-casing by the database (ASCII letters on SQLite).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScimLookup {
+    /// The SCIM `id`.
+    Id(String),
+    /// `userName`, ignoring case.
+    UserName(String),
+    /// The `email` attribute (SCIM `emails.value`), ignoring case.
+    Email(String),
+    /// `employeeNumber`, ignoring case.
+    EmployeeNumber(String),
+    /// `externalId`, exactly.
+    ExternalId(String),
+}
+
+/// A SCIM Group: one of a tenant's roles, with a stable id; its members
+/// are the people whose role set holds `display_name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    pub tenant: TenantId,
+    pub id: String,
+    /// The role name.
+    pub display_name: String,
+    /// The identity provider's id for the group, if it sent one.
+    pub external_id: Option<String>,
+    /// 1 on creation, one more per change of the group or its members.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A change of a group row ([`Scim::scim_group_update`]).
+#[derive(Debug, Clone)]
+pub struct GroupUpdate {
+    pub display_name: Option<String>,
+    /// `Some(None)` clears it.
+    pub external_id: Option<Option<String>>,
+    /// Refuse with [`StoreError::Conflict`] unless the stored version is this.
+    pub if_version: Option<i64>,
+    pub now: DateTime<Utc>,
+}
+
+/// A new SCIM bearer token for a client ([`Scim::scim_token_rotate`]).
+#[derive(Debug, Clone)]
+pub struct NewScimToken {
+    pub tenant: TenantId,
+    /// The client's public id.
+    pub client_id: String,
+    pub id: String,
+    pub digest: SecretDigest,
+    pub created_at: DateTime<Utc>,
+    /// The client's earlier SCIM tokens stop working at this time (now:
+    /// at once) unless they expire sooner.
+    pub previous_until: DateTime<Utc>,
+    /// The SCIM attribute that becomes the person's external id, when it
+    /// changes (`None` keeps what the client has).
+    pub key: Option<String>,
+}
+
+/// The name every SCIM token row has (they are listed with admin tokens'
+/// rows, by [`AdminTokenRow`]).
+pub const SCIM_TOKEN_NAME: &str = "scim";
+/// The scope a SCIM token carries: it works at the SCIM door only.
+pub const SCIM_TOKEN_SCOPE: &str = "scim:provision";
 
 /// An audit entry and its stored hash.
 #[derive(Debug, Clone)]
@@ -754,6 +839,7 @@ pub trait Store:
     + AuditTrail
     + Events
     + Cluster
+    + Scim
     + Send
     + Sync
     + 'static
@@ -771,6 +857,7 @@ impl<S> Store for S where
         + AuditTrail
         + Events
         + Cluster
+        + Scim
         + Send
         + Sync
         + 'static
@@ -781,8 +868,8 @@ impl<S> Store for S where
 /// supertrait needs its trait in scope): `use muster_store::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AuditTrail, Cluster, Events, Imports, Issuers, Keys, Mappings, People, Principals, Store,
-        Tenants,
+        AuditTrail, Cluster, Events, Imports, Issuers, Keys, Mappings, People, Principals, Scim,
+        Store, Tenants,
     };
 }
 
@@ -1281,6 +1368,83 @@ pub trait Events {
     /// Hands `owner`'s lease back, so any instance may claim the
     /// subscription at once (nothing happens when `owner` does not hold it).
     fn subscription_release(&self, id: &str, owner: &str) -> Result<()>;
+}
+
+/// What the SCIM door needs beyond [`People`] (docs/scim.md): the indexed
+/// lookups of SCIM filters, paging in a stable order, a person's SCIM id,
+/// Groups, and SCIM bearer tokens. Reads see only people with a SCIM id.
+pub trait Scim {
+    /// Up to `limit` people matching `by`, in external id order.
+    fn scim_find(&self, tenant: &TenantId, by: &ScimLookup, limit: u32) -> Result<Vec<PersonRow>>;
+
+    /// People with a SCIM id in external id order, skipping `offset`.
+    fn scim_page(&self, tenant: &TenantId, offset: u64, limit: u32) -> Result<Vec<PersonRow>>;
+
+    /// How many people have a SCIM id.
+    fn scim_count(&self, tenant: &TenantId) -> Result<u64>;
+
+    /// The SCIM ids of these people (by external id), in order; `None` for
+    /// no such person or one without a SCIM id.
+    fn scim_ids(&self, tenant: &TenantId, ids: &[&str]) -> Result<Vec<Option<String>>>;
+
+    /// Gives the person a new SCIM id (`link`) when it has none, or takes
+    /// it away (SCIM DELETE: the person stays, hidden from SCIM; a later
+    /// link gives it a new id, never the old one), with the audit entries
+    /// `audit` makes of the result, in one transaction. Nothing changes,
+    /// and nothing is recorded, when the person already is as asked.
+    fn scim_link(
+        &self,
+        tenant: &TenantId,
+        id: &ExternalId,
+        link: bool,
+        audit: Audit<PersonRow>,
+    ) -> Result<PersonRow>;
+
+    /// Up to `limit` people with a SCIM id whose role set holds `role`,
+    /// after external id `after`, in external id order.
+    fn scim_role_members(
+        &self,
+        tenant: &TenantId,
+        role: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<PersonRow>>;
+
+    /// Stores a new group: its id and its display name are unique in the
+    /// tenant ([`StoreError::Conflict`]).
+    fn scim_group_create(&self, g: GroupRow, audit: Audit<GroupRow>) -> Result<GroupRow>;
+
+    fn scim_group_get(&self, tenant: &TenantId, id: &str) -> Result<GroupRow>;
+
+    /// The tenant's groups by display name.
+    fn scim_group_list(&self, tenant: &TenantId) -> Result<Vec<GroupRow>>;
+
+    /// Changes a group and counts one more version (also with nothing to
+    /// change: a change of its members).
+    fn scim_group_update(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        change: GroupUpdate,
+        audit: Audit<GroupRow>,
+    ) -> Result<GroupRow>;
+
+    fn scim_group_delete(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        audit: Audit<GroupRow>,
+    ) -> Result<GroupRow>;
+
+    /// Stores a new SCIM token for a client of `t.tenant` (scope
+    /// [`SCIM_TOKEN_SCOPE`], named [`SCIM_TOKEN_NAME`], never expiring),
+    /// makes its earlier SCIM tokens expire at `t.previous_until`, and sets
+    /// its SCIM key when `t.key` says so, in one transaction.
+    fn scim_token_rotate(
+        &self,
+        t: NewScimToken,
+        audit: Audit<AdminTokenRow>,
+    ) -> Result<AdminTokenRow>;
 }
 
 /// What instances sharing the database keep together: how the backend reads,

@@ -89,6 +89,7 @@ pub const TABLES: &[Table] = &[
             ("write_policy", Json),
             ("disabled", Bool),
             ("created_at", Time),
+            ("scim_key", Text),
         ],
     },
     Table {
@@ -196,6 +197,19 @@ pub const TABLES: &[Table] = &[
             ("source", Text),
             ("source_system", Text),
             ("due_on", Text),
+            ("scim_id", Text),
+        ],
+    },
+    Table {
+        name: "scim_groups",
+        columns: &[
+            ("tenant_id", Text),
+            ("id", Text),
+            ("display_name", Text),
+            ("external_id", Text),
+            ("version", Int),
+            ("created_at", Time),
+            ("updated_at", Time),
         ],
     },
     Table {

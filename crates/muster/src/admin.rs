@@ -230,7 +230,7 @@ enum ClientKeyCmd {
 enum ClientCmd {
     /// Register an integration client; prints its id and secret once.
     Create {
-        /// importer, syncer, reader, auditor or admin.
+        /// importer, syncer, reader, auditor, scim or admin.
         #[arg(long)]
         role: String,
         /// The client id (default: chosen by the gateway).
@@ -278,6 +278,21 @@ enum ClientCmd {
         id: String,
         /// How long the previous secret keeps working (default one day; 0
         /// ends it now).
+        #[arg(long, value_name = "SECONDS")]
+        overlap: Option<u64>,
+    },
+    /// Issue a SCIM token (printed once) for the identity provider that
+    /// provisions into Muster as this client (docs/scim.md); its earlier
+    /// SCIM tokens keep working for the overlap.
+    ScimToken {
+        id: String,
+        /// The SCIM attribute that becomes the external id of the people
+        /// the client provisions: userName (the default), externalId or
+        /// employeeNumber.
+        #[arg(long, value_name = "ATTRIBUTE")]
+        key: Option<String>,
+        /// How long earlier SCIM tokens keep working (default one day; 0
+        /// ends them now).
         #[arg(long, value_name = "SECONDS")]
         overlap: Option<u64>,
     },
@@ -838,6 +853,25 @@ async fn client_cmd(c: &Client, cmd: ClientCmd, json: bool) -> Result<(), Client
                     None => println!("the previous secret no longer works"),
                 }
                 println!("(the secret is shown once and will not be shown again; store it now)");
+            }
+        }
+        ClientCmd::ScimToken { id, key, overlap } => {
+            let req = muster_proto::ScimTokenRequest {
+                overlap_seconds: overlap,
+                key,
+            };
+            let r = c.client_scim_token(&id, &req).await?;
+            if json {
+                print_json(&r);
+            } else {
+                println!("client_id:  {}", r.client_id);
+                println!("scim_token: {}", r.token);
+                println!("key:        {}", r.key);
+                println!(
+                    "earlier SCIM tokens work until {}",
+                    time(&r.previous_tokens_expire_at)
+                );
+                println!("(the token is shown once and will not be shown again; store it now)");
             }
         }
     }

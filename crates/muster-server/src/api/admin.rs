@@ -169,6 +169,46 @@ pub async fn client_rotate_secret(
     }))
 }
 
+/// `POST /clients/{client_id}/scim-token`: a new SCIM token for the
+/// client's identity provider (docs/scim.md#authentication).
+pub async fn client_scim_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(axum::http::StatusCode, Json<muster_proto::ScimTokenCreated>)> {
+    let req: muster_proto::ScimTokenRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        Default::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|_| {
+            ApiError::bad_request(
+                ErrorCode::InvalidBody,
+                "the body must be a JSON object with optional overlap_seconds and key",
+            )
+        })?
+    };
+    let overlap = crate::ops::input::Overlap::of(
+        req.overlap_seconds,
+        state.config.tokens.secret_overlap_seconds,
+    )?;
+    let (row, token, until) =
+        crate::ops::scim::token_rotate(&state, &caller, id.clone(), req.key, overlap).await?;
+    let key = crate::ops::own_client(&state, &caller, id)
+        .await?
+        .scim_key
+        .unwrap_or_else(|| "userName".into());
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(muster_proto::ScimTokenCreated {
+            client_id: row.admin,
+            token_id: row.id,
+            token,
+            key,
+            previous_tokens_expire_at: until,
+        }),
+    ))
+}
+
 pub fn mapping_info(m: &MappingRow) -> MappingInfo {
     let attributes = MappingDoc::parse(&m.document.to_string(), MappingFormat::Json)
         .map(|d| d.attributes())

@@ -49,6 +49,10 @@ pub fn router(state: AppState) -> Router {
             post(admin::client_rotate_secret),
         )
         .route(
+            "/clients/{client_id}/scim-token",
+            post(admin::client_scim_token),
+        )
+        .route(
             "/clients/{client_id}/intake-policy",
             get(keys::intake_policy_get).put(keys::intake_policy_put),
         )
@@ -174,6 +178,8 @@ pub fn router(state: AppState) -> Router {
     let small_body = || axum::middleware::from_fn_with_state(small, oauth::limit_oauth);
     Router::new()
         .nest("/api/v1", api)
+        // The SCIM 2.0 service provider (docs/scim.md).
+        .nest("/scim/v2", crate::scim::router())
         .route(
             "/oauth2/token",
             post(oauth::token_create).layer(small_body()),
@@ -379,6 +385,7 @@ pub async fn spawn(
         jwks_cache: Arc::default(),
         assertion_keys: Arc::default(),
         receiving: Arc::default(),
+        scim_schemas: Arc::default(),
     };
     // What a crash left in the uploads directory, before the worker starts.
     spool::sweep_logged(&state).await;

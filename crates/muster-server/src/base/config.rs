@@ -34,6 +34,16 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub http: HttpConfig,
     pub tls: TlsConfig,
+    pub scim: ScimConfig,
+}
+
+/// The SCIM door (docs/scim.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimConfig {
+    /// The most Users a filter or sort that no index answers may read;
+    /// beyond it such a request is refused with `tooMany`.
+    pub max_scan: u64,
 }
 
 /// How the listener treats connections (see docs/security.md).
@@ -350,6 +360,8 @@ admin_max_ttl_seconds = 31536000
 initial_admin_ttl_seconds = 86400
 [cluster]
 heartbeat_ms = 2000
+[scim]
+max_scan = 20000
 [http]
 header_read_timeout_seconds = 10
 idle_timeout_seconds = 120

@@ -74,6 +74,11 @@ impl ApiError {
         }
     }
 
+    /// The text of the answer (never a value of the request).
+    pub fn detail(&self) -> String {
+        self.parts().1
+    }
+
     fn parts(&self) -> (ErrorCode, String) {
         match self {
             ApiError::Unauthorized(r) => (ErrorCode::InvalidToken, (*r).to_owned()),

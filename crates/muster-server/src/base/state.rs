@@ -36,6 +36,8 @@ pub struct AppState {
     pub assertion_keys: Arc<crate::auth::client_assertion::KeyCache>,
     /// The uploads this instance is receiving (the spool sweep passes them by).
     pub receiving: Arc<crate::jobs::spool::Receiving>,
+    /// Each tenant's SCIM User schemas, built from its mappings.
+    pub(crate) scim_schemas: Arc<crate::scim::users::SchemaCache>,
 }
 
 impl AppState {

@@ -135,7 +135,12 @@ impl Overlap {
                 )
             })?
         };
-        let overlap = req.overlap_seconds.unwrap_or(default);
+        Self::of(req.overlap_seconds, default)
+    }
+
+    /// `seconds`, or `default` when absent, held to [`Self::MAX_SECONDS`].
+    pub fn of(seconds: Option<u64>, default: u64) -> ApiResult<Self> {
+        let overlap = seconds.unwrap_or(default);
         if overlap > Self::MAX_SECONDS {
             return Err(ApiError::unprocessable(
                 ErrorCode::InvalidOverlap,

@@ -11,6 +11,7 @@ pub(crate) mod keys;
 pub(crate) mod mappings;
 pub(crate) mod master_key;
 pub(crate) mod people;
+pub(crate) mod scim;
 pub(crate) mod subscriptions;
 pub(crate) mod tenants;
 pub(crate) mod write;

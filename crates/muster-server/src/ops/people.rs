@@ -106,12 +106,12 @@ pub(crate) async fn login_sync_write(state: &AppState, v: Verified) -> ApiResult
     })
 }
 
-fn write_context(state: &AppState, caller: &Caller) -> WriteContext {
+pub(crate) fn write_context(state: &AppState, caller: &Caller, source: &str) -> WriteContext {
     WriteContext {
         tenant: caller.principal.tenant.clone(),
         principal: caller.name(),
         on_behalf_of: caller.on_behalf_of.clone(),
-        source: "api".into(),
+        source: source.into(),
         policy: caller.principal.write_policy.clone(),
         now: state.clock.now(),
         source_system: None,
@@ -127,6 +127,17 @@ pub(crate) async fn write(
     items: Vec<SyncItem>,
 ) -> ApiResult<Vec<SyncResult>> {
     caller.require(Permission::PeopleWrite)?;
+    write_from(state, caller, items, "api").await
+}
+
+/// [`write`] for a door that checked the caller's permission its own way,
+/// recorded in audit as from `source` (`scim`).
+pub(crate) async fn write_from(
+    state: &AppState,
+    caller: &Caller,
+    items: Vec<SyncItem>,
+    source: &str,
+) -> ApiResult<Vec<SyncResult>> {
     let mut results: Vec<Option<SyncResult>> = Vec::with_capacity(items.len());
     let mut batch = Vec::new();
     let mut slots = Vec::new();
@@ -195,7 +206,7 @@ pub(crate) async fn write(
         batch = kept;
     }
     if !batch.is_empty() {
-        let ctx = write_context(state, caller);
+        let ctx = write_context(state, caller, source);
         let applied = state
             .db(move |s| s.apply_batch(&ctx, batch, None, false))
             .await?;

@@ -97,7 +97,9 @@ pub fn incoming_from_api(
                 "value must be a string or null".to_owned(),
             )),
             (None, v) if valid_custom_name(name) => match v {
-                serde_json::Value::String(s) if s.len() > muster_core::schema::MAX_VALUE_LEN => {
+                serde_json::Value::String(s)
+                    if s.len() > muster_core::schema::max_value_len(name) =>
+                {
                     Err((ErrorCode::ValueTooLong, "value is too long".to_owned()))
                 }
                 serde_json::Value::String(_)

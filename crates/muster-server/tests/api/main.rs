@@ -26,6 +26,8 @@ mod oauth;
 mod outbound;
 mod people;
 mod private_key_jwt;
+mod scim;
+mod scim_tester;
 mod semantics;
 mod signing;
 mod spool;
