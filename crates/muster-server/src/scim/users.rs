@@ -1019,7 +1019,7 @@ async fn answer_search(
         }
     }
     let lookups = search.filter.as_ref().and_then(index_lookups);
-    let (rows, total_hint) = match (&search.filter, &lookups, &sort) {
+    let rows = match (&search.filter, &lookups, &sort) {
         (None, _, None) => {
             let (t1, t2) = (tenant.clone(), tenant.clone());
             let (start, count) = (search.start, search.count);
@@ -1043,7 +1043,7 @@ async fn answer_search(
         (Some(_), Some(l), _) => {
             let l = l.clone();
             let t = tenant.clone();
-            let rows = state
+            state
                 .db(move |s| {
                     let mut out: Vec<PersonRow> = Vec::new();
                     for by in &l {
@@ -1055,8 +1055,7 @@ async fn answer_search(
                     }
                     Ok(out)
                 })
-                .await?;
-            (rows, None)
+                .await?
         }
         _ => {
             let max = state.config.scim.max_scan;
@@ -1070,7 +1069,7 @@ async fn answer_search(
                 ))));
             }
             let t = tenant.clone();
-            let rows = state
+            state
                 .db(move |s| {
                     let mut out = Vec::new();
                     let mut offset = 0u64;
@@ -1085,11 +1084,9 @@ async fn answer_search(
                     }
                     Ok(out)
                 })
-                .await?;
-            (rows, Some(total))
+                .await?
         }
     };
-    let _ = total_hint;
     let render = Render::for_rows(state, &tenant, base, &rows).await?;
     let mut matched: Vec<Value> = Vec::new();
     for r in &rows {

@@ -417,6 +417,20 @@ async fn okta_creates_deactivates_and_finds_a_user_and_the_manager_is_a_referenc
         )
         .await;
     assert_eq!((st, &v["active"]), (StatusCode::OK, &json!(false)), "{v}");
+    // Entra's manager update: a bare id as the value, with the URN path.
+    let other = s.create_user(okta_user("boss2@okta.local")).await;
+    let (st, v) = s
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": other}]),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v[ENTERPRISE]["manager"]["value"], other.as_str(), "{v}");
+    assert_eq!(
+        app.person("test.user@okta.local").await.attributes["manager_external_id"],
+        "boss2@okta.local"
+    );
     // A manager that is no User is refused, naming the attribute.
     let (st, v) = s
         .patch(
@@ -932,6 +946,66 @@ async fn errors_never_repeat_a_value_and_one_tenant_never_sees_another() {
         .admin_post(&format!("/api/v1/clients/{cid}/scim-token"), json!({}))
         .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_group_of_thousands_is_patched_in_one_request() {
+    let app = spawn_app().await;
+    let (_, t) = app.hr_setup().await;
+    app.import_csv(&t, &rows(1200)).await;
+    let (_, token) = scim_client(&app, None).await;
+    let s = Scim { app: &app, token };
+    let mut ids = Vec::new();
+    for start in [1, 1001] {
+        let (_, v) = s
+            .get(&format!(
+                "/Users?startIndex={start}&count=1000&attributes=id"
+            ))
+            .await;
+        for r in v["Resources"].as_array().unwrap() {
+            ids.push(r["id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(ids.len(), 1200);
+    let (st, g) = s.post("/Groups", json!({"displayName": "staff"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{g}");
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+    let (st, v) = s
+        .patch(
+            &format!("/Groups/{gid}"),
+            json!([{"op": "add", "path": "members", "value": members}]),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    let (st, _) = s
+        .patch(
+            &format!("/Groups/{gid}"),
+            json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", ids[7])}]),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (_, v) = s.get(&format!("/Groups/{gid}")).await;
+    assert_eq!(v["members"].as_array().unwrap().len(), 1199);
+    assert!(app
+        .person("E1200")
+        .await
+        .roles
+        .contains(&"staff".to_owned()));
+    assert!(!app
+        .person("E0008")
+        .await
+        .roles
+        .contains(&"staff".to_owned()));
+    // The membership check Entra makes, on the group of thousands.
+    let f = urlencode(&format!(
+        "id eq \"{gid}\" and members[value eq \"{}\"]",
+        ids[7]
+    ));
+    let (_, v) = s
+        .get(&format!("/Groups?excludedAttributes=members&filter={f}"))
+        .await;
+    assert_eq!(v["totalResults"], 0, "{v}");
 }
 
 fn urlencode(s: &str) -> String {
