@@ -39,10 +39,24 @@ fn people_where(
     where_: &str,
     args: impl rusqlite::Params,
 ) -> Result<Vec<PersonRow>> {
-    let sql = format!(
-        "SELECT {PERSON_COLS} FROM people p JOIN person_data d ON d.id = p.data_id \
-         WHERE p.scim_id IS NOT NULL AND {where_}"
-    );
+    people_from(
+        conn,
+        "people p JOIN person_data d ON d.id = p.data_id",
+        where_,
+        args,
+    )
+}
+
+/// [`people_where`] with its own `FROM`: an attribute lookup names
+/// `person_data d CROSS JOIN people p`, so that SQLite starts from the
+/// expression index rather than walking the tenant's people in order.
+fn people_from(
+    conn: &Connection,
+    from: &str,
+    where_: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<PersonRow>> {
+    let sql = format!("SELECT {PERSON_COLS} FROM {from} WHERE p.scim_id IS NOT NULL AND {where_}");
     let mut s = conn.prepare_cached(&sql).map_err(be)?;
     let rows = s.query_map(args, person_from_row).map_err(be)?;
     rows.map(|r| r.map_err(be)?.decode()).collect()
@@ -108,9 +122,14 @@ fn group_conflict(e: rusqlite::Error) -> StoreError {
 impl Scim for SqliteStore {
     fn scim_find(&self, tenant: &TenantId, by: &ScimLookup, limit: u32) -> Result<Vec<PersonRow>> {
         let (term, value) = lookup_term(by);
+        let from = match by {
+            ScimLookup::Id(_) => "people p JOIN person_data d ON d.id = p.data_id",
+            _ => "person_data d CROSS JOIN people p ON d.id = p.data_id",
+        };
         self.read(|conn| {
-            people_where(
+            people_from(
                 conn,
+                from,
                 &format!("p.tenant_id = ?1 AND {term} ORDER BY p.external_id LIMIT ?3"),
                 params![tenant.as_str(), value, limit],
             )

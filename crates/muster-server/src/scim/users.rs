@@ -154,13 +154,44 @@ impl UserSchemas {
 }
 
 /// Each tenant's [`UserSchemas`], built from its mappings' declared
-/// custom attributes and kept for a few seconds.
+/// custom attributes and kept for a few seconds, and its number of Users,
+/// kept for [`COUNT_TTL`] (counting a million people takes longer than
+/// answering a page).
 #[derive(Default)]
 pub(crate) struct SchemaCache {
     map: Mutex<HashMap<String, (Instant, Arc<UserSchemas>)>>,
+    counts: Mutex<HashMap<String, (Instant, u64)>>,
 }
 
 const SCHEMA_TTL: Duration = Duration::from_secs(10);
+
+/// How stale the `totalResults` of an unfiltered list may be.
+const COUNT_TTL: Duration = Duration::from_secs(2);
+
+/// How many Users the tenant has, as counted at most [`COUNT_TTL`] ago.
+async fn user_count(state: &AppState, tenant: &muster_core::TenantId) -> ScimResult<u64> {
+    {
+        let counts = state
+            .scim_schemas
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((at, n)) = counts.get(tenant.as_str()) {
+            if at.elapsed() < COUNT_TTL {
+                return Ok(*n);
+            }
+        }
+    }
+    let t = tenant.clone();
+    let n = state.db(move |s| s.scim_count(&t)).await?;
+    state
+        .scim_schemas
+        .counts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(tenant.as_str().to_owned(), (Instant::now(), n));
+    Ok(n)
+}
 
 impl std::fmt::Debug for SchemaCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1023,7 +1054,7 @@ async fn answer_search(
         (None, _, None) => {
             let (t1, t2) = (tenant.clone(), tenant.clone());
             let (start, count) = (search.start, search.count);
-            let total = state.db(move |s| s.scim_count(&t1)).await?;
+            let total = user_count(state, &t1).await?;
             let rows = if count == 0 {
                 Vec::new()
             } else {
@@ -1060,7 +1091,7 @@ async fn answer_search(
         _ => {
             let max = state.config.scim.max_scan;
             let t = tenant.clone();
-            let total = state.db(move |s| s.scim_count(&t)).await?;
+            let total = user_count(state, &t).await?;
             if total > max {
                 return Err(Fail(ScimError::too_many(format!(
                     "this filter or sort would read all {total} Users, more than scim.max_scan \
