@@ -49,11 +49,14 @@ const SCHEMA: &str = include_str!("schema.sql");
 /// sort one after another, so an import of a million new people appends
 /// to the end of the SCIM id index instead of writing all over it.
 macro_rules! new_scim_id {
+    // No subquery: SQLite would evaluate an uncorrelated one once per
+    // statement, giving every row of an UPDATE the same id.
     () => {
-        "(SELECT lower(printf('%08x-%04x-7', ms >> 16, ms & 65535) || \
+        "lower(printf('%08x-%04x-7', \
+           CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) >> 16, \
+           CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) & 65535) || \
          substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || \
-         substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))) \
-         FROM (SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) AS ms))"
+         substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))"
     };
 }
 pub(crate) use new_scim_id;
