@@ -10,6 +10,9 @@ use std::str::FromStr;
 pub enum ImportFormat {
     Csv,
     Jsonl,
+    /// A SCIM BulkRequest or ListResponse of Users, read by the SCIM User
+    /// mapping (no stored mapping).
+    Scim,
 }
 
 impl ImportFormat {
@@ -17,6 +20,7 @@ impl ImportFormat {
         match self {
             ImportFormat::Csv => "csv",
             ImportFormat::Jsonl => "jsonl",
+            ImportFormat::Scim => "scim",
         }
     }
 
@@ -25,10 +29,12 @@ impl ImportFormat {
         match self {
             ImportFormat::Csv => "text/csv",
             ImportFormat::Jsonl => "application/x-ndjson",
+            ImportFormat::Scim => "application/scim+json",
         }
     }
 
-    /// From the file name: `.csv`, `.jsonl` or `.ndjson` (any case).
+    /// From the file name: `.csv`, `.jsonl` or `.ndjson` (any case); a
+    /// SCIM file is named with `--format scim`.
     pub fn from_path(path: &Path) -> Option<Self> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {
@@ -45,7 +51,8 @@ impl FromStr for ImportFormat {
         match s {
             "csv" => Ok(ImportFormat::Csv),
             "jsonl" | "ndjson" => Ok(ImportFormat::Jsonl),
-            _ => Err(format!("'{s}' is not a format: use csv or jsonl")),
+            "scim" => Ok(ImportFormat::Scim),
+            _ => Err(format!("'{s}' is not a format: use csv, jsonl or scim")),
         }
     }
 }
@@ -55,7 +62,7 @@ pub use muster_proto::ImportMode;
 /// Options of an upload (`POST /api/v1/imports`).
 #[derive(Debug, Clone, Default)]
 pub struct ImportParams {
-    /// The stored mapping to apply.
+    /// The stored mapping to apply (none for a SCIM file).
     pub mapping: String,
     /// The gateway's default (upsert) when `None`.
     pub mode: Option<ImportMode>,
@@ -112,7 +119,10 @@ impl ImportParams {
 
     /// The query string pairs, with the format already settled.
     pub(crate) fn query(&self, format: Option<ImportFormat>) -> Vec<(&'static str, String)> {
-        let mut q = vec![("mapping", self.mapping.clone())];
+        let mut q = Vec::new();
+        if !self.mapping.is_empty() {
+            q.push(("mapping", self.mapping.clone()));
+        }
         if let Some(m) = self.mode {
             q.push(("mode", m.as_str().to_owned()));
         }

@@ -1,7 +1,8 @@
 //! Streaming readers for uploads: [`decrypt`] opens OpenPGP- or
 //! age-encrypted uploads as they stream in, [`seal`] keeps an upload encrypted at rest
 //! while it waits, and [`records`] turns CSV or JSON-lines bytes into raw
-//! records and row problems, one at a time, with bounded memory.
+//! records and row problems, one at a time, with bounded memory;
+//! [`scim_bulk`] reads SCIM BulkRequests and ListResponses for it.
 //! [`sealed_box`] seals short secrets (HMAC signing keys) under the master key.
 //! [`row_index`] is the validation pass's index on disk, which finds
 //! duplicate keys and unresolvable managers once the whole file is read.
@@ -12,5 +13,6 @@ pub mod decrypt;
 pub mod fuzz;
 pub mod records;
 pub mod row_index;
+pub mod scim_bulk;
 pub mod seal;
 pub mod sealed_box;

@@ -31,6 +31,9 @@ pub enum Format {
     Csv { delimiter: u8 },
     /// One JSON object per line.
     JsonLines,
+    /// A SCIM BulkRequest or ListResponse: each operation (or resource)
+    /// is a row (see [`crate::scim_bulk`]).
+    Scim,
 }
 
 /// Bounds on what one line or record may take.
@@ -114,6 +117,12 @@ pub enum FormatError {
     Csv { line: u64 },
     #[error("the CSV delimiter must be an ASCII character other than a quote or a line break")]
     InvalidDelimiter,
+    /// A SCIM file whose document is not a BulkRequest or ListResponse.
+    #[error("the file is not a SCIM BulkRequest or ListResponse (line {line}): {why}")]
+    NotScim { line: u64, why: String },
+    /// An operation (or resource) of a SCIM file is too long.
+    #[error("element {row} of the SCIM file is longer than the limit of {max} bytes")]
+    ElementTooLong { row: u64, max: usize },
     /// Reading failed, including an unseal failure (`InvalidData`).
     #[error("reading the file failed: {0}")]
     Io(#[from] io::Error),
@@ -446,6 +455,11 @@ enum Inner<R: Read> {
         /// The first record, read ahead by `new` to tell an empty file.
         first: Option<Item>,
     },
+    Scim {
+        reader: BufReader<Guard<R>>,
+        bulk: crate::scim_bulk::BulkReader,
+        first: Option<Item>,
+    },
 }
 
 /// Reads records from an upload one at a time. See the module docs.
@@ -463,6 +477,8 @@ enum Failed {
     LineTooLong { line: u64, max: usize },
     TooManyFields { row: u64, max: usize },
     Csv { line: u64 },
+    NotScim { line: u64, why: String },
+    ElementTooLong { row: u64, max: usize },
     Io(io::ErrorKind, String),
 }
 
@@ -478,6 +494,14 @@ impl Failed {
                 max: *max,
             },
             FormatError::Csv { line } => Failed::Csv { line: *line },
+            FormatError::NotScim { line, why } => Failed::NotScim {
+                line: *line,
+                why: why.clone(),
+            },
+            FormatError::ElementTooLong { row, max } => Failed::ElementTooLong {
+                row: *row,
+                max: *max,
+            },
             FormatError::Io(io) => Failed::Io(io.kind(), io.to_string()),
             other => Failed::Io(io::ErrorKind::Other, other.to_string()),
         }
@@ -494,6 +518,14 @@ impl Failed {
                 max: *max,
             },
             Failed::Csv { line } => FormatError::Csv { line: *line },
+            Failed::NotScim { line, why } => FormatError::NotScim {
+                line: *line,
+                why: why.clone(),
+            },
+            Failed::ElementTooLong { row, max } => FormatError::ElementTooLong {
+                row: *row,
+                max: *max,
+            },
             Failed::Io(kind, msg) => FormatError::Io(io::Error::new(*kind, msg.clone())),
         }
     }
@@ -540,6 +572,20 @@ impl<R: Read> RecordReader<R> {
                 limits,
                 failed: None,
             },
+            // The document may well be one long line: the bulk reader
+            // bounds each element instead of the guard each line.
+            Format::Scim => Self {
+                inner: Inner::Scim {
+                    reader: BufReader::with_capacity(
+                        64 * 1024,
+                        Guard::new(inner, usize::MAX, None),
+                    ),
+                    bulk: crate::scim_bulk::BulkReader::new(limits.max_line_bytes),
+                    first: None,
+                },
+                limits,
+                failed: None,
+            },
         };
         match &mut me.inner {
             Inner::Csv {
@@ -554,6 +600,11 @@ impl<R: Read> RecordReader<R> {
                     *slot = Some(first);
                 }
             }
+            Inner::Scim {
+                reader,
+                bulk,
+                first,
+            } => *first = Some(bulk.next(reader)?.ok_or(FormatError::Empty)?),
         }
         Ok(me)
     }
@@ -562,7 +613,7 @@ impl<R: Read> RecordReader<R> {
     pub fn header(&self) -> Option<&[String]> {
         match &self.inner {
             Inner::Csv { header, .. } => Some(header),
-            Inner::Json { .. } => None,
+            Inner::Json { .. } | Inner::Scim { .. } => None,
         }
     }
 
@@ -571,7 +622,7 @@ impl<R: Read> RecordReader<R> {
     pub fn bytes_read(&self) -> u64 {
         match &self.inner {
             Inner::Csv { reader, .. } => reader.get_ref().bytes,
-            Inner::Json { reader, .. } => reader.get_ref().bytes,
+            Inner::Json { reader, .. } | Inner::Scim { reader, .. } => reader.get_ref().bytes,
         }
     }
 
@@ -586,6 +637,14 @@ impl<R: Read> RecordReader<R> {
             Inner::Json { first, .. } => match first.take() {
                 Some(item) => Ok(Some(item)),
                 None => self.next_json(),
+            },
+            Inner::Scim {
+                reader,
+                bulk,
+                first,
+            } => match first.take() {
+                Some(item) => Ok(Some(item)),
+                None => bulk.next(reader),
             },
         };
         if let Err(e) = &next {

@@ -352,6 +352,16 @@ catalogue! {
     ///
     /// To do: give one object per line.
     NotAnObject = "not_an_object",
+    /// Row error: an operation of a SCIM file that an import does not
+    /// carry out (anything but a POST of a User).
+    ///
+    /// To do: send it to `/scim/v2/Bulk`, or leave it out.
+    UnsupportedOperation = "unsupported_operation",
+    /// Row error: a User of a SCIM file breaks the SCIM schema (RFC 7643);
+    /// the message names the attribute.
+    ///
+    /// To do: fix the User in the export.
+    InvalidUser = "invalid_user",
     /// Row error: a JSON record lacks a field the mapping requires.
     ///
     /// To do: add the field, or make it optional.

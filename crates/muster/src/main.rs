@@ -303,6 +303,15 @@ mod tests {
             panic!("not push");
         };
         assert_eq!(p.wait, 600, "the default wait");
+        // A SCIM file is read by the SCIM User mapping: no --mapping.
+        let Command::Push(p) = parse(&["push", "users.json", "--format", "scim"])
+            .unwrap()
+            .command
+        else {
+            panic!("not push");
+        };
+        assert_eq!(p.format, Some(muster_client::ImportFormat::Scim));
+        assert_eq!(p.mapping, None);
     }
 
     #[test]

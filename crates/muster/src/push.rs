@@ -71,11 +71,13 @@ Exit codes:
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct PushArgs {
-    /// The file to import (.csv, .jsonl or .ndjson).
+    /// The file to import (.csv, .jsonl or .ndjson; a SCIM file with
+    /// --format scim).
     pub file: PathBuf,
-    /// Name of the stored mapping to apply.
-    #[arg(long)]
-    pub mapping: String,
+    /// Name of the stored mapping to apply (none with --format scim: the
+    /// SCIM User mapping reads it).
+    #[arg(long, required_unless_present = "format")]
+    pub mapping: Option<String>,
     /// upsert: create and update; snapshot: also deactivate this source's
     /// people missing from the file.
     #[arg(long, value_parser = parse_mode)]
@@ -89,7 +91,7 @@ pub struct PushArgs {
     /// Do not wait: print the accepted import and exit 0.
     #[arg(long, conflicts_with = "wait")]
     pub no_wait: bool,
-    /// csv or jsonl (default: from the file's extension).
+    /// csv, jsonl or scim (default: from the file's extension).
     #[arg(long, value_parser = parse_format)]
     pub format: Option<ImportFormat>,
     /// The CSV delimiter: one character, or 'tab'.
@@ -323,7 +325,7 @@ pub async fn run(a: PushArgs) -> ExitCode {
     };
     let server_wait = (!a.no_wait).then_some(a.wait.min(SERVER_WAIT_MAX));
     let params = ImportParams {
-        mapping: a.mapping.clone(),
+        mapping: a.mapping.clone().unwrap_or_default(),
         mode: a.mode,
         dry_run: a.dry_run,
         wait_seconds: server_wait,

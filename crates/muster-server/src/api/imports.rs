@@ -4,6 +4,7 @@ use crate::api::page_limit;
 use crate::auth::Caller;
 use crate::base::error::{ApiError, ApiResult};
 use crate::base::state::AppState;
+use crate::jobs::worker::SCIM_FORMAT;
 use crate::ops::imports::{self, Encryption, ImportParams};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -107,11 +108,11 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
                 })?
             }
             "format" => match v.as_str() {
-                "csv" | "jsonl" => p.format = Some(v),
+                "csv" | "jsonl" | "scim" => p.format = Some(v),
                 _ => {
                     return Err(ApiError::bad_request(
                         ErrorCode::InvalidParameter,
-                        "format: must be 'csv' or 'jsonl'",
+                        "format: must be 'csv', 'jsonl' or 'scim'",
                     ))
                 }
             },
@@ -161,12 +162,6 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
             }
         }
     }
-    if p.mapping.is_empty() {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidParameter,
-            "mapping: required (the name of a stored mapping)",
-        ));
-    }
     if p.mode != ImportMode::Snapshot {
         let given = [
             ("max_deactivate_percent", p.max_deactivate_percent.is_some()),
@@ -189,25 +184,43 @@ pub(crate) fn detect_format(p: &ImportParams, headers: &HeaderMap) -> ApiResult<
         "text/csv" | "application/csv" => Some("csv"),
         "application/x-ndjson" | "application/jsonl" | "application/x-jsonlines"
         | "application/json-lines" => Some("jsonl"),
+        "application/scim+json" => Some(SCIM_FORMAT),
         "application/octet-stream" => None,
         _ => {
             return Err(ApiError::UnsupportedMediaType(
-                "the body must be text/csv or application/x-ndjson (or application/octet-stream with format=)"
+                "the body must be text/csv, application/x-ndjson or application/scim+json (or application/octet-stream with format=)"
                     .into(),
             ))
         }
     };
-    match (&p.format, from_type) {
-        (Some(f), Some(t)) if f != t => Err(ApiError::bad_request(
+    let format = match (&p.format, from_type) {
+        (Some(f), Some(t)) if f != t => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                "format: contradicts the Content-Type",
+            ))
+        }
+        (Some(f), _) => f.clone(),
+        (None, Some(t)) => t.to_owned(),
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                "format: required with application/octet-stream",
+            ))
+        }
+    };
+    // A SCIM file is read by the SCIM User mapping (docs/scim.md); every
+    // other file by a stored mapping.
+    match (format == SCIM_FORMAT, p.mapping.is_empty()) {
+        (true, false) => Err(ApiError::bad_request(
             ErrorCode::InvalidParameter,
-            "format: contradicts the Content-Type",
+            "mapping: a SCIM file is read by the SCIM User mapping; leave mapping out",
         )),
-        (Some(f), _) => Ok(f.clone()),
-        (None, Some(t)) => Ok(t.to_owned()),
-        (None, None) => Err(ApiError::bad_request(
+        (false, true) => Err(ApiError::bad_request(
             ErrorCode::InvalidParameter,
-            "format: required with application/octet-stream",
+            "mapping: required (the name of a stored mapping)",
         )),
+        _ => Ok(format),
     }
 }
 

@@ -28,6 +28,7 @@ use crate::base::data_dir::upload_path;
 use crate::base::state::AppState;
 use crate::ops::write::manager_of;
 use crate::ops::write::policy_errors;
+use crate::scim::import::ScimRows;
 use muster_core::mapping::{CompiledMapping, MappingDoc, MappingError, MappingFormat, RowError};
 use muster_core::person::Incoming;
 use muster_intake::decrypt::{self, DecryptError, SignerKey};
@@ -355,6 +356,28 @@ fn process(
 
 type UploadReader = RecordReader<BufReader<Box<dyn Read + Send>>>;
 
+/// The upload's records: as the reader gives them, or for a SCIM file
+/// turned into the records of the SCIM User mapping.
+struct Records<'a> {
+    reader: UploadReader,
+    scim: Option<ScimRows<'a>>,
+}
+
+impl Records<'_> {
+    fn next_item(&mut self) -> Result<Option<Item>, RunError> {
+        let item = self.reader.next_item().map_err(format_reject)?;
+        match (&mut self.scim, item) {
+            (Some(scim), Some(Item::Record(Record::Object { row, object }))) => {
+                Ok(Some(scim.row(row, object)?))
+            }
+            (_, item) => Ok(item),
+        }
+    }
+}
+
+/// The `format` of an import from a SCIM BulkRequest or ListResponse.
+pub const SCIM_FORMAT: &str = "scim";
+
 /// Everything a pass needs to read and map the upload.
 struct Source<'a> {
     state: &'a AppState,
@@ -381,7 +404,7 @@ impl Source<'_> {
             })
     }
 
-    fn open(&self) -> Result<(UploadReader, CompiledMapping), RunError> {
+    fn open(&self) -> Result<(Records<'_>, CompiledMapping), RunError> {
         let unsealed = self.unsealed()?;
         let plain = self.decrypt(unsealed)?;
         let limits = Limits {
@@ -402,7 +425,20 @@ impl Source<'_> {
             None => self.doc.compile_named(&self.header_map),
         }
         .map_err(mapping_reject)?;
-        Ok((reader, compiled))
+        let scim = match self.format {
+            Format::Scim => Some(self.scim_rows()?),
+            _ => None,
+        };
+        Ok((Records { reader, scim }, compiled))
+    }
+
+    fn scim_rows(&self) -> Result<ScimRows<'_>, RunError> {
+        Ok(ScimRows::new(
+            self.state.store.as_ref(),
+            &self.imp.tenant,
+            self.client.scim_key.as_deref(),
+            &self.client.write_policy,
+        )?)
     }
 }
 
@@ -573,10 +609,21 @@ fn map_record(compiled: &CompiledMapping, rec: &Record) -> (u64, Result<Incoming
 
 fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Outcome, RunError> {
     let store = state.store.as_ref();
-    let mapping = store.mapping_get(&imp.tenant, &imp.mapping, Some(imp.mapping_version))?;
-    let doc = MappingDoc::parse(&mapping.document.to_string(), MappingFormat::Json)
-        .map_err(|e| RunError::Fail(anyhow::anyhow!("stored mapping does not parse: {e}")))?;
     let client = store.client_get(&imp.client_id)?;
+    let doc = if imp.format == SCIM_FORMAT {
+        ScimRows::new(
+            store,
+            &imp.tenant,
+            client.scim_key.as_deref(),
+            &client.write_policy,
+        )?
+        .mapping()
+        .map_err(|e| RunError::Fail(anyhow::anyhow!("the SCIM User mapping: {e}")))?
+    } else {
+        let mapping = store.mapping_get(&imp.tenant, &imp.mapping, Some(imp.mapping_version))?;
+        MappingDoc::parse(&mapping.document.to_string(), MappingFormat::Json)
+            .map_err(|e| RunError::Fail(anyhow::anyhow!("stored mapping does not parse: {e}")))?
+    };
     let header_map: BTreeMap<String, String> = imp
         .options
         .get("header_map")
@@ -593,6 +640,7 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
         .unwrap_or(b',');
     let format = match imp.format.as_str() {
         "jsonl" => Format::JsonLines,
+        SCIM_FORMAT => Format::Scim,
         _ => Format::Csv { delimiter },
     };
     let src = Source {
@@ -973,7 +1021,7 @@ fn validate(
                     }
                 }
                 Ok(None) => break Ok(()),
-                Err(e) => break Err(format_reject(e)),
+                Err(e) => break Err(e),
             }
         };
         if read.is_ok() && !chunk.is_empty() && work_tx.send((seq, chunk)).is_ok() {
@@ -1282,7 +1330,7 @@ struct Batch {
 /// Reads, maps and batches the rows after `resume` that have no errors and
 /// were not found unchanged; hands each batch to `tx`.
 fn produce(
-    reader: &mut UploadReader,
+    reader: &mut Records<'_>,
     compiled: &CompiledMapping,
     (bad, same, unseen): (&RowSet, &RowSet, Option<&RowSet>),
     (resume, size): (u64, usize),
@@ -1308,7 +1356,7 @@ fn produce(
         let item = match reader.next_item() {
             Ok(Some(i)) => i,
             Ok(None) => break,
-            Err(e) => return Err(format_reject(e)),
+            Err(e) => return Err(e),
         };
         let Item::Record(rec) = item else { continue };
         let row = rec.row();
@@ -1399,12 +1447,15 @@ mod tests {
             csv.push_str(&format!("E{i},N{i}\n"));
         }
         let input: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(csv.into_bytes()));
-        let mut reader = RecordReader::new(
-            BufReader::new(input),
-            Format::Csv { delimiter: b',' },
-            Limits::default(),
-        )
-        .unwrap();
+        let mut reader = Records {
+            reader: RecordReader::new(
+                BufReader::new(input),
+                Format::Csv { delimiter: b',' },
+                Limits::default(),
+            )
+            .unwrap(),
+            scim: None,
+        };
         let doc = MappingDoc::parse(MAPPING, MappingFormat::Json).unwrap();
         let compiled = doc.compile(&["id", "name"], &BTreeMap::new()).unwrap();
         let ctx = WriteContext {

@@ -6,6 +6,7 @@
 use crate::auth::Caller;
 use crate::base::error::{ApiError, ApiResult};
 use crate::base::state::AppState;
+use crate::jobs::worker::SCIM_FORMAT;
 use axum::body::Body;
 use futures::StreamExt;
 use muster_core::policy::{IntakePolicy, Permission};
@@ -77,7 +78,7 @@ impl Encryption {
     }
 }
 
-/// Submits a file for import: `format` is `csv` or `jsonl`, `key` the
+/// Submits a file for import: `format` is `csv`, `jsonl` or `scim`, `key` the
 /// client's idempotency key. Returns the import and whether it is new
 /// (`false`: the key named an earlier import, whose row is returned).
 pub(crate) async fn submit(
@@ -125,19 +126,25 @@ pub(crate) async fn submit(
         }
     }
 
-    let (t, name) = (tenant.clone(), p.mapping.clone());
-    let mapping = match state.db(move |s| s.mapping_get(&t, &name, None)).await {
-        Ok(m) => m,
-        Err(ApiError::NotFound(_)) => {
-            return Err(ApiError::unprocessable(
-                ErrorCode::UnknownMapping,
-                format!(
-                    "mapping: no mapping named '{}' exists in this tenant",
-                    p.mapping
-                ),
-            ))
+    // A SCIM file has no stored mapping: its import names the SCIM User
+    // mapping, at version 0.
+    let mapping = if format == SCIM_FORMAT {
+        (SCIM_FORMAT.to_owned(), 0)
+    } else {
+        let (t, name) = (tenant.clone(), p.mapping.clone());
+        match state.db(move |s| s.mapping_get(&t, &name, None)).await {
+            Ok(m) => (m.name, m.version),
+            Err(ApiError::NotFound(_)) => {
+                return Err(ApiError::unprocessable(
+                    ErrorCode::UnknownMapping,
+                    format!(
+                        "mapping: no mapping named '{}' exists in this tenant",
+                        p.mapping
+                    ),
+                ))
+            }
+            Err(e) => return Err(e),
         }
-        Err(e) => return Err(e),
     };
 
     let pid = caller.principal.id.clone();
@@ -154,8 +161,8 @@ pub(crate) async fn submit(
         client_id: caller.principal.client_id.clone(),
         on_behalf_of: caller.on_behalf_of.clone(),
         idempotency_key: key,
-        mapping: mapping.name.clone(),
-        mapping_version: mapping.version,
+        mapping: mapping.0,
+        mapping_version: mapping.1,
         mode: p.mode,
         dry_run: p.dry_run,
         format,

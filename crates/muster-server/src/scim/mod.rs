@@ -8,6 +8,7 @@
 mod bulk;
 mod discovery;
 mod groups;
+pub(crate) mod import;
 pub(crate) mod users;
 
 use crate::auth::Caller;

@@ -65,6 +65,17 @@ const MAPPED: &[Mapped] = &[
     (Some(ENTERPRISE_USER_SCHEMA), "division", None, "division"),
 ];
 
+/// The person attributes of [`MAPPED`], in its order.
+pub(crate) const MAPPED_ATTRS: [&str; MAPPED.len()] = {
+    let mut out = [""; MAPPED.len()];
+    let mut i = 0;
+    while i < MAPPED.len() {
+        out[i] = MAPPED[i].3;
+        i += 1;
+    }
+    out
+};
+
 /// Person attributes with a place of their own in the User (the mapped
 /// ones, `email`, `employment_status` through `active`, the manager).
 fn has_scim_place(attr: &str) -> bool {
@@ -101,6 +112,10 @@ const MUSTER_CORE: [&str; 3] = ["location", "hire_date", "termination_date"];
 
 /// The [`MUSTER_CORE`] attributes a SCIM client reads but never writes.
 const MUSTER_READ_ONLY: [&str; 2] = ["hire_date", "termination_date"];
+
+pub(crate) fn is_read_only(attr: &str) -> bool {
+    MUSTER_READ_ONLY.contains(&attr)
+}
 
 /// How a tenant's Users look: the schemas (with Muster's extension of the
 /// tenant's own attributes) and that extension's attributes.
@@ -216,9 +231,24 @@ pub(crate) async fn user_schemas(
         }
     }
     let t = tenant.clone();
-    let mappings = state.db(move |s| s.mapping_list(&t)).await?;
+    let built = Arc::new(state.db(move |s| load_user_schemas(s, &t)).await?);
+    state
+        .scim_schemas
+        .map
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(tenant.as_str().to_owned(), (Instant::now(), built.clone()));
+    Ok(built)
+}
+
+/// A tenant's [`UserSchemas`], from its mappings' declared custom
+/// attributes.
+pub(crate) fn load_user_schemas(
+    store: &dyn muster_store::Store,
+    tenant: &muster_core::TenantId,
+) -> Result<UserSchemas, muster_store::StoreError> {
     let mut custom = BTreeMap::new();
-    for m in mappings {
+    for m in store.mapping_list(tenant)? {
         let Some(attrs) = m.document.get("attributes").and_then(Value::as_object) else {
             continue;
         };
@@ -234,14 +264,7 @@ pub(crate) async fn user_schemas(
             custom.entry(name.clone()).or_insert(ty);
         }
     }
-    let built = Arc::new(UserSchemas::new(&custom));
-    state
-        .scim_schemas
-        .map
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(tenant.as_str().to_owned(), (Instant::now(), built.clone()));
-    Ok(built)
+    Ok(UserSchemas::new(&custom))
 }
 
 /// What rendering a page of people needs besides the people: their
@@ -635,7 +658,7 @@ impl Key {
             Key::EmployeeNumber => "employeeNumber",
         }
     }
-    fn attr(self) -> &'static str {
+    pub fn attr(self) -> &'static str {
         match self {
             Key::UserName => scim_attrs::USER_NAME,
             Key::ExternalId => scim_attrs::EXTERNAL_ID,

@@ -1019,3 +1019,184 @@ fn urlencode(s: &str) -> String {
     }
     out
 }
+
+/// A SCIM file posted to the import API: the rows that create Users are
+/// read by the SCIM door's User mapping, everything else is a row error
+/// named by operation, and the file goes through the import's own
+/// passes (dry run, snapshot, row errors) like an HR file.
+#[tokio::test]
+async fn a_scim_file_imports_like_an_hr_file_through_the_scim_user_mapping() {
+    let app = spawn_app().await;
+    let (_, token) = scim_client(&app, None).await;
+    let s = Scim { app: &app, token };
+    let boss = s.create_user(entra_user("boss@example.com")).await;
+    let importer = app.syncer().await;
+    let t = app.token(&importer).await;
+
+    let mut ann = entra_user("ann@example.com");
+    ann[ENTERPRISE] = json!({"employeeNumber": "1001", "department": "Eng",
+                             "manager": {"value": boss}});
+    let mut bob = okta_user("bob@example.com");
+    bob["active"] = json!("False");
+    bob["phoneNumbers"] = json!([{"type": "work", "value": "+1 555 0100"}]);
+    let mut lost = okta_user("lost@example.com");
+    lost[ENTERPRISE] = json!({"manager": "no-such-user"});
+    let mut nameless = okta_user("x@example.com");
+    nameless.as_object_mut().unwrap().remove("userName");
+    // Fifty more good rows keep the five bad ones under the import's
+    // error rate (10%).
+    let mut ops = vec![
+        json!({"method": "POST", "path": "/Users", "bulkId": "a", "data": ann}),
+        json!({"method": "post", "path": "/Users", "bulkId": "b", "data": bob}),
+        json!({"method": "PATCH", "path": "/Users/whoever", "data": {}}),
+        json!({"method": "POST", "path": "/Groups", "data": {"displayName": "g"}}),
+        json!({"method": "POST", "path": "/Users", "data": lost}),
+        json!({"method": "POST", "path": "/Users", "data": nameless}),
+        json!(42),
+    ];
+    for i in 0..50 {
+        ops.push(json!({"method": "POST", "path": "/Users",
+                        "data": okta_user(&format!("u{i}@example.com"))}));
+    }
+    let file = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "failOnErrors": 10,
+        "Operations": ops
+    });
+    // A SCIM file takes no stored mapping.
+    let r = app
+        .upload(&t, "mapping=hr", "application/scim+json", file.to_string())
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("mapping"));
+    // A dry run says what would change, and changes nothing.
+    let r = app
+        .upload(
+            &t,
+            "dry_run=true&wait=30",
+            "application/scim+json",
+            file.to_string(),
+        )
+        .await;
+    assert!(r.status().is_success());
+    let v: Value = r.json().await.unwrap();
+    let v = app.wait_import(&t, v["id"].as_str().unwrap()).await;
+    assert_eq!(v["counts"]["created"], 52, "{v}");
+    let r = app
+        .get_as(&app.admin_token, "/api/v1/people/ann@example.com")
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    let r = app
+        .upload(&t, "wait=30", "application/scim+json", file.to_string())
+        .await;
+    let v: Value = r.json().await.unwrap();
+    let v = app.wait_import(&t, v["id"].as_str().unwrap()).await;
+    assert_eq!(v["state"], "succeeded_with_errors", "{v}");
+    assert_eq!(v["mapping"], "scim", "{v}");
+    assert_eq!(v["counts"]["rows_total"], 57, "{v}");
+    assert_eq!(v["counts"]["created"], 52, "{v}");
+    assert_eq!(v["counts"]["failed"], 5, "{v}");
+    let errors = app.errors(&t, v["id"].as_str().unwrap()).await;
+    let got: Vec<(u64, &str, &str)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e["row"].as_u64().unwrap(),
+                e["column"].as_str().unwrap_or(""),
+                e["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (3, "method", "unsupported_operation"),
+            (4, "path", "unsupported_operation"),
+            (5, "manager", "unknown_manager"),
+            (6, "", "invalid_user"),
+            (7, "", "not_an_object"),
+        ],
+        "{errors:?}"
+    );
+    let text = serde_json::to_string(&errors).unwrap();
+    for secret in ["no-such-user", "x@example.com", "whoever"] {
+        assert!(!text.contains(secret), "{text}");
+    }
+
+    // The people are the SCIM door's: keyed by userName, the manager
+    // resolved from its SCIM id, `active` as the status, and what the
+    // person schema has no place for kept for SCIM to read back.
+    let p = app.person("ann@example.com").await;
+    assert_eq!(p.attributes["department"], "Eng");
+    assert_eq!(p.attributes["employee_number"], "1001");
+    assert_eq!(p.attributes["given_name"], "Ada");
+    assert_eq!(p.attributes["manager_external_id"], "boss@example.com");
+    assert_eq!(p.attributes["employment_status"], "active");
+    let p = app.person("bob@example.com").await;
+    assert_eq!(p.attributes["employment_status"], "terminated");
+    let (_, v) = s
+        .get("/Users?filter=userName%20eq%20%22ann@example.com%22")
+        .await;
+    assert_eq!(v["Resources"][0]["userName"], "ann@example.com", "{v}");
+    assert_eq!(
+        v["Resources"][0][ENTERPRISE]["manager"]["value"], boss,
+        "{v}"
+    );
+    let (_, v) = s
+        .get("/Users?filter=userName%20eq%20%22bob@example.com%22")
+        .await;
+    assert_eq!(v["Resources"][0]["active"], false, "{v}");
+    assert_eq!(
+        v["Resources"][0]["phoneNumbers"][0]["value"], "+1 555 0100",
+        "{v}"
+    );
+
+    // A ListResponse (an identity provider's export of GET /Users) in
+    // snapshot mode: the import's source loses the people it leaves out.
+    let mut ann2 = entra_user("ann@example.com");
+    ann2[ENTERPRISE] = json!({"employeeNumber": "1001", "department": "Ops",
+                              "manager": {"value": boss}});
+    let export = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": 1,
+        "Resources": [ann2]
+    });
+    let r = app
+        .upload(
+            &t,
+            "mode=snapshot&allow_mass_deactivation=true&wait=30",
+            "application/scim+json",
+            export.to_string(),
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    let v = app.wait_import(&t, v["id"].as_str().unwrap()).await;
+    assert_eq!(v["state"], "succeeded", "{v}");
+    assert_eq!(v["counts"]["updated"], 1, "{v}");
+    // bob was terminated already; the fifty others were not.
+    assert_eq!(v["counts"]["deactivated"], 50, "{v}");
+    let p = app.person("ann@example.com").await;
+    assert_eq!(p.attributes["department"], "Ops");
+    let p = app.person("u7@example.com").await;
+    assert_eq!(p.attributes["employment_status"], "terminated");
+
+    // A file that is no SCIM document is refused whole, with where.
+    let r = app
+        .upload(
+            &t,
+            "format=scim&wait=30",
+            "application/octet-stream",
+            "id,name\n1,a\n",
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    let v = app.wait_import(&t, v["id"].as_str().unwrap()).await;
+    assert_eq!(v["state"], "rejected", "{v}");
+    assert_eq!(v["error"]["code"], "invalid_format", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("line 1"),
+        "{v}"
+    );
+    app.assert_chain_verifies().await;
+}
