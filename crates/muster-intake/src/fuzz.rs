@@ -14,19 +14,20 @@ pub const MAPPING_SEPARATOR: u8 = 0;
 /// The CSV reader with a mapping, as an import's validation pass runs them.
 ///
 /// Input layout: the first byte picks the format (`,` `;` tab `|`
-/// delimited CSV, or JSON lines); then either `MAPPING \0 FILE`, where
+/// delimited CSV, JSON lines, or a SCIM BulkRequest or ListResponse); then either `MAPPING \0 FILE`, where
 /// MAPPING is a TOML (or JSON) mapping document, or just `FILE`, read with
 /// `default_mapping` (the example Workday mapping in the targets).
 pub fn csv_mapping(data: &[u8], default_mapping: &MappingDoc) {
     let Some((&selector, rest)) = data.split_first() else {
         return;
     };
-    let format = match selector % 5 {
+    let format = match selector % 6 {
         0 => Format::Csv { delimiter: b',' },
         1 => Format::Csv { delimiter: b';' },
         2 => Format::Csv { delimiter: b'\t' },
         3 => Format::Csv { delimiter: b'|' },
-        _ => Format::JsonLines,
+        4 => Format::JsonLines,
+        _ => Format::Scim,
     };
     let parsed;
     let (doc, file) = match rest.iter().position(|&b| b == MAPPING_SEPARATOR) {
