@@ -161,16 +161,19 @@ impl WebhookConfig {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| {
-                let (n, unit) = s.split_at(s.len().saturating_sub(1));
-                let n: u64 = n
-                    .parse()
+                // By suffix, not by byte position: the last character may
+                // be more than one byte.
+                let (n, unit) = [("s", 1), ("m", 60), ("h", 3600)]
+                    .into_iter()
+                    .find_map(|(u, secs)| s.strip_suffix(u).map(|n| (n, secs)))
+                    .with_context(|| {
+                        format!("webhooks.retry_schedule: '{s}' needs a unit s, m or h")
+                    })?;
+                let secs = n
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|n| n.checked_mul(unit))
                     .with_context(|| format!("webhooks.retry_schedule: '{s}' is not a delay"))?;
-                let secs = match unit {
-                    "s" => n,
-                    "m" => n * 60,
-                    "h" => n * 3600,
-                    _ => anyhow::bail!("webhooks.retry_schedule: '{s}' needs a unit s, m or h"),
-                };
                 Ok(std::time::Duration::from_secs(secs))
             })
             .collect()
@@ -376,16 +379,20 @@ hsts_max_age_seconds = 31536000
 "#;
 
 /// Environment variables that are not server settings: the client side's
-/// (`muster push`, `muster admin`), the log filter, the SQLite knob.
-const CLIENT_VARS: [&str; 9] = [
+/// (`muster push`, `muster admin`, `muster migrate`), the log filter, the
+/// SQLite knob. A shell set up for one of those still starts the server.
+const CLIENT_VARS: [&str; 12] = [
     "LOG",
     "URL",
     "ADMIN_TOKEN",
     "AUTH",
     "CLIENT_KEY_ID",
+    "CLIENT_KEY_FILE",
     "CLIENT_ID",
     "CLIENT_SECRET",
     "CLIENT_SECRET_FILE",
+    "CLIENT_SIGNING_KEY_FILE",
+    "MIGRATE_TO",
     "SQLITE_SYNCHRONOUS",
 ];
 
@@ -786,11 +793,41 @@ mod tests {
                 "MUSTER_CLIENT_SECRET_FILE".to_string(),
                 "/ignored".to_string(),
             ),
+            // A shell set up for `muster migrate` or a signing client.
+            (
+                "MUSTER_MIGRATE_TO".to_string(),
+                "postgres://ignored".to_string(),
+            ),
+            (
+                "MUSTER_CLIENT_SIGNING_KEY_FILE".to_string(),
+                "/ignored".to_string(),
+            ),
+            ("MUSTER_CLIENT_KEY_FILE".to_string(), "/ignored".to_string()),
         ];
         let c = Config::load_from(Some(&f), env).unwrap();
         assert_eq!(c.listen, "127.0.0.1:9000");
         assert_eq!(c.import.batch_size, 20);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn a_retry_schedule_is_read_or_refused_never_a_panic() {
+        let with = |v: &str| {
+            let env = vec![("MUSTER_WEBHOOKS__RETRY_SCHEDULE".to_string(), v.to_string())];
+            Config::load_from(None, env)
+        };
+        let c = with("5s, 2m,1h").unwrap();
+        assert_eq!(
+            c.webhooks.schedule().unwrap(),
+            [5, 120, 3600].map(std::time::Duration::from_secs)
+        );
+        for bad in ["5é", "é", "5", "5d", "x s", "99999999999999999h", "-1s"] {
+            let err = with(bad).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("webhooks.retry_schedule"),
+                "{bad}: {err:#}"
+            );
+        }
     }
     #[test]
     fn the_orphan_grace_period_is_bounded() {
