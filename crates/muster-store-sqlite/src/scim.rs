@@ -139,9 +139,14 @@ impl Scim for SqliteStore {
     fn scim_page(&self, tenant: &TenantId, offset: u64, limit: u32) -> Result<Vec<PersonRow>> {
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         self.read(|conn| {
+            // The rows before the page are skipped in the people table
+            // alone: skipping the joined rows would read and decode every
+            // person before the page.
             people_where(
                 conn,
-                "p.tenant_id = ?1 ORDER BY p.external_id LIMIT ?2 OFFSET ?3",
+                "p.tenant_id = ?1 AND p.external_id IN (SELECT external_id FROM people \
+                 WHERE tenant_id = ?1 AND scim_id IS NOT NULL \
+                 ORDER BY external_id LIMIT ?2 OFFSET ?3) ORDER BY p.external_id",
                 params![tenant.as_str(), limit, offset],
             )
         })

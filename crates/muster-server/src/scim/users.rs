@@ -169,43 +169,86 @@ impl UserSchemas {
 }
 
 /// Each tenant's [`UserSchemas`], built from its mappings' declared
-/// custom attributes and kept for a few seconds, and its number of Users,
-/// kept for [`COUNT_TTL`] (counting a million people takes longer than
-/// answering a page).
+/// custom attributes and kept for a few seconds, and its number of Users
+/// (counting a million people takes longer than answering a page).
 #[derive(Default)]
 pub(crate) struct SchemaCache {
     map: Mutex<HashMap<String, (Instant, Arc<UserSchemas>)>>,
-    counts: Mutex<HashMap<String, (Instant, u64)>>,
+    counts: Mutex<HashMap<String, Count>>,
+}
+
+/// A tenant's number of Users, as counted at `at`.
+struct Count {
+    at: Instant,
+    n: u64,
+    /// A recount is under way.
+    counting: bool,
 }
 
 const SCHEMA_TTL: Duration = Duration::from_secs(10);
 
-/// How stale the `totalResults` of an unfiltered list may be.
+/// How old the `totalResults` of an unfiltered list may be before the
+/// Users are counted again.
 const COUNT_TTL: Duration = Duration::from_secs(2);
 
-/// How many Users the tenant has, as counted at most [`COUNT_TTL`] ago.
+/// How many Users the tenant has. Only the tenant's first list waits for
+/// a count; after that a list answers with the last count, and one older
+/// than [`COUNT_TTL`] starts a recount in the background for the lists
+/// after it, so no list waits behind counting a million people.
 async fn user_count(state: &AppState, tenant: &muster_core::TenantId) -> ScimResult<u64> {
-    {
-        let counts = state
+    let recount = {
+        let mut counts = state
             .scim_schemas
             .counts
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some((at, n)) = counts.get(tenant.as_str()) {
-            if at.elapsed() < COUNT_TTL {
-                return Ok(*n);
+        match counts.get_mut(tenant.as_str()) {
+            None => None,
+            Some(c) if c.counting || c.at.elapsed() < COUNT_TTL => return Ok(c.n),
+            Some(c) => {
+                c.counting = true;
+                Some(c.n)
             }
         }
+    };
+    let count = {
+        let (state, t) = (state.clone(), tenant.clone());
+        async move {
+            let tt = t.clone();
+            let got = state.db(move |s| s.scim_count(&tt)).await;
+            let mut counts = state
+                .scim_schemas
+                .counts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match &got {
+                Ok(n) => {
+                    counts.insert(
+                        t.as_str().to_owned(),
+                        Count {
+                            at: Instant::now(),
+                            n: *n,
+                            counting: false,
+                        },
+                    );
+                }
+                // The last count stays; the next list tries again.
+                Err(_) => {
+                    if let Some(c) = counts.get_mut(t.as_str()) {
+                        c.counting = false;
+                    }
+                }
+            }
+            got
+        }
+    };
+    match recount {
+        Some(last) => {
+            tokio::spawn(count);
+            Ok(last)
+        }
+        None => Ok(count.await?),
     }
-    let t = tenant.clone();
-    let n = state.db(move |s| s.scim_count(&t)).await?;
-    state
-        .scim_schemas
-        .counts
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(tenant.as_str().to_owned(), (Instant::now(), n));
-    Ok(n)
 }
 
 impl std::fmt::Debug for SchemaCache {
