@@ -68,7 +68,7 @@ pub(crate) async fn write_user(
         }
     }
     let (t, e) = (caller.principal.tenant.clone(), external_id.clone());
-    let row = state.db(move |s| s.person_get(&t, &e)).await?;
+    let row = state.db_read(move |s| s.person_get(&t, &e)).await?;
     if row.scim_id.is_some() {
         return Ok(row);
     }

@@ -318,6 +318,10 @@ pub(crate) struct Render {
     groups: HashMap<String, String>,
 }
 
+/// Most Users whose managers and groups are looked up in place (see
+/// [`AppState::db_read`]).
+const HOT_READ_ROWS: usize = 8;
+
 impl Render {
     pub async fn for_rows(
         state: &AppState,
@@ -331,31 +335,44 @@ impl Render {
             .filter_map(|v| v.as_str().map(str::to_owned))
             .collect();
         let any_roles = rows.iter().any(|r| !r.state.roles.is_empty());
+        if wanted.is_empty() && !any_roles {
+            return Ok(Render {
+                base,
+                managers: HashMap::new(),
+                groups: HashMap::new(),
+            });
+        }
         let t = tenant.clone();
-        let (managers, groups) = state
-            .db(move |s| {
-                let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
-                let ids = if refs.is_empty() {
-                    Vec::new()
-                } else {
-                    s.scim_ids(&t, &refs)?
-                };
-                let managers: HashMap<String, String> = wanted
-                    .iter()
-                    .zip(ids)
-                    .filter_map(|(e, id)| id.map(|id| (e.clone(), id)))
-                    .collect();
-                let groups = if any_roles {
-                    s.scim_group_list(&t)?
-                        .into_iter()
-                        .map(|g| (g.display_name, g.id))
-                        .collect()
-                } else {
-                    HashMap::new()
-                };
-                Ok((managers, groups))
-            })
-            .await?;
+        let few = rows.len() <= HOT_READ_ROWS;
+        let look_up = move |s: &dyn muster_store::Store| {
+            let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
+            let ids = if refs.is_empty() {
+                Vec::new()
+            } else {
+                s.scim_ids(&t, &refs)?
+            };
+            let managers: HashMap<String, String> = wanted
+                .iter()
+                .zip(ids)
+                .filter_map(|(e, id)| id.map(|id| (e.clone(), id)))
+                .collect();
+            let groups = if any_roles {
+                s.scim_group_list(&t)?
+                    .into_iter()
+                    .map(|g| (g.display_name, g.id))
+                    .collect()
+            } else {
+                HashMap::new()
+            };
+            Ok((managers, groups))
+        };
+        // One User's managers and groups are a short read: in place, like
+        // the other point reads of a request; a page's go to the pool.
+        let (managers, groups) = if few {
+            state.db_read(look_up).await?
+        } else {
+            state.db(look_up).await?
+        };
         Ok(Render {
             base,
             managers,
@@ -773,7 +790,7 @@ pub(crate) async fn changes(
         Some(m) => {
             let t = caller.principal.tenant.clone();
             let found = state
-                .db(move |s| s.scim_find(&t, &ScimLookup::Id(m), 1))
+                .db_read(move |s| s.scim_find(&t, &ScimLookup::Id(m), 1))
                 .await?;
             match found.first() {
                 Some(p) => json!(p.external_id.as_str()),
@@ -810,7 +827,7 @@ pub(crate) async fn changes(
 pub(crate) async fn find(state: &AppState, caller: &Caller, id: &str) -> ScimResult<PersonRow> {
     let (t, id) = (caller.principal.tenant.clone(), id.to_owned());
     state
-        .db(move |s| s.scim_find(&t, &ScimLookup::Id(id), 1))
+        .db_read(move |s| s.scim_find(&t, &ScimLookup::Id(id), 1))
         .await?
         .pop()
         .ok_or_else(|| Fail(ScimError::status(404, "no User with this id")))
@@ -825,7 +842,7 @@ async fn check_unique(
 ) -> ScimResult<()> {
     let (t, u) = (caller.principal.tenant.clone(), user_name.to_owned());
     let taken = state
-        .db(move |s| s.scim_find(&t, &ScimLookup::UserName(u), 2))
+        .db_read(move |s| s.scim_find(&t, &ScimLookup::UserName(u), 2))
         .await?;
     if taken
         .iter()
@@ -872,7 +889,7 @@ pub(crate) async fn create_user(
     let ua = user_attrs(&user, &us)?;
     let external_id = Key::of(caller).external_id(&ua)?;
     let (t, e) = (caller.principal.tenant.clone(), external_id.clone());
-    let stored = match state.db(move |s| s.person_get(&t, &e)).await {
+    let stored = match state.db_read(move |s| s.person_get(&t, &e)).await {
         Ok(p) => Some(p),
         Err(ApiError::NotFound(_)) => None,
         Err(e) => return Err(e.into()),
