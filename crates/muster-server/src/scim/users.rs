@@ -175,6 +175,9 @@ impl UserSchemas {
 pub(crate) struct SchemaCache {
     map: Mutex<HashMap<String, (Instant, Arc<UserSchemas>)>>,
     counts: Mutex<HashMap<String, Count>>,
+    /// Held by a tenant's first count, so that the lists arriving with it
+    /// wait for that one count instead of each starting its own.
+    first_count: tokio::sync::Mutex<()>,
 }
 
 /// A tenant's number of Users, as counted at `at`.
@@ -247,7 +250,20 @@ async fn user_count(state: &AppState, tenant: &muster_core::TenantId) -> ScimRes
             tokio::spawn(count);
             Ok(last)
         }
-        None => Ok(count.await?),
+        None => {
+            let _first = state.scim_schemas.first_count.lock().await;
+            let done = state
+                .scim_schemas
+                .counts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(tenant.as_str())
+                .map(|c| c.n);
+            match done {
+                Some(n) => Ok(n),
+                None => Ok(count.await?),
+            }
+        }
     }
 }
 

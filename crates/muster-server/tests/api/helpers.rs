@@ -501,3 +501,24 @@ pub fn rows(n: usize) -> String {
     }
     s
 }
+
+/// The Python of the repository's virtualenv (`.tools/venv`, made by
+/// `scripts/install-test-tools`), when it can import `modules` (a Python
+/// import list). Under CI=true a missing module fails `test`; elsewhere
+/// `test` is skipped, loudly.
+pub fn venv_python(test: &str, modules: &str) -> Option<std::path::PathBuf> {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = root.join(".tools/venv/bin/python");
+    let ok = std::process::Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true: {test} needs {modules} in .tools/venv; scripts/install-test-tools installs them");
+    }
+    eprintln!("SKIPPED {test}: no {modules} in .tools/venv (run scripts/install-test-tools)");
+    None
+}

@@ -526,7 +526,9 @@ async fn an_issuer_is_created_listed_shown_and_deleted_by_a_clients_admin() {
 
 #[tokio::test]
 async fn a_token_signed_by_pyjwt_creates_a_person() {
-    let Some(python) = crate::private_key_jwt::python_with_pyjwt() else {
+    let Some(python) =
+        crate::private_key_jwt::python_with_pyjwt("a_token_signed_by_pyjwt_creates_a_person")
+    else {
         return;
     };
     let app = spawn_app().await;

@@ -217,7 +217,7 @@ async fn the_metadata_advertises_private_key_jwt() {
 
 #[tokio::test]
 async fn an_assertion_made_by_pyjwt_gets_a_token() {
-    let Some(python) = python_with_pyjwt() else {
+    let Some(python) = python_with_pyjwt("an_assertion_made_by_pyjwt_gets_a_token") else {
         return;
     };
     let app = spawn_app().await;
@@ -252,37 +252,10 @@ print(jwt.encode(claims, key, algorithm=sys.argv[4], headers={"kid": sys.argv[5]
     }
 }
 
-/// python3 with PyJWT (and `cryptography`, for RS256/ES256/EdDSA),
-/// installed with pip when missing. Under CI=true a failure fails the test;
-/// elsewhere the test is skipped, loudly.
-pub(crate) fn python_with_pyjwt() -> Option<String> {
-    let python = "python3".to_owned();
-    let has = || {
-        std::process::Command::new(&python)
-            .args(["-c", "import jwt, cryptography"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !has() {
-        let _ = std::process::Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "pyjwt[crypto]",
-            ])
-            .status();
-    }
-    if has() {
-        return Some(python);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true: python3 with PyJWT is required for the interop test and could not be installed");
-    }
-    eprintln!("SKIPPED an_assertion_made_by_pyjwt_gets_a_token: python3 with PyJWT is not available (pip install pyjwt[crypto])");
-    None
+/// The virtualenv's Python with PyJWT (and `cryptography`, for RS256,
+/// ES256 and EdDSA), which `scripts/install-test-tools` installs.
+pub(crate) fn python_with_pyjwt(test: &str) -> Option<std::path::PathBuf> {
+    venv_python(test, "jwt, cryptography")
 }
 
 #[tokio::test]

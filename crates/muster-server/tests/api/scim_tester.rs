@@ -9,29 +9,9 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
-fn venv_python() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = root.join(".tools/venv/bin/python");
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import scim2_tester, httpx2"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(python);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true: scim2-tester is required; scripts/install-test-tools installs it into .tools/venv");
-    }
-    eprintln!(
-        "SKIPPED scim2_tester_finds_no_error: no scim2-tester in .tools/venv \
-         (run scripts/install-test-tools)"
-    );
-    None
-}
-
 #[tokio::test]
 async fn scim2_tester_finds_no_error() {
-    let Some(python) = venv_python() else {
+    let Some(python) = venv_python("scim2_tester_finds_no_error", "scim2_tester, httpx2") else {
         return;
     };
     let app = spawn_app().await;
