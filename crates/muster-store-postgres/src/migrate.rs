@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../migrations/0010_admin_tokens.sql"),
     ),
     (11, "scim", include_str!("../migrations/0011_scim.sql")),
+    (
+        12,
+        "scim_ids_v7",
+        include_str!("../migrations/0012_scim_ids_v7.sql"),
+    ),
 ];
 
 /// The advisory lock key that guards migrations ("muster-m" in ASCII).

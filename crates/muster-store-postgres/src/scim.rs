@@ -162,7 +162,7 @@ impl Scim for PostgresStore {
         self.pool.write(|s| {
             let changed = if link {
                 s.exec(
-                    "UPDATE people SET scim_id = gen_random_uuid()::text \
+                    "UPDATE people SET scim_id = muster_uuid_v7() \
                      WHERE tenant_id = $1 AND external_id = $2 AND scim_id IS NULL",
                     &[&tenant.as_str(), &id.as_str()],
                 )?

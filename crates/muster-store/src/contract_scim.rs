@@ -66,6 +66,12 @@ pub fn people_are_found_by_their_scim_attributes_and_paged_in_a_stable_order(s: 
     let ids: std::collections::BTreeSet<_> =
         page.iter().map(|p| p.scim_id.clone().unwrap()).collect();
     assert_eq!(ids.len(), 5);
+    // Version 7 UUIDs (RFC 9562 §5.7): time-ordered, so a large import
+    // appends to the SCIM id index.
+    for id in &ids {
+        let u = uuid::Uuid::parse_str(id).unwrap();
+        assert_eq!(u.get_version_num(), 7, "{id}");
+    }
     assert_eq!(s.scim_count(&t).unwrap(), 5);
     // Pages in external id order.
     let firsts: Vec<String> = s
