@@ -33,10 +33,18 @@ impl ImportFormat {
         }
     }
 
-    /// From the file name: `.csv`, `.jsonl` or `.ndjson` (any case); a
-    /// SCIM file is named with `--format scim`.
+    /// From the file name: `.csv`, `.jsonl` or `.ndjson` (any case), also
+    /// under an encryption suffix (`.gpg`, `.pgp`, `.asc`, `.age`:
+    /// `employees.csv.gpg` is CSV, encrypted); a SCIM file is named with
+    /// `--format scim`.
     pub fn from_path(path: &Path) -> Option<Self> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        let mut ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        if ["gpg", "pgp", "asc", "age"].contains(&ext.as_str()) {
+            ext = Path::new(path.file_stem()?)
+                .extension()?
+                .to_str()?
+                .to_ascii_lowercase();
+        }
         match ext.as_str() {
             "csv" => Some(ImportFormat::Csv),
             "jsonl" | "ndjson" => Some(ImportFormat::Jsonl),
@@ -219,7 +227,18 @@ mod tests {
             ImportFormat::from_path(Path::new("x.ndjson")),
             Some(ImportFormat::Jsonl)
         );
-        assert_eq!(ImportFormat::from_path(Path::new("x.csv.gpg")), None);
+        for (name, format) in [
+            ("employees.csv.gpg", Some(ImportFormat::Csv)),
+            ("employees.csv.pgp", Some(ImportFormat::Csv)),
+            ("employees.CSV.asc", Some(ImportFormat::Csv)),
+            ("employees.csv.age", Some(ImportFormat::Csv)),
+            ("people.jsonl.age", Some(ImportFormat::Jsonl)),
+            ("people.gpg", None),
+            ("people.txt.gpg", None),
+            ("x.gpg.csv", Some(ImportFormat::Csv)),
+        ] {
+            assert_eq!(ImportFormat::from_path(Path::new(name)), format, "{name}");
+        }
         assert_eq!(
             MappingFormat::from_path(Path::new("m.toml")),
             Some(MappingFormat::Toml)

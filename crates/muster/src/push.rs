@@ -71,8 +71,8 @@ Exit codes:
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct PushArgs {
-    /// The file to import (.csv, .jsonl or .ndjson; a SCIM file with
-    /// --format scim).
+    /// The file to import (.csv, .jsonl or .ndjson, also encrypted as
+    /// .csv.gpg, .csv.age and the like; a SCIM file with --format scim).
     pub file: PathBuf,
     /// Name of the stored mapping to apply (none with --format scim: the
     /// SCIM User mapping reads it).
@@ -309,7 +309,7 @@ pub async fn run(a: PushArgs) -> ExitCode {
         return fail(
             EXIT_USAGE,
             format!(
-                "cannot tell the format of {} from its name: pass --format csv or --format jsonl",
+                "cannot tell the format of {} from its name: pass --format csv, jsonl or scim",
                 a.file.display()
             ),
         );
