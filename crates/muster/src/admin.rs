@@ -395,8 +395,10 @@ enum ImportCmd {
 
 #[derive(Debug, Subcommand)]
 enum PersonCmd {
-    /// Show one person by external id.
-    Get { id: String },
+    /// Show one person by external id (`get` is the old name, still
+    /// accepted).
+    #[command(alias = "get")]
+    Show { id: String },
     /// List people.
     List {
         #[arg(long)]
@@ -1138,7 +1140,7 @@ fn print_person(p: &PersonInfo) {
 
 async fn person_cmd(c: &Client, cmd: PersonCmd, json: bool) -> Result<(), ClientError> {
     match cmd {
-        PersonCmd::Get { id } => {
+        PersonCmd::Show { id } => {
             let p = c.person_get(&id).await?;
             if json {
                 print_json(&p);

@@ -230,6 +230,8 @@ mod tests {
             ],
             &["admin", "import", "show", "i1"],
             &["admin", "import", "errors", "i1", "--limit", "5"],
+            &["admin", "person", "show", "E1"],
+            // The old name of person show.
             &["admin", "person", "get", "E1"],
             &["admin", "person", "list", "--limit", "10"],
             &["admin", "audit", "list", "--after", "10", "--limit", "5"],
