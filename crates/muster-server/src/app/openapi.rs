@@ -164,18 +164,18 @@ pub const ROUTES: &[Route] = &[
     r("get", "/api/v1/mappings/{name}/versions", "Every version of a mapping", "token", Body::None, "200", Body::List("MappingInfo")),
     Route {
         query: &[
-            ("mapping", "name of the stored mapping (required)"),
+            ("mapping", "name of the stored mapping (required, except for a SCIM file, which takes none)"),
             ("mode", "upsert (default) or snapshot: the source's people missing from the file are deactivated"),
             ("source", "the import source the file speaks for (snapshot scope; default: the client id)"),
             ("max_deactivate_percent", "snapshot: this request's limit on deactivations, percent of the source's active people (default from the configuration, 10)"),
             ("allow_mass_deactivation", "snapshot: true lifts the limit"),
             ("dry_run", "true: report what would change, write nothing"),
             ("wait", "seconds to wait for the import to finish before answering"),
-            ("format", "csv or jsonl (default: from Content-Type)"),
+            ("format", "csv, jsonl or scim (a SCIM BulkRequest or ListResponse of Users; default: from Content-Type)"),
             ("delimiter", "CSV delimiter, one character or 'tab' (default ',')"),
             ("header_map", "JSON object: mapping column name to this file's column name"),
         ],
-        ..r("post", "/api/v1/imports", "Upload a file to import; 202 with the import (200 when final or an Idempotency-Key repeats)", "imports:create", Body::Raw(&["text/csv", "application/x-ndjson", "application/octet-stream"]), "202", Body::Json("ImportInfo"))
+        ..r("post", "/api/v1/imports", "Upload a file to import; 202 with the import (200 when final or an Idempotency-Key repeats)", "imports:create", Body::Raw(&["text/csv", "application/x-ndjson", "application/scim+json", "application/octet-stream"]), "202", Body::Json("ImportInfo"))
     },
     Route { query: &[("state", "only imports in this state"), ("after", "cursor"), ("limit", "1 to 1000")], ..r("get", "/api/v1/imports", "List imports (newest first; your own unless tenant:admin)", "imports:read", Body::None, "200", Body::Page("ImportInfo")) },
     r("get", "/api/v1/imports/{id}", "Status and counts of an import", "imports:read", Body::None, "200", Body::Json("ImportInfo")),
