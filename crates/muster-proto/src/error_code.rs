@@ -134,6 +134,13 @@ catalogue! {
     ///
     /// To do: send the body with the right media type.
     UnsupportedMediaType = "unsupported_media_type",
+    /// Problem, 422: the `Idempotency-Key` was used before by this client
+    /// for an import with other parameters or another file; the detail
+    /// names the import and what differs. Nothing was kept.
+    ///
+    /// To do: resend with exactly the first request's parameters and file,
+    /// or use a new key for a new file.
+    IdempotencyKeyReused = "idempotency_key_reused",
     /// Problem, 422: the declared `encryption=` contradicts what the
     /// upload's first bytes show; nothing was kept.
     ///

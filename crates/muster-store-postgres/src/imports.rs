@@ -84,6 +84,17 @@ impl Imports for PostgresStore {
         })
     }
 
+    fn import_by_key(&self, principal_id: &str, key: &str) -> Result<Option<ImportRow>> {
+        self.pool.run(|s| {
+            s.opt(
+                import_select!("WHERE principal_id = $1 AND idempotency_key = $2"),
+                &[&principal_id, &key],
+            )?
+            .map(|r| to_import(&r))
+            .transpose()
+        })
+    }
+
     fn import_pending(&self) -> Result<Vec<ImportRow>> {
         self.pool.run(|s| {
             s.query(

@@ -84,6 +84,21 @@ impl Imports for SqliteStore {
         })
     }
 
+    fn import_by_key(&self, principal_id: &str, key: &str) -> Result<Option<ImportRow>> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {IMPORT_COLS} FROM imports WHERE principal_id = ?1 AND idempotency_key = ?2"
+            );
+            conn.prepare_cached(&sql)
+                .map_err(be)?
+                .query_row(params![principal_id, key], import_from_row)
+                .optional()
+                .map_err(be)?
+                .map(ImportRowRaw::decode)
+                .transpose()
+        })
+    }
+
     fn import_pending(&self) -> Result<Vec<ImportRow>> {
         self.read(|conn| {
             let sql = format!(

@@ -542,6 +542,11 @@ pub fn an_idempotency_key_returns_the_same_import(s: &dyn Store) {
     assert_eq!(a.id, b.id);
     let (c, fresh) = s.import_create(new_import("i3", "p2", Some("k"))).unwrap();
     assert!(fresh && c.id == "i3");
+    // The key's lookup names each principal's own import.
+    assert_eq!(s.import_by_key("p1", "k").unwrap().unwrap().id, a.id);
+    assert_eq!(s.import_by_key("p2", "k").unwrap().unwrap().id, "i3");
+    assert!(s.import_by_key("p1", "other").unwrap().is_none());
+    assert!(s.import_by_key("p3", "k").unwrap().is_none());
     assert_eq!(s.import_pending().unwrap().len(), 2);
     let lease = Duration::minutes(1);
     let held = s.import_claim("w", lease, t0()).unwrap().unwrap();

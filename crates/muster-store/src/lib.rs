@@ -1041,6 +1041,10 @@ pub trait Imports {
 
     fn import_list(&self, tenant: &TenantId, f: &ImportFilter) -> Result<Vec<ImportRow>>;
 
+    /// The import `principal_id` created with idempotency key `key`, found
+    /// on the key's index however many imports the principal has made.
+    fn import_by_key(&self, principal_id: &str, key: &str) -> Result<Option<ImportRow>>;
+
     /// Imports that are not final, oldest first (the worker's queue).
     fn import_pending(&self) -> Result<Vec<ImportRow>>;
 

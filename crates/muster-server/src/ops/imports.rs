@@ -13,7 +13,8 @@ use muster_core::policy::{IntakePolicy, Permission};
 use muster_intake::decrypt;
 use muster_intake::seal::SealWriter;
 use muster_proto::ErrorCode;
-use muster_store::{ImportFilter, ImportMode, ImportRow, NewImport};
+use muster_store::{ImportMode, ImportRow, NewImport};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -105,23 +106,11 @@ pub(crate) async fn submit(
     let tenant = caller.principal.tenant.clone();
 
     if let Some(k) = &key {
-        // A repeated key answers with the first import, without reading the body.
-        let (t, pid, k) = (tenant.clone(), caller.principal.id.clone(), k.clone());
-        let existing = state
-            .db(move |s| {
-                s.import_list(
-                    &t,
-                    &ImportFilter {
-                        principal_id: Some(pid),
-                        limit: 1000,
-                        ..Default::default()
-                    },
-                )
-            })
-            .await?
-            .into_iter()
-            .find(|r| r.idempotency_key.as_deref() == Some(k.as_str()));
-        if let Some(row) = existing {
+        // A repeated key answers with the first import, once the request is
+        // shown to be the same one: the same parameters and the same file.
+        let (pid, k) = (caller.principal.id.clone(), k.clone());
+        if let Some(row) = state.db(move |s| s.import_by_key(&pid, &k)).await? {
+            same_request(state, caller, &row, &p, &format, body).await?;
             return Ok((row, false));
         }
     }
@@ -152,8 +141,11 @@ pub(crate) async fn submit(
     let id = uuid::Uuid::now_v7().to_string();
     // Until the import row commits, the spool sweep leaves its files alone.
     let _receiving = state.receiving.start(&id);
-    let (bytes, encryption) =
-        receive_upload(state, &id, body, |head| check_encryption(&p, &intake, head)).await?;
+    let digest = key.is_some();
+    let (bytes, encryption, sha256) = receive_upload(state, &id, body, digest, |head| {
+        check_encryption(&p, &intake, head)
+    })
+    .await?;
     let new = NewImport {
         id: id.clone(),
         tenant,
@@ -174,6 +166,8 @@ pub(crate) async fn submit(
             "source": p.source.clone().unwrap_or_else(|| caller.principal.client_id.clone()),
             "max_deactivate_percent": p.max_deactivate_percent,
             "allow_mass_deactivation": p.allow_mass_deactivation,
+            "encryption_declared": p.encryption.map(Encryption::as_str),
+            "body_sha256": sha256,
         }),
         bytes,
         created_at: state.clock.now(),
@@ -187,6 +181,115 @@ pub(crate) async fn submit(
         state.import_queued.notify_one();
     }
     Ok((row, fresh))
+}
+
+/// Shows that a request repeating `row`'s idempotency key is the request
+/// that made it: the same parameters, then (when the first request's file
+/// digest was kept) the same bytes. Anything else is 422, naming the
+/// import and which parameter differs, never its value.
+async fn same_request(
+    state: &AppState,
+    caller: &Caller,
+    row: &ImportRow,
+    p: &ImportParams,
+    format: &str,
+    body: Body,
+) -> ApiResult<()> {
+    let o = &row.options;
+    let text = |k: &str| o.get(k).and_then(|v| v.as_str());
+    let source = p.source.as_deref().unwrap_or(&caller.principal.client_id);
+    let delimiter = (p.delimiter as char).to_string();
+    let header_map = serde_json::to_value(&p.header_map).unwrap_or_default();
+    let limit = o.get("max_deactivate_percent").and_then(|v| v.as_f64());
+    let declared = p.encryption.map(Encryption::as_str);
+    // Imports made before the declared encryption was kept compare with the
+    // detected one, which a declaration must have matched.
+    let first_declared = match o.get("encryption_declared") {
+        Some(v) => v.as_str(),
+        None => declared.and(text("encryption")),
+    };
+    let differs = [
+        ("format", row.format != format),
+        ("mapping", format != SCIM_FORMAT && row.mapping != p.mapping),
+        ("mode", row.mode != p.mode),
+        ("dry_run", row.dry_run != p.dry_run),
+        (
+            "delimiter",
+            text("delimiter").is_some_and(|d| d != delimiter),
+        ),
+        (
+            "header_map",
+            o.get("header_map").is_some_and(|h| *h != header_map),
+        ),
+        ("encryption", first_declared != declared),
+        (
+            "encryption_key_id",
+            text("encryption_key_id") != p.encryption_key_id.as_deref(),
+        ),
+        ("source", text("source").is_some_and(|s| s != source)),
+        ("max_deactivate_percent", limit != p.max_deactivate_percent),
+        (
+            "allow_mass_deactivation",
+            o.get("allow_mass_deactivation")
+                .and_then(|v| v.as_bool())
+                .is_some_and(|a| a != p.allow_mass_deactivation),
+        ),
+    ];
+    if let Some((name, _)) = differs.iter().find(|(_, d)| *d) {
+        return Err(key_reused(row, &format!("a different {name}")));
+    }
+    if let Some(first) = text("body_sha256") {
+        if body_sha256(state, body).await? != first {
+            return Err(key_reused(row, "a different file"));
+        }
+    }
+    Ok(())
+}
+
+fn key_reused(row: &ImportRow, what: &str) -> ApiError {
+    ApiError::unprocessable(
+        ErrorCode::IdempotencyKeyReused,
+        format!(
+            "Idempotency-Key: this client used the key for import {} with {what}; resend that request unchanged, or use a new key for a new file",
+            row.id
+        ),
+    )
+}
+
+/// The SHA-256 of a body, streamed and bounded as an upload is.
+async fn body_sha256(state: &AppState, body: Body) -> ApiResult<String> {
+    let max = state.config.limits.max_upload_bytes;
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let c = chunk.map_err(|e| body_failed(&e))?;
+        total += c.len() as u64;
+        if total > max {
+            return Err(too_large(max));
+        }
+        hasher.update(&c);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn body_failed(e: &axum::Error) -> ApiError {
+    match crate::http::bodies::too_slow(e) {
+        Some(why) => ApiError::RequestTimeout {
+            code: ErrorCode::UploadTooSlow,
+            detail: format!("the upload arrived too slowly: {why}"),
+        },
+        None => ApiError::bad_request(
+            ErrorCode::UploadInterrupted,
+            "the upload ended before the body was complete",
+        ),
+    }
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "the upload is larger than the limit of {max} bytes"
+    ))
 }
 
 /// Decides, from the upload's first bytes, how it is encrypted, and refuses
@@ -279,14 +382,15 @@ impl Drop for PartFile {
 
 /// Streams the body into a sealed file; never holds it whole in memory and
 /// never writes plaintext. `check` sees the first bytes before anything of
-/// the body is kept and can refuse the upload. Returns the bytes received
-/// and `check`'s answer.
+/// the body is kept and can refuse the upload. Returns the bytes received,
+/// `check`'s answer and, when `digest` asks, the body's SHA-256 in hex.
 async fn receive_upload<T>(
     state: &AppState,
     id: &str,
     body: Body,
+    digest: bool,
     check: impl FnOnce(&[u8]) -> ApiResult<T>,
-) -> ApiResult<(u64, T)> {
+) -> ApiResult<(u64, T, Option<String>)> {
     let dir = state.config.uploads_dir();
     let final_path = crate::base::data_dir::upload_path(&state.config, id);
     let mut part = PartFile {
@@ -313,6 +417,7 @@ async fn receive_upload<T>(
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF_BYTES);
     let mut check = Some(check);
     let mut verdict: Option<T> = None;
+    let mut hasher = digest.then(Sha256::new);
     // `buf` fills while the previous piece is written from `spare`.
     let mut buf: Vec<u8> = Vec::new();
     let mut spare: Vec<u8> = Vec::new();
@@ -320,19 +425,13 @@ async fn receive_upload<T>(
         let c = match chunk {
             Ok(c) => c,
             Err(e) => {
-                failure = Some(match crate::http::bodies::too_slow(&e) {
-                    Some(why) => ApiError::RequestTimeout {
-                        code: ErrorCode::UploadTooSlow,
-                        detail: format!("the upload arrived too slowly: {why}"),
-                    },
-                    None => ApiError::bad_request(
-                        ErrorCode::UploadInterrupted,
-                        "the upload ended before the body was complete",
-                    ),
-                });
+                failure = Some(body_failed(&e));
                 break;
             }
         };
+        if let Some(h) = hasher.as_mut() {
+            h.update(&c);
+        }
         if head.len() < SNIFF_BYTES {
             let take = (SNIFF_BYTES - head.len()).min(c.len());
             head.extend_from_slice(&c[..take]);
@@ -350,9 +449,7 @@ async fn receive_upload<T>(
         }
         total += c.len() as u64;
         if total > max {
-            failure = Some(ApiError::PayloadTooLarge(format!(
-                "the upload is larger than the limit of {max} bytes"
-            )));
+            failure = Some(too_large(max));
             break;
         }
         buf.extend_from_slice(&c);
@@ -418,5 +515,5 @@ async fn receive_upload<T>(
     .await?
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("storing the upload failed: {e}")))?;
     part.stored = true;
-    Ok((total, verdict))
+    Ok((total, verdict, hasher.map(|h| hex::encode(h.finalize()))))
 }

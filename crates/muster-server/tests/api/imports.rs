@@ -344,6 +344,59 @@ async fn the_same_idempotency_key_returns_the_same_import() {
 }
 
 #[tokio::test]
+async fn a_reused_idempotency_key_with_another_file_or_parameters_is_refused() {
+    let app = spawn_app().await;
+    let (_, t) = app.hr_setup().await;
+    let send = |query: &'static str, body: String| {
+        app.http
+            .post(app.url(&format!("/api/v1/imports?{query}")))
+            .bearer_auth(&t)
+            .header("content-type", "text/csv")
+            .header("idempotency-key", "nightly-2026-12-04")
+            .body(body)
+            .send()
+    };
+    let first: Value = send("mapping=hr&wait=30", rows(3))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["state"], "succeeded", "{first}");
+    let id = first["id"].as_str().unwrap();
+    // `wait` does not change the import: the same request, answered with it.
+    let again = send("wait=0&mapping=hr", rows(3)).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], id);
+    for (query, body, what) in [
+        ("mapping=hr&wait=30", rows(4), "a different file"),
+        ("mapping=hr&dry_run=true", rows(3), "a different dry_run"),
+        ("mapping=hr&mode=snapshot", rows(3), "a different mode"),
+        (
+            "mapping=hr&encryption=none",
+            rows(3),
+            "a different encryption",
+        ),
+        ("mapping=hr&source=workday", rows(3), "a different source"),
+    ] {
+        let r = send(query, body).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], "idempotency_key_reused", "{query}: {p}");
+        let detail = p["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(id) && detail.contains(what),
+            "{query}: {detail}"
+        );
+        // The detail names what differs, never a value from the file.
+        assert!(!detail.contains("E000"), "{detail}");
+    }
+    let v: Value = app.get_json_as(&t, "/api/v1/imports").await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn a_header_map_renames_columns_for_one_import() {
     let app = spawn_app().await;
     let (_, t) = app.hr_setup().await;
