@@ -37,11 +37,13 @@ pub enum AssertionError {
     TooLong,
     NotYetValid,
     JtiRequired,
+    IssuedTooLongAgo,
+    IatRequired,
 }
 
 impl AssertionError {
     /// Every reason, for tables and tests.
-    pub const ALL: [AssertionError; 17] = {
+    pub const ALL: [AssertionError; 19] = {
         use AssertionError::*;
         [
             NotAJwt,
@@ -61,6 +63,8 @@ impl AssertionError {
             TooLong,
             NotYetValid,
             JtiRequired,
+            IssuedTooLongAgo,
+            IatRequired,
         ]
     };
 
@@ -84,6 +88,8 @@ impl AssertionError {
             Self::TooLong => "exp lies further ahead than the gateway accepts",
             Self::NotYetValid => "the assertion is not valid yet",
             Self::JtiRequired => "jti is required",
+            Self::IssuedTooLongAgo => "iat lies further back than the gateway accepts",
+            Self::IatRequired => "iat is required when exp lies further ahead than the longest age",
         }
     }
 }
@@ -134,23 +140,38 @@ impl Audience {
 }
 
 /// What a verified assertion leaves to remember against replay (RFC 7523
-/// 3, item 7): its `jti` until its `exp`.
+/// 3, item 7): its `jti`, until `forget_at`. That is its `exp`, or, when
+/// it carries `iat`, the end of its age, if sooner: past it the age rule
+/// refuses the assertion anyway, so a replay cache never holds more than
+/// the longest age's worth of assertions however long they live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     pub exp: i64,
     pub jti: String,
+    /// Unix seconds, leeway included.
+    pub forget_at: i64,
+}
+
+/// How long assertions may live, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// How far ahead `exp` may lie.
+    pub max_lifetime: i64,
+    /// How far back `iat` may lie; an assertion whose `exp` lies further
+    /// ahead than this must carry `iat`.
+    pub max_age: i64,
 }
 
 /// The claim checks of RFC 7523 3, items 1 to 7 but the replay check, for
 /// `client_id` at `issuer` (the token endpoint is `{issuer}/oauth2/token`)
-/// at `t` (Unix seconds) with assertions living at most `max` seconds and
+/// at `t` (Unix seconds) with assertions living within `life` and
 /// [`LEEWAY`] of clock skew.
 pub fn check_claims(
     claims: Claims,
     client_id: &str,
     issuer: &str,
     t: i64,
-    max: i64,
+    life: Lifetimes,
 ) -> Result<Accepted, AssertionError> {
     let (Some(exp), Some(iss), Some(sub), Some(aud)) =
         (claims.exp, &claims.iss, &claims.sub, &claims.aud)
@@ -170,18 +191,35 @@ pub fn check_claims(
     if exp <= t.saturating_sub(LEEWAY) {
         return Err(AssertionError::Expired);
     }
-    if exp > t.saturating_add(max).saturating_add(LEEWAY) {
+    if exp > t.saturating_add(life.max_lifetime).saturating_add(LEEWAY) {
         return Err(AssertionError::TooLong);
     }
     let ahead = t.saturating_add(LEEWAY);
     if claims.nbf.is_some_and(|n| n > ahead) || claims.iat.is_some_and(|i| i > ahead) {
         return Err(AssertionError::NotYetValid);
     }
+    let forget_at = match claims.iat {
+        Some(iat) => {
+            let aged = iat.saturating_add(life.max_age).saturating_add(LEEWAY);
+            if t > aged {
+                return Err(AssertionError::IssuedTooLongAgo);
+            }
+            aged.min(exp.saturating_add(LEEWAY))
+        }
+        None if exp > t.saturating_add(life.max_age).saturating_add(LEEWAY) => {
+            return Err(AssertionError::IatRequired)
+        }
+        None => exp.saturating_add(LEEWAY),
+    };
     let jti = claims
         .jti
         .filter(|j| !j.is_empty() && j.len() <= MAX_JTI)
         .ok_or(AssertionError::JtiRequired)?;
-    Ok(Accepted { exp, jti })
+    Ok(Accepted {
+        exp,
+        jti,
+        forget_at,
+    })
 }
 
 #[derive(Debug, Deserialize)]

@@ -67,8 +67,19 @@ pub fn jwt(data: &[u8]) {
     // The claim checks run only on signed tokens, but must hold for any
     // claims a key holder could sign.
     if let Some(claims) = jws::payload::<assertion::Claims>(token) {
-        if let Ok(a) = assertion::check_claims(claims, CLIENT_ID, ISSUER, NOW, 300) {
+        if let Ok(a) = assertion::check_claims(
+            claims,
+            CLIENT_ID,
+            ISSUER,
+            NOW,
+            assertion::Lifetimes {
+                max_lifetime: 3600,
+                max_age: 300,
+            },
+        ) {
             assert!(!a.jti.is_empty() && a.jti.len() <= assertion::MAX_JTI);
+            // The replay memory outlives the request and never the age.
+            assert!(a.forget_at >= NOW && a.forget_at <= NOW + 300 + 2 * assertion::LEEWAY);
         }
     }
     if let Some(claims) = jws::payload::<login::ClaimMap>(token) {

@@ -2,8 +2,8 @@
 //! crate's leeway, and its signature against the registered keys.
 use crate::helpers::{ec_public, es256, EC_PUB};
 use muster_jose::assertion::{
-    check_claims, read_unverified, verify_signature, Accepted, AssertionError, Claims, LEEWAY,
-    MAX_JTI,
+    check_claims, read_unverified, verify_signature, Accepted, AssertionError, Claims, Lifetimes,
+    LEEWAY, MAX_JTI,
 };
 use muster_jose::jwk::assertion_keys;
 use muster_jose::Algorithm;
@@ -11,7 +11,8 @@ use muster_jose::Algorithm;
 const T: i64 = 1_700_000_000;
 const CLIENT: &str = "c1";
 const ISSUER: &str = "https://gw.example";
-const MAX: i64 = 300;
+const MAX: i64 = 3600;
+const AGE: i64 = 300;
 
 fn claims(v: serde_json::Value) -> Claims {
     serde_json::from_value(v).unwrap()
@@ -28,7 +29,16 @@ fn with(change: impl FnOnce(&mut serde_json::Value)) -> Claims {
 }
 
 fn check(c: Claims) -> Result<Accepted, AssertionError> {
-    check_claims(c, CLIENT, ISSUER, T, MAX)
+    check_claims(
+        c,
+        CLIENT,
+        ISSUER,
+        T,
+        Lifetimes {
+            max_lifetime: MAX,
+            max_age: AGE,
+        },
+    )
 }
 
 #[test]
@@ -37,8 +47,47 @@ fn a_valid_assertion_gives_its_exp_and_jti_to_remember() {
         check(with(|_| {})),
         Ok(Accepted {
             exp: T + 60,
-            jti: "j1".into()
+            jti: "j1".into(),
+            forget_at: T + 60 + LEEWAY,
         })
+    );
+}
+
+#[test]
+fn an_hour_long_assertion_is_remembered_only_for_its_age() {
+    // What authlib and other libraries sign by default: iat now, exp in an hour.
+    let a = check(with(|v| v["exp"] = (T + 3600).into())).unwrap();
+    assert_eq!(a.forget_at, T + AGE + LEEWAY);
+    // Issued within the age and the leeway: accepted; before: refused, so
+    // forgetting its jti then lets no replay through.
+    let issued = |iat: i64| {
+        with(|v| {
+            v["iat"] = iat.into();
+            v["exp"] = (T + 3000).into();
+        })
+    };
+    assert!(check(issued(T - AGE - LEEWAY)).is_ok());
+    assert_eq!(
+        check(issued(T - AGE - LEEWAY - 1)),
+        Err(AssertionError::IssuedTooLongAgo)
+    );
+}
+
+#[test]
+fn an_assertion_without_iat_may_live_only_as_long_as_the_age() {
+    let without = |exp: i64| {
+        with(|v| {
+            v.as_object_mut().unwrap().remove("iat");
+            v["exp"] = exp.into();
+        })
+    };
+    assert_eq!(
+        check(without(T + AGE + LEEWAY)).unwrap().forget_at,
+        T + AGE + 2 * LEEWAY
+    );
+    assert_eq!(
+        check(without(T + AGE + LEEWAY + 1)),
+        Err(AssertionError::IatRequired)
     );
 }
 

@@ -10,10 +10,14 @@
 //! - `iss` and `sub` are the client id (RFC 7523 3, items 1 and 2);
 //! - `aud` names the token endpoint URL or the issuer (item 3);
 //! - `exp` is present, not passed, and no further ahead than
-//!   `tokens.max_assertion_lifetime_seconds` (item 4; default 300 s);
-//! - `nbf`/`iat`, when present, are not in the future (items 5, 6);
+//!   `tokens.max_assertion_lifetime_seconds` (item 4; default an hour);
+//! - `nbf`/`iat`, when present, are not in the future (items 5, 6), and
+//!   `iat` no further back than `tokens.max_assertion_age_seconds`
+//!   (default 300 s), which is required when `exp` lies further ahead;
 //! - `jti` is present and was never used before (item 7), remembered in
-//!   the same replay table as request-signature nonces until `exp`.
+//!   the same replay table as request-signature nonces until `exp` or the
+//!   end of the assertion's age, whichever comes first: the table holds at
+//!   most five minutes of assertions however long they live.
 //!
 //! Every failure is `invalid_client` (RFC 6749 5.2), audited for a known
 //! client without the assertion. Until the signature has verified, every
@@ -175,22 +179,26 @@ async fn verify(
     })?;
 
     let now = state.clock.now();
-    let max = i64::try_from(state.config.tokens.max_assertion_lifetime_seconds).unwrap_or(300);
-    let assertion::Accepted { exp, jti } = check_claims(
+    let seconds = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let life = assertion::Lifetimes {
+        max_lifetime: seconds(state.config.tokens.max_assertion_lifetime_seconds),
+        max_age: seconds(state.config.tokens.max_assertion_age_seconds),
+    };
+    let assertion::Accepted { jti, forget_at, .. } = check_claims(
         claims,
         &client.client_id,
         &state.issuer,
         now.timestamp(),
-        max,
+        life,
     )
     .map_err(|e| Proven(e.reason()))?;
     if client.disabled {
         return Err(Proven("the client is disabled"));
     }
     let until = Utc
-        .timestamp_opt(exp + LEEWAY, 0)
+        .timestamp_opt(forget_at, 0)
         .single()
-        .unwrap_or(now + Duration::seconds(max + LEEWAY));
+        .unwrap_or(now + Duration::seconds(life.max_age + 2 * LEEWAY));
     let (pid, key) = (client.id.clone(), format!("jti:{jti}"));
     let fresh = state
         .db(move |s| s.nonce_record(&pid, &key, until, now))

@@ -291,9 +291,14 @@ pub struct TokenConfig {
     /// Default rotation overlap for client secrets.
     pub secret_overlap_seconds: u64,
     /// How far in the future a `private_key_jwt` client assertion's `exp`
-    /// may lie (RFC 7523 3, item 4): short-lived assertions bound how long
-    /// their `jti` must be remembered.
+    /// may lie (RFC 7523 3, item 4): an hour, as OAuth libraries sign by
+    /// default.
     pub max_assertion_lifetime_seconds: u64,
+    /// How long ago an assertion's `iat` may lie. Its `jti` is remembered
+    /// only that long, whatever its `exp`, and an assertion without `iat`
+    /// may live no longer than this: the replay cache holds at most this
+    /// many seconds of assertions.
+    pub max_assertion_age_seconds: u64,
     /// Lifetime of an admin API token minted with `POST
     /// /api/v1/admin/tokens` (or `muster admin token create`) that asks for
     /// none, and of a new tenant's first admin token (90 days).
@@ -357,7 +362,8 @@ concurrency = 16
 [tokens]
 default_ttl_seconds = 900
 secret_overlap_seconds = 86400
-max_assertion_lifetime_seconds = 300
+max_assertion_lifetime_seconds = 3600
+max_assertion_age_seconds = 300
 admin_ttl_seconds = 7776000
 admin_max_ttl_seconds = 31536000
 initial_admin_ttl_seconds = 86400
@@ -503,6 +509,15 @@ impl Config {
             (60..=self.tokens.admin_max_ttl_seconds)
                 .contains(&self.tokens.initial_admin_ttl_seconds),
             "tokens.initial_admin_ttl_seconds must be between 60 and tokens.admin_max_ttl_seconds"
+        );
+        anyhow::ensure!(
+            (60..=86_400).contains(&self.tokens.max_assertion_lifetime_seconds),
+            "tokens.max_assertion_lifetime_seconds must be between 60 and 86400"
+        );
+        anyhow::ensure!(
+            (30..=self.tokens.max_assertion_lifetime_seconds)
+                .contains(&self.tokens.max_assertion_age_seconds),
+            "tokens.max_assertion_age_seconds must be between 30 and tokens.max_assertion_lifetime_seconds"
         );
         anyhow::ensure!(
             self.tokens.admin_max_ttl_seconds <= 10 * 31_536_000,
@@ -862,6 +877,56 @@ mod tests {
             let err = Config::load_from(None, vec![(var.into(), bad.into())]).unwrap_err();
             let name = var
                 .trim_start_matches("MUSTER_LIMITS__")
+                .to_ascii_lowercase();
+            assert!(format!("{err:#}").contains(&name), "{err:#}");
+        }
+    }
+
+    /// docs/configuration.md lists every setting under its section's heading.
+    #[test]
+    fn the_configuration_reference_lists_every_setting() {
+        let page = include_str!("../../../../docs/configuration.md");
+        let defaults: toml::Table = toml::from_str(DEFAULTS).unwrap();
+        let section_of = |name: &str| {
+            let heading = format!("## `[{name}]`");
+            let start = page
+                .find(&heading)
+                .unwrap_or_else(|| panic!("no {heading}"));
+            let rest = &page[start + heading.len()..];
+            &rest[..rest.find("\n## ").unwrap_or(rest.len())]
+        };
+        for (key, value) in &defaults {
+            match value {
+                toml::Value::Table(t) => {
+                    let section = section_of(key);
+                    for k in t.keys() {
+                        assert!(
+                            section.contains(&format!("| `{k}` |")),
+                            "docs/configuration.md has no row for {key}.{k}"
+                        );
+                    }
+                }
+                _ => assert!(
+                    page.contains(&format!("| `{key}` |")),
+                    "docs/configuration.md has no row for {key}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn assertions_live_an_hour_and_are_remembered_for_their_age() {
+        let c = Config::load_from(None, Vec::new()).unwrap();
+        assert_eq!(c.tokens.max_assertion_lifetime_seconds, 3600);
+        assert_eq!(c.tokens.max_assertion_age_seconds, 300);
+        for (var, bad) in [
+            ("MUSTER_TOKENS__MAX_ASSERTION_LIFETIME_SECONDS", "0"),
+            ("MUSTER_TOKENS__MAX_ASSERTION_AGE_SECONDS", "7200"),
+            ("MUSTER_TOKENS__MAX_ASSERTION_AGE_SECONDS", "1"),
+        ] {
+            let err = Config::load_from(None, vec![(var.into(), bad.into())]).unwrap_err();
+            let name = var
+                .trim_start_matches("MUSTER_TOKENS__")
                 .to_ascii_lowercase();
             assert!(format!("{err:#}").contains(&name), "{err:#}");
         }

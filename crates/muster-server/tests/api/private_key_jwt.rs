@@ -144,9 +144,34 @@ async fn an_assertion_expiring_too_far_ahead_is_refused() {
     let app = spawn_app().await;
     let c = jwt_client(&app).await;
     let mut cl = claims(&app, &c);
+    // An hour, as OAuth libraries sign by default, is accepted ...
     cl["exp"] = json!(app.clock.now().timestamp() + 3600);
     let a = assertion(Algorithm::EdDSA, true, &cl);
+    assert_token(&app, token_with(&app, &a).await).await;
+    // ... and no more.
+    cl["exp"] = json!(app.clock.now().timestamp() + 3600 + 31);
+    cl["jti"] = json!("another");
+    let a = assertion(Algorithm::EdDSA, true, &cl);
     assert_invalid_client(token_with(&app, &a).await, "exp lies further ahead").await;
+}
+
+#[tokio::test]
+async fn an_hour_long_assertion_is_refused_once_older_than_its_age() {
+    let app = spawn_app().await;
+    let c = jwt_client(&app).await;
+    let mut cl = claims(&app, &c);
+    cl["exp"] = json!(app.clock.now().timestamp() + 3600);
+    let a = assertion(Algorithm::ES256, true, &cl);
+    assert_token(&app, token_with(&app, &a).await).await;
+    // Its jti is forgotten after five minutes; the age rule refuses it then.
+    app.clock.advance(chrono::Duration::seconds(300 + 31));
+    assert_invalid_client(token_with(&app, &a).await, "iat lies further back").await;
+    // Without iat, an assertion may live only as long as the age.
+    let mut cl = claims(&app, &c);
+    cl.as_object_mut().unwrap().remove("iat");
+    cl["exp"] = json!(app.clock.now().timestamp() + 3600);
+    let a = assertion(Algorithm::ES256, true, &cl);
+    assert_invalid_client(token_with(&app, &a).await, "iat is required").await;
 }
 
 #[tokio::test]
@@ -250,6 +275,47 @@ print(jwt.encode(claims, key, algorithm=sys.argv[4], headers={"kid": sys.argv[5]
         let a = String::from_utf8(out.stdout).unwrap();
         assert_token(&app, token_with(&app, a.trim()).await).await;
     }
+}
+
+#[tokio::test]
+async fn authlib_gets_a_token_with_its_default_assertion() {
+    let Some(python) = venv_python(
+        "authlib_gets_a_token_with_its_default_assertion",
+        "authlib, requests",
+    ) else {
+        return;
+    };
+    let app = spawn_app().await;
+    let c = jwt_client(&app).await;
+    // Authlib's OAuth2Session with PrivateKeyJWT as its documentation
+    // shows it: RS256, an assertion valid for an hour.
+    let script = r#"
+import sys
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
+key, client_id, token_url = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
+s = OAuth2Session(client_id, key, token_endpoint_auth_method="private_key_jwt")
+s.register_client_auth_method(PrivateKeyJWT(token_url, headers={"kid": "rsa-1"}))
+t = s.fetch_token(token_url, grant_type="client_credentials")
+print(t["access_token"])
+"#;
+    let out = tokio::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(fixture_path("rsa.key.pem"))
+        .arg(&c.id)
+        .arg(app.url("/oauth2/token"))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let r = app.get_as(token.trim(), "/api/v1/mappings").await;
+    assert_eq!(r.status(), StatusCode::OK);
 }
 
 /// The virtualenv's Python with PyJWT (and `cryptography`, for RS256,
