@@ -11,6 +11,8 @@ mod admin;
 mod migrate;
 mod output;
 mod push;
+mod push_config;
+mod schedule;
 mod subscription;
 
 use clap::{Parser, Subcommand};
@@ -296,7 +298,7 @@ mod tests {
         assert_eq!(p.delimiter, Some('\t'));
         assert_eq!(p.header_map.len(), 2);
         assert_eq!(p.header_map[0]["C"], "D");
-        assert_eq!(p.wait, 60);
+        assert_eq!(p.wait, Some(60));
         assert!(p.dry_run && p.json && !p.no_wait);
         let Command::Push(p) = parse(&["push", "f.csv", "--mapping", "hr"])
             .unwrap()
@@ -304,7 +306,10 @@ mod tests {
         else {
             panic!("not push");
         };
-        assert_eq!(p.wait, 600, "the default wait");
+        assert_eq!(
+            p.wait, None,
+            "the default wait is applied with the config file"
+        );
         // A SCIM file is read by the SCIM User mapping: no --mapping.
         let Command::Push(p) = parse(&["push", "users.json", "--format", "scim"])
             .unwrap()

@@ -917,3 +917,147 @@ fn an_operator_creates_lists_and_revokes_admin_tokens_and_replaces_the_initial_o
     assert!(!out.status.success());
     assert!(text(&out).contains("initial-admin-token"), "{}", text(&out));
 }
+
+/// Reads a child's stdout lines on a thread; `next` waits for one.
+struct Lines(std::sync::mpsc::Receiver<String>);
+
+impl Lines {
+    fn of(child: &mut std::process::Child) -> Lines {
+        use std::io::BufRead;
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    fn next(&self, what: &str) -> String {
+        self.0
+            .recv_timeout(Duration::from_secs(90))
+            .unwrap_or_else(|_| panic!("no line: {what}"))
+    }
+}
+
+/// Sends SIGTERM and waits for the exit status.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn private_file(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn the_scheduled_worker_pushes_from_its_config_file_on_its_interval_and_stops_on_sigterm() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = start();
+    assert!(s.run(PUT_WORKDAY_MAPPING).status.success());
+    let (id, secret) = s.client(IMPORTER);
+    let dir = s.data().join("push");
+    std::fs::create_dir(&dir).unwrap();
+    private_file(&dir.join("secret"), &format!("{secret}\n"));
+    let config = dir.join("push.toml");
+    let employees = repo().join("examples/hr/employees.csv");
+    private_file(
+        &config,
+        &format!(
+            "client_id = \"{id}\"\nsecret_file = \"secret\"\nfile = \"{}\"\n\
+             mapping = \"workday\"\nevery = \"2s\"\n",
+            employees.display()
+        ),
+    );
+    let config = config.to_str().unwrap();
+
+    // Readable by others: refused before anything is sent.
+    std::fs::set_permissions(config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = s.run(&["push", "--config", config]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("chmod 600"), "{}", text(&out));
+    std::fs::set_permissions(config, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let mut child = s
+        .cmd(&["push", "--config", config])
+        .env_remove("MUSTER_CLIENT_ID")
+        .env_remove("MUSTER_CLIENT_SECRET")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Lines::of(&mut child);
+    assert!(lines.next("the start").contains("every 2 s"));
+    let first = lines.next("the first run");
+    assert!(
+        first.contains(" run 1: import ") && first.contains("50 created"),
+        "{first}"
+    );
+    let second = lines.next("the second run");
+    assert!(
+        second.contains(" run 2: import ") && second.contains("50 unchanged"),
+        "{second}"
+    );
+    let status = terminate(&mut child);
+    assert!(status.success(), "{status}");
+    assert!(lines.next("the stop").ends_with("stopped"));
+    // Each run was its own import.
+    let out = s.run(&["admin", "import", "list", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["items"].as_array().unwrap().len() >= 2, "{v}");
+}
+
+#[test]
+fn a_gateway_that_does_not_answer_is_retried_and_reported_in_one_line() {
+    let s = start();
+    let dead = format!("http://127.0.0.1:{}", support::free_port());
+    let mut child = s
+        .cmd(&[
+            "push",
+            "examples/hr/employees.csv",
+            "--mapping",
+            "workday",
+            "--every",
+            "1h",
+            "--retries",
+            "2",
+            "--url",
+            &dead,
+        ])
+        .env("MUSTER_CLIENT_ID", "nobody")
+        .env("MUSTER_CLIENT_SECRET", "mcs_not-a-real-secret")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Lines::of(&mut child);
+    lines.next("the start");
+    let run = lines.next("the first run");
+    assert!(
+        run.contains(" run 1: failed: cannot reach the gateway") && run.contains("3 attempts"),
+        "{run}"
+    );
+    assert!(!run.contains("mcs_not-a-real-secret"), "{run}");
+    // Waiting for the next start, it stops at once.
+    let status = terminate(&mut child);
+    assert!(status.success(), "{status}");
+}
