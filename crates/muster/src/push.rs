@@ -86,7 +86,7 @@ Exit codes:
   2  usage error
 With --every or --cron it runs until SIGTERM, one line per run, and exits 0 when stopped.
 
---config FILE (TOML, mode 600) may hold: url, client_id, auth, secret_file, key_file, key_id,
+--config FILE (TOML, mode 600 or 640) may hold: url, client_id, auth, secret_file, key_file, key_id,
 signing_key_file, file, mapping, mode, format, delimiter, header_map, dry_run, encrypt,
 encryption, encrypt_key_id, on_behalf_of, wait, retries, every, cron. The command line wins
 over the environment, which wins over the file.";

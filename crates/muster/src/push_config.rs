@@ -2,8 +2,11 @@
 //! file an operator deploys next to the secret it names. The command line
 //! wins over the environment, which wins over the file; relative paths in
 //! the file are read from the file's own directory. The file is refused
-//! when anyone but its owner may read or write it, as ssh refuses a
-//! private key: it says where the credentials are.
+//! when others (not its owner or group) may read it, or anyone but its
+//! owner may change it: it says where the credentials are and which
+//! gateway receives the people. Group read stays allowed, because that is
+//! how Kubernetes (`fsGroup`) and systemd credentials hand a file to a
+//! service user.
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -87,9 +90,9 @@ impl PushConfig {
 fn private(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if mode & 0o027 != 0 {
         return Err(format!(
-            "--config {}: others may read or change it (mode {mode:04o}); it names the credentials, so make it the owner's alone: chmod 600 {}",
+            "--config {}: others may read it or someone but its owner may change it (mode {mode:04o}); it names the credentials: chmod 600 {} (or 640)",
             path.display(),
             path.display()
         ));
@@ -117,7 +120,7 @@ mod tests {
     #[test]
     fn a_config_readable_by_others_is_refused() {
         let d = tempfile::tempdir().unwrap();
-        for mode in [0o644, 0o640, 0o604, 0o620] {
+        for mode in [0o644, 0o604, 0o620, 0o660, 0o602] {
             let p = write(d.path(), "mapping = \"hr\"\n", mode);
             let e = PushConfig::load(&p).unwrap_err();
             assert!(
@@ -125,8 +128,11 @@ mod tests {
                 "{e}"
             );
         }
-        let p = write(d.path(), "mapping = \"hr\"\n", 0o600);
-        assert_eq!(PushConfig::load(&p).unwrap().mapping.as_deref(), Some("hr"));
+        // The owner's alone, or read by its group (a Kubernetes fsGroup).
+        for mode in [0o600, 0o400, 0o640, 0o440] {
+            let p = write(d.path(), "mapping = \"hr\"\n", mode);
+            assert_eq!(PushConfig::load(&p).unwrap().mapping.as_deref(), Some("hr"));
+        }
     }
 
     #[test]

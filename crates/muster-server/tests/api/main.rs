@@ -33,4 +33,5 @@ mod signing;
 mod spool;
 mod transport;
 mod webhooks;
+mod workers;
 mod write_policy;
