@@ -9,12 +9,18 @@
 #   BACKEND=postgres INSTANCES=2 bench/tokens.sh  # two gateways, one database
 #   TLS=on bench/tokens.sh                        # over HTTPS
 #   TLS=compare bench/tokens.sh                   # plain, TLS, plain, TLS, ...
+#   SCRAPE=compare bench/tokens.sh                # /metrics scraped each second, or not
 #
 # TLS=compare alternates plain and TLS measurements ROUNDS times each
 # (default 2; the gateways restart on the same database between them, so
 # a drift of the database affects both alike) and ends with a
 # `token-bench-tls` line: the mean rate of each and their ratio. The
 # certificate is a self-signed P-256 one made for the run (bench_cert).
+#
+# SCRAPE=compare alternates measurements with and without a scraper
+# fetching /metrics once a second (with its token, on the main listener,
+# as Prometheus would), ROUNDS times each in ABBA order, and ends with a
+# `token-bench-metrics` line: the mean rate of each and their ratio.
 #
 # With PostgreSQL the run gets its own database (PG_URL, default
 # postgres://postgres@127.0.0.1:5432/postgres: a role that may create
@@ -29,6 +35,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 BACKEND=${BACKEND:-sqlite}
 INSTANCES=${INSTANCES:-1}
 TLS=${TLS:-off}
+SCRAPE=${SCRAPE:-off}
 ROUNDS=${ROUNDS:-2}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
@@ -64,6 +71,10 @@ esac
 # The instances share one data directory: the master key and the first
 # instance's initial admin token. Each keeps its port across restarts.
 export MUSTER_DATA_DIR=$work/data
+# /metrics answers to this token on every run (scraped or not).
+metrics_token=bench-metrics-token-$$-$RANDOM
+echo "$metrics_token" > "$work/metrics-token"
+export MUSTER_METRICS__TOKEN_FILE=$work/metrics-token
 ports=()
 for i in $(seq "$INSTANCES"); do
   ports+=("$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')")
@@ -135,6 +146,42 @@ creds=$("$BIN/muster" admin client create --role importer --json)
 id=$(echo "$creds" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client"]["client_id"])')
 secret=$(echo "$creds" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
 export BASIC_AUTH=$(printf '%s:%s' "$id" "$secret" | base64 -w0)
+
+# scrape_each_second: fetches /metrics of every instance once a second
+# until killed; sets scraper.
+scrape_each_second() {
+  ( while :; do
+      for url in "${urls[@]}"; do
+        curl -fs -H "Authorization: Bearer $metrics_token" "$url/metrics" >/dev/null || echo "scrape failed" >&2
+      done
+      sleep 1
+    done ) &
+  scraper=$!
+}
+
+if [ "$SCRAPE" = compare ]; then
+  bare=() scraped=()
+  bare_run() { measure off; bare+=("$(cat "$work/rps")"); }
+  scraped_run() {
+    scrape_each_second; measure off; kill "$scraper"; wait "$scraper" 2>/dev/null || true
+    scraped+=("$(cat "$work/rps")")
+  }
+  # ABBA order: the rate drifts as the token table grows, and alternating
+  # which goes first cancels a steady drift.
+  for r in $(seq "$ROUNDS"); do
+    if [ $((r % 2)) = 1 ]; then bare_run; scraped_run; else scraped_run; bare_run; fi
+  done
+  python3 - "$BACKEND" "$INSTANCES" "$CONNECTIONS" "$DURATION" "$ROUNDS" "${bare[*]}" "${scraped[*]}" <<'PY'
+import sys
+backend, instances, conns, duration, rounds, bare, scraped = sys.argv[1:8]
+mean = lambda s: sum(map(float, s.split())) / len(s.split())
+b, s = mean(bare), mean(scraped)
+print(f"token-bench-metrics backend={backend} instances={instances} connections={conns} "
+      f"duration_s={duration} rounds={rounds} unscraped_rps={b:.0f} scraped_rps={s:.0f} "
+      f"scraped_over_unscraped={s / b:.3f}")
+PY
+  exit 0
+fi
 
 case $TLS in
   off) measure off ;;

@@ -4,6 +4,10 @@
 use crate::*;
 
 impl Cluster for PostgresStore {
+    fn pool_status(&self) -> muster_store::PoolStatus {
+        self.pool.status()
+    }
+
     fn sealed_all(&self) -> Result<Vec<SealedValue>> {
         self.pool.run(rotate::sealed_all)
     }

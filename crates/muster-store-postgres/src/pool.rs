@@ -59,6 +59,16 @@ impl Pool {
         &self.config
     }
 
+    pub(crate) fn status(&self) -> muster_store::PoolStatus {
+        let st = self.lock();
+        let idle = st.idle.len();
+        muster_store::PoolStatus {
+            in_use: st.open.saturating_sub(idle) as u64,
+            idle: idle as u64,
+            max: self.max as u64,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

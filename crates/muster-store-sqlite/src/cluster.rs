@@ -4,6 +4,16 @@
 use crate::*;
 
 impl Cluster for SqliteStore {
+    /// The read connections (the writer is one thread of its own).
+    fn pool_status(&self) -> muster_store::PoolStatus {
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).len();
+        muster_store::PoolStatus {
+            in_use: self.reading.load(std::sync::atomic::Ordering::Relaxed) as u64,
+            idle: idle as u64,
+            max: 0,
+        }
+    }
+
     /// Reads go to a pool of read-only connections to a local file; in WAL
     /// mode they never wait for the writer.
     fn reads_are_local(&self) -> bool {

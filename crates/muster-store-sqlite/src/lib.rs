@@ -197,6 +197,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
+    /// Reads running now.
+    reading: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -287,6 +289,7 @@ impl SqliteStore {
             path: path.to_owned(),
             writer: Writer::start(conn, path)?,
             readers: Mutex::new(Vec::new()),
+            reading: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -327,7 +330,10 @@ impl SqliteStore {
                 c
             }
         };
+        use std::sync::atomic::Ordering::Relaxed;
+        self.reading.fetch_add(1, Relaxed);
         let out = f(&conn);
+        self.reading.fetch_sub(1, Relaxed);
         let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < READERS_KEPT {
             pool.push(conn);

@@ -1451,9 +1451,25 @@ pub trait Scim {
     ) -> Result<AdminTokenRow>;
 }
 
+/// A store's connection pool at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections running a call.
+    pub in_use: u64,
+    /// Open connections waiting for one.
+    pub idle: u64,
+    /// The most the pool opens; 0 when they are opened on demand.
+    pub max: u64,
+}
+
 /// What instances sharing the database keep together: how the backend reads,
 /// live instances, failed-authentication counters, and master-key re-sealing.
 pub trait Cluster {
+    /// How this store's connections are used now, for the metrics.
+    fn pool_status(&self) -> PoolStatus {
+        PoolStatus::default()
+    }
+
     /// Whether a read is a local, short call that never waits on a network
     /// or on the writer (an embedded database's reader connections): the
     /// server may then run a hot read on the async thread that wants it,

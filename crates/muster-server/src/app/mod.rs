@@ -2,7 +2,7 @@
 //! it, and the two ways to run it ([`serve`] for the CLI, [`spawn`] for tests).
 pub mod openapi;
 
-use crate::base::{config, data_dir, error, master_key, state, telemetry};
+use crate::base::{config, data_dir, error, master_key, metrics, state, telemetry};
 use data_dir::write_private;
 
 use crate::api::{
@@ -195,6 +195,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health))
         .route("/readyz", get(ready))
         .route("/openapi.json", get(openapi::document))
+        // Prometheus, behind its own token (docs/operations.md#metrics).
+        .route("/metrics", get(metrics::guarded))
         .fallback(not_found)
         // Uploads are streamed and limited by the import handler itself
         // (a raw `Body` is not held to this); JSON bodies by their
@@ -206,6 +208,10 @@ pub fn router(state: AppState) -> Router {
             bodies::pace,
         ))
         .layer(telemetry::trace_layer())
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         // Outermost: also the answers of the layers inside get the headers.
         .layer(axum::middleware::from_fn_with_state(
             transport::ResponseHeaders::new(&state.config),
@@ -235,6 +241,22 @@ async fn ready(
             "the database did not answer within 5 s"
         ))),
     }
+}
+
+/// The digest of the metrics token in `metrics.token_file`, if one is set.
+fn metrics_token(config: &config::Config) -> anyhow::Result<Option<secret::SecretDigest>> {
+    let path = &config.metrics.token_file;
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("metrics.token_file: cannot read {path}"))?;
+    let token = text.trim();
+    anyhow::ensure!(
+        token.len() >= 16,
+        "metrics.token_file: the token in {path} must be at least 16 characters"
+    );
+    Ok(Some(secret::digest(token)))
 }
 
 /// Reads the master key ring, or creates a first key (mode 0600) on
@@ -277,6 +299,8 @@ fn open_store(config: &config::Config, existing_only: bool) -> anyhow::Result<Ar
 /// A running gateway: its address and how to stop it.
 pub struct Running {
     pub addr: std::net::SocketAddr,
+    /// The separate metrics listener's address (`metrics.listen`).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub state: AppState,
     tls: Option<Arc<transport::Tls>>,
     shutdown: CancellationToken,
@@ -318,6 +342,16 @@ pub async fn spawn(
         Some(tokio::task::spawn_blocking(move || transport::Tls::load(&tls_config)).await??)
     } else {
         None
+    };
+    // So does a metrics token or listener that cannot be used.
+    let metrics_token = metrics_token(&config)?;
+    let metrics_listener = match config.metrics.listen.as_str() {
+        "" => None,
+        at => Some(
+            TcpListener::bind(at)
+                .await
+                .with_context(|| format!("metrics.listen: cannot listen on {at}"))?,
+        ),
     };
     data_dir::prepare(&config)?;
     let key = master_key(&config)?;
@@ -370,6 +404,10 @@ pub async fn spawn(
     let token_rate = Arc::new(ratelimit::RequestLimiter::new(
         config.limits.token_requests_per_second,
     ));
+    let backend = match config.database()? {
+        config::Database::Sqlite(_) => "sqlite",
+        config::Database::Postgres(_) => "postgres",
+    };
     let state = AppState {
         store,
         clock,
@@ -386,6 +424,8 @@ pub async fn spawn(
         assertion_keys: Arc::default(),
         receiving: Arc::default(),
         scim_schemas: Arc::default(),
+        metrics: Arc::new(metrics::Metrics::new(backend)),
+        metrics_token,
     };
     // What a crash left in the uploads directory, before the worker starts.
     spool::sweep_logged(&state).await;
@@ -410,6 +450,25 @@ pub async fn spawn(
         let every = std::time::Duration::from_secs(state.config.tls.reload_check_seconds);
         tokio::spawn(t.watch(every, shutdown.clone()))
     });
+    let metrics_addr = match metrics_listener {
+        Some(l) => {
+            let addr = l.local_addr()?;
+            tracing::info!(addr = %addr, "metrics are served at /metrics on their own listener");
+            let only_metrics = Router::new()
+                .route("/metrics", get(metrics::open))
+                .fallback(not_found)
+                .with_state(state.clone());
+            tokio::spawn(transport::serve(
+                l,
+                only_metrics,
+                transport::Limits::from_config(&state.config.http),
+                None,
+                shutdown.clone(),
+            ));
+            Some(addr)
+        }
+        None => None,
+    };
     let listening = tokio::spawn(transport::serve(
         listener,
         app,
@@ -444,6 +503,7 @@ pub async fn spawn(
     });
     Ok(Running {
         addr,
+        metrics_addr,
         state,
         tls,
         shutdown,

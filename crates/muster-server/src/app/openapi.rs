@@ -214,6 +214,7 @@ pub const ROUTES: &[Route] = &[
     r("get", "/healthz", "Liveness", "", Body::None, "200", Body::Raw(&["text/plain"])),
     r("get", "/readyz", "Readiness (the database answers)", "", Body::None, "200", Body::Raw(&["text/plain"])),
     r("get", "/openapi.json", "This document", "", Body::None, "200", Body::Raw(&["application/json"])),
+    r("get", "/metrics", "Prometheus metrics (OpenMetrics text), with the metrics token of metrics.token_file; 404 when none is configured", "metrics token", Body::None, "200", Body::Raw(&["application/openmetrics-text"])),
 ];
 
 fn schema_ref(name: &str) -> RefOr<Schema> {

@@ -379,6 +379,16 @@ pub async fn token_create(
         expires_at: Some(now + Duration::seconds(ttl as i64)),
     };
     state.db(move |s| s.token_insert(new)).await?;
+    // Authentication succeeded, so the form says how it was done.
+    state
+        .metrics
+        .token_granted(if form.contains_key("client_assertion") {
+            "private_key_jwt"
+        } else if form.contains_key("client_secret") {
+            "client_secret_post"
+        } else {
+            "client_secret_basic"
+        });
     let mut resp = Json(TokenResponse {
         access_token: token,
         token_type: "Bearer".into(),

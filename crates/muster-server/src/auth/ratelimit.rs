@@ -273,6 +273,7 @@ impl Drop for Waiting<'_> {
 /// when a key is over its threshold, holds the answer back (see the module
 /// docs). A database error is logged: the failure answer goes out regardless.
 pub async fn record_failure(state: &AppState, keys: Vec<String>) {
+    state.metrics.auth_failed();
     let limiter = state.auth_failures.clone();
     let keys: Vec<String> = keys
         .into_iter()

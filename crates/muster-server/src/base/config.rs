@@ -35,6 +35,20 @@ pub struct Config {
     pub http: HttpConfig,
     pub tls: TlsConfig,
     pub scim: ScimConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Where the Prometheus metrics are served (docs/operations.md#metrics).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A separate plain-HTTP listener serving only `/metrics`, without
+    /// authentication (for a private network or loopback); empty: none.
+    pub listen: String,
+    /// A file holding a bearer token: `/metrics` on the main listener then
+    /// answers to `Authorization: Bearer <token>`; empty: it is not served
+    /// there.
+    pub token_file: String,
 }
 
 /// The SCIM door (docs/scim.md).
@@ -371,6 +385,9 @@ initial_admin_ttl_seconds = 86400
 heartbeat_ms = 2000
 [scim]
 max_scan = 20000
+[metrics]
+listen = ""
+token_file = ""
 [http]
 header_read_timeout_seconds = 10
 idle_timeout_seconds = 120
@@ -404,7 +421,12 @@ const CLIENT_VARS: [&str; 12] = [
 
 /// Settings whose names end in `_FILE` because they name a file, not
 /// because the value is to be read from one.
-const PATH_SETTINGS: [&str; 3] = ["MASTER_KEY_FILE", "TLS__CERT_FILE", "TLS__KEY_FILE"];
+const PATH_SETTINGS: [&str; 4] = [
+    "MASTER_KEY_FILE",
+    "TLS__CERT_FILE",
+    "TLS__KEY_FILE",
+    "METRICS__TOKEN_FILE",
+];
 
 impl Config {
     /// Defaults, then `file`, then the process environment.

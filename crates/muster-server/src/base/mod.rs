@@ -6,6 +6,7 @@ pub mod config;
 pub(crate) mod data_dir;
 pub(crate) mod error;
 pub(crate) mod master_key;
+pub(crate) mod metrics;
 pub(crate) mod sealed;
 pub(crate) mod state;
 pub(crate) mod telemetry;

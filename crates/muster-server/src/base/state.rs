@@ -38,6 +38,11 @@ pub struct AppState {
     pub receiving: Arc<crate::jobs::spool::Receiving>,
     /// Each tenant's SCIM User schemas, built from its mappings.
     pub(crate) scim_schemas: Arc<crate::scim::users::SchemaCache>,
+    /// The Prometheus metrics (`crate::base::metrics`).
+    pub metrics: Arc<crate::base::metrics::Metrics>,
+    /// The digest of the bearer token `/metrics` on the main listener
+    /// answers to (`metrics.token_file`); none: it is not served there.
+    pub metrics_token: Option<muster_core::secret::SecretDigest>,
 }
 
 impl AppState {

@@ -274,6 +274,9 @@ impl Deliverer {
             self.state.clock.now(),
         );
         let disabled = save.disable.is_some();
+        for r in &save.records {
+            self.state.metrics.delivery(&sub.id, &r.outcome);
+        }
         let kept = self
             .state
             .db(move |s| s.subscription_save(&id, &owner, lease, &save, now))
@@ -405,6 +408,9 @@ async fn deliver_round(
             Outcome::Delivered(st) => {
                 r.status = Some(st);
                 r.outcome = "delivered".into();
+                state
+                    .metrics
+                    .delivered(&sub.id, &ev.created_at, state.clock.now());
                 p.cursor = ev.cursor;
                 p.attempt = 0;
                 p.next_attempt_at = None;

@@ -288,7 +288,7 @@ fn process(
     // touched.
     let finish = |s: ImportState, err: Option<(&str, &str)>| -> bool {
         match store.import_set_state_claimed(&id, &state.instance, s, err, now) {
-            Ok(true) => {}
+            Ok(true) => state.metrics.import_finished(s),
             Ok(false) => return false,
             Err(e) => {
                 tracing::error!(import = %id, error = ?e, "cannot record the import's end");
@@ -317,10 +317,13 @@ fn process(
             return Outcome::Interrupted;
         }
         Ok(Outcome::Done) => {
-            let failed = store
-                .import_get(&imp.tenant, &id)
-                .map(|r| r.counts.failed)
-                .unwrap_or(0);
+            let counts = store.import_get(&imp.tenant, &id).map(|r| r.counts);
+            if let Ok(c) = &counts {
+                if !imp.dry_run {
+                    state.metrics.import_rows(c);
+                }
+            }
+            let failed = counts.map(|c| c.failed).unwrap_or(0);
             let s = if failed > 0 {
                 ImportState::SucceededWithErrors
             } else {
@@ -665,6 +668,7 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
             state.clock.now(),
         )?)?;
         let v = validate(store, &src, &client, stop, true)?;
+        state.metrics.import_validated(t.elapsed());
         held(store.import_set_state_claimed(
             &imp.id,
             me,
@@ -686,10 +690,13 @@ fn run_import(state: &AppState, imp: &ImportRow, stop: &AtomicBool) -> Result<Ou
                 .ok_or(RunError::LeaseLost)?;
             return deactivate(store, state, imp, &client, v.deactivate, stop);
         }
-        return match apply(store, &src, &client, stop, (&v.same, Some(&v.unseen)))? {
+        let a = std::time::Instant::now();
+        let done = match apply(store, &src, &client, stop, (&v.same, Some(&v.unseen)))? {
             Outcome::Done => deactivate(store, state, imp, &client, v.deactivate, stop),
             other => Ok(other),
         };
+        state.metrics.import_applied(a.elapsed());
+        return done;
     }
     if imp.mode == ImportMode::Snapshot {
         // Resuming a snapshot: read the file again for its ids (recording

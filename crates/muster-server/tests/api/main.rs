@@ -22,6 +22,7 @@ mod instances;
 mod isolation;
 mod login_sync;
 mod master_key;
+mod metrics;
 mod oauth;
 mod outbound;
 mod people;
