@@ -19,6 +19,56 @@ pub enum IdError {
         what: &'static str,
         rule: &'static str,
     },
+    /// An invisible format character (a zero-width space, a byte order
+    /// mark, a direction mark): the id would look like another one. Names
+    /// the code point and its place, never the id.
+    #[error("the {what} holds an invisible format character, U+{code:04X}, at character {position}: remove it (it makes the id look like another)")]
+    Invisible {
+        what: &'static str,
+        code: u32,
+        position: usize,
+    },
+}
+
+/// `s` without its invisible format characters (see [`is_invisible_format`]).
+pub fn visible(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(is_invisible_format) {
+        s.chars()
+            .filter(|c| !is_invisible_format(*c))
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
+/// Whether `c` is an invisible format character (Unicode general category
+/// Cf): zero-width spaces and joiners, direction marks and embeddings,
+/// the byte order mark, the soft hyphen, invisible operators, tag
+/// characters, and the other Cf code points of Unicode 15.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD
+        | 0x0600..=0x0605
+        | 0x061C
+        | 0x06DD
+        | 0x070F
+        | 0x0890..=0x0891
+        | 0x08E2
+        | 0x180E
+        | 0x200B..=0x200F
+        | 0x202A..=0x202E
+        | 0x2060..=0x2064
+        | 0x2066..=0x206F
+        | 0xFEFF
+        | 0xFFF9..=0xFFFB
+        | 0x110BD
+        | 0x110CD
+        | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3
+        | 0x1D173..=0x1D17A
+        | 0xE0001
+        | 0xE0020..=0xE007F)
 }
 
 /// A tenant's id: 1 to 64 characters of `a-z`, `0-9`, `-` and `_`.
@@ -110,6 +160,22 @@ impl ExternalId {
         }
         Ok(Self(s.to_owned()))
     }
+    /// [`ExternalId::parse`] for a key arriving from outside (a file, an
+    /// API body, a SCIM resource): also refuses invisible format
+    /// characters, which make one person's key look like another's. Stored
+    /// keys are read with `parse`, so a key stored before this rule still
+    /// reads.
+    pub fn parse_incoming(s: &str) -> Result<Self, IdError> {
+        let id = Self::parse(s)?;
+        if let Some((i, c)) = s.chars().enumerate().find(|(_, c)| is_invisible_format(*c)) {
+            return Err(IdError::Invisible {
+                what: "external id",
+                code: c as u32,
+                position: i + 1,
+            });
+        }
+        Ok(id)
+    }
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -179,6 +245,30 @@ mod tests {
         assert!(ExternalId::parse(" E1").is_err());
         assert!(ExternalId::parse("E\n1").is_err());
         assert!(ExternalId::parse("a/b").is_err());
+        // Zero-width and other format characters are refused at intake,
+        // named by code point and place, and still read when stored.
+        for (key, code, at) in [
+            ("E\u{200B}1001", 0x200B, 2),
+            ("\u{FEFF}E1001", 0xFEFF, 1),
+            ("E1001\u{2060}", 0x2060, 6),
+            ("E10\u{200E}01", 0x200E, 4),
+            ("E1\u{00AD}001", 0x00AD, 3),
+            ("E\u{E0041}1", 0xE0041, 2),
+        ] {
+            let e = ExternalId::parse_incoming(key).unwrap_err();
+            assert_eq!(
+                e,
+                IdError::Invisible {
+                    what: "external id",
+                    code,
+                    position: at
+                },
+                "{key:?}"
+            );
+            assert!(!e.to_string().contains("E1"), "{e}");
+            assert!(ExternalId::parse(key).is_ok());
+        }
+        assert!(ExternalId::parse_incoming("Zoë-Ångström 7").is_ok());
         assert_eq!(
             format!("{:?}", ExternalId::parse("E1").ok()),
             "Some(ExternalId(..))"

@@ -487,12 +487,14 @@ impl CompiledMapping {
 
     /// The external id of a CSV record, when its key cell is valid, even
     /// if other cells are not: a snapshot import must not deactivate the
-    /// person of a row that failed for another reason.
+    /// person of a row that failed for another reason. Invisible format
+    /// characters are left out here, so the person a row with such a key
+    /// (refused) meant is not deactivated either.
     pub fn row_key(&self, fields: &[&str]) -> Option<ExternalId> {
         match &self.key {
             Source::Index(i) => fields
                 .get(*i)
-                .and_then(|t| ExternalId::parse(t.trim()).ok()),
+                .and_then(|t| ExternalId::parse(&crate::ids::visible(t.trim())).ok()),
             Source::Name(_) => None,
         }
     }
@@ -504,7 +506,7 @@ impl CompiledMapping {
     ) -> Option<ExternalId> {
         match &self.key {
             Source::Name(n) => match json_field(obj.get(n)) {
-                Field::Text(t) => ExternalId::parse(t.trim()).ok(),
+                Field::Text(t) => ExternalId::parse(&crate::ids::visible(t.trim())).ok(),
                 _ => None,
             },
             Source::Index(_) => None,
@@ -551,7 +553,7 @@ impl CompiledMapping {
                     errors.push(key_err(ErrorCode::MissingKey, "the key column is empty"));
                     None
                 } else {
-                    match ExternalId::parse(t) {
+                    match ExternalId::parse_incoming(t) {
                         Ok(id) => Some(id),
                         Err(e) => {
                             errors.push(key_err(ErrorCode::InvalidKey, &e.to_string()));

@@ -101,8 +101,18 @@ pub enum Item {
 pub enum FormatError {
     #[error("the file is empty: it has no header row and no records")]
     Empty,
-    #[error("the header row is not valid UTF-8 text")]
-    HeaderNotUtf8,
+    /// The header is not UTF-8 and no encoding was declared; `likely`
+    /// says what it looks like.
+    #[error("the header row is not valid UTF-8 text; the file looks like {likely}")]
+    HeaderNotUtf8 { likely: &'static str },
+    /// A row is not UTF-8 and no encoding was declared: the file is in
+    /// another encoding, and reading on would drop exactly the rows with
+    /// accented names.
+    #[error("row {row} is not valid UTF-8 text, so the file is in another encoding; it looks like {likely}")]
+    NotUtf8 { row: u64, likely: &'static str },
+    /// Not a text file at all (see [`crate::text::not_text`]).
+    #[error("the file is not a CSV or JSON-lines text file: it is {what}")]
+    NotText { what: &'static str },
     #[error("column {position} of the header has no name")]
     EmptyHeaderName { position: usize },
     #[error("the header names the column '{name}' more than once")]
@@ -466,6 +476,9 @@ enum Inner<R: Read> {
 pub struct RecordReader<R: Read> {
     inner: Inner<R>,
     limits: Limits,
+    /// No encoding was declared: a row that is not UTF-8 spoils the file
+    /// ([`FormatError::NotUtf8`]) instead of only its row.
+    strict_utf8: bool,
     /// A fatal error already returned: every later call returns it again
     /// (the csv reader would otherwise report a clean end of file).
     failed: Option<Failed>,
@@ -479,6 +492,7 @@ enum Failed {
     Csv { line: u64 },
     NotScim { line: u64, why: String },
     ElementTooLong { row: u64, max: usize },
+    NotUtf8 { row: u64, likely: &'static str },
     Io(io::ErrorKind, String),
 }
 
@@ -502,6 +516,7 @@ impl Failed {
                 row: *row,
                 max: *max,
             },
+            FormatError::NotUtf8 { row, likely } => Failed::NotUtf8 { row: *row, likely },
             FormatError::Io(io) => Failed::Io(io.kind(), io.to_string()),
             other => Failed::Io(io::ErrorKind::Other, other.to_string()),
         }
@@ -526,6 +541,7 @@ impl Failed {
                 row: *row,
                 max: *max,
             },
+            Failed::NotUtf8 { row, likely } => FormatError::NotUtf8 { row: *row, likely },
             Failed::Io(kind, msg) => FormatError::Io(io::Error::new(*kind, msg.clone())),
         }
     }
@@ -556,6 +572,7 @@ impl<R: Read> RecordReader<R> {
                         row: 1,
                     },
                     limits,
+                    strict_utf8: false,
                     failed: None,
                 }
             }
@@ -570,6 +587,7 @@ impl<R: Read> RecordReader<R> {
                     first: None,
                 },
                 limits,
+                strict_utf8: false,
                 failed: None,
             },
             // The document may well be one long line: the bulk reader
@@ -584,6 +602,7 @@ impl<R: Read> RecordReader<R> {
                     first: None,
                 },
                 limits,
+                strict_utf8: false,
                 failed: None,
             },
         };
@@ -607,6 +626,22 @@ impl<R: Read> RecordReader<R> {
             } => *first = Some(bulk.next(reader)?.ok_or(FormatError::Empty)?),
         }
         Ok(me)
+    }
+
+    /// The bytes of the record (or line) read last.
+    fn last_bytes(&self) -> &[u8] {
+        match &self.inner {
+            Inner::Csv { record, .. } => record.as_slice(),
+            Inner::Json { line, .. } => line,
+            Inner::Scim { .. } => &[],
+        }
+    }
+
+    /// Makes a row that is not UTF-8 a [`FormatError::NotUtf8`], for a
+    /// file whose encoding was not declared (see [`crate::text`]).
+    pub fn refuse_invalid_utf8(mut self) -> Self {
+        self.strict_utf8 = true;
+        self
     }
 
     /// The CSV header's column names, trimmed; `None` for JSON lines.
@@ -646,6 +681,15 @@ impl<R: Read> RecordReader<R> {
                 Some(item) => Ok(Some(item)),
                 None => bulk.next(reader),
             },
+        };
+        let next = match next {
+            Ok(Some(Item::Problem(p))) if self.strict_utf8 && p.code == ErrorCode::InvalidUtf8 => {
+                Err(FormatError::NotUtf8 {
+                    row: p.row,
+                    likely: crate::text::likely_encoding(self.last_bytes()),
+                })
+            }
+            other => other,
         };
         if let Err(e) = &next {
             self.failed = Some(Failed::of(e));
@@ -780,7 +824,9 @@ fn read_header<R: Read>(
     let mut header: Vec<String> = Vec::with_capacity(record.len());
     for (i, cell) in record.iter().enumerate() {
         let name = std::str::from_utf8(cell)
-            .map_err(|_| FormatError::HeaderNotUtf8)?
+            .map_err(|_| FormatError::HeaderNotUtf8 {
+                likely: crate::text::likely_encoding(record.as_slice()),
+            })?
             .trim();
         if name.is_empty() {
             return Err(FormatError::EmptyHeaderName { position: i + 1 });
@@ -899,7 +945,7 @@ mod tests {
         assert_eq!(csv(b"\xEF\xBB\xBFa").unwrap().0, ["a"]);
         assert!(matches!(
             csv(b"\xEF\xBBx\n"),
-            Err(FormatError::HeaderNotUtf8)
+            Err(FormatError::HeaderNotUtf8 { .. })
         ));
     }
 
@@ -980,7 +1026,10 @@ mod tests {
             csv(b"id, id\n"),
             Err(FormatError::DuplicateHeader { name }) if name == "id"
         ));
-        assert!(matches!(csv(b"id,\xff\n"), Err(FormatError::HeaderNotUtf8)));
+        assert!(matches!(
+            csv(b"id,\xff\n"),
+            Err(FormatError::HeaderNotUtf8 { .. })
+        ));
         assert!(matches!(
             csv(b"id,,x\n"),
             Err(FormatError::EmptyHeaderName { position: 2 })

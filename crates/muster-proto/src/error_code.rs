@@ -63,10 +63,22 @@ catalogue! {
     /// To do: fix the body; the OpenAPI document at `/openapi.json` has its
     /// schema.
     InvalidBody = "invalid_body",
-    /// Problem, 400: a mapping document is not UTF-8 text.
+    /// Problem, 400: a mapping document is not UTF-8 text. Import
+    /// rejection: the file is not UTF-8 and declared no encoding; the
+    /// message names the first row that is not and the encoding the file
+    /// looks like. Nothing was applied.
     ///
-    /// To do: send the mapping as UTF-8.
+    /// To do: send the mapping as UTF-8; for a file, declare its encoding
+    /// (`encoding=windows-1252`, or `charset=` in the `Content-Type`) or
+    /// export it as UTF-8.
     InvalidEncoding = "invalid_encoding",
+    /// Import rejection: the file is not text at all but an XLSX or XLS
+    /// workbook, a ZIP archive, a gzip (or bzip2, xz, zstd) stream or a
+    /// PDF, which the message names. Nothing was applied.
+    ///
+    /// To do: export CSV or JSON lines (for a workbook: save as CSV UTF-8),
+    /// or unpack the archive and send the file inside.
+    UnsupportedFileType = "unsupported_file_type",
     /// Problem, 400: a mapping name is not 1 to 64 letters, digits, `-`,
     /// `_` or `.`.
     ///

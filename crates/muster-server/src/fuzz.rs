@@ -71,6 +71,15 @@ pub fn upload_params(data: &[u8]) {
         // A SCIM file is read without a stored mapping, every other file
         // with one.
         assert_eq!(format == "scim", p.mapping.is_empty(), "{format}");
+        let mut p = p.clone();
+        match imports::resolve_encoding(&mut p, &format, &headers) {
+            // What the API accepts, the reader can decode.
+            Ok(()) => assert!(p
+                .encoding
+                .as_deref()
+                .is_none_or(|e| muster_intake::text::encoding_for(e).is_some())),
+            Err(e) => assert!(e.status().is_client_error(), "{e:?}"),
+        }
     }
     for result in [
         imports::detect_format(&p, &headers).map(|_| ()),

@@ -50,6 +50,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
         source: None,
         max_deactivate_percent: None,
         allow_mass_deactivation: false,
+        encoding: None,
     };
     let mut seen = std::collections::HashSet::new();
     for (k, v) in pairs {
@@ -146,6 +147,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
                 }
                 p.encryption_key_id = Some(v)
             }
+            "encoding" => p.encoding = Some(encoding_name("encoding", &v)?),
             "header_map" => {
                 p.header_map = serde_json::from_str(&v).map_err(|_| {
                     ApiError::bad_request(
@@ -175,6 +177,49 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
         }
     }
     Ok(p)
+}
+
+/// The WHATWG name of the encoding `label` names, in lower case.
+fn encoding_name(what: &str, label: &str) -> ApiResult<String> {
+    muster_intake::text::encoding_for(label)
+        .map(|e| e.name().to_ascii_lowercase())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                format!(
+                    "{what}: '{}' is not an encoding label (utf-8, windows-1252, iso-8859-1, utf-16le, ...)",
+                    label.chars().take(40).collect::<String>()
+                ),
+            )
+        })
+}
+
+/// Takes the `Content-Type`'s `charset` into `p.encoding`: the two must
+/// agree when both are given, and a SCIM file is UTF-8 JSON.
+pub(crate) fn resolve_encoding(
+    p: &mut ImportParams,
+    format: &str,
+    headers: &HeaderMap,
+) -> ApiResult<()> {
+    if let Some(cs) = crate::http::charset(headers) {
+        let from_type = encoding_name("charset", &cs)?;
+        match &p.encoding {
+            Some(e) if *e != from_type => {
+                return Err(ApiError::bad_request(
+                    ErrorCode::InvalidParameter,
+                    "encoding: contradicts the Content-Type's charset",
+                ))
+            }
+            _ => p.encoding = Some(from_type),
+        }
+    }
+    if format == SCIM_FORMAT && p.encoding.as_deref().is_some_and(|e| e != "utf-8") {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidParameter,
+            "encoding: a SCIM file is JSON, which is UTF-8 (RFC 8259)",
+        ));
+    }
+    Ok(())
 }
 
 /// The file's format, from `format=` or the media type.
@@ -321,8 +366,9 @@ pub async fn import_create(
     body: Body,
 ) -> ApiResult<Response> {
     caller.require(Permission::ImportsCreate)?;
-    let p = parse_params(query.as_deref(), state.config.import.max_wait_seconds)?;
+    let mut p = parse_params(query.as_deref(), state.config.import.max_wait_seconds)?;
     let format = detect_format(&p, &headers)?;
+    resolve_encoding(&mut p, &format, &headers)?;
     let key = idempotency_key(&headers)?;
     let wait = p.wait;
     let (row, fresh) = imports::submit(&state, &caller, p, format, key, body).await?;

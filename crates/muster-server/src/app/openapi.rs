@@ -173,6 +173,7 @@ pub const ROUTES: &[Route] = &[
             ("wait", "seconds to wait for the import to finish before answering"),
             ("format", "csv, jsonl or scim (a SCIM BulkRequest or ListResponse of Users; default: from Content-Type)"),
             ("delimiter", "CSV delimiter, one character or 'tab' (default ',')"),
+            ("encoding", "the file's text encoding: utf-8, windows-1252, iso-8859-1, utf-16le or another WHATWG label (default: UTF-8, strictly: a file that is not UTF-8 is rejected whole with invalid_encoding); a charset on the Content-Type says the same"),
             ("header_map", "JSON object: mapping column name to this file's column name"),
         ],
         ..r("post", "/api/v1/imports", "Upload a file to import; 202 with the import (200 when final or an Idempotency-Key repeats)", "imports:create", Body::Raw(&["text/csv", "application/x-ndjson", "application/scim+json", "application/octet-stream"]), "202", Body::Json("ImportInfo"))

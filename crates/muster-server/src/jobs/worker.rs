@@ -414,12 +414,23 @@ impl Source<'_> {
             max_line_bytes: self.state.config.limits.max_line_bytes,
             ..Limits::default()
         };
-        let reader = RecordReader::new(
-            BufReader::with_capacity(256 * 1024, plain),
+        // The label was checked when the upload arrived.
+        let declared = self
+            .imp
+            .options
+            .get("encoding")
+            .and_then(|e| e.as_str())
+            .and_then(muster_intake::text::encoding_for);
+        let (text, strict) = muster_intake::text::open(plain, declared).map_err(format_reject)?;
+        let mut reader = RecordReader::new(
+            BufReader::with_capacity(256 * 1024, text),
             self.format,
             limits,
         )
         .map_err(format_reject)?;
+        if strict {
+            reader = reader.refuse_invalid_utf8();
+        }
         let compiled = match reader.header() {
             Some(h) => {
                 let cols: Vec<&str> = h.iter().map(String::as_str).collect();
@@ -569,6 +580,10 @@ fn format_reject(e: FormatError) -> RunError {
             ErrorCode::EmptyFile,
             "the file is empty: it has no header row and no records",
         ),
+        e @ (FormatError::NotUtf8 { .. } | FormatError::HeaderNotUtf8 { .. }) => {
+            reject(ErrorCode::InvalidEncoding, e.to_string())
+        }
+        e @ FormatError::NotText { .. } => reject(ErrorCode::UnsupportedFileType, e.to_string()),
         other => reject(ErrorCode::InvalidFormat, other.to_string()),
     }
 }

@@ -41,6 +41,9 @@ pub struct ImportParams {
     pub max_deactivate_percent: Option<f64>,
     /// Snapshot safety valve: lifts the limit for this request.
     pub allow_mass_deactivation: bool,
+    /// The file's text encoding (its WHATWG name, `windows-1252`), from
+    /// `encoding=` or the `Content-Type`'s `charset`; none: UTF-8, strictly.
+    pub encoding: Option<String>,
 }
 
 /// How an upload is encrypted, as declared or detected from its first bytes.
@@ -167,6 +170,7 @@ pub(crate) async fn submit(
             "max_deactivate_percent": p.max_deactivate_percent,
             "allow_mass_deactivation": p.allow_mass_deactivation,
             "encryption_declared": p.encryption.map(Encryption::as_str),
+            "encoding": p.encoding,
             "body_sha256": sha256,
         }),
         bytes,
@@ -222,6 +226,7 @@ async fn same_request(
             o.get("header_map").is_some_and(|h| *h != header_map),
         ),
         ("encryption", first_declared != declared),
+        ("encoding", text("encoding") != p.encoding.as_deref()),
         (
             "encryption_key_id",
             text("encryption_key_id") != p.encryption_key_id.as_deref(),

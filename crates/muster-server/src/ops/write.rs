@@ -64,7 +64,7 @@ pub fn incoming_from_api(
     roles: Option<&Vec<String>>,
 ) -> Result<Incoming, Vec<RowErrorInfo>> {
     let mut errors = Vec::new();
-    let id = match ExternalId::parse(external_id) {
+    let id = match ExternalId::parse_incoming(external_id) {
         Ok(id) => Some(id),
         Err(e) => {
             errors.push(err(row, None, ErrorCode::InvalidKey, e.to_string()));

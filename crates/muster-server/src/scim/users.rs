@@ -757,10 +757,14 @@ impl Key {
                 self.as_str()
             ))));
         }
-        muster_core::ExternalId::parse(v).map_err(|_| {
+        muster_core::ExternalId::parse_incoming(v).map_err(|e| {
+            let why = match e {
+                muster_core::IdError::Invisible { .. } => e.to_string(),
+                _ => "1 to 256 bytes, no control characters or '/', no white space at either end"
+                    .to_owned(),
+            };
             Fail(ScimError::invalid_value(format!(
-                "{} cannot key a person: 1 to 256 bytes, no control characters or '/', \
-                 no white space at either end",
+                "{} cannot key a person: {why}",
                 self.as_str()
             )))
         })

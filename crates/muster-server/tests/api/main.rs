@@ -16,6 +16,7 @@ mod data_files;
 mod encrypted;
 mod fairness;
 mod fanout;
+mod files;
 mod fuzzing;
 mod imports;
 mod instances;
