@@ -93,6 +93,9 @@ pub struct ImportParams {
     pub on_behalf_of: Option<String>,
     /// Encrypt the file while it streams out, to this tenant key.
     pub encrypt_to: Option<EncryptTo>,
+    /// The file's text encoding label (`windows-1252`, `utf-16le`, ...);
+    /// the gateway reads UTF-8, strictly, when `None`.
+    pub encoding: Option<String>,
 }
 
 /// A tenant key to encrypt an upload to, as `GET /api/v1/keys` lists it.
@@ -150,6 +153,9 @@ impl ImportParams {
                 d.to_string()
             };
             q.push(("delimiter", d));
+        }
+        if let Some(e) = &self.encoding {
+            q.push(("encoding", e.clone()));
         }
         if let Some(e) = &self.encrypt_to {
             let kind = if e.kind == "age" { "age" } else { "pgp" };
@@ -253,6 +259,7 @@ mod tests {
             dry_run: true,
             wait_seconds: Some(5),
             delimiter: Some('\t'),
+            encoding: Some("windows-1252".into()),
             header_map: [("Given".to_string(), "First Name".to_string())].into(),
             ..ImportParams::new("workday")
         };
@@ -266,6 +273,7 @@ mod tests {
                 ("wait", "5".to_owned()),
                 ("format", "csv".to_owned()),
                 ("delimiter", "tab".to_owned()),
+                ("encoding", "windows-1252".to_owned()),
                 ("header_map", r#"{"Given":"First Name"}"#.to_owned()),
             ]
         );

@@ -87,7 +87,7 @@ Exit codes:
 With --every or --cron it runs until SIGTERM, one line per run, and exits 0 when stopped.
 
 --config FILE (TOML, mode 600 or 640) may hold: url, client_id, auth, secret_file, key_file, key_id,
-signing_key_file, file, mapping, mode, format, delimiter, header_map, dry_run, encrypt,
+signing_key_file, file, mapping, mode, format, delimiter, encoding, header_map, dry_run, encrypt,
 encryption, encrypt_key_id, on_behalf_of, wait, retries, every, cron. The command line wins
 over the environment, which wins over the file.";
 
@@ -121,6 +121,10 @@ pub struct PushArgs {
     /// The CSV delimiter: one character, or 'tab'.
     #[arg(long, value_name = "C", value_parser = parse_delimiter)]
     pub delimiter: Option<char>,
+    /// The file's text encoding (windows-1252, iso-8859-1, utf-16le, ...;
+    /// default: UTF-8, and a file that is not is refused whole).
+    #[arg(long, value_name = "LABEL")]
+    pub encoding: Option<String>,
     /// Column renames for this file only: 'Mapping Column=File Column,...'
     /// (repeatable).
     #[arg(long, value_name = "MAP", value_parser = parse_header_map)]
@@ -354,6 +358,7 @@ pub struct Job {
     wait: u64,
     no_wait: bool,
     delimiter: Option<char>,
+    encoding: Option<String>,
     header_map: BTreeMap<String, String>,
     on_behalf_of: Option<String>,
     idempotency_key: Option<String>,
@@ -476,6 +481,7 @@ pub fn resolve(a: PushArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Job,
         wait: a.wait.or(cfg.wait).unwrap_or(600),
         no_wait: a.no_wait,
         delimiter,
+        encoding: a.encoding.or(cfg.encoding.clone()),
         header_map,
         on_behalf_of: a.on_behalf_of.or(cfg.on_behalf_of.clone()),
         idempotency_key: a.idempotency_key,
@@ -587,6 +593,7 @@ async fn attempt(
         wait_seconds: server_wait,
         format: Some(job.format),
         delimiter: job.delimiter,
+        encoding: job.encoding.clone(),
         header_map: job.header_map.clone(),
         // A retried upload with the same key cannot import twice.
         idempotency_key: Some(key),

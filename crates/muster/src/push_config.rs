@@ -27,6 +27,7 @@ pub struct PushConfig {
     pub mode: Option<String>,
     pub format: Option<String>,
     pub delimiter: Option<String>,
+    pub encoding: Option<String>,
     #[serde(default)]
     pub header_map: BTreeMap<String, String>,
     #[serde(default)]

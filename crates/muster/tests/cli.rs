@@ -1061,3 +1061,37 @@ fn a_gateway_that_does_not_answer_is_retried_and_reported_in_one_line() {
     let status = terminate(&mut child);
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn push_names_the_encoding_of_a_windows_1252_export_or_is_told_what_it_looks_like() {
+    let s = start();
+    assert!(s.run(PUT_WORKDAY_MAPPING).status.success());
+    let creds = s.client(IMPORTER);
+    // The quickstart export with one accented name, as windows-1252.
+    let csv = std::fs::read_to_string(repo().join("examples/hr/employees.csv")).unwrap();
+    let (header, rest) = csv.split_once('\n').unwrap();
+    let first = rest.lines().next().unwrap();
+    let mut cells: Vec<&str> = first.split(',').collect();
+    cells[1] = "Zo\u{EB}";
+    let row = cells.join(",");
+    let mut bytes = format!("{header}\n").into_bytes();
+    bytes.extend(row.chars().map(|c| u8::try_from(u32::from(c)).unwrap()));
+    bytes.push(b'\n');
+    let file = s.data().join("latin1.csv");
+    std::fs::write(&file, bytes).unwrap();
+    let f = file.to_str().unwrap();
+
+    let out = s.push(&creds, &[f, "--mapping", "workday"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("invalid_encoding") && text(&out).contains("windows-1252"),
+        "{}",
+        text(&out)
+    );
+    let out = s.push(
+        &creds,
+        &[f, "--mapping", "workday", "--encoding", "windows-1252"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("1 rows: 1 created"), "{}", text(&out));
+}
