@@ -133,8 +133,23 @@ struct RawDoc {
     key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_error_rate: Option<f64>,
+    /// What a file lacking an optional attribute's column gets: a warning
+    /// on the import (the default), or a rejection like a required one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    missing_columns: Option<MissingColumns>,
     #[serde(default)]
     attributes: BTreeMap<String, AttributeSpec>,
+}
+
+/// What a file lacking an optional attribute's column gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingColumns {
+    /// The import goes on and says which columns it did not find; those
+    /// attributes stay as stored.
+    Warn,
+    /// The import is rejected (`missing_columns`), as for a required one.
+    Error,
 }
 
 /// A checked mapping document.
@@ -344,6 +359,8 @@ impl MappingDoc {
             missing.push(key_col.clone());
         }
         let mut attrs = Vec::new();
+        let mut absent = Vec::new();
+        let strict = self.raw.missing_columns == Some(MissingColumns::Error);
         for a in &self.attrs {
             let cols: Vec<String> = a.columns().into_iter().map(file_name).collect();
             let found: Vec<Option<usize>> = cols
@@ -356,26 +373,33 @@ impl MappingDoc {
                     sources: found.into_iter().flatten().map(Source::Index).collect(),
                     column_label: cols.join("+"),
                 });
-            } else if a.spec.required {
-                missing.extend(
-                    cols.iter()
-                        .zip(&found)
-                        .filter(|(_, f)| f.is_none())
-                        .map(|(c, _)| c.clone()),
-                );
+            } else {
+                let lacking = cols
+                    .iter()
+                    .zip(&found)
+                    .filter(|(_, f)| f.is_none())
+                    .map(|(c, _)| c.clone());
+                if a.spec.required || strict {
+                    missing.extend(lacking);
+                } else {
+                    // An optional attribute whose column is absent is not
+                    // mapped for this file: it stays as stored, and the
+                    // import says so.
+                    absent.extend(lacking.map(|c| (c, a.name.clone())));
+                }
             }
-            // An optional attribute whose column is absent is not mapped
-            // for this file: it stays as stored.
         }
         if !missing.is_empty() {
             missing.dedup();
             return Err(MappingError::MissingColumns(missing));
         }
+        absent.dedup();
         Ok(CompiledMapping {
             key: key.map(Source::Index).unwrap_or(Source::Index(0)),
             key_column: key_col,
             attrs,
             max_error_rate: self.max_error_rate(),
+            absent,
         })
     }
 
@@ -404,6 +428,7 @@ impl MappingDoc {
                 })
                 .collect(),
             max_error_rate: self.max_error_rate(),
+            absent: Vec::new(),
         })
     }
 }
@@ -434,6 +459,8 @@ pub struct CompiledMapping {
     key_column: String,
     attrs: Vec<CompiledAttr>,
     max_error_rate: f64,
+    /// Optional attributes' columns the header lacks: (column, attribute).
+    absent: Vec<(String, String)>,
 }
 
 /// One field as a source gives it.
@@ -471,6 +498,12 @@ fn json_field(v: Option<&serde_json::Value>) -> Field<'_> {
 impl CompiledMapping {
     pub fn max_error_rate(&self) -> f64 {
         self.max_error_rate
+    }
+
+    /// The columns of optional attributes the file's header lacks, with
+    /// their attributes: those attributes stay as stored for this file.
+    pub fn absent_columns(&self) -> &[(String, String)] {
+        &self.absent
     }
 
     /// The file column(s) an attribute is read from, for error reports.
@@ -1010,5 +1043,35 @@ pattern = "^[0-9]{4}$"
         assert_eq!(again.to_canonical_json(), j);
         assert_eq!(again.max_error_rate(), 0.05);
         assert!(again.attributes().contains(&"roles".to_string()));
+    }
+
+    #[test]
+    fn an_absent_optional_column_is_reported_or_with_missing_columns_error_refused() {
+        let text = "key = \"K\"\n[attributes.given_name]\ncolumn = \"G\"\nrequired = true\n\
+                    [attributes.department]\ncolumn = \"Dept\"\n";
+        let d = MappingDoc::parse(text, MappingFormat::Toml).unwrap();
+        let c = d.compile(&["K", "G"], &BTreeMap::new()).unwrap();
+        assert_eq!(
+            c.absent_columns(),
+            [("Dept".to_owned(), "department".to_owned())]
+        );
+        assert!(d
+            .compile(&["K", "G", "Dept"], &BTreeMap::new())
+            .unwrap()
+            .absent_columns()
+            .is_empty());
+        let strict = format!("missing_columns = \"error\"\n{text}");
+        let d = MappingDoc::parse(&strict, MappingFormat::Toml).unwrap();
+        match d.compile(&["K", "G"], &BTreeMap::new()) {
+            Err(MappingError::MissingColumns(c)) => assert_eq!(c, ["Dept"]),
+            other => panic!("{other:?}"),
+        }
+        let e = MappingDoc::parse(
+            &format!("missing_columns = \"ignore\"\n{text}"),
+            MappingFormat::Toml,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("missing_columns") || e.contains("ignore"), "{e}");
     }
 }

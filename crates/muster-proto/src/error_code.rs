@@ -72,6 +72,15 @@ catalogue! {
     /// (`encoding=windows-1252`, or `charset=` in the `Content-Type`) or
     /// export it as UTF-8.
     InvalidEncoding = "invalid_encoding",
+    /// Import warning: the file lacks the column of an optional attribute
+    /// of the mapping; the import went on and that attribute stays as
+    /// stored for everyone in the file. The warning names the column and
+    /// the attribute.
+    ///
+    /// To do: export the column (the attribute stops updating otherwise),
+    /// map it to the file's name with `header_map`, or, when it is meant to
+    /// be there every time, set `missing_columns = "error"` in the mapping.
+    MissingOptionalColumn = "missing_optional_column",
     /// Import rejection: the file is not text at all but an XLSX or XLS
     /// workbook, a ZIP archive, a gzip (or bzip2, xz, zstd) stream or a
     /// PDF, which the message names. Nothing was applied.

@@ -430,7 +430,23 @@ pub struct ImportInfo {
     pub finished_at: Option<DateTime<Utc>>,
     pub counts: ImportCounts,
     pub error: Option<ImportFailure>,
+    /// What the import could not read but went on without: an optional
+    /// attribute's column the file lacks (`missing_optional_column`).
+    #[serde(default)]
+    pub warnings: Vec<ImportWarning>,
     pub links: ImportLinks,
+}
+
+/// Something an import went on without. Never quotes a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImportWarning {
+    /// `missing_optional_column`.
+    pub code: String,
+    /// The column of the file it concerns.
+    pub column: Option<String>,
+    /// The attribute it concerns.
+    pub attribute: Option<String>,
+    pub message: String,
 }
 
 /// One row's problem. Never quotes the cell's value.

@@ -250,6 +250,22 @@ impl Imports for PostgresStore {
             .write(|s| fenced::add_errors(s, id, Some(owner), errors))
     }
 
+    fn import_set_warnings_claimed(
+        &self,
+        id: &str,
+        owner: &str,
+        warnings: &serde_json::Value,
+    ) -> Result<bool> {
+        self.pool.run(|s| {
+            let n = s.exec(
+                "UPDATE imports SET options = jsonb_set(options, '{warnings}', $1) \
+                 WHERE id = $2 AND lease_owner = $3",
+                &[warnings, &id, &owner],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
     fn import_set_total_claimed(
         &self,
         id: &str,

@@ -260,6 +260,27 @@ impl Imports for SqliteStore {
         self.add_errors(id, Some(owner), errors)
     }
 
+    fn import_set_warnings_claimed(
+        &self,
+        id: &str,
+        owner: &str,
+        warnings: &serde_json::Value,
+    ) -> Result<bool> {
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        let warnings = serde_json::to_string(warnings).map_err(json_err)?;
+        self.writer.write(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE imports SET options = json_set(options, '$.warnings', json(?1)) \
+                     WHERE id = ?2 AND lease_owner = ?3",
+                )
+                .map_err(be)?
+                .execute(params![warnings, id, owner])
+                .map_err(be)?;
+            Ok(n == 1)
+        })
+    }
+
     fn import_set_total_claimed(
         &self,
         id: &str,

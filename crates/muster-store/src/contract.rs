@@ -63,6 +63,7 @@ macro_rules! contract_tests {
             contract::expired_revoked_and_disabled_tokens_are_refused,
             contract::mappings_are_versioned,
             contract::an_idempotency_key_returns_the_same_import,
+            contract::warnings_are_kept_with_the_import_by_its_lease_holder_only,
             contract::only_changes_are_written_and_audited,
             contract::a_dry_run_writes_nothing_but_its_progress,
             contract::tenants_do_not_see_each_other,
@@ -557,6 +558,40 @@ pub fn an_idempotency_key_returns_the_same_import(s: &dyn Store) {
     let got = s.import_get(&TenantId::default_tenant(), &held.id).unwrap();
     assert_eq!(got.state, ImportState::Succeeded);
     assert!(got.finished_at.is_some());
+}
+
+pub fn warnings_are_kept_with_the_import_by_its_lease_holder_only(s: &dyn Store) {
+    s.bootstrap(secret::digest("a"), t0()).unwrap();
+    let mut i = new_import("i1", "p1", None);
+    i.options = serde_json::json!({"delimiter": ";"});
+    s.import_create(i).unwrap();
+    let held = s
+        .import_claim("w", Duration::minutes(1), t0())
+        .unwrap()
+        .unwrap();
+    let w = serde_json::json!([{"code": "missing_optional_column", "column": "Dept"}]);
+    assert!(!s
+        .import_set_warnings_claimed(&held.id, "other", &w)
+        .unwrap());
+    let t = TenantId::default_tenant();
+    assert!(s
+        .import_get(&t, &held.id)
+        .unwrap()
+        .options
+        .get("warnings")
+        .is_none());
+    assert!(s.import_set_warnings_claimed(&held.id, "w", &w).unwrap());
+    let got = s.import_get(&t, &held.id).unwrap();
+    assert_eq!(got.options["warnings"], w);
+    // The other options stay.
+    assert_eq!(got.options["delimiter"], ";");
+    // Replaced, not appended.
+    let none = serde_json::json!([]);
+    assert!(s.import_set_warnings_claimed(&held.id, "w", &none).unwrap());
+    assert_eq!(
+        s.import_get(&t, &held.id).unwrap().options["warnings"],
+        none
+    );
 }
 
 pub fn only_changes_are_written_and_audited(s: &dyn Store) {

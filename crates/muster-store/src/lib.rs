@@ -1126,6 +1126,16 @@ pub trait Imports {
         errors: &[RowErrorRecord],
     ) -> Result<bool>;
 
+    /// Records the import's warnings (a JSON array: what the file lacks
+    /// that the mapping could read), kept with its options as `warnings`,
+    /// replacing any earlier. Fenced like the other `_claimed` calls.
+    fn import_set_warnings_claimed(
+        &self,
+        id: &str,
+        owner: &str,
+        warnings: &serde_json::Value,
+    ) -> Result<bool>;
+
     /// Records how many rows the file has, and how many of them failed.
     fn import_set_total_claimed(
         &self,

@@ -685,11 +685,18 @@ fn run_line(
     };
     let what = match result {
         Ok(i) => {
-            let errors = if i.counts.failed > 0 {
+            let mut errors = if i.counts.failed > 0 {
                 format!(" (row errors: muster admin import errors {})", i.id)
             } else {
                 String::new()
             };
+            for w in &i.warnings {
+                errors.push_str(&format!(
+                    " [warning {}: {}]",
+                    w.code,
+                    w.column.as_deref().unwrap_or("-")
+                ));
+            }
             let state = if i.state.is_final() {
                 i.state.as_str().to_owned()
             } else {
@@ -842,6 +849,9 @@ async fn report(client: &Client, info: ImportInfo, json: bool, wait: u64) -> Exi
             if info.dry_run { " (dry run)" } else { "" }
         );
         println!("{}", counts_line(&info.counts));
+        for w in &info.warnings {
+            println!("warning: {} ({})", w.message, w.code);
+        }
         if !errors.is_empty() {
             println!("first row errors:");
             print_row_errors(&errors);

@@ -228,6 +228,7 @@ pub fn import(id: &str, state: ImportState, bytes: u64) -> ImportInfo {
             ..ImportCounts::default()
         },
         error: None,
+        warnings: Vec::new(),
         links: ImportLinks {
             errors: format!("{base}/errors"),
             events: format!("{base}/events"),

@@ -314,6 +314,12 @@ pub fn import_info(r: &ImportRow) -> ImportInfo {
             code: c.clone(),
             message: r.error_message.clone().unwrap_or_default(),
         }),
+        warnings: r
+            .options
+            .get("warnings")
+            .cloned()
+            .and_then(|w| serde_json::from_value(w).ok())
+            .unwrap_or_default(),
         links: ImportLinks {
             errors: format!("{base}/errors"),
             events: format!("{base}/events"),

@@ -42,6 +42,7 @@ use utoipa::OpenApi;
         muster_proto::ErrorCode,
         muster_proto::ImportCounts,
         muster_proto::ImportFailure,
+        muster_proto::ImportWarning,
         muster_proto::ImportLinks,
         muster_proto::ImportInfo,
         muster_proto::RowErrorInfo,

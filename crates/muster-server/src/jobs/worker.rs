@@ -438,7 +438,7 @@ impl Source<'_> {
             }
             None => self.doc.compile_named(&self.header_map),
         }
-        .map_err(mapping_reject)?;
+        .map_err(|e| mapping_reject(e, delimiter_hint(reader.header(), self.format)))?;
         let scim = match self.format {
             Format::Scim => Some(self.scim_rows()?),
             _ => None,
@@ -588,16 +588,17 @@ fn format_reject(e: FormatError) -> RunError {
     }
 }
 
-fn mapping_reject(e: MappingError) -> RunError {
+fn mapping_reject(e: MappingError, hint: Option<String>) -> RunError {
     match e {
         MappingError::MissingColumns(cols) => reject(
             ErrorCode::MissingColumns,
             format!(
-                "the header lacks the column(s) the mapping requires: {}",
+                "the header lacks the column(s) the mapping requires: {}{}",
                 cols.iter()
                     .map(|c| format!("'{c}'"))
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                hint.unwrap_or_default()
             ),
         ),
         other => reject(ErrorCode::InvalidMapping, other.to_string()),
@@ -899,6 +900,48 @@ pub fn source_system(imp: &ImportRow) -> String {
         .unwrap_or_else(|| imp.client_id.clone())
 }
 
+/// The import's warnings (`ImportWarning`s, as JSON): the optional
+/// attributes whose columns the header lacks.
+fn warnings(
+    compiled: &CompiledMapping,
+    header: Option<&[String]>,
+    format: Format,
+) -> serde_json::Value {
+    let hint = delimiter_hint(header, format).unwrap_or_default();
+    compiled
+        .absent_columns()
+        .iter()
+        .map(|(column, attribute)| {
+            serde_json::json!({
+                "code": ErrorCode::MissingOptionalColumn.as_str(),
+                "column": column,
+                "attribute": attribute,
+                "message": format!(
+                    "the file has no column '{column}', so '{attribute}' was not updated for anyone in it{hint}"
+                ),
+            })
+        })
+        .collect()
+}
+
+/// For a CSV header that reads as one single column: which delimiter the
+/// file seems to use, as a sentence to append to a message.
+fn delimiter_hint(header: Option<&[String]>, format: Format) -> Option<String> {
+    let (Some([only]), Format::Csv { delimiter }) = (header, format) else {
+        return None;
+    };
+    let seen = [(b';', "';'"), (b'\t', "tab"), (b'|', "'|'"), (b',', "','")]
+        .into_iter()
+        .filter(|(d, _)| *d != delimiter)
+        .max_by_key(|(d, _)| only.bytes().filter(|b| b == d).count())
+        .filter(|(d, _)| only.bytes().any(|b| b == *d))?;
+    Some(format!(
+        "; the header reads as one single column: the file's delimiter looks like {} (pass delimiter={})",
+        seen.1,
+        if seen.0 == b'\t' { "tab".to_owned() } else { (seen.0 as char).to_string() }
+    ))
+}
+
 /// The validation pass. Reading stays on this thread; mapping, policy
 /// checks and the unchanged look-up run on two threads, chunk by chunk;
 /// results are taken back in row order and written to the import's
@@ -914,6 +957,10 @@ fn validate(
     record: bool,
 ) -> Result<Validated, RunError> {
     let (mut reader, compiled) = src.open()?;
+    if record {
+        let warnings = warnings(&compiled, reader.reader.header(), src.format);
+        held(store.import_set_warnings_claimed(&src.imp.id, &src.state.instance, &warnings)?)?;
+    }
     let fp_key = Incoming::fingerprint_key(&client.principal_name(), &client.write_policy);
     // Keyed with a random key of this run: digests on disk link to no id.
     let digester = Digester::new();

@@ -201,3 +201,68 @@ async fn a_key_with_an_invisible_character_is_a_row_error_naming_the_code_point(
     let body = r.text().await.unwrap();
     assert!(body.contains("U+200B"), "{status}: {body}");
 }
+
+#[tokio::test]
+async fn an_optional_column_missing_from_the_file_is_a_warning_or_by_the_mapping_a_rejection() {
+    let app = spawn_app().await;
+    let (_, t) = app.hr_setup().await;
+    // No Department column: the import goes on and says so.
+    let csv = "Employee ID,First Name,Last Name,Work Email,Worker Status,Hire Date\n\
+               E1,Ada,A,ada@example.com,A,01/15/2020\n";
+    let v = app.import_csv(&t, csv).await;
+    assert_eq!(v["state"], "succeeded", "{v}");
+    let w = &v["warnings"];
+    assert_eq!(w.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(w[0]["code"], "missing_optional_column");
+    assert_eq!(w[0]["column"], "Department");
+    assert_eq!(w[0]["attribute"], "department");
+    // The import keeps them: a later read says the same.
+    let again: Value = app
+        .get_json_as(
+            &t,
+            &format!("/api/v1/imports/{}", v["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(again["warnings"], *w);
+    // A whole file has none.
+    let v = app.import_csv(&t, &rows(1)).await;
+    assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
+
+    // A mapping that wants every column there rejects the file instead.
+    let strict = format!("missing_columns = \"error\"\n{MAPPING}");
+    let r = app.put_mapping("hr", &strict).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v = app.import_csv(&t, csv).await;
+    assert_eq!(v["state"], "rejected", "{v}");
+    assert_eq!(v["error"]["code"], "missing_columns");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'Department'"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn a_header_read_as_one_column_names_the_delimiter_the_file_seems_to_use() {
+    let app = spawn_app().await;
+    let (_, t) = app.hr_setup().await;
+    let csv = format!(
+        "{}\nE1;Ada;A;ada@example.com;R&D;A;01/15/2020\n",
+        HEADER.replace(',', ";")
+    );
+    let v = app.import_csv(&t, &csv).await;
+    assert_eq!(v["state"], "rejected", "{v}");
+    assert_eq!(v["error"]["code"], "missing_columns");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("one single column") && msg.contains("delimiter=;"),
+        "{msg}"
+    );
+    let r = app
+        .upload(&t, "mapping=hr&wait=30&delimiter=;", "text/csv", csv)
+        .await;
+    let v = final_import(&app, r).await;
+    assert_eq!(v["state"], "succeeded", "{v}");
+}
