@@ -6,7 +6,11 @@ use axum::Json;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ClientCredentials, Flow, Http, HttpAuthScheme, OAuth2, Scopes, SecurityRequirement,
+    SecurityScheme,
+};
+use utoipa::openapi::server::Server;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
 use utoipa::OpenApi;
 
@@ -232,9 +236,12 @@ fn schema_of(body: Body) -> Option<RefOr<Schema>> {
             ObjectBuilder::new()
                 .property("items", ArrayBuilder::new().items(schema_ref(n)))
                 .required("items")
+                // null on the last page.
                 .property(
                     "next_cursor",
-                    ObjectBuilder::new().schema_type(Type::String),
+                    ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::Array(
+                        vec![Type::String, Type::Null],
+                    )),
                 )
                 .into(),
         ),
@@ -258,6 +265,118 @@ fn content(body: Body) -> Vec<(String, utoipa::openapi::Content)> {
     }
 }
 
+/// A query parameter's schema, as its handler reads it: the types, ranges
+/// and enums the gateway accepts (booleans also as 1/0/yes/no).
+fn query_schema(path: &str, name: &str) -> RefOr<Schema> {
+    let int = |min: i64, max: Option<i64>| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(min))
+            .maximum(max)
+    };
+    let one_of = |values: &[&str]| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values.iter().copied()))
+    };
+    let b = match (path, name) {
+        ("/api/v1/changes", "wait") => int(0, Some(30)),
+        (_, "wait") => int(0, Some(3600)),
+        (_, "limit") => int(1, Some(1000)),
+        (_, "version") => int(1, None),
+        ("/api/v1/imports", "after") => ObjectBuilder::new().schema_type(Type::String),
+        (_, "after") => int(0, None),
+        (_, "dry_run" | "allow_mass_deactivation") => {
+            ObjectBuilder::new().schema_type(Type::Boolean)
+        }
+        (_, "mode") => one_of(&["upsert", "snapshot"]),
+        (_, "format") => one_of(&["csv", "jsonl", "scim"]),
+        (_, "encryption") => one_of(&["none", "pgp", "openpgp", "age"]),
+        (_, "state") => return schema_ref("ImportState"),
+        (_, "max_deactivate_percent") => ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .minimum(Some(0))
+            .maximum(Some(100)),
+        (_, "encryption_key_id") => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(128)),
+        (_, "header_map") => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("a JSON object, URL-encoded")),
+        _ => ObjectBuilder::new().schema_type(Type::String),
+    };
+    b.into()
+}
+
+/// A header parameter of `min..=max` printable ASCII characters.
+fn header(
+    name: &str,
+    description: &str,
+    min: usize,
+    max: usize,
+) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(min))
+                .max_length(Some(max))
+                .pattern(Some("^[\\x20-\\x7E]+$")),
+        ))
+        .build()
+}
+
+/// The form body of `/oauth2/token` (RFC 6749 4.4.2, 2.3.1; RFC 7523 2.2)
+/// or `/oauth2/revoke` (RFC 7009 2.1).
+fn oauth_form(path: &str) -> RefOr<Schema> {
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    let mut o = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property(
+            "client_id",
+            text().description(Some("client_secret_post, or with private_key_jwt")),
+        )
+        .property(
+            "client_secret",
+            text().description(Some("client_secret_post")),
+        )
+        .property(
+            "client_assertion_type",
+            text().enum_values(Some([
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ])),
+        )
+        .property(
+            "client_assertion",
+            text().description(Some("private_key_jwt: the signed JWT")),
+        );
+    if path == "/oauth2/token" {
+        o = o
+            .property(
+                "grant_type",
+                text().enum_values(Some(["client_credentials"])),
+            )
+            .required("grant_type")
+            .property(
+                "scope",
+                text().description(Some(
+                    "space-separated permissions; default: all of the client's",
+                )),
+            );
+    } else {
+        o = o.property("token", text()).required("token").property(
+            "token_type_hint",
+            text().enum_values(Some(["access_token"])),
+        );
+    }
+    o.into()
+}
+
 fn method(m: &str) -> HttpMethod {
     match m {
         "post" => HttpMethod::Post,
@@ -268,13 +387,30 @@ fn method(m: &str) -> HttpMethod {
     }
 }
 
-pub fn build() -> utoipa::openapi::OpenApi {
+/// The document for a gateway whose public URL is `server`.
+pub fn build(server: &str) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc.servers = Some(vec![Server::new(server)]);
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",
         SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    );
+    // How a client gets that bearer token: the client-credentials grant,
+    // its scopes the permissions.
+    components.add_security_scheme(
+        "oauth2",
+        SecurityScheme::OAuth2(OAuth2::new([Flow::ClientCredentials(
+            ClientCredentials::new(
+                format!("{server}/oauth2/token"),
+                Scopes::from_iter(
+                    muster_core::policy::Permission::ALL
+                        .iter()
+                        .map(|p| (p.as_str(), p.as_str())),
+                ),
+            ),
+        )])),
     );
     for route in ROUTES {
         let mut op = OperationBuilder::new()
@@ -288,6 +424,28 @@ pub fn build() -> utoipa::openapi::OpenApi {
             );
         if !route.permission.is_empty() {
             op = op.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+            let scopes: Vec<String> = muster_core::policy::Permission::parse(
+                route.permission.split_whitespace().next().unwrap_or(""),
+            )
+            .map(|p| vec![p.as_str().to_owned()])
+            .unwrap_or_default();
+            op = op.security(SecurityRequirement::new("oauth2", scopes));
+        }
+        if route.path.starts_with("/api/v1/") {
+            op = op.parameter(header(
+                "On-Behalf-Of",
+                "who the request acts for; recorded in the audit trail, never used to decide anything",
+                1,
+                256,
+            ));
+        }
+        if route.path == "/api/v1/imports" && route.method == "post" {
+            op = op.parameter(header(
+                "Idempotency-Key",
+                "the same key, parameters and file from the same client answer with the first import; another file or parameters with a used key are 422 idempotency_key_reused",
+                1,
+                255,
+            ));
         }
         for seg in route.path.split('/') {
             if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
@@ -307,10 +465,19 @@ pub fn build() -> utoipa::openapi::OpenApi {
                     .parameter_in(ParameterIn::Query)
                     .required(Required::False)
                     .description(Some(*desc))
-                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+                    .schema(Some(query_schema(route.path, name))),
             );
         }
-        let req = content(route.request);
+        let req = if route.path.starts_with("/oauth2/") {
+            vec![(
+                "application/x-www-form-urlencoded".to_owned(),
+                ContentBuilder::new()
+                    .schema(Some(oauth_form(route.path)))
+                    .build(),
+            )]
+        } else {
+            content(route.request)
+        };
         if !req.is_empty() {
             let mut b = RequestBodyBuilder::new().required(Some(Required::True));
             for (t, c) in req {
@@ -322,7 +489,12 @@ pub fn build() -> utoipa::openapi::OpenApi {
         for (t, c) in content(route.response) {
             ok = ok.content(t, c);
         }
-        op = op.response(route.status, ok.build());
+        let ok = ok.build();
+        if route.path == "/api/v1/imports" && route.method == "post" {
+            // 202 while it runs; 200 once final (wait=) or for a repeated key.
+            op = op.response("200", ok.clone());
+        }
+        op = op.response(route.status, ok);
         let problem = ResponseBuilder::new()
             .description("an RFC 9457 problem document (RFC 6749 5.2 error on /oauth2)")
             .content(
@@ -339,8 +511,10 @@ pub fn build() -> utoipa::openapi::OpenApi {
     doc
 }
 
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(build())
+pub async fn document(
+    axum::extract::State(state): axum::extract::State<crate::base::state::AppState>,
+) -> Json<utoipa::openapi::OpenApi> {
+    Json(build(&state.issuer))
 }
 
 #[cfg(test)]
@@ -354,7 +528,7 @@ mod tests {
     /// problem's `code` points at that list.
     #[test]
     fn the_document_lists_the_error_codes() {
-        let doc = serde_json::to_value(super::build()).unwrap();
+        let doc = serde_json::to_value(super::build("https://gw.example")).unwrap();
         let schemas = &doc["components"]["schemas"];
         let listed: Vec<&str> = schemas["ErrorCode"]["enum"]
             .as_array()
@@ -373,6 +547,75 @@ mod tests {
             schemas["Problem"]["properties"]["code"]["$ref"],
             "#/components/schemas/ErrorCode"
         );
+    }
+
+    /// What an integrator reads off the document is what the handlers do:
+    /// typed query parameters, the headers, both answers of an upload, the
+    /// token endpoint's form, how to get a token, where the gateway is.
+    #[test]
+    fn the_document_tells_the_truth_about_parameters_headers_answers_and_auth() {
+        let doc = serde_json::to_value(super::build("https://gw.example")).unwrap();
+        assert_eq!(doc["servers"][0]["url"], "https://gw.example");
+        let flow = &doc["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"];
+        assert_eq!(flow["tokenUrl"], "https://gw.example/oauth2/token");
+        assert!(flow["scopes"]["imports:create"].is_string(), "{flow}");
+        let upload = &doc["paths"]["/api/v1/imports"]["post"];
+        let param = |name: &str| {
+            upload["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("no parameter {name}"))
+                .clone()
+        };
+        assert_eq!(param("wait")["schema"]["type"], "integer");
+        assert_eq!(param("dry_run")["schema"]["type"], "boolean");
+        assert_eq!(
+            param("mode")["schema"]["enum"],
+            serde_json::json!(["upsert", "snapshot"])
+        );
+        assert_eq!(
+            param("format")["schema"]["enum"],
+            serde_json::json!(["csv", "jsonl", "scim"])
+        );
+        assert_eq!(param("max_deactivate_percent")["schema"]["type"], "number");
+        assert_eq!(param("Idempotency-Key")["in"], "header");
+        assert_eq!(param("Idempotency-Key")["schema"]["maxLength"], 255);
+        assert_eq!(param("On-Behalf-Of")["in"], "header");
+        assert!(param("mapping")["description"]
+            .as_str()
+            .unwrap()
+            .contains("required"));
+        for status in ["200", "202"] {
+            assert_eq!(
+                upload["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ImportInfo",
+                "{status}"
+            );
+        }
+        let security: Vec<&str> = upload["security"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_object().unwrap().keys().map(String::as_str))
+            .collect();
+        assert_eq!(security, ["bearer", "oauth2"]);
+        let form = &doc["paths"]["/oauth2/token"]["post"]["requestBody"]["content"]
+            ["application/x-www-form-urlencoded"]["schema"];
+        assert_eq!(
+            form["properties"]["grant_type"]["enum"],
+            serde_json::json!(["client_credentials"])
+        );
+        assert_eq!(form["required"], serde_json::json!(["grant_type"]));
+        let changes = &doc["paths"]["/api/v1/changes"]["get"]["parameters"];
+        let wait = changes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "wait")
+            .unwrap();
+        assert_eq!(wait["schema"]["maximum"], 30);
     }
 
     #[test]
