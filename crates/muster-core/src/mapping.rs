@@ -137,8 +137,48 @@ struct RawDoc {
     /// on the import (the default), or a rejection like a required one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     missing_columns: Option<MissingColumns>,
+    /// How the files this mapping reads are written; an upload's own
+    /// parameters win.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<FileSettings>,
     #[serde(default)]
     attributes: BTreeMap<String, AttributeSpec>,
+}
+
+/// How the files a mapping reads are written (the `[file]` table): the
+/// defaults of an upload that does not say.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// The CSV delimiter: one ASCII character, or `tab`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// The text encoding label (`windows-1252`, ...); the gateway checks it
+    /// when the mapping is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// Records (and the header) may end with one delimiter too many.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trailing_delimiter: bool,
+}
+
+impl FileSettings {
+    /// The delimiter as a byte, when one is set and valid.
+    pub fn delimiter_byte(&self) -> Option<u8> {
+        self.delimiter.as_deref().and_then(delimiter_byte)
+    }
+}
+
+/// A CSV delimiter as the API and the mapping take it: one ASCII
+/// character other than a quote or line break, or `tab`.
+pub fn delimiter_byte(s: &str) -> Option<u8> {
+    match s {
+        "tab" | "\t" => Some(b'\t'),
+        s if s.len() == 1 && s.is_ascii() && !matches!(s, "\"" | "\n" | "\r") => {
+            Some(s.as_bytes()[0])
+        }
+        _ => None,
+    }
 }
 
 /// What a file lacking an optional attribute's column gets.
@@ -210,6 +250,16 @@ impl MappingDoc {
         if let Some(r) = raw.max_error_rate {
             if !(0.0..=1.0).contains(&r) {
                 return Err(invalid("max_error_rate: must be between 0.0 and 1.0"));
+            }
+        }
+        if let Some(f) = &raw.file {
+            if f.delimiter.is_some() && f.delimiter_byte().is_none() {
+                return Err(invalid(
+                    "file.delimiter: must be one ASCII character (or 'tab'), not a quote or line break",
+                ));
+            }
+            if f.encoding.as_deref().is_some_and(|e| e.trim().is_empty()) {
+                return Err(invalid("file.encoding: must name an encoding"));
             }
         }
         if raw.attributes.is_empty() {
@@ -312,6 +362,11 @@ impl MappingDoc {
 
     pub fn max_error_rate(&self) -> f64 {
         self.raw.max_error_rate.unwrap_or(DEFAULT_MAX_ERROR_RATE)
+    }
+
+    /// The `[file]` settings (all unset when the mapping has none).
+    pub fn file(&self) -> FileSettings {
+        self.raw.file.clone().unwrap_or_default()
     }
 
     pub fn key(&self) -> &str {

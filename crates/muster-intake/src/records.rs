@@ -479,6 +479,9 @@ pub struct RecordReader<R: Read> {
     /// No encoding was declared: a row that is not UTF-8 spoils the file
     /// ([`FormatError::NotUtf8`]) instead of only its row.
     strict_utf8: bool,
+    /// CSV: a record may end with one delimiter too many (an empty last
+    /// field past the header's columns), as some exports write.
+    trailing_delimiter: bool,
     /// A fatal error already returned: every later call returns it again
     /// (the csv reader would otherwise report a clean end of file).
     failed: Option<Failed>,
@@ -552,6 +555,17 @@ impl<R: Read> RecordReader<R> {
     /// lines it reads up to the first non-blank line. A file with nothing but
     /// a BOM and blank lines is [`FormatError::Empty`].
     pub fn new(inner: R, format: Format, limits: Limits) -> Result<Self, FormatError> {
+        Self::with_trailing_delimiter(inner, format, limits, false)
+    }
+
+    /// [`RecordReader::new`], tolerating, when `trailing` is set, one
+    /// delimiter too many at the end of the CSV header and of each record.
+    pub fn with_trailing_delimiter(
+        inner: R,
+        format: Format,
+        limits: Limits,
+        trailing: bool,
+    ) -> Result<Self, FormatError> {
         let mut me = match format {
             Format::Csv { delimiter } => {
                 if !delimiter.is_ascii() || matches!(delimiter, b'"' | b'\r' | b'\n') {
@@ -573,6 +587,7 @@ impl<R: Read> RecordReader<R> {
                     },
                     limits,
                     strict_utf8: false,
+                    trailing_delimiter: false,
                     failed: None,
                 }
             }
@@ -588,6 +603,7 @@ impl<R: Read> RecordReader<R> {
                 },
                 limits,
                 strict_utf8: false,
+                trailing_delimiter: false,
                 failed: None,
             },
             // The document may well be one long line: the bulk reader
@@ -603,16 +619,18 @@ impl<R: Read> RecordReader<R> {
                 },
                 limits,
                 strict_utf8: false,
+                trailing_delimiter: false,
                 failed: None,
             },
         };
+        me.trailing_delimiter = trailing;
         match &mut me.inner {
             Inner::Csv {
                 reader,
                 header,
                 record,
                 ..
-            } => *header = read_header(reader, record, &limits)?,
+            } => *header = read_header(reader, record, &limits, trailing)?,
             Inner::Json { .. } => {
                 let first = me.next_json()?.ok_or(FormatError::Empty)?;
                 if let Inner::Json { first: slot, .. } = &mut me.inner {
@@ -733,7 +751,12 @@ impl<R: Read> RecordReader<R> {
                 max: max_fields,
             });
         }
-        if record.len() != header.len() {
+        let extra_empty = self.trailing_delimiter
+            && record.len() == header.len() + 1
+            && record
+                .get(header.len())
+                .is_some_and(|f| f.trim_ascii().is_empty());
+        if record.len() != header.len() && !extra_empty {
             return Ok(Some(Item::Problem(RowProblem {
                 row,
                 column: None,
@@ -762,8 +785,8 @@ impl<R: Read> RecordReader<R> {
                 .unwrap_or(0);
             return Ok(Some(bad_column(i)));
         };
-        let mut fields = Vec::with_capacity(record.len());
-        for i in 0..record.len() {
+        let mut fields = Vec::with_capacity(header.len());
+        for i in 0..header.len() {
             match record.range(i).and_then(|r| text.get(r)) {
                 Some(s) => fields.push(s.to_owned()),
                 None => return Ok(Some(bad_column(i))),
@@ -807,6 +830,7 @@ fn read_header<R: Read>(
     reader: &mut csv::Reader<Guard<R>>,
     record: &mut csv::ByteRecord,
     limits: &Limits,
+    trailing: bool,
 ) -> Result<Vec<String>, FormatError> {
     let got = reader
         .read_byte_record(record)
@@ -822,7 +846,13 @@ fn read_header<R: Read>(
         });
     }
     let mut header: Vec<String> = Vec::with_capacity(record.len());
-    for (i, cell) in record.iter().enumerate() {
+    let columns = match record.iter().next_back() {
+        Some(last) if trailing && record.len() > 1 && last.trim_ascii().is_empty() => {
+            record.len() - 1
+        }
+        _ => record.len(),
+    };
+    for (i, cell) in record.iter().take(columns).enumerate() {
         let name = std::str::from_utf8(cell)
             .map_err(|_| FormatError::HeaderNotUtf8 {
                 likely: crate::text::likely_encoding(record.as_slice()),
@@ -933,6 +963,32 @@ mod tests {
             max_line_bytes,
             max_fields: 10,
         }
+    }
+
+    #[test]
+    fn one_trailing_delimiter_is_tolerated_only_when_asked() {
+        let data = b"id,name,\n1,Ada,\n2,Bob\n3,Cy,x\n";
+        let mut r = RecordReader::with_trailing_delimiter(
+            &data[..],
+            Format::Csv { delimiter: b',' },
+            Limits::default(),
+            true,
+        )
+        .unwrap();
+        assert_eq!(r.header().unwrap(), ["id", "name"]);
+        let mut items = Vec::new();
+        while let Some(i) = r.next_item().unwrap() {
+            items.push(i);
+        }
+        assert_eq!(fields(&items[0]), (2, vec!["1", "Ada"]));
+        assert_eq!(fields(&items[1]), (3, vec!["2", "Bob"]));
+        // A third field with a value is not a trailing delimiter.
+        assert!(matches!(&items[2], Item::Problem(p) if p.code == ErrorCode::RaggedRow));
+        // Without the setting the header's empty last name is refused.
+        assert!(matches!(
+            csv(data),
+            Err(FormatError::EmptyHeaderName { position: 3 })
+        ));
     }
 
     #[test]

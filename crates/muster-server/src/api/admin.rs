@@ -246,6 +246,14 @@ pub async fn mapping_put(
     })?;
     let doc = MappingDoc::parse(text, format)
         .map_err(|e| ApiError::unprocessable(ErrorCode::InvalidMapping, e.to_string()))?;
+    if let Some(label) = doc.file().encoding {
+        if muster_intake::text::encoding_for(&label).is_none() {
+            return Err(ApiError::unprocessable(
+                ErrorCode::InvalidMapping,
+                "file.encoding: not an encoding label (utf-8, windows-1252, iso-8859-1, utf-16le, ...)",
+            ));
+        }
+    }
     let row = mappings::put(&state, &caller, name, doc).await?;
     Ok((StatusCode::CREATED, Json(mapping_info(&row))))
 }

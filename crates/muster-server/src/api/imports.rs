@@ -43,7 +43,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
         dry_run: false,
         wait: 0,
         format: None,
-        delimiter: b',',
+        delimiter: None,
         header_map: BTreeMap::new(),
         encryption: None,
         encryption_key_id: None,
@@ -118,17 +118,12 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
                 }
             },
             "delimiter" => {
-                let d = match v.as_str() {
-                    "tab" | "\t" => b'\t',
-                    s if s.len() == 1 && s.is_ascii() && s != "\"" && s != "\n" && s != "\r" => s.as_bytes()[0],
-                    _ => {
-                        return Err(ApiError::bad_request(
-                            ErrorCode::InvalidParameter,
-                            "delimiter: must be one ASCII character (or 'tab'), not a quote or line break",
-                        ))
-                    }
-                };
-                p.delimiter = d;
+                p.delimiter = Some(muster_core::mapping::delimiter_byte(&v).ok_or_else(|| {
+                    ApiError::bad_request(
+                        ErrorCode::InvalidParameter,
+                        "delimiter: must be one ASCII character (or 'tab'), not a quote or line break",
+                    )
+                })?);
             }
             "encryption" => {
                 p.encryption = Some(Encryption::parse(&v).ok_or_else(|| {

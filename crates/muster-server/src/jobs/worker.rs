@@ -422,10 +422,17 @@ impl Source<'_> {
             .and_then(|e| e.as_str())
             .and_then(muster_intake::text::encoding_for);
         let (text, strict) = muster_intake::text::open(plain, declared).map_err(format_reject)?;
-        let mut reader = RecordReader::new(
+        let trailing = self
+            .imp
+            .options
+            .get("trailing_delimiter")
+            .and_then(|t| t.as_bool())
+            .unwrap_or(false);
+        let mut reader = RecordReader::with_trailing_delimiter(
             BufReader::with_capacity(256 * 1024, text),
             self.format,
             limits,
+            trailing,
         )
         .map_err(format_reject)?;
         if strict {

@@ -9,6 +9,7 @@ use crate::base::state::AppState;
 use crate::jobs::worker::SCIM_FORMAT;
 use axum::body::Body;
 use futures::StreamExt;
+use muster_core::mapping::FileSettings;
 use muster_core::policy::{IntakePolicy, Permission};
 use muster_intake::decrypt;
 use muster_intake::seal::SealWriter;
@@ -27,7 +28,8 @@ pub struct ImportParams {
     pub dry_run: bool,
     pub wait: u64,
     pub format: Option<String>,
-    pub delimiter: u8,
+    /// The CSV delimiter given with the upload; else the mapping's, else `,`.
+    pub delimiter: Option<u8>,
     pub header_map: BTreeMap<String, String>,
     /// Declared encryption (`none`, `pgp`, `age`); detected when absent.
     pub encryption: Option<Encryption>,
@@ -120,12 +122,20 @@ pub(crate) async fn submit(
 
     // A SCIM file has no stored mapping: its import names the SCIM User
     // mapping, at version 0.
-    let mapping = if format == SCIM_FORMAT {
-        (SCIM_FORMAT.to_owned(), 0)
+    let (mapping, file) = if format == SCIM_FORMAT {
+        ((SCIM_FORMAT.to_owned(), 0), FileSettings::default())
     } else {
         let (t, name) = (tenant.clone(), p.mapping.clone());
         match state.db(move |s| s.mapping_get(&t, &name, None)).await {
-            Ok(m) => (m.name, m.version),
+            Ok(m) => {
+                let file = m
+                    .document
+                    .get("file")
+                    .cloned()
+                    .and_then(|f| serde_json::from_value(f).ok())
+                    .unwrap_or_default();
+                ((m.name, m.version), file)
+            }
             Err(ApiError::NotFound(_)) => {
                 return Err(ApiError::unprocessable(
                     ErrorCode::UnknownMapping,
@@ -137,6 +147,25 @@ pub(crate) async fn submit(
             }
             Err(e) => return Err(e),
         }
+    };
+    // What the upload does not say, the mapping's [file] table does.
+    let delimiter = p.delimiter.or(file.delimiter_byte()).unwrap_or(b',');
+    let encoding = match (&p.encoding, &file.encoding) {
+        (Some(e), _) => Some(e.clone()),
+        (None, Some(label)) => Some(
+            muster_intake::text::encoding_for(label)
+                .map(|e| e.name().to_ascii_lowercase())
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        ErrorCode::InvalidMapping,
+                        format!(
+                            "mapping '{}': file.encoding is not an encoding label",
+                            mapping.0
+                        ),
+                    )
+                })?,
+        ),
+        (None, None) => None,
     };
 
     let pid = caller.principal.id.clone();
@@ -162,7 +191,8 @@ pub(crate) async fn submit(
         dry_run: p.dry_run,
         format,
         options: serde_json::json!({
-            "delimiter": (p.delimiter as char).to_string(),
+            "delimiter": (delimiter as char).to_string(),
+            "trailing_delimiter": file.trailing_delimiter,
             "header_map": p.header_map,
             "encryption": encryption.as_str(),
             "encryption_key_id": p.encryption_key_id,
@@ -170,7 +200,7 @@ pub(crate) async fn submit(
             "max_deactivate_percent": p.max_deactivate_percent,
             "allow_mass_deactivation": p.allow_mass_deactivation,
             "encryption_declared": p.encryption.map(Encryption::as_str),
-            "encoding": p.encoding,
+            "encoding": encoding,
             "body_sha256": sha256,
         }),
         bytes,
@@ -202,7 +232,7 @@ async fn same_request(
     let o = &row.options;
     let text = |k: &str| o.get(k).and_then(|v| v.as_str());
     let source = p.source.as_deref().unwrap_or(&caller.principal.client_id);
-    let delimiter = (p.delimiter as char).to_string();
+    let delimiter = p.delimiter.map(|d| (d as char).to_string());
     let header_map = serde_json::to_value(&p.header_map).unwrap_or_default();
     let limit = o.get("max_deactivate_percent").and_then(|v| v.as_f64());
     let declared = p.encryption.map(Encryption::as_str);
@@ -217,16 +247,22 @@ async fn same_request(
         ("mapping", format != SCIM_FORMAT && row.mapping != p.mapping),
         ("mode", row.mode != p.mode),
         ("dry_run", row.dry_run != p.dry_run),
+        // Left out, the mapping's (or the default) was used.
         (
             "delimiter",
-            text("delimiter").is_some_and(|d| d != delimiter),
+            delimiter
+                .as_deref()
+                .is_some_and(|d| text("delimiter").is_some_and(|t| t != d)),
         ),
         (
             "header_map",
             o.get("header_map").is_some_and(|h| *h != header_map),
         ),
         ("encryption", first_declared != declared),
-        ("encoding", text("encoding") != p.encoding.as_deref()),
+        (
+            "encoding",
+            p.encoding.is_some() && text("encoding") != p.encoding.as_deref(),
+        ),
         (
             "encryption_key_id",
             text("encryption_key_id") != p.encryption_key_id.as_deref(),

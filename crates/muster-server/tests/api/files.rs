@@ -266,3 +266,47 @@ async fn a_header_read_as_one_column_names_the_delimiter_the_file_seems_to_use()
     let v = final_import(&app, r).await;
     assert_eq!(v["state"], "succeeded", "{v}");
 }
+
+#[tokio::test]
+async fn the_mappings_file_settings_read_an_export_that_the_upload_does_not_describe() {
+    let app = spawn_app().await;
+    let (_, t) = app.hr_setup().await;
+    // TOML wants top-level keys first: the [file] table goes after them.
+    let (top, attrs) = MAPPING.split_once("[attributes").unwrap();
+    let mapping_ok = format!(
+        "{top}[file]\ndelimiter = \";\"\nencoding = \"windows-1252\"\ntrailing_delimiter = true\n\n[attributes{attrs}"
+    );
+    let r = app.put_mapping("hr", &mapping_ok).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
+    let mut body = format!("{};\n", HEADER.replace(',', ";")).into_bytes();
+    body.extend_from_slice(b"E1;Zo\xEB;M\xFCller;zoe@example.com;R&D;A;01/15/2020;\n");
+    let r = app
+        .upload(&t, "mapping=hr&wait=30", "text/csv", body.clone())
+        .await;
+    let v = final_import(&app, r).await;
+    assert_eq!(v["state"], "succeeded", "{v}");
+    assert_eq!(app.person("E1").await.attributes["given_name"], "Zoë");
+    // The upload's own parameters win: a ',' delimiter finds one column.
+    let r = app
+        .upload(&t, "mapping=hr&wait=30&delimiter=,", "text/csv", body)
+        .await;
+    let v = final_import(&app, r).await;
+    assert_eq!(v["state"], "rejected", "{v}");
+    // A setting that cannot be used is refused when the mapping is stored.
+    for (bad, needle) in [
+        ("delimiter = \";;\"", "file.delimiter"),
+        ("encoding = \"klingon\"", "file.encoding"),
+        ("colour = \"blue\"", "colour"),
+    ] {
+        let doc = format!("{top}[file]\n{bad}\n\n[attributes{attrs}");
+        let r = app.put_mapping("hr", &doc).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        let p: Value = r.json().await.unwrap();
+        assert!(p["detail"].as_str().unwrap().contains(needle), "{bad}: {p}");
+    }
+}
