@@ -20,6 +20,12 @@ pub fn encoding_for(label: &str) -> Option<&'static Encoding> {
     Encoding::for_label(label.trim().as_bytes())
 }
 
+/// The canonical name of the encoding `label` names, in lower case
+/// (`latin1` is `windows-1252`), as the gateway records it.
+pub fn encoding_name(label: &str) -> Option<String> {
+    encoding_for(label).map(|e| e.name().to_ascii_lowercase())
+}
+
 /// What a file that is not text is, from its first bytes.
 pub fn not_text(head: &[u8]) -> Option<&'static str> {
     if head.starts_with(b"PK\x03\x04") {

@@ -176,9 +176,7 @@ pub fn parse_params(query: Option<&str>, max_wait: u64) -> ApiResult<ImportParam
 
 /// The WHATWG name of the encoding `label` names, in lower case.
 fn encoding_name(what: &str, label: &str) -> ApiResult<String> {
-    muster_intake::text::encoding_for(label)
-        .map(|e| e.name().to_ascii_lowercase())
-        .ok_or_else(|| {
+    muster_intake::text::encoding_name(label).ok_or_else(|| {
             ApiError::bad_request(
                 ErrorCode::InvalidParameter,
                 format!(

@@ -152,19 +152,17 @@ pub(crate) async fn submit(
     let delimiter = p.delimiter.or(file.delimiter_byte()).unwrap_or(b',');
     let encoding = match (&p.encoding, &file.encoding) {
         (Some(e), _) => Some(e.clone()),
-        (None, Some(label)) => Some(
-            muster_intake::text::encoding_for(label)
-                .map(|e| e.name().to_ascii_lowercase())
-                .ok_or_else(|| {
-                    ApiError::unprocessable(
-                        ErrorCode::InvalidMapping,
-                        format!(
-                            "mapping '{}': file.encoding is not an encoding label",
-                            mapping.0
-                        ),
-                    )
-                })?,
-        ),
+        (None, Some(label)) => {
+            Some(muster_intake::text::encoding_name(label).ok_or_else(|| {
+                ApiError::unprocessable(
+                    ErrorCode::InvalidMapping,
+                    format!(
+                        "mapping '{}': file.encoding is not an encoding label",
+                        mapping.0
+                    ),
+                )
+            })?)
+        }
         (None, None) => None,
     };
 
