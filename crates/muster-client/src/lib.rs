@@ -535,6 +535,23 @@ impl Client {
             .await
     }
 
+    /// `GET /api/v1/clients/{client_id}/read-policy`
+    pub async fn read_policy_get(&self, client_id: &str) -> Result<ReadPolicyInfo, ClientError> {
+        self.get(&format!("/api/v1/clients/{}/read-policy", seg(client_id)?))
+            .await
+    }
+
+    /// `PUT /api/v1/clients/{client_id}/read-policy`
+    pub async fn read_policy_put(
+        &self,
+        client_id: &str,
+        policy: &ReadPolicyInfo,
+    ) -> Result<ReadPolicyInfo, ClientError> {
+        let path = format!("/api/v1/clients/{}/read-policy", seg(client_id)?);
+        self.call(Method::PUT, &path, &[], Some(to_json(policy)?))
+            .await
+    }
+
     // ---- client signing and assertion keys --------------------------------
 
     /// `GET /api/v1/clients/{client_id}/keys`: which keys are set.

@@ -20,10 +20,13 @@ pub enum Permission {
     /// Reading and writing people and groups through the SCIM door
     /// (docs/scim.md): an identity provider provisions what it reads.
     ScimProvision,
+    /// Creating and managing the webhook subscriptions the client owns,
+    /// within its read policy (docs/events.md#nodes-that-manage-their-own-subscription).
+    SubscriptionsOwn,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::ImportsCreate,
         Permission::ImportsRead,
         Permission::PeopleWrite,
@@ -35,6 +38,7 @@ impl Permission {
         Permission::AuditRead,
         Permission::TenantAdmin,
         Permission::ScimProvision,
+        Permission::SubscriptionsOwn,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -47,6 +51,7 @@ impl Permission {
             Permission::ClientsAdmin => "clients:admin",
             Permission::SubscriptionsAdmin => "subscriptions:admin",
             Permission::AuditRead => "audit:read",
+            Permission::SubscriptionsOwn => "subscriptions:own",
             Permission::TenantAdmin => "tenant:admin",
             Permission::ScimProvision => "scim:provision",
         }
@@ -66,7 +71,9 @@ pub type Permissions = BTreeSet<Permission>;
 
 /// The built-in roles (docs/people.md#roles-and-permissions). `importer` can submit files and follow its
 /// own imports, and nothing else: it never reads decrypted data.
-pub const BUILTIN_ROLES: [&str; 6] = ["importer", "syncer", "reader", "auditor", "scim", "admin"];
+pub const BUILTIN_ROLES: [&str; 7] = [
+    "importer", "syncer", "reader", "node", "auditor", "scim", "admin",
+];
 
 pub fn role_permissions(role: &str) -> Option<Permissions> {
     use Permission::*;
@@ -74,6 +81,7 @@ pub fn role_permissions(role: &str) -> Option<Permissions> {
         "importer" => &[ImportsCreate, ImportsRead],
         "syncer" => &[ImportsCreate, ImportsRead, PeopleWrite],
         "reader" => &[PeopleRead],
+        "node" => &[PeopleRead, SubscriptionsOwn],
         "auditor" => &[AuditRead, ImportsRead],
         "scim" => &[ScimProvision],
         "admin" => &Permission::ALL,
@@ -115,6 +123,62 @@ pub struct IntakePolicy {
     /// The id of a sender-verification key of the tenant.
     #[serde(default)]
     pub require_signed_by: Option<String>,
+}
+
+/// What a client may read of people (docs/people.md#read-policies): the
+/// attributes its person reads, change feed and own subscriptions carry
+/// (`*`: all; `roles` for the roles), and the feed's event kinds (empty:
+/// all). A client without one reads everything its permissions allow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadPolicy {
+    pub attributes: Vec<String>,
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+impl Default for ReadPolicy {
+    fn default() -> Self {
+        Self {
+            attributes: vec!["*".into()],
+            events: Vec::new(),
+        }
+    }
+}
+
+impl ReadPolicy {
+    pub fn all_attributes(&self) -> bool {
+        self.attributes.iter().any(|a| a == "*")
+    }
+    pub fn may_read(&self, attribute: &str) -> bool {
+        self.all_attributes() || self.attributes.iter().any(|a| a == attribute)
+    }
+    pub fn may_see(&self, event: &str) -> bool {
+        self.events.is_empty() || self.events.iter().any(|e| e == event)
+    }
+    /// The first of `attributes` this policy does not allow (`*` is
+    /// allowed only by a policy of all attributes).
+    pub fn first_unreadable<'a>(&self, attributes: &'a [String]) -> Option<&'a str> {
+        attributes
+            .iter()
+            .find(|a| !self.may_read(a))
+            .map(String::as_str)
+    }
+    /// `wanted` cut down to what this policy allows: `*` becomes the
+    /// policy's own list.
+    pub fn narrow(&self, wanted: &[String]) -> Vec<String> {
+        if self.all_attributes() {
+            return wanted.to_vec();
+        }
+        if wanted.iter().any(|a| a == "*") {
+            return self.attributes.clone();
+        }
+        wanted
+            .iter()
+            .filter(|a| self.may_read(a))
+            .cloned()
+            .collect()
+    }
 }
 
 /// One write outside the policy, named for the row error.
@@ -181,7 +245,38 @@ mod tests {
         let p = role_permissions("importer").unwrap();
         assert!(p.contains(&Permission::ImportsCreate));
         assert!(!p.contains(&Permission::PeopleRead));
-        assert_eq!(role_permissions("admin").unwrap().len(), 11);
+        assert_eq!(
+            role_permissions("admin").unwrap().len(),
+            Permission::ALL.len()
+        );
+        let node = role_permissions("node").unwrap();
+        assert!(node.contains(&Permission::SubscriptionsOwn));
+        assert!(!node.contains(&Permission::SubscriptionsAdmin));
+    }
+    #[test]
+    fn a_read_policy_narrows_what_is_asked_to_what_it_allows() {
+        let p = ReadPolicy {
+            attributes: vec!["given_name".into(), "department".into()],
+            events: vec!["person.created".into()],
+        };
+        let asked = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            p.narrow(&asked(&["*"])),
+            asked(&["given_name", "department"])
+        );
+        assert_eq!(
+            p.narrow(&asked(&["department", "termination_date"])),
+            asked(&["department"])
+        );
+        assert_eq!(
+            p.first_unreadable(&asked(&["department", "roles"])),
+            Some("roles")
+        );
+        assert_eq!(p.first_unreadable(&asked(&["*"])), Some("*"));
+        assert!(p.may_see("person.created") && !p.may_see("person.updated"));
+        let all = ReadPolicy::default();
+        assert_eq!(all.narrow(&asked(&["*"])), asked(&["*"]));
+        assert!(all.may_see("roles.changed") && all.first_unreadable(&asked(&["*"])).is_none());
     }
     #[test]
     fn scopes_parse_and_name_the_unknown_one() {

@@ -277,6 +277,17 @@ catalogue! {
     ///
     /// To do: fix the name the detail quotes.
     InvalidWritePolicy = "invalid_write_policy",
+    /// Problem, 422: a read policy names something that is not an
+    /// attribute or event name, or lists no attributes.
+    ///
+    /// To do: fix the name the detail quotes.
+    InvalidReadPolicy = "invalid_read_policy",
+    /// Problem, 422: a client that manages its own subscriptions asked for
+    /// an attribute or event its read policy does not allow.
+    ///
+    /// To do: ask for less, or have an administrator widen the client's
+    /// read policy.
+    OutsideReadPolicy = "outside_read_policy",
     /// Problem, 422: a subscription is not acceptable: an unknown event
     /// name, no attributes listed, a URL the outbound rule refuses, a state
     /// other than `active`/`disabled`.

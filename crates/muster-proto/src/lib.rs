@@ -99,6 +99,27 @@ pub struct WritePolicyInfo {
     pub roles: Vec<String>,
 }
 
+/// What a client may read of people (docs/people.md#read-policies):
+/// the attributes its person reads, change feed and own subscriptions
+/// carry (`*`: all; `roles` for the roles), and the change feed's event
+/// names (empty: all).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadPolicyInfo {
+    pub attributes: Vec<String>,
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+impl Default for ReadPolicyInfo {
+    fn default() -> Self {
+        Self {
+            attributes: vec!["*".into()],
+            events: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSpec {
@@ -166,7 +187,7 @@ pub struct ClientSpec {
     pub client_id: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
-    /// A built-in role: importer, syncer, reader, auditor, admin.
+    /// A built-in role: importer, syncer, reader, node, auditor, scim, admin.
     pub role: String,
     #[serde(default = "default_policy")]
     pub token_policy: TokenPolicy,
@@ -175,6 +196,9 @@ pub struct ClientSpec {
     pub token_ttl_seconds: Option<u64>,
     #[serde(default)]
     pub write_policy: WritePolicyInfo,
+    /// Default: everything its permissions let it read.
+    #[serde(default)]
+    pub read_policy: Option<ReadPolicyInfo>,
 }
 
 fn default_policy() -> TokenPolicy {
@@ -197,6 +221,8 @@ pub struct ClientInfo {
     pub token_policy: TokenPolicy,
     pub token_ttl_seconds: u64,
     pub write_policy: WritePolicyInfo,
+    #[serde(default)]
+    pub read_policy: ReadPolicyInfo,
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
     pub secrets: Vec<SecretInfo>,
@@ -776,6 +802,10 @@ pub struct SubscriptionInfo {
     pub url: String,
     pub events: Vec<String>,
     pub attributes: Vec<String>,
+    /// The client that made it and manages it; absent for an
+    /// administrator's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// `active` or `disabled`.
     pub state: String,
     pub disabled_reason: Option<String>,

@@ -18,7 +18,7 @@
 // as a macro is only seen by the code after it.
 
 /// How many columns [`principal_cols!`] selects.
-pub(crate) const PRINCIPAL_COLS: usize = 15;
+pub(crate) const PRINCIPAL_COLS: usize = 16;
 
 /// The [`PRINCIPAL_COLS`] columns [`to_principal`] decodes: a principal
 /// and its secrets, in one statement.
@@ -31,7 +31,7 @@ macro_rules! principal_cols {
          ARRAY(SELECT s.created_at FROM client_secrets s WHERE s.principal_id = p.id \
                ORDER BY s.created_at, s.digest), \
          ARRAY(SELECT s.expires_at FROM client_secrets s WHERE s.principal_id = p.id \
-               ORDER BY s.created_at, s.digest), p.scim_key"
+               ORDER BY s.created_at, s.digest), p.scim_key, p.read_policy"
     };
 }
 
@@ -126,7 +126,7 @@ pub mod transfer;
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use muster_core::audit::AuditEntry;
-use muster_core::policy::{IntakePolicy, WritePolicy};
+use muster_core::policy::{IntakePolicy, ReadPolicy, WritePolicy};
 use muster_core::secret::SecretDigest;
 use muster_core::{ExternalId, TenantId};
 use muster_store::shared::{decode_state, json_err};
@@ -418,7 +418,7 @@ impl PostgresStore {
 
 // ---- row decoding -------------------------------------------------------
 
-/// Decodes the 15 principal columns starting at `at`.
+/// Decodes the [`PRINCIPAL_COLS`] principal columns starting at `at`.
 fn to_principal(r: &Row, at: usize) -> Result<ClientRow> {
     let kind: String = get(r, at + 2)?;
     let ttl: i64 = get(r, at + 7)?;
@@ -458,6 +458,10 @@ fn to_principal(r: &Row, at: usize) -> Result<ClientRow> {
         created_at: get(r, at + 10)?,
         secrets,
         scim_key: get(r, at + 14)?,
+        read_policy: match get::<Option<serde_json::Value>>(r, at + 15)? {
+            Some(v) => serde_json::from_value::<ReadPolicy>(v).map_err(json_err)?,
+            None => ReadPolicy::default(),
+        },
     })
 }
 
@@ -517,6 +521,14 @@ fn to_import(r: &Row) -> Result<ImportRow> {
     })
 }
 
+/// A read policy as stored: none for the default (everything).
+pub(crate) fn read_policy_value(p: &ReadPolicy) -> Result<Option<serde_json::Value>> {
+    if *p == ReadPolicy::default() {
+        return Ok(None);
+    }
+    serde_json::to_value(p).map(Some).map_err(json_err)
+}
+
 fn insert_principal<C: GenericClient>(
     s: &mut Sql<'_, C>,
     c: &NewClient,
@@ -524,14 +536,15 @@ fn insert_principal<C: GenericClient>(
 ) -> Result<String> {
     let id = uuid::Uuid::now_v7().to_string();
     let wp = serde_json::to_value(&c.write_policy).map_err(json_err)?;
+    let rp = read_policy_value(&c.read_policy)?;
     let kind = match c.kind {
         PrincipalKind::Admin => "admin",
         PrincipalKind::Client => "client",
     };
     let res = s.try_exec(
         "INSERT INTO principals (id, tenant_id, kind, client_id, name, role, token_policy, \
-         token_ttl_seconds, write_policy, disabled, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, $10)",
+         token_ttl_seconds, write_policy, disabled, created_at, read_policy) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, $10, $11)",
         &[
             &id,
             &c.tenant.as_str(),
@@ -543,6 +556,7 @@ fn insert_principal<C: GenericClient>(
             &(c.token_ttl_seconds as i64),
             &wp,
             &now,
+            &rp,
         ],
     )?;
     match res {

@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "scim_ids_v7",
         include_str!("../migrations/0012_scim_ids_v7.sql"),
     ),
+    (
+        13,
+        "read_policies",
+        include_str!("../migrations/0013_read_policies.sql"),
+    ),
 ];
 
 /// The advisory lock key that guards migrations ("muster-m" in ASCII).

@@ -60,6 +60,25 @@ impl Principals for PostgresStore {
         })
     }
 
+    fn client_set_read_policy(
+        &self,
+        client_id: &str,
+        policy: &ReadPolicy,
+        audit: Audit<ClientRow>,
+    ) -> Result<ClientRow> {
+        let value = crate::read_policy_value(policy)?;
+        self.audited(audit, |s| {
+            let id: String = match s.opt(
+                "UPDATE principals SET read_policy = $2 WHERE client_id = $1 RETURNING id",
+                &[&client_id, &value],
+            )? {
+                Some(r) => get(&r, 0)?,
+                None => return Err(StoreError::NotFound { what: "client" }),
+            };
+            principal_by_id(s, &id)?.ok_or(StoreError::NotFound { what: "client" })
+        })
+    }
+
     fn client_rotate_secret(
         &self,
         client_id: &str,

@@ -12,8 +12,8 @@ macro_rules! sub_select {
         concat!(
             "SELECT id, tenant_id, url, events::text, attributes::text, secret_sealed, \
              previous_secret_sealed, previous_until, state, disabled_reason, cursor, attempt, \
-             next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at \
-             FROM subscriptions ",
+             next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at, \
+             owner_client_id FROM subscriptions ",
             $rest
         )
     };
@@ -37,6 +37,7 @@ fn to_row(r: &Row) -> Result<SubscriptionRow> {
         url: get(r, 2)?,
         events: serde_json::from_str(&events).map_err(json_err)?,
         attributes: serde_json::from_str(&attributes).map_err(json_err)?,
+        owner: get(r, 17)?,
         secret_sealed: get(r, 5)?,
         previous_secret_sealed: get(r, 6)?,
         previous_until: get(r, 7)?,
@@ -103,9 +104,10 @@ pub(crate) fn create<C: GenericClient>(
     let res = s.try_exec(
         "INSERT INTO subscriptions (id, tenant_id, url, events, attributes, secret_sealed, \
          previous_secret_sealed, previous_until, state, disabled_reason, cursor, attempt, \
-         next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at) VALUES \
+         next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at, \
+         owner_client_id) VALUES \
          ($1, $2, $3, $4::text::jsonb, $5::text::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, \
-          $14, $15, $16, $17)",
+          $14, $15, $16, $17, $18)",
         &[
             &r.id,
             &r.tenant.as_str(),
@@ -124,6 +126,7 @@ pub(crate) fn create<C: GenericClient>(
             &p.redeliver.map(|x| x.1),
             &r.created_at,
             &r.updated_at,
+            &r.owner,
         ],
     )?;
     match res {

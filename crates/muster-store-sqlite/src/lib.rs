@@ -30,7 +30,7 @@ mod writer;
 use chrono::{DateTime, TimeZone, Utc};
 use muster_core::audit::{AuditEntry, AuditFields, GENESIS};
 use muster_core::person::{into_display_detail, ChangeKind, Incoming};
-use muster_core::policy::IntakePolicy;
+use muster_core::policy::{IntakePolicy, ReadPolicy};
 use muster_core::secret::SecretDigest;
 use muster_core::{ExternalId, TenantId};
 use muster_store::shared::{self, decode_state, json_err, stored_id};
@@ -177,8 +177,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
                UNIQUE (tenant_id, display_name)) WITHOUT ROWID;"
         ),
     ),
+    (
+        9,
+        // Read policies (docs/people.md#read-policies): what a client may
+        // read of people, none for everything; and the client that owns a
+        // subscription it made itself (docs/events.md).
+        "ALTER TABLE principals ADD COLUMN read_policy TEXT; \
+         ALTER TABLE subscriptions ADD COLUMN owner_client_id TEXT;",
+    ),
 ];
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 const READERS_KEPT: usize = 8;
 
 pub(crate) fn be(e: rusqlite::Error) -> StoreError {
@@ -345,7 +353,7 @@ impl SqliteStore {
 // ---- row decoding -------------------------------------------------------
 
 const PRINCIPAL_COLS: &str = "id, tenant_id, kind, client_id, name, role, token_policy, \
-     token_ttl_seconds, write_policy, disabled, created_at, scim_key";
+     token_ttl_seconds, write_policy, disabled, created_at, scim_key, read_policy";
 
 fn load_principal(conn: &Connection, where_: &str, arg: &str) -> Result<Option<ClientRow>> {
     let sql = format!("SELECT {PRINCIPAL_COLS} FROM principals WHERE {where_}");
@@ -365,6 +373,7 @@ fn load_principal(conn: &Connection, where_: &str, arg: &str) -> Result<Option<C
                 r.get::<_, bool>(9)?,
                 r.get::<_, i64>(10)?,
                 r.get::<_, Option<String>>(11)?,
+                r.get::<_, Option<String>>(12)?,
             ))
         })
         .optional()
@@ -382,6 +391,7 @@ fn load_principal(conn: &Connection, where_: &str, arg: &str) -> Result<Option<C
         disabled,
         created,
         scim_key,
+        rp,
     )) = row
     else {
         return Ok(None);
@@ -427,6 +437,10 @@ fn load_principal(conn: &Connection, where_: &str, arg: &str) -> Result<Option<C
         token_policy: policy,
         token_ttl_seconds: ttl.max(0) as u64,
         write_policy: serde_json::from_str(&wp).map_err(json_err)?,
+        read_policy: match rp {
+            Some(t) => serde_json::from_str(&t).map_err(json_err)?,
+            None => ReadPolicy::default(),
+        },
         disabled,
         created_at: from_us(created),
         secrets,
@@ -670,13 +684,22 @@ fn audit_insert_fields(
     Ok(())
 }
 
+/// A read policy as stored: none for the default (everything).
+pub(crate) fn read_policy_text(p: &ReadPolicy) -> Result<Option<String>> {
+    if *p == ReadPolicy::default() {
+        return Ok(None);
+    }
+    serde_json::to_string(p).map(Some).map_err(json_err)
+}
+
 fn insert_principal(conn: &Connection, c: &NewClient, now: DateTime<Utc>) -> Result<String> {
     let id = uuid::Uuid::now_v7().to_string();
     let wp = serde_json::to_string(&c.write_policy).map_err(json_err)?;
+    let rp = read_policy_text(&c.read_policy)?;
     let res = conn.execute(
         "INSERT INTO principals (id, tenant_id, kind, client_id, name, role, token_policy, \
-         token_ttl_seconds, write_policy, disabled, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10)",
+         token_ttl_seconds, write_policy, disabled, created_at, read_policy) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11)",
         params![
             id,
             c.tenant.as_str(),
@@ -690,7 +713,8 @@ fn insert_principal(conn: &Connection, c: &NewClient, now: DateTime<Utc>) -> Res
             c.token_policy,
             c.token_ttl_seconds as i64,
             wp,
-            us(now)
+            us(now),
+            rp
         ],
     );
     match res {

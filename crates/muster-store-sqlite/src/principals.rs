@@ -74,6 +74,26 @@ impl Principals for SqliteStore {
         })
     }
 
+    fn client_set_read_policy(
+        &self,
+        client_id: &str,
+        policy: &ReadPolicy,
+        audit: Audit<ClientRow>,
+    ) -> Result<ClientRow> {
+        let client_id = client_id.to_owned();
+        let text = read_policy_text(policy)?;
+        self.audited(audit, move |conn| {
+            let p = load_principal(conn, "client_id = ?1", &client_id)?
+                .ok_or(StoreError::NotFound { what: "client" })?;
+            conn.execute(
+                "UPDATE principals SET read_policy = ?1 WHERE id = ?2",
+                params![text, p.id],
+            )
+            .map_err(be)?;
+            load_principal(conn, "id = ?1", &p.id)?.ok_or(StoreError::NotFound { what: "client" })
+        })
+    }
+
     fn client_rotate_secret(
         &self,
         client_id: &str,

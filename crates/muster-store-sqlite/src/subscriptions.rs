@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, Row};
 
 const COLS: &str = "id, tenant_id, url, events, attributes, secret_sealed, \
     previous_secret_sealed, previous_until, state, disabled_reason, cursor, attempt, \
-    next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at";
+    next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at, owner_client_id";
 
 type Raw = (SubscriptionRow, String, String, String);
 
@@ -25,6 +25,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Raw> {
         url: r.get(2)?,
         events: Vec::new(),
         attributes: Vec::new(),
+        owner: r.get(17)?,
         secret_sealed: r.get(5)?,
         previous_secret_sealed: r.get(6)?,
         previous_until: r.get::<_, Option<i64>>(7)?.map(from_us),
@@ -98,7 +99,7 @@ pub(crate) fn create(conn: &Connection, s: &SubscriptionRow) -> Result<Subscript
     conn.execute(
         &format!(
             "INSERT INTO subscriptions ({COLS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
         ),
         params![
             s.id,
@@ -117,7 +118,8 @@ pub(crate) fn create(conn: &Connection, s: &SubscriptionRow) -> Result<Subscript
             p.redeliver.map(|r| r.0),
             p.redeliver.map(|r| r.1),
             us(s.created_at),
-            us(s.updated_at)
+            us(s.updated_at),
+            s.owner
         ],
     )
     .map_err(|e| match e {

@@ -70,6 +70,7 @@ macro_rules! contract_tests {
             contract::a_tenant_is_created_with_its_admin_and_token_or_not_at_all,
             contract::keys_keep_their_state_and_sealed_secret,
             contract::intake_policies_default_and_replace,
+            contract::read_policies_and_subscription_owners_are_kept,
             contract::prepared_items_store_exactly_what_plain_items_would,
             contract::client_keys_are_set_replaced_and_removed_one_by_one,
             contract::a_nonce_is_accepted_once,
@@ -171,6 +172,7 @@ pub fn new_client(tenant: &TenantId, id: &str) -> NewClient {
         token_policy: "ttl".into(),
         token_ttl_seconds: 900,
         write_policy: WritePolicy::allow_all(),
+        read_policy: ReadPolicy::default(),
         secret: Some(secret::digest("s")),
     }
 }
@@ -222,6 +224,7 @@ pub fn subscription_row(tenant: &TenantId, id: &str) -> SubscriptionRow {
         url: "https://hooks.example.com/muster".into(),
         events: vec!["person.created".into()],
         attributes: vec!["*".into()],
+        owner: None,
         secret_sealed: vec![1, 2, 3],
         previous_secret_sealed: None,
         previous_until: None,
@@ -496,6 +499,7 @@ pub fn expired_revoked_and_disabled_tokens_are_refused(s: &dyn Store) {
                 token_policy: "ttl".into(),
                 token_ttl_seconds: 900,
                 write_policy: WritePolicy::default(),
+                read_policy: ReadPolicy::default(),
                 secret: None,
             },
             t0(),
@@ -838,6 +842,71 @@ pub fn keys_keep_their_state_and_sealed_secret(store: &dyn Store) {
         0
     );
     assert_eq!(store.key_get(&tenant, "k2").unwrap().sealed_secret, None);
+}
+
+pub fn read_policies_and_subscription_owners_are_kept(store: &dyn Store) {
+    store.bootstrap([0; 32], t0()).unwrap();
+    let t = TenantId::default_tenant();
+    let narrow = ReadPolicy {
+        attributes: vec!["given_name".into(), "department".into()],
+        events: vec!["person.created".into()],
+    };
+    let made = store
+        .client_create(
+            NewClient {
+                read_policy: narrow.clone(),
+                ..new_client(&t, "node")
+            },
+            t0(),
+            no_audit(),
+        )
+        .unwrap();
+    assert_eq!(made.read_policy, narrow);
+    assert_eq!(store.client_get("node").unwrap().read_policy, narrow);
+    assert_eq!(
+        client(store, &t, "plain").read_policy,
+        ReadPolicy::default()
+    );
+    let wider = ReadPolicy {
+        attributes: vec!["*".into()],
+        events: Vec::new(),
+    };
+    let after = store
+        .client_set_read_policy("node", &wider, no_audit())
+        .unwrap();
+    assert_eq!(after.read_policy, wider);
+    assert_eq!(
+        store
+            .client_list(&t)
+            .unwrap()
+            .iter()
+            .find(|c| c.client_id == "node")
+            .unwrap()
+            .read_policy,
+        wider
+    );
+    assert!(matches!(
+        store.client_set_read_policy("nobody", &wider, no_audit()),
+        Err(StoreError::NotFound { .. })
+    ));
+    let owned = SubscriptionRow {
+        owner: Some("node".into()),
+        ..subscription_row(&t, "sub_own")
+    };
+    assert_eq!(
+        store
+            .subscription_create(owned.clone(), no_audit())
+            .unwrap(),
+        owned
+    );
+    let mut changed = store.subscription_get(&t, "sub_own").unwrap();
+    assert_eq!(changed.owner.as_deref(), Some("node"));
+    changed.attributes = vec!["department".into()];
+    // An update keeps the owner.
+    changed.owner = None;
+    let kept = store.subscription_update(&changed, no_audit()).unwrap();
+    assert_eq!(kept.owner.as_deref(), Some("node"));
+    assert_eq!(kept.attributes, vec!["department".to_string()]);
 }
 
 pub fn intake_policies_default_and_replace(store: &dyn Store) {

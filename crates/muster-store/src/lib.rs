@@ -28,7 +28,7 @@ macro_rules! pending_states_sql {
 use chrono::{DateTime, Utc};
 use muster_core::audit::AuditEntry;
 use muster_core::person::{ChangeKind, FingerprintKey, Incoming, PersonState};
-use muster_core::policy::{IntakePolicy, WritePolicy};
+use muster_core::policy::{IntakePolicy, ReadPolicy, WritePolicy};
 use muster_core::secret::SecretDigest;
 use muster_core::{ExternalId, TenantId};
 use serde::{Deserialize, Serialize};
@@ -137,6 +137,8 @@ pub struct ClientRow {
     pub token_policy: String,
     pub token_ttl_seconds: u64,
     pub write_policy: WritePolicy,
+    /// What it may read of people (all, unless narrowed).
+    pub read_policy: ReadPolicy,
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
     pub secrets: Vec<SecretRow>,
@@ -172,6 +174,7 @@ pub struct NewClient {
     pub token_policy: String,
     pub token_ttl_seconds: u64,
     pub write_policy: WritePolicy,
+    pub read_policy: ReadPolicy,
     /// The first secret's digest (clients), if any.
     pub secret: Option<SecretDigest>,
 }
@@ -930,6 +933,14 @@ pub trait Principals {
         audit: Audit<ClientRow>,
     ) -> Result<ClientRow>;
 
+    /// Replaces what the client may read of people.
+    fn client_set_read_policy(
+        &self,
+        client_id: &str,
+        policy: &ReadPolicy,
+        audit: Audit<ClientRow>,
+    ) -> Result<ClientRow>;
+
     /// Adds `new_secret`; every older secret without an earlier expiry now
     /// expires at `old_until`.
     fn client_rotate_secret(
@@ -1328,7 +1339,7 @@ pub trait Events {
     fn subscription_active(&self) -> Result<Vec<SubscriptionRow>>;
 
     /// Replaces what an admin may change: url, events, attributes, secrets,
-    /// state and reason. Leaves the progress alone.
+    /// state and reason. Leaves the progress and the owner alone.
     fn subscription_update(
         &self,
         s: &SubscriptionRow,
@@ -1766,6 +1777,9 @@ pub struct SubscriptionRow {
     pub events: Vec<String>,
     /// Attributes its payloads may carry (`*`: all; `roles` for the roles).
     pub attributes: Vec<String>,
+    /// The client that created it and manages it, bounded by its read
+    /// policy (`None`: made by an administrator).
+    pub owner: Option<String>,
     /// The `whsec_` secret, sealed under the master key.
     pub secret_sealed: Vec<u8>,
     /// The secret before the last rotation, also signed with until

@@ -9,7 +9,7 @@ use crate::{
 use chrono::{DateTime, Utc};
 use muster_core::person::PersonState;
 use muster_core::person::{apply, classify, settle, stored_detail_json, ChangeKind, Incoming};
-use muster_core::policy::WritePolicy;
+use muster_core::policy::{ReadPolicy, WritePolicy};
 use muster_core::secret::SecretDigest;
 use muster_core::{Attributes, TenantId};
 use std::collections::BTreeSet;
@@ -59,6 +59,7 @@ pub fn bootstrap_admin_client() -> NewClient {
         token_policy: "ttl".into(),
         token_ttl_seconds: 0,
         write_policy: WritePolicy::allow_all(),
+        read_policy: ReadPolicy::default(),
         secret: None,
     }
 }

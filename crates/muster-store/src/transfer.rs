@@ -90,6 +90,7 @@ pub const TABLES: &[Table] = &[
             ("disabled", Bool),
             ("created_at", Time),
             ("scim_key", Text),
+            ("read_policy", Json),
         ],
     },
     Table {
@@ -302,6 +303,7 @@ pub const TABLES: &[Table] = &[
             ("redeliver_to", Int),
             ("created_at", Time),
             ("updated_at", Time),
+            ("owner_client_id", Text),
         ],
     },
     Table {

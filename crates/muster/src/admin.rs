@@ -16,7 +16,8 @@ use muster_client::{Auth, Client, ClientError, MappingFormat, SecretString};
 use muster_proto::{
     AdminTokenCreated, AdminTokenInfo, AdminTokenSpec, ClientInfo, ClientKeysInfo, ClientSpec,
     Ed25519KeyRequest, ImportState, IssuerInfo, IssuerSpec, JwtKeysRequest, KeyInfo, KeySpec,
-    MappingInfo, Page, PersonInfo, RotateSecretRequest, TenantSpec, TokenPolicy, WritePolicyInfo,
+    MappingInfo, Page, PersonInfo, ReadPolicyInfo, RotateSecretRequest, TenantSpec, TokenPolicy,
+    WritePolicyInfo,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -230,7 +231,7 @@ enum ClientKeyCmd {
 enum ClientCmd {
     /// Register an integration client; prints its id and secret once.
     Create {
-        /// importer, syncer, reader, auditor, scim or admin.
+        /// importer, syncer, reader, node, auditor, scim or admin.
         #[arg(long)]
         role: String,
         /// The client id (default: chosen by the gateway).
@@ -249,6 +250,12 @@ enum ClientCmd {
         /// Roles it may grant, comma-separated ('*' for all).
         #[arg(long, value_delimiter = ',')]
         grant_roles: Vec<String>,
+        /// Attributes it may read, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',', value_name = "ATTRS")]
+        read_attributes: Vec<String>,
+        /// Change-feed events it may read, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',', value_name = "EVENTS")]
+        read_events: Vec<String>,
     },
     /// List clients.
     List,
@@ -261,6 +268,18 @@ enum ClientCmd {
     /// Request-signing and private_key_jwt keys of a client.
     #[command(subcommand)]
     Key(ClientKeyCmd),
+    /// Show or set what the client may read of people: the attributes of
+    /// its person reads, change feed and own subscriptions, and the feed's
+    /// events.
+    ReadPolicy {
+        id: String,
+        /// Attributes, comma-separated ('*' for all).
+        #[arg(long, value_delimiter = ',', value_name = "ATTRS")]
+        attributes: Option<Vec<String>>,
+        /// Events, comma-separated ('*' for all).
+        #[arg(long, value_delimiter = ',', value_name = "EVENTS")]
+        events: Option<Vec<String>>,
+    },
     /// Show or set what the client's uploads must be.
     IntakePolicy {
         id: String,
@@ -778,6 +797,16 @@ fn client_row(c: &ClientInfo) -> Vec<String> {
     ]
 }
 
+/// An event list as a read policy keeps it: `*` (or nothing) is all, kept
+/// as the empty list.
+fn all_is_none(events: Vec<String>) -> Vec<String> {
+    if events.iter().any(|e| e == "*") {
+        Vec::new()
+    } else {
+        events
+    }
+}
+
 async fn client_cmd(c: &Client, cmd: ClientCmd, json: bool) -> Result<(), ClientError> {
     let show = |info: &ClientInfo| print_one(info, json, &CLIENT_HEADER, client_row);
     match cmd {
@@ -789,7 +818,20 @@ async fn client_cmd(c: &Client, cmd: ClientCmd, json: bool) -> Result<(), Client
             ttl,
             attributes,
             grant_roles,
+            read_attributes,
+            read_events,
         } => {
+            let read_policy = (!read_attributes.is_empty() || !read_events.is_empty()).then(|| {
+                let default = ReadPolicyInfo::default();
+                ReadPolicyInfo {
+                    attributes: if read_attributes.is_empty() {
+                        default.attributes
+                    } else {
+                        read_attributes
+                    },
+                    events: all_is_none(read_events),
+                }
+            });
             let spec = ClientSpec {
                 client_id: id,
                 name,
@@ -800,6 +842,7 @@ async fn client_cmd(c: &Client, cmd: ClientCmd, json: bool) -> Result<(), Client
                     attributes,
                     roles: grant_roles,
                 },
+                read_policy,
             };
             let created = c.client_create(&spec).await?;
             if json {
@@ -818,6 +861,35 @@ async fn client_cmd(c: &Client, cmd: ClientCmd, json: bool) -> Result<(), Client
         ClientCmd::Disable { id } => show(&c.client_disable(&id).await?),
         ClientCmd::Enable { id } => show(&c.client_enable(&id).await?),
         ClientCmd::Key(cmd) => client_key_cmd(c, cmd, json).await?,
+        ClientCmd::ReadPolicy {
+            id,
+            attributes,
+            events,
+        } => {
+            let mut p = c.read_policy_get(&id).await?;
+            if attributes.is_some() || events.is_some() {
+                if let Some(a) = attributes {
+                    p.attributes = a;
+                }
+                if let Some(e) = events {
+                    p.events = all_is_none(e);
+                }
+                p = c.read_policy_put(&id, &p).await?;
+            }
+            if json {
+                print_json(&p);
+            } else {
+                println!("attributes: {}", p.attributes.join(","));
+                println!(
+                    "events:     {}",
+                    if p.events.is_empty() {
+                        "*".to_owned()
+                    } else {
+                        p.events.join(",")
+                    }
+                );
+            }
+        }
         ClientCmd::IntakePolicy {
             id,
             require_encryption,

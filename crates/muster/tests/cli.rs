@@ -211,6 +211,69 @@ fn sigterm_stops_the_gateway_cleanly() {
 }
 
 #[test]
+fn a_node_client_is_created_with_a_read_policy_that_admins_show_and_change() {
+    let s = start();
+    let out = s.run(&[
+        "admin",
+        "client",
+        "create",
+        "--role",
+        "node",
+        "--id",
+        "directory-app",
+        "--read-attributes",
+        "given_name,department",
+        "--read-events",
+        "person.created,person.updated",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["client"]["read_policy"],
+        serde_json::json!({"attributes": ["given_name", "department"], "events": ["person.created", "person.updated"]})
+    );
+    assert!(v["client"]["permissions"]
+        .as_array()
+        .unwrap()
+        .contains(&"subscriptions:own".into()));
+    let out = s.run(&["admin", "client", "read-policy", "directory-app"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("attributes: given_name,department"),
+        "{}",
+        text(&out)
+    );
+    let out = s.run(&[
+        "admin",
+        "client",
+        "read-policy",
+        "directory-app",
+        "--attributes",
+        "department",
+        "--events",
+        "*",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"attributes": ["department"], "events": []})
+    );
+    let out = s.run(&[
+        "admin",
+        "client",
+        "read-policy",
+        "directory-app",
+        "--attributes",
+        "no such",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("invalid_read_policy"), "{}", text(&out));
+}
+
+#[test]
 fn push_encrypt_sends_only_ciphertext_to_the_tenants_key_and_imports_it() {
     let s = start();
     let out = s.run(PUT_WORKDAY_MAPPING);

@@ -6,7 +6,10 @@ use crate::base::error::{ApiError, ApiResult};
 use crate::base::state::AppState;
 use crate::http::json::JsonBody;
 use crate::ops::clients::{self, ClientInput};
-use crate::ops::input::{CheckedWritePolicy, ClientId, ClientRole, MappingName, Overlap, TokenTtl};
+use crate::ops::input::{
+    read_policy_info, CheckedReadPolicy, CheckedWritePolicy, ClientId, ClientRole, MappingName,
+    Overlap, TokenTtl,
+};
 use crate::ops::{mappings, own_client, require_operator, tenants};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -68,6 +71,7 @@ pub fn client_info(c: &ClientRow) -> ClientInfo {
             attributes: c.write_policy.attributes.clone(),
             roles: c.write_policy.roles.clone(),
         },
+        read_policy: read_policy_info(&c.read_policy),
         disabled: c.disabled,
         created_at: c.created_at,
         secrets: c
@@ -102,6 +106,7 @@ pub async fn client_create(
                 .unwrap_or(state.config.tokens.default_ttl_seconds),
         )?,
         write_policy: CheckedWritePolicy::parse(&spec.write_policy)?,
+        read_policy: CheckedReadPolicy::parse(&spec.read_policy.unwrap_or_default())?,
         token_policy: spec.token_policy,
         name: spec.name,
     };
@@ -132,6 +137,29 @@ pub async fn client_get(
 ) -> ApiResult<Json<ClientInfo>> {
     caller.require(Permission::ClientsAdmin)?;
     Ok(Json(client_info(&own_client(&state, &caller, id).await?)))
+}
+
+/// `GET /api/v1/clients/{id}/read-policy`.
+pub async fn read_policy_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReadPolicyInfo>> {
+    caller.require(Permission::ClientsAdmin)?;
+    let c = own_client(&state, &caller, id).await?;
+    Ok(Json(read_policy_info(&c.read_policy)))
+}
+
+/// `PUT /api/v1/clients/{id}/read-policy`.
+pub async fn read_policy_put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(info): JsonBody<ReadPolicyInfo>,
+) -> ApiResult<Json<ReadPolicyInfo>> {
+    let policy = CheckedReadPolicy::parse(&info)?;
+    let c = clients::set_read_policy(&state, &caller, id, policy).await?;
+    Ok(Json(read_policy_info(&c.read_policy)))
 }
 
 pub async fn client_disable(

@@ -6,7 +6,7 @@ use crate::base::state::AppState;
 use crate::http::json::JsonBody;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use muster_core::policy::Permission;
+use muster_core::policy::{Permission, ReadPolicy};
 use muster_core::ExternalId;
 use muster_proto::*;
 use muster_store::PersonRow;
@@ -55,16 +55,24 @@ pub async fn people_sync(
     Ok(Json(SyncResponse { results }))
 }
 
-pub fn person_info(p: PersonRow) -> PersonInfo {
+/// A person as a reader with `policy` may see them
+/// (docs/people.md#read-policies): only the attributes it allows, and the
+/// roles only if it allows `roles`.
+pub fn person_info(p: PersonRow, policy: &ReadPolicy) -> PersonInfo {
     PersonInfo {
         external_id: p.external_id.to_string(),
         attributes: p
             .state
             .attrs
             .into_iter()
+            .filter(|(k, _)| policy.may_read(k))
             .map(|(k, v)| (k, v.into_json()))
             .collect::<BTreeMap<_, _>>(),
-        roles: p.state.roles.into_iter().collect(),
+        roles: if policy.may_read(muster_core::schema::ROLES) {
+            p.state.roles.into_iter().collect()
+        } else {
+            Vec::new()
+        },
         version: p.version,
         updated_at: p.updated_at,
         updated_by: p.updated_by,
@@ -83,7 +91,7 @@ pub async fn person_get(
     let id = ExternalId::parse(&external_id).map_err(|_| ApiError::NotFound("person"))?;
     let t = caller.principal.tenant.clone();
     let p = state.db_read(move |s| s.person_get(&t, &id)).await?;
-    Ok(Json(person_info(p)))
+    Ok(Json(person_info(p, &caller.principal.read_policy)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,7 +118,10 @@ pub async fn person_list(
         None
     };
     Ok(Json(Page {
-        items: rows.into_iter().map(person_info).collect(),
+        items: rows
+            .into_iter()
+            .map(|p| person_info(p, &caller.principal.read_policy))
+            .collect(),
         next_cursor,
     }))
 }

@@ -53,6 +53,10 @@ pub fn router(state: AppState) -> Router {
             post(admin::client_scim_token),
         )
         .route(
+            "/clients/{client_id}/read-policy",
+            get(admin::read_policy_get).put(admin::read_policy_put),
+        )
+        .route(
             "/clients/{client_id}/intake-policy",
             get(keys::intake_policy_get).put(keys::intake_policy_put),
         )

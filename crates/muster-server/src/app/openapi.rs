@@ -27,6 +27,7 @@ use utoipa::OpenApi;
         muster_proto::ServerMetadata,
         muster_proto::TokenPolicy,
         muster_proto::WritePolicyInfo,
+        muster_proto::ReadPolicyInfo,
         muster_proto::TenantSpec,
         muster_proto::TenantInfo,
         muster_proto::TenantCreated,
@@ -102,7 +103,8 @@ pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
     pub summary: &'static str,
-    /// The permission it needs; "" for none, "token" for any valid token.
+    /// The permission it needs; "" for none, "token" for any valid token;
+    /// several, space-separated, are alternatives.
     pub permission: &'static str,
     pub query: &'static [(&'static str, &'static str)],
     pub request: Body,
@@ -149,6 +151,8 @@ pub const ROUTES: &[Route] = &[
     r("post", "/api/v1/clients/{client_id}/enable", "Enable a client", "clients:admin", Body::None, "200", Body::Json("ClientInfo")),
     r("post", "/api/v1/clients/{client_id}/rotate-secret", "New secret (shown once); the old one works for the overlap", "clients:admin", Body::Json("RotateSecretRequest"), "200", Body::Json("SecretRotated")),
     r("post", "/api/v1/clients/{client_id}/scim-token", "New SCIM token for the client's identity provider (shown once); earlier ones work for the overlap", "clients:admin", Body::Json("ScimTokenRequest"), "201", Body::Json("ScimTokenCreated")),
+    r("get", "/api/v1/clients/{client_id}/read-policy", "What the client may read of people (attributes, feed events)", "clients:admin", Body::None, "200", Body::Json("ReadPolicyInfo")),
+    r("put", "/api/v1/clients/{client_id}/read-policy", "Limit what the client reads of people: its person reads, change feed and own subscriptions", "clients:admin", Body::Json("ReadPolicyInfo"), "200", Body::Json("ReadPolicyInfo")),
     r("get", "/api/v1/clients/{client_id}/intake-policy", "What the client's uploads must be (encrypted, signed)", "clients:admin", Body::None, "200", Body::Json("IntakePolicyInfo")),
     r("put", "/api/v1/clients/{client_id}/intake-policy", "Require the client's uploads to be encrypted and/or signed by a sender key", "clients:admin", Body::Json("IntakePolicyInfo"), "200", Body::Json("IntakePolicyInfo")),
     r("get", "/api/v1/keys", "Keys to encrypt uploads to (active ones; key admins see all)", "imports:create or keys:admin", Body::None, "200", Body::List("KeyInfo")),
@@ -201,14 +205,14 @@ pub const ROUTES: &[Route] = &[
     r("post", "/api/v1/tenants/{tenant}/login-sync", "Create or update, in this tenant, the person of a JWT from one of this tenant's issuers (Authorization: Bearer <IdP JWT>); every refusal is 401 with its own code", "token", Body::None, "200", Body::Json("LoginSyncResult")),
     // Change events and webhook subscriptions (docs/events.md).
     Route { query: &[("after", "cursor to start after (default 0)"), ("limit", "1 to 1000"), ("wait", "long poll: seconds to wait for an event, at most 30")], ..r("get", "/api/v1/changes", "The tenant's change events in cursor order", "people:read", Body::None, "200", Body::Json("ChangesPage")) },
-    r("post", "/api/v1/subscriptions", "Create a webhook subscription; its secret is shown once", "subscriptions:admin", Body::Json("SubscriptionSpec"), "201", Body::Json("SubscriptionCreated")),
-    r("get", "/api/v1/subscriptions", "List the tenant's webhook subscriptions", "subscriptions:admin", Body::None, "200", Body::List("SubscriptionInfo")),
-    r("get", "/api/v1/subscriptions/{id}", "Show a subscription and its delivery progress", "subscriptions:admin", Body::None, "200", Body::Json("SubscriptionInfo")),
-    r("patch", "/api/v1/subscriptions/{id}", "Change a subscription (url, events, attributes, state)", "subscriptions:admin", Body::Json("SubscriptionPatch"), "200", Body::Json("SubscriptionInfo")),
-    r("delete", "/api/v1/subscriptions/{id}", "Delete a subscription", "subscriptions:admin", Body::None, "204", Body::None),
-    r("post", "/api/v1/subscriptions/{id}/rotate-secret", "New signing secret (shown once); the old one also signs during the overlap", "subscriptions:admin", Body::Json("WebhookSecretRotate"), "200", Body::Json("SubscriptionCreated")),
-    Route { query: &[("after", "delivery seq to start after"), ("limit", "1 to 1000")], ..r("get", "/api/v1/subscriptions/{id}/deliveries", "The subscription's delivery log", "subscriptions:admin", Body::None, "200", Body::Page("DeliveryInfo")) },
-    r("post", "/api/v1/subscriptions/{id}/redeliver", "Deliver one event or a cursor range again", "subscriptions:admin", Body::Json("RedeliverRequest"), "202", Body::Json("SubscriptionInfo")),
+    r("post", "/api/v1/subscriptions", "Create a webhook subscription; its secret is shown once", "subscriptions:admin subscriptions:own", Body::Json("SubscriptionSpec"), "201", Body::Json("SubscriptionCreated")),
+    r("get", "/api/v1/subscriptions", "List the tenant's webhook subscriptions", "subscriptions:admin subscriptions:own", Body::None, "200", Body::List("SubscriptionInfo")),
+    r("get", "/api/v1/subscriptions/{id}", "Show a subscription and its delivery progress", "subscriptions:admin subscriptions:own", Body::None, "200", Body::Json("SubscriptionInfo")),
+    r("patch", "/api/v1/subscriptions/{id}", "Change a subscription (url, events, attributes, state)", "subscriptions:admin subscriptions:own", Body::Json("SubscriptionPatch"), "200", Body::Json("SubscriptionInfo")),
+    r("delete", "/api/v1/subscriptions/{id}", "Delete a subscription", "subscriptions:admin subscriptions:own", Body::None, "204", Body::None),
+    r("post", "/api/v1/subscriptions/{id}/rotate-secret", "New signing secret (shown once); the old one also signs during the overlap", "subscriptions:admin subscriptions:own", Body::Json("WebhookSecretRotate"), "200", Body::Json("SubscriptionCreated")),
+    Route { query: &[("after", "delivery seq to start after"), ("limit", "1 to 1000")], ..r("get", "/api/v1/subscriptions/{id}/deliveries", "The subscription's delivery log", "subscriptions:admin subscriptions:own", Body::None, "200", Body::Page("DeliveryInfo")) },
+    r("post", "/api/v1/subscriptions/{id}/redeliver", "Deliver one event or a cursor range again", "subscriptions:admin subscriptions:own", Body::Json("RedeliverRequest"), "202", Body::Json("SubscriptionInfo")),
     r("post", "/api/v1/admin/tokens", "Mint an admin API token for yourself, with a name and a lifetime (default and maximum from the configuration); the token is shown once", "tenant:admin (admin users)", Body::Json("AdminTokenSpec"), "201", Body::Json("AdminTokenCreated")),
     r("get", "/api/v1/admin/tokens", "The tenant's admin API tokens: id, name, admin, created, expires, last use, revoked; never a token or its digest", "tenant:admin (admin users)", Body::None, "200", Body::List("AdminTokenInfo")),
     r("post", "/api/v1/admin/tokens/{id}/revoke", "Revoke an admin API token at once (`current`: the token this request presents)", "tenant:admin (admin users)", Body::None, "200", Body::Json("AdminTokenInfo")),
@@ -412,6 +416,18 @@ pub fn build(server: &str) -> utoipa::openapi::OpenApi {
             ),
         )])),
     );
+    /// A route's permission as its description says it; several are
+    /// alternatives.
+    fn needs(permission: &str) -> String {
+        let names: Vec<String> = permission
+            .split_whitespace()
+            .map(|p| format!("`{p}`"))
+            .collect();
+        match names.as_slice() {
+            [one] => format!("Needs the permission {one}."),
+            many => format!("Needs one of the permissions {}.", many.join(", ")),
+        }
+    }
     for route in ROUTES {
         let mut op = OperationBuilder::new()
             .summary(Some(route.summary))
@@ -419,17 +435,25 @@ pub fn build(server: &str) -> utoipa::openapi::OpenApi {
                 if route.permission.is_empty() || route.permission == "token" {
                     None
                 } else {
-                    Some(format!("Needs the permission `{}`.", route.permission))
+                    Some(needs(route.permission))
                 },
             );
         if !route.permission.is_empty() {
             op = op.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
-            let scopes: Vec<String> = muster_core::policy::Permission::parse(
-                route.permission.split_whitespace().next().unwrap_or(""),
-            )
-            .map(|p| vec![p.as_str().to_owned()])
-            .unwrap_or_default();
-            op = op.security(SecurityRequirement::new("oauth2", scopes));
+            // Either of several permissions: one requirement each (OpenAPI
+            // security requirements are alternatives).
+            let scopes: Vec<&str> = route
+                .permission
+                .split_whitespace()
+                .filter_map(muster_core::policy::Permission::parse)
+                .map(|p| p.as_str())
+                .collect();
+            if scopes.is_empty() {
+                op = op.security(SecurityRequirement::new("oauth2", Vec::<String>::new()));
+            }
+            for scope in scopes {
+                op = op.security(SecurityRequirement::new("oauth2", [scope]));
+            }
         }
         if route.path.starts_with("/api/v1/") {
             op = op.parameter(header(

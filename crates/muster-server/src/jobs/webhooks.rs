@@ -315,12 +315,47 @@ async fn audit_gone(state: &AppState, sub: &SubscriptionRow) {
 /// range first, else the events after its cursor, one at a time, until one
 /// fails, the page ends, the round has run for `round_time`, or the
 /// dispatcher asks for the slot back (`yield_now`, between attempts).
+/// A subscription a client owns carries no more than that client's read
+/// policy allows now, however the policy changed since it was made
+/// (docs/events.md#nodes-that-manage-their-own-subscription).
+/// Narrows a subscription a node manages to what its owner may read now.
+/// While the owner is disabled or gone, nothing is sent and the cursor
+/// stays put (`None`), so a re-enabled node misses nothing.
+async fn bounded_by_owner(
+    state: &AppState,
+    mut sub: SubscriptionRow,
+) -> anyhow::Result<Option<SubscriptionRow>> {
+    let Some(owner) = sub.owner.clone() else {
+        return Ok(Some(sub));
+    };
+    let client = state
+        .db(move |s| match s.client_get(&owner) {
+            Ok(c) => Ok(Some(c)),
+            Err(muster_store::StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let Some(client) = client else {
+        return Ok(None);
+    };
+    if client.disabled || client.tenant != sub.tenant {
+        return Ok(None);
+    }
+    sub.attributes = client.read_policy.narrow(&sub.attributes);
+    sub.events.retain(|e| client.read_policy.may_see(e));
+    Ok(Some(sub))
+}
+
 async fn deliver_round(
     d: &Deliverer,
     sub: SubscriptionRow,
     yield_now: &AtomicBool,
 ) -> anyhow::Result<Round> {
     let state = &d.state;
+    let Some(sub) = bounded_by_owner(state, sub).await? else {
+        return Ok(Round::Idle);
+    };
     let now = state.clock.now();
     let started = tokio::time::Instant::now();
     let mut p: DeliveryProgress = sub.progress.clone();

@@ -1,10 +1,13 @@
-//! Integration clients: created with a role, a token policy and a write
-//! policy, disabled and enabled, their secret rotated with an overlap.
+//! Integration clients: created with a role, a token policy, a write
+//! policy and a read policy, disabled and enabled, their secret rotated
+//! with an overlap.
 use crate::auth::Caller;
 use crate::base::error::ApiResult;
 use crate::base::state::AppState;
 use crate::ops::audit::recorded;
-use crate::ops::input::{CheckedWritePolicy, ClientId, ClientRole, Overlap, TokenTtl};
+use crate::ops::input::{
+    CheckedReadPolicy, CheckedWritePolicy, ClientId, ClientRole, Overlap, TokenTtl,
+};
 use crate::ops::own_client;
 use chrono::{DateTime, Duration, Utc};
 use muster_core::policy::Permission;
@@ -20,6 +23,7 @@ pub(crate) struct ClientInput {
     pub token_policy: TokenPolicy,
     pub token_ttl: TokenTtl,
     pub write_policy: CheckedWritePolicy,
+    pub read_policy: CheckedReadPolicy,
 }
 
 /// Creates a client of the caller's tenant. Returns the row and its
@@ -41,6 +45,7 @@ pub(crate) async fn create(
         token_policy: input.token_policy.as_str().to_owned(),
         token_ttl_seconds: input.token_ttl.seconds(),
         write_policy: input.write_policy.into_inner(),
+        read_policy: input.read_policy.into_inner(),
         secret: Some(digest),
     };
     let now = state.clock.now();
@@ -77,6 +82,29 @@ pub(crate) async fn set_disabled(
     );
     state
         .db(move |s| s.client_set_disabled(&c.client_id, disabled, audit))
+        .await
+}
+
+/// Replaces what a client may read of people. Its own subscriptions are
+/// cut down to the new policy as they deliver (docs/events.md).
+pub(crate) async fn set_read_policy(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    policy: CheckedReadPolicy,
+) -> ApiResult<ClientRow> {
+    caller.require(Permission::ClientsAdmin)?;
+    let c = own_client(state, caller, id).await?;
+    let policy = policy.into_inner();
+    let audit = recorded(state, caller, "client.read_policy_set", |c: &ClientRow| {
+        serde_json::json!({
+            "client_id": c.client_id,
+            "attributes": c.read_policy.attributes,
+            "events": c.read_policy.events,
+        })
+    });
+    state
+        .db(move |s| s.client_set_read_policy(&c.client_id, &policy, audit))
         .await
 }
 

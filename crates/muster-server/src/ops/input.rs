@@ -3,10 +3,10 @@
 //! checks its arguments again. A parse failure names the field and the
 //! rule, never the value.
 use crate::base::error::{ApiError, ApiResult};
-use muster_core::policy::{WritePolicy, BUILTIN_ROLES};
+use muster_core::policy::{ReadPolicy, WritePolicy, BUILTIN_ROLES};
 use muster_core::schema::{core_type, valid_custom_name, ROLES};
 use muster_proto::ErrorCode;
-use muster_proto::{RotateSecretRequest, WritePolicyInfo};
+use muster_proto::{ReadPolicyInfo, RotateSecretRequest, WritePolicyInfo};
 
 /// Letters, digits, `-`, `_` and `.`, within `len`.
 fn is_name(s: &str, len: std::ops::RangeInclusive<usize>) -> bool {
@@ -162,7 +162,7 @@ pub(crate) struct CheckedWritePolicy(WritePolicy);
 impl CheckedWritePolicy {
     pub fn parse(p: &WritePolicyInfo) -> ApiResult<Self> {
         for a in &p.attributes {
-            if a != "*" && a != ROLES && core_type(a).is_none() && !valid_custom_name(a) {
+            if a != "*" && !is_attribute_name(a) {
                 return Err(ApiError::unprocessable(
                     ErrorCode::InvalidWritePolicy,
                     format!("write_policy.attributes: '{a}' is not an attribute name"),
@@ -187,10 +187,86 @@ impl CheckedWritePolicy {
     }
 }
 
+/// Whether `a` names an attribute: a core or custom one, or the role set.
+fn is_attribute_name(a: &str) -> bool {
+    a == ROLES || core_type(a).is_some() || valid_custom_name(a)
+}
+
+/// A read policy whose attributes are attribute names (or `*`, or the
+/// role set) and whose events are event names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CheckedReadPolicy(ReadPolicy);
+
+impl CheckedReadPolicy {
+    pub fn parse(p: &ReadPolicyInfo) -> ApiResult<Self> {
+        let bad = |detail: String| ApiError::unprocessable(ErrorCode::InvalidReadPolicy, detail);
+        if p.attributes.is_empty() {
+            return Err(bad(
+                "read_policy.attributes: list the attributes the client may read ('*' for all)"
+                    .into(),
+            ));
+        }
+        if let Some(a) = p
+            .attributes
+            .iter()
+            .find(|a| *a != "*" && !is_attribute_name(a))
+        {
+            return Err(bad(format!(
+                "read_policy.attributes: '{a}' is not an attribute name"
+            )));
+        }
+        if let Some(e) = p
+            .events
+            .iter()
+            .find(|e| !muster_store::EVENT_KINDS.contains(&e.as_str()))
+        {
+            return Err(bad(format!(
+                "read_policy.events: '{e}' is not an event name"
+            )));
+        }
+        Ok(Self(ReadPolicy {
+            attributes: p.attributes.clone(),
+            events: p.events.clone(),
+        }))
+    }
+    pub fn into_inner(self) -> ReadPolicy {
+        self.0
+    }
+}
+
+pub(crate) fn read_policy_info(p: &ReadPolicy) -> ReadPolicyInfo {
+    ReadPolicyInfo {
+        attributes: p.attributes.clone(),
+        events: p.events.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_read_policy_names_attributes_and_events_only() {
+        let p = |a: &[&str], e: &[&str]| ReadPolicyInfo {
+            attributes: a.iter().map(|s| s.to_string()).collect(),
+            events: e.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(CheckedReadPolicy::parse(&p(
+            &["given_name", "roles", "cost_centre"],
+            &["person.created"]
+        ))
+        .is_ok());
+        assert!(CheckedReadPolicy::parse(&p(&["*"], &[])).is_ok());
+        for (bad, names) in [
+            (p(&[], &[]), "list the attributes"),
+            (p(&["given name"], &[]), "'given name'"),
+            (p(&["*"], &["person.moved"]), "'person.moved'"),
+        ] {
+            let e = CheckedReadPolicy::parse(&bad).unwrap_err();
+            let e = format!("{e:?}");
+            assert!(e.contains(names), "{e}");
+        }
+    }
     #[test]
     fn names_hold_only_what_their_rule_allows() {
         assert!(ClientId::parse("ab").is_none());

@@ -1,7 +1,8 @@
 //! Webhook subscriptions: a destination (checked by the outbound rule), the
 //! events and attributes it gets, a signing secret sealed at rest and
-//! rotated with an overlap, redeliveries. Delivery itself is
-//! `jobs::webhooks`.
+//! rotated with an overlap, redeliveries. Administrators manage all of a
+//! tenant's; a client with `subscriptions:own` manages those it made,
+//! within its read policy. Delivery itself is `jobs::webhooks`.
 use crate::auth::Caller;
 use crate::base::error::{ApiError, ApiResult};
 use crate::base::state::AppState;
@@ -119,15 +120,71 @@ fn settings_and_state_entries(
     entries
 }
 
-/// A subscription of the caller's tenant, for a caller that administers them.
+/// Who a caller manages subscriptions as: an administrator of all of the
+/// tenant's (`None`), or a client of only those it owns, within its read
+/// policy (`Some(its client id)`); anyone else is refused.
+pub(crate) fn manager(caller: &Caller) -> ApiResult<Option<&str>> {
+    if caller.has(Permission::SubscriptionsAdmin) {
+        Ok(None)
+    } else if caller.has(Permission::SubscriptionsOwn) {
+        Ok(Some(caller.principal.client_id.as_str()))
+    } else {
+        Err(ApiError::Forbidden(
+            Permission::SubscriptionsAdmin.as_str().to_owned(),
+        ))
+    }
+}
+
+/// A subscription of the caller's tenant that the caller manages; one it
+/// does not is not found.
 pub(crate) async fn load(
     state: &AppState,
     caller: &Caller,
     id: String,
 ) -> ApiResult<SubscriptionRow> {
-    caller.require(Permission::SubscriptionsAdmin)?;
+    let owner = manager(caller)?.map(str::to_owned);
     let t = caller.principal.tenant.clone();
-    state.db(move |s| s.subscription_get(&t, &id)).await
+    let row = state.db(move |s| s.subscription_get(&t, &id)).await?;
+    match owner {
+        Some(o) if row.owner.as_deref() != Some(o.as_str()) => {
+            Err(ApiError::NotFound("subscription"))
+        }
+        _ => Ok(row),
+    }
+}
+
+/// The subscriptions of the caller's tenant that the caller manages.
+pub(crate) async fn list(state: &AppState, caller: &Caller) -> ApiResult<Vec<SubscriptionRow>> {
+    let owner = manager(caller)?.map(str::to_owned);
+    let t = caller.principal.tenant.clone();
+    let mut rows = state.db(move |s| s.subscription_list(&t)).await?;
+    if let Some(o) = owner {
+        rows.retain(|r| r.owner.as_deref() == Some(o.as_str()));
+    }
+    Ok(rows)
+}
+
+/// For a client managing its own subscription: the events and attributes
+/// it asks for are within its read policy (`*` stands for all the policy
+/// allows, now and as it changes).
+fn within_read_policy(caller: &Caller, events: &[String], attributes: &[String]) -> ApiResult<()> {
+    let policy = &caller.principal.read_policy;
+    let outside = |what: String| {
+        ApiError::unprocessable(
+            ErrorCode::OutsideReadPolicy,
+            format!(
+                "{what} is outside the read policy of client '{}'",
+                caller.principal.client_id
+            ),
+        )
+    };
+    if let Some(e) = events.iter().find(|e| !policy.may_see(e)) {
+        return Err(outside(format!("events: '{e}'")));
+    }
+    if let Some(a) = attributes.iter().find(|a| *a != "*" && !policy.may_read(a)) {
+        return Err(outside(format!("attributes: '{a}'")));
+    }
+    Ok(())
 }
 
 /// Creates a subscription from its cursor now (or from the beginning of the
@@ -137,9 +194,18 @@ pub(crate) async fn create(
     caller: &Caller,
     spec: SubscriptionSpec,
 ) -> ApiResult<(SubscriptionRow, String)> {
-    caller.require(Permission::SubscriptionsAdmin)?;
-    let events = check_events(spec.events)?;
+    let owner = manager(caller)?.map(str::to_owned);
+    let policy = &caller.principal.read_policy;
+    // A node that names no events gets those its read policy allows.
+    let events = if spec.events.is_empty() && owner.is_some() && !policy.events.is_empty() {
+        policy.events.clone()
+    } else {
+        check_events(spec.events)?
+    };
     let attributes = check_attributes(spec.attributes)?;
+    if owner.is_some() {
+        within_read_policy(caller, &events, &attributes)?;
+    }
     check_url(state, &spec.url).await?;
     let tenant = caller.principal.tenant.clone();
     let cursor = if spec.from_beginning {
@@ -158,6 +224,7 @@ pub(crate) async fn create(
         url: spec.url,
         events,
         attributes,
+        owner,
         previous_secret_sealed: None,
         previous_until: None,
         state: SubscriptionState::Active,
@@ -179,6 +246,7 @@ pub(crate) async fn create(
                 "url": audit_url(&r.url),
                 "events": r.events,
                 "attributes": r.attributes,
+                "owner": r.owner,
                 "cursor": r.progress.cursor,
             })
         },
@@ -207,6 +275,9 @@ pub(crate) async fn update(
     if let Some(a) = patch.attributes {
         row.attributes = check_attributes(a)?;
     }
+    if row.owner.is_some() && !caller.has(Permission::SubscriptionsAdmin) {
+        within_read_policy(caller, &row.events, &row.attributes)?;
+    }
     match patch.state.as_deref() {
         None => {}
         Some("active") => {
@@ -230,9 +301,8 @@ pub(crate) async fn update(
 }
 
 pub(crate) async fn delete(state: &AppState, caller: &Caller, id: String) -> ApiResult<()> {
-    caller.require(Permission::SubscriptionsAdmin)?;
-    let t = caller.principal.tenant.clone();
-    let sid = id.clone();
+    let row = load(state, caller, id).await?;
+    let (t, sid, id) = (row.tenant, row.id.clone(), row.id);
     let detail = serde_json::json!({ "subscription": id });
     let audit =
         crate::ops::audit::recorded(state, caller, "subscription.deleted", move |_: &()| detail);

@@ -37,6 +37,7 @@ pub(crate) async fn create(
             token_policy: "ttl".into(),
             token_ttl_seconds: 0,
             write_policy: WritePolicy::allow_all(),
+            read_policy: Default::default(),
             secret: None,
         },
         token: NewAdminToken {

@@ -28,6 +28,7 @@ mod oauth;
 mod outbound;
 mod people;
 mod private_key_jwt;
+mod read_policy;
 mod schemathesis;
 mod scim;
 mod scim_tester;
