@@ -160,7 +160,14 @@ pub struct FileSettings {
     /// Records (and the header) may end with one delimiter too many.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub trailing_delimiter: bool,
+    /// The file format (`csv` or `jsonl`) of an upload that names none
+    /// (`application/octet-stream`, as encrypted files are sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
 }
+
+/// The formats a stored mapping reads.
+pub const FILE_FORMATS: [&str; 2] = ["csv", "jsonl"];
 
 impl FileSettings {
     /// The delimiter as a byte, when one is set and valid.
@@ -257,6 +264,12 @@ impl MappingDoc {
                 return Err(invalid(
                     "file.delimiter: must be one ASCII character (or 'tab'), not a quote or line break",
                 ));
+            }
+            if f.format
+                .as_deref()
+                .is_some_and(|x| !FILE_FORMATS.contains(&x))
+            {
+                return Err(invalid("file.format: must be 'csv' or 'jsonl'"));
             }
             if f.encoding.as_deref().is_some_and(|e| e.trim().is_empty()) {
                 return Err(invalid("file.encoding: must name an encoding"));

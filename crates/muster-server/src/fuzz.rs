@@ -71,9 +71,13 @@ pub fn upload_params(data: &[u8]) {
     if let Ok(format) = imports::detect_format(&p, &headers) {
         // A SCIM file is read without a stored mapping, every other file
         // with one.
-        assert_eq!(format == "scim", p.mapping.is_empty(), "{format}");
+        assert_eq!(
+            format.as_deref() == Some("scim"),
+            p.mapping.is_empty(),
+            "{format:?}"
+        );
         let mut p = p.clone();
-        match imports::resolve_encoding(&mut p, &format, &headers) {
+        match imports::resolve_encoding(&mut p, format.as_deref(), &headers) {
             // What the API accepts, the reader can decode.
             Ok(()) => assert!(p
                 .encoding

@@ -115,7 +115,8 @@ pub struct PushArgs {
     /// Do not wait: print the accepted import and exit 0.
     #[arg(long, conflicts_with = "wait")]
     pub no_wait: bool,
-    /// csv, jsonl or scim (default: from the file's extension).
+    /// csv, jsonl or scim (default: from the file's extension, else the
+    /// mapping's [file] format).
     #[arg(long, value_parser = parse_format)]
     pub format: Option<ImportFormat>,
     /// The CSV delimiter: one character, or 'tab'.
@@ -351,7 +352,8 @@ pub enum Schedule {
 /// environment and the config file, in that order.
 pub struct Job {
     file: PathBuf,
-    format: ImportFormat,
+    /// `None`: the mapping's `[file]` format.
+    format: Option<ImportFormat>,
     mapping: Option<String>,
     mode: Option<ImportMode>,
     dry_run: bool,
@@ -434,19 +436,21 @@ pub fn resolve(a: PushArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Job,
         .file
         .or(cfg.file.clone())
         .ok_or_else(|| usage("no file to push: name one, or set file in the --config file"))?;
-    let format = format_flag
-        .or_else(|| ImportFormat::from_path(&file))
-        .ok_or_else(|| {
-            usage(format!(
+    // A name that tells nothing leaves the format to the mapping's [file]
+    // table (docs/mapping.md); a SCIM file has no mapping to ask.
+    let format = format_flag.or_else(|| ImportFormat::from_path(&file));
+    let mapping = a.mapping.or(cfg.mapping.clone());
+    match (format, &mapping) {
+        (None, None) => {
+            return Err(usage(format!(
                 "cannot tell the format of {} from its name: pass --format csv, jsonl or scim",
                 file.display()
-            ))
-        })?;
-    let mapping = a.mapping.or(cfg.mapping.clone());
-    if mapping.is_none() && format != ImportFormat::Scim {
-        return Err(usage(
+            )))
+        }
+        (Some(f), None) if f != ImportFormat::Scim => return Err(usage(
             "--mapping is required (or mapping in the --config file), except with --format scim",
-        ));
+        )),
+        _ => {}
     }
     let encrypt = a.encrypt || cfg.encrypt;
     let encryption = a.encryption.or(cfg.encryption.clone());
@@ -591,7 +595,7 @@ async fn attempt(
         mode: job.mode,
         dry_run: job.dry_run,
         wait_seconds: server_wait,
-        format: Some(job.format),
+        format: job.format,
         delimiter: job.delimiter,
         encoding: job.encoding.clone(),
         header_map: job.header_map.clone(),
@@ -1074,7 +1078,7 @@ mod tests {
         assert_eq!(job.mapping.as_deref(), Some("file-map"));
         assert_eq!(job.mode, Some(ImportMode::Snapshot));
         assert_eq!(job.file, d.path().join("e.csv"));
-        assert_eq!(job.format, ImportFormat::Csv);
+        assert_eq!(job.format, Some(ImportFormat::Csv));
         assert_eq!(job.wait, 5);
         assert_eq!(job.retries, 5, "scheduled runs retry by default");
         assert!(matches!(job.schedule, Some(Schedule::Every(d)) if d.as_secs() == 3600));
@@ -1102,9 +1106,21 @@ mod tests {
         .unwrap();
         assert_eq!(job.mapping.as_deref(), Some("flag-map"));
         assert_eq!(job.file, PathBuf::from("other.jsonl"));
-        assert_eq!(job.format, ImportFormat::Jsonl);
+        assert_eq!(job.format, Some(ImportFormat::Jsonl));
         assert!(matches!(job.schedule, Some(Schedule::Cron(_))));
         assert_eq!(secret_of(&job.auth), ("from-env".into(), "mcs_env".into()));
+    }
+
+    #[test]
+    fn a_file_name_that_tells_no_format_leaves_it_to_the_mapping() {
+        let creds = env(&[("MUSTER_CLIENT_ID", "hr"), ("MUSTER_CLIENT_SECRET", "s")]);
+        let job = resolve(args(&["export.dat", "--mapping", "hr"]), &creds).unwrap();
+        assert_eq!(job.format, None);
+        let Err((code, msg)) = resolve(args(&["export.dat", "--format", "csv"]), &creds) else {
+            panic!("a csv file without a mapping was accepted");
+        };
+        assert_eq!(code, EXIT_USAGE);
+        assert!(msg.contains("--mapping is required"), "{msg}");
     }
 
     #[test]

@@ -191,7 +191,7 @@ fn encoding_name(what: &str, label: &str) -> ApiResult<String> {
 /// agree when both are given, and a SCIM file is UTF-8 JSON.
 pub(crate) fn resolve_encoding(
     p: &mut ImportParams,
-    format: &str,
+    format: Option<&str>,
     headers: &HeaderMap,
 ) -> ApiResult<()> {
     if let Some(cs) = crate::http::charset(headers) {
@@ -206,7 +206,7 @@ pub(crate) fn resolve_encoding(
             _ => p.encoding = Some(from_type),
         }
     }
-    if format == SCIM_FORMAT && p.encoding.as_deref().is_some_and(|e| e != "utf-8") {
+    if format == Some(SCIM_FORMAT) && p.encoding.as_deref().is_some_and(|e| e != "utf-8") {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidParameter,
             "encoding: a SCIM file is JSON, which is UTF-8 (RFC 8259)",
@@ -215,8 +215,10 @@ pub(crate) fn resolve_encoding(
     Ok(())
 }
 
-/// The file's format, from `format=` or the media type.
-pub(crate) fn detect_format(p: &ImportParams, headers: &HeaderMap) -> ApiResult<String> {
+/// The file's format, from `format=` or the media type; `None` for an
+/// `application/octet-stream` upload that names none, which the mapping's
+/// `[file]` table must then name.
+pub(crate) fn detect_format(p: &ImportParams, headers: &HeaderMap) -> ApiResult<Option<String>> {
     let ct = crate::http::media_type(headers);
     let from_type = match ct.as_str() {
         "text/csv" | "application/csv" => Some("csv"),
@@ -238,18 +240,20 @@ pub(crate) fn detect_format(p: &ImportParams, headers: &HeaderMap) -> ApiResult<
                 "format: contradicts the Content-Type",
             ))
         }
-        (Some(f), _) => f.clone(),
-        (None, Some(t)) => t.to_owned(),
-        (None, None) => {
+        (Some(f), _) => Some(f.clone()),
+        (None, Some(t)) => Some(t.to_owned()),
+        (None, None) if p.mapping.is_empty() => {
             return Err(ApiError::bad_request(
                 ErrorCode::InvalidParameter,
                 "format: required with application/octet-stream",
             ))
         }
+        (None, None) => None,
     };
     // A SCIM file is read by the SCIM User mapping (docs/scim.md); every
     // other file by a stored mapping.
-    match (format == SCIM_FORMAT, p.mapping.is_empty()) {
+    let scim = format.as_deref() == Some(SCIM_FORMAT);
+    match (scim, p.mapping.is_empty()) {
         (true, false) => Err(ApiError::bad_request(
             ErrorCode::InvalidParameter,
             "mapping: a SCIM file is read by the SCIM User mapping; leave mapping out",
@@ -367,7 +371,7 @@ pub async fn import_create(
     caller.require(Permission::ImportsCreate)?;
     let mut p = parse_params(query.as_deref(), state.config.import.max_wait_seconds)?;
     let format = detect_format(&p, &headers)?;
-    resolve_encoding(&mut p, &format, &headers)?;
+    resolve_encoding(&mut p, format.as_deref(), &headers)?;
     let key = idempotency_key(&headers)?;
     let wait = p.wait;
     let (row, fresh) = imports::submit(&state, &caller, p, format, key, body).await?;

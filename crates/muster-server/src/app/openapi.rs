@@ -180,7 +180,7 @@ pub const ROUTES: &[Route] = &[
             ("allow_mass_deactivation", "snapshot: true lifts the limit"),
             ("dry_run", "true: report what would change, write nothing"),
             ("wait", "seconds to wait for the import to finish before answering"),
-            ("format", "csv, jsonl or scim (a SCIM BulkRequest or ListResponse of Users; default: from Content-Type)"),
+            ("format", "csv, jsonl or scim (a SCIM BulkRequest or ListResponse of Users; default: from Content-Type, or the mapping's [file] format for application/octet-stream)"),
             ("delimiter", "CSV delimiter, one character or 'tab' (default ',')"),
             ("encoding", "the file's text encoding: utf-8, windows-1252, iso-8859-1, utf-16le or another WHATWG label (default: UTF-8, strictly: a file that is not UTF-8 is rejected whole with invalid_encoding); a charset on the Content-Type says the same"),
             ("header_map", "JSON object: mapping column name to this file's column name"),

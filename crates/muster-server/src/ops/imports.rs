@@ -84,14 +84,15 @@ impl Encryption {
     }
 }
 
-/// Submits a file for import: `format` is `csv`, `jsonl` or `scim`, `key` the
+/// Submits a file for import: `format` is `csv`, `jsonl` or `scim` (`None`:
+/// the mapping's `[file]` format), `key` the
 /// client's idempotency key. Returns the import and whether it is new
 /// (`false`: the key named an earlier import, whose row is returned).
 pub(crate) async fn submit(
     state: &AppState,
     caller: &Caller,
     p: ImportParams,
-    format: String,
+    format: Option<String>,
     key: Option<String>,
     body: Body,
 ) -> ApiResult<(ImportRow, bool)> {
@@ -115,14 +116,14 @@ pub(crate) async fn submit(
         // shown to be the same one: the same parameters and the same file.
         let (pid, k) = (caller.principal.id.clone(), k.clone());
         if let Some(row) = state.db(move |s| s.import_by_key(&pid, &k)).await? {
-            same_request(state, caller, &row, &p, &format, body).await?;
+            same_request(state, caller, &row, &p, format.as_deref(), body).await?;
             return Ok((row, false));
         }
     }
 
     // A SCIM file has no stored mapping: its import names the SCIM User
     // mapping, at version 0.
-    let (mapping, file) = if format == SCIM_FORMAT {
+    let (mapping, file) = if format.as_deref() == Some(SCIM_FORMAT) {
         ((SCIM_FORMAT.to_owned(), 0), FileSettings::default())
     } else {
         let (t, name) = (tenant.clone(), p.mapping.clone());
@@ -149,6 +150,18 @@ pub(crate) async fn submit(
         }
     };
     // What the upload does not say, the mapping's [file] table does.
+    let format = match format.or(file.format.clone()) {
+        Some(f) => f,
+        None => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidParameter,
+                format!(
+                    "format: required with application/octet-stream, as mapping '{}' names no file.format",
+                    mapping.0
+                ),
+            ))
+        }
+    };
     let delimiter = p.delimiter.or(file.delimiter_byte()).unwrap_or(b',');
     let encoding = match (&p.encoding, &file.encoding) {
         (Some(e), _) => Some(e.clone()),
@@ -224,7 +237,7 @@ async fn same_request(
     caller: &Caller,
     row: &ImportRow,
     p: &ImportParams,
-    format: &str,
+    format: Option<&str>,
     body: Body,
 ) -> ApiResult<()> {
     let o = &row.options;
@@ -241,8 +254,12 @@ async fn same_request(
         None => declared.and(text("encryption")),
     };
     let differs = [
-        ("format", row.format != format),
-        ("mapping", format != SCIM_FORMAT && row.mapping != p.mapping),
+        // Left out (an octet-stream upload), the mapping's was used.
+        ("format", format.is_some_and(|f| row.format != f)),
+        (
+            "mapping",
+            row.format != SCIM_FORMAT && row.mapping != p.mapping,
+        ),
         ("mode", row.mode != p.mode),
         ("dry_run", row.dry_run != p.dry_run),
         // Left out, the mapping's (or the default) was used.

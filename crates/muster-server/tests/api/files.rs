@@ -274,7 +274,7 @@ async fn the_mappings_file_settings_read_an_export_that_the_upload_does_not_desc
     // TOML wants top-level keys first: the [file] table goes after them.
     let (top, attrs) = MAPPING.split_once("[attributes").unwrap();
     let mapping_ok = format!(
-        "{top}[file]\ndelimiter = \";\"\nencoding = \"windows-1252\"\ntrailing_delimiter = true\n\n[attributes{attrs}"
+        "{top}[file]\ndelimiter = \";\"\nencoding = \"windows-1252\"\ntrailing_delimiter = true\nformat = \"csv\"\n\n[attributes{attrs}"
     );
     let r = app.put_mapping("hr", &mapping_ok).await;
     assert_eq!(
@@ -291,6 +291,19 @@ async fn the_mappings_file_settings_read_an_export_that_the_upload_does_not_desc
     let v = final_import(&app, r).await;
     assert_eq!(v["state"], "succeeded", "{v}");
     assert_eq!(app.person("E1").await.attributes["given_name"], "Zoë");
+    // An upload that names no format (as an encrypted file is sent) is read
+    // in the mapping's.
+    let r = app
+        .upload(
+            &t,
+            "mapping=hr&wait=30",
+            "application/octet-stream",
+            body.clone(),
+        )
+        .await;
+    let v = final_import(&app, r).await;
+    assert_eq!(v["state"], "succeeded", "{v}");
+    assert_eq!(v["format"], "csv", "{v}");
     // The upload's own parameters win: a ',' delimiter finds one column.
     let r = app
         .upload(&t, "mapping=hr&wait=30&delimiter=,", "text/csv", body)
@@ -302,6 +315,7 @@ async fn the_mappings_file_settings_read_an_export_that_the_upload_does_not_desc
         ("delimiter = \";;\"", "file.delimiter"),
         ("encoding = \"klingon\"", "file.encoding"),
         ("colour = \"blue\"", "colour"),
+        ("format = \"xlsx\"", "file.format"),
     ] {
         let doc = format!("{top}[file]\n{bad}\n\n[attributes{attrs}");
         let r = app.put_mapping("hr", &doc).await;
@@ -309,4 +323,16 @@ async fn the_mappings_file_settings_read_an_export_that_the_upload_does_not_desc
         let p: Value = r.json().await.unwrap();
         assert!(p["detail"].as_str().unwrap().contains(needle), "{bad}: {p}");
     }
+    // Without a format in the mapping, such an upload must say its own.
+    assert_eq!(
+        app.put_mapping("hr", MAPPING).await.status(),
+        StatusCode::CREATED
+    );
+    let r = app
+        .upload(&t, "mapping=hr", "application/octet-stream", b"x".to_vec())
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "invalid_parameter", "{p}");
+    assert!(p["detail"].as_str().unwrap().starts_with("format:"), "{p}");
 }

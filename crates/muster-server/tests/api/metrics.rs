@@ -2,16 +2,25 @@
 //! main listener or on a listener of its own, with route templates (never
 //! a concrete path) and no person data in any label.
 use crate::helpers::*;
+use crate::support::receiver::{receiver, subscribe};
 use reqwest::StatusCode;
+use serde_json::json;
+use std::time::Duration;
 
-/// A gateway whose `/metrics` answers to `TOKEN`.
-async fn with_token() -> (TestApp, tempfile::TempDir) {
+/// A gateway whose `/metrics` answers to `TOKEN`, with `extra` settings.
+async fn with_token_and(extra: Vec<(&str, &str)>) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("metrics-token");
     std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
     let path = file.display().to_string();
-    let app = spawn_app_with(vec![("MUSTER_METRICS__TOKEN_FILE", &path)]).await;
+    let mut env = vec![("MUSTER_METRICS__TOKEN_FILE", path.as_str())];
+    env.extend(extra);
+    let app = spawn_app_with(env).await;
     (app, dir)
+}
+
+async fn with_token() -> (TestApp, tempfile::TempDir) {
+    with_token_and(vec![]).await
 }
 
 const TOKEN: &str = "metrics-token-for-the-tests";
@@ -159,5 +168,60 @@ async fn a_metrics_token_too_short_or_unreadable_stops_the_start() {
             panic!("started with a bad metrics token")
         };
         assert!(format!("{e:#}").contains(why), "{e:#}");
+    }
+}
+
+/// The value of the sample `prefix` once it is at least `at_least`: the
+/// receiver has a delivery before the gateway has counted its outcome.
+async fn sample_reaching(app: &TestApp, prefix: &str, at_least: f64) -> f64 {
+    for _ in 0..200 {
+        let text = scrape(app).await;
+        if let Some(v) = text
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| *v >= at_least)
+        {
+            return v;
+        }
+        app.clock.advance(chrono::Duration::minutes(5));
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{prefix} never reached {at_least}:\n{}", scrape(app).await);
+}
+
+#[tokio::test]
+async fn deliveries_are_counted_by_subscription_and_outcome_with_their_lag() {
+    let (app, _dir) = with_token_and(vec![
+        ("MUSTER_WEBHOOKS__ALLOW_PRIVATE_DESTINATIONS", "true"),
+        ("MUSTER_WEBHOOKS__POLL_INTERVAL_MS", "50"),
+    ])
+    .await;
+    // The receiver fails once, then takes everything.
+    let (url, rx) = receiver(vec![500], 200).await;
+    let (sub, _) = subscribe(&app, json!({"url": url, "attributes": ["*"]})).await;
+    let (_, t) = app.hr_setup().await;
+    let r = app
+        .upload(&t, "mapping=hr&wait=30", "text/csv", rows(2))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let failed =
+        format!("muster_webhook_deliveries_total{{subscription=\"{sub}\",outcome=\"failed\"}}");
+    let delivered =
+        format!("muster_webhook_deliveries_total{{subscription=\"{sub}\",outcome=\"delivered\"}}");
+    assert_eq!(sample_reaching(&app, &failed, 1.0).await, 1.0);
+    assert_eq!(sample_reaching(&app, &delivered, 2.0).await, 2.0);
+    assert_eq!(rx.delivered().len(), 2);
+    let lag = sample_reaching(
+        &app,
+        &format!("muster_webhook_delivery_lag_seconds{{subscription=\"{sub}\"}}"),
+        0.0,
+    )
+    .await;
+    assert!(lag.is_finite(), "{lag}");
+    let text = scrape(&app).await;
+    for person in ["E0001", "Name1", "name1@example.com", url.as_str()] {
+        assert!(!text.contains(person), "{person} in:\n{text}");
     }
 }
