@@ -768,12 +768,80 @@ pub struct ChangesPage {
     pub next_cursor: String,
 }
 
-/// A new webhook subscription.
+/// Where a subscription's events go (docs/events.md#subscription-kinds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionKind {
+    /// Signed HTTP POSTs to a receiver (Standard Webhooks).
+    #[default]
+    Webhook,
+    /// Messages published to a NATS JetStream stream, acknowledged.
+    Nats,
+}
+
+impl SubscriptionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Nats => "nats",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "webhook" => Some(Self::Webhook),
+            "nats" => Some(Self::Nats),
+            _ => None,
+        }
+    }
+}
+
+/// How a `nats` subscription authenticates to its server; one of the
+/// three (none: the server takes anonymous clients).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NatsCredentials {
+    /// A server token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The text of a `.creds` file (a user JWT and its NKey seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creds: Option<String>,
+}
+
+impl std::fmt::Debug for NatsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsCredentials")
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("user", &self.user.as_ref().map(|_| "[redacted]"))
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("creds", &self.creds.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// A new subscription.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionSpec {
-    /// `https://...` (or `http://` to private destinations where allowed).
+    /// `webhook` (the default) or `nats`.
+    #[serde(default)]
+    pub kind: SubscriptionKind,
+    /// A webhook's `https://...` (or `http://` to private destinations
+    /// where allowed); a NATS server's `tls://host:4222` (or `nats://`,
+    /// without TLS, to private destinations where allowed).
     pub url: String,
+    /// `nats`: the first tokens of every subject (default `muster`); an
+    /// event goes to `<prefix>.<tenant>.<event type>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_prefix: Option<String>,
+    /// `nats`: how to authenticate to the server; sealed at rest, never
+    /// shown again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<NatsCredentials>,
     /// Event names; default: all.
     #[serde(default)]
     pub events: Vec<String>,
@@ -790,6 +858,10 @@ pub struct SubscriptionSpec {
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionPatch {
     pub url: Option<String>,
+    /// `nats` only.
+    pub subject_prefix: Option<String>,
+    /// `nats` only: replaces the stored credentials.
+    pub credentials: Option<NatsCredentials>,
     pub events: Option<Vec<String>>,
     pub attributes: Option<Vec<String>>,
     /// `active` (re-enables, e.g. after a 410) or `disabled`.
@@ -799,7 +871,12 @@ pub struct SubscriptionPatch {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SubscriptionInfo {
     pub id: String,
+    #[serde(default)]
+    pub kind: SubscriptionKind,
     pub url: String,
+    /// `nats`: the subjects' first tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_prefix: Option<String>,
     pub events: Vec<String>,
     pub attributes: Vec<String>,
     /// The client that made it and manages it; absent for an
@@ -819,12 +896,14 @@ pub struct SubscriptionInfo {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// A subscription and its signing secret, shown this once.
+/// A subscription and (a webhook's) signing secret, shown this once.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SubscriptionCreated {
     pub subscription: SubscriptionInfo,
-    /// `whsec_` + base64 of 32 random bytes.
-    pub secret: String,
+    /// A webhook's `whsec_` + base64 of 32 random bytes; absent for a
+    /// `nats` subscription, which signs nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]

@@ -51,6 +51,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "read_policies",
         include_str!("../migrations/0013_read_policies.sql"),
     ),
+    (
+        14,
+        "subscription_kinds",
+        include_str!("../migrations/0014_subscription_kinds.sql"),
+    ),
 ];
 
 /// The advisory lock key that guards migrations ("muster-m" in ASCII).

@@ -13,7 +13,7 @@ macro_rules! sub_select {
             "SELECT id, tenant_id, url, events::text, attributes::text, secret_sealed, \
              previous_secret_sealed, previous_until, state, disabled_reason, cursor, attempt, \
              next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at, \
-             owner_client_id FROM subscriptions ",
+             owner_client_id, kind, target::text FROM subscriptions ",
             $rest
         )
     };
@@ -34,7 +34,12 @@ fn to_row(r: &Row) -> Result<SubscriptionRow> {
     Ok(SubscriptionRow {
         id: get(r, 0)?,
         tenant: tenant_id(&get::<String>(r, 1)?)?,
+        kind: muster_store::SubscriptionKind::parse(&get::<String>(r, 18)?).unwrap_or_default(),
         url: get(r, 2)?,
+        target: match get::<Option<String>>(r, 19)? {
+            Some(t) => serde_json::from_str(&t).map_err(json_err)?,
+            None => serde_json::Value::Null,
+        },
         events: serde_json::from_str(&events).map_err(json_err)?,
         attributes: serde_json::from_str(&attributes).map_err(json_err)?,
         owner: get(r, 17)?,
@@ -105,9 +110,9 @@ pub(crate) fn create<C: GenericClient>(
         "INSERT INTO subscriptions (id, tenant_id, url, events, attributes, secret_sealed, \
          previous_secret_sealed, previous_until, state, disabled_reason, cursor, attempt, \
          next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at, \
-         owner_client_id) VALUES \
+         owner_client_id, kind, target) VALUES \
          ($1, $2, $3, $4::text::jsonb, $5::text::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, \
-          $14, $15, $16, $17, $18)",
+          $14, $15, $16, $17, $18, $19, $20::text::jsonb)",
         &[
             &r.id,
             &r.tenant.as_str(),
@@ -127,6 +132,8 @@ pub(crate) fn create<C: GenericClient>(
             &r.created_at,
             &r.updated_at,
             &r.owner,
+            &r.kind.as_str(),
+            &muster_store::shared::nullable_json(&r.target)?,
         ],
     )?;
     match res {
@@ -145,8 +152,8 @@ pub(crate) fn update<C: GenericClient>(
     let n = s.exec(
         "UPDATE subscriptions SET url = $3, events = $4::text::jsonb, \
          attributes = $5::text::jsonb, secret_sealed = $6, previous_secret_sealed = $7, \
-         previous_until = $8, state = $9, disabled_reason = $10, updated_at = $11 \
-         WHERE tenant_id = $1 AND id = $2",
+         previous_until = $8, state = $9, disabled_reason = $10, updated_at = $11, \
+         target = $12::text::jsonb WHERE tenant_id = $1 AND id = $2",
         &[
             &r.tenant.as_str(),
             &r.id,
@@ -159,6 +166,7 @@ pub(crate) fn update<C: GenericClient>(
             &r.state.as_str(),
             &r.disabled_reason,
             &r.updated_at,
+            &muster_store::shared::nullable_json(&r.target)?,
         ],
     )?;
     if n == 0 {

@@ -185,8 +185,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         "ALTER TABLE principals ADD COLUMN read_policy TEXT; \
          ALTER TABLE subscriptions ADD COLUMN owner_client_id TEXT;",
     ),
+    (
+        10,
+        // Subscriptions of more than one kind (docs/events.md): a webhook,
+        // or a NATS JetStream subject prefix in `target`.
+        "ALTER TABLE subscriptions ADD COLUMN kind TEXT NOT NULL DEFAULT 'webhook';          ALTER TABLE subscriptions ADD COLUMN target TEXT;",
+    ),
 ];
-const SCHEMA_VERSION: i64 = 9;
+const SCHEMA_VERSION: i64 = 10;
 const READERS_KEPT: usize = 8;
 
 pub(crate) fn be(e: rusqlite::Error) -> StoreError {

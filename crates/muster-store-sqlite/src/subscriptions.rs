@@ -10,9 +10,10 @@ use rusqlite::{params, Connection, Row};
 
 const COLS: &str = "id, tenant_id, url, events, attributes, secret_sealed, \
     previous_secret_sealed, previous_until, state, disabled_reason, cursor, attempt, \
-    next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at, owner_client_id";
+    next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at, owner_client_id, \
+    kind, target";
 
-type Raw = (SubscriptionRow, String, String, String);
+type Raw = (SubscriptionRow, String, String, String, Option<String>);
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Raw> {
     let redeliver = match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?) {
@@ -22,7 +23,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Raw> {
     let row = SubscriptionRow {
         id: r.get(0)?,
         tenant: TenantId::default_tenant(),
+        kind: muster_store::SubscriptionKind::parse(&r.get::<_, String>(18)?).unwrap_or_default(),
         url: r.get(2)?,
+        target: serde_json::Value::Null,
         events: Vec::new(),
         attributes: Vec::new(),
         owner: r.get(17)?,
@@ -40,10 +43,13 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Raw> {
         created_at: from_us(r.get(15)?),
         updated_at: from_us(r.get(16)?),
     };
-    Ok((row, r.get(1)?, r.get(3)?, r.get(4)?))
+    Ok((row, r.get(1)?, r.get(3)?, r.get(4)?, r.get(19)?))
 }
 
-fn decode((mut row, tenant, events, attributes): Raw) -> Result<SubscriptionRow> {
+fn decode((mut row, tenant, events, attributes, target): Raw) -> Result<SubscriptionRow> {
+    if let Some(t) = target {
+        row.target = serde_json::from_str(&t).map_err(json_err)?;
+    }
     row.tenant = TenantId::parse(&tenant)
         .map_err(|_| StoreError::backend("a stored tenant id does not parse"))?;
     row.events = serde_json::from_str(&events).map_err(json_err)?;
@@ -99,7 +105,8 @@ pub(crate) fn create(conn: &Connection, s: &SubscriptionRow) -> Result<Subscript
     conn.execute(
         &format!(
             "INSERT INTO subscriptions ({COLS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+             ?19, ?20)"
         ),
         params![
             s.id,
@@ -119,7 +126,9 @@ pub(crate) fn create(conn: &Connection, s: &SubscriptionRow) -> Result<Subscript
             p.redeliver.map(|r| r.1),
             us(s.created_at),
             us(s.updated_at),
-            s.owner
+            s.owner,
+            s.kind.as_str(),
+            muster_store::shared::nullable_json(&s.target)?
         ],
     )
     .map_err(|e| match e {
@@ -138,7 +147,8 @@ pub(crate) fn update(conn: &Connection, s: &SubscriptionRow) -> Result<Subscript
         .execute(
             "UPDATE subscriptions SET url = ?3, events = ?4, attributes = ?5, \
              secret_sealed = ?6, previous_secret_sealed = ?7, previous_until = ?8, state = ?9, \
-             disabled_reason = ?10, updated_at = ?11 WHERE tenant_id = ?1 AND id = ?2",
+             disabled_reason = ?10, updated_at = ?11, target = ?12 \
+             WHERE tenant_id = ?1 AND id = ?2",
             params![
                 s.tenant.as_str(),
                 s.id,
@@ -150,7 +160,8 @@ pub(crate) fn update(conn: &Connection, s: &SubscriptionRow) -> Result<Subscript
                 s.previous_until.map(us),
                 s.state.as_str(),
                 s.disabled_reason,
-                us(s.updated_at)
+                us(s.updated_at),
+                muster_store::shared::nullable_json(&s.target)?
             ],
         )
         .map_err(be)?;

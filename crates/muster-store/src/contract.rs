@@ -221,7 +221,9 @@ pub fn subscription_row(tenant: &TenantId, id: &str) -> SubscriptionRow {
     SubscriptionRow {
         id: id.into(),
         tenant: tenant.clone(),
+        kind: SubscriptionKind::Webhook,
         url: "https://hooks.example.com/muster".into(),
+        target: serde_json::Value::Null,
         events: vec!["person.created".into()],
         attributes: vec!["*".into()],
         owner: None,
@@ -907,6 +909,28 @@ pub fn read_policies_and_subscription_owners_are_kept(store: &dyn Store) {
     let kept = store.subscription_update(&changed, no_audit()).unwrap();
     assert_eq!(kept.owner.as_deref(), Some("node"));
     assert_eq!(kept.attributes, vec!["department".to_string()]);
+
+    // A kind other than webhook keeps its kind and settings; an update
+    // changes the settings, never the kind.
+    let nats = SubscriptionRow {
+        kind: SubscriptionKind::Nats,
+        url: "nats://127.0.0.1:4222".into(),
+        target: serde_json::json!({"subject_prefix": "hr"}),
+        ..subscription_row(&t, "sub_nats")
+    };
+    assert_eq!(
+        store.subscription_create(nats.clone(), no_audit()).unwrap(),
+        nats
+    );
+    let mut changed = store.subscription_get(&t, "sub_nats").unwrap();
+    changed.target = serde_json::json!({"subject_prefix": "people"});
+    changed.kind = SubscriptionKind::Webhook;
+    let kept = store.subscription_update(&changed, no_audit()).unwrap();
+    assert_eq!(kept.kind, SubscriptionKind::Nats);
+    assert_eq!(kept.target["subject_prefix"], "people");
+    let webhook = store.subscription_get(&t, "sub_own").unwrap();
+    assert_eq!(webhook.kind, SubscriptionKind::Webhook);
+    assert_eq!(webhook.target, serde_json::Value::Null);
 }
 
 pub fn intake_policies_default_and_replace(store: &dyn Store) {

@@ -14,7 +14,7 @@ pub mod contract_semantics;
 pub mod shared;
 pub mod transfer;
 
-pub use muster_proto::{ImportMode, ImportState, SubscriptionState};
+pub use muster_proto::{ImportMode, ImportState, SubscriptionKind, SubscriptionState};
 
 /// The states of an import still under way ([`ImportState::PENDING`]) as an
 /// SQL list, `('received', ...)`, for both backends' queries: a literal, so
@@ -1772,7 +1772,12 @@ pub fn new_event_id() -> String {
 pub struct SubscriptionRow {
     pub id: String,
     pub tenant: TenantId,
+    /// Where its events go; fixed when it is made.
+    pub kind: SubscriptionKind,
     pub url: String,
+    /// What the kind needs besides the URL (a NATS subject prefix);
+    /// `Null` for a webhook.
+    pub target: serde_json::Value,
     /// Event names it receives.
     pub events: Vec<String>,
     /// Attributes its payloads may carry (`*`: all; `roles` for the roles).
@@ -1780,7 +1785,8 @@ pub struct SubscriptionRow {
     /// The client that created it and manages it, bounded by its read
     /// policy (`None`: made by an administrator).
     pub owner: Option<String>,
-    /// The `whsec_` secret, sealed under the master key.
+    /// The kind's secret, sealed under the master key: a webhook's
+    /// `whsec_` signing secret, a NATS subscription's credentials (JSON).
     pub secret_sealed: Vec<u8>,
     /// The secret before the last rotation, also signed with until
     /// `previous_until`.
@@ -1799,6 +1805,7 @@ impl std::fmt::Debug for SubscriptionRow {
         f.debug_struct("SubscriptionRow")
             .field("id", &self.id)
             .field("tenant", &self.tenant)
+            .field("kind", &self.kind)
             .field("state", &self.state)
             .field("progress", &self.progress)
             .finish_non_exhaustive()

@@ -18,6 +18,14 @@ use std::collections::BTreeSet;
 /// is damaged), or a value that does not encode: a backend error, for the
 /// log. serde_json's message quotes the offending value, which may be a
 /// person's, so only its category and position are kept.
+/// A JSON value as a nullable text column: `NULL` for `null`.
+pub fn nullable_json(v: &serde_json::Value) -> Result<Option<String>> {
+    match v {
+        serde_json::Value::Null => Ok(None),
+        v => serde_json::to_string(v).map(Some).map_err(json_err),
+    }
+}
+
 pub fn json_err(e: serde_json::Error) -> StoreError {
     StoreError::backend(format!(
         "stored JSON does not decode ({:?} error at line {}, column {})",

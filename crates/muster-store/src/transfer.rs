@@ -304,6 +304,8 @@ pub const TABLES: &[Table] = &[
             ("created_at", Time),
             ("updated_at", Time),
             ("owner_client_id", Text),
+            ("kind", Text),
+            ("target", Json),
         ],
     },
     Table {

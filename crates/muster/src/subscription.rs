@@ -1,21 +1,84 @@
-//! `muster admin subscription ...`: webhook subscriptions (docs/events.md#webhook-subscriptions), their
-//! delivery log, manual redelivery and secret rotation.
+//! `muster admin subscription ...`: webhook and NATS subscriptions
+//! (docs/events.md#webhook-subscriptions), their delivery log, manual
+//! redelivery and secret rotation.
 use crate::output::{opt, print_json, table, time};
 use clap::Subcommand;
 use muster_client::{Client, ClientError};
 use muster_proto::{
-    DeliveryInfo, Page, RedeliverRequest, SubscriptionCreated, SubscriptionInfo, SubscriptionPatch,
-    SubscriptionSpec, WebhookSecretRotate,
+    DeliveryInfo, NatsCredentials, Page, RedeliverRequest, SubscriptionCreated, SubscriptionInfo,
+    SubscriptionKind, SubscriptionPatch, SubscriptionSpec, WebhookSecretRotate,
 };
+use std::path::PathBuf;
+
+/// A NATS subscription's settings; its secrets are read from files, never
+/// from the command line.
+#[derive(Debug, Default, clap::Args)]
+pub struct NatsArgs {
+    /// nats: the first subject tokens (default `muster`): events go to
+    /// `<prefix>.<tenant>.<event type>`.
+    #[arg(long, value_name = "PREFIX")]
+    subject_prefix: Option<String>,
+    /// nats: a `.creds` file (user JWT and NKey seed).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["nats_token_file", "nats_user"])]
+    nats_creds_file: Option<PathBuf>,
+    /// nats: a file holding the server token.
+    #[arg(long, value_name = "FILE", conflicts_with = "nats_user")]
+    nats_token_file: Option<PathBuf>,
+    /// nats: the user name (its password from --nats-password-file).
+    #[arg(long, value_name = "USER", requires = "nats_password_file")]
+    nats_user: Option<String>,
+    /// nats: a file holding the user's password.
+    #[arg(long, value_name = "FILE", requires = "nats_user")]
+    nats_password_file: Option<PathBuf>,
+}
+
+impl NatsArgs {
+    fn is_empty(&self) -> bool {
+        self.subject_prefix.is_none() && !self.credentials_given()
+    }
+
+    fn credentials_given(&self) -> bool {
+        self.nats_creds_file.is_some() || self.nats_token_file.is_some() || self.nats_user.is_some()
+    }
+
+    /// The credentials the files hold (`None`: none given).
+    fn credentials(&self) -> Result<Option<NatsCredentials>, ClientError> {
+        let read = |p: &PathBuf| {
+            std::fs::read_to_string(p)
+                .map(|t| t.trim_end_matches(['\n', '\r']).to_owned())
+                .map_err(|e| ClientError::InvalidInput(format!("{}: {e}", p.display())))
+        };
+        if !self.credentials_given() {
+            return Ok(None);
+        }
+        Ok(Some(NatsCredentials {
+            token: self.nats_token_file.as_ref().map(read).transpose()?,
+            user: self.nats_user.clone(),
+            password: self.nats_password_file.as_ref().map(read).transpose()?,
+            creds: self.nats_creds_file.as_ref().map(read).transpose()?,
+        }))
+    }
+}
+
+fn parse_kind(s: &str) -> Result<SubscriptionKind, String> {
+    SubscriptionKind::parse(s).ok_or_else(|| format!("'{s}' is not a kind: use webhook or nats"))
+}
 
 #[derive(Debug, Subcommand)]
 pub enum SubscriptionCmd {
-    /// Subscribe a receiver: its `whsec_` secret is printed once.
+    /// Subscribe a receiver (its `whsec_` secret is printed once) or a
+    /// NATS JetStream stream (`--kind nats`).
     Create {
-        /// Where events are POSTed (https; http only to allowed private
-        /// destinations). (`--url` is the gateway's.)
+        /// Where events go: a webhook's https URL (http only to allowed
+        /// private destinations), a NATS server's tls:// (or nats://) URL.
+        /// (`--url` is the gateway's.)
         #[arg(value_name = "URL")]
         endpoint: String,
+        /// webhook (default) or nats.
+        #[arg(long, value_parser = parse_kind, default_value = "webhook")]
+        kind: SubscriptionKind,
+        #[command(flatten)]
+        nats: NatsArgs,
         /// Attributes its events may carry, comma-separated (`roles` for
         /// the role set, `*` for all). Data minimisation: required.
         #[arg(long, value_delimiter = ',', required = true)]
@@ -31,9 +94,11 @@ pub enum SubscriptionCmd {
     List,
     /// Show one subscription and where its delivery stands.
     Show { id: String },
-    /// Change a subscription's URL, events or attributes.
+    /// Change a subscription's URL, events, attributes or NATS settings.
     Update {
         id: String,
+        #[command(flatten)]
+        nats: NatsArgs,
         /// The new receiver URL (`--url` is the gateway's).
         #[arg(long, value_name = "URL")]
         endpoint: Option<String>,
@@ -83,11 +148,20 @@ pub enum SubscriptionCmd {
     },
 }
 
-pub const SUBSCRIPTION_HEADER: [&str; 6] = ["ID", "STATE", "URL", "EVENTS", "ATTRIBUTES", "CURSOR"];
+pub const SUBSCRIPTION_HEADER: [&str; 7] = [
+    "ID",
+    "KIND",
+    "STATE",
+    "URL",
+    "EVENTS",
+    "ATTRIBUTES",
+    "CURSOR",
+];
 
 pub fn subscription_row(s: &SubscriptionInfo) -> Vec<String> {
     vec![
         s.id.clone(),
+        s.kind.as_str().into(),
         s.state.clone(),
         s.url.clone(),
         s.events.join(","),
@@ -102,6 +176,9 @@ fn show(s: &SubscriptionInfo, json: bool) {
         return;
     }
     table(&SUBSCRIPTION_HEADER, &[subscription_row(s)]);
+    if let Some(p) = &s.subject_prefix {
+        println!("subjects:      {p}.<tenant>.<event type>");
+    }
     if let Some(r) = &s.disabled_reason {
         println!("disabled:      {r}");
     }
@@ -121,8 +198,10 @@ fn show_secret(created: &SubscriptionCreated, json: bool) {
         print_json(created);
     } else {
         show(&created.subscription, false);
-        println!("secret:        {}", created.secret);
-        println!("(the secret is shown once and will not be shown again; store it now)");
+        if let Some(secret) = &created.secret {
+            println!("secret:        {secret}");
+            println!("(the secret is shown once and will not be shown again; store it now)");
+        }
     }
 }
 
@@ -164,12 +243,17 @@ pub async fn subscription_cmd(
     match cmd {
         SubscriptionCmd::Create {
             endpoint: url,
+            kind,
+            nats,
             attributes,
             events,
             from_beginning,
         } => {
             let spec = SubscriptionSpec {
+                kind,
                 url,
+                credentials: nats.credentials()?,
+                subject_prefix: nats.subject_prefix,
                 events,
                 attributes,
                 from_beginning,
@@ -188,17 +272,20 @@ pub async fn subscription_cmd(
         SubscriptionCmd::Show { id } => show(&c.subscription_get(&id).await?, json),
         SubscriptionCmd::Update {
             id,
+            nats,
             endpoint: url,
             events,
             attributes,
         } => {
-            if url.is_none() && events.is_none() && attributes.is_none() {
+            if url.is_none() && events.is_none() && attributes.is_none() && nats.is_empty() {
                 return Err(ClientError::InvalidInput(
-                    "nothing to change: give --endpoint, --events or --attributes".into(),
+                    "nothing to change: give --endpoint, --events, --attributes, --subject-prefix or NATS credentials".into(),
                 ));
             }
             let patch = SubscriptionPatch {
                 url,
+                credentials: nats.credentials()?,
+                subject_prefix: nats.subject_prefix,
                 events,
                 attributes,
                 state: None,

@@ -519,6 +519,53 @@ fn json_of(o: &Output) -> Value {
 }
 
 #[test]
+fn an_operator_makes_a_nats_subscription_whose_credentials_come_from_a_file() {
+    let s = Server::fresh(&[("MUSTER_WEBHOOKS__ALLOW_PRIVATE_DESTINATIONS", "true")]);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("nats-token");
+    std::fs::write(&token_file, "nats-token-from-a-file\n").unwrap();
+    let token_path = token_file.display().to_string();
+    let created = json_of(&s.run(&[
+        "admin",
+        "subscription",
+        "create",
+        "nats://127.0.0.1:4222",
+        "--kind",
+        "nats",
+        "--subject-prefix",
+        "hr.people",
+        "--nats-token-file",
+        &token_path,
+        "--attributes",
+        "*",
+        "--json",
+    ]));
+    assert_eq!(created["subscription"]["kind"], "nats");
+    assert_eq!(created["subscription"]["subject_prefix"], "hr.people");
+    assert!(created.get("secret").is_none(), "{created}");
+    let id = created["subscription"]["id"].as_str().unwrap().to_owned();
+    let out = s.run(&[
+        "admin",
+        "subscription",
+        "update",
+        &id,
+        "--subject-prefix",
+        "people",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.run(&["admin", "subscription", "show", &id]);
+    let shown = text(&out);
+    assert!(
+        shown.contains("nats") && shown.contains("people.<tenant>.<event type>"),
+        "{shown}"
+    );
+    assert!(!shown.contains("nats-token-from-a-file"), "{shown}");
+    let out = s.run(&["admin", "subscription", "rotate-secret", &id]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("signs nothing"), "{}", text(&out));
+}
+
+#[test]
 fn an_operator_manages_a_webhook_subscription_from_the_command_line() {
     let hooks = Hooks::start(Duration::ZERO);
     let s = Server::fresh(&[

@@ -1,11 +1,12 @@
-//! The change feed (`GET /api/v1/changes`, `people:read`) and the webhook
+//! The change feed (`GET /api/v1/changes`, `people:read`) and the
 //! subscription admin API (`/api/v1/subscriptions`, `subscriptions:admin`),
-//! see docs/events.md. Delivery itself is in [`crate::jobs::webhooks`].
+//! see docs/events.md. Delivery itself is in [`crate::jobs::delivery`].
 use crate::api::page_limit;
 use crate::auth::Caller;
 use crate::base::error::{ApiError, ApiResult};
 use crate::base::state::AppState;
 use crate::http::json::JsonBody;
+use crate::jobs::sinks::nats::NatsTarget;
 use crate::ops::input::Overlap;
 use crate::ops::subscriptions::{self, load};
 use axum::extract::{Path, Query, State};
@@ -15,7 +16,7 @@ use muster_core::policy::Permission;
 use muster_proto::ErrorCode;
 use muster_proto::{
     ChangesPage, DeliveryInfo, Page, RedeliverRequest, SubscriptionCreated, SubscriptionInfo,
-    SubscriptionPatch, SubscriptionSpec,
+    SubscriptionKind, SubscriptionPatch, SubscriptionSpec,
 };
 use muster_store::{DeliveryRecord, SubscriptionRow};
 use serde::Deserialize;
@@ -87,7 +88,7 @@ pub async fn changes_list(
         items: events
             .iter()
             .filter(|e| policy.may_see(&e.kind))
-            .filter_map(|e| crate::jobs::webhooks::event_info(e, allowed))
+            .filter_map(|e| crate::jobs::delivery::event_info(e, allowed))
             .collect(),
         next_cursor: next.to_string(),
     }))
@@ -96,7 +97,12 @@ pub async fn changes_list(
 fn info(s: &SubscriptionRow) -> SubscriptionInfo {
     SubscriptionInfo {
         id: s.id.clone(),
+        kind: s.kind,
         url: s.url.clone(),
+        subject_prefix: match s.kind {
+            SubscriptionKind::Nats => Some(NatsTarget::of(s).subject_prefix),
+            SubscriptionKind::Webhook => None,
+        },
         events: s.events.clone(),
         attributes: s.attributes.clone(),
         owner: s.owner.clone(),
@@ -217,7 +223,7 @@ pub async fn subscription_rotate_secret(
     let (row, secret) = subscriptions::rotate_secret(&state, &caller, id, overlap).await?;
     Ok(Json(SubscriptionCreated {
         subscription: info(&row),
-        secret,
+        secret: Some(secret),
     }))
 }
 

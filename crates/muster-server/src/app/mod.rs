@@ -11,7 +11,7 @@ use crate::api::{
 };
 use crate::auth::{oauth, ratelimit, signing};
 use crate::http::{bodies, transport};
-use crate::jobs::{cluster, schedule, spool, webhooks, worker};
+use crate::jobs::{cluster, delivery, schedule, spool, worker};
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
@@ -444,7 +444,7 @@ pub async fn spawn(
         .import
         .worker
         .then(|| tokio::spawn(worker::run(state.clone(), stop.clone())));
-    let deliveries = tokio::spawn(webhooks::run(state.clone(), stop.clone()));
+    let deliveries = tokio::spawn(delivery::run(state.clone(), stop.clone()));
     let scheduler = tokio::spawn(schedule::run(state.clone(), stop.clone()));
     let sweeper = tokio::spawn(spool::run(state.clone(), stop.clone()));
     let shutdown = CancellationToken::new();
@@ -493,7 +493,7 @@ pub async fn spawn(
         deliveries.abort();
         let _ = deliveries.await;
         // Hands the subscriptions back, so another instance goes on at once.
-        webhooks::release_all(&gone).await;
+        delivery::release_all(&gone).await;
         // A settling round is one transaction: stopping between them is safe.
         scheduler.abort();
         // A sweep removes one file at a time: stopping between them is safe.

@@ -205,7 +205,7 @@ pub const ROUTES: &[Route] = &[
     r("post", "/api/v1/tenants/{tenant}/login-sync", "Create or update, in this tenant, the person of a JWT from one of this tenant's issuers (Authorization: Bearer <IdP JWT>); every refusal is 401 with its own code", "token", Body::None, "200", Body::Json("LoginSyncResult")),
     // Change events and webhook subscriptions (docs/events.md).
     Route { query: &[("after", "cursor to start after (default 0)"), ("limit", "1 to 1000"), ("wait", "long poll: seconds to wait for an event, at most 30")], ..r("get", "/api/v1/changes", "The tenant's change events in cursor order", "people:read", Body::None, "200", Body::Json("ChangesPage")) },
-    r("post", "/api/v1/subscriptions", "Create a webhook subscription; its secret is shown once", "subscriptions:admin subscriptions:own", Body::Json("SubscriptionSpec"), "201", Body::Json("SubscriptionCreated")),
+    r("post", "/api/v1/subscriptions", "Create a subscription (a webhook, whose secret is shown once, or a NATS JetStream publisher)", "subscriptions:admin subscriptions:own", Body::Json("SubscriptionSpec"), "201", Body::Json("SubscriptionCreated")),
     r("get", "/api/v1/subscriptions", "List the tenant's webhook subscriptions", "subscriptions:admin subscriptions:own", Body::None, "200", Body::List("SubscriptionInfo")),
     r("get", "/api/v1/subscriptions/{id}", "Show a subscription and its delivery progress", "subscriptions:admin subscriptions:own", Body::None, "200", Body::Json("SubscriptionInfo")),
     r("patch", "/api/v1/subscriptions/{id}", "Change a subscription (url, events, attributes, state)", "subscriptions:admin subscriptions:own", Body::Json("SubscriptionPatch"), "200", Body::Json("SubscriptionInfo")),

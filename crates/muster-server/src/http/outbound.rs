@@ -179,6 +179,32 @@ pub enum Redirects {
     Checked(usize),
 }
 
+/// The protocols of outbound destinations, by their URL schemes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `https`, or `http`.
+    Http,
+    /// A NATS server: `tls`, or `nats` without TLS.
+    Nats,
+}
+
+impl Protocol {
+    /// The scheme with TLS and the one without.
+    fn schemes(self) -> (&'static str, &'static str) {
+        match self {
+            Protocol::Http => ("https", "http"),
+            Protocol::Nats => ("tls", "nats"),
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Protocol::Http => 443,
+            Protocol::Nats => 4222,
+        }
+    }
+}
+
 /// The destination rule of one use (webhooks, JWKS fetches, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
@@ -222,10 +248,17 @@ impl Rule {
     /// credentials, and an IP literal host allowed by the rule. Run
     /// before every request and on every redirect hop.
     pub fn check_url(&self, url: &Url) -> Result<(), Refused> {
+        self.check_url_as(url, Protocol::Http)
+    }
+
+    /// [`Rule::check_url`] for `protocol`'s schemes: the one with TLS
+    /// always, the plain one only where private destinations are allowed.
+    pub fn check_url_as(&self, url: &Url, protocol: Protocol) -> Result<(), Refused> {
+        let (secure, plain) = protocol.schemes();
         match url.scheme() {
-            "https" => {}
-            "http" if self.allow_private => {}
-            _ => return Err(Refused::new("the URL must be https")),
+            s if s == secure => {}
+            s if s == plain && self.allow_private => {}
+            _ => return Err(Refused::new(format!("the URL must be {secure}"))),
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(Refused::new("the URL must not carry credentials"));
@@ -243,27 +276,43 @@ impl Rule {
     /// resolver checks again at every connection: what a name resolves to
     /// can change.)
     pub async fn check_registration(&self, text: &str) -> Result<Url, Refused> {
+        self.check_registration_as(text, Protocol::Http).await
+    }
+
+    /// [`Rule::check_registration`] for `protocol`'s schemes.
+    pub async fn check_registration_as(
+        &self,
+        text: &str,
+        protocol: Protocol,
+    ) -> Result<Url, Refused> {
         let url = Url::parse(text).map_err(|_| Refused::new("not a valid URL"))?;
-        self.check_url(&url)?;
+        self.check_url_as(&url, protocol)?;
         if self.allow_private {
             return Ok(url);
         }
         if let Some(url::Host::Domain(name)) = url.host() {
-            let port = url.port_or_known_default().unwrap_or(443);
-            let addrs: Vec<IpAddr> = tokio::net::lookup_host((name, port))
-                .await
-                .map_err(|_| Refused::new("the host does not resolve"))?
-                .map(|a| a.ip())
-                .collect();
-            if addrs.is_empty() {
-                return Err(Refused::new("the host does not resolve"));
-            }
-            for ip in addrs {
-                self.check_ip(ip)
-                    .map_err(|e| Refused::new(format!("{name}: {e}")))?;
-            }
+            let port = url.port().unwrap_or(protocol.default_port());
+            self.resolve(name, port).await?;
         }
         Ok(url)
+    }
+
+    /// The addresses `name` resolves to now, when the rule allows every
+    /// one of them.
+    pub async fn resolve(&self, name: &str, port: u16) -> Result<Vec<IpAddr>, Refused> {
+        let addrs: Vec<IpAddr> = tokio::net::lookup_host((name, port))
+            .await
+            .map_err(|_| Refused::new("the host does not resolve"))?
+            .map(|a| a.ip())
+            .collect();
+        if addrs.is_empty() {
+            return Err(Refused::new("the host does not resolve"));
+        }
+        for ip in &addrs {
+            self.check_ip(*ip)
+                .map_err(|e| Refused::new(format!("{name}: {e}")))?;
+        }
+        Ok(addrs)
     }
 
     /// An HTTP client that applies this rule at connect time (its

@@ -1,16 +1,20 @@
-//! Webhook subscriptions: a destination (checked by the outbound rule), the
-//! events and attributes it gets, a signing secret sealed at rest and
-//! rotated with an overlap, redeliveries. Administrators manage all of a
+//! Subscriptions, webhook or NATS: a destination (checked by the outbound
+//! rule), the events and attributes it gets, a secret sealed at rest (a
+//! webhook's signing secret, rotated with an overlap; a NATS server's
+//! credentials), redeliveries. Administrators manage all of a
 //! tenant's; a client with `subscriptions:own` manages those it made,
-//! within its read policy. Delivery itself is `jobs::webhooks`.
+//! within its read policy. Delivery itself is `jobs::delivery`.
 use crate::auth::Caller;
 use crate::base::error::{ApiError, ApiResult};
 use crate::base::state::AppState;
-use crate::jobs::webhooks;
+use crate::http::outbound::Protocol;
+use crate::jobs::sinks::{nats, webhook};
 use crate::ops::input::Overlap;
 use muster_core::policy::Permission;
 use muster_proto::ErrorCode;
-use muster_proto::{RedeliverRequest, SubscriptionPatch, SubscriptionSpec};
+use muster_proto::{
+    NatsCredentials, RedeliverRequest, SubscriptionKind, SubscriptionPatch, SubscriptionSpec,
+};
 use muster_store::{
     Audit, AuditDraft, DeliveryProgress, SubscriptionRow, SubscriptionState, EVENT_KINDS,
 };
@@ -39,9 +43,13 @@ fn check_attributes(attributes: Vec<String>) -> ApiResult<Vec<String>> {
     Ok(attributes)
 }
 
-async fn check_url(state: &AppState, url: &str) -> ApiResult<()> {
+async fn check_url(state: &AppState, kind: SubscriptionKind, url: &str) -> ApiResult<()> {
+    let protocol = match kind {
+        SubscriptionKind::Webhook => Protocol::Http,
+        SubscriptionKind::Nats => Protocol::Nats,
+    };
     crate::http::outbound::Rule::webhooks(&state.config)
-        .check_registration(url)
+        .check_registration_as(url, protocol)
         .await
         .map(|_| ())
         .map_err(|why| {
@@ -97,6 +105,13 @@ fn settings_and_state_entries(
     }
     if before.attributes != after.attributes {
         changed.insert("attributes".into(), after.attributes.clone().into());
+    }
+    if before.target != after.target {
+        changed.insert("target".into(), after.target.clone());
+    }
+    if after.kind == SubscriptionKind::Nats && before.secret_sealed != after.secret_sealed {
+        // That they changed, never what they are.
+        changed.insert("credentials".into(), "replaced".into());
     }
     if !changed.is_empty() {
         changed.insert("subscription".into(), after.id.clone().into());
@@ -187,13 +202,41 @@ fn within_read_policy(caller: &Caller, events: &[String], attributes: &[String])
     Ok(())
 }
 
+fn invalid(detail: impl Into<String>) -> ApiError {
+    ApiError::unprocessable(ErrorCode::InvalidSubscription, detail)
+}
+
+/// A `nats` subscription's subject prefix, checked.
+fn nats_target(prefix: Option<String>) -> ApiResult<Value> {
+    let prefix = prefix.unwrap_or_else(|| nats::DEFAULT_PREFIX.to_owned());
+    nats::check_prefix(&prefix).map_err(|why| invalid(format!("subject_prefix: {why}")))?;
+    Ok(serde_json::to_value(nats::NatsTarget {
+        subject_prefix: prefix,
+    })
+    .unwrap_or_default())
+}
+
+fn nats_credentials(c: &NatsCredentials) -> ApiResult<()> {
+    nats::check_credentials(c).map_err(|why| invalid(format!("credentials: {why}")))
+}
+
+/// Settings of one kind given to a subscription of another.
+fn only_for_nats(subject_prefix: bool, credentials: bool) -> ApiResult<()> {
+    match (subject_prefix, credentials) {
+        (true, _) => Err(invalid("subject_prefix: only a nats subscription has one")),
+        (_, true) => Err(invalid("credentials: only a nats subscription has them")),
+        _ => Ok(()),
+    }
+}
+
 /// Creates a subscription from its cursor now (or from the beginning of the
-/// feed). Returns it and its signing secret, which is shown once.
+/// feed). Returns it and, for a webhook, its signing secret, which is
+/// shown once.
 pub(crate) async fn create(
     state: &AppState,
     caller: &Caller,
     spec: SubscriptionSpec,
-) -> ApiResult<(SubscriptionRow, String)> {
+) -> ApiResult<(SubscriptionRow, Option<String>)> {
     let owner = manager(caller)?.map(str::to_owned);
     let policy = &caller.principal.read_policy;
     // A node that names no events gets those its read policy allows.
@@ -206,7 +249,26 @@ pub(crate) async fn create(
     if owner.is_some() {
         within_read_policy(caller, &events, &attributes)?;
     }
-    check_url(state, &spec.url).await?;
+    check_url(state, spec.kind, &spec.url).await?;
+    // What is sealed: a webhook's signing secret (shown once), a NATS
+    // subscription's credentials (never shown).
+    let (target, sealed, shown) = match spec.kind {
+        SubscriptionKind::Webhook => {
+            only_for_nats(spec.subject_prefix.is_some(), spec.credentials.is_some())?;
+            let secret = webhook::new_secret();
+            (Value::Null, secret.clone(), Some(secret))
+        }
+        SubscriptionKind::Nats => {
+            if let Some(c) = &spec.credentials {
+                nats_credentials(c)?;
+            }
+            (
+                nats_target(spec.subject_prefix)?,
+                nats::credentials_text(&spec.credentials),
+                None,
+            )
+        }
+    };
     let tenant = caller.principal.tenant.clone();
     let cursor = if spec.from_beginning {
         0
@@ -215,13 +277,14 @@ pub(crate) async fn create(
         state.db(move |s| s.changes_head(&t)).await?
     };
     let id = format!("sub_{}", uuid::Uuid::new_v4().simple());
-    let secret = webhooks::new_secret();
     let now = state.clock.now();
     let row = SubscriptionRow {
-        secret_sealed: seal(state, &id, &secret),
+        secret_sealed: seal(state, &id, &sealed),
         id,
         tenant,
+        kind: spec.kind,
         url: spec.url,
+        target,
         events,
         attributes,
         owner,
@@ -243,7 +306,9 @@ pub(crate) async fn create(
         |r: &SubscriptionRow| {
             serde_json::json!({
                 "subscription": r.id,
+                "kind": r.kind.as_str(),
                 "url": audit_url(&r.url),
+                "target": r.target,
                 "events": r.events,
                 "attributes": r.attributes,
                 "owner": r.owner,
@@ -252,8 +317,10 @@ pub(crate) async fn create(
         },
     );
     let row = state.db(move |s| s.subscription_create(row, audit)).await?;
-    tracing::info!(subscription = %row.id, "webhook subscription created");
-    Ok((row, secret))
+    // A backlog (from_beginning) starts now, not at the next poll.
+    state.changes_committed.notify_waiters();
+    tracing::info!(subscription = %row.id, kind = row.kind.as_str(), "subscription created");
+    Ok((row, shown))
 }
 
 /// Changes a subscription's destination, filters or state.
@@ -266,8 +333,22 @@ pub(crate) async fn update(
     let mut row = load(state, caller, id).await?;
     let before = row.clone();
     if let Some(url) = patch.url {
-        check_url(state, &url).await?;
+        check_url(state, row.kind, &url).await?;
         row.url = url;
+    }
+    match row.kind {
+        SubscriptionKind::Webhook => {
+            only_for_nats(patch.subject_prefix.is_some(), patch.credentials.is_some())?
+        }
+        SubscriptionKind::Nats => {
+            if let Some(p) = patch.subject_prefix {
+                row.target = nats_target(Some(p))?;
+            }
+            if let Some(c) = patch.credentials {
+                nats_credentials(&c)?;
+                row.secret_sealed = seal(state, &row.id, &nats::credentials_text(&Some(c)));
+            }
+        }
     }
     if let Some(e) = patch.events {
         row.events = check_events(e)?;
@@ -321,9 +402,14 @@ pub(crate) async fn rotate_secret(
     overlap: Overlap,
 ) -> ApiResult<(SubscriptionRow, String)> {
     let mut row = load(state, caller, id).await?;
+    if row.kind != SubscriptionKind::Webhook {
+        return Err(invalid(
+            "a nats subscription signs nothing: change its credentials with PATCH",
+        ));
+    }
     let overlap = overlap.seconds();
     let now = state.clock.now();
-    let secret = webhooks::new_secret();
+    let secret = webhook::new_secret();
     row.previous_secret_sealed = Some(std::mem::replace(
         &mut row.secret_sealed,
         seal(state, &row.id, &secret),

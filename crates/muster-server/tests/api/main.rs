@@ -24,6 +24,7 @@ mod isolation;
 mod login_sync;
 mod master_key;
 mod metrics;
+mod nats;
 mod oauth;
 mod outbound;
 mod people;

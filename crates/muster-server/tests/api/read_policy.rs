@@ -4,18 +4,10 @@
 //! local receiver on a loopback port.
 use crate::helpers::*;
 use crate::support::receiver::{receiver, subscribe};
+use crate::webhooks::app;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-async fn app() -> TestApp {
-    spawn_app_with(vec![
-        ("MUSTER_WEBHOOKS__ALLOW_PRIVATE_DESTINATIONS", "true"),
-        ("MUSTER_WEBHOOKS__POLL_INTERVAL_MS", "50"),
-        ("MUSTER_WEBHOOKS__REQUEST_TIMEOUT_SECONDS", "5"),
-    ])
-    .await
-}
 
 async fn send(
     app: &TestApp,

@@ -9,7 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-async fn app() -> TestApp {
+/// A gateway that delivers to loopback receivers, polling quickly.
+pub(crate) async fn app() -> TestApp {
     spawn_app_with(vec![
         ("MUSTER_WEBHOOKS__ALLOW_PRIVATE_DESTINATIONS", "true"),
         ("MUSTER_WEBHOOKS__POLL_INTERVAL_MS", "50"),

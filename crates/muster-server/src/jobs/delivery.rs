@@ -1,45 +1,37 @@
-//! Webhook delivery per the Standard Webhooks specification: the
-//! `webhook-id`, `webhook-timestamp` and `webhook-signature` headers (the
-//! signing and the `whsec_` secrets are `muster_webhook`'s), the event
-//! payload with data minimisation (`muster_webhook::minimise`), and the
-//! delivery worker. Where a delivery may connect is decided by
-//! [`crate::http::outbound`], at connect time.
-//!
-//! The worker keeps one cursor per subscription and sends that
-//! subscription's events one at a time in cursor order, so each person's
-//! changes arrive in order. Each subscription with work has a task of its
-//! own (up to `webhooks.concurrency`, shared fairly between the tenants
-//! with work, see `plan`), so subscriptions do not wait for each other
-//! and one tenant's dead receivers do not hold back another tenant's,
-//! and a task works only while it holds the subscription's
-//! lease, so of several instances one at a time sends a subscription's
-//! events, and another takes over when the holder dies. A failed event holds the subscription back and
-//! is retried on the configured schedule (with jitter, never before a
-//! `Retry-After`); after the last retry it is dead-lettered (logged as
-//! `dead`) and the cursor moves on. A 410 disables the subscription.
-//! Progress is saved after the attempts it records, so a crash can only
-//! repeat a delivery (at least once), never skip one.
+//! The delivery engine, one for every kind of subscription: it keeps
+//! one cursor per subscription and hands that subscription's events to
+//! its sink ([`crate::jobs::sinks`]: a webhook, a NATS stream) one at a
+//! time in cursor order, so each person's changes arrive in order, with
+//! data minimisation (`muster_webhook::minimise`). Each subscription with
+//! work has a task of its own (up to `webhooks.concurrency`, shared fairly
+//! between the tenants with work, see `plan`), so subscriptions do not
+//! wait for each other and one tenant's dead receivers do not hold back
+//! another tenant's, and a task works only while it holds the
+//! subscription's lease, so of several instances one at a time sends a
+//! subscription's events, and another takes over when the holder dies. A
+//! failed event holds the subscription back and is retried on the
+//! configured schedule (with jitter, never before a `Retry-After`); after
+//! the last retry it is dead-lettered (logged as `dead`) and the cursor
+//! moves on. A webhook's 410 disables the subscription. Progress is saved
+//! after the attempts it records, so a crash can only repeat a delivery
+//! (at least once), never skip one.
 use crate::base::error::ApiError;
-use crate::base::sealed::secret_aad;
 use crate::base::state::AppState;
+use crate::jobs::sinks::{Outcome, Sinks};
 use chrono::{DateTime, Utc};
 use muster_core::TenantId;
 use muster_proto::{AttributeChange, ChangeEventData, ChangeEventInfo};
 use muster_store::{
     AuditDraft, ChangeEvent, DeliveryProgress, DeliveryRecord, DeliverySave, SubscriptionRow,
 };
-use muster_webhook::{minimise, secret_bytes, signature_header};
+use muster_webhook::minimise;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use muster_webhook::new_secret;
-
 /// Events read per subscription per round (progress commits once a round).
 const PAGE: u32 = 500;
-/// A `Retry-After` longer than this is treated as this.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// The wire form of an event. With `allowed` (a subscription's attribute
 /// list), only those attributes are carried, and an event none of whose
@@ -67,135 +59,6 @@ pub fn event_info(ev: &ChangeEvent, allowed: Option<&[String]>) -> Option<Change
             changes,
         },
     })
-}
-
-/// The signing keys of a subscription now: the current secret, and the
-/// previous one during a rotation overlap.
-fn signing_keys(state: &AppState, sub: &SubscriptionRow, now: DateTime<Utc>) -> Vec<Vec<u8>> {
-    let aad = secret_aad(&sub.id);
-    let mut sealed = vec![&sub.secret_sealed];
-    if let (Some(prev), Some(until)) = (&sub.previous_secret_sealed, sub.previous_until) {
-        if until > now {
-            sealed.push(prev);
-        }
-    }
-    sealed
-        .into_iter()
-        .filter_map(|s| match state.master_key.open_box(&aad, s) {
-            Ok(secret) => String::from_utf8(secret)
-                .ok()
-                .as_deref()
-                .and_then(secret_bytes),
-            Err(_) => {
-                tracing::error!(subscription = %sub.id, "a sealed webhook secret does not open");
-                None
-            }
-        })
-        .collect()
-}
-
-enum Outcome {
-    Delivered(u16),
-    Gone,
-    Failed {
-        status: Option<u16>,
-        error: String,
-        retry_after: Option<Duration>,
-    },
-}
-
-fn retry_after(h: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    let d = match v.parse::<u64>() {
-        Ok(secs) => Duration::from_secs(secs),
-        Err(_) => {
-            let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
-            (at - now).to_std().ok()?
-        }
-    };
-    Some(d.min(MAX_RETRY_AFTER))
-}
-
-async fn send(
-    http: &reqwest::Client,
-    state: &AppState,
-    keys: &[Vec<u8>],
-    sub: &SubscriptionRow,
-    ev: &ChangeEventInfo,
-) -> Outcome {
-    let now = state.clock.now();
-    let body = match serde_json::to_vec(ev) {
-        Ok(b) => b,
-        Err(_) => {
-            return Outcome::Failed {
-                status: None,
-                error: "the event does not serialise".into(),
-                retry_after: None,
-            }
-        }
-    };
-    let ts = now.timestamp();
-    let Some(signature) = signature_header(keys, &ev.id, ts, &body) else {
-        return Outcome::Failed {
-            status: None,
-            error: "no signing secret opens".into(),
-            retry_after: None,
-        };
-    };
-    // An IP literal is connected to without the resolver: judged here. A
-    // stored URL is judged again at every delivery, whatever it passed
-    // when it was saved.
-    let rule = crate::http::outbound::Rule::webhooks(&state.config);
-    let url = match reqwest::Url::parse(&sub.url) {
-        Ok(u) => u,
-        Err(_) => {
-            return Outcome::Failed {
-                status: None,
-                error: "refused: the URL is not valid".into(),
-                retry_after: None,
-            }
-        }
-    };
-    if let Err(why) = rule.check_url(&url) {
-        tracing::warn!(subscription = %sub.id, reason = %why, "a webhook delivery was refused by the outbound destination rule");
-        return Outcome::Failed {
-            status: None,
-            error: format!("refused: {why}"),
-            retry_after: None,
-        };
-    }
-    let res = http
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header("webhook-id", &ev.id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signature)
-        .body(body)
-        .send()
-        .await;
-    match res {
-        Ok(r) if r.status().is_success() => Outcome::Delivered(r.status().as_u16()),
-        Ok(r) if r.status() == reqwest::StatusCode::GONE => Outcome::Gone,
-        Ok(r) => Outcome::Failed {
-            status: Some(r.status().as_u16()),
-            error: format!("the receiver answered {}", r.status().as_u16()),
-            retry_after: retry_after(r.headers(), now),
-        },
-        Err(e) => Outcome::Failed {
-            status: None,
-            error: if let Some(why) = crate::http::outbound::refusal(&e) {
-                tracing::warn!(subscription = %sub.id, reason = %why, "a webhook delivery was refused by the outbound destination rule");
-                format!("refused: {why}")
-            } else if e.is_timeout() {
-                "the request timed out".into()
-            } else if e.is_connect() {
-                "cannot connect to the receiver".into()
-            } else {
-                "the request failed".into()
-            },
-            retry_after: None,
-        },
-    }
 }
 
 /// The delay before retry number `n` (1-based), with +-10% jitter, and
@@ -251,7 +114,7 @@ enum Round {
 /// What the delivery tasks of one instance share.
 struct Deliverer {
     state: AppState,
-    http: reqwest::Client,
+    sinks: Sinks,
     schedule: Vec<Duration>,
     /// How long a claim or save holds the subscription.
     lease: chrono::Duration,
@@ -363,8 +226,9 @@ async fn deliver_round(
         redeliver_seen: p.redeliver,
         ..Default::default()
     };
-    // The secrets open once a round, not once an event.
-    let keys = signing_keys(state, &sub, now);
+    // The sink opens once a round (secrets, a connection), not once an
+    // event.
+    let mut sink = d.sinks.open(state, &sub).await;
 
     if let Some((from, to)) = p.redeliver {
         let tenant = sub.tenant.clone();
@@ -379,10 +243,11 @@ async fn deliver_round(
             let Some(info) = payload_for(&sub, ev) else {
                 continue;
             };
+            let info = [info];
             let mut r = record(&sub, ev, 1, state.clock.now(), true);
-            match send(&d.http, state, &keys, &sub, &info).await {
+            match sink.send(&d.sinks, state, &sub, &info).await {
                 Outcome::Delivered(st) => {
-                    r.status = Some(st);
+                    r.status = st;
                     r.outcome = "delivered".into();
                 }
                 Outcome::Gone => {
@@ -431,17 +296,28 @@ async fn deliver_round(
     } else {
         Round::Done
     };
-    for ev in &events {
-        let Some(info) = payload_for(&sub, ev) else {
+    // What the subscription gets of the page, in order: a sink may send
+    // some of what is ahead before the current event is answered (NATS
+    // publishes a window ahead and takes the acknowledgements in order).
+    let (wanted, payloads): (Vec<usize>, Vec<ChangeEventInfo>) = events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, ev)| payload_for(&sub, ev).map(|info| (i, info)))
+        .unzip();
+    let mut w = 0;
+    for (i, ev) in events.iter().enumerate() {
+        if wanted.get(w) != Some(&i) {
             p.cursor = ev.cursor;
             continue;
-        };
+        }
+        let ahead = &payloads[w..];
+        w += 1;
         let attempt = p.attempt + 1;
         let at = state.clock.now();
         let mut r = record(&sub, ev, attempt, at, false);
-        match send(&d.http, state, &keys, &sub, &info).await {
+        match sink.send(&d.sinks, state, &sub, ahead).await {
             Outcome::Delivered(st) => {
-                r.status = Some(st);
+                r.status = st;
                 r.outcome = "delivered".into();
                 state
                     .metrics
@@ -734,7 +610,7 @@ pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
     let lease_secs = cfg.lease_seconds.max(3);
     let d = Arc::new(Deliverer {
         state: state.clone(),
-        http,
+        sinks: Sinks::new(http, Duration::from_secs(cfg.request_timeout_seconds)),
         schedule,
         lease: chrono::Duration::seconds(i64::try_from(lease_secs).unwrap_or(60)),
         round_time: Duration::from_secs(lease_secs) / 3,
@@ -767,7 +643,7 @@ pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
         resting.retain(|_, until| *until > now);
         // Listed even when every slot is taken: a tenant waiting below its
         // share makes the tenants over theirs give slots back.
-        match dispatch_list(&state).await {
+        match dispatch_list(&d).await {
             Ok(candidates) if !candidates.is_empty() => {
                 let mut waiting: BTreeMap<TenantId, Vec<String>> = BTreeMap::new();
                 for (tenant, id) in candidates {
@@ -809,9 +685,14 @@ pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
     }
 }
 
-/// The active subscriptions with something to send now, with their tenants.
-async fn dispatch_list(state: &AppState) -> Result<Vec<(TenantId, String)>, ApiError> {
+/// The active subscriptions with something to send now, with their
+/// tenants. What the sinks keep open for any other is let go.
+async fn dispatch_list(d: &Deliverer) -> Result<Vec<(TenantId, String)>, ApiError> {
+    let state = &d.state;
     let subs = state.db(|s| s.subscription_active()).await?;
+    d.sinks
+        .retain(&subs.iter().map(|s| s.id.clone()).collect())
+        .await;
     if subs.is_empty() {
         return Ok(Vec::new());
     }
