@@ -433,7 +433,7 @@ async fn drive(d: Arc<Deliverer>, id: String, yield_now: Arc<AtomicBool>) -> (St
                 return (id, false);
             }
             Err(e) => {
-                tracing::error!(subscription = %id, error = %e, "webhook delivery round failed");
+                tracing::error!(subscription = %id, error = %e, "a delivery round failed");
                 release(&d, &id, &owner).await;
                 return (id, false);
             }
