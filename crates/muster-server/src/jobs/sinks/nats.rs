@@ -123,15 +123,26 @@ impl Connections {
             h.update(&sub.secret_sealed);
             h.finalize().to_vec()
         };
-        let mut open = self.open.lock().await;
-        if let Some((p, client)) = open.get(&sub.id) {
-            if *p == print && client.connection_state() == async_nats::connection::State::Connected
+        let kept = match self.open.lock().await.get(&sub.id) {
+            Some((p, client))
+                if *p == print
+                    && client.connection_state() == async_nats::connection::State::Connected =>
             {
-                return Ok(self.publisher(client.clone(), prefix));
+                Some(client.clone())
             }
+            _ => None,
+        };
+        if let Some(client) = kept {
+            return Ok(self.publisher(client, prefix));
         }
+        // Connecting may take up to the timeout: not under the lock, which
+        // every other NATS subscription's round takes too. (A subscription
+        // is sent by one task at a time, so no two connect for it at once.)
         let client = self.connect(state, sub).await?;
-        open.insert(sub.id.clone(), (print, client.clone()));
+        self.open
+            .lock()
+            .await
+            .insert(sub.id.clone(), (print, client.clone()));
         Ok(self.publisher(client, prefix))
     }
 
