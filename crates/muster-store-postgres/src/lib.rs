@@ -523,10 +523,9 @@ fn to_import(r: &Row) -> Result<ImportRow> {
 
 /// A read policy as stored: none for the default (everything).
 pub(crate) fn read_policy_value(p: &ReadPolicy) -> Result<Option<serde_json::Value>> {
-    if *p == ReadPolicy::default() {
-        return Ok(None);
-    }
-    serde_json::to_value(p).map(Some).map_err(json_err)
+    muster_store::shared::stored_read_policy(p)
+        .map(|p| serde_json::to_value(p).map_err(json_err))
+        .transpose()
 }
 
 fn insert_principal<C: GenericClient>(

@@ -692,10 +692,9 @@ fn audit_insert_fields(
 
 /// A read policy as stored: none for the default (everything).
 pub(crate) fn read_policy_text(p: &ReadPolicy) -> Result<Option<String>> {
-    if *p == ReadPolicy::default() {
-        return Ok(None);
-    }
-    serde_json::to_string(p).map(Some).map_err(json_err)
+    muster_store::shared::stored_read_policy(p)
+        .map(|p| serde_json::to_string(p).map_err(json_err))
+        .transpose()
 }
 
 fn insert_principal(conn: &Connection, c: &NewClient, now: DateTime<Utc>) -> Result<String> {

@@ -18,6 +18,12 @@ use std::collections::BTreeSet;
 /// is damaged), or a value that does not encode: a backend error, for the
 /// log. serde_json's message quotes the offending value, which may be a
 /// person's, so only its category and position are kept.
+/// A read policy as it is stored: `None` (`NULL`) for the default, so
+/// that a client that never had one follows what the default is.
+pub fn stored_read_policy(p: &ReadPolicy) -> Option<&ReadPolicy> {
+    (*p != ReadPolicy::default()).then_some(p)
+}
+
 /// A JSON value as a nullable text column: `NULL` for `null`.
 pub fn nullable_json(v: &serde_json::Value) -> Result<Option<String>> {
     match v {

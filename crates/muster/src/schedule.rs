@@ -349,9 +349,9 @@ mod tests {
         }
         fn offset_from_local_date(
             &self,
-            _: &NaiveDate,
+            date: &NaiveDate,
         ) -> chrono::LocalResult<chrono::FixedOffset> {
-            unimplemented!("not used by next_after")
+            self.offset_from_local_datetime(&date.and_time(chrono::NaiveTime::MIN))
         }
         fn offset_from_local_datetime(
             &self,
@@ -373,8 +373,8 @@ mod tests {
                 (None, None) => chrono::LocalResult::None,
             }
         }
-        fn offset_from_utc_date(&self, _: &NaiveDate) -> chrono::FixedOffset {
-            unimplemented!("not used by next_after")
+        fn offset_from_utc_date(&self, date: &NaiveDate) -> chrono::FixedOffset {
+            self.offset_from_utc_datetime(&date.and_time(chrono::NaiveTime::MIN))
         }
         fn offset_from_utc_datetime(&self, utc: &NaiveDateTime) -> chrono::FixedOffset {
             let t = utc.and_utc().timestamp();
