@@ -300,6 +300,12 @@ catalogue! {
     ///
     /// To do: give one of the two forms.
     InvalidRedelivery = "invalid_redelivery",
+    /// Problem, 422: a reconcile could not read or change the SCIM target
+    /// (the detail says what it answered; nothing else was changed after).
+    ///
+    /// To do: check the target and the subscription's credentials, and
+    /// run the reconcile again.
+    TargetFailed = "target_failed",
     /// Problem, 422: a single write (`PUT /api/v1/people/{id}`, login sync)
     /// was not applied; `errors` holds its row errors.
     ///

@@ -777,6 +777,9 @@ pub enum SubscriptionKind {
     Webhook,
     /// Messages published to a NATS JetStream stream, acknowledged.
     Nats,
+    /// Users and Groups provisioned into the application's own SCIM 2.0
+    /// service provider (docs/provisioning.md).
+    Scim,
 }
 
 impl SubscriptionKind {
@@ -784,12 +787,14 @@ impl SubscriptionKind {
         match self {
             Self::Webhook => "webhook",
             Self::Nats => "nats",
+            Self::Scim => "scim",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "webhook" => Some(Self::Webhook),
             "nats" => Some(Self::Nats),
+            "scim" => Some(Self::Scim),
             _ => None,
         }
     }
@@ -823,6 +828,233 @@ impl std::fmt::Debug for NatsCredentials {
     }
 }
 
+/// How a `scim` subscription authenticates to its target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScimAuth {
+    /// `Authorization: Bearer` with the target's long-lived token.
+    #[default]
+    Bearer,
+    /// OAuth 2.0 client credentials (RFC 6749 section 4.4) at
+    /// `token_url`; the token is fetched and renewed as it expires.
+    Oauth,
+    /// HTTP Basic (RFC 7617) with `username` and the sealed password.
+    Basic,
+    /// Nothing (a target that trusts its network).
+    None,
+}
+
+/// Which attribute finds a person's User on the target before one is
+/// created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum ScimMatch {
+    #[default]
+    #[serde(rename = "userName")]
+    UserName,
+    #[serde(rename = "externalId")]
+    ExternalId,
+}
+
+/// How a changed User is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScimUpdate {
+    /// PATCH with only what changed.
+    #[default]
+    Patch,
+    /// PUT of the whole User, for targets that need it.
+    Put,
+}
+
+/// What a 404 on an update means: the User was deleted on the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScimOnMissing {
+    /// Look it up again (it may have a new id), create it if absent.
+    #[default]
+    Rematch,
+    /// Create it again at once.
+    Recreate,
+}
+
+/// What leaving (terminated, or out of scope) does to a User.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScimDeprovision {
+    /// `active: false`.
+    #[default]
+    Deactivate,
+    /// DELETE the User.
+    Delete,
+}
+
+/// What a reconcile does with Users on the target that no person is
+/// linked to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScimExtraUsers {
+    /// List them in the report, change nothing.
+    #[default]
+    Report,
+    /// Deactivate them (`active: false`).
+    Deactivate,
+}
+
+/// Which people go to a target; each list empty means all. A person is
+/// in scope when every non-empty condition holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScimScope {
+    /// `employment_status` values (`active`, `leave`, ...). Terminated
+    /// people are never provisioned active, whatever this says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statuses: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub departments: Vec<String>,
+    /// The person holds at least one of these roles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// A SCIM filter (RFC 7644 section 3.4.2.2) on the User as it would
+    /// be sent, e.g. `title sw "Eng"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+}
+
+/// A `scim` subscription's settings (docs/provisioning.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScimTarget {
+    pub auth: ScimAuth,
+    /// `basic`: the user name (the password is sealed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `oauth`: the target's token endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    /// `oauth`: the client id (the secret is sealed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// `oauth`: the scope to ask for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth_scope: Option<String>,
+    #[serde(rename = "match")]
+    pub match_on: ScimMatch,
+    pub update: ScimUpdate,
+    pub on_missing: ScimOnMissing,
+    pub deprovision: ScimDeprovision,
+    /// Roles become Groups on the target, created on demand.
+    pub groups: bool,
+    /// Overrides of the default attribute mapping: a SCIM path
+    /// (`title`, `name.givenName`, `emails[type eq "work"].value`,
+    /// `urn:...:enterprise:2.0:User:department`) to an expression over
+    /// the person (`job_title`, `lower(email)`, `join(" ", given_name,
+    /// family_name)`, `coalesce(a, b)`, `"text"`), or `null` to send
+    /// nothing for that path.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub mapping: std::collections::BTreeMap<String, Option<String>>,
+    pub scope: ScimScope,
+    /// Requests in flight to the target at once (1 to 32).
+    pub concurrency: u32,
+    /// Most requests a second to the target (0: no limit).
+    pub rate_per_second: u32,
+    pub extra_users: ScimExtraUsers,
+}
+
+impl Default for ScimTarget {
+    fn default() -> Self {
+        ScimTarget {
+            auth: ScimAuth::Bearer,
+            username: None,
+            token_url: None,
+            client_id: None,
+            oauth_scope: None,
+            match_on: ScimMatch::UserName,
+            update: ScimUpdate::Patch,
+            on_missing: ScimOnMissing::Rematch,
+            deprovision: ScimDeprovision::Deactivate,
+            groups: true,
+            mapping: Default::default(),
+            scope: ScimScope::default(),
+            concurrency: 4,
+            rate_per_second: 25,
+            extra_users: ScimExtraUsers::Report,
+        }
+    }
+}
+
+/// A `scim` subscription's secret: the one its `auth` needs.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScimSecret {
+    /// `bearer`: the target's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// `basic`: the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// `oauth`: the client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for ScimSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = |v: &Option<String>| v.as_ref().map(|_| "[redacted]");
+        f.debug_struct("ScimSecret")
+            .field("token", &r(&self.token))
+            .field("password", &r(&self.password))
+            .field("client_secret", &r(&self.client_secret))
+            .finish()
+    }
+}
+
+/// Where provisioning into a target stands.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProvisioningState {
+    /// The people who were there before the subscription are being
+    /// provisioned first.
+    pub backfilling: bool,
+    /// Since when the target is quarantined (tried only hourly, then
+    /// daily, until a request succeeds), and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined_since: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_reason: Option<String>,
+}
+
+/// What a reconcile found and did (or, dry, would do). People are named
+/// by external id; Users only Muster does not know by their target id.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ReconcileReport {
+    pub dry_run: bool,
+    /// Users read from the target.
+    pub target_users: u64,
+    /// People in scope.
+    pub in_scope: u64,
+    /// Created on the target (absent there).
+    pub created: Vec<String>,
+    /// Found on the target by the match attribute and linked.
+    pub linked: Vec<String>,
+    /// Whose User differed; with the SCIM paths that did.
+    pub updated: Vec<ReconcileChange>,
+    /// Active on the target though they should not be.
+    pub deactivated: Vec<String>,
+    /// Group memberships added or removed.
+    pub memberships: u64,
+    /// Users on the target no person is linked to (target ids).
+    pub extra: Vec<String>,
+    /// Whether `extra` were deactivated.
+    pub extra_deactivated: bool,
+    /// People that could not be fixed, with why (no values).
+    pub failed: Vec<ReconcileChange>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ReconcileChange {
+    pub external_id: String,
+    pub paths: Vec<String>,
+}
+
 /// A new subscription.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -842,6 +1074,12 @@ pub struct SubscriptionSpec {
     /// shown again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<NatsCredentials>,
+    /// `scim`: the target's settings (the `url` is its SCIM base URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim: Option<ScimTarget>,
+    /// `scim`: the secret its `auth` needs; sealed, never shown again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim_secret: Option<ScimSecret>,
     /// Event names; default: all.
     #[serde(default)]
     pub events: Vec<String>,
@@ -862,6 +1100,10 @@ pub struct SubscriptionPatch {
     pub subject_prefix: Option<String>,
     /// `nats` only: replaces the stored credentials.
     pub credentials: Option<NatsCredentials>,
+    /// `scim` only: replaces the settings.
+    pub scim: Option<ScimTarget>,
+    /// `scim` only: replaces the stored secret.
+    pub scim_secret: Option<ScimSecret>,
     pub events: Option<Vec<String>>,
     pub attributes: Option<Vec<String>>,
     /// `active` (re-enables, e.g. after a 410) or `disabled`.
@@ -877,6 +1119,12 @@ pub struct SubscriptionInfo {
     /// `nats`: the subjects' first tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_prefix: Option<String>,
+    /// `scim`: the target's settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim: Option<ScimTarget>,
+    /// `scim`: where provisioning stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning: Option<ProvisioningState>,
     pub events: Vec<String>,
     pub attributes: Vec<String>,
     /// The client that made it and manages it; absent for an

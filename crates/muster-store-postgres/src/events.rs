@@ -120,4 +120,35 @@ impl Events for PostgresStore {
     fn subscription_release(&self, id: &str, owner: &str) -> Result<()> {
         self.pool.run(|s| subscriptions::release(s, id, owner))
     }
+
+    fn target_links(
+        &self,
+        subscription: &str,
+        kind: LinkKind,
+        keys: &[&str],
+    ) -> Result<Vec<Option<TargetLink>>> {
+        self.pool
+            .run(|s| subscriptions::links(s, subscription, kind, keys))
+    }
+
+    fn target_link_put(&self, subscription: &str, kind: LinkKind, link: &TargetLink) -> Result<()> {
+        self.pool
+            .write(|s| subscriptions::link_put(s, subscription, kind, link))
+    }
+
+    fn target_link_delete(&self, subscription: &str, kind: LinkKind, key: &str) -> Result<()> {
+        self.pool
+            .write(|s| subscriptions::link_delete(s, subscription, kind, key))
+    }
+
+    fn target_link_list(
+        &self,
+        subscription: &str,
+        kind: LinkKind,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<TargetLink>> {
+        self.pool
+            .run(|s| subscriptions::link_list(s, subscription, kind, after, limit))
+    }
 }

@@ -56,6 +56,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "subscription_kinds",
         include_str!("../migrations/0014_subscription_kinds.sql"),
     ),
+    (
+        15,
+        "provisioning",
+        include_str!("../migrations/0015_provisioning.sql"),
+    ),
 ];
 
 /// The advisory lock key that guards migrations ("muster-m" in ASCII).

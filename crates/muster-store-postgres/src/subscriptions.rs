@@ -13,7 +13,7 @@ macro_rules! sub_select {
             "SELECT id, tenant_id, url, events::text, attributes::text, secret_sealed, \
              previous_secret_sealed, previous_until, state, disabled_reason, cursor, attempt, \
              next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at, \
-             owner_client_id, kind, target::text FROM subscriptions ",
+             owner_client_id, kind, target::text, sink_progress::text FROM subscriptions ",
             $rest
         )
     };
@@ -53,6 +53,10 @@ fn to_row(r: &Row) -> Result<SubscriptionRow> {
             attempt: u32::try_from(attempt).unwrap_or(0),
             next_attempt_at: get(r, 12)?,
             redeliver,
+            sink: match get::<Option<String>>(r, 20)? {
+                Some(p) => serde_json::from_str(&p).map_err(json_err)?,
+                None => Default::default(),
+            },
         },
         created_at: get(r, 15)?,
         updated_at: get(r, 16)?,
@@ -110,9 +114,9 @@ pub(crate) fn create<C: GenericClient>(
         "INSERT INTO subscriptions (id, tenant_id, url, events, attributes, secret_sealed, \
          previous_secret_sealed, previous_until, state, disabled_reason, cursor, attempt, \
          next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at, \
-         owner_client_id, kind, target) VALUES \
+         owner_client_id, kind, target, sink_progress) VALUES \
          ($1, $2, $3, $4::text::jsonb, $5::text::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, \
-          $14, $15, $16, $17, $18, $19, $20::text::jsonb)",
+          $14, $15, $16, $17, $18, $19, $20::text::jsonb, $21::text::jsonb)",
         &[
             &r.id,
             &r.tenant.as_str(),
@@ -134,6 +138,7 @@ pub(crate) fn create<C: GenericClient>(
             &r.owner,
             &r.kind.as_str(),
             &muster_store::shared::nullable_json(&r.target)?,
+            &muster_store::shared::sink_progress_json(&p.sink)?,
         ],
     )?;
     match res {
@@ -312,7 +317,8 @@ pub(crate) fn save<C: GenericClient>(
            ELSE redeliver_to END, \
          updated_at = $10, \
          state = CASE WHEN $11::text IS NULL THEN state ELSE 'disabled' END, \
-         disabled_reason = coalesce($11::text, disabled_reason), lease_until = $12 \
+         disabled_reason = coalesce($11::text, disabled_reason), lease_until = $12, \
+         sink_progress = $13::text::jsonb \
          WHERE id = $1 AND lease_owner = $2",
         &[
             &id,
@@ -327,6 +333,7 @@ pub(crate) fn save<C: GenericClient>(
             &now,
             &v.disable,
             &until,
+            &muster_store::shared::sink_progress_json(&p.sink)?,
         ],
     )?;
     if n == 0 {
@@ -343,4 +350,95 @@ pub(crate) fn release<C: GenericClient>(s: &mut Sql<'_, C>, id: &str, owner: &st
         &[&id, &owner],
     )?;
     Ok(())
+}
+
+// ---- provisioning: links to the target's objects ---------------------------
+
+use muster_store::{LinkKind, TargetLink};
+
+fn link_row(r: &Row) -> Result<TargetLink> {
+    Ok(TargetLink {
+        key: get(r, 0)?,
+        target_id: get(r, 1)?,
+        sent: match get::<Option<String>>(r, 2)? {
+            Some(s) => serde_json::from_str(&s).map_err(json_err)?,
+            None => serde_json::Value::Null,
+        },
+    })
+}
+
+pub(crate) fn links<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    sub: &str,
+    kind: LinkKind,
+    keys: &[&str],
+) -> Result<Vec<Option<TargetLink>>> {
+    let rows = s.query(
+        "SELECT key, target_id, sent::text FROM subscription_links \
+         WHERE subscription_id = $1 AND kind = $2 AND key = ANY($3)",
+        &[&sub, &kind.as_str(), &keys],
+    )?;
+    let mut found = std::collections::HashMap::new();
+    for r in &rows {
+        let l = link_row(r)?;
+        found.insert(l.key.clone(), l);
+    }
+    Ok(keys.iter().map(|k| found.get(*k).cloned()).collect())
+}
+
+pub(crate) fn link_put<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    sub: &str,
+    kind: LinkKind,
+    l: &TargetLink,
+) -> Result<()> {
+    let res = s.try_exec(
+        "INSERT INTO subscription_links (subscription_id, kind, key, target_id, sent) \
+         VALUES ($1, $2, $3, $4, $5::text::jsonb) ON CONFLICT (subscription_id, kind, key) \
+         DO UPDATE SET target_id = excluded.target_id, sent = excluded.sent",
+        &[
+            &sub,
+            &kind.as_str(),
+            &l.key,
+            &l.target_id,
+            &muster_store::shared::nullable_json(&l.sent)?,
+        ],
+    )?;
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some(&postgres::error::SqlState::FOREIGN_KEY_VIOLATION) => {
+            Err(NOT_FOUND)
+        }
+        Err(e) => Err(crate::be(e)),
+    }
+}
+
+pub(crate) fn link_delete<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    sub: &str,
+    kind: LinkKind,
+    key: &str,
+) -> Result<()> {
+    s.exec(
+        "DELETE FROM subscription_links WHERE subscription_id = $1 AND kind = $2 AND key = $3",
+        &[&sub, &kind.as_str(), &key],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn link_list<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    sub: &str,
+    kind: LinkKind,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<TargetLink>> {
+    s.query(
+        "SELECT key, target_id, sent::text FROM subscription_links \
+         WHERE subscription_id = $1 AND kind = $2 AND key > $3 ORDER BY key LIMIT $4",
+        &[&sub, &kind.as_str(), &after, &i64::from(limit)],
+    )?
+    .iter()
+    .map(link_row)
+    .collect()
 }

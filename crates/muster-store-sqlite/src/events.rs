@@ -129,4 +129,35 @@ impl Events for SqliteStore {
         self.writer
             .write(move |conn| subscriptions::release(conn, &id, &owner))
     }
+
+    fn target_links(
+        &self,
+        subscription: &str,
+        kind: LinkKind,
+        keys: &[&str],
+    ) -> Result<Vec<Option<TargetLink>>> {
+        self.read(|conn| subscriptions::links(conn, subscription, kind, keys))
+    }
+
+    fn target_link_put(&self, subscription: &str, kind: LinkKind, link: &TargetLink) -> Result<()> {
+        let (sub, link) = (subscription.to_owned(), link.clone());
+        self.writer
+            .write(move |conn| subscriptions::link_put(conn, &sub, kind, &link))
+    }
+
+    fn target_link_delete(&self, subscription: &str, kind: LinkKind, key: &str) -> Result<()> {
+        let (sub, key) = (subscription.to_owned(), key.to_owned());
+        self.writer
+            .write(move |conn| subscriptions::link_delete(conn, &sub, kind, &key))
+    }
+
+    fn target_link_list(
+        &self,
+        subscription: &str,
+        kind: LinkKind,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<TargetLink>> {
+        self.read(|conn| subscriptions::link_list(conn, subscription, kind, after, limit))
+    }
 }

@@ -191,8 +191,22 @@ const MIGRATIONS: &[(i64, &str)] = &[
         // or a NATS JetStream subject prefix in `target`.
         "ALTER TABLE subscriptions ADD COLUMN kind TEXT NOT NULL DEFAULT 'webhook';          ALTER TABLE subscriptions ADD COLUMN target TEXT;",
     ),
+    (
+        11,
+        // Provisioning (docs/provisioning.md): a sink's own progress, and
+        // what a subscription knows of its Users and Groups on the target.
+        "ALTER TABLE subscriptions ADD COLUMN sink_progress TEXT; \
+         CREATE TABLE subscription_links ( \
+             subscription_id TEXT NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE, \
+             kind TEXT NOT NULL, \
+             key TEXT NOT NULL, \
+             target_id TEXT NOT NULL, \
+             sent TEXT, \
+             PRIMARY KEY (subscription_id, kind, key) \
+         ) WITHOUT ROWID;",
+    ),
 ];
-const SCHEMA_VERSION: i64 = 10;
+const SCHEMA_VERSION: i64 = 11;
 const READERS_KEPT: usize = 8;
 
 pub(crate) fn be(e: rusqlite::Error) -> StoreError {

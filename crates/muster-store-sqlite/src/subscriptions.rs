@@ -6,14 +6,21 @@ use muster_core::TenantId;
 use muster_store::{
     DeliveryProgress, DeliveryRecord, DeliverySave, Result, StoreError, SubscriptionRow,
 };
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 const COLS: &str = "id, tenant_id, url, events, attributes, secret_sealed, \
     previous_secret_sealed, previous_until, state, disabled_reason, cursor, attempt, \
     next_attempt_at, redeliver_from, redeliver_to, created_at, updated_at, owner_client_id, \
-    kind, target";
+    kind, target, sink_progress";
 
-type Raw = (SubscriptionRow, String, String, String, Option<String>);
+type Raw = (
+    SubscriptionRow,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Raw> {
     let redeliver = match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?) {
@@ -39,16 +46,20 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Raw> {
             attempt: r.get(11)?,
             next_attempt_at: r.get::<_, Option<i64>>(12)?.map(from_us),
             redeliver,
+            sink: Default::default(),
         },
         created_at: from_us(r.get(15)?),
         updated_at: from_us(r.get(16)?),
     };
-    Ok((row, r.get(1)?, r.get(3)?, r.get(4)?, r.get(19)?))
+    Ok((row, r.get(1)?, r.get(3)?, r.get(4)?, r.get(19)?, r.get(20)?))
 }
 
-fn decode((mut row, tenant, events, attributes, target): Raw) -> Result<SubscriptionRow> {
+fn decode((mut row, tenant, events, attributes, target, sink): Raw) -> Result<SubscriptionRow> {
     if let Some(t) = target {
         row.target = serde_json::from_str(&t).map_err(json_err)?;
+    }
+    if let Some(p) = sink {
+        row.progress.sink = serde_json::from_str(&p).map_err(json_err)?;
     }
     row.tenant = TenantId::parse(&tenant)
         .map_err(|_| StoreError::backend("a stored tenant id does not parse"))?;
@@ -100,13 +111,17 @@ fn json(v: &[String]) -> Result<String> {
     serde_json::to_string(v).map_err(json_err)
 }
 
+fn sink_json(p: &muster_store::SinkProgress) -> Result<Option<String>> {
+    muster_store::shared::sink_progress_json(p)
+}
+
 pub(crate) fn create(conn: &Connection, s: &SubscriptionRow) -> Result<SubscriptionRow> {
     let p = &s.progress;
     conn.execute(
         &format!(
             "INSERT INTO subscriptions ({COLS}) VALUES \
              (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-             ?19, ?20)"
+             ?19, ?20, ?21)"
         ),
         params![
             s.id,
@@ -128,7 +143,8 @@ pub(crate) fn create(conn: &Connection, s: &SubscriptionRow) -> Result<Subscript
             us(s.updated_at),
             s.owner,
             s.kind.as_str(),
-            muster_store::shared::nullable_json(&s.target)?
+            muster_store::shared::nullable_json(&s.target)?,
+            sink_json(&p.sink)?
         ],
     )
     .map_err(|e| match e {
@@ -308,7 +324,8 @@ pub(crate) fn save(
                THEN ?9 ELSE redeliver_to END, \
              updated_at = ?10, \
              state = CASE WHEN ?11 IS NULL THEN state ELSE 'disabled' END, \
-             disabled_reason = coalesce(?11, disabled_reason), lease_until = ?12 \
+             disabled_reason = coalesce(?11, disabled_reason), lease_until = ?12, \
+             sink_progress = ?13 \
              WHERE id = ?1 AND lease_owner = ?2",
         )
         .map_err(be)?
@@ -324,7 +341,8 @@ pub(crate) fn save(
             p.redeliver.map(|r| r.1),
             us(now),
             v.disable,
-            until
+            until,
+            sink_json(&p.sink)?
         ])
         .map_err(be)?;
     if n == 0 {
@@ -342,4 +360,106 @@ pub(crate) fn release(conn: &Connection, id: &str, owner: &str) -> Result<()> {
     )
     .map_err(be)?;
     Ok(())
+}
+
+// ---- provisioning: links to the target's objects ---------------------------
+
+use muster_store::{LinkKind, TargetLink};
+
+fn link_from(r: &Row<'_>) -> rusqlite::Result<(String, String, Option<String>)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+fn link_decode((key, target_id, sent): (String, String, Option<String>)) -> Result<TargetLink> {
+    Ok(TargetLink {
+        key,
+        target_id,
+        sent: match sent {
+            Some(s) => serde_json::from_str(&s).map_err(json_err)?,
+            None => serde_json::Value::Null,
+        },
+    })
+}
+
+pub(crate) fn links(
+    conn: &Connection,
+    sub: &str,
+    kind: LinkKind,
+    keys: &[&str],
+) -> Result<Vec<Option<TargetLink>>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT key, target_id, sent FROM subscription_links \
+             WHERE subscription_id = ?1 AND kind = ?2 AND key = ?3",
+        )
+        .map_err(be)?;
+    keys.iter()
+        .map(|k| {
+            st.query_row(params![sub, kind.as_str(), k], link_from)
+                .optional()
+                .map_err(be)?
+                .map(link_decode)
+                .transpose()
+        })
+        .collect()
+}
+
+pub(crate) fn link_put(conn: &Connection, sub: &str, kind: LinkKind, l: &TargetLink) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO subscription_links (subscription_id, kind, key, target_id, sent) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (subscription_id, kind, key) \
+         DO UPDATE SET target_id = excluded.target_id, sent = excluded.sent",
+    )
+    .map_err(be)?
+    .execute(params![
+        sub,
+        kind.as_str(),
+        l.key,
+        l.target_id,
+        muster_store::shared::nullable_json(&l.sent)?
+    ])
+    .map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::NotFound {
+                what: "subscription",
+            }
+        }
+        e => be(e),
+    })?;
+    Ok(())
+}
+
+pub(crate) fn link_delete(conn: &Connection, sub: &str, kind: LinkKind, key: &str) -> Result<()> {
+    conn.execute(
+        "DELETE FROM subscription_links WHERE subscription_id = ?1 AND kind = ?2 AND key = ?3",
+        params![sub, kind.as_str(), key],
+    )
+    .map_err(be)?;
+    Ok(())
+}
+
+pub(crate) fn link_list(
+    conn: &Connection,
+    sub: &str,
+    kind: LinkKind,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<TargetLink>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT key, target_id, sent FROM subscription_links \
+             WHERE subscription_id = ?1 AND kind = ?2 AND key > ?3 ORDER BY key LIMIT ?4",
+        )
+        .map_err(be)?;
+    let raws = st
+        .query_map(
+            params![sub, kind.as_str(), after, i64::from(limit)],
+            link_from,
+        )
+        .map_err(be)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(be)?;
+    raws.into_iter().map(link_decode).collect()
 }

@@ -1517,6 +1517,10 @@ pub fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
         attributes: vec!["given_name".into()],
         progress: DeliveryProgress {
             cursor: 4,
+            sink: crate::SinkProgress {
+                backfill: Some(String::new()),
+                quarantine: None,
+            },
             ..Default::default()
         },
         ..subscription_row(&a, "sub_1")
@@ -1563,6 +1567,14 @@ pub fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
         attempt: 1,
         next_attempt_at: Some(t0() + Duration::seconds(5)),
         redeliver: None,
+        sink: crate::SinkProgress {
+            backfill: Some("e-0042".into()),
+            quarantine: Some(crate::Quarantine {
+                since: t0(),
+                tries: 2,
+                reason: "HTTP 503".into(),
+            }),
+        },
     };
     let lease = Duration::minutes(1);
     let held = s.subscription_claim("sub_1", "w", lease, t0()).unwrap();
@@ -1578,6 +1590,57 @@ pub fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
         .unwrap());
     let got = s.subscription_get(&a, "sub_1").unwrap();
     assert_eq!(got.progress, p);
+    // A provisioning sink's links: per kind, replaced by key, listed in
+    // key order, and gone with the subscription.
+    use crate::{LinkKind, TargetLink};
+    let link = |k: &str, id: &str| TargetLink {
+        key: k.into(),
+        target_id: id.into(),
+        sent: serde_json::json!({"userName": k}),
+    };
+    for k in ["p2", "p1", "p3"] {
+        s.target_link_put("sub_1", LinkKind::User, &link(k, &format!("t-{k}")))
+            .unwrap();
+    }
+    s.target_link_put("sub_1", LinkKind::User, &link("p2", "t-new"))
+        .unwrap();
+    s.target_link_put(
+        "sub_1",
+        LinkKind::Group,
+        &TargetLink {
+            key: "p1".into(),
+            target_id: "g1".into(),
+            sent: serde_json::Value::Null,
+        },
+    )
+    .unwrap();
+    let got_links = s
+        .target_links("sub_1", LinkKind::User, &["p2", "nobody", "p1"])
+        .unwrap();
+    assert_eq!(got_links[0].as_ref().unwrap().target_id, "t-new");
+    assert!(got_links[1].is_none());
+    assert_eq!(got_links[2], Some(link("p1", "t-p1")));
+    let listed = s
+        .target_link_list("sub_1", LinkKind::User, "p1", 10)
+        .unwrap();
+    let keys: Vec<&str> = listed.iter().map(|l| l.key.as_str()).collect();
+    assert_eq!(keys, ["p2", "p3"]);
+    let groups = s
+        .target_link_list("sub_1", LinkKind::Group, "", 10)
+        .unwrap();
+    assert_eq!(groups[0].sent, serde_json::Value::Null);
+    s.target_link_delete("sub_1", LinkKind::User, "p3").unwrap();
+    s.target_link_delete("sub_1", LinkKind::User, "p3").unwrap();
+    assert_eq!(
+        s.target_link_list("sub_1", LinkKind::User, "", 10)
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(s
+        .target_link_put("no_such_sub", LinkKind::User, &link("p1", "x"))
+        .is_err());
+
     let log = s.delivery_list("sub_1", 0, 10).unwrap();
     assert_eq!(log.len(), 2);
     assert!(log[0].seq < log[1].seq);
@@ -1611,4 +1674,8 @@ pub fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
     s.subscription_delete(&a, "sub_1", crate::contract::no_audit())
         .unwrap();
     assert!(s.subscription_list(&a).unwrap().is_empty());
+    assert!(s
+        .target_link_list("sub_1", LinkKind::User, "", 10)
+        .unwrap()
+        .is_empty());
 }

@@ -1393,6 +1393,29 @@ pub trait Events {
     /// Hands `owner`'s lease back, so any instance may claim the
     /// subscription at once (nothing happens when `owner` does not hold it).
     fn subscription_release(&self, id: &str, owner: &str) -> Result<()>;
+
+    /// A provisioning subscription's links for these keys, in order.
+    fn target_links(
+        &self,
+        subscription: &str,
+        kind: LinkKind,
+        keys: &[&str],
+    ) -> Result<Vec<Option<TargetLink>>>;
+
+    /// Stores a link (replacing the one with its key).
+    fn target_link_put(&self, subscription: &str, kind: LinkKind, link: &TargetLink) -> Result<()>;
+
+    /// Forgets a link (nothing happens when there is none).
+    fn target_link_delete(&self, subscription: &str, kind: LinkKind, key: &str) -> Result<()>;
+
+    /// A subscription's links in key order after `after`.
+    fn target_link_list(
+        &self,
+        subscription: &str,
+        kind: LinkKind,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<TargetLink>>;
 }
 
 /// What the SCIM door needs beyond [`People`] (docs/scim.md): the indexed
@@ -1825,6 +1848,65 @@ pub struct DeliveryProgress {
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// A cursor range (inclusive) to deliver again, before going on.
     pub redeliver: Option<(i64, i64)>,
+    /// What a kind of sink keeps between rounds besides the cursor.
+    pub sink: SinkProgress,
+}
+
+/// The part of a subscription's progress that only some kinds use
+/// (docs/provisioning.md): stored as one JSON value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkProgress {
+    /// Provisioning the people who were there before the subscription:
+    /// the last external id done (`""`: not begun). `None`: nothing to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<String>,
+    /// Set while the target fails so much that it is tried only rarely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<Quarantine>,
+}
+
+impl SinkProgress {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// A target put aside: tried again at `progress.next_attempt_at`, ever
+/// less often, until a request succeeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantine {
+    pub since: DateTime<Utc>,
+    /// How many times it has been tried since and failed.
+    pub tries: u32,
+    /// The last failure (a status and the error, never personnel data).
+    pub reason: String,
+}
+
+/// What a provisioning subscription knows of one of its objects on the
+/// target: a person's User (`key`: the external id) or a role's Group
+/// (`key`: the role), the target's id for it, and what was last sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetLink {
+    pub key: String,
+    pub target_id: String,
+    /// The resource as last sent (`Null`: linked, nothing sent yet).
+    pub sent: serde_json::Value,
+}
+
+/// Which of a subscription's target objects a [`TargetLink`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    User,
+    Group,
+}
+
+impl LinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Group => "group",
+        }
+    }
 }
 
 /// One attempt to deliver one event, for the delivery log.

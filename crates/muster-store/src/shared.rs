@@ -32,6 +32,14 @@ pub fn nullable_json(v: &serde_json::Value) -> Result<Option<String>> {
     }
 }
 
+/// A sink's progress as stored: `None` while it holds nothing.
+pub fn sink_progress_json(p: &crate::SinkProgress) -> Result<Option<String>> {
+    if p.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(p).map(Some).map_err(json_err)
+}
+
 pub fn json_err(e: serde_json::Error) -> StoreError {
     StoreError::backend(format!(
         "stored JSON does not decode ({:?} error at line {}, column {})",

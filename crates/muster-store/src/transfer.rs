@@ -306,6 +306,17 @@ pub const TABLES: &[Table] = &[
             ("owner_client_id", Text),
             ("kind", Text),
             ("target", Json),
+            ("sink_progress", Json),
+        ],
+    },
+    Table {
+        name: "subscription_links",
+        columns: &[
+            ("subscription_id", Text),
+            ("kind", Text),
+            ("key", Text),
+            ("target_id", Text),
+            ("sent", Json),
         ],
     },
     Table {

@@ -101,8 +101,17 @@ fn info(s: &SubscriptionRow) -> SubscriptionInfo {
         url: s.url.clone(),
         subject_prefix: match s.kind {
             SubscriptionKind::Nats => Some(NatsTarget::of(s).subject_prefix),
-            SubscriptionKind::Webhook => None,
+            _ => None,
         },
+        scim: (s.kind == SubscriptionKind::Scim).then(|| crate::jobs::sinks::scim::settings(s)),
+        provisioning: (s.kind == SubscriptionKind::Scim).then(|| {
+            let q = s.progress.sink.quarantine.as_ref();
+            muster_proto::ProvisioningState {
+                backfilling: s.progress.sink.backfill.is_some(),
+                quarantined_since: q.map(|q| q.since),
+                quarantine_reason: q.map(|q| q.reason.clone()),
+            }
+        }),
         events: s.events.clone(),
         attributes: s.attributes.clone(),
         owner: s.owner.clone(),
@@ -235,4 +244,22 @@ pub async fn subscription_redeliver(
 ) -> ApiResult<(StatusCode, Json<SubscriptionInfo>)> {
     let row = subscriptions::redeliver(&state, &caller, id, req).await?;
     Ok((StatusCode::ACCEPTED, Json(info(&row))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileQuery {
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+pub async fn subscription_reconcile(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<ReconcileQuery>,
+) -> ApiResult<Json<muster_proto::ReconcileReport>> {
+    Ok(Json(
+        subscriptions::reconcile(&state, &caller, id, q.dry_run).await?,
+    ))
 }

@@ -171,6 +171,10 @@ pub fn router(state: AppState) -> Router {
             "/subscriptions/{id}/redeliver",
             post(subscriptions::subscription_redeliver),
         )
+        .route(
+            "/subscriptions/{id}/reconcile",
+            post(subscriptions::subscription_reconcile),
+        )
         // Effective dates (docs/people.md#effective-dates).
         .route("/effective-dates/run", post(people::effective_dates_run))
         // RFC 9421 signed requests, as an alternative to Bearer tokens.

@@ -146,32 +146,153 @@ impl Deliverer {
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         if kept && disabled {
-            audit_gone(&self.state, sub).await;
+            audit_system(&self.state, sub, "subscription.disabled", Some(GONE)).await;
         }
         Ok(kept)
     }
+
+    /// Commits a round and audits what it did to the subscription.
+    async fn save_noting(
+        &self,
+        sub: &SubscriptionRow,
+        save: DeliverySave,
+        notes: Notes,
+    ) -> anyhow::Result<bool> {
+        let kept = self.save(sub, save).await?;
+        if kept {
+            if notes.recovered {
+                tracing::info!(subscription = %sub.id, "a quarantined target answers again");
+                audit_system(&self.state, sub, "subscription.recovered", None).await;
+            }
+            if let Some(why) = notes.quarantined {
+                tracing::warn!(subscription = %sub.id, reason = %why, "a target that keeps failing is quarantined: it is tried hourly, then daily");
+                audit_system(&self.state, sub, "subscription.quarantined", Some(&why)).await;
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Moves the progress on after a failed attempt (number `attempt` at
+    /// `at`): a retry on the schedule; after the last one the event is
+    /// dead, unless the target as a whole fails (a SCIM target's
+    /// `target` failures), which quarantines it instead, and keeps it so
+    /// while it goes on failing.
+    #[allow(clippy::too_many_arguments)]
+    fn after_failure(
+        &self,
+        sub: &SubscriptionRow,
+        p: &mut DeliveryProgress,
+        attempt: u32,
+        at: DateTime<Utc>,
+        error: &str,
+        retry_after: Option<Duration>,
+        target: bool,
+        notes: &mut Notes,
+    ) -> Fate {
+        let later =
+            |d: Duration| at + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(10));
+        let quarantines = target && sub.kind == muster_proto::SubscriptionKind::Scim;
+        if let Some(q) = p.sink.quarantine.as_mut() {
+            if quarantines {
+                q.tries += 1;
+                q.reason = error.to_owned();
+                p.next_attempt_at = Some(later(quarantine_delay(q.tries, retry_after)));
+                return Fate::Quarantined;
+            }
+            // It answered (about this one event): it is up again.
+            p.sink.quarantine = None;
+            p.attempt = 0;
+            notes.recovered = true;
+            return self.after_failure(sub, p, 1, at, error, retry_after, target, notes);
+        }
+        if attempt as usize > self.schedule.len() {
+            if quarantines {
+                p.sink.quarantine = Some(muster_store::Quarantine {
+                    since: at,
+                    tries: 0,
+                    reason: error.to_owned(),
+                });
+                p.attempt = attempt;
+                p.next_attempt_at = Some(later(quarantine_delay(0, retry_after)));
+                notes.quarantined = Some(error.to_owned());
+                return Fate::Quarantined;
+            }
+            return Fate::Dead;
+        }
+        p.attempt = attempt;
+        p.next_attempt_at = Some(later(retry_delay(
+            &self.schedule,
+            attempt as usize,
+            retry_after,
+        )));
+        Fate::Retry
+    }
+}
+
+/// A success after a quarantine lifts it.
+fn succeeded(p: &mut DeliveryProgress, notes: &mut Notes) {
+    if p.sink.quarantine.take().is_some() {
+        notes.recovered = true;
+    }
+    p.attempt = 0;
+    p.next_attempt_at = None;
 }
 
 const GONE: &str = "the receiver answered 410 Gone";
 
-/// Audits the disabling of a subscription whose receiver answered 410.
-async fn audit_gone(state: &AppState, sub: &SubscriptionRow) {
+/// Audits what delivery itself did to a subscription: disabled it (410),
+/// quarantined its target, or saw the target recover.
+async fn audit_system(state: &AppState, sub: &SubscriptionRow, action: &str, reason: Option<&str>) {
     let d = AuditDraft {
         tenant: sub.tenant.clone(),
         at: state.clock.now(),
         principal: "system:webhooks".into(),
         on_behalf_of: None,
         source: "webhooks".into(),
-        action: "subscription.disabled".into(),
+        action: action.into(),
         person: None,
         detail: serde_json::json!({
             "subscription": sub.id,
-            "reason": GONE,
+            "reason": reason,
         }),
     };
     if let Err(e) = state.db(move |s| s.audit_append(d)).await {
-        tracing::error!(subscription = %sub.id, error = ?e, "cannot audit a disabled subscription");
+        tracing::error!(subscription = %sub.id, error = ?e, action, "cannot audit a subscription's change");
     }
+}
+
+/// How long a quarantined target waits for its next try: hourly for the
+/// first tries, then daily (as identity providers back off from a
+/// failing application), never sooner than its `Retry-After`.
+fn quarantine_delay(tries: u32, retry_after: Option<Duration>) -> Duration {
+    let base = if tries < QUARANTINE_HOURLY_TRIES {
+        Duration::from_secs(3600)
+    } else {
+        Duration::from_secs(24 * 3600)
+    };
+    base.max(retry_after.unwrap_or_default())
+}
+
+/// Hourly tries of a quarantined target before they become daily.
+const QUARANTINE_HOURLY_TRIES: u32 = 6;
+
+/// What a failed attempt comes to.
+#[derive(Debug, PartialEq, Eq)]
+enum Fate {
+    /// Tried again at `next_attempt_at`.
+    Retry,
+    /// No retry left: the event is dead-lettered and the cursor moves on.
+    Dead,
+    /// The target is put aside (or stays so): nothing is lost, it is
+    /// tried again rarely until a request succeeds.
+    Quarantined,
+}
+
+/// What a round did to the subscription that is audited once it saves.
+#[derive(Default)]
+struct Notes {
+    quarantined: Option<String>,
+    recovered: bool,
 }
 
 /// One round for one subscription, under its lease: a manual redelivery
@@ -282,6 +403,56 @@ async fn deliver_round(
     if p.next_attempt_at.is_some_and(|t| t > now) {
         return Ok(Round::Idle);
     }
+    let mut notes = Notes::default();
+    // The people who were there before the subscription come first.
+    if let Some(after) = p.sink.backfill.clone() {
+        let at = state.clock.now();
+        match sink.backfill(state, &sub, &after).await {
+            Ok(position) => {
+                p.sink.backfill = position;
+                succeeded(&mut p, &mut notes);
+            }
+            Err(Outcome::Failed {
+                error,
+                retry_after,
+                target,
+                ..
+            }) => {
+                let attempt = p.attempt + 1;
+                if d.after_failure(
+                    &sub,
+                    &mut p,
+                    attempt,
+                    at,
+                    &error,
+                    retry_after,
+                    target,
+                    &mut notes,
+                ) == Fate::Dead
+                {
+                    // Nothing is dead-lettered here: the backfill waits
+                    // for its last retry's delay again.
+                    p.next_attempt_at = Some(
+                        at + chrono::Duration::from_std(retry_delay(
+                            &d.schedule,
+                            d.schedule.len().max(1),
+                            retry_after,
+                        ))
+                        .unwrap_or(chrono::Duration::hours(1)),
+                    );
+                }
+                tracing::warn!(subscription = %sub.id, error = %error, "provisioning the people already there failed; it is tried again");
+            }
+            Err(_) => {}
+        }
+        let waiting = p.next_attempt_at.is_some();
+        save.progress = p;
+        return Ok(match d.save_noting(&sub, save, notes).await? {
+            false => Round::Lost,
+            true if waiting => Round::Done,
+            true => Round::More,
+        });
+    }
     let tenant = sub.tenant.clone();
     let after = p.cursor;
     let events = state
@@ -323,8 +494,7 @@ async fn deliver_round(
                     .metrics
                     .delivered(&sub.id, &ev.created_at, state.clock.now());
                 p.cursor = ev.cursor;
-                p.attempt = 0;
-                p.next_attempt_at = None;
+                succeeded(&mut p, &mut notes);
                 save.records.push(r);
             }
             Outcome::Gone => {
@@ -340,25 +510,34 @@ async fn deliver_round(
                 status,
                 error,
                 retry_after,
+                target,
             } => {
                 r.status = status;
-                r.error = Some(error);
-                if attempt as usize > d.schedule.len() {
-                    r.outcome = "dead".into();
-                    tracing::warn!(subscription = %sub.id, cursor = ev.cursor, "an event was dead-lettered after its last attempt");
-                    p.cursor = ev.cursor;
-                    p.attempt = 0;
-                    p.next_attempt_at = None;
-                    save.records.push(r);
-                    continue;
-                }
-                r.outcome = "failed".into();
-                save.records.push(r);
-                let delay = retry_delay(&d.schedule, attempt as usize, retry_after);
-                p.attempt = attempt;
-                p.next_attempt_at = Some(
-                    at + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(10)),
+                let fate = d.after_failure(
+                    &sub,
+                    &mut p,
+                    attempt,
+                    at,
+                    &error,
+                    retry_after,
+                    target,
+                    &mut notes,
                 );
+                r.error = Some(error);
+                match fate {
+                    Fate::Dead => {
+                        r.outcome = "dead".into();
+                        tracing::warn!(subscription = %sub.id, cursor = ev.cursor, "an event was dead-lettered after its last attempt");
+                        p.cursor = ev.cursor;
+                        p.attempt = 0;
+                        p.next_attempt_at = None;
+                        save.records.push(r);
+                        continue;
+                    }
+                    Fate::Retry => r.outcome = "failed".into(),
+                    Fate::Quarantined => r.outcome = "quarantined".into(),
+                }
+                save.records.push(r);
                 next = Round::Done;
                 break;
             }
@@ -369,7 +548,7 @@ async fn deliver_round(
         }
     }
     save.progress = p;
-    Ok(match d.save(&sub, save).await? {
+    Ok(match d.save_noting(&sub, save, notes).await? {
         false => Round::Lost,
         true => next,
     })
@@ -454,7 +633,9 @@ async fn release(d: &Deliverer, id: &str, owner: &str) {
 /// newest event cursor.
 fn has_work(sub: &SubscriptionRow, head: i64, now: DateTime<Utc>) -> bool {
     let p = &sub.progress;
-    p.redeliver.is_some() || (p.cursor < head && p.next_attempt_at.is_none_or(|t| t <= now))
+    p.redeliver.is_some()
+        || ((p.cursor < head || p.sink.backfill.is_some())
+            && p.next_attempt_at.is_none_or(|t| t <= now))
 }
 
 /// A delivery task in flight: its subscription's tenant, and the flag that
@@ -567,6 +748,24 @@ fn plan(
     plan
 }
 
+/// The HTTP client deliveries go out with (webhooks, SCIM targets and
+/// their token endpoints): the configured timeout, and the outbound
+/// destination rule at every connection. No redirects: a receiver has no
+/// reason to send a signed POST on to somewhere else, and a 3xx is
+/// recorded as the answer.
+pub(crate) fn http_client(state: &AppState) -> Result<reqwest::Client, String> {
+    let cfg = &state.config.webhooks;
+    let builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(cfg.request_timeout_seconds))
+        .user_agent("Muster-Webhooks/1")
+        // Keep-alive: a warm connection per subscription in flight.
+        .pool_max_idle_per_host(cfg.concurrency.max(1))
+        .tcp_nodelay(true);
+    crate::http::outbound::Rule::webhooks(&state.config)
+        .client(builder, crate::http::outbound::Redirects::None)
+        .map_err(|_| "no HTTP client for outbound requests".to_owned())
+}
+
 /// The delivery worker: runs until `stop` (or until its task is aborted,
 /// which aborts the deliveries in flight), woken by committed changes,
 /// by a finished delivery task, or every `webhooks.poll_interval_ms` (for
@@ -590,17 +789,7 @@ pub async fn run(state: AppState, stop: Arc<AtomicBool>) {
         }
     };
     let limit = cfg.concurrency.max(1);
-    let builder = reqwest::Client::builder()
-        .timeout(Duration::from_secs(cfg.request_timeout_seconds))
-        .user_agent("Muster-Webhooks/1")
-        // Keep-alive: a warm connection per subscription in flight.
-        .pool_max_idle_per_host(limit)
-        .tcp_nodelay(true);
-    // No redirects: a receiver has no reason to send a signed POST on to
-    // somewhere else, and a 3xx is recorded as the answer.
-    let http = match crate::http::outbound::Rule::webhooks(&state.config)
-        .client(builder, crate::http::outbound::Redirects::None)
-    {
+    let http = match http_client(&state) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "webhook delivery is off: no HTTP client");

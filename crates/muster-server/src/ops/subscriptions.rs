@@ -1,19 +1,21 @@
-//! Subscriptions, webhook or NATS: a destination (checked by the outbound
-//! rule), the events and attributes it gets, a secret sealed at rest (a
-//! webhook's signing secret, rotated with an overlap; a NATS server's
-//! credentials), redeliveries. Administrators manage all of a
+//! Subscriptions, webhook, NATS or SCIM: a destination (checked by the
+//! outbound rule), the events and attributes it gets, a secret sealed at
+//! rest (a webhook's signing secret, rotated with an overlap; a NATS
+//! server's credentials; a SCIM target's token or password), redeliveries
+//! and a SCIM target's reconcile. Administrators manage all of a
 //! tenant's; a client with `subscriptions:own` manages those it made,
 //! within its read policy. Delivery itself is `jobs::delivery`.
 use crate::auth::Caller;
 use crate::base::error::{ApiError, ApiResult};
 use crate::base::state::AppState;
 use crate::http::outbound::Protocol;
-use crate::jobs::sinks::{nats, webhook};
+use crate::jobs::sinks::{nats, scim, webhook};
 use crate::ops::input::Overlap;
 use muster_core::policy::Permission;
 use muster_proto::ErrorCode;
 use muster_proto::{
-    NatsCredentials, RedeliverRequest, SubscriptionKind, SubscriptionPatch, SubscriptionSpec,
+    NatsCredentials, ReconcileReport, RedeliverRequest, ScimSecret, ScimTarget, SubscriptionKind,
+    SubscriptionPatch, SubscriptionSpec,
 };
 use muster_store::{
     Audit, AuditDraft, DeliveryProgress, SubscriptionRow, SubscriptionState, EVENT_KINDS,
@@ -45,7 +47,7 @@ fn check_attributes(attributes: Vec<String>) -> ApiResult<Vec<String>> {
 
 async fn check_url(state: &AppState, kind: SubscriptionKind, url: &str) -> ApiResult<()> {
     let protocol = match kind {
-        SubscriptionKind::Webhook => Protocol::Http,
+        SubscriptionKind::Webhook | SubscriptionKind::Scim => Protocol::Http,
         SubscriptionKind::Nats => Protocol::Nats,
     };
     crate::http::outbound::Rule::webhooks(&state.config)
@@ -109,7 +111,7 @@ fn settings_and_state_entries(
     if before.target != after.target {
         changed.insert("target".into(), after.target.clone());
     }
-    if after.kind == SubscriptionKind::Nats && before.secret_sealed != after.secret_sealed {
+    if after.kind != SubscriptionKind::Webhook && before.secret_sealed != after.secret_sealed {
         // That they changed, never what they are.
         changed.insert("credentials".into(), "replaced".into());
     }
@@ -220,13 +222,55 @@ fn nats_credentials(c: &NatsCredentials) -> ApiResult<()> {
     nats::check_credentials(c).map_err(|why| invalid(format!("credentials: {why}")))
 }
 
+/// Which kind-specific settings a request gives.
+struct Given {
+    subject_prefix: bool,
+    credentials: bool,
+    scim: bool,
+    scim_secret: bool,
+}
+
 /// Settings of one kind given to a subscription of another.
-fn only_for_nats(subject_prefix: bool, credentials: bool) -> ApiResult<()> {
-    match (subject_prefix, credentials) {
-        (true, _) => Err(invalid("subject_prefix: only a nats subscription has one")),
-        (_, true) => Err(invalid("credentials: only a nats subscription has them")),
+fn only_its_own(kind: SubscriptionKind, g: Given) -> ApiResult<()> {
+    let nats = kind == SubscriptionKind::Nats;
+    let scim = kind == SubscriptionKind::Scim;
+    match () {
+        _ if g.subject_prefix && !nats => {
+            Err(invalid("subject_prefix: only a nats subscription has one"))
+        }
+        _ if g.credentials && !nats => {
+            Err(invalid("credentials: only a nats subscription has them"))
+        }
+        _ if g.scim && !scim => Err(invalid("scim: only a scim subscription has these settings")),
+        _ if g.scim_secret && !scim => {
+            Err(invalid("scim_secret: only a scim subscription has one"))
+        }
         _ => Ok(()),
     }
+}
+
+/// A `scim` subscription's settings and secret, checked: the mapping and
+/// scope parse, the limits are in range, the secret its `auth` needs is
+/// there, and an OAuth token endpoint is a destination the outbound rule
+/// allows.
+async fn scim_target(
+    state: &AppState,
+    t: &ScimTarget,
+    secret: &ScimSecret,
+    attributes: &[String],
+) -> ApiResult<Value> {
+    scim::map::Plan::new(t, attributes).map_err(invalid)?;
+    scim::client::check_auth(t, secret).map_err(invalid)?;
+    if !(1..=32).contains(&t.concurrency) {
+        return Err(invalid("scim.concurrency: from 1 to 32"));
+    }
+    if let Some(url) = &t.token_url {
+        crate::http::outbound::Rule::webhooks(&state.config)
+            .check_registration_as(url, Protocol::Http)
+            .await
+            .map_err(|why| invalid(format!("scim.token_url: {why}")))?;
+    }
+    Ok(serde_json::to_value(t).unwrap_or_default())
 }
 
 /// Creates a subscription from its cursor now (or from the beginning of the
@@ -252,11 +296,28 @@ pub(crate) async fn create(
     check_url(state, spec.kind, &spec.url).await?;
     // What is sealed: a webhook's signing secret (shown once), a NATS
     // subscription's credentials (never shown).
+    only_its_own(
+        spec.kind,
+        Given {
+            subject_prefix: spec.subject_prefix.is_some(),
+            credentials: spec.credentials.is_some(),
+            scim: spec.scim.is_some(),
+            scim_secret: spec.scim_secret.is_some(),
+        },
+    )?;
     let (target, sealed, shown) = match spec.kind {
         SubscriptionKind::Webhook => {
-            only_for_nats(spec.subject_prefix.is_some(), spec.credentials.is_some())?;
             let secret = webhook::new_secret();
             (Value::Null, secret.clone(), Some(secret))
+        }
+        SubscriptionKind::Scim => {
+            let t = spec.scim.clone().unwrap_or_default();
+            let secret = spec.scim_secret.clone().unwrap_or_default();
+            (
+                scim_target(state, &t, &secret, &attributes).await?,
+                scim::client::secret_text(&Some(secret)),
+                None,
+            )
         }
         SubscriptionKind::Nats => {
             if let Some(c) = &spec.credentials {
@@ -294,6 +355,12 @@ pub(crate) async fn create(
         disabled_reason: None,
         progress: DeliveryProgress {
             cursor,
+            // A SCIM target gets the people already there first, then
+            // every change from now on.
+            sink: muster_store::SinkProgress {
+                backfill: (spec.kind == SubscriptionKind::Scim).then(String::new),
+                quarantine: None,
+            },
             ..Default::default()
         },
         created_at: now,
@@ -336,9 +403,35 @@ pub(crate) async fn update(
         check_url(state, row.kind, &url).await?;
         row.url = url;
     }
+    only_its_own(
+        row.kind,
+        Given {
+            subject_prefix: patch.subject_prefix.is_some(),
+            credentials: patch.credentials.is_some(),
+            scim: patch.scim.is_some(),
+            scim_secret: patch.scim_secret.is_some(),
+        },
+    )?;
+    if let Some(a) = patch.attributes.clone() {
+        row.attributes = check_attributes(a)?;
+    }
     match row.kind {
-        SubscriptionKind::Webhook => {
-            only_for_nats(patch.subject_prefix.is_some(), patch.credentials.is_some())?
+        SubscriptionKind::Webhook => {}
+        SubscriptionKind::Scim => {
+            if patch.scim.is_some() || patch.scim_secret.is_some() || patch.attributes.is_some() {
+                let t = patch.scim.clone().unwrap_or_else(|| scim::settings(&row));
+                let secret = match patch.scim_secret.clone() {
+                    Some(s) => s,
+                    None => scim::client::secret(state, &row).map_err(|_| {
+                        invalid("scim_secret: the stored secret does not open; give it again")
+                    })?,
+                };
+                row.target = scim_target(state, &t, &secret, &row.attributes).await?;
+                if patch.scim_secret.is_some() {
+                    row.secret_sealed =
+                        seal(state, &row.id, &scim::client::secret_text(&Some(secret)));
+                }
+            }
         }
         SubscriptionKind::Nats => {
             if let Some(p) = patch.subject_prefix {
@@ -352,9 +445,6 @@ pub(crate) async fn update(
     }
     if let Some(e) = patch.events {
         row.events = check_events(e)?;
-    }
-    if let Some(a) = patch.attributes {
-        row.attributes = check_attributes(a)?;
     }
     if row.owner.is_some() && !caller.has(Permission::SubscriptionsAdmin) {
         within_read_policy(caller, &row.events, &row.attributes)?;
@@ -403,9 +493,10 @@ pub(crate) async fn rotate_secret(
 ) -> ApiResult<(SubscriptionRow, String)> {
     let mut row = load(state, caller, id).await?;
     if row.kind != SubscriptionKind::Webhook {
-        return Err(invalid(
-            "a nats subscription signs nothing: change its credentials with PATCH",
-        ));
+        return Err(invalid(format!(
+            "a {} subscription signs nothing: change its credentials with PATCH",
+            row.kind.as_str()
+        )));
     }
     let overlap = overlap.seconds();
     let now = state.clock.now();
@@ -495,4 +586,54 @@ pub(crate) async fn redeliver(
         .await?;
     state.changes_committed.notify_waiters();
     Ok(row)
+}
+
+/// Compares a SCIM target's Users with what Muster says they should be
+/// and repairs the drift (with `dry_run`, only reports it). Audited with
+/// the counts of what it found, never values.
+pub(crate) async fn reconcile(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    dry_run: bool,
+) -> ApiResult<ReconcileReport> {
+    let row = load(state, caller, id).await?;
+    if row.kind != SubscriptionKind::Scim {
+        return Err(invalid(format!(
+            "only a scim subscription is reconciled; this one is {}",
+            row.kind.as_str()
+        )));
+    }
+    let http = crate::jobs::delivery::http_client(state)
+        .map_err(|why| ApiError::unprocessable(ErrorCode::InvalidSubscription, why))?;
+    let shared = std::sync::Arc::new(scim::client::Shared::new(
+        crate::jobs::sinks::fingerprint(&row),
+        scim::settings(&row).concurrency,
+    ));
+    let round = scim::Round::new(http, state, &row, scim::settings(&row), shared)
+        .map_err(|why| ApiError::unprocessable(ErrorCode::InvalidSubscription, why))?;
+    let report = scim::reconcile::run(state, &row, &round, dry_run)
+        .await
+        .map_err(|why| ApiError::unprocessable(ErrorCode::TargetFailed, why))?;
+    if !dry_run {
+        let d = crate::ops::audit::audit_entry(
+            state,
+            caller,
+            "subscription.reconciled",
+            serde_json::json!({
+                "subscription": row.id,
+                "target_users": report.target_users,
+                "created": report.created.len(),
+                "linked": report.linked.len(),
+                "updated": report.updated.len(),
+                "deactivated": report.deactivated.len(),
+                "memberships": report.memberships,
+                "extra": report.extra.len(),
+                "failed": report.failed.len(),
+            }),
+        );
+        state.db(move |s| s.audit_append(d)).await?;
+    }
+    tracing::info!(subscription = %row.id, dry_run, "a SCIM target was reconciled");
+    Ok(report)
 }

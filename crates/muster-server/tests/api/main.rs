@@ -29,6 +29,7 @@ mod oauth;
 mod outbound;
 mod people;
 mod private_key_jwt;
+mod provisioning;
 mod read_policy;
 mod schemathesis;
 mod scim;

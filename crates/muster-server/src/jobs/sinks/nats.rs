@@ -115,14 +115,7 @@ impl Connections {
         sub: &SubscriptionRow,
     ) -> Result<Publisher, String> {
         let prefix = NatsTarget::of(sub).subject_prefix;
-        let print = {
-            use sha2::Digest;
-            let mut h = sha2::Sha256::new();
-            h.update(sub.url.as_bytes());
-            h.update([0]);
-            h.update(&sub.secret_sealed);
-            h.finalize().to_vec()
-        };
+        let print = super::fingerprint(sub);
         let kept = match self.open.lock().await.get(&sub.id) {
             Some((p, client))
                 if *p == print
@@ -259,6 +252,7 @@ impl Publisher {
             status: None,
             error,
             retry_after: None,
+            target: false,
         };
         let Some(ev) = ahead.first() else {
             return failed("nothing to send".into());

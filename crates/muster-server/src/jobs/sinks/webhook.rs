@@ -46,7 +46,8 @@ pub(super) fn signing_keys(
         .collect()
 }
 
-fn retry_after(h: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+/// A `Retry-After` (RFC 9110 10.2.3), seconds or a date, capped.
+pub(crate) fn retry_after(h: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     let d = match v.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
@@ -73,6 +74,7 @@ pub(super) async fn send(
                 status: None,
                 error: "the event does not serialise".into(),
                 retry_after: None,
+                target: false,
             }
         }
     };
@@ -82,6 +84,7 @@ pub(super) async fn send(
             status: None,
             error: "no signing secret opens".into(),
             retry_after: None,
+            target: false,
         };
     };
     // An IP literal is connected to without the resolver: judged here. A
@@ -95,6 +98,7 @@ pub(super) async fn send(
                 status: None,
                 error: "refused: the URL is not valid".into(),
                 retry_after: None,
+                target: false,
             }
         }
     };
@@ -104,6 +108,7 @@ pub(super) async fn send(
             status: None,
             error: format!("refused: {why}"),
             retry_after: None,
+            target: false,
         };
     }
     let res = http
@@ -122,20 +127,28 @@ pub(super) async fn send(
             status: Some(r.status().as_u16()),
             error: format!("the receiver answered {}", r.status().as_u16()),
             retry_after: retry_after(r.headers(), now),
+            target: false,
         },
         Err(e) => Outcome::Failed {
             status: None,
-            error: if let Some(why) = crate::http::outbound::refusal(&e) {
-                tracing::warn!(subscription = %sub.id, reason = %why, "a webhook delivery was refused by the outbound destination rule");
-                format!("refused: {why}")
-            } else if e.is_timeout() {
-                "the request timed out".into()
-            } else if e.is_connect() {
-                "cannot connect to the receiver".into()
-            } else {
-                "the request failed".into()
-            },
+            error: transport_error(&e, sub),
             retry_after: None,
+            target: false,
         },
+    }
+}
+
+/// Why a request got no answer, in words that carry no URL or data (and
+/// a warning when the outbound destination rule refused it).
+pub(crate) fn transport_error(e: &reqwest::Error, sub: &SubscriptionRow) -> String {
+    if let Some(why) = crate::http::outbound::refusal(e) {
+        tracing::warn!(subscription = %sub.id, reason = %why, "a delivery was refused by the outbound destination rule");
+        format!("refused: {why}")
+    } else if e.is_timeout() {
+        "the request timed out".into()
+    } else if e.is_connect() {
+        "cannot connect to the receiver".into()
+    } else {
+        "the request failed".into()
     }
 }

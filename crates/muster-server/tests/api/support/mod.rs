@@ -2,3 +2,4 @@
 //! (`spawn_app`, `TestApp`) is in `helpers.rs`.
 pub mod keys;
 pub mod receiver;
+pub mod scim_peer;
