@@ -2,8 +2,8 @@
 //! `muster admin subscription ...`, for scripts and other Rust programs.
 use crate::{seg, to_json, Client, ClientError};
 use muster_proto::{
-    ChangesPage, DeliveryInfo, Page, RedeliverRequest, SubscriptionCreated, SubscriptionInfo,
-    SubscriptionPatch, SubscriptionSpec, WebhookSecretRotate,
+    ChangesPage, DeliveryInfo, Page, ReconcileReport, RedeliverRequest, SubscriptionCreated,
+    SubscriptionInfo, SubscriptionPatch, SubscriptionSpec, WebhookSecretRotate,
 };
 use reqwest::Method;
 
@@ -107,6 +107,24 @@ impl Client {
     ) -> Result<SubscriptionInfo, ClientError> {
         let path = format!("/api/v1/subscriptions/{}/redeliver", seg(id)?);
         self.post(&path, request).await
+    }
+
+    /// `POST /api/v1/subscriptions/{id}/reconcile`: compares a SCIM
+    /// target's Users with what they should be and repairs the drift
+    /// (with `dry_run`, only reports it).
+    pub async fn subscription_reconcile(
+        &self,
+        id: &str,
+        dry_run: bool,
+    ) -> Result<ReconcileReport, ClientError> {
+        let path = format!("/api/v1/subscriptions/{}/reconcile", seg(id)?);
+        self.call(
+            Method::POST,
+            &path,
+            &[("dry_run", dry_run.to_string())],
+            None,
+        )
+        .await
     }
 
     /// `GET /api/v1/changes`: the tenant's change events after `after`,

@@ -1,12 +1,14 @@
-//! `muster admin subscription ...`: webhook and NATS subscriptions
-//! (docs/events.md#webhook-subscriptions), their delivery log, manual
-//! redelivery and secret rotation.
+//! `muster admin subscription ...`: webhook, NATS and SCIM subscriptions
+//! (docs/events.md#webhook-subscriptions, docs/provisioning.md), their
+//! delivery log, manual redelivery, secret rotation and a SCIM target's
+//! reconcile.
 use crate::output::{opt, print_json, table, time};
 use clap::Subcommand;
 use muster_client::{Client, ClientError};
 use muster_proto::{
-    DeliveryInfo, NatsCredentials, Page, RedeliverRequest, SubscriptionCreated, SubscriptionInfo,
-    SubscriptionKind, SubscriptionPatch, SubscriptionSpec, WebhookSecretRotate,
+    DeliveryInfo, NatsCredentials, Page, ReconcileReport, RedeliverRequest, ScimSecret, ScimTarget,
+    SubscriptionCreated, SubscriptionInfo, SubscriptionKind, SubscriptionPatch, SubscriptionSpec,
+    WebhookSecretRotate,
 };
 use std::path::PathBuf;
 
@@ -43,11 +45,7 @@ impl NatsArgs {
 
     /// The credentials the files hold (`None`: none given).
     fn credentials(&self) -> Result<Option<NatsCredentials>, ClientError> {
-        let read = |p: &PathBuf| {
-            std::fs::read_to_string(p)
-                .map(|t| t.trim_end_matches(['\n', '\r']).to_owned())
-                .map_err(|e| ClientError::InvalidInput(format!("{}: {e}", p.display())))
-        };
+        let read = read_secret;
         if !self.credentials_given() {
             return Ok(None);
         }
@@ -60,25 +58,103 @@ impl NatsArgs {
     }
 }
 
+/// A SCIM target's settings and secrets; the secrets are read from
+/// files, never from the command line.
+#[derive(Debug, Default, clap::Args)]
+pub struct ScimArgs {
+    /// scim: the target's settings (auth, match, mapping, scope, limits;
+    /// docs/provisioning.md), a TOML file (or JSON, named *.json).
+    #[arg(long, value_name = "FILE")]
+    scim_settings: Option<PathBuf>,
+    /// scim: a file holding the target's bearer token.
+    #[arg(long, value_name = "FILE")]
+    scim_token_file: Option<PathBuf>,
+    /// scim: a file holding the HTTP Basic password (auth = "basic").
+    #[arg(long, value_name = "FILE")]
+    scim_password_file: Option<PathBuf>,
+    /// scim: a file holding the OAuth client secret (auth = "oauth").
+    #[arg(long, value_name = "FILE")]
+    scim_client_secret_file: Option<PathBuf>,
+}
+
+fn read_secret(p: &PathBuf) -> Result<String, ClientError> {
+    std::fs::read_to_string(p)
+        .map(|t| t.trim_end_matches(['\n', '\r']).to_owned())
+        .map_err(|e| ClientError::InvalidInput(format!("{}: {e}", p.display())))
+}
+
+impl ScimArgs {
+    fn is_empty(&self) -> bool {
+        self.scim_settings.is_none() && self.secret_given().is_none()
+    }
+
+    fn secret_given(&self) -> Option<()> {
+        (self.scim_token_file.is_some()
+            || self.scim_password_file.is_some()
+            || self.scim_client_secret_file.is_some())
+        .then_some(())
+    }
+
+    fn settings(&self) -> Result<Option<ScimTarget>, ClientError> {
+        let Some(p) = &self.scim_settings else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| ClientError::InvalidInput(format!("{}: {e}", p.display())))?;
+        let parsed = if p.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(|e| e.to_string())
+        } else {
+            toml::from_str(&text).map_err(|e| e.to_string())
+        };
+        parsed
+            .map(Some)
+            .map_err(|e| ClientError::InvalidInput(format!("{}: {e}", p.display())))
+    }
+
+    fn secret(&self) -> Result<Option<ScimSecret>, ClientError> {
+        if self.secret_given().is_none() {
+            return Ok(None);
+        }
+        Ok(Some(ScimSecret {
+            token: self.scim_token_file.as_ref().map(read_secret).transpose()?,
+            password: self
+                .scim_password_file
+                .as_ref()
+                .map(read_secret)
+                .transpose()?,
+            client_secret: self
+                .scim_client_secret_file
+                .as_ref()
+                .map(read_secret)
+                .transpose()?,
+        }))
+    }
+}
+
 fn parse_kind(s: &str) -> Result<SubscriptionKind, String> {
-    SubscriptionKind::parse(s).ok_or_else(|| format!("'{s}' is not a kind: use webhook or nats"))
+    SubscriptionKind::parse(s)
+        .ok_or_else(|| format!("'{s}' is not a kind: use webhook, nats or scim"))
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SubscriptionCmd {
-    /// Subscribe a receiver (its `whsec_` secret is printed once) or a
-    /// NATS JetStream stream (`--kind nats`).
+    /// Subscribe a receiver (its `whsec_` secret is printed once), a
+    /// NATS JetStream stream (`--kind nats`) or an application's SCIM
+    /// server (`--kind scim`), which gets the people already there first.
     Create {
         /// Where events go: a webhook's https URL (http only to allowed
-        /// private destinations), a NATS server's tls:// (or nats://) URL.
+        /// private destinations), a NATS server's tls:// (or nats://) URL,
+        /// a SCIM target's base URL (before `/Users`).
         /// (`--url` is the gateway's.)
         #[arg(value_name = "URL")]
         endpoint: String,
-        /// webhook (default) or nats.
+        /// webhook (default), nats or scim.
         #[arg(long, value_parser = parse_kind, default_value = "webhook")]
         kind: SubscriptionKind,
         #[command(flatten)]
         nats: NatsArgs,
+        #[command(flatten)]
+        scim: ScimArgs,
         /// Attributes its events may carry, comma-separated (`roles` for
         /// the role set, `*` for all). Data minimisation: required.
         #[arg(long, value_delimiter = ',', required = true)]
@@ -94,11 +170,13 @@ pub enum SubscriptionCmd {
     List,
     /// Show one subscription and where its delivery stands.
     Show { id: String },
-    /// Change a subscription's URL, events, attributes or NATS settings.
+    /// Change a subscription's URL, events, attributes, NATS or SCIM settings.
     Update {
         id: String,
         #[command(flatten)]
         nats: NatsArgs,
+        #[command(flatten)]
+        scim: ScimArgs,
         /// The new receiver URL (`--url` is the gateway's).
         #[arg(long, value_name = "URL")]
         endpoint: Option<String>,
@@ -132,6 +210,14 @@ pub enum SubscriptionCmd {
         after: Option<i64>,
         #[arg(long)]
         limit: Option<u32>,
+    },
+    /// Compare a SCIM target's Users with what Muster says they should be
+    /// and repair the drift; prints what it found and did.
+    Reconcile {
+        id: String,
+        /// Report the drift, change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Send an event (by id or cursor) or a cursor range again.
     Redeliver {
@@ -191,6 +277,68 @@ fn show(s: &SubscriptionInfo, json: bool) {
     if let Some(t) = &s.previous_secret_until {
         println!("old secret:    signs too until {}", time(t));
     }
+    if let Some(p) = &s.provisioning {
+        if p.backfilling {
+            println!("provisioning:  the people already there, first");
+        }
+        if let Some(t) = &p.quarantined_since {
+            println!(
+                "quarantined:   since {} ({}); tried hourly, then daily",
+                time(t),
+                opt(&p.quarantine_reason)
+            );
+        }
+    }
+}
+
+fn print_report(r: &ReconcileReport, json: bool) {
+    if json {
+        print_json(r);
+        return;
+    }
+    let verb = if r.dry_run { "would be " } else { "" };
+    println!(
+        "{} Users on the target, {} people in scope{}",
+        r.target_users,
+        r.in_scope,
+        if r.dry_run {
+            " (dry run: nothing changed)"
+        } else {
+            ""
+        }
+    );
+    let list = |what: &str, ids: &[String]| {
+        println!("{what}: {}", ids.len());
+        for id in ids {
+            println!("  {id}");
+        }
+    };
+    list(&format!("{verb}created"), &r.created);
+    list(
+        &format!("{verb}linked (found by the match attribute)"),
+        &r.linked,
+    );
+    println!("{verb}updated: {}", r.updated.len());
+    for u in &r.updated {
+        println!("  {}: {}", u.external_id, u.paths.join(", "));
+    }
+    list(&format!("{verb}deactivated"), &r.deactivated);
+    println!("group memberships {verb}changed: {}", r.memberships);
+    list(
+        &format!(
+            "Users no person is linked to{}",
+            if r.extra_deactivated {
+                " (deactivated)"
+            } else {
+                ""
+            }
+        ),
+        &r.extra,
+    );
+    println!("failed: {}", r.failed.len());
+    for f in &r.failed {
+        println!("  {}: {}", f.external_id, f.paths.join(", "));
+    }
 }
 
 fn show_secret(created: &SubscriptionCreated, json: bool) {
@@ -245,6 +393,7 @@ pub async fn subscription_cmd(
             endpoint: url,
             kind,
             nats,
+            scim,
             attributes,
             events,
             from_beginning,
@@ -253,6 +402,8 @@ pub async fn subscription_cmd(
                 kind,
                 url,
                 credentials: nats.credentials()?,
+                scim: scim.settings()?,
+                scim_secret: scim.secret()?,
                 subject_prefix: nats.subject_prefix,
                 events,
                 attributes,
@@ -273,18 +424,26 @@ pub async fn subscription_cmd(
         SubscriptionCmd::Update {
             id,
             nats,
+            scim,
             endpoint: url,
             events,
             attributes,
         } => {
-            if url.is_none() && events.is_none() && attributes.is_none() && nats.is_empty() {
+            if url.is_none()
+                && events.is_none()
+                && attributes.is_none()
+                && nats.is_empty()
+                && scim.is_empty()
+            {
                 return Err(ClientError::InvalidInput(
-                    "nothing to change: give --endpoint, --events, --attributes, --subject-prefix or NATS credentials".into(),
+                    "nothing to change: give --endpoint, --events, --attributes, --subject-prefix, NATS credentials or SCIM settings".into(),
                 ));
             }
             let patch = SubscriptionPatch {
                 url,
                 credentials: nats.credentials()?,
+                scim: scim.settings()?,
+                scim_secret: scim.secret()?,
                 subject_prefix: nats.subject_prefix,
                 events,
                 attributes,
@@ -305,6 +464,9 @@ pub async fn subscription_cmd(
                 overlap_seconds: overlap,
             };
             show_secret(&c.subscription_rotate_secret(&id, &req).await?, json);
+        }
+        SubscriptionCmd::Reconcile { id, dry_run } => {
+            print_report(&c.subscription_reconcile(&id, dry_run).await?, json);
         }
         SubscriptionCmd::Deliveries { id, after, limit } => {
             let page = c.subscription_deliveries(&id, after, limit).await?;
