@@ -1020,6 +1020,9 @@ pub struct ProvisioningState {
     pub quarantined_since: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine_reason: Option<String>,
+    /// Why provisioning the people already there last failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill_error: Option<String>,
 }
 
 /// What a reconcile found and did (or, dry, would do). People are named

@@ -1520,6 +1520,8 @@ pub fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
             sink: crate::SinkProgress {
                 backfill: Some(String::new()),
                 quarantine: None,
+                backfill_error: None,
+                failed_for: None,
             },
             ..Default::default()
         },
@@ -1574,6 +1576,8 @@ pub fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
                 tries: 2,
                 reason: "HTTP 503".into(),
             }),
+            backfill_error: Some("the target answered 503".into()),
+            failed_for: Some("ab12".into()),
         },
     };
     let lease = Duration::minutes(1);

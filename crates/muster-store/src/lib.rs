@@ -1863,6 +1863,13 @@ pub struct SinkProgress {
     /// Set while the target fails so much that it is tried only rarely.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<Quarantine>,
+    /// Why the last backfill step failed (it keeps no delivery log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill_error: Option<String>,
+    /// A fingerprint of the destination (URL, secret, settings) the last
+    /// failure was for: once it is changed, the next try is due at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_for: Option<String>,
 }
 
 impl SinkProgress {

@@ -110,6 +110,7 @@ fn info(s: &SubscriptionRow) -> SubscriptionInfo {
                 backfilling: s.progress.sink.backfill.is_some(),
                 quarantined_since: q.map(|q| q.since),
                 quarantine_reason: q.map(|q| q.reason.clone()),
+                backfill_error: s.progress.sink.backfill_error.clone(),
             }
         }),
         events: s.events.clone(),

@@ -191,6 +191,7 @@ impl Deliverer {
     ) -> Fate {
         let later =
             |d: Duration| at + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(10));
+        p.sink.failed_for = Some(crate::jobs::sinks::fingerprint_text(sub));
         let quarantines = target && sub.kind == muster_proto::SubscriptionKind::Scim;
         if let Some(q) = p.sink.quarantine.as_mut() {
             if quarantines {
@@ -234,8 +235,21 @@ fn succeeded(p: &mut DeliveryProgress, notes: &mut Notes) {
     if p.sink.quarantine.take().is_some() {
         notes.recovered = true;
     }
+    p.sink.failed_for = None;
     p.attempt = 0;
     p.next_attempt_at = None;
+}
+
+/// Whether the next try is due: its time has come, or the destination
+/// (URL, secret, settings) changed since it last failed, as when an
+/// administrator fixes a target's credentials.
+fn due(sub: &SubscriptionRow, now: DateTime<Utc>) -> bool {
+    let p = &sub.progress;
+    p.next_attempt_at.is_none_or(|t| t <= now)
+        || p.sink
+            .failed_for
+            .as_ref()
+            .is_some_and(|f| *f != crate::jobs::sinks::fingerprint_text(sub))
 }
 
 const GONE: &str = "the receiver answered 410 Gone";
@@ -400,7 +414,7 @@ async fn deliver_round(
         });
     }
 
-    if p.next_attempt_at.is_some_and(|t| t > now) {
+    if !due(&sub, now) {
         return Ok(Round::Idle);
     }
     let mut notes = Notes::default();
@@ -410,6 +424,7 @@ async fn deliver_round(
         match sink.backfill(state, &sub, &after).await {
             Ok(position) => {
                 p.sink.backfill = position;
+                p.sink.backfill_error = None;
                 succeeded(&mut p, &mut notes);
             }
             Err(Outcome::Failed {
@@ -442,6 +457,7 @@ async fn deliver_round(
                     );
                 }
                 tracing::warn!(subscription = %sub.id, error = %error, "provisioning the people already there failed; it is tried again");
+                p.sink.backfill_error = Some(error);
             }
             Err(_) => {}
         }
@@ -633,9 +649,7 @@ async fn release(d: &Deliverer, id: &str, owner: &str) {
 /// newest event cursor.
 fn has_work(sub: &SubscriptionRow, head: i64, now: DateTime<Utc>) -> bool {
     let p = &sub.progress;
-    p.redeliver.is_some()
-        || ((p.cursor < head || p.sink.backfill.is_some())
-            && p.next_attempt_at.is_none_or(|t| t <= now))
+    p.redeliver.is_some() || ((p.cursor < head || p.sink.backfill.is_some()) && due(sub, now))
 }
 
 /// A delivery task in flight: its subscription's tenant, and the flag that

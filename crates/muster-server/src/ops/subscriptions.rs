@@ -360,6 +360,8 @@ pub(crate) async fn create(
             sink: muster_store::SinkProgress {
                 backfill: (spec.kind == SubscriptionKind::Scim).then(String::new),
                 quarantine: None,
+                backfill_error: None,
+                failed_for: None,
             },
             ..Default::default()
         },

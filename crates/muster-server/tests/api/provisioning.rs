@@ -620,3 +620,132 @@ async fn bad_scim_settings_are_refused_naming_the_field() {
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn another_muster_is_a_target_through_oauth_client_credentials() {
+    // The target: a second gateway's SCIM door, its client logging in
+    // with the client credentials grant at its token endpoint.
+    let target = spawn_app().await;
+    let c = target
+        .create_client(json!({"role": "scim",
+            "write_policy": {"attributes": ["*"], "roles": ["staff"]}}))
+        .await;
+    let app = app("1s").await;
+    let (_, t) = app.hr_setup().await;
+    app.import_csv(&t, &staff(12, &[])).await;
+    app.put_person(&t, "E0002", json!({"roles": ["staff"]}))
+        .await;
+    let r = app
+        .admin_post(
+            "/api/v1/subscriptions",
+            json!({"kind": "scim", "url": target.url("/scim/v2"), "attributes": ["*"],
+                   "scim": {"auth": "oauth", "token_url": target.url("/oauth2/token"),
+                            "client_id": c.id, "rate_per_second": 0},
+                   "scim_secret": {"client_secret": c.secret}}),
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
+    let mut people = Value::Null;
+    for _ in 0..300 {
+        people = target
+            .get_json_as(&target.admin_token, "/api/v1/people?limit=1000")
+            .await;
+        if people["items"].as_array().unwrap().len() == 12 {
+            break;
+        }
+        app.clock.advance(chrono::Duration::seconds(1));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let items = people["items"].as_array().unwrap();
+    assert_eq!(items.len(), 12, "{people}");
+    let p2 = items
+        .iter()
+        .find(|p| p["attributes"]["email"] == "name2@example.com")
+        .unwrap_or_else(|| panic!("{people}"));
+    assert_eq!(p2["attributes"]["given_name"], "Name2");
+    assert_eq!(p2["attributes"]["department"], "Dept2");
+    for _ in 0..100 {
+        let p: Value = target
+            .get_json_as(
+                &target.admin_token,
+                &format!("/api/v1/people/{}", p2["external_id"].as_str().unwrap()),
+            )
+            .await;
+        if p["roles"] == json!(["staff"]) {
+            return;
+        }
+        app.clock.advance(chrono::Duration::seconds(1));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the role did not arrive as a Group membership");
+}
+
+#[tokio::test]
+async fn http_basic_is_sent_as_rfc_7617_says_and_a_wrong_password_holds_everything_back() {
+    let Some(peer) = ScimPeer::start("provisioning::http_basic").await else {
+        return;
+    };
+    let proxy = FaultProxy::start(&format!("http://127.0.0.1:{}", peer.port)).await;
+    proxy.require_basic("muster", "s3cret:with colon");
+    let app = app("1s").await;
+    let (_, t) = app.hr_setup().await;
+    app.import_csv(&t, &staff(4, &[])).await;
+    let make = |password: &str| {
+        json!({"kind": "scim", "url": format!("{}/v2", proxy.url), "attributes": ["*"],
+               "scim": {"auth": "basic", "username": "muster", "rate_per_second": 0},
+               "scim_secret": {"password": password}})
+    };
+    let r = app.admin_post("/api/v1/subscriptions", make("wrong")).await;
+    let v: Value = r.json().await.unwrap();
+    let bad = v["subscription"]["id"].as_str().unwrap().to_owned();
+    let rec = wait_log_or_state(&app, &bad).await;
+    assert!(rec.contains("401"), "{rec}");
+    assert!(peer.all("Users").await.is_empty());
+    // Failing through its retries, the target is quarantined ...
+    let mut s = Value::Null;
+    for _ in 0..100 {
+        s = subscription(&app, &bad).await;
+        if s["provisioning"]["quarantined_since"].is_string() {
+            break;
+        }
+        app.clock.advance(chrono::Duration::seconds(2));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(s["provisioning"]["quarantined_since"].is_string(), "{s}");
+    // ... and the right password, through PATCH, is tried at once (not
+    // in an hour): everyone arrives.
+    let r = app
+        .http
+        .patch(app.url(&format!("/api/v1/subscriptions/{bad}")))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"scim_secret": {"password": "s3cret:with colon"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    converge(&app, &peer, chrono::Duration::seconds(2)).await;
+    let audit = app
+        .get_json_as::<Value>(&app.admin_token, "/api/v1/audit?limit=1000")
+        .await
+        .to_string();
+    assert!(audit.contains("\"credentials\":\"replaced\""), "{audit}");
+    assert!(!audit.contains("s3cret"));
+}
+
+/// Why a subscription's backfill is not getting through, once it failed.
+async fn wait_log_or_state(app: &TestApp, sub: &str) -> String {
+    for _ in 0..200 {
+        let s = subscription(app, sub).await;
+        if let Some(e) = s["provisioning"]["backfill_error"].as_str() {
+            assert_eq!(s["provisioning"]["backfilling"], true, "{s}");
+            return e.to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the subscription never failed");
+}

@@ -33,6 +33,18 @@ pub(crate) enum Outcome {
 /// A fingerprint of what a subscription's open sink was made for: its
 /// URL, sealed secret and settings. When it changes, the sink opens anew.
 pub(crate) fn fingerprint(sub: &SubscriptionRow) -> Vec<u8> {
+    fingerprint_of(sub).to_vec()
+}
+
+/// [`fingerprint`] as text, as the progress keeps it.
+pub(crate) fn fingerprint_text(sub: &SubscriptionRow) -> String {
+    fingerprint_of(sub)[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn fingerprint_of(sub: &SubscriptionRow) -> [u8; 32] {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     h.update(sub.url.as_bytes());
@@ -40,7 +52,7 @@ pub(crate) fn fingerprint(sub: &SubscriptionRow) -> Vec<u8> {
     h.update(&sub.secret_sealed);
     h.update([0]);
     h.update(sub.target.to_string().as_bytes());
-    h.finalize().to_vec()
+    h.finalize().into()
 }
 
 /// What every delivery task of an instance shares: a webhook HTTP client

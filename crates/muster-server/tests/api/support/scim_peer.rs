@@ -154,6 +154,9 @@ struct Script {
     then: Option<Fault>,
     seen: usize,
     faulted: usize,
+    /// When set, a request must carry exactly this `Authorization`
+    /// (else 401), which is replaced with the peer's bearer token.
+    require: Option<String>,
 }
 
 #[derive(Clone)]
@@ -169,6 +172,15 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let auth = headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let required = p.script.lock().unwrap().require.clone();
+    if let Some(want) = &required {
+        if auth.as_deref() != Some(want.as_str()) {
+            return (AxStatus::UNAUTHORIZED, [("www-authenticate", "Basic")], "").into_response();
+        }
+    }
     let fault = {
         let mut s = p.script.lock().unwrap();
         let i = s.seen;
@@ -214,7 +226,12 @@ async fn forward(
     );
     for name in ["authorization", "content-type", "accept"] {
         if let Some(v) = headers.get(name) {
-            req = req.header(name, v.to_str().unwrap());
+            if name == "authorization" && required.is_some() {
+                // The proxy logs in to the peer itself.
+                req = req.header(name, format!("Bearer {TOKEN}"));
+            } else {
+                req = req.header(name, v.to_str().unwrap());
+            }
         }
     }
     match req.body(body.to_vec()).send().await {
@@ -256,6 +273,14 @@ impl FaultProxy {
         s.steps = steps;
         s.then = then;
         s.seen = 0;
+    }
+
+    /// From now on a request must authenticate with HTTP Basic as
+    /// `user:password` (RFC 7617); the proxy logs in to the peer itself.
+    pub fn require_basic(&self, user: &str, password: &str) {
+        use base64::Engine;
+        let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.script.lock().unwrap().require = Some(format!("Basic {b}"));
     }
 
     /// Requests answered with a fault so far.
