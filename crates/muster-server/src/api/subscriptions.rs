@@ -261,6 +261,6 @@ pub async fn subscription_reconcile(
     Query(q): Query<ReconcileQuery>,
 ) -> ApiResult<Json<muster_proto::ReconcileReport>> {
     Ok(Json(
-        subscriptions::reconcile(&state, &caller, id, q.dry_run).await?,
+        crate::jobs::sinks::scim::reconcile::reconcile(&state, &caller, id, q.dry_run).await?,
     ))
 }

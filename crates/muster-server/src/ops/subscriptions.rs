@@ -1,8 +1,9 @@
 //! Subscriptions, webhook, NATS or SCIM: a destination (checked by the
 //! outbound rule), the events and attributes it gets, a secret sealed at
 //! rest (a webhook's signing secret, rotated with an overlap; a NATS
-//! server's credentials; a SCIM target's token or password), redeliveries
-//! and a SCIM target's reconcile. Administrators manage all of a
+//! server's credentials; a SCIM target's token or password), redeliveries.
+//! A kind's own settings are checked by its sink's pure checks
+//! (`jobs::sinks`); a SCIM target's reconcile is `jobs::sinks::scim::reconcile`. Administrators manage all of a
 //! tenant's; a client with `subscriptions:own` manages those it made,
 //! within its read policy. Delivery itself is `jobs::delivery`.
 use crate::auth::Caller;
@@ -14,8 +15,8 @@ use crate::ops::input::Overlap;
 use muster_core::policy::Permission;
 use muster_proto::ErrorCode;
 use muster_proto::{
-    NatsCredentials, ReconcileReport, RedeliverRequest, ScimSecret, ScimTarget, SubscriptionKind,
-    SubscriptionPatch, SubscriptionSpec,
+    NatsCredentials, RedeliverRequest, ScimSecret, ScimTarget, SubscriptionKind, SubscriptionPatch,
+    SubscriptionSpec,
 };
 use muster_store::{
     Audit, AuditDraft, DeliveryProgress, SubscriptionRow, SubscriptionState, EVENT_KINDS,
@@ -588,54 +589,4 @@ pub(crate) async fn redeliver(
         .await?;
     state.changes_committed.notify_waiters();
     Ok(row)
-}
-
-/// Compares a SCIM target's Users with what Muster says they should be
-/// and repairs the drift (with `dry_run`, only reports it). Audited with
-/// the counts of what it found, never values.
-pub(crate) async fn reconcile(
-    state: &AppState,
-    caller: &Caller,
-    id: String,
-    dry_run: bool,
-) -> ApiResult<ReconcileReport> {
-    let row = load(state, caller, id).await?;
-    if row.kind != SubscriptionKind::Scim {
-        return Err(invalid(format!(
-            "only a scim subscription is reconciled; this one is {}",
-            row.kind.as_str()
-        )));
-    }
-    let http = crate::jobs::delivery::http_client(state)
-        .map_err(|why| ApiError::unprocessable(ErrorCode::InvalidSubscription, why))?;
-    let shared = std::sync::Arc::new(scim::client::Shared::new(
-        crate::jobs::sinks::fingerprint(&row),
-        scim::settings(&row).concurrency,
-    ));
-    let round = scim::Round::new(http, state, &row, scim::settings(&row), shared)
-        .map_err(|why| ApiError::unprocessable(ErrorCode::InvalidSubscription, why))?;
-    let report = scim::reconcile::run(state, &row, &round, dry_run)
-        .await
-        .map_err(|why| ApiError::unprocessable(ErrorCode::TargetFailed, why))?;
-    if !dry_run {
-        let d = crate::ops::audit::audit_entry(
-            state,
-            caller,
-            "subscription.reconciled",
-            serde_json::json!({
-                "subscription": row.id,
-                "target_users": report.target_users,
-                "created": report.created.len(),
-                "linked": report.linked.len(),
-                "updated": report.updated.len(),
-                "deactivated": report.deactivated.len(),
-                "memberships": report.memberships,
-                "extra": report.extra.len(),
-                "failed": report.failed.len(),
-            }),
-        );
-        state.db(move |s| s.audit_append(d)).await?;
-    }
-    tracing::info!(subscription = %row.id, dry_run, "a SCIM target was reconciled");
-    Ok(report)
 }

@@ -7,8 +7,12 @@
 //! when the target's settings say so).
 use super::map::{Desired, TargetPath};
 use super::{forget_link, links, put_link, Round};
+use crate::auth::Caller;
+use crate::base::error::{ApiError, ApiResult};
 use crate::base::state::AppState;
-use muster_proto::{ReconcileChange, ReconcileReport, ScimExtraUsers, ScimMatch};
+use muster_proto::{
+    ErrorCode, ReconcileChange, ReconcileReport, ScimExtraUsers, ScimMatch, SubscriptionKind,
+};
 use muster_store::{LinkKind, SubscriptionRow};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -21,6 +25,57 @@ const PAGE: usize = 100;
 
 /// Why a reconcile stopped.
 pub(crate) type Stop = String;
+
+/// Reconciles a subscription the caller manages (the operation behind
+/// `POST /api/v1/subscriptions/{id}/reconcile`): with `dry_run` it only
+/// reports. A reconcile that may have changed something is audited with
+/// the counts of what it found, never values.
+pub(crate) async fn reconcile(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    dry_run: bool,
+) -> ApiResult<ReconcileReport> {
+    let row = crate::ops::subscriptions::load(state, caller, id).await?;
+    let refused = |why: String| ApiError::unprocessable(ErrorCode::InvalidSubscription, why);
+    if row.kind != SubscriptionKind::Scim {
+        return Err(refused(format!(
+            "only a scim subscription is reconciled; this one is {}",
+            row.kind.as_str()
+        )));
+    }
+    let http = crate::jobs::delivery::http_client(state).map_err(refused)?;
+    let cfg = super::settings(&row);
+    let shared = std::sync::Arc::new(super::client::Shared::new(
+        crate::jobs::sinks::fingerprint(&row),
+        cfg.concurrency,
+    ));
+    let round = Round::new(http, state, &row, cfg, shared).map_err(refused)?;
+    let report = run(state, &row, &round, dry_run)
+        .await
+        .map_err(|why| ApiError::unprocessable(ErrorCode::TargetFailed, why))?;
+    if !dry_run {
+        let d = crate::ops::audit::audit_entry(
+            state,
+            caller,
+            "subscription.reconciled",
+            serde_json::json!({
+                "subscription": row.id,
+                "target_users": report.target_users,
+                "created": report.created.len(),
+                "linked": report.linked.len(),
+                "updated": report.updated.len(),
+                "deactivated": report.deactivated.len(),
+                "memberships": report.memberships,
+                "extra": report.extra.len(),
+                "failed": report.failed.len(),
+            }),
+        );
+        state.db(move |s| s.audit_append(d)).await?;
+    }
+    tracing::info!(subscription = %row.id, dry_run, "a SCIM target was reconciled");
+    Ok(report)
+}
 
 async fn read_all(
     round: &Round,
@@ -97,7 +152,7 @@ fn as_found(round: &Round, user: &Value, groups: BTreeSet<String>) -> Desired {
     }
 }
 
-pub(crate) async fn run(
+async fn run(
     state: &AppState,
     sub: &SubscriptionRow,
     round: &Round,
