@@ -86,6 +86,7 @@ pub struct Metrics {
     imports_pending: Gauge,
     deliveries: Family<DeliveryLabels, Counter>,
     delivery_lag: Family<SubscriptionLabel, FloatGauge>,
+    quarantined: Family<SubscriptionLabel, Gauge>,
     token_grants: Family<MethodLabel, Counter>,
     auth_failures: Counter,
     db_connections: Family<PoolLabel, Gauge>,
@@ -155,6 +156,12 @@ impl Metrics {
             "Seconds from a change's commit to its delivery, at the subscription's latest delivery",
             delivery_lag.clone(),
         );
+        let quarantined = Family::<SubscriptionLabel, Gauge>::default();
+        r.register(
+            "subscription_quarantined",
+            "1 while a subscription's target is quarantined (it fails as a whole and is tried hourly, then daily), else 0",
+            quarantined.clone(),
+        );
         let token_grants = Family::<MethodLabel, Counter>::default();
         r.register(
             "token_grants",
@@ -198,6 +205,7 @@ impl Metrics {
             imports_pending,
             deliveries,
             delivery_lag,
+            quarantined,
             token_grants,
             auth_failures,
             db_connections,
@@ -242,6 +250,15 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// Whether a subscription's target is quarantined now, for an alert.
+    pub fn quarantined(&self, subscription: &str, on: bool) {
+        self.quarantined
+            .get_or_create(&SubscriptionLabel {
+                subscription: subscription.to_owned(),
+            })
+            .set(i64::from(on));
     }
 
     /// A delivery of a change committed at `committed` (its audit time).

@@ -158,8 +158,12 @@ impl Deliverer {
         save: DeliverySave,
         notes: Notes,
     ) -> anyhow::Result<bool> {
+        let quarantined = save.progress.sink.quarantine.is_some();
         let kept = self.save(sub, save).await?;
         if kept {
+            if sub.kind == muster_proto::SubscriptionKind::Scim {
+                self.state.metrics.quarantined(&sub.id, quarantined);
+            }
             if notes.recovered {
                 tracing::info!(subscription = %sub.id, "a quarantined target answers again");
                 audit_system(&self.state, sub, "subscription.recovered", None).await;

@@ -8,7 +8,7 @@ use serde_json::json;
 use std::time::Duration;
 
 /// A gateway whose `/metrics` answers to `TOKEN`, with `extra` settings.
-async fn with_token_and(extra: Vec<(&str, &str)>) -> (TestApp, tempfile::TempDir) {
+pub(crate) async fn with_token_and(extra: Vec<(&str, &str)>) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("metrics-token");
     std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
@@ -25,7 +25,7 @@ async fn with_token() -> (TestApp, tempfile::TempDir) {
 
 const TOKEN: &str = "metrics-token-for-the-tests";
 
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let r = app
         .http
         .get(app.url("/metrics"))

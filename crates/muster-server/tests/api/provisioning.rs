@@ -382,7 +382,13 @@ async fn a_target_failing_everything_is_quarantined_then_recovers_with_nothing_l
         return;
     };
     let proxy = FaultProxy::start(&format!("http://127.0.0.1:{}", peer.port)).await;
-    let app = app("1s,1s").await;
+    let (app, _dir) = crate::metrics::with_token_and(vec![
+        ("MUSTER_WEBHOOKS__ALLOW_PRIVATE_DESTINATIONS", "true"),
+        ("MUSTER_WEBHOOKS__POLL_INTERVAL_MS", "50"),
+        ("MUSTER_WEBHOOKS__REQUEST_TIMEOUT_SECONDS", "5"),
+        ("MUSTER_WEBHOOKS__RETRY_SCHEDULE", "1s,1s"),
+    ])
+    .await;
     let (_, t) = app.hr_setup().await;
     app.import_csv(&t, &staff(5, &[])).await;
     let sub = subscribe(&app, &format!("{}/v2", proxy.url), json!({})).await;
@@ -413,6 +419,9 @@ async fn a_target_failing_everything_is_quarantined_then_recovers_with_nothing_l
     );
     assert_eq!(s["state"], "active");
     wait_log(&app, &sub, |r| r["outcome"] == "quarantined").await;
+    let gauge = format!("muster_subscription_quarantined{{subscription=\"{sub}\"}}");
+    let m = crate::metrics::scrape(&app).await;
+    assert!(m.contains(&format!("{gauge} 1")), "{m}");
     let audit = app
         .get_json_as::<Value>(&app.admin_token, "/api/v1/audit?limit=1000")
         .await;
@@ -445,6 +454,8 @@ async fn a_target_failing_everything_is_quarantined_then_recovers_with_nothing_l
         .get_json_as::<Value>(&app.admin_token, "/api/v1/audit?limit=1000")
         .await;
     assert!(audit.to_string().contains("subscription.recovered"));
+    let m = crate::metrics::scrape(&app).await;
+    assert!(m.contains(&format!("{gauge} 0")), "{m}");
 }
 
 #[tokio::test]
@@ -748,4 +759,62 @@ async fn wait_log_or_state(app: &TestApp, sub: &str) -> String {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the subscription never failed");
+}
+
+#[tokio::test]
+async fn a_put_target_matched_by_external_id_has_its_leavers_deleted_within_its_rate_limit() {
+    let Some(peer) = ScimPeer::start("provisioning::a_put_target").await else {
+        return;
+    };
+    // On the target already under another userName: found by externalId.
+    let known = peer
+        .create_user(json!({"userName": "legacy-login", "externalId": "E0002", "active": true}))
+        .await;
+    let proxy = FaultProxy::start(&format!("http://127.0.0.1:{}", peer.port)).await;
+    let app = app("1s").await;
+    let (_, t) = app.hr_setup().await;
+    app.import_csv(&t, &staff(8, &[])).await;
+    subscribe(
+        &app,
+        &format!("{}/v2", proxy.url),
+        json!({"match": "externalId", "update": "put", "deprovision": "delete",
+               "rate_per_second": 10, "groups": false}),
+    )
+    .await;
+    converge(&app, &peer, chrono::Duration::seconds(1)).await;
+    let (s, u) = peer
+        .call(Method::GET, &format!("/Users/{known}"), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        u["userName"], "name2@example.com",
+        "linked, then replaced whole: {u}"
+    );
+
+    app.put_person(&t, "E0003", json!({"attributes": {"department": "Put"}}))
+        .await;
+    app.put_person(
+        &t,
+        "E0005",
+        json!({"attributes": {"employment_status": "terminated"}}),
+    )
+    .await;
+    let mut users = Vec::new();
+    for _ in 0..200 {
+        users = peer.all("Users").await;
+        let moved = users.iter().any(|u| u[ENT]["department"] == "Put");
+        if users.len() == 7 && moved {
+            break;
+        }
+        app.clock.advance(chrono::Duration::seconds(1));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(users.len(), 7, "the leaver is deleted");
+    assert!(users.iter().all(|u| u["userName"] != "name5@example.com"));
+    assert!(users.iter().any(|u| u[ENT]["department"] == "Put"));
+    let busiest = proxy.busiest_second();
+    assert!(
+        busiest <= 11,
+        "at most 10 requests a second (and one in flight): {busiest}"
+    );
 }

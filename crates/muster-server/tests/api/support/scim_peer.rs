@@ -157,6 +157,8 @@ struct Script {
     /// When set, a request must carry exactly this `Authorization`
     /// (else 401), which is replaced with the peer's bearer token.
     require: Option<String>,
+    /// When each request arrived.
+    arrivals: Vec<std::time::Instant>,
 }
 
 #[derive(Clone)]
@@ -175,7 +177,11 @@ async fn forward(
     let auth = headers
         .get("authorization")
         .map(|v| v.to_str().unwrap_or_default().to_owned());
-    let required = p.script.lock().unwrap().require.clone();
+    let required = {
+        let mut s = p.script.lock().unwrap();
+        s.arrivals.push(std::time::Instant::now());
+        s.require.clone()
+    };
     if let Some(want) = &required {
         if auth.as_deref() != Some(want.as_str()) {
             return (AxStatus::UNAUTHORIZED, [("www-authenticate", "Basic")], "").into_response();
@@ -281,6 +287,20 @@ impl FaultProxy {
         use base64::Engine;
         let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         self.script.lock().unwrap().require = Some(format!("Basic {b}"));
+    }
+
+    /// The most requests that arrived within any one second.
+    pub fn busiest_second(&self) -> usize {
+        let a = self.script.lock().unwrap().arrivals.clone();
+        (0..a.len())
+            .map(|i| {
+                a[i..]
+                    .iter()
+                    .take_while(|t| **t - a[i] < Duration::from_secs(1))
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Requests answered with a fault so far.
