@@ -6,9 +6,10 @@
 # (empty) target:
 #   1. gateway: a `scim` subscription (CONCURRENCY requests in flight, no
 #      rate limit, no groups) provisions the people already there; timed
-#      until the target holds ROWS Users; then an import that changes every
-#      person, timed until the subscription's cursor has passed its events
-#      (one PATCH each);
+#      until the target holds a User for each who is not terminated; then
+#      an import that changes every person, timed until the subscription's
+#      cursor has passed its events (people synced a second: at most one
+#      PATCH each, none where nothing the target gets changed);
 #   2. ceiling: a plain client creates ROWS Users with the same body, then
 #      PATCHes each, from CONCURRENCY threads: what the target can take.
 # Prints one line: the rates (medians) and their ratios to the ceiling.
@@ -73,15 +74,20 @@ export MUSTER_WEBHOOKS__ALLOW_PRIVATE_DESTINATIONS=true MUSTER_WEBHOOKS__POLL_IN
 bench_start "$work"
 bench_importer
 bench_push "$work/people.csv" created "$ROWS" >/dev/null
+# Nobody is created only to be inactive: the target gets the others.
+not_terminated() { python3 -c "import csv,sys; print(sum(r['Worker Status'] != 'T' for r in csv.DictReader(open(sys.argv[1]))))" "$1"; }
+active_people=$(not_terminated "$work/people.csv") active_changed=$(not_terminated "$work/changed.csv")
 
 creates=() patches=() c_creates=() c_patches=()
 for r in $(seq "$ROUNDS"); do
+  # Odd rounds start from the first file's state, even ones from the changed.
+  if [ $((r % 2)) -eq 1 ]; then active=$active_people; else active=$active_changed; fi
   start_peer
   id=$("$BIN/muster" admin subscription create "$base" --kind scim --attributes '*' \
     --scim-settings "$work/target.toml" --scim-token-file "$work/token" --json |
     bench_json '["subscription"]["id"]')
-  took=$("$venv/bin/python" bench/scim_peer.py wait "$base" "$token" "$ROWS" 600)
-  creates+=("$(python3 -c "print(round($ROWS / $took))")")
+  took=$("$venv/bin/python" bench/scim_peer.py wait "$base" "$token" "$active" 600)
+  creates+=("$(python3 -c "print(round($active / $took))")")
   # Every person changed: one PATCH each (the people file alternates
   # between the two versions, so each round changes everyone).
   if [ $((r % 2)) -eq 1 ]; then file=$work/changed.csv; else file=$work/people.csv; fi
@@ -100,6 +106,6 @@ bench_stop
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 gc=$(median "${creates[@]}") gp=$(median "${patches[@]}")
 cc=$(median "${c_creates[@]}") cp=$(median "${c_patches[@]}")
-printf 'provision: creates_per_s=%d ceiling_creates_per_s=%d create_ratio=%.2f patches_per_s=%d ceiling_patches_per_s=%d patch_ratio=%.2f people=%d concurrency=%d rounds=%d cores=%d\n' \
+printf 'provision: creates_per_s=%d ceiling_creates_per_s=%d create_ratio=%.2f updated_per_s=%d ceiling_patches_per_s=%d update_ratio=%.2f people=%d provisioned=%d concurrency=%d rounds=%d cores=%d\n' \
   "$gc" "$cc" "$(python3 -c "print($gc / $cc)")" "$gp" "$cp" "$(python3 -c "print($gp / $cp)")" \
-  "$ROWS" "$CONCURRENCY" "$ROUNDS" "$(nproc)"
+  "$ROWS" "$active_people" "$CONCURRENCY" "$ROUNDS" "$(nproc)"

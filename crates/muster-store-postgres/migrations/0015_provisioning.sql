@@ -10,3 +10,4 @@ CREATE TABLE subscription_links (
     sent jsonb,
     PRIMARY KEY (subscription_id, kind, key)
 );
+CREATE INDEX subscription_links_target ON subscription_links (subscription_id, kind, target_id);

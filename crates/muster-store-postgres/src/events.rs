@@ -136,6 +136,16 @@ impl Events for PostgresStore {
             .write(|s| subscriptions::link_put(s, subscription, kind, link))
     }
 
+    fn target_link_of(
+        &self,
+        subscription: &str,
+        kind: LinkKind,
+        target_id: &str,
+    ) -> Result<Option<TargetLink>> {
+        self.pool
+            .run(|s| subscriptions::link_of(s, subscription, kind, target_id))
+    }
+
     fn target_link_delete(&self, subscription: &str, kind: LinkKind, key: &str) -> Result<()> {
         self.pool
             .write(|s| subscriptions::link_delete(s, subscription, kind, key))

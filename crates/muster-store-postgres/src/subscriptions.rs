@@ -386,6 +386,22 @@ pub(crate) fn links<C: GenericClient>(
     Ok(keys.iter().map(|k| found.get(*k).cloned()).collect())
 }
 
+pub(crate) fn link_of<C: GenericClient>(
+    s: &mut Sql<'_, C>,
+    sub: &str,
+    kind: LinkKind,
+    target_id: &str,
+) -> Result<Option<TargetLink>> {
+    s.opt(
+        "SELECT key, target_id, sent::text FROM subscription_links \
+         WHERE subscription_id = $1 AND kind = $2 AND target_id = $3 LIMIT 1",
+        &[&sub, &kind.as_str(), &target_id],
+    )?
+    .as_ref()
+    .map(link_row)
+    .transpose()
+}
+
 pub(crate) fn link_put<C: GenericClient>(
     s: &mut Sql<'_, C>,
     sub: &str,

@@ -145,6 +145,15 @@ impl Events for SqliteStore {
             .write(move |conn| subscriptions::link_put(conn, &sub, kind, &link))
     }
 
+    fn target_link_of(
+        &self,
+        subscription: &str,
+        kind: LinkKind,
+        target_id: &str,
+    ) -> Result<Option<TargetLink>> {
+        self.read(|conn| subscriptions::link_of(conn, subscription, kind, target_id))
+    }
+
     fn target_link_delete(&self, subscription: &str, kind: LinkKind, key: &str) -> Result<()> {
         let (sub, key) = (subscription.to_owned(), key.to_owned());
         self.writer

@@ -203,7 +203,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
              target_id TEXT NOT NULL, \
              sent TEXT, \
              PRIMARY KEY (subscription_id, kind, key) \
-         ) WITHOUT ROWID;",
+         ) WITHOUT ROWID; \
+         CREATE INDEX subscription_links_target \
+             ON subscription_links(subscription_id, kind, target_id);",
     ),
 ];
 const SCHEMA_VERSION: i64 = 11;

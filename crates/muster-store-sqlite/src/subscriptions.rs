@@ -404,6 +404,24 @@ pub(crate) fn links(
         .collect()
 }
 
+pub(crate) fn link_of(
+    conn: &Connection,
+    sub: &str,
+    kind: LinkKind,
+    target_id: &str,
+) -> Result<Option<TargetLink>> {
+    conn.prepare_cached(
+        "SELECT key, target_id, sent FROM subscription_links \
+         WHERE subscription_id = ?1 AND kind = ?2 AND target_id = ?3 LIMIT 1",
+    )
+    .map_err(be)?
+    .query_row(params![sub, kind.as_str(), target_id], link_from)
+    .optional()
+    .map_err(be)?
+    .map(link_decode)
+    .transpose()
+}
+
 pub(crate) fn link_put(conn: &Connection, sub: &str, kind: LinkKind, l: &TargetLink) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO subscription_links (subscription_id, kind, key, target_id, sent) \

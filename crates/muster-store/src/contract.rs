@@ -1629,6 +1629,20 @@ pub fn subscriptions_keep_their_progress_and_delivery_log(s: &dyn Store) {
         .unwrap();
     let keys: Vec<&str> = listed.iter().map(|l| l.key.as_str()).collect();
     assert_eq!(keys, ["p2", "p3"]);
+    assert_eq!(
+        s.target_link_of("sub_1", LinkKind::User, "t-new")
+            .unwrap()
+            .map(|l| l.key),
+        Some("p2".to_owned())
+    );
+    assert!(s
+        .target_link_of("sub_1", LinkKind::User, "t-p2")
+        .unwrap()
+        .is_none());
+    assert!(s
+        .target_link_of("sub_1", LinkKind::Group, "t-p1")
+        .unwrap()
+        .is_none());
     let groups = s
         .target_link_list("sub_1", LinkKind::Group, "", 10)
         .unwrap();

@@ -1405,6 +1405,15 @@ pub trait Events {
     /// Stores a link (replacing the one with its key).
     fn target_link_put(&self, subscription: &str, kind: LinkKind, link: &TargetLink) -> Result<()>;
 
+    /// The link, if any, to the target's object `target_id`: whose User
+    /// it is.
+    fn target_link_of(
+        &self,
+        subscription: &str,
+        kind: LinkKind,
+        target_id: &str,
+    ) -> Result<Option<TargetLink>>;
+
     /// Forgets a link (nothing happens when there is none).
     fn target_link_delete(&self, subscription: &str, kind: LinkKind, key: &str) -> Result<()>;
 

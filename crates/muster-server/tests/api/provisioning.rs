@@ -345,7 +345,8 @@ async fn a_target_that_restarts_or_answers_429_and_500_ends_equal_to_what_muster
     converge(&app, &peer, chrono::Duration::seconds(1)).await;
 }
 
-/// The first delivery log record `pick` chooses, once there is one.
+/// The first delivery log record `pick` chooses, once there is one (the
+/// clock moving a second a look).
 async fn wait_log(app: &TestApp, sub: &str, pick: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..400 {
         let log: Value = app
@@ -357,6 +358,8 @@ async fn wait_log(app: &TestApp, sub: &str, pick: impl Fn(&Value) -> bool) -> Va
         if let Some(r) = log["items"].as_array().unwrap().iter().find(|r| pick(r)) {
             return r.clone();
         }
+        // Retries fall due as the injected clock moves.
+        app.clock.advance(chrono::Duration::seconds(1));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("no such delivery record");
@@ -817,4 +820,78 @@ async fn a_put_target_matched_by_external_id_has_its_leavers_deleted_within_its_
         busiest <= 11,
         "at most 10 requests a second (and one in flight): {busiest}"
     );
+}
+
+#[tokio::test]
+async fn a_rehire_takes_over_the_leavers_user_but_an_active_persons_user_is_never_shared() {
+    let Some(peer) = ScimPeer::start("provisioning::a_rehire").await else {
+        return;
+    };
+    let app = app("1s").await;
+    let (_, t) = app.hr_setup().await;
+    app.import_csv(&t, &staff(6, &[])).await;
+    let sub = subscribe(&app, &peer.base(), json!({"groups": false})).await;
+    converge(&app, &peer, chrono::Duration::seconds(1)).await;
+    // E0003 leaves; rehired as E0100 with the same email: the same User,
+    // active again, not a second one.
+    app.put_person(
+        &t,
+        "E0003",
+        json!({"attributes": {"employment_status": "terminated"}}),
+    )
+    .await;
+    converge(&app, &peer, chrono::Duration::seconds(1)).await;
+    let before = peer.all("Users").await;
+    let old_id = before
+        .iter()
+        .find(|u| u["userName"] == "name3@example.com")
+        .unwrap()["id"]
+        .clone();
+    app.put_person(
+        &t,
+        "E0100",
+        json!({"attributes": {"given_name": "Again", "email": "name3@example.com"}}),
+    )
+    .await;
+    let mut users = Vec::new();
+    for _ in 0..100 {
+        users = peer.all("Users").await;
+        if users.iter().any(|u| u["name"]["givenName"] == "Again") {
+            break;
+        }
+        app.clock.advance(chrono::Duration::seconds(1));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(users.len(), 6, "no second User for the rehire");
+    let u = users
+        .iter()
+        .find(|u| u["userName"] == "name3@example.com")
+        .unwrap();
+    assert_eq!(
+        (&u["id"], &u["active"], &u["externalId"]),
+        (&old_id, &json!(true), &json!("E0100"))
+    );
+
+    // E0101 with active E0004's email: refused, E0004's User untouched.
+    app.put_person(
+        &t,
+        "E0101",
+        json!({"attributes": {"given_name": "Clash", "email": "name4@example.com"}}),
+    )
+    .await;
+    let r = wait_log(&app, &sub, |r| r["outcome"] == "dead").await;
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("another active person"),
+        "{r}"
+    );
+    let users = peer.all("Users").await;
+    let u = users
+        .iter()
+        .find(|u| u["userName"] == "name4@example.com")
+        .unwrap();
+    assert_eq!(u["name"]["givenName"], "Name4");
+    assert_eq!(users.len(), 6);
 }

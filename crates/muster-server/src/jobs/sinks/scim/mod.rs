@@ -292,6 +292,7 @@ impl Round {
                 if look_up {
                     look_up = false;
                     if let Some(id) = self.look_up(sub, want).await? {
+                        let id = self.take_over(state, sub, ext, id).await?;
                         linked = Some(Linked { id, before: None });
                         continue;
                     }
@@ -318,6 +319,7 @@ impl Round {
                     }
                     409 => match self.look_up(sub, want).await? {
                         Some(id) => {
+                            let id = self.take_over(state, sub, ext, id).await?;
                             linked = Some(Linked { id, before: None });
                             continue;
                         }
@@ -553,6 +555,37 @@ impl Round {
         };
         put_link(state, sub, LinkKind::Group, role, &id, Value::Null).await?;
         Ok(Some(id))
+    }
+
+    /// A User the match attribute found, taken for `ext` unless it is
+    /// another person's: a leaver's User (last sent inactive) passes to
+    /// the person found with it now, as when someone is rehired under a
+    /// new id; an active person's is never taken (one User, one person).
+    async fn take_over(
+        &self,
+        state: &AppState,
+        sub: &SubscriptionRow,
+        ext: &str,
+        id: String,
+    ) -> Result<String, Fail> {
+        let (sid, tid) = (sub.id.clone(), id.clone());
+        let owner = state
+            .db(move |s| s.target_link_of(&sid, LinkKind::User, &tid))
+            .await
+            .map_err(|_| store_fail())?;
+        match owner {
+            Some(l) if l.key != ext => {
+                if Desired::from_sent(&l.sent).is_none_or(|d| d.active) {
+                    return Err(Fail::person(
+                        None,
+                        "the User the match attribute finds on the target is another active person's",
+                    ));
+                }
+                forget_link(state, sub, LinkKind::User, &l.key).await?;
+                Ok(id)
+            }
+            _ => Ok(id),
+        }
     }
 
     /// The target's id of the person's User, found by the match attribute.
