@@ -159,10 +159,6 @@ struct Script {
     require: Option<String>,
     /// When each request arrived.
     arrivals: Vec<std::time::Instant>,
-    /// Answer a filter joined with `or` 400 invalidFilter, as a target
-    /// that supports `eq` alone does; how many were.
-    refuse_or: bool,
-    refused_or: usize,
 }
 
 #[derive(Clone)]
@@ -189,23 +185,6 @@ async fn forward(
     if let Some(want) = &required {
         if auth.as_deref() != Some(want.as_str()) {
             return (AxStatus::UNAUTHORIZED, [("www-authenticate", "Basic")], "").into_response();
-        }
-    }
-    let joined = uri.query().is_some_and(|q| {
-        q.to_ascii_lowercase().contains("+or+") || q.to_ascii_lowercase().contains("%20or%20")
-    });
-    {
-        let mut s = p.script.lock().unwrap();
-        if s.refuse_or && joined {
-            s.refused_or += 1;
-            let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-                "status": "400", "scimType": "invalidFilter", "detail": "or is not supported"});
-            return (
-                AxStatus::BAD_REQUEST,
-                [("content-type", "application/scim+json")],
-                body.to_string(),
-            )
-                .into_response();
         }
     }
     let fault = {
@@ -308,16 +287,6 @@ impl FaultProxy {
         use base64::Engine;
         let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         self.script.lock().unwrap().require = Some(format!("Basic {b}"));
-    }
-
-    /// From now on, filters joined with `or` are refused.
-    pub fn refuse_or(&self) {
-        self.script.lock().unwrap().refuse_or = true;
-    }
-
-    /// How many filters joined with `or` were refused.
-    pub fn refused_or(&self) -> usize {
-        self.script.lock().unwrap().refused_or
     }
 
     /// The most requests that arrived within any one second.

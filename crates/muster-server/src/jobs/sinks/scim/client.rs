@@ -58,9 +58,6 @@ pub(crate) struct Shared {
     /// Held while a Group is looked for and created, so that two people
     /// of a new role make one.
     pub groups: Mutex<()>,
-    /// The target refused a filter joined with `or`: people are looked
-    /// up one by one.
-    pub no_or_filter: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -71,7 +68,6 @@ impl Shared {
             next_slot: Mutex::new(Instant::now()),
             permits: Semaphore::new(concurrency.clamp(1, 32) as usize),
             groups: Mutex::new(()),
-            no_or_filter: Default::default(),
         }
     }
 }
@@ -334,24 +330,9 @@ impl Target {
         kind: &str,
         filter: &str,
     ) -> Result<Option<Value>, Fail> {
-        Ok(self
-            .find_all(sub, kind, filter, 2)
-            .await?
-            .into_iter()
-            .next())
-    }
-
-    /// The resources of `/{kind}?filter=...`, up to `count`.
-    pub async fn find_all(
-        &self,
-        sub: &SubscriptionRow,
-        kind: &str,
-        filter: &str,
-        count: usize,
-    ) -> Result<Vec<Value>, Fail> {
         let q: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("filter", filter)
-            .append_pair("count", &count.to_string())
+            .append_pair("count", "2")
             .finish();
         let a = self
             .call(sub, reqwest::Method::GET, &format!("/{kind}?{q}"), None)
@@ -367,8 +348,8 @@ impl Target {
         Ok(a.body
             .get("Resources")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default())
+            .and_then(|r| r.first())
+            .cloned())
     }
 }
 

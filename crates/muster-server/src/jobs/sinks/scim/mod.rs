@@ -88,32 +88,6 @@ pub(crate) struct Round {
     done: HashMap<String, Outcome>,
 }
 
-/// What a batched lookup found on the target, by match key.
-struct Batch {
-    found: HashMap<String, String>,
-    /// Every key was asked for: one not found is not on the target.
-    complete: bool,
-}
-
-impl Batch {
-    fn get(&self, key: &str) -> Option<&String> {
-        self.found.get(key)
-    }
-}
-
-/// What is already known of a person's User on the target.
-pub(crate) enum Known {
-    /// Nothing: look it up.
-    Unknown,
-    /// Looked up: there is none.
-    Absent,
-    /// Looked up: this id.
-    Found(String),
-}
-
-/// People looked up on the target in one request.
-const LOOKUP_BATCH: usize = 20;
-
 /// What was sent to the target for one person, as it now stands.
 struct Linked {
     id: String,
@@ -196,47 +170,12 @@ impl Round {
             .db(move |s| s.person_list(&t, (!a.is_empty()).then_some(a.as_str()), BACKFILL_PAGE))
             .await
             .map_err(|_| store_fail())?;
-        // What each should be, and who is linked already; the others are
-        // looked up on the target a batch at a time, not one by one.
-        let mut wants = Vec::with_capacity(rows.len());
-        for row in &rows {
-            wants.push(self.desired(state, sub, row).await?);
-        }
-        let keys = rows
-            .iter()
-            .map(|r| r.external_id.as_str().to_owned())
-            .collect();
-        let found = links(state, sub, LinkKind::User, keys).await?;
-        let unlinked: Vec<&Desired> = wants
-            .iter()
-            .zip(&found)
-            .filter(|(w, l)| l.is_none() && w.active)
-            .map(|(w, _)| w)
-            .collect();
-        let known = self.look_up_many(sub, &unlinked).await?;
         let n = self.target.cfg.concurrency.clamp(1, 32) as usize;
         let mut refused = 0usize;
-        let work: Vec<_> = rows.iter().zip(wants).zip(found).collect();
-        for chunk in work.chunks(n) {
-            let results = futures::future::join_all(chunk.iter().map(|((row, want), link)| {
-                let hint = self
-                    .match_value(want)
-                    .map(|v| match known.get(&v) {
-                        Some(id) => Known::Found(id.clone()),
-                        None if known.complete => Known::Absent,
-                        None => Known::Unknown,
-                    })
-                    .unwrap_or(Known::Unknown);
-                self.apply(
-                    state,
-                    sub,
-                    row.external_id.as_str(),
-                    want,
-                    link.clone(),
-                    hint,
-                )
-            }))
-            .await;
+        for chunk in rows.chunks(n) {
+            let results =
+                futures::future::join_all(chunk.iter().map(|row| self.sync_row(state, sub, row)))
+                    .await;
             for r in results {
                 match r {
                     Ok(_) => {}
@@ -297,15 +236,8 @@ impl Round {
         .await?
         .pop()
         .flatten();
-        self.apply(
-            state,
-            sub,
-            row.external_id.as_str(),
-            &want,
-            link,
-            Known::Unknown,
-        )
-        .await
+        self.apply(state, sub, row.external_id.as_str(), &want, link)
+            .await
     }
 
     /// What the person should be, with their manager's id on the target.
@@ -342,7 +274,6 @@ impl Round {
         ext: &str,
         want: &Desired,
         link: Option<TargetLink>,
-        mut known: Known,
     ) -> Result<Option<u16>, Fail> {
         let cfg = &self.target.cfg;
         let mut status = None;
@@ -360,12 +291,7 @@ impl Round {
                 }
                 if look_up {
                     look_up = false;
-                    let found = match std::mem::replace(&mut known, Known::Unknown) {
-                        Known::Found(id) => Some(id),
-                        Known::Absent => None,
-                        Known::Unknown => self.look_up(sub, want).await?,
-                    };
-                    if let Some(id) = found {
+                    if let Some(id) = self.look_up(sub, want).await? {
                         let id = self.take_over(state, sub, ext, id).await?;
                         linked = Some(Linked { id, before: None });
                         continue;
@@ -662,84 +588,12 @@ impl Round {
         }
     }
 
-    /// The match attribute's name on the target.
-    pub(crate) fn match_attr(&self) -> &'static str {
-        match self.target.cfg.match_on {
-            ScimMatch::UserName => "userName",
-            ScimMatch::ExternalId => "externalId",
-        }
-    }
-
-    /// The person's match value as the target compares it: a userName
-    /// without case (RFC 7643 4.1.1), an externalId exactly.
-    pub(crate) fn match_key(&self, v: &str) -> String {
-        match self.target.cfg.match_on {
-            ScimMatch::UserName => v.to_lowercase(),
-            ScimMatch::ExternalId => v.to_owned(),
-        }
-    }
-
-    fn match_value(&self, want: &Desired) -> Option<String> {
-        want.attrs
-            .get(self.match_attr())
-            .and_then(Value::as_str)
-            .map(|v| self.match_key(v))
-    }
-
-    /// Looks up many people's Users at once, `LOOKUP_BATCH` to a request
-    /// (`userName eq "a" or userName eq "b" ...`). A target that refuses
-    /// `or` is asked one by one from then on (`complete: false`).
-    async fn look_up_many(&self, sub: &SubscriptionRow, wants: &[&Desired]) -> Result<Batch, Fail> {
-        let mut out = Batch {
-            found: HashMap::new(),
-            complete: false,
-        };
-        let shared = &self.target.shared;
-        if shared
-            .no_or_filter
-            .load(std::sync::atomic::Ordering::Relaxed)
-            || wants.is_empty()
-        {
-            return Ok(out);
-        }
-        let attr = self.match_attr();
-        let values: Vec<&str> = wants
-            .iter()
-            .filter_map(|w| w.attrs.get(attr).and_then(Value::as_str))
-            .collect();
-        for chunk in values.chunks(LOOKUP_BATCH) {
-            let filter: Vec<String> = chunk.iter().map(|v| eq_filter(attr, v)).collect();
-            match self
-                .target
-                .find_all(sub, "Users", &filter.join(" or "), chunk.len() * 2)
-                .await
-            {
-                Ok(users) => {
-                    for u in users {
-                        if let (Some(v), Some(id)) =
-                            (u.get(attr).and_then(Value::as_str), resource_id(&u))
-                        {
-                            out.found.insert(self.match_key(v), id);
-                        }
-                    }
-                }
-                Err(f) if !f.target => {
-                    shared
-                        .no_or_filter
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                    out.found.clear();
-                    return Ok(out);
-                }
-                Err(f) => return Err(f),
-            }
-        }
-        out.complete = true;
-        Ok(out)
-    }
-
     /// The target's id of the person's User, found by the match attribute.
     async fn look_up(&self, sub: &SubscriptionRow, want: &Desired) -> Result<Option<String>, Fail> {
-        let attr = self.match_attr();
+        let attr = match self.target.cfg.match_on {
+            ScimMatch::UserName => "userName",
+            ScimMatch::ExternalId => "externalId",
+        };
         let Some(value) = want.attrs.get(attr).and_then(Value::as_str) else {
             return Ok(None);
         };

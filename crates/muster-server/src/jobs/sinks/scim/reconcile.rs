@@ -10,7 +10,9 @@ use super::{forget_link, links, put_link, Round};
 use crate::auth::Caller;
 use crate::base::error::{ApiError, ApiResult};
 use crate::base::state::AppState;
-use muster_proto::{ErrorCode, ReconcileChange, ReconcileReport, ScimExtraUsers, SubscriptionKind};
+use muster_proto::{
+    ErrorCode, ReconcileChange, ReconcileReport, ScimExtraUsers, ScimMatch, SubscriptionKind,
+};
 use muster_store::{LinkKind, SubscriptionRow};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -163,9 +165,16 @@ async fn run(
     let users = read_all(round, sub, "Users", "").await?;
     report.target_users = users.len() as u64;
     let by_id: HashMap<&str, &Value> = users.iter().filter_map(|u| Some((id_of(u)?, u))).collect();
-    // The match attribute's values, as the target compares them.
-    let match_key = |v: &str| round.match_key(v);
-    let match_attr = round.match_attr();
+    // The match attribute's values, as the target compares them (userName
+    // without case, RFC 7643 4.1.1; externalId exactly).
+    let match_key = |v: &str| match round.target().cfg.match_on {
+        ScimMatch::UserName => v.to_lowercase(),
+        ScimMatch::ExternalId => v.to_owned(),
+    };
+    let match_attr = match round.target().cfg.match_on {
+        ScimMatch::UserName => "userName",
+        ScimMatch::ExternalId => "externalId",
+    };
     let by_match: HashMap<String, &str> = users
         .iter()
         .filter_map(|u| Some((match_key(u.get(match_attr)?.as_str()?), id_of(u)?)))
@@ -295,9 +304,7 @@ async fn run(
                     .await?
                     .pop()
                     .flatten();
-                round
-                    .apply(state, sub, &ext, &want, current, super::Known::Unknown)
-                    .await?;
+                round.apply(state, sub, &ext, &want, current).await?;
                 links(state, sub, LinkKind::User, vec![ext.clone()]).await
             }
             .await;
