@@ -20,12 +20,8 @@ cd "$(dirname "$0")/.."
 ROWS=${ROWS:-1000000}
 BACKLOG=${BACKLOG:-20000}
 LATENCY_N=${LATENCY_N:-200}
-PROFILE=${PROFILE:-release}
-target=${CARGO_TARGET_DIR:-$PWD/target}
-if [ "$PROFILE" = dev ]; then BIN=${BIN:-$target/debug}; else BIN=${BIN:-$target/$PROFILE}; fi
-cargo build --profile "$PROFILE" -q -p muster -p muster-gen
-cargo build --profile "$PROFILE" -q -p muster-server --example webhook_receiver
 source bench/lib.sh
+bench_build -p muster-server --example webhook_receiver
 work=$(mktemp -d)
 rx_pid=""
 trap '[ -n "$rx_pid" ] && kill "$rx_pid" 2>/dev/null; bench_cleanup; rm -rf "$work"' EXIT

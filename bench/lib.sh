@@ -10,7 +10,22 @@
 #                         the import succeeded with counts.FIELD >= MIN
 #   bench_cert DIR        a self-signed P-256 certificate for 127.0.0.1 in
 #                         DIR (chain.pem, key.pem 0600), for [tls]
+#   bench_build [ARGS...] build `muster` and `muster-gen` (and, with ARGS,
+#                         what those cargo arguments name) in $PROFILE
+#                         (release by default; dev for a quick check), and
+#                         point BIN at them unless BIN was given
+bench_bin_given=${BIN:-}
 BIN=${BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release}
+
+bench_build() {
+  PROFILE=${PROFILE:-release}
+  local target=${CARGO_TARGET_DIR:-$PWD/target}
+  if [ -z "$bench_bin_given" ]; then
+    if [ "$PROFILE" = dev ]; then BIN=$target/debug; else BIN=$target/$PROFILE; fi
+  fi
+  cargo build --profile "$PROFILE" -q -p muster -p muster-gen
+  if [ $# -gt 0 ]; then cargo build --profile "$PROFILE" -q "$@"; fi
+}
 pid=""
 bench_cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; }
 

@@ -22,12 +22,8 @@ BACKLOG=${BACKLOG:-20000}
 ROUNDS=${ROUNDS:-3}
 WINDOW=${WINDOW:-64}
 NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
-PROFILE=${PROFILE:-release}
-target=${CARGO_TARGET_DIR:-$PWD/target}
-if [ "$PROFILE" = dev ]; then BIN=${BIN:-$target/debug}; else BIN=${BIN:-$target/$PROFILE}; fi
-cargo build --profile "$PROFILE" -q -p muster -p muster-gen
-cargo build --profile "$PROFILE" -q -p muster-server --example nats_stream
 source bench/lib.sh
+bench_build -p muster-server --example nats_stream
 work=$(mktemp -d)
 stream=MUSTER_BENCH_$$
 trap '"$BIN/examples/nats_stream" delete "$NATS_URL" "$stream" || true; bench_cleanup; rm -rf "$work"' EXIT

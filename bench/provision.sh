@@ -21,13 +21,10 @@ cd "$(dirname "$0")/.."
 ROWS=${ROWS:-2000}
 ROUNDS=${ROUNDS:-3}
 CONCURRENCY=${CONCURRENCY:-4}
-PROFILE=${PROFILE:-release}
-target=${CARGO_TARGET_DIR:-$PWD/target}
-if [ "$PROFILE" = dev ]; then BIN=${BIN:-$target/debug}; else BIN=${BIN:-$target/$PROFILE}; fi
-cargo build --profile "$PROFILE" -q -p muster -p muster-gen
+source bench/lib.sh
+bench_build
 scripts/install-test-tools >/dev/null
 venv=.tools/venv
-source bench/lib.sh
 work=$(mktemp -d)
 peer=""
 stop_peer() { [ -n "$peer" ] && kill "$peer" 2>/dev/null; wait "$peer" 2>/dev/null || true; peer=""; }
