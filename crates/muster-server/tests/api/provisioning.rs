@@ -895,3 +895,51 @@ async fn a_rehire_takes_over_the_leavers_user_but_an_active_persons_user_is_neve
     assert_eq!(u["name"]["givenName"], "Name4");
     assert_eq!(users.len(), 6);
 }
+
+#[tokio::test]
+async fn a_manager_is_provisioned_ahead_of_their_reports_so_each_user_names_them() {
+    let Some(peer) = ScimPeer::start("provisioning::a_manager_ahead").await else {
+        return;
+    };
+    let app = app("1s").await;
+    let (_, t) = app.hr_setup().await;
+    app.import_csv(&t, &staff(9, &[])).await;
+    // E0002 reports to E0009, who reports to E0008: both come later in
+    // the backfill's order.
+    app.put_person(&t, "E0008", json!({"attributes": {}})).await;
+    app.put_person(
+        &t,
+        "E0009",
+        json!({"attributes": {"manager_external_id": "E0008"}}),
+    )
+    .await;
+    app.put_person(
+        &t,
+        "E0002",
+        json!({"attributes": {"manager_external_id": "E0009"}}),
+    )
+    .await;
+    subscribe(
+        &app,
+        &peer.base(),
+        json!({"groups": false, "concurrency": 1}),
+    )
+    .await;
+    converge(&app, &peer, chrono::Duration::seconds(1)).await;
+    let users = peer.all("Users").await;
+    let id = |name: &str| {
+        users
+            .iter()
+            .find(|u| u["userName"] == name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .clone()
+    };
+    let (e2, e8, e9) = (
+        id("name2@example.com"),
+        id("name8@example.com"),
+        id("name9@example.com"),
+    );
+    assert_eq!(e2[ENT]["manager"]["value"], e9["id"], "{e2}");
+    assert_eq!(e9[ENT]["manager"]["value"], e8["id"], "{e9}");
+    assert!(e8[ENT].get("manager").is_none(), "{e8}");
+}

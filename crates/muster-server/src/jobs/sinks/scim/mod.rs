@@ -37,6 +37,10 @@ const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// Events looked at ahead for people to sync at the same time.
 const WINDOW: usize = 64;
 
+/// Managers provisioned ahead of their reports, at most this many
+/// levels up at once.
+const MANAGER_DEPTH: usize = 8;
+
 /// People provisioned per backfill step.
 const BACKFILL_PAGE: u32 = 50;
 
@@ -247,21 +251,88 @@ impl Round {
         sub: &SubscriptionRow,
         row: &PersonRow,
     ) -> Result<Desired, Fail> {
-        let manager = row
-            .state
-            .attrs
-            .get(muster_core::schema::MANAGER)
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let manager_id = match manager {
-            Some(m) if self.plan.reads("manager") => links(state, sub, LinkKind::User, vec![m])
-                .await?
-                .pop()
-                .flatten()
-                .map(|l| l.target_id),
-            _ => None,
+        self.desired_at(state, sub, row, 0).await
+    }
+
+    /// [`Self::desired`]; a manager not on the target yet is provisioned
+    /// first (up to [`MANAGER_DEPTH`] levels up), so that the User names
+    /// them from the start.
+    fn desired_at<'a>(
+        &'a self,
+        state: &'a AppState,
+        sub: &'a SubscriptionRow,
+        row: &'a PersonRow,
+        depth: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Desired, Fail>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let manager = row
+                .state
+                .attrs
+                .get(muster_core::schema::MANAGER)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
+            let manager_id = match manager {
+                Some(m) if self.plan.reads("manager") && m != row.external_id.as_str() => {
+                    let link = links(state, sub, LinkKind::User, vec![m.clone()])
+                        .await?
+                        .pop()
+                        .flatten();
+                    match link {
+                        Some(l) => Some(l.target_id),
+                        None if depth < MANAGER_DEPTH => {
+                            self.provision_manager(state, sub, &m, depth).await?
+                        }
+                        None => None,
+                    }
+                }
+                _ => None,
+            };
+            Ok(Desired::of(&self.plan, row, manager_id.as_deref()))
+        })
+    }
+
+    /// Provisions a person's manager `m` ahead of them when the manager
+    /// belongs on the target; their id there, if they are. A refusal of
+    /// the manager leaves the person without one rather than held back.
+    async fn provision_manager(
+        &self,
+        state: &AppState,
+        sub: &SubscriptionRow,
+        m: &str,
+        depth: usize,
+    ) -> Result<Option<String>, Fail> {
+        let Ok(ext) = ExternalId::parse(m) else {
+            return Ok(None);
         };
-        Ok(Desired::of(&self.plan, row, manager_id.as_deref()))
+        let t = sub.tenant.clone();
+        let row = state
+            .db(move |s| match s.person_get(&t, &ext) {
+                Ok(r) => Ok(Some(r)),
+                Err(muster_store::StoreError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .await
+            .map_err(|_| store_fail())?;
+        let Some(row) = row else { return Ok(None) };
+        let want = self.desired_at(state, sub, &row, depth + 1).await?;
+        if !want.active {
+            return Ok(None);
+        }
+        let link = links(state, sub, LinkKind::User, vec![m.to_owned()])
+            .await?
+            .pop()
+            .flatten();
+        match self.apply(state, sub, m, &want, link).await {
+            Ok(_) => {}
+            Err(f) if f.target => return Err(f),
+            Err(_) => return Ok(None),
+        }
+        Ok(links(state, sub, LinkKind::User, vec![m.to_owned()])
+            .await?
+            .pop()
+            .flatten()
+            .map(|l| l.target_id))
     }
 
     /// Takes the person's User from `link` (what was last sent, `None`:
