@@ -1049,9 +1049,18 @@ pub struct ReconcileReport {
     /// Whether `extra` were deactivated.
     pub extra_deactivated: bool,
     /// People that could not be fixed, with why (no values).
-    pub failed: Vec<ReconcileChange>,
+    pub failed: Vec<ReconcileFailure>,
 }
 
+/// A person a reconcile could not fix.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ReconcileFailure {
+    pub external_id: String,
+    /// What the target answered (a status and SCIM error type, no value).
+    pub error: String,
+}
+
+/// A person whose User differed, and the SCIM paths that did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct ReconcileChange {
     pub external_id: String,

@@ -337,7 +337,7 @@ fn print_report(r: &ReconcileReport, json: bool) {
     );
     println!("failed: {}", r.failed.len());
     for f in &r.failed {
-        println!("  {}: {}", f.external_id, f.paths.join(", "));
+        println!("  {}: {}", f.external_id, f.error);
     }
 }
 

@@ -103,7 +103,10 @@ fn info(s: &SubscriptionRow) -> SubscriptionInfo {
             SubscriptionKind::Nats => Some(NatsTarget::of(s).subject_prefix),
             _ => None,
         },
-        scim: (s.kind == SubscriptionKind::Scim).then(|| crate::jobs::sinks::scim::settings(s)),
+        scim: match s.kind {
+            SubscriptionKind::Scim => crate::jobs::sinks::scim::settings(s).ok(),
+            _ => None,
+        },
         provisioning: (s.kind == SubscriptionKind::Scim).then(|| {
             let q = s.progress.sink.quarantine.as_ref();
             muster_proto::ProvisioningState {

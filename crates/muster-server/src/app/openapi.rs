@@ -93,6 +93,7 @@ use utoipa::OpenApi;
         muster_proto::ProvisioningState,
         muster_proto::ReconcileReport,
         muster_proto::ReconcileChange,
+        muster_proto::ReconcileFailure,
         muster_proto::EffectiveDatesRun,
     ))
 )]

@@ -422,7 +422,10 @@ pub(crate) async fn update(
         SubscriptionKind::Webhook => {}
         SubscriptionKind::Scim => {
             if patch.scim.is_some() || patch.scim_secret.is_some() || patch.attributes.is_some() {
-                let t = patch.scim.clone().unwrap_or_else(|| scim::settings(&row));
+                let t = match patch.scim.clone() {
+                    Some(t) => t,
+                    None => scim::settings(&row).map_err(invalid)?,
+                };
                 let secret = match patch.scim_secret.clone() {
                     Some(s) => s,
                     None => scim::client::secret(state, &row).map_err(|_| {

@@ -44,9 +44,12 @@ const MANAGER_DEPTH: usize = 8;
 /// People provisioned per backfill step.
 const BACKFILL_PAGE: u32 = 50;
 
-/// A target's settings as stored (the defaults where it has none).
-pub(crate) fn settings(sub: &SubscriptionRow) -> ScimTarget {
-    serde_json::from_value(sub.target.clone()).unwrap_or_default()
+/// A target's settings as stored (the defaults where it has none); an
+/// error rather than defaults when they do not parse (a newer build's),
+/// so that a target is never sent to with settings it was not given.
+pub(crate) fn settings(sub: &SubscriptionRow) -> Result<ScimTarget, String> {
+    serde_json::from_value(sub.target.clone())
+        .map_err(|_| "the stored SCIM settings do not parse".to_owned())
 }
 
 /// What the rounds of each subscription share (see [`Shared`]), made
@@ -67,7 +70,7 @@ impl Targets {
         state: &AppState,
         sub: &SubscriptionRow,
     ) -> Result<Round, String> {
-        let cfg = settings(sub);
+        let cfg = settings(sub)?;
         let print = super::fingerprint(sub);
         let shared = {
             let mut open = self.open.lock().await;

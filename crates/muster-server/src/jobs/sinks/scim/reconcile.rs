@@ -11,7 +11,8 @@ use crate::auth::Caller;
 use crate::base::error::{ApiError, ApiResult};
 use crate::base::state::AppState;
 use muster_proto::{
-    ErrorCode, ReconcileChange, ReconcileReport, ScimExtraUsers, ScimMatch, SubscriptionKind,
+    ErrorCode, ReconcileChange, ReconcileFailure, ReconcileReport, ScimExtraUsers, ScimMatch,
+    SubscriptionKind,
 };
 use muster_store::{LinkKind, SubscriptionRow};
 use reqwest::Method;
@@ -45,7 +46,7 @@ pub(crate) async fn reconcile(
         )));
     }
     let http = crate::jobs::delivery::http_client(state).map_err(refused)?;
-    let cfg = super::settings(&row);
+    let cfg = super::settings(&row).map_err(refused)?;
     let shared = std::sync::Arc::new(super::client::Shared::new(
         crate::jobs::sinks::fingerprint(&row),
         cfg.concurrency,
@@ -320,9 +321,9 @@ async fn run(
                         }
                     }
                 }
-                Err(f) => report.failed.push(ReconcileChange {
+                Err(f) => report.failed.push(ReconcileFailure {
                     external_id: ext.clone(),
-                    paths: vec![f.error],
+                    error: f.error,
                 }),
             }
         }
