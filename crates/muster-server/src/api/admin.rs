@@ -5,13 +5,14 @@ use crate::auth::Caller;
 use crate::base::error::{ApiError, ApiResult};
 use crate::base::state::AppState;
 use crate::http::json::JsonBody;
+use crate::http::json::QueryParams;
 use crate::ops::clients::{self, ClientInput};
 use crate::ops::input::{
     read_policy_info, CheckedReadPolicy, CheckedWritePolicy, ClientId, ClientRole, MappingName,
     Overlap, TokenTtl,
 };
 use crate::ops::{mappings, own_client, require_operator, tenants};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use muster_core::mapping::{MappingDoc, MappingFormat};
@@ -297,7 +298,7 @@ pub async fn mapping_get(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    Query(q): Query<VersionQuery>,
+    QueryParams(q): QueryParams<VersionQuery>,
 ) -> ApiResult<Json<MappingInfo>> {
     let t = caller.principal.tenant.clone();
     let row = state

@@ -3,7 +3,8 @@ use crate::api::page_limit;
 use crate::auth::Caller;
 use crate::base::error::ApiResult;
 use crate::base::state::AppState;
-use axum::extract::{Query, State};
+use crate::http::json::QueryParams;
+use axum::extract::State;
 use axum::Json;
 use muster_core::audit::{ChainBreak, ChainVerifier};
 use muster_core::policy::Permission;
@@ -39,7 +40,7 @@ fn entry_info(r: AuditRow) -> AuditEntryInfo {
 pub async fn audit_list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<AuditQuery>,
+    QueryParams(q): QueryParams<AuditQuery>,
 ) -> ApiResult<Json<Page<AuditEntryInfo>>> {
     caller.require(Permission::AuditRead)?;
     let limit = page_limit(q.limit)?;

@@ -4,7 +4,8 @@ use crate::auth::Caller;
 use crate::base::error::{ApiError, ApiResult};
 use crate::base::state::AppState;
 use crate::http::json::JsonBody;
-use axum::extract::{Path, Query, State};
+use crate::http::json::QueryParams;
+use axum::extract::{Path, State};
 use axum::Json;
 use muster_core::policy::{Permission, ReadPolicy};
 use muster_core::ExternalId;
@@ -104,7 +105,7 @@ pub struct ListQuery {
 pub async fn person_list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> ApiResult<Json<Page<PersonInfo>>> {
     caller.require(Permission::PeopleRead)?;
     let limit = crate::api::page_limit(q.limit)?;

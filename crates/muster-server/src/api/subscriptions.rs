@@ -6,10 +6,11 @@ use crate::auth::Caller;
 use crate::base::error::{ApiError, ApiResult};
 use crate::base::state::AppState;
 use crate::http::json::JsonBody;
+use crate::http::json::QueryParams;
 use crate::jobs::sinks::nats::NatsTarget;
 use crate::ops::input::Overlap;
 use crate::ops::subscriptions::{self, load};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use muster_core::policy::Permission;
@@ -38,7 +39,7 @@ pub struct ChangesQuery {
 pub async fn changes_list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<ChangesQuery>,
+    QueryParams(q): QueryParams<ChangesQuery>,
 ) -> ApiResult<Json<ChangesPage>> {
     caller.require(Permission::PeopleRead)?;
     let limit = page_limit(q.limit)?;
@@ -170,7 +171,7 @@ pub async fn subscription_deliveries(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<DeliveriesQuery>,
+    QueryParams(q): QueryParams<DeliveriesQuery>,
 ) -> ApiResult<Json<Page<DeliveryInfo>>> {
     let row = load(&state, &caller, id).await?;
     let limit = page_limit(q.limit)?;
@@ -261,7 +262,7 @@ pub async fn subscription_reconcile(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<ReconcileQuery>,
+    QueryParams(q): QueryParams<ReconcileQuery>,
 ) -> ApiResult<Json<muster_proto::ReconcileReport>> {
     Ok(Json(
         crate::jobs::sinks::scim::reconcile::reconcile(&state, &caller, id, q.dry_run).await?,

@@ -45,3 +45,34 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         Ok(JsonBody(value))
     }
 }
+
+/// Query parameters read into `T`. A parameter that does not parse, or
+/// one `T` does not know, is a `400 invalid_parameter` problem (RFC 9457)
+/// naming the parameter, where axum's own extractor answers in plain
+/// text. The message is serde's, which names the field and the expected
+/// form, never the value.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(q.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(QueryParams)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let why = e.into_inner().to_string();
+                let detail = if path == "." {
+                    format!("the query: {why}")
+                } else {
+                    format!("the query parameter '{path}': {why}")
+                };
+                ApiError::bad_request(ErrorCode::InvalidParameter, detail)
+            })
+    }
+}

@@ -194,3 +194,56 @@ async fn the_openapi_document_covers_every_route() {
         );
     }
 }
+
+#[tokio::test]
+async fn query_parameters_that_do_not_parse_are_problems_naming_the_parameter() {
+    let app = crate::webhooks::app().await;
+    let r = app
+        .admin_post(
+            "/api/v1/subscriptions",
+            json!({"url": "http://127.0.0.1:9/h", "attributes": ["*"]}),
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    let sub = v["subscription"]["id"].as_str().unwrap().to_owned();
+    for (path, names) in [
+        ("/api/v1/people?limit=lots".to_owned(), "limit"),
+        ("/api/v1/audit?after=yesterday".to_owned(), "after"),
+        (
+            format!("/api/v1/subscriptions/{sub}/deliveries?limit=-1"),
+            "limit",
+        ),
+        (
+            format!("/api/v1/subscriptions/{sub}/deliveries?since=1"),
+            "since",
+        ),
+        ("/api/v1/changes?wait=forever".to_owned(), "wait"),
+    ] {
+        let r = app.get_as(&app.admin_token, &path).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(
+            r.headers()["content-type"].to_str().unwrap(),
+            "application/problem+json",
+            "{path}"
+        );
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "invalid_parameter", "{path}: {v}");
+        let detail = v["detail"].as_str().unwrap();
+        assert!(detail.contains(names), "{path}: {detail}");
+        for value in ["lots", "yesterday", "forever"] {
+            assert!(
+                !detail.contains(value),
+                "the value is not repeated: {detail}"
+            );
+        }
+    }
+    let r = app
+        .admin_post(
+            &format!("/api/v1/subscriptions/{sub}/reconcile?dry_run=maybe"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["detail"].as_str().unwrap().contains("dry_run"), "{v}");
+}
