@@ -556,15 +556,20 @@ impl Desired {
                 out.push(key.clone());
             }
         }
-        let active = match user.get("active") {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => !s.eq_ignore_ascii_case("false"),
-            _ => true,
-        };
-        if active != self.active {
+        if is_active(user) != self.active {
             out.push("active".into());
         }
         out
+    }
+}
+
+/// Whether a User read from a target is active: a boolean, or the text
+/// some targets send (`"False"`); absent means active (RFC 7643 4.1.1).
+pub(crate) fn is_active(user: &Value) -> bool {
+    match user.get("active") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => !s.eq_ignore_ascii_case("false"),
+        _ => true,
     }
 }
 

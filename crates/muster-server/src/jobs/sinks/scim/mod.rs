@@ -209,19 +209,7 @@ impl Round {
         sub: &SubscriptionRow,
         who: &str,
     ) -> Result<Option<u16>, Fail> {
-        let Ok(ext) = ExternalId::parse(who) else {
-            return Ok(None);
-        };
-        let t = sub.tenant.clone();
-        let row = state
-            .db(move |s| match s.person_get(&t, &ext) {
-                Ok(r) => Ok(Some(r)),
-                Err(muster_store::StoreError::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
-            })
-            .await
-            .map_err(|_| store_fail())?;
-        match row {
+        match person(state, sub, who).await? {
             Some(row) => self.sync_row(state, sub, &row).await,
             None => Ok(None),
         }
@@ -305,19 +293,9 @@ impl Round {
         m: &str,
         depth: usize,
     ) -> Result<Option<String>, Fail> {
-        let Ok(ext) = ExternalId::parse(m) else {
+        let Some(row) = person(state, sub, m).await? else {
             return Ok(None);
         };
-        let t = sub.tenant.clone();
-        let row = state
-            .db(move |s| match s.person_get(&t, &ext) {
-                Ok(r) => Ok(Some(r)),
-                Err(muster_store::StoreError::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
-            })
-            .await
-            .map_err(|_| store_fail())?;
-        let Some(row) = row else { return Ok(None) };
         let want = self.desired_at(state, sub, &row, depth + 1).await?;
         if !want.active {
             return Ok(None);
@@ -696,6 +674,26 @@ fn url_allowed(state: &AppState, url: &str) -> Result<(), String> {
     crate::http::outbound::Rule::webhooks(&state.config)
         .check_url(&u)
         .map_err(|why| format!("refused: {why}"))
+}
+
+/// The person `who` of the subscription's tenant, if there is one.
+async fn person(
+    state: &AppState,
+    sub: &SubscriptionRow,
+    who: &str,
+) -> Result<Option<PersonRow>, Fail> {
+    let Ok(ext) = ExternalId::parse(who) else {
+        return Ok(None);
+    };
+    let t = sub.tenant.clone();
+    state
+        .db(move |s| match s.person_get(&t, &ext) {
+            Ok(r) => Ok(Some(r)),
+            Err(muster_store::StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await
+        .map_err(|_| store_fail())
 }
 
 fn resource_id(body: &Value) -> Option<String> {

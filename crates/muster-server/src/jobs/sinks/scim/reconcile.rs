@@ -5,7 +5,7 @@
 //! people who should be inactive but are not, memberships of the Groups
 //! Muster manages, and Users no person is linked to (deactivated only
 //! when the target's settings say so).
-use super::map::{Desired, TargetPath};
+use super::map::{is_active, Desired, TargetPath};
 use super::{forget_link, links, put_link, Round};
 use crate::auth::Caller;
 use crate::base::error::{ApiError, ApiResult};
@@ -126,14 +126,6 @@ async fn read_all(
 
 fn id_of(v: &Value) -> Option<&str> {
     v.get("id").and_then(Value::as_str)
-}
-
-fn is_active(user: &Value) -> bool {
-    match user.get("active") {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => !s.eq_ignore_ascii_case("false"),
-        _ => true,
-    }
 }
 
 /// What the target holds for `user` at the mapped paths, as a [`Desired`]
@@ -261,27 +253,22 @@ async fn run(
                     Some(None)
                 }
             };
-            if dry_run {
-                if let Some(l) = &link {
-                    for g in &want.groups {
-                        members
-                            .entry(g.clone())
-                            .or_default()
-                            .insert(l.target_id.clone());
-                    }
+            let mut member_of = |target_id: &str| {
+                for g in &want.groups {
+                    members
+                        .entry(g.clone())
+                        .or_default()
+                        .insert(target_id.to_owned());
                 }
-                continue;
-            }
-            let Some(before) = fix else {
-                if let Some(l) = &link {
-                    for g in &want.groups {
-                        members
-                            .entry(g.clone())
-                            .or_default()
-                            .insert(l.target_id.clone());
+            };
+            let before = match fix {
+                Some(before) if !dry_run => before,
+                _ => {
+                    if let Some(l) = &link {
+                        member_of(&l.target_id);
                     }
+                    continue;
                 }
-                continue;
             };
             // Repaired through the same steps as an event: from what the
             // target holds (or, unlinked or gone, from nothing).
@@ -313,12 +300,7 @@ async fn run(
                 Ok(now) => {
                     if let Some(Some(l)) = now.first() {
                         seen.insert(l.target_id.clone());
-                        for g in &want.groups {
-                            members
-                                .entry(g.clone())
-                                .or_default()
-                                .insert(l.target_id.clone());
-                        }
+                        member_of(&l.target_id);
                     }
                 }
                 Err(f) => report.failed.push(ReconcileFailure {
